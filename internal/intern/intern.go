@@ -1,0 +1,76 @@
+// Package intern maps byte-slice keys to long-lived values without allocating
+// on lookups: a copy-on-write map behind an atomic pointer, read lock-free,
+// written rarely (once per new key) and bounded in size.
+//
+// It is how the proxy turns a function name parsed from a request's bytes
+// into the interned string and per-function state it keeps, at the cost of
+// one atomic load and one map lookup per request.
+//
+// Usage:
+//
+//	t := intern.New(1000, func(name string) *State { return &State{Name: name} }, overflow)
+//	st := t.Get(nameBytes)
+package intern
+
+import (
+	"sync"
+	"sync/atomic"
+)
+
+// Table is a bounded, append-only map from names to values.
+type Table[V any] struct {
+	m        atomic.Pointer[map[string]V]
+	mu       sync.Mutex // serialises writers
+	max      int
+	make     func(name string) V
+	overflow V
+}
+
+// New returns a table of at most max entries; make builds the value of a new
+// name, and overflow is returned for every name once the table is full.
+func New[V any](max int, make func(name string) V, overflow V) *Table[V] {
+	t := &Table[V]{max: max, make: make, overflow: overflow}
+	m := map[string]V{}
+	t.m.Store(&m)
+	return t
+}
+
+// Get returns the value for name, creating it if the table has room.
+// Hot-path cost when name is known: one atomic load and one map lookup.
+func (t *Table[V]) Get(name []byte) V {
+	if v, ok := (*t.m.Load())[string(name)]; ok {
+		return v
+	}
+	return t.add(name)
+}
+
+func (t *Table[V]) add(name []byte) V {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	old := *t.m.Load()
+	if v, ok := old[string(name)]; ok {
+		return v
+	}
+	if len(old) >= t.max {
+		return t.overflow
+	}
+	next := make(map[string]V, len(old)+1)
+	for k, v := range old {
+		next[k] = v
+	}
+	s := string(name)
+	v := t.make(s)
+	next[s] = v
+	t.m.Store(&next)
+	return v
+}
+
+// Len reports how many names the table holds.
+func (t *Table[V]) Len() int { return len(*t.m.Load()) }
+
+// Range calls fn for every entry, in no particular order.
+func (t *Table[V]) Range(fn func(name string, v V)) {
+	for k, v := range *t.m.Load() {
+		fn(k, v)
+	}
+}

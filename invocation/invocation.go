@@ -1,0 +1,76 @@
+package invocation
+
+import (
+	"sync"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// Platform is the invoke API a request arrived in, which is also the one the
+// configured backend speaks.
+type Platform uint8
+
+// The platforms sequoia speaks.
+const (
+	HTTP Platform = iota // plain HTTP or Knative functions, routed by Host or path
+	OpenWhisk
+	Lambda
+)
+
+var platformNames = [...]string{HTTP: "http", OpenWhisk: "openwhisk", Lambda: "lambda"}
+
+// String returns the platform's configuration name.
+func (p Platform) String() string {
+	if int(p) < len(platformNames) {
+		return platformNames[p]
+	}
+	return "unknown"
+}
+
+// ParsePlatform maps a configuration name to a Platform.
+func ParsePlatform(s string) (Platform, bool) {
+	for i, n := range platformNames {
+		if n == s {
+			return Platform(i), true
+		}
+	}
+	return 0, false
+}
+
+// Invocation is one function invocation on its way through sequoia.
+//
+// Strings in it are interned by the stage that sets them (the proxy interns
+// function and tenant names), so filling one allocates nothing per request.
+type Invocation struct {
+	// Function names the function in the platform's own terms:
+	// "ns/[pkg/]action" for OpenWhisk, the function name for Lambda, the
+	// service for HTTP/Knative.
+	Function string
+	// Tenant is who the invocation is billed to: the OpenWhisk namespace,
+	// the Knative namespace, or "" when the platform has no such notion.
+	Tenant string
+	// Qualifier is Lambda's version or alias, "" when absent.
+	Qualifier string
+	Platform  Platform
+
+	// Arrival is when the proxy received the request.
+	Arrival time.Time
+
+	// Req and Resp are the platform request as received and the response
+	// to return. They belong to the inbound server and must not be kept
+	// after the handler that owns them returns.
+	Req  *fasthttp.Request
+	Resp *fasthttp.Response
+}
+
+var pool = sync.Pool{New: func() any { return new(Invocation) }}
+
+// Get returns a zeroed Invocation from a pool.
+func Get() *Invocation { return pool.Get().(*Invocation) }
+
+// Put clears inv and returns it to the pool. inv must not be used afterwards.
+func Put(inv *Invocation) {
+	*inv = Invocation{}
+	pool.Put(inv)
+}

@@ -1,0 +1,25 @@
+// Package proxy owns the inbound side: the fasthttp data-port server that
+// speaks each platform's own invoke API, and the admin-port server.
+//
+// Organisation:
+//
+//   - route.go parses a request target into a route: an invocation (its
+//     function, tenant and qualifier in the platform's own terms) or a
+//     control call of the platform's API that is passed through without
+//     queueing. Parsing works on the request's bytes and a scratch buffer:
+//     no allocation.
+//   - proxy.go is the handler: check the target (origin-form only, so the
+//     proxy is never an open relay), parse, fill a pooled Invocation, hand
+//     it to the Scheduler with the request as qos.Watcher, and answer.
+//   - watch_linux.go notices a client that closes its connection while its
+//     invocation is queued (fasthttp does not say), without reading from it.
+//   - errors.go holds sequoia's own answers, rendered once at start-up.
+//   - admin.go serves /metrics, /healthz, /readyz and /sequoia/v1/status.
+//
+// Usage:
+//
+//	p := proxy.New(proxy.Config{Platform: invocation.OpenWhisk, MaxBodyBytes: 6 << 20},
+//		scheduler, upstreamClient, metrics, logger)
+//	go p.Serve(ln)
+//	defer p.Shutdown(ctx)
+package proxy

@@ -1,0 +1,89 @@
+package proxy
+
+import (
+	"strconv"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/sequoia-qos/sequoia/invocation"
+)
+
+// apiError is an answer sequoia gives itself. Its body is rendered once,
+// when the error is declared, so writing it allocates nothing.
+type apiError struct {
+	status     int
+	code       string
+	message    string
+	retryAfter int // seconds; 0 for none
+}
+
+func (e *apiError) Error() string { return e.message }
+
+// body renders the error as JSON in the shape OpenWhisk uses for its own
+// errors ({"error": message, "code": ...}), which generic clients read too.
+func (e *apiError) body() []byte {
+	return []byte(`{"error":` + strconv.Quote(e.message) + `,"code":` + strconv.Quote(e.code) + `}`)
+}
+
+type renderedError struct {
+	status     int
+	body       []byte
+	retryAfter []byte
+}
+
+var rendered = map[*apiError]renderedError{}
+
+func render(e *apiError) *apiError {
+	r := renderedError{status: e.status, body: e.body()}
+	if e.retryAfter > 0 {
+		r.retryAfter = []byte(strconv.Itoa(e.retryAfter))
+	}
+	rendered[e] = r
+	return e
+}
+
+var (
+	errQueueFull = render(&apiError{fasthttp.StatusTooManyRequests, "queue_full",
+		"sequoia: the invocation queue is full, retry later", 1})
+	errQueueTimeout = render(&apiError{fasthttp.StatusServiceUnavailable, "queue_timeout",
+		"sequoia: no worker slot became free within SEQUOIA_QUEUE_TIMEOUT, retry later", 1})
+	errUpstreamTimeout = render(&apiError{fasthttp.StatusGatewayTimeout, "platform_timeout",
+		"sequoia: the platform did not answer within SEQUOIA_BACKEND_TIMEOUT", 0})
+	errUpstreamUnreachable = render(&apiError{fasthttp.StatusBadGateway, "platform_unreachable",
+		"sequoia: the platform could not be reached", 0})
+	errBadTarget = render(&apiError{fasthttp.StatusBadRequest, "bad_request",
+		"sequoia: only origin-form request targets (/path) are accepted; sequoia forwards only to its configured backend", 0})
+	errNoAPI = render(&apiError{fasthttp.StatusNotFound, "not_found",
+		"sequoia: no such sequoia API endpoint", 0})
+	notFoundErrors = map[invocation.Platform]*apiError{
+		invocation.OpenWhisk: render(&apiError{fasthttp.StatusNotFound, "not_found",
+			"sequoia: not an OpenWhisk invoke path; accepted: POST /api/v1/namespaces/{ns}/actions/[{pkg}/]{action}, /api/v1/web/{ns}/{pkg}/{action}[.ext], other /api/v1/ calls are passed through", 0}),
+		invocation.Lambda: render(&apiError{fasthttp.StatusNotFound, "not_found",
+			"sequoia: not a Lambda invoke path; accepted: POST /2015-03-31/functions/{name-or-arn}/invocations, other /YYYY-MM-DD/ API calls are passed through", 0}),
+		invocation.HTTP: render(&apiError{fasthttp.StatusNotFound, "not_found",
+			"sequoia: no function named; accepted: Host {service}.{namespace}.{domain} or path /{function}/...", 0}),
+	}
+)
+
+var (
+	contentTypeJSON = []byte("application/json")
+	headerRetry     = []byte(fasthttp.HeaderRetryAfter)
+)
+
+// writeError replaces the response with e.
+func (p *Proxy) writeError(ctx *fasthttp.RequestCtx, e *apiError) {
+	r, ok := rendered[e]
+	if !ok {
+		r = renderedError{status: e.status, body: e.body()}
+		if e.retryAfter > 0 {
+			r.retryAfter = []byte(strconv.Itoa(e.retryAfter))
+		}
+	}
+	ctx.Response.Reset()
+	ctx.Response.SetStatusCode(r.status)
+	ctx.Response.Header.SetContentTypeBytes(contentTypeJSON)
+	if r.retryAfter != nil {
+		ctx.Response.Header.SetCanonical(headerRetry, r.retryAfter)
+	}
+	ctx.Response.SetBody(r.body)
+}

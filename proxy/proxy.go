@@ -1,0 +1,249 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/sequoia-qos/sequoia/internal/intern"
+	"github.com/sequoia-qos/sequoia/invocation"
+	"github.com/sequoia-qos/sequoia/metrics"
+	"github.com/sequoia-qos/sequoia/proxy/upstream"
+	"github.com/sequoia-qos/sequoia/qos"
+)
+
+// Scheduler is what the proxy needs of qos: run an invocation through the
+// worker pool.
+type Scheduler interface {
+	Do(inv *invocation.Invocation, w qos.Watcher, iv qos.Invoker) (time.Duration, error)
+}
+
+// Forwarder carries requests to the platform.
+type Forwarder interface {
+	qos.Invoker
+	Forward(req *fasthttp.Request, resp *fasthttp.Response) error
+}
+
+// Config configures a Proxy.
+type Config struct {
+	Platform     invocation.Platform
+	HTTPRoute    string // auto, host or path (http backends)
+	MaxBodyBytes int
+	MaxTenants   int
+}
+
+// Proxy is the inbound data-port server.
+type Proxy struct {
+	cfg       Config
+	httpRoute httpRoute
+	sched     Scheduler
+	fwd       Forwarder
+	m         *metrics.Metrics
+	log       *slog.Logger
+	tenants   *intern.Table[string]
+	srv       *fasthttp.Server
+	reqs      sync.Pool
+	closing   atomic.Bool
+}
+
+// request is the per-request state the handler keeps, pooled.
+type request struct {
+	inv     invocation.Invocation
+	ctx     *fasthttp.RequestCtx
+	scratch []byte
+	watch   connWatch
+}
+
+// WatchGone implements qos.Watcher by watching the client's connection.
+func (r *request) WatchGone() <-chan struct{} { return r.watch.start(r.ctx.Conn()) }
+
+// StopWatch implements qos.Watcher.
+func (r *request) StopWatch() { r.watch.stop() }
+
+// New returns a Proxy that runs invocations through sched and forwards them
+// with fwd.
+func New(cfg Config, sched Scheduler, fwd Forwarder, m *metrics.Metrics, log *slog.Logger) *Proxy {
+	if cfg.MaxTenants <= 0 {
+		cfg.MaxTenants = 10000
+	}
+	p := &Proxy{cfg: cfg, sched: sched, fwd: fwd, m: m, log: log}
+	switch cfg.HTTPRoute {
+	case "host":
+		p.httpRoute = httpRouteHost
+	case "path":
+		p.httpRoute = httpRoutePath
+	}
+	p.tenants = intern.New(cfg.MaxTenants, func(s string) string { return s }, "_other")
+	p.reqs.New = func() any { return &request{scratch: make([]byte, 0, 128)} }
+	p.srv = &fasthttp.Server{
+		Handler:               p.serve,
+		ErrorHandler:          p.serveError,
+		Name:                  "sequoia",
+		MaxRequestBodySize:    cfg.MaxBodyBytes,
+		NoDefaultServerHeader: true,
+		NoDefaultDate:         true,
+		NoDefaultContentType:  true,
+		CloseOnShutdown:       true,
+		IdleTimeout:           90 * time.Second,
+		ReadTimeout:           60 * time.Second,
+		ReadBufferSize:        16 << 10,
+		Logger:                slogPrinter{log},
+	}
+	return p
+}
+
+// Serve accepts connections on ln until Shutdown.
+func (p *Proxy) Serve(ln net.Listener) error { return p.srv.Serve(ln) }
+
+// Shutdown stops accepting connections and waits, until ctx ends, for the
+// requests in progress (queued ones included) to finish.
+func (p *Proxy) Shutdown(ctx context.Context) error {
+	p.closing.Store(true)
+	return p.srv.ShutdownWithContext(ctx)
+}
+
+// Handler returns the request handler, for in-process use.
+func (p *Proxy) Handler() fasthttp.RequestHandler { return p.serve }
+
+var apiPrefix = []byte("/sequoia/v1/")
+
+func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
+	target := ctx.Request.Header.RequestURI()
+	if len(target) == 0 || target[0] != '/' {
+		// Absolute-form and authority-form targets are how forward
+		// proxies are asked to reach other hosts: never honoured.
+		p.reject(ctx, metrics.BadRequest, errBadTarget)
+		return
+	}
+	path := ctx.Path()
+	if bytes.HasPrefix(path, apiPrefix) {
+		p.reject(ctx, metrics.NotFound, errNoAPI)
+		return
+	}
+
+	r := p.reqs.Get().(*request)
+	defer p.reqs.Put(r)
+	rt, err := p.route(ctx, r)
+	if err != nil {
+		if errors.Is(err, errNoRoute) {
+			p.reject(ctx, metrics.NotFound, notFoundErrors[p.cfg.Platform])
+		} else {
+			p.reject(ctx, metrics.BadRequest, &apiError{400, "bad_request", "malformed path: " + err.Error(), 0})
+		}
+		return
+	}
+	if rt.kind == routeControl {
+		p.control(ctx)
+		return
+	}
+
+	fn := p.m.Function(rt.function)
+	inv := &r.inv
+	*inv = invocation.Invocation{
+		Function:  fn.Name,
+		Platform:  p.cfg.Platform,
+		Arrival:   time.Now(),
+		Req:       &ctx.Request,
+		Resp:      &ctx.Response,
+		Qualifier: internQualifier(rt.qualifier),
+	}
+	if len(rt.tenant) > 0 {
+		inv.Tenant = p.tenants.Get(rt.tenant)
+	}
+	r.ctx = ctx
+	waited, err := p.sched.Do(inv, r, p.fwd)
+	r.ctx = nil
+	p.m.QueueWait(waited)
+	switch {
+	case err == nil:
+		fn.Observe(metrics.Forwarded, time.Since(inv.Arrival)-waited)
+		p.m.PlatformStatus(ctx.Response.StatusCode())
+	case errors.Is(err, qos.ErrQueueFull):
+		fn.Count(metrics.QueueFull)
+		p.writeError(ctx, errQueueFull)
+	case errors.Is(err, qos.ErrQueueTimeout):
+		fn.Count(metrics.QueueTimeout)
+		p.writeError(ctx, errQueueTimeout)
+	case errors.Is(err, qos.ErrClientGone):
+		fn.Count(metrics.ClientGone)
+		ctx.SetConnectionClose()
+	case errors.Is(err, upstream.ErrTimeout):
+		fn.Count(metrics.UpstreamError)
+		p.writeError(ctx, errUpstreamTimeout)
+	default:
+		fn.Count(metrics.UpstreamError)
+		p.log.Warn("platform unreachable", "function", fn.Name, "err", err)
+		p.writeError(ctx, errUpstreamUnreachable)
+	}
+}
+
+// route parses the request into a route for the configured platform.
+func (p *Proxy) route(ctx *fasthttp.RequestCtx, r *request) (route, error) {
+	path := ctx.Path()
+	switch p.cfg.Platform {
+	case invocation.OpenWhisk:
+		rt, err := parseOpenWhisk(ctx.Method(), path, r.scratch)
+		if cap(rt.function) > cap(r.scratch) {
+			r.scratch = rt.function[:0]
+		}
+		return rt, err
+	case invocation.Lambda:
+		return parseLambda(ctx.Method(), path, ctx.QueryArgs().Peek("Qualifier"))
+	default:
+		return parseHTTP(p.httpRoute, ctx.Host(), path)
+	}
+}
+
+// control forwards one of the platform's non-invoke API calls as it is: it
+// uses no function concurrency, so it does not queue.
+func (p *Proxy) control(ctx *fasthttp.RequestCtx) {
+	if err := p.fwd.Forward(&ctx.Request, &ctx.Response); err != nil {
+		if errors.Is(err, upstream.ErrTimeout) {
+			p.writeError(ctx, errUpstreamTimeout)
+			return
+		}
+		p.writeError(ctx, errUpstreamUnreachable)
+		return
+	}
+	p.m.PlatformStatus(ctx.Response.StatusCode())
+}
+
+// qualifiers interns the few Lambda qualifiers in use.
+var qualifiers = intern.New(1000, func(s string) string { return s }, "_other")
+
+func internQualifier(q []byte) string {
+	if len(q) == 0 {
+		return ""
+	}
+	return qualifiers.Get(q)
+}
+
+// serveError answers requests fasthttp could not read.
+func (p *Proxy) serveError(ctx *fasthttp.RequestCtx, err error) {
+	if errors.Is(err, fasthttp.ErrBodyTooLarge) {
+		p.reject(ctx, metrics.BodyTooLarge, &apiError{413, "body_too_large",
+			"request body exceeds SEQUOIA_MAX_BODY_BYTES", 0})
+		return
+	}
+	p.reject(ctx, metrics.BadRequest, &apiError{400, "bad_request", "malformed request", 0})
+	ctx.SetConnectionClose()
+}
+
+func (p *Proxy) reject(ctx *fasthttp.RequestCtx, why metrics.Rejection, e *apiError) {
+	p.m.Reject(why)
+	p.writeError(ctx, e)
+}
+
+// slogPrinter adapts slog to fasthttp's logger.
+type slogPrinter struct{ l *slog.Logger }
+
+func (s slogPrinter) Printf(format string, args ...any) {
+	s.l.Debug("fasthttp", "msg", format, "args", args)
+}

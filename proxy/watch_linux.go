@@ -1,0 +1,77 @@
+package proxy
+
+import (
+	"errors"
+	"net"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// connWatch notices, while an invocation is queued, that its client closed
+// the connection. fasthttp's RequestCtx does not signal this, and reading
+// the connection would steal a pipelined request, so the watch parks in the
+// runtime's network poller until the socket is readable and then peeks:
+// zero bytes (EOF) or an error means the client is gone; data means a
+// pipelined request, so the client is alive and the watch ends.
+type connWatch struct {
+	conn net.Conn
+	rc   syscall.RawConn
+	gone chan struct{}
+	done chan struct{}
+}
+
+// start begins watching c; it returns nil if c cannot be watched (not a
+// socket, as with in-memory listeners).
+func (w *connWatch) start(c net.Conn) <-chan struct{} {
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return nil
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	w.conn, w.rc = c, rc
+	w.gone, w.done = make(chan struct{}), make(chan struct{})
+	go w.run()
+	return w.gone
+}
+
+func (w *connWatch) run() {
+	defer close(w.done)
+	var buf [1]byte
+	closed := false
+	err := w.rc.Read(func(fd uintptr) bool {
+		n, _, err := unix.Recvfrom(int(fd), buf[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
+		switch {
+		case errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR):
+			return false // nothing yet: park until readable
+		case err != nil || n == 0:
+			closed = true
+		}
+		return true
+	})
+	if closed || (err != nil && !errors.Is(err, unix.EAGAIN) && !isTimeout(err)) {
+		close(w.gone)
+	}
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// stop ends the watch and restores the connection's read deadline.
+func (w *connWatch) stop() {
+	if w.conn == nil {
+		return
+	}
+	// A past deadline wakes the parked read; fasthttp sets its own before
+	// the next read, so clearing it afterwards is safe.
+	_ = w.conn.SetReadDeadline(time.Unix(1, 0))
+	<-w.done
+	_ = w.conn.SetReadDeadline(time.Time{})
+	*w = connWatch{}
+}

@@ -1,0 +1,12 @@
+//go:build !linux
+
+package proxy
+
+import "net"
+
+// connWatch is a no-op where sockets cannot be peeked at: queued clients
+// that leave are noticed only when their wait ends.
+type connWatch struct{}
+
+func (w *connWatch) start(net.Conn) <-chan struct{} { return nil }
+func (w *connWatch) stop()                          {}
