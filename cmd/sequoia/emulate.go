@@ -1,0 +1,91 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/sequoia-qos/sequoia/loadtest/emulator"
+)
+
+// runEmulate serves a FaaS platform emulator until ctx is cancelled.
+func runEmulate(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("emulate", flag.ContinueOnError)
+	fs.SetOutput(io.Discard) // errors are returned; usage is printed only for -h
+	def := emulator.DefaultConfig()
+	listen := fs.String("listen", "127.0.0.1:8081", "address to serve on")
+	limit := fs.Int("limit", def.Limit, "account-wide concurrency limit")
+	exec := fs.Duration("exec", def.ExecTime, "execution time of each invocation (a payload's exec_ms overrides it)")
+	coldStart := fs.Duration("cold-start", def.ColdStart, "cold start paid by each new instance")
+	keepAlive := fs.Duration("keepalive", def.KeepAlive, "how long an idle instance stays warm")
+	rate := fs.Int("rate-per-minute", 0, "per-namespace OpenWhisk invocations per minute (0 = no limit)")
+	failWarmups := fs.Bool("fail-warmups", false, "make warm-up invocations fail")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(stdout, "usage: sequoia emulate [flags]")
+			fs.SetOutput(stdout)
+			fs.PrintDefaults()
+			return nil
+		}
+		return fmt.Errorf("emulate: %w", err)
+	}
+	switch {
+	case fs.NArg() > 0:
+		return fmt.Errorf("emulate: unexpected argument %q", fs.Arg(0))
+	case *limit < 1:
+		return fmt.Errorf("emulate: --limit must be at least 1, got %d", *limit)
+	case *exec < 0:
+		return fmt.Errorf("emulate: --exec must not be negative, got %v", *exec)
+	case *coldStart < 0:
+		return fmt.Errorf("emulate: --cold-start must not be negative, got %v", *coldStart)
+	case *keepAlive <= 0:
+		return fmt.Errorf("emulate: --keepalive must be positive, got %v", *keepAlive)
+	case *rate < 0:
+		return fmt.Errorf("emulate: --rate-per-minute must not be negative, got %d", *rate)
+	}
+
+	log := slog.Default().With("component", "emulator")
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return fmt.Errorf("emulate: --listen %s: %w", *listen, err)
+	}
+	e := emulator.New(emulator.Config{
+		Limit:         *limit,
+		ExecTime:      *exec,
+		ColdStart:     *coldStart,
+		KeepAlive:     *keepAlive,
+		RatePerMinute: *rate,
+		FailWarmups:   *failWarmups,
+		Logger:        log,
+	})
+	fmt.Fprintf(stdout, "sequoia emulate: listening on http://%s (limit %d, exec %v, cold start %v, keep-alive %v, rate/min/namespace %d)\n",
+		ln.Addr(), *limit, *exec, *coldStart, *keepAlive, *rate)
+
+	served := make(chan error, 1)
+	go func() { served <- e.Serve(ln) }()
+	select {
+	case <-ctx.Done():
+	case err := <-served:
+		// Serve only returns early on a listener failure.
+		_ = e.Shutdown()
+		if err != nil {
+			return fmt.Errorf("emulate: %w", err)
+		}
+		return nil
+	}
+	log.Info("shutting down")
+	start := time.Now()
+	if err := e.Shutdown(); err != nil {
+		return fmt.Errorf("emulate: shutdown: %w", err)
+	}
+	if err := <-served; err != nil {
+		return fmt.Errorf("emulate: %w", err)
+	}
+	log.Info("stopped", "took", time.Since(start).Round(time.Millisecond))
+	return nil
+}
