@@ -1,0 +1,47 @@
+// Command sequoia is a QoS admission-control proxy for FaaS platforms.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	if err := run(os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "sequoia:", err)
+		os.Exit(1)
+	}
+}
+
+const usage = `usage: sequoia <command> [flags]
+
+commands:
+  serve     the proxy, configured by SEQUOIA_* environment variables
+  emulate   a FaaS platform emulator on loopback
+  demo      burst function chains at an emulator directly and through sequoia, print the comparison
+`
+
+func run(args []string) error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if len(args) == 0 {
+		fmt.Fprint(os.Stderr, usage)
+		return fmt.Errorf("no command given")
+	}
+	switch args[0] {
+	case "serve":
+		return runServe(ctx, args[1:])
+	case "emulate":
+		return runEmulate(ctx, args[1:], os.Stdout)
+	case "demo":
+		return runDemo(ctx, args[1:], os.Stdout)
+	case "help", "-h", "--help":
+		fmt.Fprint(os.Stdout, usage)
+		return nil
+	}
+	fmt.Fprint(os.Stderr, usage)
+	return fmt.Errorf("unknown command %q", args[0])
+}

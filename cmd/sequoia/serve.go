@@ -1,0 +1,165 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/sequoia-qos/sequoia/config"
+	"github.com/sequoia-qos/sequoia/invocation"
+	"github.com/sequoia-qos/sequoia/metrics"
+	"github.com/sequoia-qos/sequoia/proxy"
+	"github.com/sequoia-qos/sequoia/proxy/upstream"
+	"github.com/sequoia-qos/sequoia/qos"
+)
+
+func runServe(ctx context.Context, args []string) error {
+	if len(args) > 0 {
+		return fmt.Errorf("serve takes no arguments: it is configured by SEQUOIA_* variables")
+	}
+	cfg, err := config.Load()
+	if err != nil {
+		return fmt.Errorf("configuration: %w", err)
+	}
+	log := newLogger(cfg.Serving, os.Stderr)
+	s, err := newServer(cfg, log)
+	if err != nil {
+		return err
+	}
+	return s.run(ctx)
+}
+
+func newLogger(c config.Serving, w *os.File) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(c.LogLevel))
+	opts := &slog.HandlerOptions{Level: level}
+	if c.LogFormat == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+// server is `sequoia serve` wired together: the data port, the admin port
+// and what lies between them.
+type server struct {
+	cfg     config.Config
+	log     *slog.Logger
+	metrics *metrics.Metrics
+	sched   *qos.Scheduler
+	up      *upstream.Client
+	proxy   *proxy.Proxy
+	admin   *proxy.Admin
+	dataLn  net.Listener
+	adminLn net.Listener
+}
+
+// newServer builds the server and opens its listeners.
+func newServer(cfg config.Config, log *slog.Logger) (*server, error) {
+	platform, _ := invocation.ParsePlatform(cfg.Backend.Kind)
+	s := &server{cfg: cfg, log: log}
+	s.metrics = metrics.New(cfg.Limits.MaxFunctions)
+	s.sched = qos.New(qos.Config{
+		Limit:         cfg.Limits.MaxConcurrency,
+		QueueCapacity: cfg.Limits.QueueCapacity,
+		QueueTimeout:  cfg.Limits.QueueTimeout,
+	})
+	s.metrics.WatchScheduler(s.sched)
+	up, err := upstream.New(upstream.Config{
+		URL:      cfg.Backend.URL,
+		Kind:     platform,
+		Timeout:  cfg.Backend.Timeout,
+		MaxConns: cfg.Limits.MaxConcurrency + 64, // room for control calls
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.up = up
+	s.proxy = proxy.New(proxy.Config{
+		Platform:     platform,
+		HTTPRoute:    cfg.Backend.HTTPRoute,
+		MaxBodyBytes: cfg.Serving.MaxBodyBytes,
+	}, s.sched, up, s.metrics, log)
+	s.admin = proxy.NewAdmin(s.metrics, s.status)
+
+	if s.dataLn, err = net.Listen("tcp", cfg.Serving.Listen); err != nil {
+		return nil, fmt.Errorf("SEQUOIA_LISTEN: %w", err)
+	}
+	if s.adminLn, err = net.Listen("tcp", cfg.Serving.AdminListen); err != nil {
+		s.dataLn.Close()
+		return nil, fmt.Errorf("SEQUOIA_ADMIN_LISTEN: %w", err)
+	}
+	return s, nil
+}
+
+// run serves until ctx ends, then drains: readiness fails, the data
+// listener closes after SEQUOIA_DRAIN_DELAY, queued and in-flight
+// invocations get SEQUOIA_SHUTDOWN_TIMEOUT to finish.
+func (s *server) run(ctx context.Context) error {
+	s.log.Info("sequoia serving",
+		"listen", s.dataLn.Addr().String(), "admin", s.adminLn.Addr().String(),
+		"backend", s.cfg.Backend.Kind, "backend_url", s.cfg.Backend.URL,
+		"max_concurrency", s.cfg.Limits.MaxConcurrency)
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return s.proxy.Serve(s.dataLn) })
+	g.Go(func() error { return s.admin.Serve(s.adminLn) })
+	s.admin.SetReady(true)
+
+	g.Go(func() error {
+		<-gctx.Done()
+		s.admin.SetReady(false)
+		s.log.Info("draining", "in_flight", s.sched.InFlight(), "queued", s.sched.Queued())
+		if d := s.cfg.Serving.DrainDelay; d > 0 {
+			time.Sleep(d)
+		}
+		sctx, cancel := context.WithTimeout(context.Background(), s.cfg.Serving.ShutdownTimeout)
+		defer cancel()
+		err := s.proxy.Shutdown(sctx)
+		if err != nil {
+			s.log.Warn("shutdown timed out", "in_flight", s.sched.InFlight(), "queued", s.sched.Queued(), "err", err)
+		}
+		s.up.Close()
+		_ = s.admin.Shutdown(context.Background())
+		s.log.Info("stopped")
+		return nil
+	})
+	if err := g.Wait(); err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	return nil
+}
+
+// status is /sequoia/v1/status.
+func (s *server) status() any {
+	type queue struct {
+		Depth    int    `json:"depth"`
+		Capacity int    `json:"capacity"`
+		Timeout  string `json:"timeout"`
+	}
+	return struct {
+		InFlight int              `json:"in_flight"`
+		Limit    int              `json:"limit"`
+		Queues   map[string]queue `json:"queues"`
+		Config   map[string]any   `json:"config"`
+	}{
+		InFlight: s.sched.InFlight(),
+		Limit:    s.sched.Limit(),
+		Queues: map[string]queue{"pending": {
+			Depth: s.sched.Queued(), Capacity: s.sched.QueueCapacity(), Timeout: s.sched.QueueTimeout().String(),
+		}},
+		Config: map[string]any{
+			"backend":          s.cfg.Backend.Kind,
+			"backend_url":      s.cfg.Backend.URL,
+			"max_concurrency":  s.cfg.Limits.MaxConcurrency,
+			"queue_capacity":   s.cfg.Limits.QueueCapacity,
+			"queue_timeout":    s.cfg.Limits.QueueTimeout.String(),
+			"max_body_bytes":   s.cfg.Serving.MaxBodyBytes,
+			"shutdown_timeout": s.cfg.Serving.ShutdownTimeout.String(),
+		},
+	}
+}

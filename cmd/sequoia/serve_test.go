@@ -1,0 +1,335 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/sequoia-qos/sequoia/config"
+	"github.com/sequoia-qos/sequoia/loadtest/emulator"
+)
+
+func startEmulator(t *testing.T, cfg emulator.Config) (*emulator.Emulator, string) {
+	t.Helper()
+	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	e, addr, err := emulator.Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = e.Shutdown() })
+	return e, addr
+}
+
+// startServer runs `sequoia serve` in-process with env on top of loopback
+// listeners, and stops it at the end of the test.
+func startServer(t *testing.T, env ...string) *server {
+	t.Helper()
+	cfg, err := config.LoadFrom(append([]string{
+		"SEQUOIA_LISTEN=127.0.0.1:0", "SEQUOIA_ADMIN_LISTEN=127.0.0.1:0",
+	}, env...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := newServer(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("run: %v", err)
+		}
+	})
+	return s
+}
+
+// TestBurstNeverThrottled sends 500 invocations at once through sequoia to
+// a platform with a limit of 20: no client sees a 429 and the platform
+// never runs more than 20 at a time.
+func TestBurstNeverThrottled(t *testing.T) {
+	const limit, burst = 20, 500
+	emu, emuAddr := startEmulator(t, emulator.Config{Limit: limit, ExecTime: 10 * time.Millisecond})
+	s := startServer(t, "SEQUOIA_BACKEND=openwhisk", "SEQUOIA_BACKEND_URL=http://"+emuAddr,
+		fmt.Sprintf("SEQUOIA_MAX_CONCURRENCY=%d", limit), "SEQUOIA_QUEUE_CAPACITY=1000", "SEQUOIA_QUEUE_TIMEOUT=2m")
+	url := "http://" + s.dataLn.Addr().String() + "/api/v1/namespaces/guest/actions/burst?blocking=true&result=true"
+	client := &fasthttp.Client{MaxConnsPerHost: burst, ReadTimeout: 2 * time.Minute}
+	codes := make([]int, burst)
+	var wg sync.WaitGroup
+	for i := range burst {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+			defer fasthttp.ReleaseRequest(req)
+			defer fasthttp.ReleaseResponse(resp)
+			req.SetRequestURI(url)
+			req.Header.SetMethod("POST")
+			req.SetBodyString("{}")
+			if err := client.Do(req, resp); err != nil {
+				t.Errorf("request %d: %v", i, err)
+				return
+			}
+			codes[i] = resp.StatusCode()
+		}()
+	}
+	wg.Wait()
+	byCode := map[int]int{}
+	for _, c := range codes {
+		byCode[c]++
+	}
+	if byCode[200] != burst {
+		t.Errorf("status codes = %v, want all %d 200", byCode, burst)
+	}
+	st := emu.Stats()
+	if st.Throttles != 0 {
+		t.Errorf("platform throttled %d invocations", st.Throttles)
+	}
+	if st.PeakConcurrency > limit {
+		t.Errorf("platform peak concurrency = %d, want <= %d", st.PeakConcurrency, limit)
+	}
+	if st.Invocations != burst {
+		t.Errorf("platform invocations = %d, want %d", st.Invocations, burst)
+	}
+}
+
+func httpGet(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func TestAdminEndpoints(t *testing.T) {
+	_, emuAddr := startEmulator(t, emulator.Config{Limit: 5})
+	s := startServer(t, "SEQUOIA_BACKEND=lambda", "SEQUOIA_BACKEND_URL=http://"+emuAddr, "SEQUOIA_MAX_CONCURRENCY=5")
+	resp, err := http.Post("http://"+s.dataLn.Addr().String()+"/2015-03-31/functions/hello/invocations", "application/json", strings.NewReader("{}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("invoke: %d", resp.StatusCode)
+	}
+	admin := "http://" + s.adminLn.Addr().String()
+	if code, _ := httpGet(t, admin+"/healthz"); code != 200 {
+		t.Errorf("/healthz = %d", code)
+	}
+	if code, _ := httpGet(t, admin+"/readyz"); code != 200 {
+		t.Errorf("/readyz = %d", code)
+	}
+	code, body := httpGet(t, admin+"/metrics")
+	if code != 200 {
+		t.Fatalf("/metrics = %d", code)
+	}
+	for _, want := range []string{
+		`sequoia_requests_total{function="hello",outcome="forwarded"} 1`,
+		`sequoia_platform_responses_total{code="200"} 1`,
+		`sequoia_invocation_duration_seconds_count{function="hello"} 1`,
+		`sequoia_queue_wait_seconds_count 1`,
+		`sequoia_in_flight 0`, `sequoia_queue_depth 0`, `sequoia_concurrency_limit 5`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	code, body = httpGet(t, admin+"/sequoia/v1/status")
+	var st struct {
+		InFlight int `json:"in_flight"`
+		Limit    int `json:"limit"`
+		Queues   map[string]struct {
+			Depth, Capacity int
+		} `json:"queues"`
+		Config map[string]any `json:"config"`
+	}
+	if err := json.Unmarshal([]byte(body), &st); code != 200 || err != nil {
+		t.Fatalf("/sequoia/v1/status = %d %q: %v", code, body, err)
+	}
+	if st.Limit != 5 || st.Config["backend"] != "lambda" || st.Queues["pending"].Capacity != 1000 {
+		t.Errorf("status = %+v", st)
+	}
+}
+
+// buildBinary builds the sequoia command once per test binary.
+var buildBinary = sync.OnceValues(func() (string, error) {
+	dir, err := os.MkdirTemp("", "sequoia-bin")
+	if err != nil {
+		return "", err
+	}
+	bin := filepath.Join(dir, "sequoia")
+	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("go build: %v\n%s", err, out)
+	}
+	return bin, nil
+})
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func TestBadConfigStopsStartup(t *testing.T) {
+	bin, err := buildBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct{ name, value string }{
+		{"SEQUOIA_MAX_CONCURRENCY", "ten"},
+		{"SEQUOIA_MAX_CONCURRENCY", "-3"},
+		{"SEQUOIA_QUEUE_TIMEOUT", "soon"},
+		{"SEQUOIA_BACKEND", "azure"},
+		{"SEQUOIA_BACKEND_URL", "ftp://x"},
+	} {
+		cmd := exec.Command(bin, "serve")
+		cmd.Env = append(os.Environ(), tt.name+"="+tt.value)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		err := cmd.Run()
+		if err == nil {
+			t.Errorf("%s=%s: start-up succeeded", tt.name, tt.value)
+			continue
+		}
+		if msg := stderr.String(); !strings.Contains(msg, tt.name) || !strings.Contains(msg, tt.value) {
+			t.Errorf("%s=%s: message %q does not name the variable and value", tt.name, tt.value, msg)
+		}
+	}
+}
+
+// TestSIGTERMDrains starts the real binary, queues invocations behind a
+// small limit, sends SIGTERM and checks that readiness fails, every queued
+// invocation is still served, and the process exits 0.
+func TestSIGTERMDrains(t *testing.T) {
+	bin, err := buildBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	emu, emuAddr := startEmulator(t, emulator.Config{Limit: 2, ExecTime: 150 * time.Millisecond})
+	listen, admin := freeAddr(t), freeAddr(t)
+	cmd := exec.Command(bin, "serve")
+	cmd.Env = append(os.Environ(), "SEQUOIA_LISTEN="+listen, "SEQUOIA_ADMIN_LISTEN="+admin,
+		"SEQUOIA_BACKEND=http", "SEQUOIA_BACKEND_URL=http://"+emuAddr, "SEQUOIA_MAX_CONCURRENCY=2",
+		"SEQUOIA_SHUTDOWN_TIMEOUT=1m", "SEQUOIA_DRAIN_DELAY=200ms")
+	stderr, _ := cmd.StderrPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	logs := make(chan string, 1)
+	go func() {
+		b, _ := io.ReadAll(bufio.NewReader(stderr))
+		logs <- string(b)
+	}()
+	for {
+		if resp, err := http.Get("http://" + admin + "/readyz"); err == nil {
+			resp.Body.Close()
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	const n = 8
+	codes := make(chan int, n)
+	for range n {
+		go func() {
+			resp, err := http.Post("http://"+listen+"/fn", "application/json", strings.NewReader("{}"))
+			if err != nil {
+				codes <- -1
+				return
+			}
+			resp.Body.Close()
+			codes <- resp.StatusCode
+		}()
+	}
+	// Wait until invocations are queued behind the two slots.
+	for {
+		_, body := httpGet(t, "http://"+admin+"/sequoia/v1/status")
+		var st struct {
+			Queues map[string]struct{ Depth int } `json:"queues"`
+		}
+		_ = json.Unmarshal([]byte(body), &st)
+		if st.Queues["pending"].Depth >= n-2-1 {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	// Readiness fails while draining.
+	sawNotReady := false
+	for range 100 {
+		resp, err := http.Get("http://" + admin + "/readyz")
+		if err != nil {
+			break
+		}
+		resp.Body.Close()
+		if resp.StatusCode == 503 {
+			sawNotReady = true
+			break
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	if !sawNotReady {
+		t.Error("/readyz never failed during the drain")
+	}
+	for range n {
+		if c := <-codes; c != 200 {
+			t.Errorf("a queued invocation ended with %d during the drain", c)
+		}
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Errorf("exit: %v\n%s", err, <-logs)
+	} else if l := <-logs; !strings.Contains(l, `"msg":"draining"`) || !strings.Contains(l, `"msg":"stopped"`) {
+		t.Errorf("logs lack the drain: %s", l)
+	}
+	if got := emu.Stats().Invocations; got != n {
+		t.Errorf("platform saw %d invocations, want %d", got, n)
+	}
+}
+
+func TestDemo(t *testing.T) {
+	var out bytes.Buffer
+	err := runDemo(context.Background(), []string{"-chains", "60", "-limit", "5", "-exec", "5ms", "-cold-start", "5ms", "-spread", "50ms"}, &out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sequoiaRow []string
+	for _, line := range strings.Split(out.String(), "\n") {
+		if f := strings.Fields(line); len(f) > 0 && f[0] == "sequoia" {
+			sequoiaRow = f
+		}
+	}
+	// target chains completed refused dropped 429s ...
+	if len(sequoiaRow) < 6 || sequoiaRow[1] != "60" || sequoiaRow[2] != "60" || sequoiaRow[3] != "0" || sequoiaRow[4] != "0" || sequoiaRow[5] != "0" {
+		t.Errorf("sequoia row = %q, want 60 chains all completed, none refused or dropped, no 429s\n%s", sequoiaRow, out.String())
+	}
+	if !strings.Contains(out.String(), "direct") {
+		t.Errorf("no direct row:\n%s", out.String())
+	}
+}

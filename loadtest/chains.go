@@ -1,0 +1,199 @@
+package loadtest
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// ChainSpec describes a burst of chains.
+type ChainSpec struct {
+	BaseURL   string        // where to send: the platform or a proxy in front of it
+	Chains    int           // how many chains start at once
+	Steps     int           // invocations per chain
+	Namespace string        // OpenWhisk namespace; "guest" when empty
+	ExecMs    int           // per-invocation execution time asked of the emulator; 0 = its default
+	Deadline  time.Duration // sent as X-Sequoia-Deadline-Ms when non-zero
+	// Spread starts the chains evenly over this window instead of all at
+	// once, so that new chains arrive while earlier ones continue.
+	Spread time.Duration
+	Timeout   time.Duration // per-request client timeout; 2m when zero
+	// Progress, when set, is called once per chain as it ends.
+	Progress func()
+}
+
+// Outcome is how one chain ended.
+type Outcome uint8
+
+// Chain outcomes.
+const (
+	Completed Outcome = iota // every step answered 2xx
+	Refused                  // the first step was refused (429/503): no work done
+	Dropped                  // a later step failed: work already done was wasted
+	Failed                   // the first step failed otherwise
+)
+
+// ChainResult is one chain's record.
+type ChainResult struct {
+	Outcome  Outcome
+	Latency  time.Duration // first request to last answer
+	FailStep int           // 1-based step that ended a chain early; 0 if none
+	Status   int           // status that ended it early
+}
+
+// Result is a burst's record.
+type Result struct {
+	Spec     ChainSpec
+	Chains   []ChainResult
+	Makespan time.Duration // burst start to last chain end
+	Throttle int64         // 429 answers seen by the clients
+}
+
+// RunChains fires spec.Chains chains at once and waits for all to end.
+func RunChains(ctx context.Context, spec ChainSpec) Result {
+	if spec.Steps <= 0 {
+		spec.Steps = 2
+	}
+	if spec.Namespace == "" {
+		spec.Namespace = "guest"
+	}
+	if spec.Timeout <= 0 {
+		spec.Timeout = 2 * time.Minute
+	}
+	client := &fasthttp.Client{
+		MaxConnsPerHost:           spec.Chains + 16,
+		ReadTimeout:               spec.Timeout,
+		WriteTimeout:              spec.Timeout,
+		NoDefaultUserAgentHeader:  true,
+		MaxIdemponentCallAttempts: 1,
+	}
+	defer client.CloseIdleConnections()
+
+	res := Result{Spec: spec, Chains: make([]ChainResult, spec.Chains)}
+	var throttles atomic.Int64
+	var wg sync.WaitGroup
+	var ready sync.WaitGroup
+	ready.Add(1)
+	for i := range spec.Chains {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ready.Wait()
+			if spec.Spread > 0 {
+				time.Sleep(spec.Spread * time.Duration(i) / time.Duration(spec.Chains))
+			}
+			res.Chains[i] = runChain(ctx, client, spec, i, &throttles)
+			if spec.Progress != nil {
+				spec.Progress()
+			}
+		}()
+	}
+	start := time.Now()
+	ready.Done()
+	wg.Wait()
+	res.Makespan = time.Since(start)
+	res.Throttle = throttles.Load()
+	return res
+}
+
+func runChain(ctx context.Context, c *fasthttp.Client, spec ChainSpec, i int, throttles *atomic.Int64) ChainResult {
+	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseRequest(req)
+	defer fasthttp.ReleaseResponse(resp)
+	chainID := "demo-" + strconv.Itoa(i) + "-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	body := []byte("{}")
+	if spec.ExecMs > 0 {
+		body = []byte(`{"exec_ms":` + strconv.Itoa(spec.ExecMs) + `}`)
+	}
+	start := time.Now()
+	for step := 1; step <= spec.Steps; step++ {
+		if ctx.Err() != nil {
+			return ChainResult{Outcome: failedAt(step), FailStep: step}
+		}
+		req.Reset()
+		resp.Reset()
+		req.SetRequestURI(fmt.Sprintf("%s/api/v1/namespaces/%s/actions/step%d?blocking=true&result=true", spec.BaseURL, spec.Namespace, step))
+		req.Header.SetMethod(fasthttp.MethodPost)
+		req.Header.SetContentType("application/json")
+		req.Header.Set("X-Sequoia-Chain-Id", chainID)
+		if step == 1 {
+			if spec.Deadline > 0 {
+				req.Header.Set("X-Sequoia-Deadline-Ms", strconv.FormatInt(spec.Deadline.Milliseconds(), 10))
+			}
+			req.Header.Set("X-Sequoia-Chain-Steps", strconv.Itoa(spec.Steps))
+		}
+		req.SetBody(body)
+		err := c.Do(req, resp)
+		code := resp.StatusCode()
+		if code == fasthttp.StatusTooManyRequests {
+			throttles.Add(1)
+		}
+		if err != nil || code < 200 || code > 299 {
+			out := failedAt(step)
+			if step == 1 && (code == fasthttp.StatusTooManyRequests || code == fasthttp.StatusServiceUnavailable) {
+				out = Refused
+			}
+			return ChainResult{Outcome: out, FailStep: step, Status: code, Latency: time.Since(start)}
+		}
+	}
+	return ChainResult{Outcome: Completed, Latency: time.Since(start)}
+}
+
+func failedAt(step int) Outcome {
+	if step == 1 {
+		return Failed
+	}
+	return Dropped
+}
+
+// Summary is a burst reduced to the figures compared side by side.
+type Summary struct {
+	Target    string        `json:"target"`
+	Chains    int           `json:"chains"`
+	Completed int           `json:"completed"`
+	Refused   int           `json:"refused_at_entry"`
+	Dropped   int           `json:"dropped_mid_chain"`
+	Failed    int           `json:"failed"`
+	Throttles int64         `json:"client_429s"`
+	P50       time.Duration `json:"p50_chain_latency_ns"`
+	P99       time.Duration `json:"p99_chain_latency_ns"`
+	Makespan  time.Duration `json:"makespan_ns"`
+}
+
+// Summary reduces r; latencies are over completed chains.
+func (r Result) Summary() Summary {
+	s := Summary{Chains: len(r.Chains), Throttles: r.Throttle, Makespan: r.Makespan}
+	var lat []time.Duration
+	for _, c := range r.Chains {
+		switch c.Outcome {
+		case Completed:
+			s.Completed++
+			lat = append(lat, c.Latency)
+		case Refused:
+			s.Refused++
+		case Dropped:
+			s.Dropped++
+		case Failed:
+			s.Failed++
+		}
+	}
+	s.P50, s.P99 = Percentile(lat, 0.50), Percentile(lat, 0.99)
+	return s
+}
+
+// Percentile returns the p-quantile of d (nearest rank), 0 when empty.
+func Percentile(d []time.Duration, p float64) time.Duration {
+	if len(d) == 0 {
+		return 0
+	}
+	s := slices.Clone(d)
+	slices.Sort(s)
+	i := int(p*float64(len(s))+0.5) - 1
+	return s[max(0, min(i, len(s)-1))]
+}

@@ -1,0 +1,19 @@
+// Package loadtest owns sequoia's load generators: the chain-burst client
+// that `sequoia demo` and `sequoia bench` drive, and (in loadtest/emulator)
+// the FaaS platform emulator they drive it against.
+//
+// Organisation: RunChains fires a burst of function chains at one base URL
+// and classifies every chain by how it ended (completed, refused at entry,
+// dropped mid-chain, failed); Summary reduces the outcomes to the figures
+// the Sequoia study compares (completion counts, p50/p99 chain latency,
+// makespan). A chain is driven by its client, as a function calling the
+// next function would: step k+1 is sent when step k answers, with the same
+// X-Sequoia-Chain-Id.
+//
+// Usage:
+//
+//	res := loadtest.RunChains(ctx, loadtest.ChainSpec{
+//		BaseURL: "http://127.0.0.1:8080", Chains: 300, Steps: 2,
+//	})
+//	fmt.Println(res.Summary().Completed)
+package loadtest
