@@ -22,8 +22,8 @@ type ChainSpec struct {
 	Deadline  time.Duration // sent as X-Sequoia-Deadline-Ms when non-zero
 	// Spread starts the chains evenly over this window instead of all at
 	// once, so that new chains arrive while earlier ones continue.
-	Spread time.Duration
-	Timeout   time.Duration // per-request client timeout; 2m when zero
+	Spread  time.Duration
+	Timeout time.Duration // per-request client timeout; 2m when zero
 	// Progress, when set, is called once per chain as it ends.
 	Progress func()
 }

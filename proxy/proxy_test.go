@@ -363,7 +363,7 @@ func BenchmarkProxyInMemory(b *testing.B) {
 	ln, _ := net.Listen("tcp", "127.0.0.1:0")
 	be.addr = ln.Addr().String()
 	srv := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) { ctx.SetBodyString("{}") }}
-	go srv.Serve(ln) //nolint:errcheck
+	go srv.Serve(ln)     //nolint:errcheck
 	defer srv.Shutdown() //nolint:errcheck
 	m := metrics.New(100)
 	s := qos.New(qos.Config{Limit: 1000, QueueCapacity: 1000, QueueTimeout: time.Minute})
