@@ -217,3 +217,7 @@ func walk(t reflect.Type, fn func(reflect.StructField)) {
 		}
 	}
 }
+
+func walkFields(fn func(name string)) {
+	walk(reflect.TypeFor[Config](), func(f reflect.StructField) { fn(f.Name) })
+}

@@ -2,6 +2,7 @@ package upstream
 
 import (
 	"bytes"
+	"iter"
 
 	"github.com/valyala/fasthttp"
 )
@@ -21,14 +22,18 @@ var hopByHop = [...]string{
 var via = []byte("1.1 sequoia")
 
 // PrepareRequest removes hop-by-hop headers, including those the Connection
-// header names, and adds Via.
+// header names, and adds Via. Cost when the request has none: one pass over
+// its headers comparing first letters, no deletion and no allocation.
 func PrepareRequest(h *fasthttp.RequestHeader) {
-	if conn := h.Peek(fasthttp.HeaderConnection); len(conn) > 0 {
-		forEachToken(conn, func(name []byte) { h.DelBytes(name) })
+	found := scan(h.All())
+	if found&hasConnection != 0 {
+		forEachToken(h.Peek(fasthttp.HeaderConnection), func(name []byte) { h.DelBytes(name) })
 		h.Del(fasthttp.HeaderConnection)
 	}
-	for _, k := range hopByHop {
-		h.Del(k)
+	for i, k := range hopByHop {
+		if found&(1<<i) != 0 {
+			h.Del(k)
+		}
 	}
 	h.ResetConnectionClose()
 	h.AddBytesV("Via", via)
@@ -37,15 +42,47 @@ func PrepareRequest(h *fasthttp.RequestHeader) {
 // PrepareResponse does the same for the platform's answer. A platform that
 // closes its connection does not close the client's.
 func PrepareResponse(h *fasthttp.ResponseHeader) {
-	if conn := h.Peek(fasthttp.HeaderConnection); len(conn) > 0 {
-		forEachToken(conn, func(name []byte) { h.DelBytes(name) })
+	found := scan(h.All())
+	if found&hasConnection != 0 {
+		forEachToken(h.Peek(fasthttp.HeaderConnection), func(name []byte) { h.DelBytes(name) })
 		h.Del(fasthttp.HeaderConnection)
 	}
-	for _, k := range hopByHop {
-		h.Del(k)
+	for i, k := range hopByHop {
+		if found&(1<<i) != 0 {
+			h.Del(k)
+		}
 	}
 	h.ResetConnectionClose()
 	h.AddBytesV("Via", via)
+}
+
+// hasConnection is scan's bit for a Connection header;
+// bit i stands for hopByHop[i].
+const hasConnection = 1 << len(hopByHop)
+
+// scan reports which hop-by-hop headers are present.
+func scan(all iter.Seq2[[]byte, []byte]) uint {
+	var found uint
+	for k := range all {
+		if len(k) == 0 {
+			continue
+		}
+		switch k[0] | 0x20 {
+		case 'c', 'k', 'p', 't', 'u':
+		default:
+			continue
+		}
+		if bytes.EqualFold(k, []byte(fasthttp.HeaderConnection)) {
+			found |= hasConnection
+			continue
+		}
+		for i, name := range hopByHop {
+			if bytes.EqualFold(k, []byte(name)) {
+				found |= 1 << i
+			}
+		}
+	}
+	return found
 }
 
 // forEachToken calls fn for each comma-separated token of a Connection

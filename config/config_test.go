@@ -1,0 +1,84 @@
+package config
+
+import (
+	"os"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestDefaults(t *testing.T) {
+	cfg, err := LoadFrom(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Serving.Listen != ":8080" || cfg.Serving.AdminListen != "127.0.0.1:9090" ||
+		cfg.Limits.MaxConcurrency != 100 || cfg.Limits.QueueTimeout != 30*time.Second || cfg.Backend.Kind != "http" {
+		t.Errorf("defaults = %+v", cfg)
+	}
+}
+
+func TestBadValuesNameTheVariable(t *testing.T) {
+	tests := []struct{ env, name, value string }{
+		{"SEQUOIA_MAX_CONCURRENCY=ten", "SEQUOIA_MAX_CONCURRENCY", "ten"},
+		{"SEQUOIA_MAX_CONCURRENCY=0", "SEQUOIA_MAX_CONCURRENCY", "0"},
+		{"SEQUOIA_QUEUE_CAPACITY=-1", "SEQUOIA_QUEUE_CAPACITY", "-1"},
+		{"SEQUOIA_QUEUE_TIMEOUT=soon", "SEQUOIA_QUEUE_TIMEOUT", "soon"},
+		{"SEQUOIA_QUEUE_TIMEOUT=0s", "SEQUOIA_QUEUE_TIMEOUT", "0s"},
+		{"SEQUOIA_BACKEND=azure", "SEQUOIA_BACKEND", "azure"},
+		{"SEQUOIA_BACKEND_URL=ftp://host", "SEQUOIA_BACKEND_URL", "ftp://host"},
+		{"SEQUOIA_BACKEND_URL=http://host/path", "SEQUOIA_BACKEND_URL", "http://host/path"},
+		{"SEQUOIA_LISTEN=8080", "SEQUOIA_LISTEN", "8080"},
+		{"SEQUOIA_MAX_BODY_BYTES=big", "SEQUOIA_MAX_BODY_BYTES", "big"},
+		{"SEQUOIA_LOG_LEVEL=loud", "SEQUOIA_LOG_LEVEL", "loud"},
+		{"SEQUOIA_HTTP_ROUTE=dns", "SEQUOIA_HTTP_ROUTE", "dns"},
+	}
+	for _, tt := range tests {
+		_, err := LoadFrom([]string{tt.env})
+		if err == nil {
+			t.Errorf("%s: no error", tt.env)
+			continue
+		}
+		if msg := err.Error(); !strings.Contains(msg, tt.name) || !strings.Contains(msg, tt.value) {
+			t.Errorf("%s: error %q does not name the variable and value", tt.env, msg)
+		}
+	}
+}
+
+func TestFieldNamesAreUnique(t *testing.T) {
+	// caarlos0/env reports a parse error by Go field name; explain maps it
+	// back to the variable, which needs field names unique across structs.
+	seen := map[string]int{}
+	n := 0
+	walkFields(func(name string) { seen[name]++; n++ })
+	for name, c := range seen {
+		if c > 1 {
+			t.Errorf("field name %s used %d times", name, c)
+		}
+	}
+	if n != len(Variables()) {
+		t.Errorf("%d fields, %d variables", n, len(Variables()))
+	}
+}
+
+// TestREADMEDocumentsEveryVariable keeps the README's configuration table
+// and the structs in step: every variable has a row with its default.
+func TestREADMEDocumentsEveryVariable(t *testing.T) {
+	b, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme := string(b)
+	for _, v := range Variables() {
+		row := regexp.MustCompile("(?m)^\\| `" + v.Name + "` \\| `([^`]*)` \\|")
+		m := row.FindStringSubmatch(readme)
+		if m == nil {
+			t.Errorf("README has no table row for %s", v.Name)
+			continue
+		}
+		if m[1] != v.Default {
+			t.Errorf("README default of %s = %q, want %q", v.Name, m[1], v.Default)
+		}
+	}
+}

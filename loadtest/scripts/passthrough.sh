@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Passthrough throughput: wrk against the emulator directly, through sequoia,
+# and through HAProxy (when installed), in one run on loopback. Prints
+# requests/s for each and the ratio to direct.
+#
+#   loadtest/scripts/passthrough.sh [duration] [connections]
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+DUR=${1:-10s}
+CONNS=${2:-64}
+command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)" >&2; exit 1; }
+BIN=$(mktemp -d)/sequoia
+go build -o "$BIN" ./cmd/sequoia
+PIDS=()
+cleanup() { kill "${PIDS[@]}" 2>/dev/null || true; wait 2>/dev/null || true; }
+trap cleanup EXIT
+
+"$BIN" emulate --listen 127.0.0.1:18081 --limit 100000 --exec 0 --cold-start 0 >/dev/null 2>&1 & PIDS+=($!)
+SEQUOIA_LISTEN=127.0.0.1:18080 SEQUOIA_ADMIN_LISTEN=127.0.0.1:19090 SEQUOIA_BACKEND=openwhisk \
+  SEQUOIA_BACKEND_URL=http://127.0.0.1:18081 SEQUOIA_MAX_CONCURRENCY=1000 SEQUOIA_LOG_LEVEL=warn \
+  "$BIN" serve & PIDS+=($!)
+HAPROXY=$(command -v haproxy || true)
+if [ -n "$HAPROXY" ]; then
+  CFG=$(mktemp)
+  cat >"$CFG" <<CFG
+global
+  maxconn 4096
+defaults
+  mode http
+  timeout connect 5s
+  timeout client 60s
+  timeout server 60s
+  timeout queue 60s
+frontend fe
+  bind 127.0.0.1:18082
+  default_backend be
+backend be
+  server emu 127.0.0.1:18081 maxconn 1000
+CFG
+  "$HAPROXY" -f "$CFG" -db >/dev/null 2>&1 & PIDS+=($!)
+fi
+for p in 18081 18080; do
+  for _ in $(seq 100); do (echo >/dev/tcp/127.0.0.1/$p) 2>/dev/null && break; sleep 0.05; done
+done
+sleep 0.3
+
+LUA=$(mktemp --suffix=.lua)
+cat >"$LUA" <<'LUA'
+wrk.method = "POST"
+wrk.body = '{"n":1}'
+wrk.headers["Content-Type"] = "application/json"
+LUA
+PATH_=/api/v1/namespaces/guest/actions/hello?blocking=true\&result=true
+run() { wrk -t2 -c"$CONNS" -d"$DUR" -s "$LUA" "http://127.0.0.1:$1$PATH_" | awk '/Requests\/sec/ {print $2}'; }
+direct=$(run 18081)
+sequoia=$(run 18080)
+printf "%-8s %12s %8s\n" target "requests/s" "ratio"
+printf "%-8s %12.0f %8.2f\n" direct "$direct" 1
+printf "%-8s %12.0f %8.2f\n" sequoia "$sequoia" "$(echo "$sequoia / $direct" | bc -l)"
+if [ -n "$HAPROXY" ]; then
+  haproxy=$(run 18082)
+  printf "%-8s %12.0f %8.2f\n" haproxy "$haproxy" "$(echo "$haproxy / $direct" | bc -l)"
+else
+  echo "haproxy: not installed (apt-get install haproxy); row skipped"
+fi
