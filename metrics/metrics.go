@@ -26,11 +26,10 @@ const (
 	QueueTimeout                 // waited longer than the queue timeout (503)
 	ClientGone                   // the client left while queued; never invoked
 	UpstreamError                // the platform could not be reached or timed out (502/504)
-	Draining                     // refused while shutting down (503)
 	numOutcomes
 )
 
-var outcomeNames = [numOutcomes]string{"forwarded", "queue_full", "queue_timeout", "client_gone", "upstream_error", "draining"}
+var outcomeNames = [numOutcomes]string{"forwarded", "queue_full", "queue_timeout", "client_gone", "upstream_error"}
 
 func (o Outcome) String() string { return outcomeNames[o] }
 
