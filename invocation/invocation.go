@@ -57,6 +57,22 @@ type Invocation struct {
 	// Arrival is when the proxy received the request.
 	Arrival time.Time
 
+	// Chain is the X-Sequoia-Chain-Id the invocation belongs to: given by
+	// the caller or assigned by the proxy.
+	Chain string
+	// Budget is the chain's deadline from X-Sequoia-Deadline-Ms, counted
+	// from its first request; 0 when not given. Steps is
+	// X-Sequoia-Chain-Steps, 0 when not given. Both matter on a chain's
+	// first request only.
+	Budget time.Duration
+	Steps  int
+	// Class is the scheduling class (qos.Interactive, qos.Batch).
+	Class uint8
+	// Continuation and Deadline are set by qos: whether the chain was
+	// already running, and when its budget ends (zero: no deadline).
+	Continuation bool
+	Deadline     time.Time
+
 	// Req and Resp are the platform request as received and the response
 	// to return. They belong to the inbound server and must not be kept
 	// after the handler that owns them returns.

@@ -26,10 +26,12 @@ const (
 	QueueTimeout                 // waited longer than the queue timeout (503)
 	ClientGone                   // the client left while queued; never invoked
 	UpstreamError                // the platform could not be reached or timed out (502/504)
+	ChainRefused                 // a new chain that could not finish within its deadline (429)
+	ChainDeadline                // the chain's deadline passed while queued (504)
 	numOutcomes
 )
 
-var outcomeNames = [numOutcomes]string{"forwarded", "queue_full", "queue_timeout", "client_gone", "upstream_error"}
+var outcomeNames = [numOutcomes]string{"forwarded", "queue_full", "queue_timeout", "client_gone", "upstream_error", "chain_refused", "chain_deadline"}
 
 func (o Outcome) String() string { return outcomeNames[o] }
 

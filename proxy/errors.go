@@ -45,6 +45,10 @@ func render(e *apiError) *apiError {
 var (
 	errQueueFull = render(&apiError{fasthttp.StatusTooManyRequests, "queue_full",
 		"sequoia: the invocation queue is full, retry later", 1})
+	errChainRefused = render(&apiError{fasthttp.StatusTooManyRequests, "chain_refused",
+		"sequoia: this chain cannot finish within its deadline given the work admitted ahead of it; retry after Retry-After seconds", 1})
+	errChainDeadline = render(&apiError{fasthttp.StatusGatewayTimeout, "chain_deadline",
+		"sequoia: the chain's deadline (X-Sequoia-Deadline-Ms) passed while this invocation waited for a worker slot", 0})
 	errQueueTimeout = render(&apiError{fasthttp.StatusServiceUnavailable, "queue_timeout",
 		"sequoia: no worker slot became free within SEQUOIA_QUEUE_TIMEOUT, retry later", 1})
 	errUpstreamTimeout = render(&apiError{fasthttp.StatusGatewayTimeout, "platform_timeout",

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -37,6 +38,9 @@ type Config struct {
 	HTTPRoute    string // auto, host or path (http backends)
 	MaxBodyBytes int
 	MaxTenants   int
+	// DefaultClass is the class of invocations without a known
+	// X-Sequoia-Priority (qos.Interactive or qos.Batch).
+	DefaultClass uint8
 }
 
 // Proxy is the inbound data-port server.
@@ -51,6 +55,7 @@ type Proxy struct {
 	srv       *fasthttp.Server
 	reqs      sync.Pool
 	closing   atomic.Bool
+	ids       *chainIDs
 }
 
 // request is the per-request state the handler keeps, pooled.
@@ -58,6 +63,7 @@ type request struct {
 	inv     invocation.Invocation
 	ctx     *fasthttp.RequestCtx
 	scratch []byte
+	chainID []byte // an assigned chain id is built here
 	watch   connWatch
 }
 
@@ -73,7 +79,7 @@ func New(cfg Config, sched Scheduler, fwd Forwarder, m *metrics.Metrics, log *sl
 	if cfg.MaxTenants <= 0 {
 		cfg.MaxTenants = 10000
 	}
-	p := &Proxy{cfg: cfg, sched: sched, fwd: fwd, m: m, log: log}
+	p := &Proxy{cfg: cfg, sched: sched, fwd: fwd, m: m, log: log, ids: newChainIDs()}
 	switch cfg.HTTPRoute {
 	case "host":
 		p.httpRoute = httpRouteHost
@@ -157,6 +163,10 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 	if len(rt.tenant) > 0 {
 		inv.Tenant = p.tenants.Get(rt.tenant)
 	}
+	if e := p.parseChain(&ctx.Request, inv, &r.chainID); e != nil {
+		p.reject(ctx, metrics.BadRequest, e)
+		return
+	}
 	r.ctx = ctx
 	waited, err := p.sched.Do(inv, r, p.fwd)
 	r.ctx = nil
@@ -165,6 +175,13 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 	case err == nil:
 		fn.Observe(metrics.Forwarded, time.Since(inv.Arrival)-waited)
 		p.m.PlatformStatus(ctx.Response.StatusCode())
+	case errors.Is(err, qos.ErrRefused):
+		fn.Count(metrics.ChainRefused)
+		p.writeError(ctx, errChainRefused)
+		ctx.Response.Header.Set(fasthttp.HeaderRetryAfter, strconv.Itoa(qos.RetryAfterSeconds(err)))
+	case errors.Is(err, qos.ErrDeadline):
+		fn.Count(metrics.ChainDeadline)
+		p.writeError(ctx, errChainDeadline)
 	case errors.Is(err, qos.ErrQueueFull):
 		fn.Count(metrics.QueueFull)
 		p.writeError(ctx, errQueueFull)
@@ -182,6 +199,7 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 		p.log.Warn("platform unreachable", "function", fn.Name, "err", err)
 		p.writeError(ctx, errUpstreamUnreachable)
 	}
+	ctx.Response.Header.Set("X-Sequoia-Chain-Id", inv.Chain)
 }
 
 // route parses the request into a route for the configured platform.

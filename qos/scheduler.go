@@ -6,6 +6,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/sequoia-qos/sequoia/invocation"
 	"github.com/sequoia-qos/sequoia/queues"
 )
@@ -36,36 +38,85 @@ type Watcher interface {
 // Config sizes a Scheduler.
 type Config struct {
 	Limit         int           // worker slots
-	QueueCapacity int           // waiters beyond the slots
+	QueueCapacity int           // first steps that may wait; continuations are never refused
 	QueueTimeout  time.Duration // longest wait for a slot
+
+	// BatchShare is the share of dispatch turns the batch class gets when
+	// both classes wait (0 < share < 1; 0 means 0.2). Interactive gets the
+	// rest. A class alone takes every turn.
+	BatchShare float64
+	// TenantCap and FunctionCap bound the slots one tenant or one function
+	// may hold; 0 means no cap. Caps make every Acquire take the lock.
+	TenantCap, FunctionCap int
+	// MaxRate bounds invocations per second; 0 means none.
+	MaxRate float64
+
+	// Chains.
+	ChainTTL        time.Duration // how long the table remembers a chain (default 5m)
+	MaxChains       int           // the table's size (default 100000)
+	DefaultDeadline time.Duration // budget of chains without X-Sequoia-Deadline-Ms; 0 = none
+	DefaultEstimate time.Duration // an invocation's slot time before any is observed (default 100ms)
+
+	Events Events           // where to report; nil for nowhere
+	Now    func() time.Time // admission's clock; nil for time.Now
 }
 
-// Scheduler is the bounded worker pool and its queue.
+// Scheduler is the bounded worker pool, its two queues and chain admission.
 type Scheduler struct {
 	limit    atomic.Int64
 	inflight atomic.Int64
-	// waiting counts queued waiters plus arrivals deciding under mu whether
-	// to queue; Release takes the lock only when it is non-zero.
+	// waiting counts queued and parked waiters plus arrivals deciding
+	// under mu whether to queue; Release takes the lock only when it is
+	// non-zero.
 	waiting atomic.Int64
+	// gated is set when caps are configured: every Acquire and Release
+	// then goes through mu to count slots per tenant and function.
+	gated bool
 
-	mu sync.Mutex
-	q  queues.Queue // REQUIRES: mu
+	mu       sync.Mutex
+	queues   [NumQueues]*queues.Set // REQUIRES: mu
+	capacity int
+	caps     capCounts // REQUIRES: mu
 
 	timeout time.Duration
+	lim     *rate.Limiter
+	adm     *admission
+	ev      Events
 	waiters sync.Pool
 }
 
 type waiter struct {
-	entry queues.Entry
-	ready chan struct{} // receives the grant; capacity 1
-	timer *time.Timer
+	entry   queues.Entry
+	kind    QueueKind
+	fn      string
+	ready   chan struct{} // receives the grant; capacity 1
+	timer   *time.Timer
+	granted time.Time // when the grant was given
+	parked  parkKind  // REQUIRES: Scheduler.mu
 }
 
 // New returns a Scheduler with cfg's sizes.
 func New(cfg Config) *Scheduler {
-	s := &Scheduler{timeout: cfg.QueueTimeout}
+	s := &Scheduler{timeout: cfg.QueueTimeout, capacity: cfg.QueueCapacity}
 	s.limit.Store(int64(cfg.Limit))
-	s.q.SetCapacity(cfg.QueueCapacity)
+	share := cfg.BatchShare
+	if share <= 0 || share >= 1 {
+		share = 0.2
+	}
+	for k := range s.queues {
+		s.queues[k] = queues.NewSet(1-share, share)
+	}
+	s.gated = cfg.TenantCap > 0 || cfg.FunctionCap > 0
+	s.caps = newCapCounts(cfg.TenantCap, cfg.FunctionCap)
+	if cfg.MaxRate > 0 {
+		s.lim = rate.NewLimiter(rate.Limit(cfg.MaxRate), max(1, int(cfg.MaxRate/10)))
+	}
+	s.ev = cfg.Events
+	if s.ev == nil {
+		s.ev = nopEvents{}
+	}
+	cfg.Events = s.ev
+	s.adm = newAdmission(cfg, s.Limit)
 	s.waiters.New = func() any {
 		w := &waiter{ready: make(chan struct{}, 1), timer: time.NewTimer(time.Hour)}
 		w.timer.Stop()
@@ -75,26 +126,58 @@ func New(cfg Config) *Scheduler {
 	return s
 }
 
-// Do waits for a slot, runs iv with it and gives it back. It returns how
-// long the invocation waited and the error that ended the wait or the
-// invocation.
+// Do admits inv (a new chain may be refused with a *RefusedError), waits
+// for a slot, runs iv with it and gives it back. It returns how long the
+// invocation waited and the error that ended the wait or the invocation.
 func (s *Scheduler) Do(inv *invocation.Invocation, w Watcher, iv Invoker) (time.Duration, error) {
-	waited, err := s.Acquire(inv, w)
+	c, err := s.adm.admit(inv)
 	if err != nil {
+		return 0, err
+	}
+	waited, granted, err := s.acquire(inv, w)
+	kind := Pending
+	if inv.Continuation {
+		kind = ChainRunning
+	}
+	s.ev.Waited(kind, inv.Class, waited)
+	if err != nil {
+		s.adm.abandoned(c, inv, err)
 		return waited, err
 	}
-	defer s.Release()
-	return waited, iv.Invoke(inv)
+	s.adm.dispatched(c, inv.Function)
+	if s.lim != nil {
+		// Hold the slot while waiting for a token, so that invocations
+		// still reach the platform in the scheduler's order.
+		if d := s.lim.Reserve().Delay(); d > 0 {
+			time.Sleep(d)
+		}
+	}
+	if granted.IsZero() {
+		granted = time.Now()
+	}
+	err = iv.Invoke(inv)
+	hold := time.Since(granted)
+	s.Release(inv)
+	ok := err == nil && (inv.Resp == nil || inv.Resp.StatusCode() < 500 && inv.Resp.StatusCode() != 429)
+	s.adm.finished(c, inv.Function, hold, ok)
+	return waited, err
 }
 
-// Acquire takes a worker slot for inv, waiting in the queue if none is free.
-// On success the caller must call Release exactly once.
+// Acquire takes a worker slot for inv, waiting in its queue (the
+// chain-running queue if inv.Continuation, else the pending one) if none is
+// free. On success the caller must call Release(inv) exactly once. Acquire
+// does no chain admission: Do does.
 //
-// Hot-path cost with a free slot and nobody waiting: one atomic load and one
-// compare-and-swap.
+// Hot-path cost with a free slot, nobody waiting and no caps: one atomic
+// load and one compare-and-swap.
 func (s *Scheduler) Acquire(inv *invocation.Invocation, w Watcher) (time.Duration, error) {
-	if s.waiting.Load() == 0 && s.tryAcquire() {
-		return 0, nil
+	waited, _, err := s.acquire(inv, w)
+	return waited, err
+}
+
+func (s *Scheduler) acquire(inv *invocation.Invocation, w Watcher) (time.Duration, time.Time, error) {
+	if !s.gated && s.waiting.Load() == 0 && s.tryAcquire() {
+		return 0, time.Time{}, nil
 	}
 	return s.acquireSlow(inv, w)
 }
@@ -111,24 +194,50 @@ func (s *Scheduler) tryAcquire() bool {
 	}
 }
 
-func (s *Scheduler) acquireSlow(_ *invocation.Invocation, w Watcher) (time.Duration, error) {
+func (s *Scheduler) acquireSlow(inv *invocation.Invocation, w Watcher) (time.Duration, time.Time, error) {
 	start := time.Now()
+	kind := Pending
+	if inv.Continuation {
+		kind = ChainRunning
+	}
+	timeout, err := s.timeout, ErrQueueTimeout
+	if !inv.Deadline.IsZero() {
+		if d := inv.Deadline.Sub(start); d < timeout {
+			timeout, err = d, ErrDeadline
+		}
+	}
+	crq, pq := s.queues[ChainRunning], s.queues[Pending]
 	wt := s.waiters.Get().(*waiter)
 	s.mu.Lock()
 	// Announce ourselves before looking at the slots: a Release that
 	// misses this increment freed its slot before our look, so we see it.
 	s.waiting.Add(1)
-	if s.q.Len() == 0 && s.tryAcquire() {
+	if crq.Len() == 0 && (kind == ChainRunning || pq.Len() == 0) &&
+		!s.caps.full(inv.Tenant, inv.Function) && s.tryAcquire() {
+		s.caps.take(inv.Tenant, inv.Function)
 		s.waiting.Add(-1)
 		s.mu.Unlock()
 		s.waiters.Put(wt)
-		return time.Since(start), nil
+		return time.Since(start), time.Time{}, nil
 	}
-	if !s.q.Push(&wt.entry) {
+	if kind == Pending && pq.Len() >= s.capacity || timeout <= 0 {
 		s.waiting.Add(-1)
 		s.mu.Unlock()
 		s.waiters.Put(wt)
-		return 0, ErrQueueFull
+		if timeout <= 0 {
+			return 0, time.Time{}, err
+		}
+		return 0, time.Time{}, ErrQueueFull
+	}
+	wt.kind, wt.fn = kind, inv.Function
+	wt.entry.Class, wt.entry.Tenant = min(inv.Class, NumClasses-1), inv.Tenant
+	// Earliest deadline first; without one, the time the wait would
+	// time out, which keeps arrival order among them.
+	wt.entry.Key = start.Add(timeout).UnixNano()
+	s.queues[kind].Push(&wt.entry)
+	if s.gated {
+		// Slots may be free while the waiters ahead are capped.
+		s.dispatchLocked()
 	}
 	s.mu.Unlock()
 
@@ -136,12 +245,13 @@ func (s *Scheduler) acquireSlow(_ *invocation.Invocation, w Watcher) (time.Durat
 	if w != nil {
 		gone = w.WatchGone()
 	}
-	wt.timer.Reset(s.timeout)
-	var err error
+	wt.timer.Reset(timeout)
+	var granted time.Time
 	select {
 	case <-wt.ready:
+		err = nil
+		granted = wt.granted
 	case <-wt.timer.C:
-		err = ErrQueueTimeout
 	case <-gone:
 		err = ErrClientGone
 	}
@@ -151,7 +261,7 @@ func (s *Scheduler) acquireSlow(_ *invocation.Invocation, w Watcher) (time.Durat
 	}
 	if err != nil {
 		s.mu.Lock()
-		removed := s.q.Remove(&wt.entry)
+		removed := s.removeLocked(wt)
 		if removed {
 			s.waiting.Add(-1)
 		}
@@ -161,40 +271,87 @@ func (s *Scheduler) acquireSlow(_ *invocation.Invocation, w Watcher) (time.Durat
 			// already in ready. A timed-out waiter uses it; a departed
 			// one passes it on.
 			<-wt.ready
+			granted = wt.granted
 			if err == ErrClientGone {
 				s.waiters.Put(wt)
-				s.Release()
-				return time.Since(start), err
+				s.Release(inv)
+				return time.Since(start), time.Time{}, err
 			}
 			err = nil
 		}
 	}
 	s.waiters.Put(wt)
-	return time.Since(start), err
+	return time.Since(start), granted, err
 }
 
-// Release gives back a slot taken by Acquire and grants it to the first
-// waiter, if any.
-func (s *Scheduler) Release() {
+// removeLocked takes a waiter that gave up out of its queue or its parking
+// place and reports whether it was still waiting.
+//
+// REQUIRES: s.mu held.
+func (s *Scheduler) removeLocked(wt *waiter) bool {
+	if wt.parked != notParked {
+		return s.caps.unparkWaiter(wt)
+	}
+	return s.queues[wt.kind].Remove(&wt.entry)
+}
+
+// Release gives back the slot inv took and grants it to the next waiter,
+// if any.
+func (s *Scheduler) Release(inv *invocation.Invocation) {
+	if s.gated {
+		s.mu.Lock()
+		s.caps.give(inv.Tenant, inv.Function)
+		s.inflight.Add(-1)
+		for _, wt := range s.caps.unblocked(inv.Tenant, inv.Function) {
+			s.queues[wt.kind].Push(&wt.entry)
+		}
+		s.dispatchLocked()
+		s.mu.Unlock()
+		return
+	}
 	s.inflight.Add(-1)
 	if s.waiting.Load() > 0 {
 		s.dispatch()
 	}
 }
 
-// dispatch grants free slots to waiters in queue order.
+// dispatch grants free slots to waiters.
 func (s *Scheduler) dispatch() {
 	s.mu.Lock()
 	s.dispatchLocked()
 	s.mu.Unlock()
 }
 
+// dispatchLocked grants free slots to waiters: the chain-running queue
+// first, then the pending one; inside each, by class share, then tenant
+// fair share, then earliest deadline. A waiter whose tenant or function is
+// at its cap is parked until one of its slots comes back.
+//
 // REQUIRES: s.mu held.
 func (s *Scheduler) dispatchLocked() {
-	for s.q.Len() > 0 && s.tryAcquire() {
-		e := s.q.Pop()
+	var now time.Time
+	for {
+		q := s.queues[ChainRunning]
+		if q.Len() == 0 {
+			q = s.queues[Pending]
+		}
+		if q.Len() == 0 || !s.tryAcquire() {
+			return
+		}
+		wt := q.Pop().Owner.(*waiter)
+		if s.gated {
+			if s.caps.park(wt) {
+				s.inflight.Add(-1)
+				continue
+			}
+			s.caps.take(wt.entry.Tenant, wt.fn)
+		}
+		if now.IsZero() {
+			now = time.Now()
+		}
+		wt.granted = now
 		s.waiting.Add(-1)
-		e.Owner.(*waiter).ready <- struct{}{}
+		wt.ready <- struct{}{}
 	}
 }
 
@@ -212,15 +369,23 @@ func (s *Scheduler) InFlight() int { return int(s.inflight.Load()) }
 // Limit returns the number of worker slots.
 func (s *Scheduler) Limit() int { return int(s.limit.Load()) }
 
-// Queued returns the number of waiters.
+// Queued returns the number of waiters, parked ones included.
 func (s *Scheduler) Queued() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.q.Len()
+	return s.queues[ChainRunning].Len() + s.queues[Pending].Len() + s.caps.parkedLen()
 }
 
-// QueueCapacity returns the most waiters the queue holds.
-func (s *Scheduler) QueueCapacity() int { return s.q.Capacity() }
+// Depth returns the number of waiters in queue k of class c (parked
+// waiters not included).
+func (s *Scheduler) Depth(k QueueKind, c uint8) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.queues[k].ClassLen(int(c))
+}
+
+// QueueCapacity returns the most first steps the pending queue holds.
+func (s *Scheduler) QueueCapacity() int { return s.capacity }
 
 // QueueTimeout returns the longest wait for a slot.
 func (s *Scheduler) QueueTimeout() time.Duration { return s.timeout }

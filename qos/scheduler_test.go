@@ -82,7 +82,7 @@ func holdSlots(t *testing.T, s *Scheduler) func() {
 	}
 	return func() {
 		for range n {
-			s.Release()
+			s.Release(&invocation.Invocation{})
 		}
 	}
 }
@@ -114,7 +114,7 @@ func TestQueueFull(t *testing.T) {
 		if err := <-results; err != nil {
 			t.Fatalf("queued waiter: %v", err)
 		}
-		s.Release()
+		s.Release(&invocation.Invocation{})
 	}
 	if s.InFlight() != 0 {
 		t.Errorf("in flight = %d, want 0", s.InFlight())
@@ -181,7 +181,7 @@ func TestGrantsInArrivalOrder(t *testing.T) {
 				return
 			}
 			order <- i
-			s.Release()
+			s.Release(&invocation.Invocation{})
 		}()
 		waitQueued(t, s, i+1)
 	}
@@ -215,7 +215,7 @@ func TestSetLimitGrantsWaiters(t *testing.T) {
 		t.Errorf("in flight = %d, want 4", s.InFlight())
 	}
 	for range 3 {
-		s.Release()
+		s.Release(&invocation.Invocation{})
 	}
 }
 
@@ -274,7 +274,7 @@ func BenchmarkAcquireRelease(b *testing.B) {
 			if _, err := s.Acquire(inv, nil); err != nil {
 				b.Fatal(err)
 			}
-			s.Release()
+			s.Release(&invocation.Invocation{})
 		}
 	})
 	for _, p := range []int{1, 10, 100, 1000} {
@@ -287,7 +287,7 @@ func BenchmarkAcquireRelease(b *testing.B) {
 					if _, err := s.Acquire(inv, nil); err != nil {
 						b.Fatal(err)
 					}
-					s.Release()
+					s.Release(&invocation.Invocation{})
 				}
 			})
 		})
@@ -308,7 +308,7 @@ func BenchmarkContended(b *testing.B) {
 					if _, err := s.Acquire(inv, nil); err != nil {
 						b.Fatal(err)
 					}
-					s.Release()
+					s.Release(&invocation.Invocation{})
 				}
 			})
 		})

@@ -4,19 +4,34 @@ import "container/heap"
 
 // Entry is one waiting invocation.
 type Entry struct {
+	// Key orders entries of one tenant and class: lower first. qos sets it
+	// to the effective deadline (Unix nanoseconds), so that entries are
+	// served earliest deadline first, and in arrival order among equals.
+	Key int64
 	// Seq is the arrival order, set by Push.
 	Seq uint64
+	// Class is the entry's class index in a Set; Tenant its tenant. Both
+	// are read by Set and Fair only.
+	Class  uint8
+	Tenant string
 	// Owner is the waiter this entry belongs to; the queue never reads it.
 	Owner any
 
-	pos int // position in the heap plus one; 0 when not queued
+	pos int     // position in the heap plus one; 0 when not queued
+	tq  *tenant // the Fair tenant queue holding e, if any
 }
 
 // Queued reports whether e is in a queue.
 func (e *Entry) Queued() bool { return e.pos > 0 }
 
-// Less reports whether a must be served before b.
-func (a *Entry) Less(b *Entry) bool { return a.Seq < b.Seq }
+// Less reports whether a must be served before b: lower Key, then earlier
+// arrival.
+func (a *Entry) Less(b *Entry) bool {
+	if a.Key != b.Key {
+		return a.Key < b.Key
+	}
+	return a.Seq < b.Seq
+}
 
 // Queue is a bounded priority queue of entries. The zero value is an empty
 // queue of capacity zero. Not safe for concurrent use.
@@ -45,6 +60,9 @@ func (q *Queue) Push(e *Entry) bool {
 	heap.Push(&q.h, e)
 	return true
 }
+
+// pushSeq queues e keeping the Seq it has, with no capacity check.
+func (q *Queue) pushSeq(e *Entry) { heap.Push(&q.h, e) }
 
 // Peek returns the entry Pop would return, or nil.
 func (q *Queue) Peek() *Entry {

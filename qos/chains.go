@@ -1,0 +1,292 @@
+package qos
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/golang-lru/v2/expirable"
+
+	"github.com/sequoia-qos/sequoia/invocation"
+)
+
+// Errors of chain admission.
+var (
+	// ErrRefused: a new chain cannot finish within its budget given the
+	// work admitted ahead of it. It never reached the platform.
+	ErrRefused = errors.New("qos: chain refused: it cannot finish within its deadline")
+	// ErrDeadline: the chain's deadline passed while the invocation waited.
+	ErrDeadline = errors.New("qos: chain deadline passed while queued")
+)
+
+// RefusedError is ErrRefused with an estimate of when capacity frees up.
+type RefusedError struct {
+	RetryAfter time.Duration
+}
+
+func (e *RefusedError) Error() string {
+	return fmt.Sprintf("%v (retry after %v)", ErrRefused, e.RetryAfter)
+}
+
+// Is makes errors.Is(err, ErrRefused) hold.
+func (e *RefusedError) Is(target error) bool { return target == ErrRefused }
+
+// ChainOutcome is how a chain ended.
+type ChainOutcome uint8
+
+// Chain outcomes.
+const (
+	ChainCompleted ChainOutcome = iota // every step it made was invoked
+	ChainDropped                       // a continuation's deadline passed while it waited: work wasted
+	ChainFailed                        // ended otherwise: first step never ran, platform error, client gone
+	NumChainOutcomes
+)
+
+var outcomeNames = [NumChainOutcomes]string{"completed", "dropped", "failed"}
+
+func (o ChainOutcome) String() string { return outcomeNames[o] }
+
+// Events is how the scheduler reports what it does; metrics implements it.
+// Methods are called on the request path and must be cheap.
+type Events interface {
+	// ChainStarted: a new chain was admitted.
+	ChainStarted(class uint8)
+	// ChainRefused: a new chain was refused at entry.
+	ChainRefused(class uint8)
+	// ChainEnded: an admitted chain ended. predicted is admission's
+	// estimate of its duration, actual the time from its first request to
+	// its end (meaningful for completed chains).
+	ChainEnded(class uint8, o ChainOutcome, predicted, actual time.Duration)
+	// Waited: an invocation left queue q, granted or not, after d.
+	Waited(q QueueKind, class uint8, d time.Duration)
+}
+
+type nopEvents struct{}
+
+func (nopEvents) ChainStarted(uint8)                                           {}
+func (nopEvents) ChainRefused(uint8)                                           {}
+func (nopEvents) ChainEnded(uint8, ChainOutcome, time.Duration, time.Duration) {}
+func (nopEvents) Waited(QueueKind, uint8, time.Duration)                       {}
+
+// chain is one active chain. Fields are guarded by admission.mu.
+type chain struct {
+	entry     string
+	class     uint8
+	start     time.Time
+	deadline  time.Time // zero: none
+	steps     int       // from X-Sequoia-Chain-Steps; 0 unknown
+	done      int       // steps that ran
+	remaining int       // of its reserved steps, not yet dispatched
+	predicted time.Duration
+	failed    bool
+	ended     bool
+}
+
+// admission owns the active-chain table and the estimator, and decides
+// whether a new chain may start.
+type admission struct {
+	mu    sync.Mutex
+	est   *estimator // REQUIRES: mu
+	table *expirable.LRU[string, *chain]
+	ev    Events
+	now   func() time.Time
+	limit func() int
+	// defaultDeadline applies to chains that give no X-Sequoia-Deadline-Ms.
+	defaultDeadline time.Duration
+}
+
+func newAdmission(cfg Config, limit func() int) *admission {
+	a := &admission{
+		est:             newEstimator(cfg.DefaultEstimate, cfg.MaxRate),
+		ev:              cfg.Events,
+		now:             cfg.Now,
+		limit:           limit,
+		defaultDeadline: cfg.DefaultDeadline,
+	}
+	if a.ev == nil {
+		a.ev = nopEvents{}
+	}
+	if a.now == nil {
+		a.now = time.Now
+	}
+	if a.est.def <= 0 {
+		a.est.def = 100 * time.Millisecond
+	}
+	size := cfg.MaxChains
+	if size <= 0 {
+		size = 100000
+	}
+	ttl := cfg.ChainTTL
+	if ttl <= 0 {
+		ttl = 5 * time.Minute
+	}
+	a.table = expirable.NewLRU[string, *chain](size, a.evicted, ttl)
+	return a
+}
+
+// evicted ends a chain the table forgot (TTL, deadline, capacity). It runs
+// under the table's lock, so it must not call the table.
+func (a *admission) evicted(_ string, c *chain) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if c.ended {
+		return
+	}
+	o := ChainCompleted
+	if c.failed || c.done == 0 {
+		o = ChainFailed
+	}
+	a.endLocked(c, o)
+}
+
+// REQUIRES: a.mu held.
+func (a *admission) endLocked(c *chain, o ChainOutcome) {
+	c.ended = true
+	a.est.outstanding -= float64(c.remaining)
+	c.remaining = 0
+	if o == ChainCompleted {
+		a.est.learnSteps(c.entry, c.done)
+	}
+	a.ev.ChainEnded(c.class, o, c.predicted, a.now().Sub(c.start))
+}
+
+// admit classifies inv as the first step of a new chain or a continuation
+// and, for a new chain, decides whether it may start. It sets
+// inv.Continuation and inv.Deadline.
+func (a *admission) admit(inv *invocation.Invocation) (*chain, error) {
+	now := a.now()
+	var c *chain
+	if inv.Chain != "" {
+		c, _ = a.table.Get(inv.Chain)
+	}
+	a.mu.Lock()
+	if c != nil && (c.deadline.IsZero() || !now.After(c.deadline)) {
+		a.mu.Unlock()
+		inv.Continuation, inv.Deadline = true, c.deadline
+		return c, nil
+	}
+	// A new chain, or one whose deadline passed: the table forgets a chain
+	// after its deadline, so this request starts a new one.
+	inv.Continuation = false
+	budget := inv.Budget
+	if budget <= 0 {
+		budget = a.defaultDeadline
+	}
+	steps := a.est.expectedSteps(inv.Function, inv.Steps)
+	start, finish, work := a.est.project(inv.Function, steps, a.limit(), now.UnixNano())
+	var deadline time.Time
+	if budget > 0 {
+		deadline = now.Add(budget)
+		if finish > deadline.UnixNano() {
+			a.mu.Unlock()
+			a.ev.ChainRefused(inv.Class)
+			// The same chain sent later by as much as it overshoots
+			// would fit, if nothing else is admitted meanwhile.
+			return nil, &RefusedError{RetryAfter: time.Duration(finish - deadline.UnixNano())}
+		}
+	}
+	a.est.reserve(start, work, steps)
+	c = &chain{
+		entry: inv.Function, class: inv.Class, start: now, deadline: deadline,
+		steps: inv.Steps, remaining: steps, predicted: time.Duration(finish - now.UnixNano()),
+	}
+	a.mu.Unlock()
+	inv.Deadline = deadline
+	if inv.Chain != "" {
+		a.table.Remove(inv.Chain) // ends the forgotten chain, if any
+		a.table.Add(inv.Chain, c)
+	}
+	a.ev.ChainStarted(inv.Class)
+	return c, nil
+}
+
+// dispatched records that a step of c got a worker slot.
+func (a *admission) dispatched(c *chain, fn string) {
+	a.mu.Lock()
+	if c.remaining > 0 {
+		c.remaining--
+		a.est.outstanding--
+	} else {
+		a.est.extend(fn, a.now().UnixNano())
+	}
+	a.mu.Unlock()
+}
+
+// finished records a step of c that ran: it held its slot for hold.
+func (a *admission) finished(c *chain, fn string, hold time.Duration, ok bool) {
+	a.mu.Lock()
+	a.est.observe(fn, hold)
+	c.done++
+	if !ok {
+		c.failed = true
+	}
+	if !c.ended && c.steps > 0 && c.done >= c.steps {
+		o := ChainCompleted
+		if c.failed {
+			o = ChainFailed
+		}
+		a.endLocked(c, o)
+	}
+	a.mu.Unlock()
+}
+
+// abandoned records a step of c that never ran because of err.
+func (a *admission) abandoned(c *chain, inv *invocation.Invocation, err error) {
+	a.mu.Lock()
+	if c.ended {
+		a.mu.Unlock()
+		return
+	}
+	if inv.Continuation {
+		if errors.Is(err, ErrDeadline) {
+			a.endLocked(c, ChainDropped)
+		} else {
+			c.failed = true
+		}
+		a.mu.Unlock()
+		return
+	}
+	// The first step never ran: the chain never started.
+	a.endLocked(c, ChainFailed)
+	a.mu.Unlock()
+	if inv.Chain != "" {
+		a.table.Remove(inv.Chain)
+	}
+}
+
+// Estimate returns the current estimate of one invocation of fn's slot
+// time ("" for the average over all functions).
+func (s *Scheduler) Estimate(fn string) time.Duration {
+	s.adm.mu.Lock()
+	defer s.adm.mu.Unlock()
+	return s.adm.est.duration(fn)
+}
+
+// Observe feeds the estimator as if an invocation of fn had held its slot
+// for d: for warming it from history, and for tests.
+func (s *Scheduler) Observe(fn string, d time.Duration) {
+	s.adm.mu.Lock()
+	s.adm.est.observe(fn, d)
+	s.adm.mu.Unlock()
+}
+
+// ActiveChains returns the number of chains in the table.
+func (s *Scheduler) ActiveChains() int { return s.adm.table.Len() }
+
+// retryAfterSeconds rounds d up to whole seconds, at least 1, as
+// Retry-After wants.
+func retryAfterSeconds(d time.Duration) int {
+	return max(1, int(math.Ceil(d.Seconds())))
+}
+
+// RetryAfterSeconds is the Retry-After value for err: the refusal's
+// estimate, or 1.
+func RetryAfterSeconds(err error) int {
+	var r *RefusedError
+	if errors.As(err, &r) {
+		return retryAfterSeconds(r.RetryAfter)
+	}
+	return 1
+}

@@ -1,0 +1,154 @@
+package qos
+
+import (
+	"container/heap"
+	"time"
+)
+
+// ewma is an exponentially weighted moving average; zero until its first
+// sample.
+type ewma struct {
+	v float64
+	n int
+}
+
+const ewmaAlpha = 0.15
+
+func (e *ewma) add(x float64) {
+	if e.n == 0 {
+		e.v = x
+	} else {
+		e.v += ewmaAlpha * (x - e.v)
+	}
+	e.n++
+}
+
+// estimator projects when admitted work will be done. It keeps:
+//
+//   - per-function durations: how long an invocation held its worker slot
+//     (grant to release, so scheduling and HTTP overheads are counted), as
+//     an EWMA, and one over all functions;
+//   - learned chain lengths per entry function, from completed chains;
+//   - a reservation timeline: for each worker slot, when the work admitted
+//     so far is projected to leave it free. A new chain takes the slot that
+//     frees first and holds it for all its steps, which is how the
+//     scheduler runs chains once continuations go first;
+//   - outstanding steps: steps of admitted chains not yet dispatched, for
+//     a fluid bound (all of them spread over every slot, or over the rate
+//     limit) that catches a timeline that ran ahead of reality.
+//
+// Not safe for concurrent use: admission holds its lock.
+type estimator struct {
+	fn          map[string]*ewma
+	all         ewma
+	steps       map[string]*ewma
+	slots       slotHeap // unix nanoseconds
+	outstanding float64  // steps
+	def         time.Duration
+	rate        float64 // invocations per second; 0 = unlimited
+}
+
+func newEstimator(def time.Duration, rate float64) *estimator {
+	return &estimator{fn: map[string]*ewma{}, steps: map[string]*ewma{}, def: def, rate: rate}
+}
+
+// observe records that an invocation of fn held its slot for d.
+func (e *estimator) observe(fn string, d time.Duration) {
+	f := e.fn[fn]
+	if f == nil {
+		f = new(ewma)
+		e.fn[fn] = f
+	}
+	f.add(float64(d))
+	e.all.add(float64(d))
+}
+
+// duration is the estimated slot time of one invocation of fn ("" for any
+// function).
+func (e *estimator) duration(fn string) time.Duration {
+	if f := e.fn[fn]; f != nil && f.n > 0 {
+		return time.Duration(f.v)
+	}
+	if e.all.n > 0 {
+		return time.Duration(e.all.v)
+	}
+	return e.def
+}
+
+// learnSteps records that a chain entered at fn made n invocations.
+func (e *estimator) learnSteps(fn string, n int) {
+	s := e.steps[fn]
+	if s == nil {
+		s = new(ewma)
+		e.steps[fn] = s
+	}
+	s.add(float64(n))
+}
+
+// expectedSteps is a chain's expected length: given, else learned from
+// chains entered at fn, else 1.
+func (e *estimator) expectedSteps(fn string, given int) int {
+	if given > 0 {
+		return given
+	}
+	if s := e.steps[fn]; s != nil && s.n > 0 {
+		return max(1, int(s.v+0.5))
+	}
+	return 1
+}
+
+// resize makes the timeline have n slots; new slots are free now.
+func (e *estimator) resize(n int, now int64) {
+	for len(e.slots) > n {
+		heap.Remove(&e.slots, len(e.slots)-1)
+	}
+	for len(e.slots) < n {
+		heap.Push(&e.slots, now)
+	}
+}
+
+// project returns when a chain of steps invocations, the first of fn,
+// arriving now would start and finish, and its slot time.
+func (e *estimator) project(fn string, steps int, limit int, now int64) (start, finish int64, work time.Duration) {
+	e.resize(limit, now)
+	work = e.duration(fn) + time.Duration(steps-1)*e.duration("")
+	start = max(now, e.slots[0])
+	finish = start + int64(work)
+	// Fluid bounds: the steps already admitted and this chain's, spread
+	// over every slot, and over the rate limit.
+	fluid := now + int64((e.outstanding*float64(e.duration(""))+float64(work))/float64(limit))
+	finish = max(finish, fluid)
+	if e.rate > 0 {
+		finish = max(finish, now+int64((e.outstanding+float64(steps))/e.rate*float64(time.Second)))
+	}
+	return start, finish, work
+}
+
+// reserve books a projected chain on the timeline.
+func (e *estimator) reserve(start int64, work time.Duration, steps int) {
+	e.slots[0] = start + int64(work)
+	heap.Fix(&e.slots, 0)
+	e.outstanding += float64(steps)
+}
+
+// extend books one unplanned step (a chain longer than expected).
+func (e *estimator) extend(fn string, now int64) {
+	if len(e.slots) == 0 {
+		return
+	}
+	e.slots[0] = max(now, e.slots[0]) + int64(e.duration(fn))
+	heap.Fix(&e.slots, 0)
+}
+
+type slotHeap []int64
+
+func (h slotHeap) Len() int           { return len(h) }
+func (h slotHeap) Less(i, j int) bool { return h[i] < h[j] }
+func (h slotHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *slotHeap) Push(x any)        { *h = append(*h, x.(int64)) }
+func (h *slotHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
+}
