@@ -73,6 +73,10 @@ type Invocation struct {
 	Continuation bool
 	Deadline     time.Time
 
+	// Attempt counts the platform attempts made before this one: 0 for
+	// the first, set by the proxy's retry loop.
+	Attempt int
+
 	// Req and Resp are the platform request as received and the response
 	// to return. They belong to the inbound server and must not be kept
 	// after the handler that owns them returns.

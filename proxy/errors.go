@@ -29,6 +29,7 @@ type renderedError struct {
 	status     int
 	body       []byte
 	retryAfter []byte
+	errorType  []byte // X-Amzn-ErrorType (Lambda); nil for none
 }
 
 var rendered = map[*apiError]renderedError{}
@@ -39,6 +40,7 @@ func render(e *apiError) *apiError {
 		r.retryAfter = []byte(strconv.Itoa(e.retryAfter))
 	}
 	rendered[e] = r
+	shapedErrors[e] = shape(e)
 	return e
 }
 
@@ -76,18 +78,15 @@ var (
 
 // writeError replaces the response with e.
 func (p *Proxy) writeError(ctx *fasthttp.RequestCtx, e *apiError) {
-	r, ok := rendered[e]
-	if !ok {
-		r = renderedError{status: e.status, body: e.body()}
-		if e.retryAfter > 0 {
-			r.retryAfter = []byte(strconv.Itoa(e.retryAfter))
-		}
-	}
+	r := shaped(p.cfg.Platform, e) // the platform's own error shape: shapes.go
 	ctx.Response.Reset()
 	ctx.Response.SetStatusCode(r.status)
 	ctx.Response.Header.SetContentTypeBytes(contentTypeJSON)
 	if r.retryAfter != nil {
 		ctx.Response.Header.SetCanonical(headerRetry, r.retryAfter)
+	}
+	if r.errorType != nil {
+		ctx.Response.Header.SetBytesKV(headerAmznErrorType, r.errorType)
 	}
 	ctx.Response.SetBody(r.body)
 }

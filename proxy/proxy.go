@@ -41,6 +41,10 @@ type Config struct {
 	// DefaultClass is the class of invocations without a known
 	// X-Sequoia-Priority (qos.Interactive or qos.Batch).
 	DefaultClass uint8
+	// Retry says when invocations are tried again (retry.go); Feedback,
+	// when set, hears every platform answer (the adaptive limit).
+	Retry    RetryConfig
+	Feedback Feedback
 }
 
 // Proxy is the inbound data-port server.
@@ -56,6 +60,7 @@ type Proxy struct {
 	reqs      sync.Pool
 	closing   atomic.Bool
 	ids       *chainIDs
+	plat      platformState // retries, feedback, Lambda Events: retry.go, events.go
 }
 
 // request is the per-request state the handler keeps, pooled.
@@ -88,6 +93,7 @@ func New(cfg Config, sched Scheduler, fwd Forwarder, m *metrics.Metrics, log *sl
 	}
 	p.tenants = intern.New(cfg.MaxTenants, func(s string) string { return s }, "_other")
 	p.reqs.New = func() any { return &request{scratch: make([]byte, 0, 128)} }
+	p.plat.init(p)
 	p.srv = &fasthttp.Server{
 		Handler:               p.serve,
 		ErrorHandler:          p.serveError,
@@ -167,8 +173,11 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 		p.reject(ctx, metrics.BadRequest, e)
 		return
 	}
+	if p.lambdaShortcut(ctx, inv) { // Event and DryRun: events.go
+		return
+	}
 	r.ctx = ctx
-	waited, err := p.sched.Do(inv, r, p.fwd)
+	waited, err := p.invoke(inv, r) // with retries: retry.go
 	r.ctx = nil
 	p.m.QueueWait(waited)
 	switch {

@@ -1,6 +1,7 @@
 package upstream
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -25,6 +26,8 @@ type Config struct {
 	Kind     invocation.Platform // the platform's API
 	Timeout  time.Duration       // one invocation, connection included
 	MaxConns int                 // connections to the platform
+	// Signer re-signs every request (Lambda); nil sends them as they are.
+	Signer *Signer
 }
 
 // Client forwards invocations to one platform.
@@ -34,6 +37,7 @@ type Client struct {
 	// backends route by the client's Host, so it is kept for them.
 	host    string
 	setHost bool
+	signer  *Signer
 }
 
 // New returns a Client for cfg.URL.
@@ -68,7 +72,7 @@ func New(cfg Config) (*Client, error) {
 	if hc.IsTLS {
 		hc.TLSConfig = &tls.Config{ServerName: u.Hostname(), MinVersion: tls.VersionTLS12}
 	}
-	return &Client{hc: hc, host: u.Host, setHost: cfg.Kind != invocation.HTTP}, nil
+	return &Client{hc: hc, host: u.Host, setHost: cfg.Kind != invocation.HTTP, signer: cfg.Signer}, nil
 }
 
 // Invoke sends inv.Req to the platform and reads the answer into inv.Resp.
@@ -77,10 +81,19 @@ func New(cfg Config) (*Client, error) {
 func (c *Client) Invoke(inv *invocation.Invocation) error {
 	req, resp := inv.Req, inv.Resp
 	clientClose := req.Header.ConnectionClose()
-	PrepareRequest(&req.Header)
-	if c.setHost {
-		req.Header.SetHost(c.host)
-		req.URI().SetHost(c.host)
+	if inv.Attempt == 0 {
+		PrepareRequest(&req.Header)
+		if c.setHost {
+			req.Header.SetHost(c.host)
+			req.URI().SetHost(c.host)
+		}
+	}
+	if c.signer != nil {
+		// Signed again on every attempt: the signature carries the time.
+		if err := c.signer.Sign(context.Background(), req); err != nil {
+			resp.Reset()
+			return fmt.Errorf("%w: %v", ErrUnreachable, err)
+		}
 	}
 	err := c.hc.Do(req, resp)
 	if clientClose {

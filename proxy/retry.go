@@ -1,0 +1,236 @@
+package proxy
+
+import (
+	"errors"
+	"math/rand/v2"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/valyala/fasthttp"
+
+	"github.com/sequoia-qos/sequoia/invocation"
+	"github.com/sequoia-qos/sequoia/metrics"
+	"github.com/sequoia-qos/sequoia/proxy/upstream"
+	"github.com/sequoia-qos/sequoia/qos"
+)
+
+// Feedback is what the proxy tells the adaptive concurrency limit
+// (qos/adaptive.Limit) about each platform answer.
+type Feedback interface {
+	OnThrottle()          // a concurrency throttle
+	OnSuccess()           // anything else the platform ran or refused
+	Hold(d time.Duration) // background work accepted (202) that runs about d
+}
+
+// RetryConfig says when and how the proxy tries an invocation again.
+type RetryConfig struct {
+	// MaxAttempts bounds the attempts, the first included; 1 never
+	// retries; 0 means 8.
+	MaxAttempts int
+	// BaseBackoff is the first wait (0 means 25ms), doubled each attempt
+	// up to MaxBackoff (0 means 1s), with jitter. A platform Retry-After
+	// lengthens it, up to MaxBackoff.
+	BaseBackoff, MaxBackoff time.Duration
+	// MaxElapsed is the retry budget of an invocation with no chain
+	// deadline, from its arrival; 0 means 30s.
+	MaxElapsed time.Duration
+	// Idempotent treats every invocation as safe to repeat, as if each
+	// carried an Idempotency-Key.
+	Idempotent bool
+	// BackgroundEstimate is how long a 202 (work the platform runs in
+	// the background) occupies a slot; 0 means 2s.
+	BackgroundEstimate time.Duration
+	// EventMaxAge bounds how long sequoia keeps trying to deliver a Lambda
+	// Event invocation; 0 means 6h, Lambda's own maximum.
+	EventMaxAge time.Duration
+	// MaxEvents bounds Event invocations accepted and not yet delivered;
+	// 0 means 10000.
+	MaxEvents int
+}
+
+func (c RetryConfig) withDefaults() RetryConfig {
+	if c.MaxAttempts <= 0 {
+		c.MaxAttempts = 8
+	}
+	if c.BaseBackoff <= 0 {
+		c.BaseBackoff = 25 * time.Millisecond
+	}
+	if c.MaxBackoff <= 0 {
+		c.MaxBackoff = time.Second
+	}
+	c.MaxBackoff = max(c.MaxBackoff, c.BaseBackoff)
+	if c.MaxElapsed <= 0 {
+		c.MaxElapsed = 30 * time.Second
+	}
+	if c.BackgroundEstimate <= 0 {
+		c.BackgroundEstimate = 2 * time.Second
+	}
+	if c.EventMaxAge <= 0 {
+		c.EventMaxAge = 6 * time.Hour
+	}
+	if c.MaxEvents <= 0 {
+		c.MaxEvents = 10000
+	}
+	return c
+}
+
+// platformState is the proxy's retry, feedback and background-delivery
+// state (retry.go, events.go).
+type platformState struct {
+	retry    RetryConfig
+	feedback Feedback
+	iv       qos.Invoker // the forwarder, reporting to feedback
+	retries  *prometheus.CounterVec
+	events   events
+}
+
+func (s *platformState) init(p *Proxy) {
+	s.retry = p.cfg.Retry.withDefaults()
+	s.feedback = p.cfg.Feedback
+	s.iv = p.fwd
+	if s.feedback != nil {
+		s.iv = &feedbackInvoker{fwd: p.fwd, kind: p.cfg.Platform, fb: s.feedback, estimate: s.retry.BackgroundEstimate}
+	}
+	s.retries = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: metrics.Namespace, Name: "retries_total",
+		Help: "Invocations sent to the platform again, by why: throttled_concurrency, throttled_rate, unavailable, unreachable, timeout.",
+	}, []string{"reason"})
+	s.events.init(p)
+	if p.m != nil {
+		p.m.Registry().MustRegister(s.retries)
+		p.m.Registry().MustRegister(s.events.collectors()...)
+	}
+}
+
+// feedbackInvoker forwards an invocation and reports the answer to the
+// adaptive limit while the slot is still held.
+type feedbackInvoker struct {
+	fwd      qos.Invoker
+	kind     invocation.Platform
+	fb       Feedback
+	estimate time.Duration
+}
+
+func (f *feedbackInvoker) Invoke(inv *invocation.Invocation) error {
+	if err := f.fwd.Invoke(inv); err != nil {
+		return err
+	}
+	switch v, _ := upstream.Classify(f.kind, inv.Resp); v {
+	case upstream.ThrottledConcurrency:
+		f.fb.OnThrottle()
+	case upstream.ThrottledRate, upstream.Unavailable:
+		// Neither says how many may run at once.
+	case upstream.Accepted:
+		f.fb.Hold(f.estimate)
+		f.fb.OnSuccess()
+	default:
+		f.fb.OnSuccess()
+	}
+	return nil
+}
+
+var headerIdempotencyKey = []byte("Idempotency-Key")
+
+// idempotent reports whether inv may run twice: not a POST, a POST with an
+// Idempotency-Key, or configured so.
+func (s *platformState) idempotent(inv *invocation.Invocation) bool {
+	return s.retry.Idempotent || !inv.Req.Header.IsPost() || len(inv.Req.Header.PeekBytes(headerIdempotencyKey)) > 0
+}
+
+// retryReason says whether an attempt that ended with err (and, when nil,
+// inv.Resp) is tried again, and how long to wait first. Throttles are
+// always safe: the platform refused before starting. A platform 503/504,
+// an unreachable platform or a timeout may have run the function, so only
+// idempotent invocations retry them. Function errors never retry.
+func (s *platformState) retryReason(kind invocation.Platform, inv *invocation.Invocation, err error, always bool) (reason string, hint time.Duration) {
+	switch {
+	case err == nil:
+		v, ra := upstream.Classify(kind, inv.Resp)
+		switch {
+		case v.Throttled():
+			return v.String(), ra
+		case v == upstream.Unavailable && (always || s.idempotent(inv)):
+			return v.String(), ra
+		}
+		return "", 0
+	case errors.Is(err, upstream.ErrUnreachable) && (always || s.idempotent(inv)):
+		return "unreachable", 0
+	case errors.Is(err, upstream.ErrTimeout) && s.idempotent(inv):
+		return "timeout", 0
+	}
+	return "", 0
+}
+
+// backoff is the wait before attempt n+1 (n >= 0): exponential from
+// BaseBackoff, capped at MaxBackoff, jittered to [d/2, d]; a platform hint
+// lengthens it up to MaxBackoff.
+func (s *platformState) backoff(n int, hint time.Duration) time.Duration {
+	d := s.retry.BaseBackoff << min(n, 20)
+	if d <= 0 || d > s.retry.MaxBackoff {
+		d = s.retry.MaxBackoff
+	}
+	d = d/2 + rand.N(d/2+1)
+	if hint > d {
+		d = min(hint, s.retry.MaxBackoff)
+	}
+	return d
+}
+
+// invoke runs inv through the scheduler and, while the platform throttles
+// or (for idempotent invocations) is unavailable, again after a backoff:
+// each retry goes back through the queues and waits for a slot like any
+// other invocation, and none waits past the invocation's deadline (its
+// chain's, else its arrival plus MaxElapsed).
+func (p *Proxy) invoke(inv *invocation.Invocation, w qos.Watcher) (time.Duration, error) {
+	s := &p.plat
+	var waited time.Duration
+	for {
+		wt, err := p.sched.Do(inv, w, s.iv)
+		waited += wt
+		if inv.Attempt+1 >= s.retry.MaxAttempts {
+			return waited, err
+		}
+		reason, hint := s.retryReason(p.cfg.Platform, inv, err, false)
+		if reason == "" {
+			return waited, err
+		}
+		delay := s.backoff(inv.Attempt, hint)
+		deadline := inv.Deadline
+		if deadline.IsZero() {
+			deadline = inv.Arrival.Add(s.retry.MaxElapsed)
+		}
+		if time.Now().Add(delay).After(deadline) {
+			return waited, err
+		}
+		if !pause(delay, w) {
+			return waited, qos.ErrClientGone
+		}
+		s.retries.WithLabelValues(reason).Inc()
+		inv.Attempt++
+		if err != nil {
+			inv.Resp.Reset()
+		}
+	}
+}
+
+// pause waits d, or until the client goes away (false).
+func pause(d time.Duration, w qos.Watcher) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	var gone <-chan struct{}
+	if w != nil {
+		gone = w.WatchGone()
+		defer w.StopWatch()
+	}
+	select {
+	case <-t.C:
+		return true
+	case <-gone:
+		return false
+	}
+}
+
+// errBadInvocationType answers an unknown X-Amz-Invocation-Type, as Lambda
+// does, with InvalidParameterValueException.
+var errBadInvocationType = render(&apiError{fasthttp.StatusBadRequest, "bad_invocation_type",
+	"sequoia: X-Amz-Invocation-Type must be RequestResponse, Event or DryRun", 0})
