@@ -72,9 +72,10 @@ type Limits struct {
 
 // Config is the whole configuration of `sequoia serve`.
 type Config struct {
-	Serving Serving
-	Backend Backend
-	Limits  Limits
+	Serving   Serving
+	Backend   Backend
+	Limits    Limits
+	Platforms Platforms // platforms.go
 }
 
 // Load reads the configuration from the environment and checks it.
@@ -176,6 +177,7 @@ func (c Config) Validate() error {
 	if l.MaxFunctions <= 0 {
 		bad("MAX_FUNCTIONS", l.MaxFunctions, "must be positive")
 	}
+	c.Platforms.check(bad)
 	return errors.Join(errs...)
 }
 

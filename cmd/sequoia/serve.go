@@ -57,6 +57,7 @@ type server struct {
 	admin   *proxy.Admin
 	dataLn  net.Listener
 	adminLn net.Listener
+	plat    platformParts // platforms.go
 }
 
 // newServer builds the server and opens its listeners.
@@ -70,11 +71,17 @@ func newServer(cfg config.Config, log *slog.Logger) (*server, error) {
 		QueueTimeout:  cfg.Limits.QueueTimeout,
 	})
 	s.metrics.WatchScheduler(s.sched)
+	plat, err := newPlatformParts(cfg, platform, s.sched, s.metrics)
+	if err != nil {
+		return nil, err
+	}
+	s.plat = plat
 	up, err := upstream.New(upstream.Config{
 		URL:      cfg.Backend.URL,
 		Kind:     platform,
 		Timeout:  cfg.Backend.Timeout,
 		MaxConns: cfg.Limits.MaxConcurrency + 64, // room for control calls
+		Signer:   plat.signer,
 	})
 	if err != nil {
 		return nil, err
@@ -84,6 +91,8 @@ func newServer(cfg config.Config, log *slog.Logger) (*server, error) {
 		Platform:     platform,
 		HTTPRoute:    cfg.Backend.HTTPRoute,
 		MaxBodyBytes: cfg.Serving.MaxBodyBytes,
+		Retry:        plat.retry,
+		Feedback:     plat.feedback,
 	}, s.sched, up, s.metrics, log)
 	s.admin = proxy.NewAdmin(s.metrics, s.status)
 
@@ -120,6 +129,9 @@ func (s *server) run(ctx context.Context) error {
 		sctx, cancel := context.WithTimeout(context.Background(), s.cfg.Serving.ShutdownTimeout)
 		defer cancel()
 		err := s.proxy.Shutdown(sctx)
+		if !s.proxy.WaitEvents(sctx.Done()) {
+			s.log.Warn("shutdown: Lambda Event invocations left undelivered", "pending", s.proxy.PendingEvents())
+		}
 		if err != nil {
 			s.log.Warn("shutdown timed out", "in_flight", s.sched.InFlight(), "queued", s.sched.Queued(), "err", err)
 		}
@@ -145,10 +157,12 @@ func (s *server) status() any {
 		InFlight int              `json:"in_flight"`
 		Limit    int              `json:"limit"`
 		Queues   map[string]queue `json:"queues"`
+		Adaptive any              `json:"adaptive"`
 		Config   map[string]any   `json:"config"`
 	}{
 		InFlight: s.sched.InFlight(),
 		Limit:    s.sched.Limit(),
+		Adaptive: adaptiveStatus(s.plat.limit, s.cfg.Limits.MaxConcurrency),
 		Queues: map[string]queue{"pending": {
 			Depth: s.sched.Queued(), Capacity: s.sched.QueueCapacity(), Timeout: s.sched.QueueTimeout().String(),
 		}},

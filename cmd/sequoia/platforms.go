@@ -1,0 +1,76 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+
+	"github.com/sequoia-qos/sequoia/config"
+	"github.com/sequoia-qos/sequoia/invocation"
+	"github.com/sequoia-qos/sequoia/metrics"
+	"github.com/sequoia-qos/sequoia/proxy"
+	"github.com/sequoia-qos/sequoia/proxy/upstream"
+	"github.com/sequoia-qos/sequoia/qos"
+	"github.com/sequoia-qos/sequoia/qos/adaptive"
+)
+
+// platformParts is what speaking to a real platform adds to the server:
+// the Lambda signer, the adaptive concurrency limit and the retry policy.
+type platformParts struct {
+	signer   *upstream.Signer
+	limit    *adaptive.Limit // nil when SEQUOIA_ADAPTIVE=false
+	feedback proxy.Feedback  // limit, or nil
+	retry    proxy.RetryConfig
+}
+
+func newPlatformParts(cfg config.Config, platform invocation.Platform, sched *qos.Scheduler, m *metrics.Metrics) (platformParts, error) {
+	pc := cfg.Platforms
+	parts := platformParts{retry: proxy.RetryConfig{
+		MaxAttempts:        pc.RetryMaxAttempts,
+		BaseBackoff:        pc.RetryBaseBackoff,
+		MaxBackoff:         pc.RetryMaxBackoff,
+		MaxElapsed:         pc.RetryMaxElapsed,
+		Idempotent:         pc.Idempotent,
+		BackgroundEstimate: pc.BackgroundEstimate,
+		EventMaxAge:        pc.EventMaxAge,
+		MaxEvents:          pc.MaxEvents,
+	}}
+	if platform == invocation.Lambda {
+		u, err := url.Parse(cfg.Backend.URL)
+		if err != nil {
+			return parts, fmt.Errorf("SEQUOIA_BACKEND_URL: %w", err)
+		}
+		parts.signer, err = upstream.NewLambdaSigner(context.Background(), upstream.SignerConfig{
+			Region: pc.LambdaRegion, Host: u.Host,
+		})
+		if err != nil {
+			return parts, fmt.Errorf("SEQUOIA_BACKEND=lambda: %w", err)
+		}
+	}
+	if pc.Adaptive {
+		parts.limit = adaptive.New(adaptive.Config{
+			Ceiling:  cfg.Limits.MaxConcurrency,
+			Backoff:  pc.AdaptiveBackoff,
+			Cooldown: pc.AdaptiveCooldown,
+			Quiet:    pc.AdaptiveQuiet,
+		}, sched.SetLimit, sched.InFlight)
+		parts.feedback = parts.limit
+		m.Registry().MustRegister(parts.limit.Collectors(metrics.Namespace)...)
+	}
+	return parts, nil
+}
+
+// adaptiveStatus is the adaptive limit's part of /sequoia/v1/status.
+func adaptiveStatus(l *adaptive.Limit, ceiling int) any {
+	if l == nil {
+		return map[string]any{"enabled": false, "ceiling": ceiling}
+	}
+	return map[string]any{
+		"enabled":         true,
+		"ceiling":         ceiling,
+		"limit":           l.Limit(),
+		"effective_limit": l.Effective(),
+		"background_held": l.Held(),
+		"throttles":       l.Throttles(),
+	}
+}

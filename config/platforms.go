@@ -1,0 +1,85 @@
+package config
+
+import (
+	"math"
+	"time"
+)
+
+// Platforms configures how sequoia speaks to the platform: Lambda signing,
+// retries, background work and the adaptive concurrency limit.
+type Platforms struct {
+	// LambdaRegion is the AWS region Lambda requests are signed for; empty
+	// means the standard chain's (AWS_REGION, the shared config profile).
+	// The credentials always come from the standard chain (environment,
+	// shared files, web identity); SEQUOIA_BACKEND_URL is the endpoint
+	// (https://lambda.{region}.amazonaws.com, or an emulator in tests).
+	LambdaRegion string `env:"LAMBDA_REGION" envDefault:""`
+
+	// RetryMaxAttempts bounds the attempts at the platform per invocation,
+	// the first included; 1 never retries.
+	RetryMaxAttempts int `env:"RETRY_MAX_ATTEMPTS" envDefault:"8"`
+	// RetryBaseBackoff is the first wait before a retry, doubled each
+	// attempt (with jitter) up to RetryMaxBackoff.
+	RetryBaseBackoff time.Duration `env:"RETRY_BASE_BACKOFF" envDefault:"25ms"`
+	// RetryMaxBackoff caps one wait, the platform's Retry-After included.
+	RetryMaxBackoff time.Duration `env:"RETRY_MAX_BACKOFF" envDefault:"1s"`
+	// RetryMaxElapsed is the retry budget, from arrival, of an invocation
+	// whose chain has no deadline (a chain's deadline always bounds it).
+	RetryMaxElapsed time.Duration `env:"RETRY_MAX_ELAPSED" envDefault:"30s"`
+	// Idempotent declares every function safe to run twice: POSTs are then
+	// retried after platform 503/504s and timeouts too, not only after
+	// throttles, as if each carried an Idempotency-Key header.
+	Idempotent bool `env:"IDEMPOTENT" envDefault:"false"`
+
+	// BackgroundEstimate is how long work the platform accepted with 202
+	// (OpenWhisk non-blocking calls) occupies a concurrency slot.
+	BackgroundEstimate time.Duration `env:"BACKGROUND_ESTIMATE" envDefault:"2s"`
+	// EventMaxAge is how long sequoia keeps trying to deliver a Lambda
+	// Event invocation it accepted.
+	EventMaxAge time.Duration `env:"EVENT_MAX_AGE" envDefault:"6h"`
+	// MaxEvents bounds the Event invocations accepted and not yet
+	// delivered; beyond it Events are answered 429.
+	MaxEvents int `env:"MAX_EVENTS" envDefault:"10000"`
+
+	// Adaptive lowers the concurrency limit below SEQUOIA_MAX_CONCURRENCY
+	// when the platform throttles, and probes back up when it stops.
+	Adaptive bool `env:"ADAPTIVE" envDefault:"true"`
+	// AdaptiveBackoff multiplies the limit on a concurrency throttle.
+	AdaptiveBackoff float64 `env:"ADAPTIVE_BACKOFF" envDefault:"0.9"`
+	// AdaptiveCooldown is the least time between two decreases.
+	AdaptiveCooldown time.Duration `env:"ADAPTIVE_COOLDOWN" envDefault:"100ms"`
+	// AdaptiveQuiet is how long without a throttle before the limit
+	// probes back up.
+	AdaptiveQuiet time.Duration `env:"ADAPTIVE_QUIET" envDefault:"1s"`
+}
+
+// check reports the values that parse but make no sense.
+func (p Platforms) check(bad func(name string, v any, why string)) {
+	if p.RetryMaxAttempts < 1 {
+		bad("RETRY_MAX_ATTEMPTS", p.RetryMaxAttempts, "must be at least 1")
+	}
+	for name, d := range map[string]time.Duration{
+		"RETRY_BASE_BACKOFF": p.RetryBaseBackoff, "RETRY_MAX_BACKOFF": p.RetryMaxBackoff,
+		"RETRY_MAX_ELAPSED": p.RetryMaxElapsed, "BACKGROUND_ESTIMATE": p.BackgroundEstimate,
+		"EVENT_MAX_AGE": p.EventMaxAge, "ADAPTIVE_COOLDOWN": p.AdaptiveCooldown, "ADAPTIVE_QUIET": p.AdaptiveQuiet,
+	} {
+		if d <= 0 {
+			bad(name, d, "must be positive")
+		}
+	}
+	if p.RetryMaxBackoff < p.RetryBaseBackoff {
+		bad("RETRY_MAX_BACKOFF", p.RetryMaxBackoff, "must not be less than SEQUOIA_RETRY_BASE_BACKOFF")
+	}
+	if p.MaxEvents <= 0 {
+		bad("MAX_EVENTS", p.MaxEvents, "must be positive")
+	}
+	if !(p.AdaptiveBackoff > 0 && p.AdaptiveBackoff < 1) || math.IsNaN(p.AdaptiveBackoff) {
+		bad("ADAPTIVE_BACKOFF", p.AdaptiveBackoff, "must be between 0 and 1, exclusive")
+	}
+	for _, c := range p.LambdaRegion {
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
+			bad("LAMBDA_REGION", p.LambdaRegion, "not a region name (like eu-west-1)")
+			break
+		}
+	}
+}
