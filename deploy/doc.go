@@ -1,0 +1,14 @@
+// Package deploy holds no code: it is the module in which sequoia's
+// deployment files (Kustomize base and overlays, Helm chart, Dockerfile,
+// Grafana dashboard, alert rules) are checked, so that the Kubernetes, Helm
+// and Kustomize libraries the checks need stay out of the main module and
+// the sequoia binary.
+//
+// The tests build the overlays with krusty and render the chart with
+// Helm's engine, decode every object strictly into the Kubernetes (and
+// Prometheus Operator) API types, check every SEQUOIA_* variable against
+// config.Variables and every metric the dashboard and the alert rules use
+// against what the binary registers:
+//
+//	cd deploy && go test ./...
+package deploy

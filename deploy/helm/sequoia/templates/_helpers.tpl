@@ -1,0 +1,128 @@
+{{- define "sequoia.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "sequoia.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else if contains (include "sequoia.name" .) .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name (include "sequoia.name" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "sequoia.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "sequoia.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "sequoia.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+{{ include "sequoia.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: sequoia
+{{- end -}}
+
+{{- define "sequoia.policiesConfigMap" -}}
+{{- .Values.policies.existingConfigMap | default (printf "%s-policies" (include "sequoia.fullname" .)) -}}
+{{- end -}}
+
+{{- /* The variables the chart sets itself: config must not set them. */ -}}
+{{- define "sequoia.checkConfig" -}}
+{{- if not (has .Values.mode (list "gateway" "sidecar")) -}}
+{{- fail (printf "mode must be gateway or sidecar, not %q" .Values.mode) -}}
+{{- end -}}
+{{- range $k, $v := .Values.config -}}
+{{- if not (hasPrefix "SEQUOIA_" $k) -}}
+{{- fail (printf "config.%s: config holds SEQUOIA_* variables only" $k) -}}
+{{- end -}}
+{{- if has $k (list "SEQUOIA_LISTEN" "SEQUOIA_ADMIN_LISTEN" "SEQUOIA_DRAIN_DELAY" "SEQUOIA_SHUTDOWN_TIMEOUT" "SEQUOIA_POLICY_DIR") -}}
+{{- fail (printf "config.%s: set by the chart (see ports, shutdown and policies)" $k) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{- /* The sequoia container; in sidecar mode, a native sidecar. */ -}}
+{{- define "sequoia.container" -}}
+{{- $sidecar := eq .Values.mode "sidecar" -}}
+- name: sequoia
+  image: "{{ .Values.image.repository }}:{{ .Values.image.tag | default .Chart.AppVersion }}"
+  imagePullPolicy: {{ .Values.image.pullPolicy }}
+  {{- if $sidecar }}
+  # A native sidecar: ready before the application starts, stopped after it exits.
+  restartPolicy: Always
+  {{- end }}
+  args: ["serve"]
+  ports:
+    {{- if not $sidecar }}
+    - name: http
+      containerPort: {{ .Values.ports.http }}
+      protocol: TCP
+    {{- end }}
+    - name: admin
+      containerPort: {{ .Values.ports.admin }}
+      protocol: TCP
+  env:
+    - name: SEQUOIA_LISTEN
+      {{- if $sidecar }}
+      # Only the application reaches the data port.
+      value: "127.0.0.1:{{ .Values.ports.http }}"
+      {{- else }}
+      value: ":{{ .Values.ports.http }}"
+      {{- end }}
+    - name: SEQUOIA_ADMIN_LISTEN
+      value: ":{{ .Values.ports.admin }}"
+    - name: SEQUOIA_DRAIN_DELAY
+      value: "{{ if $sidecar }}0{{ else }}{{ int .Values.shutdown.drainDelaySeconds }}{{ end }}s"
+    - name: SEQUOIA_SHUTDOWN_TIMEOUT
+      value: "{{ int .Values.shutdown.timeoutSeconds }}s"
+    - name: SEQUOIA_POLICY_DIR
+      value: {{ .Values.policies.mountPath | quote }}
+    {{- range $k, $v := .Values.config }}
+    - name: {{ $k }}
+      value: {{ $v | toString | quote }}
+    {{- end }}
+  startupProbe:
+    httpGet:
+      path: /readyz
+      port: admin
+    periodSeconds: 1
+    failureThreshold: 30
+  readinessProbe:
+    httpGet:
+      path: /readyz
+      port: admin
+    periodSeconds: 2
+    failureThreshold: 2
+  livenessProbe:
+    httpGet:
+      path: /healthz
+      port: admin
+    periodSeconds: 10
+    failureThreshold: 3
+  {{- if and (not $sidecar) (gt (int .Values.shutdown.preStopSleepSeconds) 0) }}
+  lifecycle:
+    preStop:
+      sleep:
+        seconds: {{ int .Values.shutdown.preStopSleepSeconds }}
+  {{- end }}
+  resources:
+    {{- toYaml .Values.resources | nindent 4 }}
+  securityContext:
+    {{- toYaml .Values.securityContext | nindent 4 }}
+  volumeMounts:
+    - name: policies
+      mountPath: {{ .Values.policies.mountPath }}
+      readOnly: true
+{{- end -}}
+
+{{- define "sequoia.terminationGracePeriodSeconds" -}}
+{{- $s := .Values.shutdown -}}
+{{- if eq .Values.mode "sidecar" -}}
+{{- add (int .Values.app.shutdownSeconds) (int $s.timeoutSeconds) (int $s.exitMarginSeconds) -}}
+{{- else -}}
+{{- add (int $s.preStopSleepSeconds) (int $s.drainDelaySeconds) (int $s.timeoutSeconds) (int $s.exitMarginSeconds) -}}
+{{- end -}}
+{{- end -}}

@@ -1,0 +1,529 @@
+package deploy
+
+import (
+	"bytes"
+	"net"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
+	"helm.sh/helm/v3/pkg/releaseutil"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"sigs.k8s.io/yaml"
+
+	"github.com/sequoia-qos/sequoia/config"
+)
+
+// exitMargin is the grace the pod templates leave for the process to exit
+// after its shutdown timeout.
+const exitMargin = 5 * time.Second
+
+// The strict decoder must refuse what the API server would: unknown fields
+// (misspelt or misplaced), fields in the wrong case, duplicate keys.
+func TestDecodeStrictRefuses(t *testing.T) {
+	good := "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: x}\nspec:\n  template:\n    spec:\n      containers: [{name: a, image: b}]\n"
+	if _, err := decodeObject("good", []byte(good)); err != nil {
+		t.Fatalf("a valid Deployment was refused: %v", err)
+	}
+	for name, doc := range map[string]string{
+		"unknown field": strings.Replace(good, "image: b", "image: b, imagePullPolicyy: Always", 1),
+		"misplaced":     strings.Replace(good, "metadata: {name: x}", "metadata: {name: x, replicas: 2}", 1),
+		"wrong case":    strings.Replace(good, "containers:", "Containers:", 1),
+		"duplicate key": strings.Replace(good, "metadata: {name: x}", "metadata: {name: x}\nmetadata: {name: y}", 1),
+		"unknown kind":  strings.Replace(good, "kind: Deployment", "kind: Deploymnet", 1),
+		"wrong type":    strings.Replace(good, "spec:\n  template", "spec:\n  replicas: two\n  template", 1),
+	} {
+		if _, err := decodeObject(name, []byte(doc)); err == nil {
+			t.Errorf("%s: decoded without error", name)
+		}
+	}
+}
+
+// Every object file under kustomize/ (patches included where they are
+// objects) decodes strictly on its own.
+func TestManifestFilesDecodeStrictly(t *testing.T) {
+	n := 0
+	err := filepath.WalkDir("kustomize", func(path string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(path, ".yaml") {
+			return err
+		}
+		if d.Name() == "kustomization.yaml" {
+			return nil
+		}
+		raw := readFile(t, path)
+		if bytes.HasPrefix(bytes.TrimSpace([]byte(stripComments(string(raw)))), []byte("- op:")) {
+			return nil // a JSON 6902 patch: kustomize applies it in TestOverlays
+		}
+		for _, doc := range releaseutil.SplitManifests(string(raw)) {
+			if strings.TrimSpace(stripComments(doc)) == "" {
+				continue
+			}
+			if _, err := decodeObject(path, []byte(doc)); err != nil {
+				t.Error(err)
+			}
+			n++
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n < 6 {
+		t.Fatalf("decoded %d manifests; expected at least 6", n)
+	}
+}
+
+func TestOverlays(t *testing.T) {
+	want := map[string][]string{
+		"kustomize/base":             {"ConfigMap", "Deployment"},
+		"kustomize/overlays/gateway": {"ConfigMap", "Deployment", "PodDisruptionBudget", "PrometheusRule", "Service", "Service", "ServiceMonitor"},
+		"kustomize/overlays/sidecar": {"ConfigMap", "Deployment"},
+	}
+	for _, dir := range overlays {
+		t.Run(dir, func(t *testing.T) {
+			objs := build(t, dir)
+			if got := kinds(objs); !slices.Equal(got, want[dir]) {
+				t.Errorf("kinds = %v, want %v", got, want[dir])
+			}
+			checkObjects(t, objs, !strings.HasSuffix(dir, "sidecar"))
+		})
+	}
+}
+
+func TestChartRenders(t *testing.T) {
+	c := loadChart(t)
+	want := map[string][]string{
+		"defaults":            {"ConfigMap", "Deployment", "PodDisruptionBudget", "Service", "Service"},
+		"defaults+monitoring": {"ConfigMap", "Deployment", "PodDisruptionBudget", "PrometheusRule", "Service", "Service", "ServiceMonitor"},
+		"sidecar":             {"ConfigMap", "Deployment"},
+		"sidecar+monitoring":  {"ConfigMap", "Deployment", "PodMonitor", "PrometheusRule"},
+	}
+	for _, r := range renders {
+		t.Run(r.name, func(t *testing.T) {
+			objs := renderObjects(t, c, r)
+			if got := kinds(objs); !slices.Equal(got, want[r.name]) {
+				t.Errorf("kinds = %v, want %v", got, want[r.name])
+			}
+			checkObjects(t, objs, !strings.HasPrefix(r.name, "sidecar"))
+		})
+	}
+}
+
+// The chart and the overlays describe the same deployment: the same kinds
+// of objects, the same variables set, the same policies.
+func TestChartMatchesOverlays(t *testing.T) {
+	c := loadChart(t)
+	pairs := []struct {
+		overlay string
+		render  render
+	}{
+		{"kustomize/overlays/gateway", renders[1]},
+		{"kustomize/overlays/sidecar", renders[2]},
+	}
+	for _, p := range pairs {
+		k, h := build(t, p.overlay), renderObjects(t, c, p.render)
+		if !slices.Equal(kinds(k), kinds(h)) {
+			t.Errorf("%s has %v; chart (%s) renders %v", p.overlay, kinds(k), p.render.name, kinds(h))
+		}
+		kc, _ := sequoiaContainer(ofKind[appsv1.Deployment](k)[0])
+		hc, _ := sequoiaContainer(ofKind[appsv1.Deployment](h)[0])
+		if kn, hn := envNames(kc), envNames(hc); p.render.valuesFile == "" && !slices.Equal(kn, hn) {
+			t.Errorf("%s sets %v; chart sets %v", p.overlay, kn, hn)
+		}
+		for _, pr := range [][2]*corev1.Probe{{kc.ReadinessProbe, hc.ReadinessProbe}, {kc.LivenessProbe, hc.LivenessProbe}, {kc.StartupProbe, hc.StartupProbe}} {
+			if !reflect.DeepEqual(pr[0], pr[1]) {
+				t.Errorf("%s and the chart have different probes: %+v, %+v", p.overlay, pr[0], pr[1])
+			}
+		}
+	}
+	base, err := filepath.Glob("kustomize/base/policies/*.rego")
+	if err != nil || len(base) == 0 {
+		t.Fatalf("no policies in kustomize/base/policies (%v)", err)
+	}
+	chartPolicies, _ := filepath.Glob(chartDir + "/files/policies/*.rego")
+	if len(chartPolicies) != len(base) {
+		t.Errorf("kustomize ships %d policy files, the chart %d", len(base), len(chartPolicies))
+	}
+	for _, f := range base {
+		if !bytes.Equal(readFile(t, f), readFile(t, filepath.Join(chartDir, "files/policies", filepath.Base(f)))) {
+			t.Errorf("%s differs from the chart's copy", f)
+		}
+	}
+}
+
+// The chart refuses values that would deploy something broken.
+func TestChartRefusesBadValues(t *testing.T) {
+	c := loadChart(t)
+	for _, tc := range []struct {
+		name, set, want string
+	}{
+		{"mode", "mode: both", "mode must be gateway or sidecar"},
+		{"managed variable", "config: {SEQUOIA_LISTEN: ':80'}", "set by the chart"},
+		{"not a sequoia variable", "config: {MAX_CONCURRENCY: '3'}", "SEQUOIA_* variables only"},
+		{"sidecar without app", "mode: sidecar", "sidecar mode needs your application's containers"},
+	} {
+		_, err := renderChart(c, render{name: tc.name, set: tc.set})
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: err = %v, want one containing %q", tc.name, err, tc.want)
+		}
+	}
+}
+
+// checkObjects checks what a set of objects applied together must satisfy.
+func checkObjects(t *testing.T, objs []object, gateway bool) {
+	t.Helper()
+	deps := ofKind[appsv1.Deployment](objs)
+	if len(deps) != 1 {
+		t.Fatalf("%d Deployments, want 1", len(deps))
+	}
+	d := deps[0]
+	checkDeployment(t, d, objs, gateway)
+	podLabels := labels.Set(d.Spec.Template.Labels)
+	c, _ := sequoiaContainer(d)
+	portNames := map[string]bool{}
+	if c != nil {
+		for _, p := range c.Ports {
+			portNames[p.Name] = true
+		}
+	}
+	services := ofKind[corev1.Service](objs)
+	for _, s := range services {
+		if !labels.SelectorFromSet(s.Spec.Selector).Matches(podLabels) || len(s.Spec.Selector) == 0 {
+			t.Errorf("Service %s selects %v; the pods are %v", s.Name, s.Spec.Selector, podLabels)
+		}
+		for _, p := range s.Spec.Ports {
+			if p.TargetPort.Type != intstr.String || !portNames[p.TargetPort.StrVal] {
+				t.Errorf("Service %s port %s targets %v, not a named port of the sequoia container", s.Name, p.Name, p.TargetPort.String())
+			}
+		}
+	}
+	for _, pdb := range ofKind[policyv1.PodDisruptionBudget](objs) {
+		if sel, err := metaSelector(pdb.Spec.Selector); err != nil || !sel.Matches(podLabels) {
+			t.Errorf("PodDisruptionBudget %s does not select the pods (%v)", pdb.Name, err)
+		}
+		if d.Spec.Replicas == nil || *d.Spec.Replicas < 2 {
+			t.Errorf("PodDisruptionBudget %s with fewer than 2 replicas blocks every drain", pdb.Name)
+		}
+	}
+	for _, sm := range ofKind[monitoringv1.ServiceMonitor](objs) {
+		sel, err := metaSelector(&sm.Spec.Selector)
+		if err != nil {
+			t.Fatal(err)
+		}
+		matched := 0
+		for _, s := range services {
+			if !sel.Matches(labels.Set(s.Labels)) {
+				continue
+			}
+			matched++
+			for _, ep := range sm.Spec.Endpoints {
+				if !slices.ContainsFunc(s.Spec.Ports, func(p corev1.ServicePort) bool { return p.Name == ep.Port }) {
+					t.Errorf("ServiceMonitor %s scrapes port %q, which Service %s lacks", sm.Name, ep.Port, s.Name)
+				}
+				if ep.Path != "/metrics" || ep.Port != "admin" {
+					t.Errorf("ServiceMonitor %s scrapes %s%s, want admin/metrics", sm.Name, ep.Port, ep.Path)
+				}
+			}
+		}
+		if matched != 1 {
+			t.Errorf("ServiceMonitor %s selects %d Services, want the admin one", sm.Name, matched)
+		}
+	}
+	for _, pm := range ofKind[monitoringv1.PodMonitor](objs) {
+		if sel, err := metaSelector(&pm.Spec.Selector); err != nil || !sel.Matches(podLabels) {
+			t.Errorf("PodMonitor %s does not select the pods (%v)", pm.Name, err)
+		}
+		for _, ep := range pm.Spec.PodMetricsEndpoints {
+			if ep.Port == nil || !portNames[*ep.Port] || ep.Path != "/metrics" {
+				t.Errorf("PodMonitor %s scrapes %v%s, not the admin port's /metrics", pm.Name, ep.Port, ep.Path)
+			}
+		}
+	}
+	for _, pr := range ofKind[monitoringv1.PrometheusRule](objs) {
+		checkRules(t, pr.Name, pr.Spec.Groups)
+	}
+}
+
+// checkDeployment checks the pod template around the sequoia container.
+func checkDeployment(t *testing.T, d *appsv1.Deployment, objs []object, gateway bool) {
+	t.Helper()
+	if sel, err := metaSelector(d.Spec.Selector); err != nil || !sel.Matches(labels.Set(d.Spec.Template.Labels)) {
+		t.Errorf("Deployment %s: selector does not match its pod template (%v)", d.Name, err)
+	}
+	c, sidecar := sequoiaContainer(d)
+	if c == nil {
+		t.Fatalf("Deployment %s: no sequoia container", d.Name)
+	}
+	if sidecar == gateway {
+		t.Errorf("Deployment %s: sequoia is a native sidecar: %v; want %v", d.Name, sidecar, !gateway)
+	}
+	if sidecar && len(d.Spec.Template.Spec.Containers) == 0 {
+		t.Errorf("Deployment %s: a sidecar with no application container", d.Name)
+	}
+	if !strings.Contains(c.Image, ":") || strings.HasSuffix(c.Image, ":latest") {
+		t.Errorf("image %q: pin a tag", c.Image)
+	}
+	if !slices.Equal(c.Args, []string{"serve"}) {
+		t.Errorf("args = %v, want [serve]", c.Args)
+	}
+
+	env := map[string]string{}
+	for _, e := range c.Env {
+		if e.ValueFrom != nil && strings.HasPrefix(e.Name, config.Prefix) {
+			t.Errorf("%s comes from valueFrom; the checks need literal values", e.Name)
+		}
+		env[e.Name] = e.Value
+	}
+	if _, err := config.LoadFrom(environ(env)); err != nil {
+		t.Errorf("sequoia would refuse this configuration: %v", err)
+	}
+	ports := map[string]int32{}
+	for _, p := range c.Ports {
+		ports[p.Name] = p.ContainerPort
+	}
+
+	// The admin port must be reachable by the kubelet and Prometheus.
+	host, port := splitAddr(t, "SEQUOIA_ADMIN_LISTEN", env)
+	if ip := net.ParseIP(host); host == "localhost" || ip != nil && ip.IsLoopback() {
+		t.Errorf("SEQUOIA_ADMIN_LISTEN=%s is loopback: probes and Prometheus cannot reach it", env["SEQUOIA_ADMIN_LISTEN"])
+	}
+	if ports["admin"] != port {
+		t.Errorf("admin containerPort %d, SEQUOIA_ADMIN_LISTEN port %d", ports["admin"], port)
+	}
+	host, port = splitAddr(t, "SEQUOIA_LISTEN", env)
+	if sidecar {
+		if host != "127.0.0.1" {
+			t.Errorf("sidecar: SEQUOIA_LISTEN=%s; only the application should reach it (127.0.0.1)", env["SEQUOIA_LISTEN"])
+		}
+	} else if host != "" || ports["http"] != port {
+		t.Errorf("gateway: SEQUOIA_LISTEN=%s, http containerPort %d", env["SEQUOIA_LISTEN"], ports["http"])
+	}
+
+	checkProbe(t, "readiness", c.ReadinessProbe, "/readyz", ports["admin"])
+	checkProbe(t, "liveness", c.LivenessProbe, "/healthz", ports["admin"])
+	if c.StartupProbe != nil {
+		checkProbe(t, "startup", c.StartupProbe, "/readyz", ports["admin"])
+	}
+
+	// Shutdown: the grace period covers the preStop wait, the drain and
+	// the shutdown timeout.
+	var preStop time.Duration
+	if c.Lifecycle != nil && c.Lifecycle.PreStop != nil {
+		h := c.Lifecycle.PreStop
+		if h.Exec != nil {
+			t.Errorf("preStop exec: the distroless image has no shell or sleep; use preStop.sleep")
+		}
+		if h.Sleep != nil {
+			preStop = time.Duration(h.Sleep.Seconds) * time.Second
+		}
+	}
+	drain, shutdown := duration(t, "SEQUOIA_DRAIN_DELAY", env), duration(t, "SEQUOIA_SHUTDOWN_TIMEOUT", env)
+	grace := time.Duration(0)
+	if g := d.Spec.Template.Spec.TerminationGracePeriodSeconds; g != nil {
+		grace = time.Duration(*g) * time.Second
+	} else {
+		t.Errorf("terminationGracePeriodSeconds unset (Kubernetes' 30s)")
+	}
+	need := preStop + drain + shutdown + exitMargin
+	switch {
+	case gateway && (preStop == 0 || drain == 0):
+		t.Errorf("gateway: preStop %v and drain %v: both needed so that endpoints forget the pod before its listener closes", preStop, drain)
+	case gateway && grace != need:
+		t.Errorf("terminationGracePeriodSeconds %v, want preStop %v + drain %v + shutdown %v + %v = %v", grace, preStop, drain, shutdown, exitMargin, need)
+	case sidecar && (preStop != 0 || drain != 0):
+		t.Errorf("sidecar: preStop %v, drain %v: a native sidecar stops after the application, nothing routes to it", preStop, drain)
+	case sidecar && grace <= need:
+		t.Errorf("sidecar: terminationGracePeriodSeconds %v leaves the application no time before sequoia's %v", grace, need)
+	}
+
+	// Security: non-root, read-only, nothing extra.
+	ps := d.Spec.Template.Spec.SecurityContext
+	if ps == nil || ps.RunAsNonRoot == nil || !*ps.RunAsNonRoot || ps.RunAsUser == nil || *ps.RunAsUser == 0 {
+		t.Errorf("pod securityContext must run as a non-root user: %+v", ps)
+	}
+	for _, ct := range append(slices.Clone(d.Spec.Template.Spec.InitContainers), d.Spec.Template.Spec.Containers...) {
+		sc := ct.SecurityContext
+		if sc == nil || sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem ||
+			sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation ||
+			sc.Capabilities == nil || !slices.Contains(sc.Capabilities.Drop, "ALL") {
+			t.Errorf("container %s: securityContext must be read-only, without privilege escalation, dropping ALL: %+v", ct.Name, sc)
+		}
+	}
+	r := c.Resources
+	if r.Requests.Cpu().IsZero() || r.Requests.Memory().IsZero() || r.Limits.Memory().IsZero() {
+		t.Errorf("resources: want cpu and memory requests and a memory limit: %+v", r)
+	}
+
+	// Policies: a ConfigMap volume at SEQUOIA_POLICY_DIR, mounted whole (a
+	// subPath mount never sees ConfigMap updates).
+	dir := env["SEQUOIA_POLICY_DIR"]
+	if dir == "" {
+		t.Fatalf("SEQUOIA_POLICY_DIR unset")
+	}
+	i := slices.IndexFunc(c.VolumeMounts, func(m corev1.VolumeMount) bool { return m.MountPath == dir })
+	if i < 0 {
+		t.Fatalf("nothing mounted at SEQUOIA_POLICY_DIR=%s", dir)
+	}
+	m := c.VolumeMounts[i]
+	if m.SubPath != "" || m.SubPathExpr != "" || !m.ReadOnly {
+		t.Errorf("policy mount %+v: mount the whole ConfigMap read-only, no subPath (it would not see updates)", m)
+	}
+	j := slices.IndexFunc(d.Spec.Template.Spec.Volumes, func(v corev1.Volume) bool { return v.Name == m.Name })
+	if j < 0 || d.Spec.Template.Spec.Volumes[j].ConfigMap == nil {
+		t.Fatalf("policy volume %s is not a ConfigMap", m.Name)
+	}
+	cmName := d.Spec.Template.Spec.Volumes[j].ConfigMap.Name
+	cms := ofKind[corev1.ConfigMap](objs)
+	k := slices.IndexFunc(cms, func(cm *corev1.ConfigMap) bool { return cm.Name == cmName })
+	if k < 0 {
+		t.Fatalf("policy ConfigMap %s is not among the objects", cmName)
+	}
+	if len(cms[k].Data) == 0 {
+		t.Errorf("policy ConfigMap %s is empty", cmName)
+	}
+	for f, src := range cms[k].Data {
+		if !strings.HasSuffix(f, ".rego") || !strings.Contains(src, "package sequoia") {
+			t.Errorf("policy ConfigMap %s: %s is not a sequoia Rego policy", cmName, f)
+		}
+	}
+}
+
+func checkProbe(t *testing.T, name string, p *corev1.Probe, path string, port int32) {
+	t.Helper()
+	if p == nil || p.HTTPGet == nil {
+		t.Errorf("%s probe: want an httpGet on %s", name, path)
+		return
+	}
+	g := p.HTTPGet
+	ok := g.Port.Type == intstr.String && g.Port.StrVal == "admin" || g.Port.Type == intstr.Int && g.Port.IntVal == port
+	if g.Path != path || !ok {
+		t.Errorf("%s probe: %s on port %s, want %s on the admin port", name, g.Path, g.Port.String(), path)
+	}
+}
+
+// sequoiaContainer finds the sequoia container and says whether it is a
+// native sidecar (an init container that restarts always).
+func sequoiaContainer(d *appsv1.Deployment) (*corev1.Container, bool) {
+	s := d.Spec.Template.Spec
+	for i := range s.InitContainers {
+		c := &s.InitContainers[i]
+		if c.Name == "sequoia" {
+			return c, c.RestartPolicy != nil && *c.RestartPolicy == corev1.ContainerRestartPolicyAlways
+		}
+	}
+	for i := range s.Containers {
+		if s.Containers[i].Name == "sequoia" {
+			return &s.Containers[i], false
+		}
+	}
+	return nil, false
+}
+
+func envNames(c *corev1.Container) []string {
+	var names []string
+	for _, e := range c.Env {
+		names = append(names, e.Name)
+	}
+	slices.Sort(names)
+	return names
+}
+
+func environ(env map[string]string) []string {
+	var out []string
+	for k, v := range env {
+		out = append(out, k+"="+v)
+	}
+	return out
+}
+
+// defaults are the variables' defaults, from the configuration structs.
+func defaults() map[string]string {
+	m := map[string]string{}
+	for _, v := range config.Variables() {
+		m[v.Name] = v.Default
+	}
+	return m
+}
+
+func value(name string, env map[string]string) string {
+	if v, ok := env[name]; ok {
+		return v
+	}
+	return defaults()[name]
+}
+
+func splitAddr(t *testing.T, name string, env map[string]string) (string, int32) {
+	t.Helper()
+	host, port, err := net.SplitHostPort(value(name, env))
+	if err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	n, err := strconv.ParseInt(port, 10, 32)
+	if err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	return host, int32(n)
+}
+
+func duration(t *testing.T, name string, env map[string]string) time.Duration {
+	t.Helper()
+	d, err := time.ParseDuration(value(name, env))
+	if err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	return d
+}
+
+// checkRules checks the shape of alert rules.
+func checkRules(t *testing.T, source string, groups []monitoringv1.RuleGroup) {
+	t.Helper()
+	n := 0
+	for _, g := range groups {
+		for _, r := range g.Rules {
+			n++
+			if r.Alert == "" || r.Expr.String() == "" || r.Labels["severity"] == "" || r.Annotations["summary"] == "" || r.Annotations["description"] == "" {
+				t.Errorf("%s: rule %q needs alert, expr, a severity label, summary and description", source, r.Alert)
+			}
+		}
+	}
+	if n == 0 {
+		t.Errorf("%s: no rules", source)
+	}
+}
+
+// rulesFile is Prometheus' rule-file format.
+type rulesFile struct {
+	Groups []monitoringv1.RuleGroup `json:"groups"`
+}
+
+// The plain rule file, the overlay's PrometheusRule and the chart's agree.
+func TestRuleCopiesAgree(t *testing.T) {
+	var plain rulesFile
+	if err := decodeStrict(readFile(t, chartDir+"/files/sequoia-rules.yaml"), &plain); err != nil {
+		t.Fatalf("%s/files/sequoia-rules.yaml: %v", chartDir, err)
+	}
+	checkRules(t, "sequoia-rules.yaml", plain.Groups)
+	var copies []*monitoringv1.PrometheusRule
+	copies = append(copies, ofKind[monitoringv1.PrometheusRule](build(t, "kustomize/overlays/gateway"))...)
+	copies = append(copies, ofKind[monitoringv1.PrometheusRule](renderObjects(t, loadChart(t), renders[1]))...)
+	if len(copies) != 2 {
+		t.Fatalf("%d PrometheusRules from the overlay and the chart, want 2", len(copies))
+	}
+	for _, pr := range copies {
+		if !reflect.DeepEqual(pr.Spec.Groups, plain.Groups) {
+			a, _ := yaml.Marshal(pr.Spec.Groups)
+			b, _ := yaml.Marshal(plain.Groups)
+			t.Errorf("PrometheusRule %s differs from sequoia-rules.yaml:\n%s\nvs\n%s", pr.Name, a, b)
+		}
+	}
+}
