@@ -134,6 +134,10 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 		p.reject(ctx, metrics.BadRequest, errBadTarget)
 		return
 	}
+	if !checkRawPath(target) { // paths.go
+		p.reject(ctx, metrics.BadRequest, errPathEscape)
+		return
+	}
 	path := ctx.Path()
 	if bytes.HasPrefix(path, apiPrefix) {
 		p.reject(ctx, metrics.NotFound, errNoAPI)
