@@ -162,16 +162,19 @@ func (s *platformState) retryReason(kind invocation.Platform, inv *invocation.In
 }
 
 // backoff is the wait before attempt n+1 (n >= 0): exponential from
-// BaseBackoff, capped at MaxBackoff, jittered to [d/2, d]; a platform hint
-// lengthens it up to MaxBackoff.
+// BaseBackoff, capped at MaxBackoff, jittered to [d/2, d]. A platform
+// Retry-After (capped at MaxBackoff) replaces it when longer, jittered
+// upwards by up to a quarter: every call the platform throttled at once
+// gets the same whole-second hint, and retrying them all together would
+// only make the next wave of throttles.
 func (s *platformState) backoff(n int, hint time.Duration) time.Duration {
 	d := s.retry.BaseBackoff << min(n, 20)
 	if d <= 0 || d > s.retry.MaxBackoff {
 		d = s.retry.MaxBackoff
 	}
 	d = d/2 + rand.N(d/2+1)
-	if hint > d {
-		d = min(hint, s.retry.MaxBackoff)
+	if hint = min(hint, s.retry.MaxBackoff); hint > d {
+		d = hint + rand.N(hint/4+1)
 	}
 	return d
 }
