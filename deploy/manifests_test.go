@@ -2,6 +2,7 @@ package deploy
 
 import (
 	"bytes"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -146,17 +147,31 @@ func TestChartMatchesOverlays(t *testing.T) {
 			}
 		}
 	}
-	base, err := filepath.Glob("kustomize/base/policies/*.rego")
-	if err != nil || len(base) == 0 {
-		t.Fatalf("no policies in kustomize/base/policies (%v)", err)
+	// The ConfigMaps ship sequoia's own policies: the repository's
+	// policies/*.rego without the Rego tests, copied byte for byte.
+	shipped, err := filepath.Glob("../policies/*.rego")
+	if err != nil {
+		t.Fatal(err)
 	}
-	chartPolicies, _ := filepath.Glob(chartDir + "/files/policies/*.rego")
-	if len(chartPolicies) != len(base) {
-		t.Errorf("kustomize ships %d policy files, the chart %d", len(base), len(chartPolicies))
+	shipped = slices.DeleteFunc(shipped, func(f string) bool { return strings.HasSuffix(f, "_test.rego") })
+	if len(shipped) == 0 {
+		t.Fatal("no policies in ../policies")
 	}
-	for _, f := range base {
-		if !bytes.Equal(readFile(t, f), readFile(t, filepath.Join(chartDir, "files/policies", filepath.Base(f)))) {
-			t.Errorf("%s differs from the chart's copy", f)
+	for _, dir := range []string{"kustomize/base/policies", chartDir + "/files/policies"} {
+		copies, _ := filepath.Glob(dir + "/*.rego")
+		if len(copies) != len(shipped) {
+			t.Errorf("%s holds %d policies, policies/ %d: copy them again", dir, len(copies), len(shipped))
+		}
+		for _, f := range shipped {
+			c, err := os.ReadFile(filepath.Join(dir, filepath.Base(f)))
+			if err != nil || !bytes.Equal(c, readFile(t, f)) {
+				t.Errorf("%s/%s differs from %s (%v): copy it again", dir, filepath.Base(f), f, err)
+			}
+		}
+	}
+	for _, o := range append(build(t, "kustomize/base"), renderObjects(t, c, renders[0])...) {
+		if cm, ok := o.obj.(*corev1.ConfigMap); ok && len(cm.Data) != len(shipped) {
+			t.Errorf("%s: %d policies, want the %d shipped", o, len(cm.Data), len(shipped))
 		}
 	}
 }
@@ -180,7 +195,7 @@ func TestChartRefusesBadValues(t *testing.T) {
 }
 
 // checkObjects checks what a set of objects applied together must satisfy.
-func checkObjects(t *testing.T, objs []object, gateway bool) {
+func checkObjects(t testing.TB, objs []object, gateway bool) {
 	t.Helper()
 	deps := ofKind[appsv1.Deployment](objs)
 	if len(deps) != 1 {
@@ -255,7 +270,7 @@ func checkObjects(t *testing.T, objs []object, gateway bool) {
 }
 
 // checkDeployment checks the pod template around the sequoia container.
-func checkDeployment(t *testing.T, d *appsv1.Deployment, objs []object, gateway bool) {
+func checkDeployment(t testing.TB, d *appsv1.Deployment, objs []object, gateway bool) {
 	t.Helper()
 	if sel, err := metaSelector(d.Spec.Selector); err != nil || !sel.Matches(labels.Set(d.Spec.Template.Labels)) {
 		t.Errorf("Deployment %s: selector does not match its pod template (%v)", d.Name, err)
@@ -398,7 +413,7 @@ func checkDeployment(t *testing.T, d *appsv1.Deployment, objs []object, gateway 
 	}
 }
 
-func checkProbe(t *testing.T, name string, p *corev1.Probe, path string, port int32) {
+func checkProbe(t testing.TB, name string, p *corev1.Probe, path string, port int32) {
 	t.Helper()
 	if p == nil || p.HTTPGet == nil {
 		t.Errorf("%s probe: want an httpGet on %s", name, path)
@@ -462,7 +477,7 @@ func value(name string, env map[string]string) string {
 	return defaults()[name]
 }
 
-func splitAddr(t *testing.T, name string, env map[string]string) (string, int32) {
+func splitAddr(t testing.TB, name string, env map[string]string) (string, int32) {
 	t.Helper()
 	host, port, err := net.SplitHostPort(value(name, env))
 	if err != nil {
@@ -475,7 +490,7 @@ func splitAddr(t *testing.T, name string, env map[string]string) (string, int32)
 	return host, int32(n)
 }
 
-func duration(t *testing.T, name string, env map[string]string) time.Duration {
+func duration(t testing.TB, name string, env map[string]string) time.Duration {
 	t.Helper()
 	d, err := time.ParseDuration(value(name, env))
 	if err != nil {
@@ -485,7 +500,7 @@ func duration(t *testing.T, name string, env map[string]string) time.Duration {
 }
 
 // checkRules checks the shape of alert rules.
-func checkRules(t *testing.T, source string, groups []monitoringv1.RuleGroup) {
+func checkRules(t testing.TB, source string, groups []monitoringv1.RuleGroup) {
 	t.Helper()
 	n := 0
 	for _, g := range groups {
@@ -526,4 +541,127 @@ func TestRuleCopiesAgree(t *testing.T) {
 			t.Errorf("PrometheusRule %s differs from sequoia-rules.yaml:\n%s\nvs\n%s", pr.Name, a, b)
 		}
 	}
+}
+
+// policies.files replaces a shipped policy by name and adds new ones.
+func TestChartPolicyFiles(t *testing.T) {
+	c := loadChart(t)
+	deny := "package sequoia.policies.deny\n\ndenied_tenants := {\"acme\": \"over its contract\"}\n"
+	objs := renderObjects(t, c, render{name: "policy files", set: "policies:\n  files:\n    deny.rego: |\n" +
+		indent(deny, "      ") + "    extra.rego: |\n      package sequoia.policies.extra\n"})
+	cms := ofKind[corev1.ConfigMap](objs)
+	if len(cms) != 1 {
+		t.Fatalf("%d ConfigMaps, want 1", len(cms))
+	}
+	shipped, _ := filepath.Glob(chartDir + "/files/policies/*.rego")
+	data := cms[0].Data
+	if len(data) != len(shipped)+1 || data["deny.rego"] != deny || !strings.Contains(data["extra.rego"], "package sequoia.policies.extra") ||
+		!strings.Contains(data["decision.rego"], "package sequoia\n") {
+		t.Errorf("policy ConfigMap: %d files (want %d), deny.rego %q", len(data), len(shipped)+1, data["deny.rego"])
+	}
+}
+
+func indent(s, prefix string) string {
+	var b strings.Builder
+	for line := range strings.Lines(s) {
+		b.WriteString(prefix + line)
+	}
+	return b.String()
+}
+
+// recorder is a testing.TB that records failures, for checking that the
+// checks fail on broken manifests.
+type recorder struct {
+	testing.TB
+	errs []string
+}
+
+type fatal struct{}
+
+func (r *recorder) Helper() {}
+func (r *recorder) Errorf(format string, a ...any) {
+	r.errs = append(r.errs, fmt.Sprintf(format, a...))
+}
+func (r *recorder) Fatalf(format string, a ...any) {
+	r.Errorf(format, a...)
+	panic(fatal{})
+}
+
+// run runs check on r, stopping at the first Fatalf.
+func (r *recorder) run(check func()) {
+	defer func() {
+		if v := recover(); v != nil {
+			if _, ok := v.(fatal); !ok {
+				panic(v)
+			}
+		}
+	}()
+	check()
+}
+
+// The checks catch what they are for: each mutation of the gateway
+// overlay's Deployment must be reported.
+func TestChecksCatchBrokenManifests(t *testing.T) {
+	mutations := map[string]struct {
+		mutate func(*appsv1.Deployment)
+		want   string
+	}{
+		"admin on loopback": {func(d *appsv1.Deployment) { setEnv(d, "SEQUOIA_ADMIN_LISTEN", "127.0.0.1:9090") }, "loopback"},
+		"grace too short": {func(d *appsv1.Deployment) {
+			g := int64(30)
+			d.Spec.Template.Spec.TerminationGracePeriodSeconds = &g
+		}, "terminationGracePeriodSeconds"},
+		"longer drain":   {func(d *appsv1.Deployment) { setEnv(d, "SEQUOIA_DRAIN_DELAY", "20s") }, "terminationGracePeriodSeconds"},
+		"policy subPath": {func(d *appsv1.Deployment) { d.Spec.Template.Spec.Containers[0].VolumeMounts[0].SubPath = "deny.rego" }, "subPath"},
+		"writable root": {func(d *appsv1.Deployment) {
+			f := false
+			d.Spec.Template.Spec.Containers[0].SecurityContext.ReadOnlyRootFilesystem = &f
+		}, "read-only"},
+		"runs as root": {func(d *appsv1.Deployment) {
+			z := int64(0)
+			d.Spec.Template.Spec.SecurityContext.RunAsUser = &z
+		}, "non-root"},
+		"readiness on healthz": {func(d *appsv1.Deployment) {
+			d.Spec.Template.Spec.Containers[0].ReadinessProbe.HTTPGet.Path = "/healthz"
+		}, "readiness probe"},
+		"preStop exec": {func(d *appsv1.Deployment) {
+			d.Spec.Template.Spec.Containers[0].Lifecycle.PreStop.Exec = &corev1.ExecAction{Command: []string{"sleep", "5"}}
+		}, "distroless"},
+		"no memory limit": {func(d *appsv1.Deployment) {
+			delete(d.Spec.Template.Spec.Containers[0].Resources.Limits, corev1.ResourceMemory)
+		}, "resources"},
+		"bad config value": {func(d *appsv1.Deployment) { setEnv(d, "SEQUOIA_MAX_CONCURRENCY", "ten") }, "refuse"},
+		"latest image": {func(d *appsv1.Deployment) {
+			d.Spec.Template.Spec.Containers[0].Image = "ghcr.io/sequoia-qos/sequoia:latest"
+		}, "pin a tag"},
+		"missing policy ConfigMap": {func(d *appsv1.Deployment) {
+			d.Spec.Template.Spec.Volumes[0].ConfigMap.Name = "other"
+		}, "not among the objects"},
+	}
+	for name, m := range mutations {
+		objs := build(t, "kustomize/overlays/gateway")
+		m.mutate(ofKind[appsv1.Deployment](objs)[0])
+		r := &recorder{TB: t}
+		r.run(func() { checkObjects(r, objs, true) })
+		if !slices.ContainsFunc(r.errs, func(e string) bool { return strings.Contains(e, m.want) }) {
+			t.Errorf("%s: no error mentioning %q; got %q", name, m.want, r.errs)
+		}
+	}
+	// And the unmutated overlay passes the same run.
+	r := &recorder{TB: t}
+	r.run(func() { checkObjects(r, build(t, "kustomize/overlays/gateway"), true) })
+	if len(r.errs) > 0 {
+		t.Errorf("the gateway overlay fails its own checks: %q", r.errs)
+	}
+}
+
+func setEnv(d *appsv1.Deployment, name, v string) {
+	c := &d.Spec.Template.Spec.Containers[0]
+	for i := range c.Env {
+		if c.Env[i].Name == name {
+			c.Env[i].Value = v
+			return
+		}
+	}
+	c.Env = append(c.Env, corev1.EnvVar{Name: name, Value: v})
 }
