@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/valyala/fasthttp"
 
 	"github.com/sequoia-qos/sequoia/invocation"
@@ -33,6 +35,7 @@ type scripted struct {
 	script map[string][]answer
 	calls  map[string]int
 	paths  []string
+	types  []string // X-Amz-Invocation-Type of each call
 }
 
 func startScripted(t *testing.T, script map[string][]answer) *scripted {
@@ -49,6 +52,7 @@ func startScripted(t *testing.T, script map[string][]answer) *scripted {
 		fn = strings.TrimSuffix(fn, "/invocations")
 		s.mu.Lock()
 		s.paths = append(s.paths, path)
+		s.types = append(s.types, string(ctx.Request.Header.Peek("X-Amz-Invocation-Type")))
 		n := s.calls[fn]
 		s.calls[fn]++
 		a := answer{status: 200, body: `{}`}
@@ -82,6 +86,12 @@ func (f *fakeFeedback) Hold(time.Duration) { f.holds.Add(1) }
 
 func startRetryProxy(t *testing.T, platform invocation.Platform, url string, limit int, rc RetryConfig, fb Feedback) (string, *qos.Scheduler) {
 	t.Helper()
+	addr, s, _ := startRetryProxyP(t, platform, url, limit, rc, fb)
+	return addr, s
+}
+
+func startRetryProxyP(t *testing.T, platform invocation.Platform, url string, limit int, rc RetryConfig, fb Feedback) (string, *qos.Scheduler, *Proxy) {
+	t.Helper()
 	s := qos.New(qos.Config{Limit: limit, QueueCapacity: 100, QueueTimeout: time.Minute})
 	up, err := upstream.New(upstream.Config{URL: url, Kind: platform, Timeout: 10 * time.Second, MaxConns: 64})
 	if err != nil {
@@ -95,7 +105,7 @@ func startRetryProxy(t *testing.T, platform invocation.Platform, url string, lim
 	}
 	go p.Serve(ln) //nolint:errcheck
 	t.Cleanup(func() { _ = p.srv.Shutdown() })
-	return ln.Addr().String(), s
+	return ln.Addr().String(), s, p
 }
 
 func lambdaInvoke(fn string, headers ...string) string {
@@ -326,4 +336,63 @@ func segments(p string) int {
 		}
 	}
 	return n
+}
+
+// TestLambdaEvents: an Event is answered 202 at once, then delivered by
+// sequoia as a synchronous call, retried on throttles until it runs or its
+// maximum age passes; a function error is not retried.
+func TestLambdaEvents(t *testing.T) {
+	b := startScripted(t, map[string][]answer{
+		"ev":     {lambdaThrottle, lambdaThrottle, ok200},
+		"never":  {lambdaThrottle},
+		"broken": {functionError},
+	})
+	addr, sched, p := startRetryProxyP(t, invocation.Lambda, "http://"+b.addr, 2,
+		RetryConfig{BaseBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond, EventMaxAge: 300 * time.Millisecond}, nil)
+	for _, fn := range []string{"ev", "never", "broken"} {
+		resp := rawRequest(t, addr, lambdaInvoke(fn, "X-Amz-Invocation-Type: Event\r\n"))
+		if resp.StatusCode() != 202 || len(resp.Body()) != 0 {
+			t.Errorf("%s: %d %q, want an empty 202", fn, resp.StatusCode(), resp.Body())
+		}
+	}
+	p.WaitEvents(nil)
+	if n := b.count("ev"); n != 3 {
+		t.Errorf("ev: %d calls, want 3 (two throttles, then delivered)", n)
+	}
+	if n := b.count("broken"); n != 1 {
+		t.Errorf("broken: %d calls, want 1 (a function error is not retried)", n)
+	}
+	if n := b.count("never"); n < 2 {
+		t.Errorf("never: %d calls, want retries until its maximum age", n)
+	}
+	b.mu.Lock()
+	for i, typ := range b.types {
+		if typ != "RequestResponse" {
+			t.Errorf("call %d (%s) sent as %q, want RequestResponse", i, b.paths[i], typ)
+		}
+	}
+	b.mu.Unlock()
+	for outcome, want := range map[string]float64{"accepted": 3, "delivered": 1, "function_error": 1, "expired": 1} {
+		if got := testCounter(p.plat.events.outcome.WithLabelValues(outcome)); got != want {
+			t.Errorf("events_total{outcome=%q} = %v, want %v", outcome, got, want)
+		}
+	}
+	if p.PendingEvents() != 0 || sched.InFlight() != 0 {
+		t.Errorf("%d events pending, %d slots held", p.PendingEvents(), sched.InFlight())
+	}
+
+	// DryRun runs nothing and is forwarded at once; an unknown type is 400.
+	if resp := rawRequest(t, addr, lambdaInvoke("dry", "X-Amz-Invocation-Type: DryRun\r\n")); resp.StatusCode() != 200 || b.count("dry") != 1 {
+		t.Errorf("DryRun: %d, %d calls", resp.StatusCode(), b.count("dry"))
+	}
+	resp := rawRequest(t, addr, lambdaInvoke("odd", "X-Amz-Invocation-Type: Sometimes\r\n"))
+	if resp.StatusCode() != 400 || string(resp.Header.Peek("X-Amzn-ErrorType")) != "InvalidParameterValueException" || b.count("odd") != 0 {
+		t.Errorf("unknown type: %d %q, %d calls", resp.StatusCode(), resp.Header.Peek("X-Amzn-ErrorType"), b.count("odd"))
+	}
+}
+
+func testCounter(c prometheus.Counter) float64 {
+	var m dto.Metric
+	_ = c.Write(&m)
+	return m.GetCounter().GetValue()
 }
