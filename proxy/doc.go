@@ -13,7 +13,16 @@
 //     it to the Scheduler with the request as qos.Watcher, and answer.
 //   - watch_linux.go notices a client that closes its connection while its
 //     invocation is queued (fasthttp does not say), without reading from it.
-//   - errors.go holds sequoia's own answers, rendered once at start-up.
+//   - errors.go holds sequoia's own answers, rendered once at start-up;
+//     shapes.go renders each in the error shape of the platform the client
+//     speaks (Lambda's X-Amzn-ErrorType and {"Type","message","Reason"},
+//     OpenWhisk's {"error","code"}), so official clients decode them.
+//   - paths.go refuses dot segments and encoded slashes before routing.
+//   - retry.go retries throttles (and, for idempotent requests, platform
+//     503/504s) with jittered backoff, back through the scheduler, within
+//     the invocation's deadline, and reports every answer to the adaptive
+//     limit (Feedback); events.go owns Lambda Event invocations (202 at
+//     once, then delivered in the background) and DryRun.
 //   - admin.go serves /metrics, /healthz, /readyz and /sequoia/v1/status.
 //
 // Usage:

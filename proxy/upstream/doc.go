@@ -9,9 +9,24 @@
 // copy in between. Hop-by-hop headers (RFC 9110 section 7.6.1) are removed
 // in both directions and a Via header is added.
 //
+// sigv4.go re-signs Lambda requests: a client's SigV4 signature covers the
+// Host and cannot survive a proxy, so it is stripped, unverified, and the
+// request is signed again (aws-sdk-go-v2's signer) with sequoia's own
+// credentials from the standard AWS chain, on every attempt. About 13µs per
+// request with an empty body, plus the body's SHA-256 (BenchmarkSign).
+//
+// classify.go reads an answer into a Verdict: a function error (never
+// retried), a concurrency throttle (Lambda's concurrency reasons,
+// OpenWhisk's "Too many concurrent requests in flight", Knative's 503
+// "pending request queue full"), a rate throttle (Lambda's rate reasons,
+// OpenWhisk's "in the last minute"), a platform 503/504, a 202 (background
+// work), or done; with the platform's Retry-After.
+//
 // Usage:
 //
-//	c, err := upstream.New(upstream.Config{URL: "http://127.0.0.1:8081", Kind: invocation.OpenWhisk, MaxConns: 100})
+//	signer, err := upstream.NewLambdaSigner(ctx, upstream.SignerConfig{Region: "eu-west-1", Host: "lambda.eu-west-1.amazonaws.com"})
+//	c, err := upstream.New(upstream.Config{URL: "https://lambda.eu-west-1.amazonaws.com", Kind: invocation.Lambda, MaxConns: 100, Signer: signer})
 //	err = c.Invoke(inv) // fills inv.Resp
 //	if errors.Is(err, upstream.ErrTimeout) { ... } // 504; other errors: 502
+//	v, retryAfter := upstream.Classify(invocation.Lambda, inv.Resp) // e.g. upstream.ThrottledConcurrency, 1s
 package upstream
