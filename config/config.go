@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/url"
 	"os"
@@ -72,10 +73,41 @@ type Limits struct {
 
 // Config is the whole configuration of `sequoia serve`.
 type Config struct {
-	Serving   Serving
-	Backend   Backend
-	Limits    Limits
-	Platforms Platforms // platforms.go
+	Serving    Serving
+	Backend    Backend
+	Limits     Limits
+	Scheduling Scheduling
+	Platforms  Platforms // platforms.go
+}
+
+// Scheduling configures chains, admission, classes and fairness.
+type Scheduling struct {
+	// ChainTTL is how long the active-chain table remembers a chain after
+	// its last request (a chain is also forgotten once its deadline passes).
+	ChainTTL time.Duration `env:"CHAIN_TTL" envDefault:"5m"`
+	// MaxChains bounds the active-chain table; the least recently seen
+	// chain is forgotten first.
+	MaxChains int `env:"MAX_CHAINS" envDefault:"100000"`
+	// DefaultChainDeadline is the budget of a chain whose first request has
+	// no X-Sequoia-Deadline-Ms; 0 means such chains have none and are
+	// admitted on queue capacity alone.
+	DefaultChainDeadline time.Duration `env:"DEFAULT_CHAIN_DEADLINE" envDefault:"0s"`
+	// DefaultEstimate is the assumed duration of an invocation before any
+	// has been observed.
+	DefaultEstimate time.Duration `env:"DEFAULT_ESTIMATE" envDefault:"100ms"`
+	// DefaultClass is the class of requests without a known
+	// X-Sequoia-Priority: interactive or batch.
+	DefaultClass string `env:"DEFAULT_CLASS" envDefault:"interactive"`
+	// BatchShare is the share of worker-slot grants the batch class gets
+	// while both classes wait; interactive gets the rest.
+	BatchShare float64 `env:"BATCH_SHARE" envDefault:"0.2"`
+	// TenantCap and FunctionCap bound the slots one tenant or one function
+	// may hold at once; 0 means no cap.
+	TenantCap   int `env:"TENANT_CAP" envDefault:"0"`
+	FunctionCap int `env:"FUNCTION_CAP" envDefault:"0"`
+	// MaxRate bounds invocations per second sent to the platform (e.g. 1
+	// for OpenWhisk's default 60 per minute); 0 means no bound.
+	MaxRate float64 `env:"MAX_RATE" envDefault:"0"`
 }
 
 // Load reads the configuration from the environment and checks it.
@@ -176,6 +208,34 @@ func (c Config) Validate() error {
 	}
 	if l.MaxFunctions <= 0 {
 		bad("MAX_FUNCTIONS", l.MaxFunctions, "must be positive")
+	}
+	sc := c.Scheduling
+	if sc.ChainTTL <= 0 {
+		bad("CHAIN_TTL", sc.ChainTTL, "must be positive")
+	}
+	if sc.MaxChains <= 0 {
+		bad("MAX_CHAINS", sc.MaxChains, "must be positive")
+	}
+	if sc.DefaultChainDeadline < 0 {
+		bad("DEFAULT_CHAIN_DEADLINE", sc.DefaultChainDeadline, "must not be negative")
+	}
+	if sc.DefaultEstimate <= 0 {
+		bad("DEFAULT_ESTIMATE", sc.DefaultEstimate, "must be positive")
+	}
+	if sc.DefaultClass != "interactive" && sc.DefaultClass != "batch" {
+		bad("DEFAULT_CLASS", sc.DefaultClass, "must be interactive or batch")
+	}
+	if !(sc.BatchShare > 0 && sc.BatchShare < 1) {
+		bad("BATCH_SHARE", sc.BatchShare, "must be between 0 and 1, exclusive")
+	}
+	if sc.TenantCap < 0 {
+		bad("TENANT_CAP", sc.TenantCap, "must not be negative")
+	}
+	if sc.FunctionCap < 0 {
+		bad("FUNCTION_CAP", sc.FunctionCap, "must not be negative")
+	}
+	if !(sc.MaxRate >= 0) || math.IsInf(sc.MaxRate, 0) {
+		bad("MAX_RATE", sc.MaxRate, "must be a finite number, not negative")
 	}
 	c.Platforms.check(bad)
 	return errors.Join(errs...)

@@ -2,6 +2,7 @@ package config
 
 import (
 	"math"
+	"net/url"
 	"time"
 )
 
@@ -41,6 +42,17 @@ type Platforms struct {
 	// delivered; beyond it Events are answered 429.
 	MaxEvents int `env:"MAX_EVENTS" envDefault:"10000"`
 
+	// OverflowURL is a second platform that receives invocations the
+	// primary cannot take: when the queue is full or a chain could not
+	// finish within its deadline at the primary's effective limit, or when
+	// the primary is unreachable. Empty means none.
+	OverflowURL string `env:"OVERFLOW_URL" envDefault:""`
+	// OverflowBackend is the overflow platform's API. It must be the
+	// primary's (SEQUOIA_BACKEND), which is also what empty means: sequoia
+	// forwards the client's request as it is and does not translate
+	// between platform APIs.
+	OverflowBackend string `env:"OVERFLOW_BACKEND" envDefault:""`
+
 	// Adaptive lowers the concurrency limit below SEQUOIA_MAX_CONCURRENCY
 	// when the platform throttles, and probes back up when it stops.
 	Adaptive bool `env:"ADAPTIVE" envDefault:"true"`
@@ -53,8 +65,19 @@ type Platforms struct {
 	AdaptiveQuiet time.Duration `env:"ADAPTIVE_QUIET" envDefault:"1s"`
 }
 
-// check reports the values that parse but make no sense.
-func (p Platforms) check(bad func(name string, v any, why string)) {
+// check reports the values that parse but make no sense; backend is
+// SEQUOIA_BACKEND.
+func (p Platforms) check(backend string, bad func(name string, v any, why string)) {
+	if p.OverflowURL != "" {
+		if u, err := url.Parse(p.OverflowURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad("OVERFLOW_URL", p.OverflowURL, "must be an absolute http:// or https:// URL")
+		} else if u.Path != "" && u.Path != "/" || u.RawQuery != "" {
+			bad("OVERFLOW_URL", p.OverflowURL, "must have no path or query: sequoia forwards the client's")
+		}
+	}
+	if p.OverflowBackend != "" && p.OverflowBackend != backend {
+		bad("OVERFLOW_BACKEND", p.OverflowBackend, "must be SEQUOIA_BACKEND's API ("+backend+"): sequoia does not translate between platform APIs")
+	}
 	if p.RetryMaxAttempts < 1 {
 		bad("RETRY_MAX_ATTEMPTS", p.RetryMaxAttempts, "must be at least 1")
 	}

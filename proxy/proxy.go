@@ -45,6 +45,9 @@ type Config struct {
 	// when set, hears every platform answer (the adaptive limit).
 	Retry    RetryConfig
 	Feedback Feedback
+	// Overflow, when set, carries invocations the primary cannot take in
+	// time or at all to a second platform of the same API (retry.go).
+	Overflow qos.Invoker
 }
 
 // Proxy is the inbound data-port server.

@@ -77,11 +77,12 @@ func (c RetryConfig) withDefaults() RetryConfig {
 // platformState is the proxy's retry, feedback and background-delivery
 // state (retry.go, events.go).
 type platformState struct {
-	retry    RetryConfig
-	feedback Feedback
-	iv       qos.Invoker // the forwarder, reporting to feedback
-	retries  *prometheus.CounterVec
-	events   events
+	retry     RetryConfig
+	feedback  Feedback
+	iv        qos.Invoker // the forwarder, reporting to feedback
+	retries   *prometheus.CounterVec
+	overflows *prometheus.CounterVec
+	events    events
 }
 
 func (s *platformState) init(p *Proxy) {
@@ -95,9 +96,13 @@ func (s *platformState) init(p *Proxy) {
 		Namespace: metrics.Namespace, Name: "retries_total",
 		Help: "Invocations sent to the platform again, by why: throttled_concurrency, throttled_rate, unavailable, unreachable, timeout.",
 	}, []string{"reason"})
+	s.overflows = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: metrics.Namespace, Name: "overflow_total",
+		Help: "Invocations sent to the overflow platform (SEQUOIA_OVERFLOW_URL), by why: queue_full, deadline, unreachable.",
+	}, []string{"reason"})
 	s.events.init(p)
 	if p.m != nil {
-		p.m.Registry().MustRegister(s.retries)
+		p.m.Registry().MustRegister(s.retries, s.overflows)
 		p.m.Registry().MustRegister(s.events.collectors()...)
 	}
 }
@@ -179,12 +184,40 @@ func (s *platformState) backoff(n int, hint time.Duration) time.Duration {
 	return d
 }
 
-// invoke runs inv through the scheduler and, while the platform throttles
+// invoke runs inv at the platform (invokeRetrying) and, when that could
+// not be done and a second platform is configured, sends it there instead:
+// when the scheduler refused it (the queue is full, or its chain could not
+// finish in time at the primary's effective limit) or the primary could not
+// be reached. The overflow platform's own limits are its own: the
+// invocation takes no slot there.
+func (p *Proxy) invoke(inv *invocation.Invocation, w qos.Watcher) (time.Duration, error) {
+	waited, err := p.invokeRetrying(inv, w)
+	if p.cfg.Overflow == nil || err == nil {
+		return waited, err
+	}
+	var reason string
+	switch {
+	case errors.Is(err, qos.ErrQueueFull):
+		reason = "queue_full"
+	case errors.Is(err, qos.ErrRefused):
+		reason = "deadline"
+	case errors.Is(err, upstream.ErrUnreachable):
+		reason = "unreachable"
+		inv.Attempt++ // the request was prepared for the primary
+	default:
+		return waited, err
+	}
+	p.plat.overflows.WithLabelValues(reason).Inc()
+	inv.Resp.Reset()
+	return waited, p.cfg.Overflow.Invoke(inv)
+}
+
+// invokeRetrying runs inv through the scheduler and, while the platform throttles
 // or (for idempotent invocations) is unavailable, again after a backoff:
 // each retry goes back through the queues and waits for a slot like any
 // other invocation, and none waits past the invocation's deadline (its
 // chain's, else its arrival plus MaxElapsed).
-func (p *Proxy) invoke(inv *invocation.Invocation, w qos.Watcher) (time.Duration, error) {
+func (p *Proxy) invokeRetrying(inv *invocation.Invocation, w qos.Watcher) (time.Duration, error) {
 	s := &p.plat
 	var waited time.Duration
 	for {

@@ -21,6 +21,7 @@ type platformParts struct {
 	limit    *adaptive.Limit // nil when SEQUOIA_ADAPTIVE=false
 	feedback proxy.Feedback  // limit, or nil
 	retry    proxy.RetryConfig
+	overflow qos.Invoker // SEQUOIA_OVERFLOW_URL's client, or nil
 }
 
 func newPlatformParts(cfg config.Config, platform invocation.Platform, sched *qos.Scheduler, m *metrics.Metrics) (platformParts, error) {
@@ -46,6 +47,26 @@ func newPlatformParts(cfg config.Config, platform invocation.Platform, sched *qo
 		if err != nil {
 			return parts, fmt.Errorf("SEQUOIA_BACKEND=lambda: %w", err)
 		}
+	}
+	if pc.OverflowURL != "" {
+		var signer *upstream.Signer
+		if platform == invocation.Lambda {
+			u, _ := url.Parse(pc.OverflowURL)
+			var err error
+			if signer, err = upstream.NewLambdaSigner(context.Background(), upstream.SignerConfig{
+				Region: pc.LambdaRegion, Host: u.Host,
+			}); err != nil {
+				return parts, fmt.Errorf("SEQUOIA_OVERFLOW_URL: %w", err)
+			}
+		}
+		c, err := upstream.New(upstream.Config{
+			URL: pc.OverflowURL, Kind: platform, Timeout: cfg.Backend.Timeout,
+			MaxConns: cfg.Limits.MaxConcurrency + 64, Signer: signer,
+		})
+		if err != nil {
+			return parts, fmt.Errorf("SEQUOIA_OVERFLOW_URL: %w", err)
+		}
+		parts.overflow = c
 	}
 	if pc.Adaptive {
 		parts.limit = adaptive.New(adaptive.Config{

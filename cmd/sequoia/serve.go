@@ -93,6 +93,7 @@ func newServer(cfg config.Config, log *slog.Logger) (*server, error) {
 		MaxBodyBytes: cfg.Serving.MaxBodyBytes,
 		Retry:        plat.retry,
 		Feedback:     plat.feedback,
+		Overflow:     plat.overflow,
 	}, s.sched, up, s.metrics, log)
 	s.admin = proxy.NewAdmin(s.metrics, s.status)
 

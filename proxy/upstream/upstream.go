@@ -83,10 +83,12 @@ func (c *Client) Invoke(inv *invocation.Invocation) error {
 	clientClose := req.Header.ConnectionClose()
 	if inv.Attempt == 0 {
 		PrepareRequest(&req.Header)
-		if c.setHost {
-			req.Header.SetHost(c.host)
-			req.URI().SetHost(c.host)
-		}
+	}
+	if c.setHost {
+		// Every time: a request that overflows to a second platform
+		// was prepared for the first.
+		req.Header.SetHost(c.host)
+		req.URI().SetHost(c.host)
 	}
 	if c.signer != nil {
 		// Signed again on every attempt: the signature carries the time.
