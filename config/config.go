@@ -237,7 +237,7 @@ func (c Config) Validate() error {
 	if !(sc.MaxRate >= 0) || math.IsInf(sc.MaxRate, 0) {
 		bad("MAX_RATE", sc.MaxRate, "must be a finite number, not negative")
 	}
-	c.Platforms.check(bad)
+	c.Platforms.check(b.Kind, bad)
 	return errors.Join(errs...)
 }
 

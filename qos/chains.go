@@ -135,7 +135,7 @@ func (a *admission) evicted(_ string, c *chain) {
 		return
 	}
 	o := ChainCompleted
-	if c.failed || c.done == 0 {
+	if c.failed || c.done == 0 || c.steps > 0 && c.done < c.steps {
 		o = ChainFailed
 	}
 	a.endLocked(c, o)

@@ -153,10 +153,10 @@ func (s *Scheduler) Do(inv *invocation.Invocation, w Watcher, iv Invoker) (time.
 		}
 	}
 	if granted.IsZero() {
-		granted = time.Now()
+		granted = s.adm.now()
 	}
 	err = iv.Invoke(inv)
-	hold := time.Since(granted)
+	hold := s.adm.now().Sub(granted)
 	s.Release(inv)
 	ok := err == nil && (inv.Resp == nil || inv.Resp.StatusCode() < 500 && inv.Resp.StatusCode() != 429)
 	s.adm.finished(c, inv.Function, hold, ok)
@@ -202,7 +202,7 @@ func (s *Scheduler) acquireSlow(inv *invocation.Invocation, w Watcher) (time.Dur
 	}
 	timeout, err := s.timeout, ErrQueueTimeout
 	if !inv.Deadline.IsZero() {
-		if d := inv.Deadline.Sub(start); d < timeout {
+		if d := inv.Deadline.Sub(s.adm.now()); d < timeout {
 			timeout, err = d, ErrDeadline
 		}
 	}
@@ -233,7 +233,10 @@ func (s *Scheduler) acquireSlow(inv *invocation.Invocation, w Watcher) (time.Dur
 	wt.entry.Class, wt.entry.Tenant = min(inv.Class, NumClasses-1), inv.Tenant
 	// Earliest deadline first; without one, the time the wait would
 	// time out, which keeps arrival order among them.
-	wt.entry.Key = start.Add(timeout).UnixNano()
+	wt.entry.Key = s.adm.now().Add(timeout).UnixNano()
+	if err == ErrDeadline {
+		wt.entry.Key = inv.Deadline.UnixNano()
+	}
 	s.queues[kind].Push(&wt.entry)
 	if s.gated {
 		// Slots may be free while the waiters ahead are capped.
@@ -347,7 +350,7 @@ func (s *Scheduler) dispatchLocked() {
 			s.caps.take(wt.entry.Tenant, wt.fn)
 		}
 		if now.IsZero() {
-			now = time.Now()
+			now = s.adm.now()
 		}
 		wt.granted = now
 		s.waiting.Add(-1)

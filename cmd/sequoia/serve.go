@@ -65,12 +65,24 @@ func newServer(cfg config.Config, log *slog.Logger) (*server, error) {
 	platform, _ := invocation.ParsePlatform(cfg.Backend.Kind)
 	s := &server{cfg: cfg, log: log}
 	s.metrics = metrics.New(cfg.Limits.MaxFunctions)
+	sc := cfg.Scheduling
 	s.sched = qos.New(qos.Config{
-		Limit:         cfg.Limits.MaxConcurrency,
-		QueueCapacity: cfg.Limits.QueueCapacity,
-		QueueTimeout:  cfg.Limits.QueueTimeout,
+		Limit:           cfg.Limits.MaxConcurrency,
+		QueueCapacity:   cfg.Limits.QueueCapacity,
+		QueueTimeout:    cfg.Limits.QueueTimeout,
+		BatchShare:      sc.BatchShare,
+		TenantCap:       sc.TenantCap,
+		FunctionCap:     sc.FunctionCap,
+		MaxRate:         sc.MaxRate,
+		ChainTTL:        sc.ChainTTL,
+		MaxChains:       sc.MaxChains,
+		DefaultDeadline: sc.DefaultChainDeadline,
+		DefaultEstimate: sc.DefaultEstimate,
+		Events:          s.metrics.NewChains(),
 	})
 	s.metrics.WatchScheduler(s.sched)
+	s.metrics.WatchChains(s.sched)
+	defaultClass, _ := qos.ParseClass([]byte(sc.DefaultClass))
 	plat, err := newPlatformParts(cfg, platform, s.sched, s.metrics)
 	if err != nil {
 		return nil, err
@@ -91,6 +103,7 @@ func newServer(cfg config.Config, log *slog.Logger) (*server, error) {
 		Platform:     platform,
 		HTTPRoute:    cfg.Backend.HTTPRoute,
 		MaxBodyBytes: cfg.Serving.MaxBodyBytes,
+		DefaultClass: defaultClass,
 		Retry:        plat.retry,
 		Feedback:     plat.feedback,
 		Overflow:     plat.overflow,
@@ -164,9 +177,16 @@ func (s *server) status() any {
 		InFlight: s.sched.InFlight(),
 		Limit:    s.sched.Limit(),
 		Adaptive: adaptiveStatus(s.plat.limit, s.cfg.Limits.MaxConcurrency),
-		Queues: map[string]queue{"pending": {
-			Depth: s.sched.Queued(), Capacity: s.sched.QueueCapacity(), Timeout: s.sched.QueueTimeout().String(),
-		}},
+		Queues: map[string]queue{
+			"pending": {
+				Depth:    s.sched.Depth(qos.Pending, qos.Interactive) + s.sched.Depth(qos.Pending, qos.Batch),
+				Capacity: s.sched.QueueCapacity(), Timeout: s.sched.QueueTimeout().String(),
+			},
+			"chain_running": {
+				Depth:   s.sched.Depth(qos.ChainRunning, qos.Interactive) + s.sched.Depth(qos.ChainRunning, qos.Batch),
+				Timeout: s.sched.QueueTimeout().String(),
+			},
+		},
 		Config: map[string]any{
 			"backend":          s.cfg.Backend.Kind,
 			"backend_url":      s.cfg.Backend.URL,

@@ -1,0 +1,169 @@
+package qos
+
+import (
+	"errors"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/sequoia-qos/sequoia/invocation"
+)
+
+// TestContinuationDeadlineIsMidChainDrop: a continuation whose chain
+// deadline passes while it waits fails with ErrDeadline, is never invoked,
+// and the chain counts as dropped.
+func TestContinuationDeadlineIsMidChainDrop(t *testing.T) {
+	ev := &recordEvents{}
+	s := New(Config{Limit: 1, QueueCapacity: 10, QueueTimeout: time.Hour, Events: ev, DefaultEstimate: time.Millisecond})
+	first := &invocation.Invocation{Function: "f", Chain: "c", Budget: 50 * time.Millisecond, Steps: 2}
+	if _, err := s.Do(first, nil, invokerFunc(func() {})); err != nil {
+		t.Fatalf("first step: %v", err)
+	}
+	release := holdSlots(t, s)
+	defer release()
+	inv := &countingInvoker{}
+	cont := &invocation.Invocation{Function: "g", Chain: "c"}
+	if _, err := s.Do(cont, nil, inv); !errors.Is(err, ErrDeadline) {
+		t.Fatalf("continuation: err = %v, want ErrDeadline", err)
+	}
+	if !cont.Continuation {
+		t.Error("second sighting of the chain was not a continuation")
+	}
+	if inv.calls.Load() != 0 {
+		t.Error("a continuation past its deadline was invoked")
+	}
+	got := ev.drain()
+	if want := "chain started (interactive)\nchain dropped"; len(got) < len(want) || got[:len(want)] != want {
+		t.Errorf("events = %q, want a start then a drop", got)
+	}
+	if s.Queued() != 0 {
+		t.Errorf("queued = %d, want 0", s.Queued())
+	}
+}
+
+// TestFirstStepPastDeadlineIsNotADrop: a first step that waits past its
+// deadline never started any work: its chain fails, it is not dropped.
+func TestFirstStepPastDeadlineIsNotADrop(t *testing.T) {
+	ev := &recordEvents{}
+	s := New(Config{Limit: 1, QueueCapacity: 10, QueueTimeout: time.Hour, Events: ev, DefaultEstimate: time.Nanosecond})
+	release := holdSlots(t, s)
+	defer release()
+	_, err := s.Do(&invocation.Invocation{Function: "f", Chain: "c", Budget: 20 * time.Millisecond}, nil, invokerFunc(func() {}))
+	if !errors.Is(err, ErrDeadline) {
+		t.Fatalf("err = %v, want ErrDeadline", err)
+	}
+	if got := ev.drain(); !strings.Contains(got, "chain failed") || strings.Contains(got, "dropped") {
+		t.Errorf("events = %q, want the chain to fail", got)
+	}
+	if s.ActiveChains() != 0 {
+		t.Errorf("a chain whose first step never ran stayed in the table")
+	}
+}
+
+func TestRefusalRetryAfter(t *testing.T) {
+	now := time.Unix(1000, 0)
+	s := New(Config{Limit: 1, QueueCapacity: 10, QueueTimeout: time.Hour, Now: func() time.Time { return now }})
+	s.Observe("f", time.Second)
+	release := holdSlots(t, s)
+	// The first chain is admitted (finishes at 1s, within 2s) and queues
+	// behind the held slot.
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.Do(&invocation.Invocation{Function: "f", Chain: "a", Budget: 2 * time.Second}, nil, invokerFunc(func() {}))
+		done <- err
+	}()
+	waitQueued(t, s, 1)
+	// The second would finish at 2s, 500ms past its 1.5s budget.
+	_, err := s.Do(&invocation.Invocation{Function: "f", Chain: "b", Budget: 1500 * time.Millisecond}, nil, invokerFunc(func() {}))
+	var r *RefusedError
+	if !errors.As(err, &r) || !errors.Is(err, ErrRefused) {
+		t.Fatalf("err = %v, want a RefusedError", err)
+	}
+	if r.RetryAfter != 500*time.Millisecond {
+		t.Errorf("RetryAfter = %v, want 500ms", r.RetryAfter)
+	}
+	if got := RetryAfterSeconds(err); got != 1 {
+		t.Errorf("RetryAfterSeconds = %d, want 1 (rounded up)", got)
+	}
+	if got := RetryAfterSeconds(&RefusedError{RetryAfter: 2100 * time.Millisecond}); got != 3 {
+		t.Errorf("RetryAfterSeconds(2.1s) = %d, want 3", got)
+	}
+	release()
+	if err := <-done; err != nil {
+		t.Fatalf("admitted chain: %v", err)
+	}
+}
+
+// TestFastPathAllocatesNothing: Acquire and Release with a free slot and
+// nobody waiting allocate nothing.
+func TestFastPathAllocatesNothing(t *testing.T) {
+	s := New(Config{Limit: 4, QueueCapacity: 4, QueueTimeout: time.Second})
+	inv := &invocation.Invocation{Function: "f", Tenant: "t"}
+	allocs := testing.AllocsPerRun(1000, func() {
+		if _, err := s.Acquire(inv, nil); err != nil {
+			t.Fatal(err)
+		}
+		s.Release(inv)
+	})
+	if allocs != 0 {
+		t.Errorf("allocs per Acquire+Release = %v, want 0", allocs)
+	}
+}
+
+// TestChainsConcurrent runs many two-step chains of several tenants and
+// classes through a small pool under -race and checks that every chain
+// completes, the limit holds and nothing leaks.
+func TestChainsConcurrent(t *testing.T) {
+	ev := &countEvents{}
+	s := New(Config{Limit: 3, QueueCapacity: 1000, QueueTimeout: time.Minute, Events: ev, TenantCap: 2})
+	inv := &countingInvoker{}
+	const chains = 200
+	errs := make(chan error, chains)
+	for i := range chains {
+		go func() {
+			id := string(rune('a'+i%26)) + string(rune('0'+i/26))
+			class := uint8(i % 2)
+			tenant := []string{"t1", "t2", "t3"}[i%3]
+			for step := range 2 {
+				in := &invocation.Invocation{Function: "f", Tenant: tenant, Chain: id, Class: class, Steps: 2}
+				if _, err := s.Do(in, nil, inv); err != nil {
+					errs <- err
+					return
+				}
+				if (step == 1) != in.Continuation {
+					errs <- errors.New("step 2 was not a continuation, or step 1 was")
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range chains {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := inv.peak.Load(); got > 3 {
+		t.Errorf("peak = %d, want <= 3", got)
+	}
+	if s.InFlight() != 0 || s.Queued() != 0 {
+		t.Errorf("in flight %d, queued %d; want 0, 0", s.InFlight(), s.Queued())
+	}
+	if ev.started.Load() != chains || ev.completed.Load() != chains {
+		t.Errorf("started %d, completed %d; want %d each", ev.started.Load(), ev.completed.Load(), chains)
+	}
+}
+
+type countEvents struct {
+	started, completed atomic.Int64
+}
+
+func (c *countEvents) ChainStarted(uint8) { c.started.Add(1) }
+func (c *countEvents) ChainRefused(uint8) {}
+func (c *countEvents) ChainEnded(_ uint8, o ChainOutcome, _, _ time.Duration) {
+	if o == ChainCompleted {
+		c.completed.Add(1)
+	}
+}
+func (c *countEvents) Waited(QueueKind, uint8, time.Duration) {}

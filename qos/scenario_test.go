@@ -1,0 +1,373 @@
+package qos
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sequoia-qos/sequoia/invocation"
+)
+
+var rewrite = flag.Bool("rewrite", false, "rewrite the expected output of testdata scenarios")
+
+// TestScenarios runs the scripts in testdata/. Each script is a list of
+// blocks separated by blank lines: a command, a "----" line, and the
+// output the command must print. Lines starting with # are comments.
+//
+// Commands:
+//
+//	new limit=N [capacity=N] [batch-share=F] [tenant-cap=N] [fn-cap=N] [rate=F] [estimate=D]
+//	observe fn=F dur=D            feed the estimator one observed invocation
+//	at t=D                        set admission's clock to D after the start
+//	arrive name=X [fn=F] [tenant=T] [chain=C] [deadline=D] [steps=N] [class=batch]
+//	                              prints "X: running", "X: queued <queue>" or "X: <error>"
+//	finish name=X [status=N]      the invocation X ends; prints the names granted a slot
+//	state                         in flight and queue depths by class
+//	events                        what the scheduler reported since the last "events"
+//
+// Admission runs on a fake clock; waits use the real one, with deadlines an
+// hour away, so that no wait in a script ends by itself.
+func TestScenarios(t *testing.T) {
+	files, err := filepath.Glob("testdata/*.txt")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no scenarios: %v", err)
+	}
+	for _, f := range files {
+		t.Run(strings.TrimSuffix(filepath.Base(f), ".txt"), func(t *testing.T) { runScenario(t, f) })
+	}
+}
+
+type block struct {
+	cmd, want string
+	comments  string
+}
+
+func parseScript(t *testing.T, text string) []block {
+	t.Helper()
+	var out []block
+	var comments strings.Builder
+	lines := strings.Split(text, "\n")
+	for i := 0; i < len(lines); i++ {
+		l := lines[i]
+		switch {
+		case strings.TrimSpace(l) == "":
+			if comments.Len() > 0 {
+				comments.WriteString("\n")
+			}
+			continue
+		case strings.HasPrefix(l, "#"):
+			comments.WriteString(l + "\n")
+			continue
+		}
+		b := block{cmd: l, comments: comments.String()}
+		comments.Reset()
+		i++
+		if i >= len(lines) || lines[i] != "----" {
+			t.Fatalf("line %d: %q: want ---- after a command", i+1, l)
+		}
+		var want []string
+		for i+1 < len(lines) && strings.TrimSpace(lines[i+1]) != "" {
+			i++
+			want = append(want, lines[i])
+		}
+		b.want = strings.Join(want, "\n")
+		out = append(out, b)
+	}
+	return out
+}
+
+func runScenario(t *testing.T, path string) {
+	text, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	blocks := parseScript(t, string(text))
+	h := &harness{t: t}
+	defer h.close()
+	var rewritten strings.Builder
+	for _, b := range blocks {
+		got := h.run(b.cmd)
+		if *rewrite {
+			rewritten.WriteString(b.comments + b.cmd + "\n----\n" + got + "\n\n")
+			continue
+		}
+		if got != b.want {
+			t.Errorf("%s:\n%s\ngot:\n%s\nwant:\n%s", path, b.cmd, got, b.want)
+		}
+	}
+	if *rewrite {
+		if err := os.WriteFile(path, []byte(strings.TrimRight(rewritten.String(), "\n")+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// harness drives a Scheduler one command at a time.
+type harness struct {
+	t       *testing.T
+	s       *Scheduler
+	base    time.Time
+	now     time.Time
+	clockMu sync.Mutex
+	ev      *recordEvents
+	calls   map[string]*call
+	started chan string
+}
+
+type call struct {
+	inv     *invocation.Invocation
+	release chan int // the status the invocation ends with
+	done    chan error
+}
+
+func (h *harness) clock() time.Time {
+	h.clockMu.Lock()
+	defer h.clockMu.Unlock()
+	return h.now
+}
+
+func (h *harness) close() {
+	for _, c := range h.calls {
+		select {
+		case c.release <- 200:
+		default:
+		}
+	}
+}
+
+func args(t *testing.T, fields []string) map[string]string {
+	t.Helper()
+	m := map[string]string{}
+	for _, f := range fields {
+		k, v, ok := strings.Cut(f, "=")
+		if !ok {
+			t.Fatalf("argument %q: want key=value", f)
+		}
+		m[k] = v
+	}
+	return m
+}
+
+func (h *harness) dur(s string) time.Duration {
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return d
+}
+
+func (h *harness) num(s string) float64 {
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return f
+}
+
+func (h *harness) run(cmd string) string {
+	fields := strings.Fields(cmd)
+	a := args(h.t, fields[1:])
+	switch fields[0] {
+	case "new":
+		h.base = time.Now().Add(time.Hour)
+		h.now = h.base
+		h.ev = &recordEvents{}
+		h.calls = map[string]*call{}
+		h.started = make(chan string, 100)
+		cfg := Config{
+			Limit: int(h.num(a["limit"])), QueueCapacity: 100, QueueTimeout: 10 * time.Hour,
+			Events: h.ev, Now: h.clock,
+		}
+		if v, ok := a["capacity"]; ok {
+			cfg.QueueCapacity = int(h.num(v))
+		}
+		if v, ok := a["batch-share"]; ok {
+			cfg.BatchShare = h.num(v)
+		}
+		if v, ok := a["tenant-cap"]; ok {
+			cfg.TenantCap = int(h.num(v))
+		}
+		if v, ok := a["fn-cap"]; ok {
+			cfg.FunctionCap = int(h.num(v))
+		}
+		if v, ok := a["rate"]; ok {
+			cfg.MaxRate = h.num(v)
+		}
+		if v, ok := a["estimate"]; ok {
+			cfg.DefaultEstimate = h.dur(v)
+		}
+		h.s = New(cfg)
+		return "ok"
+	case "observe":
+		h.s.Observe(a["fn"], h.dur(a["dur"]))
+		return fmt.Sprintf("estimate %s: %s", a["fn"], fmtDur(h.s.Estimate(a["fn"])))
+	case "at":
+		h.clockMu.Lock()
+		h.now = h.base.Add(h.dur(a["t"]))
+		h.clockMu.Unlock()
+		return "ok"
+	case "arrive":
+		return h.arrive(a)
+	case "finish":
+		return h.finish(a)
+	case "state":
+		var b strings.Builder
+		fmt.Fprintf(&b, "in flight %d/%d", h.s.InFlight(), h.s.Limit())
+		for k := range NumQueues {
+			fmt.Fprintf(&b, "\n%s:", k)
+			for c := range NumClasses {
+				fmt.Fprintf(&b, " %s %d", ClassName(c), h.s.Depth(k, c))
+			}
+		}
+		if p := h.s.Queued() - h.s.queuedInSets(); p > 0 {
+			fmt.Fprintf(&b, "\nparked: %d", p)
+		}
+		return b.String()
+	case "events":
+		return h.ev.drain()
+	}
+	h.t.Fatalf("unknown command %q", fields[0])
+	return ""
+}
+
+func (h *harness) arrive(a map[string]string) string {
+	name := a["name"]
+	inv := &invocation.Invocation{Function: a["fn"], Tenant: a["tenant"], Chain: a["chain"]}
+	if inv.Function == "" {
+		inv.Function = "f"
+	}
+	if v, ok := a["deadline"]; ok {
+		inv.Budget = h.dur(v)
+	}
+	if v, ok := a["steps"]; ok {
+		inv.Steps = int(h.num(v))
+	}
+	if v, ok := a["class"]; ok {
+		c, ok := ParseClass([]byte(v))
+		if !ok {
+			h.t.Fatalf("class %q", v)
+		}
+		inv.Class = c
+	}
+	c := &call{inv: inv, release: make(chan int, 1), done: make(chan error, 1)}
+	h.calls[name] = c
+	before := h.s.Queued()
+	go func() {
+		_, err := h.s.Do(inv, nil, invokerFunc2(func() {
+			h.started <- name
+			<-c.release
+		}))
+		c.done <- err
+	}()
+	for {
+		select {
+		case got := <-h.started:
+			if got != name {
+				h.t.Fatalf("%s started while %s arrived", got, name)
+			}
+			return name + ": running"
+		case err := <-c.done:
+			return name + ": " + describe(err)
+		default:
+		}
+		if h.s.Queued() > before {
+			q := Pending
+			if inv.Continuation {
+				q = ChainRunning
+			}
+			return fmt.Sprintf("%s: queued %s", name, q)
+		}
+		time.Sleep(100 * time.Microsecond)
+	}
+}
+
+func describe(err error) string {
+	var r *RefusedError
+	switch {
+	case err == nil:
+		return "done"
+	case errors.As(err, &r):
+		return "refused, retry after " + fmtDur(r.RetryAfter)
+	}
+	return err.Error()
+}
+
+func (h *harness) finish(a map[string]string) string {
+	name := a["name"]
+	c := h.calls[name]
+	if c == nil {
+		h.t.Fatalf("finish %s: no such invocation", name)
+	}
+	before := h.s.Queued()
+	c.release <- 200
+	if err := <-c.done; err != nil {
+		h.t.Fatalf("%s: %v", name, err)
+	}
+	var granted []string
+	for range before - h.s.Queued() {
+		granted = append(granted, <-h.started)
+	}
+	slices.Sort(granted)
+	if len(granted) == 0 {
+		return "granted: none"
+	}
+	return "granted: " + strings.Join(granted, " ")
+}
+
+type invokerFunc2 func()
+
+func (f invokerFunc2) Invoke(*invocation.Invocation) error { f(); return nil }
+
+// recordEvents records what the scheduler reports, as text.
+type recordEvents struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (r *recordEvents) add(s string) {
+	r.mu.Lock()
+	r.lines = append(r.lines, s)
+	r.mu.Unlock()
+}
+
+func (r *recordEvents) drain() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.lines) == 0 {
+		return "none"
+	}
+	s := strings.Join(r.lines, "\n")
+	r.lines = nil
+	return s
+}
+
+func (r *recordEvents) ChainStarted(c uint8) { r.add("chain started (" + ClassName(c) + ")") }
+func (r *recordEvents) ChainRefused(c uint8) { r.add("chain refused (" + ClassName(c) + ")") }
+func (r *recordEvents) ChainEnded(c uint8, o ChainOutcome, predicted, actual time.Duration) {
+	r.add(fmt.Sprintf("chain %s (%s): predicted %s, took %s", o, ClassName(c), fmtDur(predicted), fmtDur(actual)))
+}
+func (r *recordEvents) Waited(QueueKind, uint8, time.Duration) {}
+
+// queuedInSets is Queued without the parked waiters.
+func (s *Scheduler) queuedInSets() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.queues[ChainRunning].Len() + s.queues[Pending].Len()
+}
+
+// fmtDur prints whole seconds as "100s", shorter durations as Go does.
+func fmtDur(d time.Duration) string {
+	d = d.Round(time.Millisecond)
+	if d >= time.Second && d%time.Second == 0 {
+		return strconv.FormatInt(int64(d/time.Second), 10) + "s"
+	}
+	return d.String()
+}
