@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"encoding/base64"
 	"io"
 	"log/slog"
 	"net"
@@ -395,4 +396,28 @@ func testCounter(c prometheus.Counter) float64 {
 	var m dto.Metric
 	_ = c.Write(&m)
 	return m.GetCounter().GetValue()
+}
+
+func TestOpenWhiskTenant(t *testing.T) {
+	basic := func(s string) string { return "Basic " + base64.StdEncoding.EncodeToString([]byte(s)) }
+	for _, tt := range []struct{ ns, auth, want string }{
+		{"guest", basic("uuid-1:key"), "guest"},
+		{"_", basic("23bc46b1-71f6-4ed5-8c54-816aa4f8c502:123zO3xZ"), "_:23bc46b1-71f6-4ed5-8c54-816aa4f8c502"},
+		{"_", "", "_"},
+		{"_", "Bearer x", "_"},
+		{"_", "Basic !!!", "_"},
+		{"_", basic("nocolon"), "_"},
+		{"_", basic(strings.Repeat("u", 200) + ":k"), "_:" + strings.Repeat("u", 200)},
+	} {
+		var h fasthttp.RequestHeader
+		if tt.auth != "" {
+			h.Set("Authorization", tt.auth)
+		}
+		if got := string(owTenant([]byte(tt.ns), &h, make([]byte, 0, 16))); got != tt.want {
+			t.Errorf("owTenant(%q, %q) = %q, want %q", tt.ns, tt.auth, got, tt.want)
+		}
+		if got := string(h.Peek("Authorization")); got != tt.auth {
+			t.Errorf("Authorization changed to %q", got)
+		}
+	}
 }

@@ -173,6 +173,10 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 		Resp:      &ctx.Response,
 		Qualifier: internQualifier(rt.qualifier),
 	}
+	if p.cfg.Platform == invocation.OpenWhisk {
+		var buf [80]byte
+		rt.tenant = owTenant(rt.tenant, &ctx.Request.Header, buf[:0]) // tenant.go
+	}
 	if len(rt.tenant) > 0 {
 		inv.Tenant = p.tenants.Get(rt.tenant)
 	}

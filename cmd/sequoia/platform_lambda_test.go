@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -162,6 +163,30 @@ func TestLambdaSDKBurstNoErrors(t *testing.T) {
 	t.Logf("platform throttles absorbed: %d; adaptive limit now %d", st.Throttles, s.plat.limit.Limit())
 	if st.Throttles > 0 && s.plat.limit.Limit() >= 12 {
 		t.Errorf("the platform throttled %d times but the limit stayed at %d", st.Throttles, s.plat.limit.Limit())
+	}
+
+	// The effective limit is in /sequoia/v1/status and in /metrics.
+	code, body := httpGet(t, "http://"+s.adminLn.Addr().String()+"/sequoia/v1/status")
+	var status struct {
+		Limit    int
+		Adaptive struct {
+			Ceiling        int   `json:"ceiling"`
+			EffectiveLimit int   `json:"effective_limit"`
+			Throttles      int64 `json:"throttles"`
+		}
+	}
+	if err := json.Unmarshal([]byte(body), &status); code != 200 || err != nil {
+		t.Fatalf("status: %d %v", code, err)
+	}
+	if a := status.Adaptive; a.Ceiling != 12 || a.EffectiveLimit != s.plat.limit.Effective() || a.EffectiveLimit != status.Limit ||
+		a.Throttles != st.Throttles {
+		t.Errorf("status %+v, want ceiling 12, effective %d = limit, throttles %d", status, s.plat.limit.Effective(), st.Throttles)
+	}
+	_, metricsText := httpGet(t, "http://"+s.adminLn.Addr().String()+"/metrics")
+	for _, m := range []string{"sequoia_effective_concurrency_limit " + itoa(s.plat.limit.Effective()), "sequoia_retries_total{reason=\"throttled_concurrency\"}"} {
+		if !strings.Contains(metricsText, m) {
+			t.Errorf("/metrics has no %s", m)
+		}
 	}
 }
 

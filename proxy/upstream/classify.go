@@ -2,7 +2,6 @@ package upstream
 
 import (
 	"bytes"
-	"strconv"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -128,9 +127,16 @@ func Classify(kind invocation.Platform, resp *fasthttp.Response) (v Verdict, ret
 // parseRetryAfter reads Retry-After in seconds (the HTTP-date form is not
 // used by the platforms sequoia fronts).
 func parseRetryAfter(v []byte) time.Duration {
-	n, err := strconv.Atoi(string(bytes.TrimSpace(v)))
-	if err != nil || n <= 0 {
+	v = bytes.TrimSpace(v)
+	if len(v) == 0 || len(v) > 6 {
 		return 0
+	}
+	n := 0
+	for _, c := range v {
+		if c < '0' || c > '9' {
+			return 0
+		}
+		n = n*10 + int(c-'0')
 	}
 	return time.Duration(min(n, 3600)) * time.Second
 }

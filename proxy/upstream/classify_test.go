@@ -55,3 +55,26 @@ func TestClassify(t *testing.T) {
 		}
 	}
 }
+
+func BenchmarkClassify(b *testing.B) {
+	for _, tt := range []struct {
+		name   string
+		kind   invocation.Platform
+		status int
+		body   string
+	}{
+		{"ok", invocation.Lambda, 200, `{"result":1}`},
+		{"lambda-throttle", invocation.Lambda, 429, `{"Reason":"ConcurrentInvocationLimitExceeded","Type":"User","message":"Rate Exceeded."}`},
+		{"openwhisk-throttle", invocation.OpenWhisk, 429, `{"error":"Too many concurrent requests in flight (count: 51, allowed: 50).","code":"0123456789abcdef0123456789abcdef"}`},
+	} {
+		b.Run(tt.name, func(b *testing.B) {
+			var resp fasthttp.Response
+			resp.SetStatusCode(tt.status)
+			resp.SetBodyString(tt.body)
+			b.ReportAllocs()
+			for b.Loop() {
+				Classify(tt.kind, &resp)
+			}
+		})
+	}
+}
