@@ -43,7 +43,7 @@ func TestChainBurstEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	go p.Serve(ln) //nolint:errcheck
+	go p.Serve(ln)                         //nolint:errcheck
 	defer p.Shutdown(context.Background()) //nolint:errcheck
 
 	res := loadtest.RunChains(context.Background(), loadtest.ChainSpec{
