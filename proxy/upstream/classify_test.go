@@ -78,3 +78,25 @@ func BenchmarkClassify(b *testing.B) {
 		})
 	}
 }
+
+func FuzzClassify(f *testing.F) {
+	f.Add(uint8(2), 429, `{"Reason":"ConcurrentInvocationLimitExceeded"}`, "1")
+	f.Add(uint8(1), 429, `{"error":"Too many requests in the last minute"}`, "")
+	f.Add(uint8(0), 503, "pending request queue full", " 7 ")
+	f.Fuzz(func(t *testing.T, kind uint8, status int, body, retryAfter string) {
+		if status < 100 || status > 999 {
+			return
+		}
+		var resp fasthttp.Response
+		resp.SetStatusCode(status)
+		resp.SetBodyString(body)
+		resp.Header.Set("Retry-After", retryAfter)
+		v, ra := Classify(invocation.Platform(kind%3), &resp)
+		if ra < 0 || ra > time.Hour {
+			t.Errorf("retry-after %v", ra)
+		}
+		if v.Throttled() && status != 429 && status != 503 {
+			t.Errorf("status %d classified %v", status, v)
+		}
+	})
+}
