@@ -12,8 +12,10 @@
 // sigv4.go re-signs Lambda requests: a client's SigV4 signature covers the
 // Host and cannot survive a proxy, so it is stripped, unverified, and the
 // request is signed again (aws-sdk-go-v2's signer) with sequoia's own
-// credentials from the standard AWS chain, on every attempt. About 13µs per
-// request with an empty body, plus the body's SHA-256 (BenchmarkSign).
+// credentials from the standard AWS chain, on every attempt. BenchmarkSign:
+// about 9µs and 66 allocations for an empty body, 11µs for 1 KiB, 170µs for
+// 256 KiB (the body's SHA-256); the signer and the credentials cache are
+// shared, and the empty body's hash is a constant.
 //
 // classify.go reads an answer into a Verdict: a function error (never
 // retried), a concurrency throttle (Lambda's concurrency reasons,
