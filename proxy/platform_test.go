@@ -122,6 +122,8 @@ func owInvoke(fn string, headers ...string) string {
 var (
 	lambdaThrottle = answer{429, map[string]string{"X-Amzn-ErrorType": "TooManyRequestsException"},
 		`{"Reason":"ConcurrentInvocationLimitExceeded","Type":"User","message":"Rate Exceeded."}`}
+	lambdaReserved = answer{429, map[string]string{"X-Amzn-ErrorType": "TooManyRequestsException"},
+		`{"Reason":"ReservedFunctionConcurrentInvocationLimitExceeded","Type":"User","message":"Rate Exceeded."}`}
 	lambdaRate = answer{429, map[string]string{"X-Amzn-ErrorType": "TooManyRequestsException"},
 		`{"Reason":"FunctionInvocationRateLimitExceeded","Type":"User","message":"Rate Exceeded."}`}
 	owThrottle    = answer{429, nil, `{"error":"Too many concurrent requests in flight (count: 3, allowed: 2).","code":"x"}`}
@@ -138,6 +140,7 @@ func TestRetryRules(t *testing.T) {
 	b := startScripted(t, map[string][]answer{
 		"throttled":  {lambdaThrottle, lambdaThrottle, ok200},
 		"rated":      {lambdaRate, ok200},
+		"reserved":   {lambdaReserved, ok200},
 		"fnerror":    {functionError, ok200},
 		"always":     {lambdaThrottle},
 		"unavail":    {unavailable, ok200},

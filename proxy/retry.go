@@ -123,8 +123,8 @@ func (f *feedbackInvoker) Invoke(inv *invocation.Invocation) error {
 	switch v, _ := upstream.Classify(f.kind, inv.Resp); v {
 	case upstream.ThrottledConcurrency:
 		f.fb.OnThrottle()
-	case upstream.ThrottledRate, upstream.Unavailable:
-		// Neither says how many may run at once.
+	case upstream.ThrottledRate, upstream.ThrottledFunction, upstream.Unavailable:
+		// None says how many may run at once in the account.
 	case upstream.Accepted:
 		f.fb.Hold(f.estimate)
 		f.fb.OnSuccess()

@@ -38,9 +38,15 @@ const (
 	// Accepted: 202, work the platform runs in the background (OpenWhisk
 	// non-blocking calls and blocking calls whose wait ran out).
 	Accepted
+	// ThrottledFunction: refused before starting because one function is
+	// at its own reserved concurrency (Lambda's
+	// ReservedFunctionConcurrentInvocationLimitExceeded). Safe to retry;
+	// not a signal about the account's limit, which other functions
+	// still have room under.
+	ThrottledFunction
 )
 
-var verdictNames = [...]string{"done", "function_error", "throttled_concurrency", "throttled_rate", "unavailable", "accepted"}
+var verdictNames = [...]string{"done", "function_error", "throttled_concurrency", "throttled_rate", "unavailable", "accepted", "throttled_function"}
 
 func (v Verdict) String() string {
 	if int(v) < len(verdictNames) {
@@ -51,7 +57,9 @@ func (v Verdict) String() string {
 
 // Throttled reports whether the platform refused the call before it
 // started: a retry cannot run the function twice.
-func (v Verdict) Throttled() bool { return v == ThrottledConcurrency || v == ThrottledRate }
+func (v Verdict) Throttled() bool {
+	return v == ThrottledConcurrency || v == ThrottledRate || v == ThrottledFunction
+}
 
 var (
 	headerFunctionError = []byte("X-Amz-Function-Error")
@@ -61,6 +69,7 @@ var (
 	knativeQueueFull    = []byte("pending request queue full")
 	lambdaReasonKey     = []byte(`"Reason"`)
 	lambdaRateReason    = []byte("RateLimitExceeded")
+	lambdaReserved      = []byte("ReservedFunctionConcurrent")
 )
 
 // Classify reads a platform's answer. retryAfter is the platform's
@@ -79,9 +88,10 @@ func Classify(kind invocation.Platform, resp *fasthttp.Response) (v Verdict, ret
 				v = ThrottledRate
 			}
 		case invocation.Lambda:
-			// Reasons: ConcurrentInvocationLimitExceeded and
-			// ReservedFunctionConcurrentInvocationLimitExceeded are
-			// concurrency; FunctionInvocationRateLimitExceeded,
+			// Reasons: ConcurrentInvocationLimitExceeded is the
+			// account's concurrency;
+			// ReservedFunctionConcurrentInvocationLimitExceeded one
+			// function's; FunctionInvocationRateLimitExceeded,
 			// ReservedFunctionInvocationRateLimitExceeded and
 			// CallerRateLimitExceeded are rates.
 			if i := bytes.Index(body, lambdaReasonKey); i >= 0 {
@@ -91,8 +101,11 @@ func Classify(kind invocation.Platform, resp *fasthttp.Response) (v Verdict, ret
 				} else if j := bytes.IndexByte(rest, '}'); j >= 0 {
 					rest = rest[:j]
 				}
-				if bytes.Contains(rest, lambdaRateReason) {
+				switch {
+				case bytes.Contains(rest, lambdaRateReason):
 					v = ThrottledRate
+				case bytes.Contains(rest, lambdaReserved):
+					v = ThrottledFunction
 				}
 			}
 		}
