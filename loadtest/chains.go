@@ -24,6 +24,13 @@ type ChainSpec struct {
 	// once, so that new chains arrive while earlier ones continue.
 	Spread  time.Duration
 	Timeout time.Duration // per-request client timeout; 2m when zero
+	// EnforceDeadline makes the client give up on a chain when Deadline
+	// passes, as a caller with a budget does: a step still unanswered then
+	// fails (a later step: the chain is dropped mid-chain).
+	EnforceDeadline bool
+	// Retries is how often a step answered 429 is retried (after 20ms, or
+	// after Retry-After if the answer has one) while the deadline allows.
+	Retries int
 	// Progress, when set, is called once per chain as it ends.
 	Progress func()
 }
@@ -129,7 +136,7 @@ func runChain(ctx context.Context, c *fasthttp.Client, spec ChainSpec, i int, th
 			req.Header.Set("X-Sequoia-Chain-Steps", strconv.Itoa(spec.Steps))
 		}
 		req.SetBody(body)
-		err := c.Do(req, resp)
+		err := spec.do(c, req, resp, start, throttles)
 		code := resp.StatusCode()
 		if code == fasthttp.StatusTooManyRequests {
 			throttles.Add(1)
