@@ -64,7 +64,6 @@ func (v Verdict) Throttled() bool {
 var (
 	headerFunctionError = []byte("X-Amz-Function-Error")
 	headerRetryAfter    = []byte(fasthttp.HeaderRetryAfter)
-	owConcurrent        = []byte("concurrent")
 	owLastMinute        = []byte("in the last minute")
 	knativeQueueFull    = []byte("pending request queue full")
 	lambdaReasonKey     = []byte(`"Reason"`)
