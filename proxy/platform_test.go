@@ -424,3 +424,19 @@ func TestOpenWhiskTenant(t *testing.T) {
 		}
 	}
 }
+
+// TestRetryChainDeadline: a retry that would land past the chain's
+// deadline is not made; the same invocation without a deadline is retried.
+func TestRetryChainDeadline(t *testing.T) {
+	b := startScripted(t, map[string][]answer{"always": {lambdaThrottle}, "twice": {lambdaThrottle, ok200}})
+	addr, _ := startRetryProxy(t, invocation.Lambda, "http://"+b.addr, 4,
+		RetryConfig{BaseBackoff: 400 * time.Millisecond, MaxBackoff: 400 * time.Millisecond}, nil)
+	resp := rawRequest(t, addr, lambdaInvoke("always", "X-Sequoia-Deadline-Ms: 150\r\n"))
+	if resp.StatusCode() != 429 || b.count("always") != 1 {
+		t.Errorf("with a 150ms deadline: %d after %d calls, want 429 after 1", resp.StatusCode(), b.count("always"))
+	}
+	resp = rawRequest(t, addr, lambdaInvoke("twice"))
+	if resp.StatusCode() != 200 || b.count("twice") != 2 {
+		t.Errorf("without a deadline: %d after %d calls, want 200 after 2", resp.StatusCode(), b.count("twice"))
+	}
+}
