@@ -1,0 +1,36 @@
+package sequoia_test
+
+import data.sequoia
+
+first_step := {"function": "f", "tenant": "t", "class": "interactive", "step": 1, "chain_deadline_ms": 0, "chain_steps": 0, "snapshot": {"tenants": {}, "functions": {}, "classes": {}, "limit": 10}}
+
+# The shipped policies as shipped say nothing beyond allow.
+test_default_allows_and_says_nothing_else if {
+	sequoia.decision == {"allow": true} with input as first_step
+}
+
+test_reasons_joined if {
+	d := sequoia.decision with input as first_step
+		with sequoia.deny_tenants as {"t": "unpaid"}
+		with sequoia.deny_functions as {"f": "retired"}
+	d.allow == false
+	d.reason == `function "f" is denied: retired; tenant "t" is denied: unpaid`
+}
+
+test_priorities_add if {
+	d := sequoia.decision with input as object.union(first_step, {"step": 2})
+		with sequoia.caps_function_ranks as {"f": 2}
+	d.priority == 2100
+}
+
+test_smallest_cap_wins if {
+	d := sequoia.decision with input as first_step
+		with sequoia.concurrency_cap as {"a": 7, "b": 9}
+	d.concurrency_cap == 7
+}
+
+test_batch_wins_over_interactive if {
+	d := sequoia.decision with input as first_step
+		with sequoia.class as {"a": "interactive", "b": "batch"}
+	d.class == "batch"
+}

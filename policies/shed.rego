@@ -1,0 +1,21 @@
+# Shed batch work while interactive callers wait too long.
+#
+# While the interactive class's p99 queue wait exceeds shed_threshold_ms,
+# new batch chains are refused, so that a background flood cannot push
+# synchronous callers past their patience. Continuations of batch chains
+# already running are never shed: dropping a chain half-way wastes the
+# work it has done. Off as shipped: set shed_enabled.
+package sequoia
+
+shed_enabled := false
+
+shed_threshold_ms := 200
+
+deny contains msg if {
+	shed_enabled
+	input.class == "batch"
+	input.step <= 1
+	wait := input.snapshot.classes.interactive.wait_p99_ms
+	wait > shed_threshold_ms
+	msg := sprintf("batch work is shed while the interactive queue wait p99 (%vms) exceeds %vms", [wait, shed_threshold_ms])
+}
