@@ -5,8 +5,8 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"time"
 	"testing"
+	"time"
 )
 
 // benchSnapshot is a busy proxy: every shipped policy has something to

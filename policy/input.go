@@ -59,9 +59,9 @@ type Snapshot struct {
 
 // ClassStats is one class's recent queue behaviour.
 type ClassStats struct {
-	Queued     int     `json:"queued"`
-	WaitP99Ms  float64 `json:"wait_p99_ms"`
-	InFlight   int     `json:"in_flight"`
+	Queued    int     `json:"queued"`
+	WaitP99Ms float64 `json:"wait_p99_ms"`
+	InFlight  int     `json:"in_flight"`
 }
 
 // FunctionStats is one function's recent behaviour.
@@ -214,4 +214,3 @@ func (d Document) MarshalJSON() ([]byte, error) {
 		Snapshot        Snapshot `json:"snapshot"`
 	}{plain(d.Input), d.Input.ChainDeadline.Milliseconds(), d.Snapshot})
 }
-
