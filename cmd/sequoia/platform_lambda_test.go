@@ -266,3 +266,18 @@ func TestLambdaMissingCredentials(t *testing.T) {
 		}
 	}
 }
+
+// TestLambdaMissingRegion: without a region start-up fails and names the
+// variable.
+func TestLambdaMissingRegion(t *testing.T) {
+	t.Setenv("AWS_REGION", "")
+	t.Setenv("AWS_DEFAULT_REGION", "")
+	cfg, err := config.LoadFrom([]string{"SEQUOIA_LISTEN=127.0.0.1:0", "SEQUOIA_ADMIN_LISTEN=127.0.0.1:0",
+		"SEQUOIA_BACKEND=lambda", "SEQUOIA_BACKEND_URL=http://127.0.0.1:1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := newServer(cfg, quietLogger()); err == nil || !strings.Contains(err.Error(), "SEQUOIA_LAMBDA_REGION") {
+		t.Errorf("started without a region, or did not say which variable: %v", err)
+	}
+}
