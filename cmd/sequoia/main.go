@@ -22,6 +22,7 @@ commands:
   serve     the proxy, configured by SEQUOIA_* environment variables
   emulate   a FaaS platform emulator on loopback
   demo      burst function chains at an emulator directly and through sequoia, print the comparison
+  policy    check a policy directory, or print the decision for an input document
   bench     chains: the chain-burst benchmark against direct, HAProxy and sequoia (table or --json)
 `
 
@@ -39,6 +40,8 @@ func run(args []string) error {
 		return runEmulate(ctx, args[1:], os.Stdout)
 	case "demo":
 		return runDemo(ctx, args[1:], os.Stdout)
+	case "policy":
+		return runPolicy(ctx, args[1:], os.Stdout)
 	case "bench":
 		return runBench(ctx, args[1:], os.Stdout)
 	case "help", "-h", "--help":
