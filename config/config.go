@@ -95,6 +95,11 @@ type Scheduling struct {
 	// DefaultEstimate is the assumed duration of an invocation before any
 	// has been observed.
 	DefaultEstimate time.Duration `env:"DEFAULT_ESTIMATE" envDefault:"100ms"`
+	// AdmissionHeadroom is the fraction of each chain's budget admission
+	// keeps in reserve for delays sequoia cannot observe (the callers'
+	// network, connection accept): a chain is admitted only if it is
+	// projected to finish within (1 - headroom) × its budget.
+	AdmissionHeadroom float64 `env:"ADMISSION_HEADROOM" envDefault:"0.05"`
 	// DefaultClass is the class of requests without a known
 	// X-Sequoia-Priority: interactive or batch.
 	DefaultClass string `env:"DEFAULT_CLASS" envDefault:"interactive"`
@@ -221,6 +226,9 @@ func (c Config) Validate() error {
 	}
 	if sc.DefaultEstimate <= 0 {
 		bad("DEFAULT_ESTIMATE", sc.DefaultEstimate, "must be positive")
+	}
+	if !(sc.AdmissionHeadroom >= 0 && sc.AdmissionHeadroom <= 0.9) {
+		bad("ADMISSION_HEADROOM", sc.AdmissionHeadroom, "must be between 0 and 0.9")
 	}
 	if sc.DefaultClass != "interactive" && sc.DefaultClass != "batch" {
 		bad("DEFAULT_CLASS", sc.DefaultClass, "must be interactive or batch")

@@ -8,6 +8,18 @@ import (
 	"github.com/valyala/fasthttp"
 )
 
+// NewClient returns the client RunChains uses: one connection per chain
+// plus a few, per-request timeout as given.
+func NewClient(chains int, timeout time.Duration) *fasthttp.Client {
+	return &fasthttp.Client{
+		MaxConnsPerHost:           chains + 16,
+		ReadTimeout:               timeout,
+		WriteTimeout:              timeout,
+		NoDefaultUserAgentHeader:  true,
+		MaxIdemponentCallAttempts: 1,
+	}
+}
+
 // do sends one step: within what is left of the chain's deadline when the
 // spec enforces it, retrying 429 answers as spec.Retries allows. Every 429
 // but the last is counted in throttles here; the caller counts the last.

@@ -31,6 +31,9 @@ type ChainSpec struct {
 	// Retries is how often a step answered 429 is retried (after 20ms, or
 	// after Retry-After if the answer has one) while the deadline allows.
 	Retries int
+	// Client, when set, sends the requests (so that a burst can reuse the
+	// connections a warm-up opened); else a new one is made and closed.
+	Client *fasthttp.Client
 	// Progress, when set, is called once per chain as it ends.
 	Progress func()
 }
@@ -73,14 +76,11 @@ func RunChains(ctx context.Context, spec ChainSpec) Result {
 	if spec.Timeout <= 0 {
 		spec.Timeout = 2 * time.Minute
 	}
-	client := &fasthttp.Client{
-		MaxConnsPerHost:           spec.Chains + 16,
-		ReadTimeout:               spec.Timeout,
-		WriteTimeout:              spec.Timeout,
-		NoDefaultUserAgentHeader:  true,
-		MaxIdemponentCallAttempts: 1,
+	client := spec.Client
+	if client == nil {
+		client = NewClient(spec.Chains, spec.Timeout)
+		defer client.CloseIdleConnections()
 	}
-	defer client.CloseIdleConnections()
 
 	res := Result{Spec: spec, Chains: make([]ChainResult, spec.Chains)}
 	var throttles atomic.Int64

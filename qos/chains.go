@@ -80,6 +80,8 @@ type chain struct {
 	done      int       // steps that ran
 	remaining int       // of its reserved steps, not yet dispatched
 	predicted time.Duration
+	booking   booking
+	lastEnd   time.Time // when its last step ended
 	failed    bool
 	ended     bool
 }
@@ -95,6 +97,8 @@ type admission struct {
 	limit func() int
 	// defaultDeadline applies to chains that give no X-Sequoia-Deadline-Ms.
 	defaultDeadline time.Duration
+	// headroom is the fraction of a budget admission keeps in reserve.
+	headroom float64
 }
 
 func newAdmission(cfg Config, limit func() int) *admission {
@@ -104,6 +108,7 @@ func newAdmission(cfg Config, limit func() int) *admission {
 		now:             cfg.Now,
 		limit:           limit,
 		defaultDeadline: cfg.DefaultDeadline,
+		headroom:        min(max(cfg.Headroom, 0), 0.9),
 	}
 	if a.ev == nil {
 		a.ev = nopEvents{}
@@ -141,9 +146,12 @@ func (a *admission) evicted(_ string, c *chain) {
 	a.endLocked(c, o)
 }
 
+// endLocked ends c with outcome o.
+//
 // REQUIRES: a.mu held.
 func (a *admission) endLocked(c *chain, o ChainOutcome) {
 	c.ended = true
+	a.est.settle(c.booking, a.now().UnixNano())
 	a.est.outstanding -= float64(c.remaining)
 	c.remaining = 0
 	if o == ChainCompleted {
@@ -163,6 +171,12 @@ func (a *admission) admit(inv *invocation.Invocation) (*chain, error) {
 	}
 	a.mu.Lock()
 	if c != nil && (c.deadline.IsZero() || !now.After(c.deadline)) {
+		if !c.lastEnd.IsZero() {
+			// The caller's turnaround between two steps: the chain
+			// holds no slot meanwhile, but its deadline runs.
+			a.est.gap.add(float64(now.Sub(c.lastEnd)))
+			c.lastEnd = time.Time{}
+		}
 		a.mu.Unlock()
 		inv.Continuation, inv.Deadline = true, c.deadline
 		return c, nil
@@ -179,16 +193,18 @@ func (a *admission) admit(inv *invocation.Invocation) (*chain, error) {
 	var deadline time.Time
 	if budget > 0 {
 		deadline = now.Add(budget)
-		if finish > deadline.UnixNano() {
+		// Plan to finish within the budget less the headroom kept for
+		// what sequoia cannot see: the caller's network and accept delays.
+		if finish > now.Add(budget-time.Duration(a.headroom*float64(budget))).UnixNano() {
 			a.mu.Unlock()
 			a.ev.ChainRefused(inv.Class)
 			// The same chain sent later by as much as it overshoots
 			// would fit, if nothing else is admitted meanwhile.
-			return nil, &RefusedError{RetryAfter: time.Duration(finish - deadline.UnixNano())}
+			return nil, &RefusedError{RetryAfter: time.Duration(finish - deadline.UnixNano() + int64(a.headroom*float64(budget)))}
 		}
 	}
-	a.est.reserve(start, work, steps)
-	c = &chain{
+	bk := a.est.reserve(start, work, steps)
+	c = &chain{booking: bk,
 		entry: inv.Function, class: inv.Class, start: now, deadline: deadline,
 		steps: inv.Steps, remaining: steps, predicted: time.Duration(finish - now.UnixNano()),
 	}
@@ -218,6 +234,7 @@ func (a *admission) dispatched(c *chain, fn string) {
 func (a *admission) finished(c *chain, fn string, hold time.Duration, ok bool) {
 	a.mu.Lock()
 	a.est.observe(fn, hold)
+	c.lastEnd = a.now()
 	c.done++
 	if !ok {
 		c.failed = true

@@ -29,6 +29,8 @@ func (e *ewma) add(x float64) {
 //     (grant to release, so scheduling and HTTP overheads are counted), as
 //     an EWMA, and one over all functions;
 //   - learned chain lengths per entry function, from completed chains;
+//   - the callers' turnaround between a chain's steps (answer sent to next
+//     request received), which a chain's critical path pays once per step;
 //   - a reservation timeline: for each worker slot, when the work admitted
 //     so far is projected to leave it free. A new chain takes the slot that
 //     frees first and holds it for all its steps, which is how the
@@ -42,8 +44,9 @@ type estimator struct {
 	fn          map[string]*ewma
 	all         ewma
 	steps       map[string]*ewma
-	slots       slotHeap // unix nanoseconds
-	outstanding float64  // steps
+	gap         ewma // caller turnaround between a chain's steps
+	slots       slotHeap
+	outstanding float64 // steps
 	def         time.Duration
 	rate        float64 // invocations per second; 0 = unlimited
 }
@@ -97,13 +100,30 @@ func (e *estimator) expectedSteps(fn string, given int) int {
 	return 1
 }
 
+// slot is one worker slot on the reservation timeline.
+type slot struct {
+	free int64 // unix nanoseconds: when the work booked on it is projected done
+	// shifted is how far the slot's bookings were moved when chains on it
+	// ended early (positive) or late (negative): bookings made before a
+	// shift read their end through it.
+	shifted int64
+	idx     int
+}
+
+// booking is where a chain sits on the timeline.
+type booking struct {
+	slot    *slot
+	end     int64 // projected end when booked
+	shifted int64 // slot.shifted when booked
+}
+
 // resize makes the timeline have n slots; new slots are free now.
 func (e *estimator) resize(n int, now int64) {
 	for len(e.slots) > n {
 		heap.Remove(&e.slots, len(e.slots)-1)
 	}
 	for len(e.slots) < n {
-		heap.Push(&e.slots, now)
+		heap.Push(&e.slots, &slot{free: now})
 	}
 }
 
@@ -111,8 +131,8 @@ func (e *estimator) resize(n int, now int64) {
 // arriving now would start and finish, and its slot time.
 func (e *estimator) project(fn string, steps int, limit int, now int64) (start, finish int64, work time.Duration) {
 	e.resize(limit, now)
-	work = e.duration(fn) + time.Duration(steps-1)*e.duration("")
-	start = max(now, e.slots[0])
+	work = e.duration(fn) + time.Duration(steps-1)*(e.duration("")+time.Duration(e.gap.v))
+	start = max(now, e.slots[0].free)
 	finish = start + int64(work)
 	// Fluid bounds: the steps already admitted and this chain's, spread
 	// over every slot, and over the rate limit.
@@ -125,10 +145,33 @@ func (e *estimator) project(fn string, steps int, limit int, now int64) (start, 
 }
 
 // reserve books a projected chain on the timeline.
-func (e *estimator) reserve(start int64, work time.Duration, steps int) {
-	e.slots[0] = start + int64(work)
+func (e *estimator) reserve(start int64, work time.Duration, steps int) booking {
+	sl := e.slots[0]
+	sl.free = start + int64(work)
 	heap.Fix(&e.slots, 0)
 	e.outstanding += float64(steps)
+	return booking{slot: sl, end: sl.free, shifted: sl.shifted}
+}
+
+// settle moves what is booked on b's slot after b earlier by as much as
+// b's chain, ending at now, ended earlier than projected, so that a
+// pessimistic estimate (or a chain that failed) leaves no phantom work on
+// the timeline. A chain that ends late moves nothing: which slot a chain
+// "holds" is a fiction of the model, and continuations that interleave make
+// single chains late while the slots stay busy; an optimistic estimate is
+// corrected by the estimate itself and by the fluid bound.
+func (e *estimator) settle(b booking, now int64) {
+	sl := b.slot
+	if sl == nil || sl.idx < 0 {
+		return
+	}
+	slack := b.end - (sl.shifted - b.shifted) - now
+	if slack <= 0 {
+		return
+	}
+	sl.free = max(now, sl.free-slack)
+	sl.shifted += slack
+	heap.Fix(&e.slots, sl.idx)
 }
 
 // extend books one unplanned step (a chain longer than expected).
@@ -136,19 +179,27 @@ func (e *estimator) extend(fn string, now int64) {
 	if len(e.slots) == 0 {
 		return
 	}
-	e.slots[0] = max(now, e.slots[0]) + int64(e.duration(fn))
+	e.slots[0].free = max(now, e.slots[0].free) + int64(e.duration(fn))
 	heap.Fix(&e.slots, 0)
 }
 
-type slotHeap []int64
+type slotHeap []*slot
 
 func (h slotHeap) Len() int           { return len(h) }
-func (h slotHeap) Less(i, j int) bool { return h[i] < h[j] }
-func (h slotHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *slotHeap) Push(x any)        { *h = append(*h, x.(int64)) }
+func (h slotHeap) Less(i, j int) bool { return h[i].free < h[j].free }
+func (h slotHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].idx, h[j].idx = i, j
+}
+func (h *slotHeap) Push(x any) {
+	sl := x.(*slot)
+	sl.idx = len(*h)
+	*h = append(*h, sl)
+}
 func (h *slotHeap) Pop() any {
 	old := *h
-	x := old[len(old)-1]
+	sl := old[len(old)-1]
+	sl.idx = -1
 	*h = old[:len(old)-1]
-	return x
+	return sl
 }

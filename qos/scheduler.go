@@ -56,6 +56,9 @@ type Config struct {
 	MaxChains       int           // the table's size (default 100000)
 	DefaultDeadline time.Duration // budget of chains without X-Sequoia-Deadline-Ms; 0 = none
 	DefaultEstimate time.Duration // an invocation's slot time before any is observed (default 100ms)
+	// Headroom is the fraction of each chain's budget admission keeps in
+	// reserve for delays it cannot observe (0 to 0.9).
+	Headroom float64
 
 	Events Events           // where to report; nil for nowhere
 	Now    func() time.Time // admission's clock; nil for time.Now

@@ -145,10 +145,15 @@ func benchChains(ctx context.Context, b benchSpec, progress io.Writer) (benchRep
 			rep.Rows = append(rep.Rows, row)
 			continue
 		}
-		// Warm up: as many chains as the platform runs at once, with no
-		// deadline, so that instances are warm, connections open and
-		// sequoia has observed the functions.
-		loadtest.RunChains(ctx, loadtest.ChainSpec{BaseURL: url, Chains: b.Limit, Steps: b.Steps})
+		// Warm up. First open a connection per chain, with a burst of
+		// one-step 1ms invocations of other functions, so that the
+		// measured burst pays no TCP handshakes (callers of a platform
+		// keep connections). Then as many chains as the platform runs at
+		// once, so that instances are warm and sequoia has observed the
+		// functions.
+		client := loadtest.NewClient(b.Chains, 2*time.Minute)
+		loadtest.RunChains(ctx, loadtest.ChainSpec{BaseURL: url, Client: client, Chains: b.Chains, Steps: 1, ExecMs: 1, Namespace: "warmup"})
+		loadtest.RunChains(ctx, loadtest.ChainSpec{BaseURL: url, Client: client, Chains: b.Limit, Steps: b.Steps})
 		if b.ColdStart == 0 {
 			emu.Reset() // a warm platform: instances do not matter, peak does
 		}
@@ -158,7 +163,7 @@ func benchChains(ctx context.Context, b benchSpec, progress io.Writer) (benchRep
 			progressbar.OptionSetDescription(fmt.Sprintf("%-8s", target)), progressbar.OptionShowCount(),
 			progressbar.OptionSetWidth(30), progressbar.OptionClearOnFinish(), progressbar.OptionThrottle(100*time.Millisecond))
 		res := loadtest.RunChains(ctx, loadtest.ChainSpec{
-			BaseURL: url, Chains: b.Chains, Steps: b.Steps, Deadline: b.Deadline,
+			BaseURL: url, Client: client, Chains: b.Chains, Steps: b.Steps, Deadline: b.Deadline,
 			EnforceDeadline: b.Deadline > 0, Retries: b.Retries,
 			Progress: func() { _ = bar.Add(1) },
 		})
@@ -166,6 +171,7 @@ func benchChains(ctx context.Context, b benchSpec, progress io.Writer) (benchRep
 		time.Sleep(2 * b.Exec) // let abandoned invocations finish at the platform
 		after := emu.Stats()
 		row.EstimateAfter = estimate()
+		client.CloseIdleConnections()
 		stop()
 		row.Summary = res.Summary()
 		row.Target = target
@@ -177,6 +183,16 @@ func benchChains(ctx context.Context, b benchSpec, progress io.Writer) (benchRep
 		row.Wasted = max(0, row.PlatformInvocations-int64(row.Completed*b.Steps))
 		fmt.Fprintf(progress, "%-8s done: %d completed, %d refused, %d dropped in %v\n",
 			target, row.Completed, row.Refused, row.Dropped, res.Makespan.Round(time.Millisecond))
+		if row.Dropped > 0 {
+			var by504 int
+			for _, c := range res.Chains {
+				if c.Outcome == loadtest.Dropped && c.Status == 504 {
+					by504++
+				}
+			}
+			fmt.Fprintf(progress, "%-8s dropped: %d answered 504 by the target, %d past the client's deadline or otherwise\n",
+				target, by504, row.Dropped-by504)
+		}
 		if row.EstimateBefore > 0 {
 			fmt.Fprintf(progress, "%-8s step estimate: %v before the burst, %v after\n",
 				target, row.EstimateBefore.Round(time.Microsecond), row.EstimateAfter.Round(time.Microsecond))

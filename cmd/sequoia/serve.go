@@ -78,6 +78,7 @@ func newServer(cfg config.Config, log *slog.Logger) (*server, error) {
 		MaxChains:       sc.MaxChains,
 		DefaultDeadline: sc.DefaultChainDeadline,
 		DefaultEstimate: sc.DefaultEstimate,
+		Headroom:        sc.AdmissionHeadroom,
 		Events:          s.metrics.NewChains(),
 	})
 	s.metrics.WatchScheduler(s.sched)
