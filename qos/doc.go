@@ -1,33 +1,63 @@
-// Package qos owns admission: the bounded worker pool that never lets more
-// invocations reach the platform than it can run, and the queue that holds
-// the rest.
+// Package qos owns admission and scheduling: which function chains may
+// start, the bounded worker pool that never lets more invocations reach the
+// platform than it can run, and the order in which waiting invocations get
+// a slot.
 //
-// Goals. Never exceed the platform's concurrency budget, so that the platform
-// never throttles; never lose a waiting invocation silently (a full queue,
-// a timed-out wait and a departed client each end with a named error); and
-// cost next to nothing when there is room: the fast path is one atomic load
-// and one compare-and-swap, with no lock and no allocation.
+// Goals. Never exceed the platform's concurrency budget, so that the
+// platform never throttles. Never let a chain that was started die half-way:
+// continuations of running chains go before new chains, and a new chain is
+// admitted only if it is projected to finish within its deadline given the
+// work already admitted ahead of it; otherwise it is refused at once, before
+// it costs the platform anything. Share the pool between classes and
+// tenants so that none starves another. Never lose a waiting invocation
+// silently: a refusal, a full queue, a timed-out wait, a passed deadline and
+// a departed client each end with a named error. And cost next to nothing
+// when there is room: the fast path is one atomic load and one
+// compare-and-swap, with no lock and no allocation.
 //
 // Internal organisation.
 //
-//   - Scheduler holds the slots (an atomic in-flight count against an
-//     atomic limit) and a queues.Queue of waiters under one mutex. Acquire
-//     takes a slot or waits for one; Release gives it back and, if anyone
-//     waits, hands it straight to the first waiter (a grant), so a freed
-//     slot is never taken by a newcomer while older waiters starve.
-//   - A waiter is pooled: its grant channel and its timer are reused, so
-//     waiting allocates only the watch of its client.
+//   - Scheduler (scheduler.go) holds the slots (an atomic in-flight count
+//     against an atomic limit) and two queues.Set under one mutex: the
+//     chain-running queue (CRQ, continuations) and the pending queue (PQ,
+//     first steps of new chains). Acquire takes a slot or waits for one;
+//     Release gives it back and, if anyone waits, hands it straight to the
+//     next waiter (a grant): the CRQ before the PQ; inside each, by class
+//     share (stride scheduling), then tenant fair share, then earliest
+//     deadline. Do is the whole path: admit, acquire, invoke, release.
+//   - A waiter is pooled: its grant channel and its timer are reused. Its
+//     wait ends at SEQUOIA_QUEUE_TIMEOUT or at its chain's deadline,
+//     whichever comes first (ErrQueueTimeout, ErrDeadline).
+//   - capCounts (caps.go) counts slots per tenant and per function when
+//     caps are configured, and parks waiters over a cap until a slot of
+//     theirs comes back. Caps make every Acquire take the lock.
+//   - admission (chains.go) owns the active-chain table, a golang-lru
+//     expirable cache that forgets a chain after SEQUOIA_CHAIN_TTL or once
+//     its deadline has passed, and decides whether a new chain may start.
+//     Continuations are never refused. Events is how it reports chains
+//     started, refused, completed, dropped and failed, and queue waits.
+//   - estimator (estimate.go) learns per-function slot times (EWMA of
+//     grant-to-release, so sequoia's own overheads count), chain lengths per
+//     entry function and the callers' turnaround between steps, and keeps a
+//     reservation timeline of when each slot is projected free; a fluid
+//     bound (all outstanding steps over all slots, and over the rate limit)
+//     backs it up.
 //   - Watcher is the small interface the caller gives to learn that its
 //     client went away while queued (the proxy watches the TCP connection).
-//     A wait that ends by timeout or departure while a grant races with it
-//     returns the grant (departure) or keeps it (timeout: the slot is used).
+//     A wait that ends while a grant races with it returns the grant
+//     (departure) or keeps it (timeout, deadline: the slot is used).
 //   - Invoker is what Do calls once a slot is held: the platform client.
+//     With SEQUOIA_MAX_RATE the slot holder waits for a token first, so
+//     invocations still reach the platform in the scheduler's order.
 //
 // Usage:
 //
 //	s := qos.New(qos.Config{Limit: 50, QueueCapacity: 1000, QueueTimeout: 30 * time.Second})
+//	inv.Chain, inv.Budget, inv.Steps = "c-1", time.Second, 2
 //	waited, err := s.Do(inv, watcher, platformClient)
 //	switch {
+//	case errors.Is(err, qos.ErrRefused):      // 429, Retry-After: qos.RetryAfterSeconds(err)
+//	case errors.Is(err, qos.ErrDeadline):     // 504: a mid-chain drop if inv.Continuation
 //	case errors.Is(err, qos.ErrQueueFull):    // 429
 //	case errors.Is(err, qos.ErrQueueTimeout): // 503
 //	case errors.Is(err, qos.ErrClientGone):   // nothing to answer
