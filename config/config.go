@@ -100,6 +100,10 @@ type Scheduling struct {
 	// network, connection accept): a chain is admitted only if it is
 	// projected to finish within (1 - headroom) × its budget.
 	AdmissionHeadroom float64 `env:"ADMISSION_HEADROOM" envDefault:"0.05"`
+	// ShortestFirst orders the waiters of one class and tenant by their
+	// function's observed duration, shortest first, instead of earliest
+	// deadline first.
+	ShortestFirst bool `env:"SHORTEST_FIRST" envDefault:"false"`
 	// DefaultClass is the class of requests without a known
 	// X-Sequoia-Priority: interactive or batch.
 	DefaultClass string `env:"DEFAULT_CLASS" envDefault:"interactive"`

@@ -24,7 +24,7 @@ var rewrite = flag.Bool("rewrite", false, "rewrite the expected output of testda
 //
 // Commands:
 //
-//	new limit=N [capacity=N] [batch-share=F] [tenant-cap=N] [fn-cap=N] [rate=F] [estimate=D]
+//	new limit=N [capacity=N] [batch-share=F] [tenant-cap=N] [fn-cap=N] [rate=F] [estimate=D] [order=shortest-first]
 //	observe fn=F dur=D            feed the estimator one observed invocation
 //	at t=D                        set admission's clock to D after the start
 //	arrive name=X [fn=F] [tenant=T] [chain=C] [deadline=D] [steps=N] [class=batch]
@@ -204,6 +204,7 @@ func (h *harness) run(cmd string) string {
 		if v, ok := a["estimate"]; ok {
 			cfg.DefaultEstimate = h.dur(v)
 		}
+		cfg.ShortestFirst = a["order"] == "shortest-first"
 		h.s = New(cfg)
 		return "ok"
 	case "observe":

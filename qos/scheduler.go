@@ -59,6 +59,10 @@ type Config struct {
 	// Headroom is the fraction of each chain's budget admission keeps in
 	// reserve for delays it cannot observe (0 to 0.9).
 	Headroom float64
+	// ShortestFirst orders waiters of one class and tenant by their
+	// function's estimated duration (shortest job first) instead of by
+	// deadline. Deadlines still end waits.
+	ShortestFirst bool
 
 	Events Events           // where to report; nil for nowhere
 	Now    func() time.Time // admission's clock; nil for time.Now
@@ -75,6 +79,7 @@ type Scheduler struct {
 	// gated is set when caps are configured: every Acquire and Release
 	// then goes through mu to count slots per tenant and function.
 	gated bool
+	sjf   bool // order by estimated duration, not deadline
 
 	mu       sync.Mutex
 	queues   [NumQueues]*queues.Set // REQUIRES: mu
@@ -110,6 +115,7 @@ func New(cfg Config) *Scheduler {
 		s.queues[k] = queues.NewSet(1-share, share)
 	}
 	s.gated = cfg.TenantCap > 0 || cfg.FunctionCap > 0
+	s.sjf = cfg.ShortestFirst
 	s.caps = newCapCounts(cfg.TenantCap, cfg.FunctionCap)
 	if cfg.MaxRate > 0 {
 		s.lim = rate.NewLimiter(rate.Limit(cfg.MaxRate), max(1, int(cfg.MaxRate/10)))
@@ -209,6 +215,10 @@ func (s *Scheduler) acquireSlow(inv *invocation.Invocation, w Watcher) (time.Dur
 			timeout, err = d, ErrDeadline
 		}
 	}
+	var sjfKey int64
+	if s.sjf {
+		sjfKey = int64(s.Estimate(inv.Function))
+	}
 	crq, pq := s.queues[ChainRunning], s.queues[Pending]
 	wt := s.waiters.Get().(*waiter)
 	s.mu.Lock()
@@ -239,6 +249,9 @@ func (s *Scheduler) acquireSlow(inv *invocation.Invocation, w Watcher) (time.Dur
 	wt.entry.Key = s.adm.now().Add(timeout).UnixNano()
 	if err == ErrDeadline {
 		wt.entry.Key = inv.Deadline.UnixNano()
+	}
+	if s.sjf {
+		wt.entry.Key = sjfKey
 	}
 	s.queues[kind].Push(&wt.entry)
 	if s.gated {

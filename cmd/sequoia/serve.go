@@ -79,6 +79,7 @@ func newServer(cfg config.Config, log *slog.Logger) (*server, error) {
 		DefaultDeadline: sc.DefaultChainDeadline,
 		DefaultEstimate: sc.DefaultEstimate,
 		Headroom:        sc.AdmissionHeadroom,
+		ShortestFirst:   sc.ShortestFirst,
 		Events:          s.metrics.NewChains(),
 	})
 	s.metrics.WatchScheduler(s.sched)
