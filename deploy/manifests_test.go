@@ -3,6 +3,7 @@ package deploy
 import (
 	"bytes"
 	"fmt"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
@@ -299,7 +300,17 @@ func checkDeployment(t testing.TB, d *appsv1.Deployment, objs []object, gateway 
 		}
 		env[e.Name] = e.Value
 	}
-	if _, err := config.LoadFrom(environ(env)); err != nil {
+	// sequoia checks that SEQUOIA_POLICY_DIR exists; here the mount's
+	// place is taken by the policies the ConfigMaps carry.
+	loadEnv := maps.Clone(env)
+	if _, ok := loadEnv["SEQUOIA_POLICY_DIR"]; ok {
+		dir, err := filepath.Abs("kustomize/base/policies")
+		if err != nil {
+			t.Fatalf("%v", err)
+		}
+		loadEnv["SEQUOIA_POLICY_DIR"] = dir
+	}
+	if _, err := config.LoadFrom(environ(loadEnv)); err != nil {
 		t.Errorf("sequoia would refuse this configuration: %v", err)
 	}
 	ports := map[string]int32{}

@@ -3,6 +3,7 @@ package deploy
 import (
 	"bufio"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -11,6 +12,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 
@@ -44,20 +46,7 @@ var optional = map[string]func() string{
 // start-up or by a first invocation.
 func scrapeBinary(t *testing.T) (map[string]bool, string) {
 	t.Helper()
-	gobin, err := exec.LookPath("go")
-	if err != nil {
-		t.Fatalf("the go command is needed to build sequoia: %v", err)
-	}
-	root, err := filepath.Abs("..")
-	if err != nil {
-		t.Fatal(err)
-	}
-	bin := filepath.Join(t.TempDir(), "sequoia")
-	build := exec.Command(gobin, "build", "-o", bin, "./cmd/sequoia")
-	build.Dir = root
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./cmd/sequoia: %v\n%s", err, out)
-	}
+	bin := sequoiaBinary(t)
 
 	emu := start(t, exec.Command(bin, "emulate", "--listen", "127.0.0.1:0", "--exec", "1ms", "--cold-start", "0s"), false)
 	platform := emu.waitFor(t, regexp.MustCompile(`listening on (http://[0-9.:]+)`))[1]
@@ -122,6 +111,39 @@ func scrapeBinary(t *testing.T) (map[string]bool, string) {
 		}
 	}
 	return exposed, string(text)
+}
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// sequoiaBinary builds sequoia from the main module once per test run.
+func sequoiaBinary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		gobin, err := exec.LookPath("go")
+		if err != nil {
+			buildErr = fmt.Errorf("the go command is needed to build sequoia: %w", err)
+			return
+		}
+		root, err := filepath.Abs("..")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(tmpDir, "sequoia")
+		build := exec.Command(gobin, "build", "-o", binPath, "./cmd/sequoia")
+		build.Dir = root
+		if out, err := build.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("go build ./cmd/sequoia: %w\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binPath
 }
 
 // proc is a started child process whose output is read line by line.

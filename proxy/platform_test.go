@@ -19,6 +19,7 @@ import (
 	"github.com/sequoia-qos/sequoia/metrics"
 	"github.com/sequoia-qos/sequoia/proxy/upstream"
 	"github.com/sequoia-qos/sequoia/qos"
+	"github.com/sequoia-qos/sequoia/qos/adaptive"
 )
 
 // answer is one scripted platform response.
@@ -438,5 +439,39 @@ func TestRetryChainDeadline(t *testing.T) {
 	resp = rawRequest(t, addr, lambdaInvoke("twice"))
 	if resp.StatusCode() != 200 || b.count("twice") != 2 {
 		t.Errorf("without a deadline: %d after %d calls, want 200 after 2", resp.StatusCode(), b.count("twice"))
+	}
+}
+
+// TestRatePacing: an OpenWhisk rate throttle paces the namespace at the
+// rate the platform states, and the throttled call is retried.
+func TestRatePacing(t *testing.T) {
+	b := startScripted(t, map[string][]answer{"r": {
+		{429, nil, `{"error":"Too many requests in the last minute (count: 6001, allowed: 6000).","code":"x"}`}, ok200}})
+	rates := adaptive.NewRates(10, time.Minute)
+	s := qos.New(qos.Config{Limit: 2, QueueCapacity: 10, QueueTimeout: time.Minute})
+	up, err := upstream.New(upstream.Config{URL: "http://" + b.addr, Kind: invocation.OpenWhisk, Timeout: 10 * time.Second, MaxConns: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := New(Config{Platform: invocation.OpenWhisk, MaxBodyBytes: 1 << 20, Rates: rates,
+		Retry: RetryConfig{BaseBackoff: time.Millisecond, MaxBackoff: 2 * time.Millisecond}}, s, up, metrics.New(10),
+		slog.New(slog.NewTextHandler(io.Discard, nil)))
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go p.Serve(ln) //nolint:errcheck
+	t.Cleanup(func() { _ = p.srv.Shutdown() })
+	if resp := rawRequest(t, ln.Addr().String(), owInvoke("r")); resp.StatusCode() != 200 || b.count("r") != 2 {
+		t.Errorf("%d after %d calls, want 200 after 2", resp.StatusCode(), b.count("r"))
+	}
+	if rates.Paced() != 1 {
+		t.Fatalf("%d tenants paced, want 1 (guest)", rates.Paced())
+	}
+	if d := rates.Delay("guest"); d > 10*time.Millisecond {
+		t.Errorf("guest's next turn in %v, want within 10ms (6000 a minute)", d)
+	}
+	if d := rates.Delay("other"); d != 0 {
+		t.Errorf("another namespace waits %v", d)
 	}
 }

@@ -48,6 +48,9 @@ type Config struct {
 	// Overflow, when set, carries invocations the primary cannot take in
 	// time or at all to a second platform of the same API (retry.go).
 	Overflow qos.Invoker
+	// Rates, when set, paces tenants the platform throttled for their
+	// rate (retry.go).
+	Rates RatePacer
 }
 
 // Proxy is the inbound data-port server.

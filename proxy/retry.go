@@ -22,6 +22,13 @@ type Feedback interface {
 	Hold(d time.Duration) // background work accepted (202) that runs about d
 }
 
+// RatePacer spaces the invocations of tenants a platform throttled for
+// their rate (qos/adaptive.Rates).
+type RatePacer interface {
+	OnRateThrottle(tenant string, perMinute int)
+	Delay(tenant string) time.Duration
+}
+
 // RetryConfig says when and how the proxy tries an invocation again.
 type RetryConfig struct {
 	// MaxAttempts bounds the attempts, the first included; 1 never
@@ -79,7 +86,8 @@ func (c RetryConfig) withDefaults() RetryConfig {
 type platformState struct {
 	retry     RetryConfig
 	feedback  Feedback
-	iv        qos.Invoker // the forwarder, reporting to feedback
+	rates     RatePacer
+	iv        qos.Invoker // the forwarder, reporting to feedback and rates
 	retries   *prometheus.CounterVec
 	overflows *prometheus.CounterVec
 	events    events
@@ -87,10 +95,11 @@ type platformState struct {
 
 func (s *platformState) init(p *Proxy) {
 	s.retry = p.cfg.Retry.withDefaults()
-	s.feedback = p.cfg.Feedback
+	s.feedback, s.rates = p.cfg.Feedback, p.cfg.Rates
 	s.iv = p.fwd
-	if s.feedback != nil {
-		s.iv = &feedbackInvoker{fwd: p.fwd, kind: p.cfg.Platform, fb: s.feedback, estimate: s.retry.BackgroundEstimate}
+	if s.feedback != nil || s.rates != nil {
+		s.iv = &feedbackInvoker{fwd: p.fwd, kind: p.cfg.Platform, fb: s.feedback, rates: s.rates,
+			estimate: s.retry.BackgroundEstimate}
 	}
 	s.retries = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: metrics.Namespace, Name: "retries_total",
@@ -112,7 +121,8 @@ func (s *platformState) init(p *Proxy) {
 type feedbackInvoker struct {
 	fwd      qos.Invoker
 	kind     invocation.Platform
-	fb       Feedback
+	fb       Feedback  // may be nil
+	rates    RatePacer // may be nil
 	estimate time.Duration
 }
 
@@ -120,7 +130,14 @@ func (f *feedbackInvoker) Invoke(inv *invocation.Invocation) error {
 	if err := f.fwd.Invoke(inv); err != nil {
 		return err
 	}
-	switch v, _ := upstream.Classify(f.kind, inv.Resp); v {
+	v, _ := upstream.Classify(f.kind, inv.Resp)
+	if v == upstream.ThrottledRate && f.rates != nil {
+		f.rates.OnRateThrottle(inv.Tenant, upstream.RateAllowed(inv.Resp))
+	}
+	if f.fb == nil {
+		return nil
+	}
+	switch v {
 	case upstream.ThrottledConcurrency:
 		f.fb.OnThrottle()
 	case upstream.ThrottledRate, upstream.ThrottledFunction, upstream.Unavailable:
@@ -221,6 +238,17 @@ func (p *Proxy) invokeRetrying(inv *invocation.Invocation, w qos.Watcher) (time.
 	s := &p.plat
 	var waited time.Duration
 	for {
+		if s.rates != nil {
+			// A tenant the platform throttled for its rate waits its
+			// turn before taking a slot, unless that would break its
+			// deadline (then the platform answers).
+			if d := s.rates.Delay(inv.Tenant); d > 0 && !s.pastDeadline(inv, d) {
+				if !pause(d, w) {
+					return waited, qos.ErrClientGone
+				}
+				waited += d
+			}
+		}
 		wt, err := p.sched.Do(inv, w, s.iv)
 		waited += wt
 		if inv.Attempt+1 >= s.retry.MaxAttempts {
@@ -231,11 +259,7 @@ func (p *Proxy) invokeRetrying(inv *invocation.Invocation, w qos.Watcher) (time.
 			return waited, err
 		}
 		delay := s.backoff(inv.Attempt, hint)
-		deadline := inv.Deadline
-		if deadline.IsZero() {
-			deadline = inv.Arrival.Add(s.retry.MaxElapsed)
-		}
-		if time.Now().Add(delay).After(deadline) {
+		if s.pastDeadline(inv, delay) {
 			return waited, err
 		}
 		if !pause(delay, w) {
@@ -247,6 +271,16 @@ func (p *Proxy) invokeRetrying(inv *invocation.Invocation, w qos.Watcher) (time.
 			inv.Resp.Reset()
 		}
 	}
+}
+
+// pastDeadline reports whether waiting d from now ends past inv's
+// deadline: its chain's, else its arrival plus MaxElapsed.
+func (s *platformState) pastDeadline(inv *invocation.Invocation, d time.Duration) bool {
+	deadline := inv.Deadline
+	if deadline.IsZero() {
+		deadline = inv.Arrival.Add(s.retry.MaxElapsed)
+	}
+	return time.Now().Add(d).After(deadline)
 }
 
 // pause waits d, or until the client goes away (false).

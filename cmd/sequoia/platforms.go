@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/url"
+	"time"
 
 	"github.com/sequoia-qos/sequoia/config"
 	"github.com/sequoia-qos/sequoia/invocation"
@@ -21,7 +22,8 @@ type platformParts struct {
 	limit    *adaptive.Limit // nil when SEQUOIA_ADAPTIVE=false
 	feedback proxy.Feedback  // limit, or nil
 	retry    proxy.RetryConfig
-	overflow qos.Invoker // SEQUOIA_OVERFLOW_URL's client, or nil
+	overflow qos.Invoker     // SEQUOIA_OVERFLOW_URL's client, or nil
+	rates    proxy.RatePacer // OpenWhisk's per-namespace rate throttles, or nil
 }
 
 func newPlatformParts(cfg config.Config, platform invocation.Platform, sched *qos.Scheduler, m *metrics.Metrics) (platformParts, error) {
@@ -67,6 +69,11 @@ func newPlatformParts(cfg config.Config, platform invocation.Platform, sched *qo
 			return parts, fmt.Errorf("SEQUOIA_OVERFLOW_URL: %w", err)
 		}
 		parts.overflow = c
+	}
+	if platform == invocation.OpenWhisk {
+		// Namespaces OpenWhisk throttled for their per-minute rate are
+		// paced at the rate it states; two quiet minutes end it.
+		parts.rates = adaptive.NewRates(cfg.Limits.MaxFunctions, 2*time.Minute)
 	}
 	if pc.Adaptive {
 		parts.limit = adaptive.New(adaptive.Config{

@@ -109,6 +109,7 @@ func newServer(cfg config.Config, log *slog.Logger) (*server, error) {
 		Retry:        plat.retry,
 		Feedback:     plat.feedback,
 		Overflow:     plat.overflow,
+		Rates:        plat.rates,
 	}, s.sched, up, s.metrics, log)
 	s.admin = proxy.NewAdmin(s.metrics, s.status)
 

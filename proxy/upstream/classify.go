@@ -152,3 +152,24 @@ func parseRetryAfter(v []byte) time.Duration {
 	}
 	return time.Duration(min(n, 3600)) * time.Second
 }
+
+var owAllowed = []byte("allowed: ")
+
+// RateAllowed reads how many invocations a minute an OpenWhisk rate
+// throttle says the namespace is allowed ("Too many requests in the last
+// minute (count: 61, allowed: 60)."); 0 when it does not say.
+func RateAllowed(resp *fasthttp.Response) int {
+	body := resp.Body()
+	i := bytes.Index(body, owAllowed)
+	if i < 0 {
+		return 0
+	}
+	n := 0
+	for _, c := range body[i+len(owAllowed):] {
+		if c < '0' || c > '9' || n > 1e8 {
+			break
+		}
+		n = n*10 + int(c-'0')
+	}
+	return n
+}

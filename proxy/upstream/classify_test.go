@@ -102,3 +102,18 @@ func FuzzClassify(f *testing.F) {
 		}
 	})
 }
+
+func TestRateAllowed(t *testing.T) {
+	for body, want := range map[string]int{
+		`{"error":"Too many requests in the last minute (count: 61, allowed: 60).","code":"x"}`: 60,
+		`{"error":"Too many requests in the last minute (count: 7001, allowed: 7000)."}`:        7000,
+		`{"error":"Too many concurrent requests in flight"}`:                                    0,
+		`allowed: x`: 0,
+	} {
+		var resp fasthttp.Response
+		resp.SetBodyString(body)
+		if got := RateAllowed(&resp); got != want {
+			t.Errorf("RateAllowed(%s) = %d, want %d", body, got, want)
+		}
+	}
+}

@@ -6,24 +6,24 @@
 # first steps, a tenant holding at least its fair share of the platform
 # (the effective limit divided among the tenants with work in flight)
 # yields to the others.
-package sequoia.policies.chains
+package sequoia
 
 # Priority added to continuations of running chains.
-continuation_boost := 100
+chains_continuation_boost := 100
 
 # Priority taken from a new chain whose tenant is at or over its share.
-over_share_penalty := 10
+chains_over_share_penalty := 10
 
-priority := continuation_boost if input.step > 1
+priority.chains := chains_continuation_boost if input.step > 1
 
-priority := 0 - over_share_penalty if {
+priority.chains := 0 - chains_over_share_penalty if {
 	input.step <= 1
-	over_fair_share
+	chains_over_fair_share
 }
 
 # True when the invocation's tenant holds at least 1/n of the limit while
 # n tenants have work in flight.
-over_fair_share if {
+chains_over_fair_share if {
 	tenants := input.snapshot.tenants
 	count(tenants) > 1
 	input.snapshot.limit > 0

@@ -1,79 +1,96 @@
 # The decision sequoia asks for once per invocation: data.sequoia.decision.
 #
-# This file owns no policy of its own. It merges what every policy under
-# data.sequoia.policies contributes, so that policies compose: drop a file
-# in SEQUOIA_POLICY_DIR (package sequoia.policies.NAME) and it takes part.
-# A policy package may define any of these rules; what no policy defines is
-# left out of the decision, and sequoia falls back to its configuration.
+# This file holds no policy of its own: it merges what the other files in
+# package sequoia contribute, so that policies compose. Each policy adds
+# its share to one of the rules below under its own key (the file's name):
 #
-#   deny               set of reasons    any reason denies (403); reasons are joined
-#   class              string            "batch" wins over "interactive"
-#   priority           number            contributions are added
-#   concurrency_cap    number            the smallest wins
-#   chain_deadline_ms  number            the smallest wins
-#   chain_steps        number            the largest wins
-#   queue_timeout_ms   number            the smallest wins
-#   idempotent         boolean           true if any policy says true
-#   prewarm            number            the largest wins
+#   deny contains REASON                  any reason denies (403); reasons are joined
+#   class.NAME := "interactive"|"batch"   "batch" wins over "interactive"
+#   priority.NAME := N                    contributions are added
+#   concurrency_cap.NAME := N             the smallest wins
+#   chain_deadline_ms.NAME := N           the smallest wins
+#   chain_steps.NAME := N                 the largest wins
+#   queue_timeout_ms.NAME := N            the smallest wins
+#   idempotent.NAME := BOOL               true if any says true
+#   prewarm.NAME := N                     the largest wins
+#
+# A field no policy contributes is left out of the decision, and sequoia
+# falls back to its configuration. Keys are per policy so that two
+# policies never conflict; one policy's rules for one key must not both
+# hold for the same input. Constants are prefixed with the policy's name,
+# since every file shares the package.
 package sequoia
 
-decision := object.union_n([
-	_allow,
-	_class,
-	_priority,
-	_cap,
-	_deadline,
-	_chain_steps,
-	_queue_timeout,
-	_idempotent,
-	_prewarm,
-])
+# Each contribution exists, empty, even when no policy adds to it.
+deny contains "" if false
 
-reasons := {r | some r in data.sequoia.policies[_].deny}
+class[k] := "" if {
+	false
+	k := ""
+}
 
-_allow := {"allow": false, "reason": concat("; ", reasons)} if {
-	count(reasons) > 0
-} else := {"allow": true}
+priority[k] := 0 if {
+	false
+	k := ""
+}
 
-_classes := {c | c := data.sequoia.policies[_].class}
+concurrency_cap[k] := 0 if {
+	false
+	k := ""
+}
 
-_class := {"class": "batch"} if {
-	"batch" in _classes
-} else := {"class": c} if {
-	count(_classes) == 1
-	some c in _classes
-} else := {}
+chain_deadline_ms[k] := 0 if {
+	false
+	k := ""
+}
 
-_priorities := [p | p := data.sequoia.policies[_].priority]
+chain_steps[k] := 0 if {
+	false
+	k := ""
+}
 
-_priority := {"priority": sum(_priorities)} if count(_priorities) > 0 else := {}
+queue_timeout_ms[k] := 0 if {
+	false
+	k := ""
+}
 
-# min and max of an empty array are undefined, hence the count guards.
+idempotent[k] := false if {
+	false
+	k := ""
+}
 
-_caps := [n | n := data.sequoia.policies[_].concurrency_cap]
+prewarm[k] := 0 if {
+	false
+	k := ""
+}
 
-_cap := {"concurrency_cap": min(_caps)} if count(_caps) > 0 else := {}
+# The decision is built field by field: a field whose rule does not hold
+# is absent.
+decision.allow := count(deny) == 0
 
-_deadlines := [n | n := data.sequoia.policies[_].chain_deadline_ms]
+decision.reason := concat("; ", deny) if count(deny) > 0
 
-_deadline := {"chain_deadline_ms": min(_deadlines)} if count(_deadlines) > 0 else := {}
+decision.class := "batch" if {
+	some "batch" in class
+} else := c if {
+	count(class) == 1
+	some c in class
+}
 
-_steps := [n | n := data.sequoia.policies[_].chain_steps]
+# min and max of nothing are undefined, hence the count guards.
 
-_chain_steps := {"chain_steps": max(_steps)} if count(_steps) > 0 else := {}
+decision.priority := sum([n | some n in priority]) if count(priority) > 0
 
-_queue_timeouts := [n | n := data.sequoia.policies[_].queue_timeout_ms]
+decision.concurrency_cap := min([n | some n in concurrency_cap]) if count(concurrency_cap) > 0
 
-_queue_timeout := {"queue_timeout_ms": min(_queue_timeouts)} if count(_queue_timeouts) > 0 else := {}
+decision.chain_deadline_ms := min([n | some n in chain_deadline_ms]) if count(chain_deadline_ms) > 0
 
-_prewarms := [n | n := data.sequoia.policies[_].prewarm]
+decision.chain_steps := max([n | some n in chain_steps]) if count(chain_steps) > 0
 
-_prewarm := {"prewarm": max(_prewarms)} if count(_prewarms) > 0 else := {}
+decision.queue_timeout_ms := min([n | some n in queue_timeout_ms]) if count(queue_timeout_ms) > 0
 
-_idempotents := {b | b := data.sequoia.policies[_].idempotent}
+decision.prewarm := max([n | some n in prewarm]) if count(prewarm) > 0
 
-_idempotent := {"idempotent": true} if {
-	true in _idempotents
-} else := {"idempotent": false} if {
-	false in _idempotents
-} else := {}
+decision.idempotent := true if {
+	some true in idempotent
+} else := false if count(idempotent) > 0

@@ -3,18 +3,18 @@
 # Requests of a denied tenant or for a denied function are answered 403
 # with the reason in the body and never reach the platform. Empty as
 # shipped.
-package sequoia.policies.deny
+package sequoia
 
 # Tenant → reason.
-denied_tenants := {}
+deny_tenants := {}
 
 # Function name → reason.
-denied_functions := {}
+deny_functions := {}
 
 deny contains sprintf("tenant %q is denied: %s", [input.tenant, reason]) if {
-	reason := denied_tenants[input.tenant]
+	reason := deny_tenants[input.tenant]
 }
 
 deny contains sprintf("function %q is denied: %s", [input.function, reason]) if {
-	reason := denied_functions[input.function]
+	reason := deny_functions[input.function]
 }

@@ -6,27 +6,25 @@
 # otherwise. The same table may also set a function's queue timeout,
 # whether it is idempotent, and how many instances to keep warm.
 # Empty as shipped.
-package sequoia.policies.functions
+package sequoia
 
 # Function name → any of chain_deadline_ms, chain_steps,
 # queue_timeout_ms, idempotent, prewarm. For example:
 #   {"shop/checkout": {"chain_deadline_ms": 2000, "chain_steps": 3}}
-functions := {}
+functions_table := {}
 
-settings := functions[input.function]
-
-chain_deadline_ms := settings.chain_deadline_ms if {
+chain_deadline_ms.functions := functions_table[input.function].chain_deadline_ms if {
 	input.step <= 1
 	input.chain_deadline_ms == 0
 }
 
-chain_steps := settings.chain_steps if {
+chain_steps.functions := functions_table[input.function].chain_steps if {
 	input.step <= 1
 	input.chain_steps == 0
 }
 
-queue_timeout_ms := settings.queue_timeout_ms
+queue_timeout_ms.functions := functions_table[input.function].queue_timeout_ms
 
-idempotent := settings.idempotent
+idempotent.functions := functions_table[input.function].idempotent
 
-prewarm := settings.prewarm
+prewarm.functions := functions_table[input.function].prewarm
