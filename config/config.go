@@ -78,6 +78,7 @@ type Config struct {
 	Limits     Limits
 	Scheduling Scheduling
 	Platforms  Platforms // platforms.go
+	Policy     Policy    // policy.go
 }
 
 // Scheduling configures chains, admission, classes and fairness.
@@ -250,6 +251,7 @@ func (c Config) Validate() error {
 		bad("MAX_RATE", sc.MaxRate, "must be a finite number, not negative")
 	}
 	c.Platforms.check(b.Kind, bad)
+	c.Policy.check(bad)
 	return errors.Join(errs...)
 }
 

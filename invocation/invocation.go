@@ -68,6 +68,17 @@ type Invocation struct {
 	Steps  int
 	// Class is the scheduling class (qos.Interactive, qos.Batch).
 	Class uint8
+	// Set from the policy's decision (package policy); zero means the
+	// configuration decides. Priority orders invocations within a class
+	// (higher first), FunctionCap bounds this function's invocations in
+	// flight, QueueTimeout bounds this invocation's wait for a slot,
+	// Idempotent marks it safe to retry, Prewarm asks for that many warm
+	// instances of the function.
+	Priority     int
+	FunctionCap  int
+	QueueTimeout time.Duration
+	Idempotent   bool
+	Prewarm      int
 	// Continuation and Deadline are set by qos: whether the chain was
 	// already running, and when its budget ends (zero: no deadline).
 	Continuation bool

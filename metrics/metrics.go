@@ -28,10 +28,11 @@ const (
 	UpstreamError                // the platform could not be reached or timed out (502/504)
 	ChainRefused                 // a new chain that could not finish within its deadline (429)
 	ChainDeadline                // the chain's deadline passed while queued (504)
+	PolicyDenied                 // refused by the policy (403); never invoked
 	numOutcomes
 )
 
-var outcomeNames = [numOutcomes]string{"forwarded", "queue_full", "queue_timeout", "client_gone", "upstream_error", "chain_refused", "chain_deadline"}
+var outcomeNames = [numOutcomes]string{"forwarded", "queue_full", "queue_timeout", "client_gone", "upstream_error", "chain_refused", "chain_deadline", "policy_denied"}
 
 func (o Outcome) String() string { return outcomeNames[o] }
 

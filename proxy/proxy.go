@@ -41,6 +41,9 @@ type Config struct {
 	// DefaultClass is the class of invocations without a known
 	// X-Sequoia-Priority (qos.Interactive or qos.Batch).
 	DefaultClass uint8
+	// Decider, when set, decides each invocation once it is parsed: the
+	// policy engine (policy.go).
+	Decider Decider
 	// Retry says when invocations are tried again (retry.go); Feedback,
 	// when set, hears every platform answer (the adaptive limit).
 	Retry    RetryConfig
@@ -185,6 +188,9 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 	}
 	if e := p.parseChain(&ctx.Request, inv, &r.chainID); e != nil {
 		p.reject(ctx, metrics.BadRequest, e)
+		return
+	}
+	if p.refusedByPolicy(ctx, inv, fn) {
 		return
 	}
 	if p.lambdaShortcut(ctx, inv) { // Event and DryRun: events.go

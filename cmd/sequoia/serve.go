@@ -14,6 +14,7 @@ import (
 	"github.com/sequoia-qos/sequoia/config"
 	"github.com/sequoia-qos/sequoia/invocation"
 	"github.com/sequoia-qos/sequoia/metrics"
+	"github.com/sequoia-qos/sequoia/policy"
 	"github.com/sequoia-qos/sequoia/proxy"
 	"github.com/sequoia-qos/sequoia/proxy/upstream"
 	"github.com/sequoia-qos/sequoia/qos"
@@ -57,7 +58,9 @@ type server struct {
 	admin   *proxy.Admin
 	dataLn  net.Listener
 	adminLn net.Listener
-	plat    platformParts // platforms.go
+	plat    platformParts       // platforms.go
+	policy  *policy.Engine      // serve_policy.go
+	decider *policy.Invocations // the proxy's Decider
 }
 
 // newServer builds the server and opens its listeners.
@@ -101,7 +104,11 @@ func newServer(cfg config.Config, log *slog.Logger) (*server, error) {
 		return nil, err
 	}
 	s.up = up
+	if err := s.newPolicy(); err != nil {
+		return nil, err
+	}
 	s.proxy = proxy.New(proxy.Config{
+		Decider:      s.decider,
 		Platform:     platform,
 		HTTPRoute:    cfg.Backend.HTTPRoute,
 		MaxBodyBytes: cfg.Serving.MaxBodyBytes,
@@ -134,6 +141,7 @@ func (s *server) run(ctx context.Context) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return s.proxy.Serve(s.dataLn) })
 	g.Go(func() error { return s.admin.Serve(s.adminLn) })
+	g.Go(func() error { return s.policy.Run(gctx) })
 	s.admin.SetReady(true)
 
 	g.Go(func() error {
@@ -175,11 +183,13 @@ func (s *server) status() any {
 		Limit    int              `json:"limit"`
 		Queues   map[string]queue `json:"queues"`
 		Adaptive any              `json:"adaptive"`
+		Policy   policy.Status    `json:"policy"`
 		Config   map[string]any   `json:"config"`
 	}{
 		InFlight: s.sched.InFlight(),
 		Limit:    s.sched.Limit(),
 		Adaptive: adaptiveStatus(s.plat.limit, s.cfg.Limits.MaxConcurrency),
+		Policy:   s.policy.Status(),
 		Queues: map[string]queue{
 			"pending": {
 				Depth:    s.sched.Depth(qos.Pending, qos.Interactive) + s.sched.Depth(qos.Pending, qos.Batch),

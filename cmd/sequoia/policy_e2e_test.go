@@ -1,0 +1,153 @@
+package main
+
+import (
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sequoia-qos/sequoia/config"
+	"github.com/sequoia-qos/sequoia/loadtest/emulator"
+)
+
+type statusDoc struct {
+	Policy struct {
+		Version   string   `json:"version"`
+		Source    string   `json:"source"`
+		Files     []string `json:"files"`
+		LastError string   `json:"last_error"`
+	} `json:"policy"`
+}
+
+func policyStatus(t *testing.T, s *server) statusDoc {
+	t.Helper()
+	code, body := httpGet(t, "http://"+s.adminLn.Addr().String()+"/sequoia/v1/status")
+	if code != 200 {
+		t.Fatalf("status: %d", code)
+	}
+	var st statusDoc
+	if err := json.Unmarshal([]byte(body), &st); err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// TestPolicyDenyEndToEnd runs `sequoia serve` on a copy of the shipped
+// policies whose deny policy names one function: that function is
+// answered 403 with the policy's reason and never reaches the platform;
+// the others are served. The deny list is then edited while serving (hot
+// reload), and a broken edit is refused without touching the running
+// policy.
+func TestPolicyDenyEndToEnd(t *testing.T) {
+	emu, emuAddr := startEmulator(t, emulator.Config{Limit: 10, ExecTime: time.Millisecond})
+	deny := func(fns string) func(name, src string) string {
+		return func(name, src string) string {
+			if name == "deny.rego" {
+				return strings.Replace(src, "deny_functions := {}", "deny_functions := "+fns, 1)
+			}
+			return src
+		}
+	}
+	dir := copyShipped(t, deny(`{"blocked": "under investigation"}`))
+	s := startServer(t, "SEQUOIA_BACKEND=http", "SEQUOIA_BACKEND_URL=http://"+emuAddr,
+		"SEQUOIA_HTTP_ROUTE=path", "SEQUOIA_POLICY_DIR="+dir)
+	invoke := func(fn string) (int, string) {
+		t.Helper()
+		resp, err := http.Post("http://"+s.dataLn.Addr().String()+"/"+fn+"/", "application/json", strings.NewReader("{}"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var body struct {
+			Error, Code string
+		}
+		_ = json.NewDecoder(resp.Body).Decode(&body)
+		return resp.StatusCode, body.Code + ": " + body.Error
+	}
+
+	code, body := invoke("blocked")
+	if code != 403 || body != `policy_denied: sequoia: function "blocked" is denied: under investigation` {
+		t.Errorf("blocked: %d %q", code, body)
+	}
+	if code, body := invoke("allowed"); code != 200 {
+		t.Errorf("allowed: %d %q", code, body)
+	}
+	st := emu.Stats()
+	if _, ok := st.Functions["blocked"]; ok || st.Invocations != 1 {
+		t.Errorf("platform saw %d invocations (%v), want only the allowed one", st.Invocations, st.Functions)
+	}
+	first := policyStatus(t, s)
+	if first.Policy.Source != dir || first.Policy.Version == "" || first.Policy.LastError != "" {
+		t.Errorf("status: %+v", first.Policy)
+	}
+
+	// A broken edit: refused, the running policy still denies.
+	rego := filepath.Join(dir, "deny.rego")
+	src, _ := os.ReadFile(rego)
+	if err := os.WriteFile(rego, []byte(strings.Replace(string(src), "deny_tenants := {}", "deny_tenants := {", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var st2 statusDoc
+	for st2 = policyStatus(t, s); st2.Policy.LastError == ""; st2 = policyStatus(t, s) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if st2.Policy.Version != first.Policy.Version || !strings.HasPrefix(st2.Policy.LastError, "deny.rego:") {
+		t.Errorf("after a broken edit: %+v", st2.Policy)
+	}
+	if code, _ := invoke("blocked"); code != 403 {
+		t.Errorf("blocked after a broken edit: %d", code)
+	}
+
+	// A good edit: the new list goes live.
+	if err := os.WriteFile(rego, []byte(strings.Replace(string(src), `{"blocked": "under investigation"}`, `{"allowed": "retired"}`, 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for policyStatus(t, s).Policy.Version == first.Policy.Version {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if code, _ := invoke("blocked"); code != 200 {
+		t.Errorf("blocked after the edit: %d, want 200", code)
+	}
+	if code, body := invoke("allowed"); code != 403 || !strings.Contains(body, "retired") {
+		t.Errorf("allowed after the edit: %d %q, want 403", code, body)
+	}
+}
+
+func TestPolicyBadDirStopsStartup(t *testing.T) {
+	dir := copyShipped(t, func(name, src string) string {
+		if name == "caps.rego" {
+			return src + "\nclass.caps := \"gold\"\n"
+		}
+		return src
+	})
+	_, emuAddr := startEmulator(t, emulator.Config{Limit: 1})
+	cfgErr := func() error {
+		s, err := newServerFromEnv(t, "SEQUOIA_BACKEND_URL=http://"+emuAddr, "SEQUOIA_POLICY_DIR="+dir)
+		if s != nil {
+			s.dataLn.Close()
+			s.adminLn.Close()
+		}
+		return err
+	}()
+	if cfgErr == nil || !strings.Contains(cfgErr.Error(), `SEQUOIA_POLICY_DIR`) || !strings.Contains(cfgErr.Error(), `"gold" is not a class`) {
+		t.Errorf("err = %v", cfgErr)
+	}
+}
+
+// newServerFromEnv builds (but does not run) a server from env on top of
+// loopback listeners.
+func newServerFromEnv(t *testing.T, env ...string) (*server, error) {
+	t.Helper()
+	cfg, err := config.LoadFrom(append([]string{
+		"SEQUOIA_LISTEN=127.0.0.1:0", "SEQUOIA_ADMIN_LISTEN=127.0.0.1:0",
+	}, env...))
+	if err != nil {
+		return nil, err
+	}
+	return newServer(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+}

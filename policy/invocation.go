@@ -1,0 +1,120 @@
+package policy
+
+import (
+	"bytes"
+	"context"
+	"time"
+
+	"github.com/hashicorp/golang-lru/v2/expirable"
+
+	"github.com/sequoia-qos/sequoia/invocation"
+	"github.com/sequoia-qos/sequoia/qos"
+)
+
+// Invocations applies the engine's decisions to invocations: it is the
+// proxy's Decider. It builds the policy input from the parsed invocation
+// (names and scheduling headers only: never the body, never credentials)
+// and writes what the decision says into the invocation's scheduling
+// fields, leaving the rest to configuration.
+type Invocations struct {
+	e     *Engine
+	steps *expirable.LRU[string, int]
+}
+
+// NewInvocations returns the adapter. It numbers the steps of each chain
+// it sees (a chain is forgotten after ttl without a request, and the
+// least recently seen beyond maxChains), so that policies can tell a
+// chain's first step from its continuations.
+func NewInvocations(e *Engine, maxChains int, ttl time.Duration) *Invocations {
+	return &Invocations{e: e, steps: expirable.NewLRU[string, int](maxChains, nil, ttl)}
+}
+
+var (
+	headerInvocationType = []byte("X-Amz-Invocation-Type")
+	argBlocking          = []byte("blocking")
+)
+
+// invocationType says whether the caller waits for the result.
+func invocationType(inv *invocation.Invocation) string {
+	if inv.Req == nil {
+		return "sync"
+	}
+	switch inv.Platform {
+	case invocation.Lambda:
+		if bytes.Equal(inv.Req.Header.PeekBytes(headerInvocationType), []byte("Event")) {
+			return "async"
+		}
+	case invocation.OpenWhisk:
+		// The REST API's default is non-blocking; web actions always wait.
+		if bytes.Contains(inv.Req.URI().Path(), []byte("/actions/")) &&
+			!bytes.Equal(inv.Req.URI().QueryArgs().PeekBytes(argBlocking), []byte("true")) {
+			return "async"
+		}
+	}
+	return "sync"
+}
+
+// step numbers inv within its chain: 1 for the first request seen.
+func (a *Invocations) step(chain string) int {
+	if chain == "" {
+		return 1
+	}
+	n, _ := a.steps.Get(chain)
+	n++
+	a.steps.Add(chain, n)
+	return n
+}
+
+// Decide evaluates the policy for inv and applies the decision. It
+// reports whether the invocation is refused, and why. An evaluation
+// error has already been counted and decided by SEQUOIA_POLICY_ON_ERROR.
+func (a *Invocations) Decide(inv *invocation.Invocation) (deny bool, reason string) {
+	in := Input{
+		Function:      inv.Function,
+		Tenant:        inv.Tenant,
+		Platform:      inv.Platform.String(),
+		Class:         qos.ClassName(inv.Class),
+		ChainID:       inv.Chain,
+		Step:          a.step(inv.Chain),
+		ChainDeadline: inv.Budget,
+		ChainSteps:    inv.Steps,
+		Type:          invocationType(inv),
+	}
+	d, _ := a.e.Decide(context.Background(), &in)
+	if d.Deny {
+		return true, d.Reason
+	}
+	Apply(d, inv)
+	return false, ""
+}
+
+// Apply writes what d says into inv's scheduling fields; what d leaves
+// out keeps the value parsing gave it.
+func Apply(d Decision, inv *invocation.Invocation) {
+	if d.Class != "" {
+		if c, ok := qos.ParseClass([]byte(d.Class)); ok {
+			inv.Class = c
+		}
+	}
+	if d.ChainDeadline > 0 {
+		inv.Budget = d.ChainDeadline
+	}
+	if d.ChainSteps > 0 {
+		inv.Steps = d.ChainSteps
+	}
+	if d.Priority != nil {
+		inv.Priority = *d.Priority
+	}
+	if d.ConcurrencyCap > 0 {
+		inv.FunctionCap = d.ConcurrencyCap
+	}
+	if d.QueueTimeout > 0 {
+		inv.QueueTimeout = d.QueueTimeout
+	}
+	if d.Idempotent != nil {
+		inv.Idempotent = *d.Idempotent
+	}
+	if d.Prewarm > 0 {
+		inv.Prewarm = d.Prewarm
+	}
+}

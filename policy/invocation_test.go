@@ -1,0 +1,79 @@
+package policy
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/sequoia-qos/sequoia/invocation"
+	"github.com/sequoia-qos/sequoia/qos"
+)
+
+func TestInvocationsAppliesDecision(t *testing.T) {
+	dir := t.TempDir()
+	src := `package sequoia
+
+decision := {"allow": false, "reason": "async batch only"} if {
+	input.type == "sync"
+	input.function == "reports"
+}
+
+decision := {"class": "batch", "priority": input.step, "concurrency_cap": 2, "chain_deadline_ms": 1500,
+	"chain_steps": 4, "queue_timeout_ms": 250, "idempotent": true, "prewarm": 3} if {
+	input.type == "async"
+	input.function == "reports"
+}
+
+decision := {} if input.function != "reports"
+`
+	if err := os.WriteFile(filepath.Join(dir, "p.rego"), []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	a := NewInvocations(newEngine(t, Options{Dir: dir}), 100, time.Minute)
+	req := &fasthttp.Request{}
+	req.SetRequestURI("/2015-03-31/functions/reports/invocations")
+	inv := &invocation.Invocation{Function: "reports", Platform: invocation.Lambda, Chain: "c1", Req: req, Class: qos.Interactive}
+	if deny, reason := a.Decide(inv); !deny || reason != "async batch only" {
+		t.Fatalf("sync: deny %v %q", deny, reason)
+	}
+
+	req.Header.Set("X-Amz-Invocation-Type", "Event")
+	inv = &invocation.Invocation{Function: "reports", Platform: invocation.Lambda, Chain: "c1", Req: req, Class: qos.Interactive}
+	if deny, _ := a.Decide(inv); deny {
+		t.Fatal("async: denied")
+	}
+	want := invocation.Invocation{Function: "reports", Platform: invocation.Lambda, Chain: "c1", Req: req,
+		Class: qos.Batch, Priority: 2, FunctionCap: 2, Budget: 1500 * time.Millisecond, Steps: 4,
+		QueueTimeout: 250 * time.Millisecond, Idempotent: true, Prewarm: 3}
+	if *inv != want {
+		t.Errorf("applied:\n got %+v\nwant %+v", *inv, want)
+	}
+}
+
+func TestInvocationType(t *testing.T) {
+	for _, tc := range []struct {
+		platform invocation.Platform
+		uri      string
+		header   string
+		want     string
+	}{
+		{invocation.Lambda, "/2015-03-31/functions/f/invocations", "", "sync"},
+		{invocation.Lambda, "/2015-03-31/functions/f/invocations", "Event", "async"},
+		{invocation.OpenWhisk, "/api/v1/namespaces/ns/actions/f", "", "async"},
+		{invocation.OpenWhisk, "/api/v1/namespaces/ns/actions/f?blocking=true", "", "sync"},
+		{invocation.OpenWhisk, "/api/v1/web/ns/default/f.json", "", "sync"},
+		{invocation.HTTP, "/f/", "", "sync"},
+	} {
+		req := &fasthttp.Request{}
+		req.SetRequestURI(tc.uri)
+		if tc.header != "" {
+			req.Header.Set("X-Amz-Invocation-Type", tc.header)
+		}
+		if got := invocationType(&invocation.Invocation{Platform: tc.platform, Req: req}); got != tc.want {
+			t.Errorf("%v %s %q: %s, want %s", tc.platform, tc.uri, tc.header, got, tc.want)
+		}
+	}
+}

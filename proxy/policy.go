@@ -1,0 +1,36 @@
+package proxy
+
+import (
+	"github.com/valyala/fasthttp"
+
+	"github.com/sequoia-qos/sequoia/invocation"
+	"github.com/sequoia-qos/sequoia/metrics"
+)
+
+// Decider is what the proxy needs of the policy engine: one decision per
+// invocation, once it is parsed and before it queues. Decide may set the
+// invocation's scheduling fields (class, priority, caps, chain deadline
+// and steps, queue timeout); it reports whether the invocation is refused
+// and why. It sees the invocation's names and headers, never its body.
+type Decider interface {
+	Decide(inv *invocation.Invocation) (deny bool, reason string)
+}
+
+// refusedByPolicy asks the Decider about inv and, on a deny, answers 403
+// with the policy's reason. It reports whether the request was answered.
+func (p *Proxy) refusedByPolicy(ctx *fasthttp.RequestCtx, inv *invocation.Invocation, fn *metrics.Function) bool {
+	if p.cfg.Decider == nil {
+		return false
+	}
+	deny, reason := p.cfg.Decider.Decide(inv)
+	if !deny {
+		return false
+	}
+	if reason == "" {
+		reason = "denied by policy"
+	}
+	fn.Count(metrics.PolicyDenied)
+	p.writeError(ctx, &apiError{fasthttp.StatusForbidden, "policy_denied", "sequoia: " + reason, 0})
+	ctx.Response.Header.Set("X-Sequoia-Chain-Id", inv.Chain)
+	return true
+}
