@@ -90,7 +90,7 @@ emulator=${emulator#listening on }
 SEQUOIA_LISTEN=127.0.0.1:0 SEQUOIA_ADMIN_LISTEN=127.0.0.1:0 \
   SEQUOIA_BACKEND=openwhisk SEQUOIA_BACKEND_URL="$emulator" \
   SEQUOIA_MAX_CONCURRENCY="${SEQUOIA_MAX_CONCURRENCY:-$LIMIT}" \
-  SEQUOIA_SHUTDOWN_TIMEOUT="${SEQUOIA_SHUTDOWN_TIMEOUT:-5s}" \
+  SEQUOIA_SHUTDOWN_TIMEOUT="${SEQUOIA_SHUTDOWN_TIMEOUT:-5s}" SEQUOIA_LOG_FORMAT=json \
   "$work/sequoia" serve >"$work/serve.log" 2>&1 &
 pids+=($!)
 serve_pid=$!
