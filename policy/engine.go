@@ -226,6 +226,9 @@ func (e *Engine) refresh() {
 	}
 	var epoch uint64
 	if old := e.snap.Load(); old != nil {
+		if old.term.Value.Compare(v) == 0 {
+			return // unchanged: cached decisions stay valid
+		}
 		epoch = old.epoch + 1
 	}
 	e.snap.Store(&snapshot{epoch: epoch, term: ast.NewTerm(v)})

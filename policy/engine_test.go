@@ -29,6 +29,11 @@ func writePolicy(t *testing.T, dir string, files map[string]string) {
 
 func newEngine(t *testing.T, opts Options) *Engine {
 	t.Helper()
+	if opts.Timeout == 0 {
+		// Tests not about timeouts must not fail on a slow, shared
+		// machine under -race.
+		opts.Timeout = time.Minute
+	}
 	e, err := New(context.Background(), opts)
 	if err != nil {
 		t.Fatal(err)
@@ -82,6 +87,11 @@ func TestFairShareFromSnapshot(t *testing.T) {
 	}
 	// ...which changes the epoch and so the key.
 	e.Refresh()
+	epoch := e.snap.Load().epoch
+	e.Refresh() // the same state: the epoch stays, and the cache with it
+	if got := e.snap.Load().epoch; got != epoch {
+		t.Errorf("epoch %d after an unchanged refresh, want %d", got, epoch)
+	}
 	if d := decide(t, e, in); d.Priority == nil || *d.Priority != -10 {
 		t.Fatalf("tenant over its share: %+v, want priority -10", d)
 	}

@@ -5,13 +5,14 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/sequoia-qos/sequoia/policy"
 )
 
 // The shipped defaults put continuations of running chains first.
 func ExampleEngine_Decide() {
-	e, err := policy.New(context.Background(), policy.Options{})
+	e, err := policy.New(context.Background(), policy.Options{Timeout: time.Second})
 	if err != nil {
 		panic(err)
 	}
@@ -35,7 +36,7 @@ decision := {"allow": false, "reason": "tenant suspended"} if input.tenant == "a
 
 decision := {"concurrency_cap": 5} if input.tenant != "acme"
 `), 0o644)
-	e, err := policy.New(context.Background(), policy.Options{Dir: dir})
+	e, err := policy.New(context.Background(), policy.Options{Dir: dir, Timeout: time.Second})
 	if err != nil {
 		panic(err)
 	}

@@ -9,13 +9,15 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/sequoia-qos/sequoia/policy"
 )
 
 const policyUsage = `usage:
   sequoia policy check DIR                      compile and validate DIR's .rego files, run their tests
-  sequoia policy eval --input FILE [--dir DIR]  print the decision for an input document (DIR: the shipped defaults when absent)
+  sequoia policy eval --input FILE [--dir DIR] [--timeout 1s]
+                                                print the decision for an input document (DIR: the shipped defaults when absent)
 `
 
 // runPolicy is `sequoia policy`: checking and trying out policies without
@@ -64,7 +66,7 @@ func runPolicyCheck(ctx context.Context, args []string, stdout io.Writer) error 
 	if err != nil {
 		return fmt.Errorf("policy check: %w", err)
 	}
-	e, err := policy.New(ctx, policy.Options{Dir: dir, CacheSize: -1})
+	e, err := policy.New(ctx, policy.Options{Dir: dir, CacheSize: -1, Timeout: time.Minute})
 	if err != nil {
 		return fmt.Errorf("policy check: %w", err)
 	}
@@ -79,6 +81,7 @@ func runPolicyEval(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.SetOutput(io.Discard)
 	input := fs.String("input", "", "the input document (JSON); - for stdin")
 	dir := fs.String("dir", "", "the policy directory; the shipped defaults when empty")
+	timeout := fs.Duration("timeout", time.Second, "bound on the evaluation")
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("policy eval: %w", err)
 	}
@@ -100,7 +103,7 @@ func runPolicyEval(ctx context.Context, args []string, stdout io.Writer) error {
 		return fmt.Errorf("policy eval: %s: %w", *input, err)
 	}
 	e, err := policy.New(ctx, policy.Options{
-		Dir: *dir, CacheSize: -1,
+		Dir: *dir, CacheSize: -1, Timeout: *timeout,
 		Snapshot: func() policy.Snapshot { return snap },
 	})
 	if err != nil {
