@@ -18,13 +18,18 @@ func (s *server) newPolicy() error {
 	if cacheSize == 0 {
 		cacheSize = -1 // the engine's "disabled"
 	}
+	stats := newPolicyStats(s.metrics.Registry())
 	e, err := policy.New(context.Background(), policy.Options{
-		Dir:        pc.PolicyDir,
-		Timeout:    pc.PolicyTimeout,
-		OnError:    onError,
-		CacheSize:  cacheSize,
-		Refresh:    pc.PolicyRefresh,
-		Snapshot:   s.policySnapshot,
+		Dir:       pc.PolicyDir,
+		Timeout:   pc.PolicyTimeout,
+		OnError:   onError,
+		CacheSize: cacheSize,
+		Refresh:   pc.PolicyRefresh,
+		Snapshot: func() policy.Snapshot {
+			snap := s.policySnapshot()
+			stats.fill(&snap)
+			return snap
+		},
 		Registerer: s.metrics.Registry(),
 		Log:        s.log.With("component", "policy"),
 	})
@@ -37,8 +42,9 @@ func (s *server) newPolicy() error {
 }
 
 // policySnapshot is the live state policies read, taken every
-// SEQUOIA_POLICY_REFRESH: what the scheduler exposes today (in flight,
-// the limit, queue depths per queue and class).
+// SEQUOIA_POLICY_REFRESH: what the scheduler exposes (in flight, the
+// limit, queue depths per queue and class); policyStats adds rates and
+// percentiles from the metrics.
 func (s *server) policySnapshot() policy.Snapshot {
 	snap := policy.Snapshot{
 		InFlight: s.sched.InFlight(),
