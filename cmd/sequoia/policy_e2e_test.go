@@ -152,3 +152,44 @@ func newServerFromEnv(t *testing.T, env ...string) (*server, error) {
 	}
 	return newServer(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 }
+
+// TestPolicyChainDeadlineEndToEnd: the shipped functions policy gives a
+// headerless chain of one function a deadline it cannot meet (its table
+// says 5ms; an invocation is estimated at 100ms), so the scheduler's
+// deadline-aware admission refuses it at entry (429) and it never reaches
+// the platform; a chain of another function, with no table entry and no
+// deadline, is served. The decision reaches the scheduler through
+// Invocation.Budget.
+func TestPolicyChainDeadlineEndToEnd(t *testing.T) {
+	emu, emuAddr := startEmulator(t, emulator.Config{Limit: 10, ExecTime: time.Millisecond})
+	dir := copyShipped(t, func(name, src string) string {
+		if name == "functions.rego" {
+			return strings.Replace(src, "functions_table := {}", `functions_table := {"tight": {"chain_deadline_ms": 5, "chain_steps": 3}}`, 1)
+		}
+		return src
+	})
+	s := startServer(t, "SEQUOIA_BACKEND=http", "SEQUOIA_BACKEND_URL=http://"+emuAddr,
+		"SEQUOIA_HTTP_ROUTE=path", "SEQUOIA_POLICY_DIR="+dir, "SEQUOIA_POLICY_TIMEOUT=1m",
+		"SEQUOIA_DEFAULT_ESTIMATE=100ms")
+	post := func(fn string) (int, string) {
+		t.Helper()
+		resp, err := http.Post("http://"+s.dataLn.Addr().String()+"/"+fn+"/", "application/json", strings.NewReader("{}"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var body struct{ Code string }
+		_ = json.NewDecoder(resp.Body).Decode(&body)
+		return resp.StatusCode, body.Code
+	}
+	if code, what := post("tight"); code != 429 || what != "chain_refused" {
+		t.Errorf("tight: %d %s, want 429 chain_refused", code, what)
+	}
+	if code, what := post("loose"); code != 200 {
+		t.Errorf("loose: %d %s, want 200", code, what)
+	}
+	st := emu.Stats()
+	if _, ok := st.Functions["tight"]; ok || st.Invocations != 1 {
+		t.Errorf("platform saw %d invocations (%v), want only loose's", st.Invocations, st.Functions)
+	}
+}
