@@ -3,10 +3,15 @@
 // unit tests (*_test.rego), which `go test` runs through OPA's tester and
 // `opa test .` accepts as they are.
 //
-// decision.rego defines data.sequoia.decision by merging what each policy
-// package under data.sequoia.policies contributes (deny reasons, class,
-// priority, caps, chain deadline and steps, queue timeout, idempotency,
-// pre-warm); each other file is one small policy:
+// Every file is in package sequoia. decision.rego defines
+// data.sequoia.decision by merging what the other files contribute, each
+// under its own key: deny reasons (a set), and class, priority,
+// concurrency_cap, chain_deadline_ms, chain_steps, queue_timeout_ms,
+// idempotent and prewarm (objects keyed by policy, e.g. priority.chains),
+// each with its own merge rule (priorities add, the smallest cap wins,
+// ...). A new file composes with the shipped ones by adding to these;
+// its constants are prefixed with its name, since the package is shared.
+// Each other file is one small policy:
 //
 //   - chains.rego: chains first, with fair share across tenants (on);
 //   - caps.rego: per-function concurrency caps and strict function
@@ -20,7 +25,8 @@
 //
 // To change one, copy this directory to SEQUOIA_POLICY_DIR and edit the
 // constants at the top of the file; `sequoia policy check DIR` compiles,
-// validates and tests the result.
+// validates and tests the result. The tests (package sequoia_test) set
+// those constants with `with`, so they keep passing after an edit.
 package policies
 
 import "embed"
