@@ -4,9 +4,18 @@ import data.sequoia
 
 first_step := {"function": "f", "tenant": "t", "class": "interactive", "step": 1, "chain_deadline_ms": 0, "chain_steps": 0, "snapshot": {"tenants": {}, "functions": {}, "classes": {}, "limit": 10}}
 
-# The shipped policies as shipped say nothing beyond allow.
+# With the shipped settings, a first step says nothing beyond allow. (The
+# tests set every constant they depend on, so that they keep passing in
+# a copy whose constants an operator has edited.)
 test_default_allows_and_says_nothing_else if {
 	sequoia.decision == {"allow": true} with input as first_step
+		with sequoia.sjf_enabled as false
+		with sequoia.shed_enabled as false
+		with sequoia.caps_function_caps as {}
+		with sequoia.caps_function_ranks as {}
+		with sequoia.functions_table as {}
+		with sequoia.deny_tenants as {}
+		with sequoia.deny_functions as {}
 }
 
 test_reasons_joined if {
@@ -20,6 +29,9 @@ test_reasons_joined if {
 test_priorities_add if {
 	d := sequoia.decision with input as object.union(first_step, {"step": 2})
 		with sequoia.caps_function_ranks as {"f": 2}
+		with sequoia.caps_rank_weight as 1000
+		with sequoia.chains_continuation_boost as 100
+		with sequoia.sjf_enabled as false
 	d.priority == 2100
 }
 

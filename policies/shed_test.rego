@@ -9,6 +9,7 @@ shed_fast := {"classes": {"interactive": {"wait_p99_ms": 20}}}
 test_shed_new_batch_chain_while_interactive_waits if {
 	d := sequoia.decision with input as {"class": "batch", "step": 1, "snapshot": shed_slow}
 		with sequoia.shed_enabled as true
+		with sequoia.shed_threshold_ms as 200
 	d.allow == false
 	d.reason == "batch work is shed while the interactive queue wait p99 (500ms) exceeds 200ms"
 }
@@ -16,15 +17,19 @@ test_shed_new_batch_chain_while_interactive_waits if {
 test_shed_not_when_interactive_is_fast if {
 	count(sequoia.deny) == 0 with input as {"class": "batch", "step": 1, "snapshot": shed_fast}
 		with sequoia.shed_enabled as true
+		with sequoia.shed_threshold_ms as 200
 }
 
 test_shed_never_interactive_nor_continuations if {
 	count(sequoia.deny) == 0 with input as {"class": "interactive", "step": 1, "snapshot": shed_slow}
 		with sequoia.shed_enabled as true
+		with sequoia.shed_threshold_ms as 200
 	count(sequoia.deny) == 0 with input as {"class": "batch", "step": 2, "snapshot": shed_slow}
 		with sequoia.shed_enabled as true
+		with sequoia.shed_threshold_ms as 200
 }
 
-test_shed_off_as_shipped if {
+test_shed_off_when_disabled if {
 	count(sequoia.deny) == 0 with input as {"class": "batch", "step": 1, "snapshot": shed_slow}
+		with sequoia.shed_enabled as false
 }
