@@ -142,6 +142,19 @@ func TestBadPolicies(t *testing.T) {
 	}
 }
 
+func TestUnusedPackageRefused(t *testing.T) {
+	decision := File{Name: "decision.rego", Data: []byte("package sequoia\n\nimport data.lib\n\ndecision := {\"priority\": lib.p}\n")}
+	lib := File{Name: "lib.rego", Data: []byte("package lib\n\np := 1\n")}
+	stray := File{Name: "deny.rego", Data: []byte("# written for another layout\npackage sequoia.policies.deny\n\ndeny contains \"x\"\n")}
+	if _, err := compile(context.Background(), []File{decision, lib}, DefaultClasses); err != nil {
+		t.Fatalf("a library package that the decision imports: %v", err)
+	}
+	_, err := compile(context.Background(), []File{decision, lib, stray}, DefaultClasses)
+	if err == nil || err.Error() != "deny.rego:2: package sequoia.policies.deny is not used: only package sequoia makes data.sequoia.decision, and no file refers to this one" {
+		t.Errorf("err = %v", err)
+	}
+}
+
 func TestBrokenReloadKeepsRunningPolicy(t *testing.T) {
 	dir := t.TempDir()
 	writePolicy(t, dir, map[string]string{"p.rego": priority("1")})

@@ -187,6 +187,9 @@ func compile(ctx context.Context, files []File, classes []string) (*compiled, er
 	if len(rules) == 0 {
 		return nil, &Error{[]Problem{{Message: Query + " is not defined by any file"}}}
 	}
+	if err := unused(c); err != nil {
+		return nil, err
+	}
 	p := &compiled{version: version(run), classes: classes, uses: analyse(c)}
 	for _, f := range run {
 		p.files = append(p.files, f.Name)
@@ -204,6 +207,47 @@ func compile(ctx context.Context, files []File, classes []string) (*compiled, er
 		return nil, err
 	}
 	return p, nil
+}
+
+// unused refuses files whose package nothing reads: only data.sequoia
+// reaches the decision, so a file in another package that no other file
+// refers to is a policy that silently does nothing (a typo in its package
+// line, or a file written for another layout).
+func unused(c *ast.Compiler) error {
+	root := ast.MustParseRef("data.sequoia")
+	var refs []ast.Ref
+	for _, m := range c.Modules {
+		for _, rule := range m.Rules { // rules only: a package line is a ref too
+			ast.WalkRefs(rule, func(r ast.Ref) bool {
+				if r.HasPrefix(ast.DefaultRootRef) {
+					refs = append(refs, r.ConstantPrefix())
+				}
+				return false
+			})
+		}
+	}
+	var all Error
+	for _, m := range c.Modules {
+		pkg := m.Package.Path
+		if pkg.Equal(root) {
+			continue
+		}
+		used := false
+		for _, r := range refs {
+			if r.HasPrefix(pkg) || pkg.HasPrefix(r) {
+				used = true
+				break
+			}
+		}
+		if !used {
+			all.Problems = append(all.Problems, problem(m.Package.Location,
+				"%s is not used: only package sequoia makes data.sequoia.decision, and no file refers to this one", m.Package).Problems...)
+		}
+	}
+	if len(all.Problems) > 0 {
+		return &all
+	}
+	return nil
 }
 
 // validationInputs are evaluated at every load: a policy whose decision
