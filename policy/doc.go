@@ -42,6 +42,13 @@
 //     identical content is not recompiled.
 //   - Run drives both: a snapshot from Options.Snapshot every
 //     Options.Refresh, a reload after changes.
+//   - Invocations (invocation.go) is the proxy's Decider: it builds the
+//     Input from a parsed invocation.Invocation (numbering each chain's
+//     steps in an expirable LRU), and Apply writes the decision into the
+//     invocation's scheduling fields (Class, Budget, Steps, Priority,
+//     FunctionCap, QueueTimeout, Idempotent, Prewarm).
+//   - Check (load.go) is `sequoia policy check`: compile, validate, and
+//     run the *_test.rego files through OPA's tester.
 //
 // The decision (data.sequoia.decision) is an object whose fields are all
 // optional: allow, reason, class, priority, concurrency_cap,
