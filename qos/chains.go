@@ -189,7 +189,8 @@ func (a *admission) admit(inv *invocation.Invocation) (*chain, error) {
 		budget = a.defaultDeadline
 	}
 	steps := a.est.expectedSteps(inv.Function, inv.Steps)
-	start, finish, work := a.est.project(inv.Function, steps, a.limit(), now.UnixNano())
+	limit := a.limit()
+	start, finish, work := a.est.project(inv.Function, steps, limit, now.UnixNano())
 	var deadline time.Time
 	if budget > 0 {
 		deadline = now.Add(budget)
@@ -203,7 +204,7 @@ func (a *admission) admit(inv *invocation.Invocation) (*chain, error) {
 			return nil, &RefusedError{RetryAfter: time.Duration(finish - deadline.UnixNano() + int64(a.headroom*float64(budget)))}
 		}
 	}
-	bk := a.est.reserve(start, work, steps)
+	bk := a.est.reserve(start, work, steps, limit)
 	c = &chain{booking: bk,
 		entry: inv.Function, class: inv.Class, start: now, deadline: deadline,
 		steps: inv.Steps, remaining: steps, predicted: time.Duration(finish - now.UnixNano()),

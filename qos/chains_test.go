@@ -2,6 +2,7 @@ package qos
 
 import (
 	"errors"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -167,3 +168,49 @@ func (c *countEvents) ChainEnded(_ uint8, o ChainOutcome, _, _ time.Duration) {
 	}
 }
 func (c *countEvents) Waited(QueueKind, uint8, time.Duration) {}
+
+// BenchmarkDoChains measures Do with chain bookkeeping and a free slot:
+// each op a new chain (table insert, admission), or a continuation of a
+// known one (table lookup).
+func BenchmarkDoChains(b *testing.B) {
+	nop := invokerFunc(func() {})
+	b.Run("new-chain", func(b *testing.B) {
+		s := New(Config{Limit: 1 << 30, QueueCapacity: 1, QueueTimeout: time.Second, MaxChains: 1 << 20})
+		ids := make([]string, 1<<16)
+		for i := range ids {
+			ids[i] = "chain-" + strconv.Itoa(i)
+		}
+		inv := &invocation.Invocation{Function: "f", Budget: time.Minute, Steps: 1}
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			inv.Chain = ids[i%len(ids)] // ids repeat (as continuations) only after 64k chains
+			i++
+			if _, err := s.Do(inv, nil, nop); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("continuation", func(b *testing.B) {
+		s := New(Config{Limit: 1 << 30, QueueCapacity: 1, QueueTimeout: time.Second})
+		inv := &invocation.Invocation{Function: "f", Chain: "c"}
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := s.Do(inv, nil, nop); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// TestHugeLimitTimelineBounded: the reservation timeline does not grow with
+// the worker-slot limit.
+func TestHugeLimitTimelineBounded(t *testing.T) {
+	s := New(Config{Limit: 1 << 30, QueueCapacity: 1, QueueTimeout: time.Second})
+	if _, err := s.Do(&invocation.Invocation{Function: "f", Chain: "c", Budget: time.Second, Steps: 3}, nil, invokerFunc(func() {})); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(s.adm.est.slots); n != maxTimelineSlots {
+		t.Errorf("timeline slots = %d, want %d", n, maxTimelineSlots)
+	}
+}

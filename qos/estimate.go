@@ -129,8 +129,13 @@ func (e *estimator) resize(n int, now int64) {
 
 // project returns when a chain of steps invocations, the first of fn,
 // arriving now would start and finish, and its slot time.
+//
+// The timeline has at most maxTimelineSlots slots; with more worker slots
+// than that, each stands for several and a chain occupies it for the
+// matching fraction of its work (its own critical path stays whole).
 func (e *estimator) project(fn string, steps int, limit int, now int64) (start, finish int64, work time.Duration) {
-	e.resize(limit, now)
+	limit = max(limit, 1)
+	e.resize(min(limit, maxTimelineSlots), now)
 	work = e.duration(fn) + time.Duration(steps-1)*(e.duration("")+time.Duration(e.gap.v))
 	start = max(now, e.slots[0].free)
 	finish = start + int64(work)
@@ -144,8 +149,15 @@ func (e *estimator) project(fn string, steps int, limit int, now int64) (start, 
 	return start, finish, work
 }
 
-// reserve books a projected chain on the timeline.
-func (e *estimator) reserve(start int64, work time.Duration, steps int) booking {
+// maxTimelineSlots bounds the reservation timeline's size.
+const maxTimelineSlots = 4096
+
+// reserve books a projected chain on the timeline of a pool of limit
+// slots.
+func (e *estimator) reserve(start int64, work time.Duration, steps, limit int) booking {
+	if limit > len(e.slots) {
+		work = time.Duration(float64(work) * float64(len(e.slots)) / float64(limit))
+	}
 	sl := e.slots[0]
 	sl.free = start + int64(work)
 	heap.Fix(&e.slots, 0)
