@@ -12,7 +12,9 @@ type ewma struct {
 	n int
 }
 
-const ewmaAlpha = 0.15
+// ewmaAlpha weighs about the last 40 samples: one round of a 40-slot pool,
+// steady against scheduling noise, quick against a real change.
+const ewmaAlpha = 0.05
 
 func (e *ewma) add(x float64) {
 	if e.n == 0 {
