@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -192,4 +193,82 @@ func TestPolicyChainDeadlineEndToEnd(t *testing.T) {
 	if _, ok := st.Functions["tight"]; ok || st.Invocations != 1 {
 		t.Errorf("platform saw %d invocations (%v), want only loose's", st.Invocations, st.Functions)
 	}
+}
+
+// TestPolicyShedEndToEnd: with the shed policy on, new batch work is
+// refused (403, the policy's reason) while interactive callers queue
+// longer than the threshold, as the live snapshot (refreshed from the
+// metrics every 100ms) shows; before the interactive flood, batch work is
+// served. Refused batch requests never reach the platform.
+func TestPolicyShedEndToEnd(t *testing.T) {
+	emu, emuAddr := startEmulator(t, emulator.Config{Limit: 10, ExecTime: 60 * time.Millisecond})
+	dir := copyShipped(t, func(name, src string) string {
+		if name == "shed.rego" {
+			src = strings.Replace(src, "shed_enabled := false", "shed_enabled := true", 1)
+			src = strings.Replace(src, "shed_threshold_ms := 200", "shed_threshold_ms := 30", 1)
+		}
+		return src
+	})
+	s := startServer(t, "SEQUOIA_BACKEND=http", "SEQUOIA_BACKEND_URL=http://"+emuAddr,
+		"SEQUOIA_HTTP_ROUTE=path", "SEQUOIA_POLICY_DIR="+dir, "SEQUOIA_POLICY_TIMEOUT=1m",
+		"SEQUOIA_POLICY_REFRESH=100ms", "SEQUOIA_MAX_CONCURRENCY=1", "SEQUOIA_QUEUE_TIMEOUT=1m")
+	post := func(fn, class string) (int, string) {
+		req, _ := http.NewRequest("POST", "http://"+s.dataLn.Addr().String()+"/"+fn+"/", strings.NewReader("{}"))
+		req.Header.Set("X-Sequoia-Priority", class)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Error(err)
+			return 0, ""
+		}
+		defer resp.Body.Close()
+		var body struct{ Error string }
+		_ = json.NewDecoder(resp.Body).Decode(&body)
+		return resp.StatusCode, body.Error
+	}
+	if code, msg := post("report", "batch"); code != 200 {
+		t.Fatalf("batch before the flood: %d %s", code, msg)
+	}
+
+	// The flood: 30 interactive requests through one slot, 60ms each.
+	var flood sync.WaitGroup
+	for range 30 {
+		flood.Go(func() {
+			if code, msg := post("checkout", "interactive"); code != 200 {
+				t.Errorf("interactive: %d %s", code, msg)
+			}
+		})
+	}
+	floodDone := make(chan struct{})
+	go func() { flood.Wait(); close(floodDone) }()
+	served, shed := 1, 0
+	var mu sync.Mutex
+	var batch sync.WaitGroup
+	for done := false; !done; {
+		select {
+		case <-floodDone:
+			done = true
+		case <-time.After(50 * time.Millisecond):
+			batch.Go(func() {
+				code, msg := post("report", "batch")
+				mu.Lock()
+				defer mu.Unlock()
+				switch {
+				case code == 200:
+					served++
+				case code == 403 && strings.Contains(msg, "batch work is shed while the interactive queue wait p99"):
+					shed++
+				default:
+					t.Errorf("batch during the flood: %d %s", code, msg)
+				}
+			})
+		}
+	}
+	batch.Wait()
+	if shed == 0 {
+		t.Errorf("no batch request was shed during the interactive flood (%d served)", served)
+	}
+	if got := emu.Stats().Functions["report"].Invocations; got != int64(served) {
+		t.Errorf("the platform ran report %d times, want the %d served (none of the %d shed)", got, served, shed)
+	}
+	t.Logf("batch during the flood: %d shed, %d served", shed, served-1)
 }
