@@ -321,9 +321,10 @@ func printBench(out io.Writer, rep benchReport) {
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprint(tw, "target\tcompleted\trefused at entry\tdropped mid-chain\tfailed\tclient 429s\tp50 latency\tp99 latency\tmakespan\tplatform invocations\twasted\t\n")
 	ms := func(d time.Duration) string { return fmt.Sprintf("%.0f ms", float64(d)/float64(time.Millisecond)) }
+	var skipped []benchRow
 	for _, r := range rep.Rows {
 		if r.Skipped != "" {
-			fmt.Fprintf(tw, "%s\t%s\t\t\t\t\t\t\t\t\t\t\n", r.Target, "skipped: "+r.Skipped)
+			skipped = append(skipped, r)
 			continue
 		}
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t%d\t%d\t\n",
@@ -331,4 +332,7 @@ func printBench(out io.Writer, rep benchReport) {
 			r.PlatformInvocations, r.Wasted)
 	}
 	tw.Flush()
+	for _, r := range skipped {
+		fmt.Fprintf(out, "%s: skipped: %s\n", r.Target, r.Skipped)
+	}
 }
