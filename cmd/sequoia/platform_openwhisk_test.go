@@ -17,10 +17,9 @@ import (
 // `npm ci --prefix loadtest/owclient`.
 var owClientDir = filepath.Join("..", "..", "loadtest", "owclient")
 
-// owClient runs loadtest/owclient/invoke.js in mode against apihost and
-// decodes what it prints. It skips the test when node or the client is
-// missing.
-func owClient(t *testing.T, apihost, action, mode string, env ...string) map[string]any {
+// needOWClient skips the test when node or the client is missing; tests
+// call it before starting anything.
+func needOWClient(t *testing.T) string {
 	t.Helper()
 	node, err := exec.LookPath("node")
 	if err != nil {
@@ -29,6 +28,14 @@ func owClient(t *testing.T, apihost, action, mode string, env ...string) map[str
 	if _, err := os.Stat(filepath.Join(owClientDir, "node_modules", "openwhisk")); err != nil {
 		t.Skip("the OpenWhisk JavaScript client is not installed: run `npm ci --prefix loadtest/owclient`")
 	}
+	return node
+}
+
+// owClient runs loadtest/owclient/invoke.js in mode against apihost and
+// decodes what it prints.
+func owClient(t *testing.T, apihost, action, mode string, env ...string) map[string]any {
+	t.Helper()
+	node := needOWClient(t)
 	cmd := exec.Command(node, "invoke.js", mode)
 	cmd.Dir = owClientDir
 	cmd.Env = append(os.Environ(), "OW_APIHOST=http://"+apihost,
@@ -51,6 +58,7 @@ func owClient(t *testing.T, apihost, action, mode string, env ...string) map[str
 // TestOpenWhiskJSClient: the official client, only its apihost changed,
 // invokes blocking and non-blocking through sequoia.
 func TestOpenWhiskJSClient(t *testing.T) {
+	needOWClient(t)
 	emu, emuAddr := startEmulator(t, emulator.Config{Limit: 8, ExecTime: 5 * time.Millisecond})
 	s := startServer(t, "SEQUOIA_BACKEND=openwhisk", "SEQUOIA_BACKEND_URL=http://"+emuAddr,
 		"SEQUOIA_MAX_CONCURRENCY=8", "SEQUOIA_BACKGROUND_ESTIMATE=50ms")
@@ -80,6 +88,7 @@ func TestOpenWhiskJSClient(t *testing.T) {
 // platform's limit, through a sequoia whose ceiling is above it: no call
 // fails.
 func TestOpenWhiskJSClientBurst(t *testing.T) {
+	needOWClient(t)
 	const limit, burst = 8, 150
 	emu, emuAddr := startEmulator(t, emulator.Config{Limit: limit, ExecTime: 15 * time.Millisecond})
 	s := startServer(t, "SEQUOIA_BACKEND=openwhisk", "SEQUOIA_BACKEND_URL=http://"+emuAddr, "SEQUOIA_MAX_CONCURRENCY=12")
@@ -97,6 +106,7 @@ func TestOpenWhiskJSClientBurst(t *testing.T) {
 // TestOpenWhiskJSClientDecodesSequoiaErrors: sequoia's own 429 reaches the
 // client as an OpenWhisk error with sequoia's message.
 func TestOpenWhiskJSClientDecodesSequoiaErrors(t *testing.T) {
+	needOWClient(t)
 	emu, emuAddr := startEmulator(t, emulator.Config{Limit: 5})
 	s := startServer(t, "SEQUOIA_BACKEND=openwhisk", "SEQUOIA_BACKEND_URL=http://"+emuAddr,
 		"SEQUOIA_MAX_CONCURRENCY=1", "SEQUOIA_QUEUE_CAPACITY=0")
