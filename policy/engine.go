@@ -167,6 +167,11 @@ func (e *Engine) Reload(ctx context.Context) error {
 	files, err := ReadFiles(fsys)
 	if err == nil && len(files) > 0 {
 		if cur := e.cur.Load(); cur != nil && cur.version == version(nonTest(files)) {
+			// Back to the running version (say, a broken edit reverted):
+			// nothing to compile, and no error to show any more.
+			if st := e.status.Load(); st.LastError != "" {
+				e.status.Store(&Status{Version: st.Version, Source: st.Source, Files: st.Files, Loaded: st.Loaded})
+			}
 			return nil
 		}
 	}

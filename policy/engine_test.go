@@ -179,6 +179,18 @@ func TestBrokenReloadKeepsRunningPolicy(t *testing.T) {
 		t.Errorf("failed reloads = %v, want 1", got)
 	}
 
+	// Reverting the broken edit clears the error without a recompile.
+	writePolicy(t, dir, map[string]string{"p.rego": priority("1")})
+	if err := e.Reload(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if st := e.Status(); st.Version != good || st.LastError != "" {
+		t.Errorf("status after reverting = %+v, want version %s and no error", st, good)
+	}
+	if got := value(e.m.reloads[reloadOK]); got != 1 {
+		t.Errorf("successful loads = %v, want 1 (the revert recompiles nothing)", got)
+	}
+
 	writePolicy(t, dir, map[string]string{"p.rego": priority("2")})
 	if err := e.Reload(context.Background()); err != nil {
 		t.Fatal(err)
