@@ -214,3 +214,15 @@ func TestHugeLimitTimelineBounded(t *testing.T) {
 		t.Errorf("timeline slots = %d, want %d", n, maxTimelineSlots)
 	}
 }
+
+// TestPolicyQueueTimeout: an invocation's own QueueTimeout (set by the
+// policy) bounds its wait instead of the configured one.
+func TestPolicyQueueTimeout(t *testing.T) {
+	s := New(Config{Limit: 1, QueueCapacity: 10, QueueTimeout: time.Hour})
+	release := holdSlots(t, s)
+	defer release()
+	_, err := s.Acquire(&invocation.Invocation{QueueTimeout: 5 * time.Millisecond}, nil)
+	if !errors.Is(err, ErrQueueTimeout) {
+		t.Fatalf("err = %v, want ErrQueueTimeout after the invocation's own 5ms", err)
+	}
+}

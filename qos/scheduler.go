@@ -210,6 +210,9 @@ func (s *Scheduler) acquireSlow(inv *invocation.Invocation, w Watcher) (time.Dur
 		kind = ChainRunning
 	}
 	timeout, err := s.timeout, ErrQueueTimeout
+	if inv.QueueTimeout > 0 {
+		timeout = inv.QueueTimeout // the policy's, for this invocation
+	}
 	if !inv.Deadline.IsZero() {
 		if d := inv.Deadline.Sub(s.adm.now()); d < timeout {
 			timeout, err = d, ErrDeadline
@@ -244,6 +247,7 @@ func (s *Scheduler) acquireSlow(inv *invocation.Invocation, w Watcher) (time.Dur
 	}
 	wt.kind, wt.fn = kind, inv.Function
 	wt.entry.Class, wt.entry.Tenant = min(inv.Class, NumClasses-1), inv.Tenant
+	wt.entry.Priority = inv.Priority
 	// Earliest deadline first; without one, the time the wait would
 	// time out, which keeps arrival order among them.
 	wt.entry.Key = s.adm.now().Add(timeout).UnixNano()

@@ -111,3 +111,13 @@ func TestSetLoneClassTakesEveryTurn(t *testing.T) {
 		t.Errorf("first after mix = %v, want i", got)
 	}
 }
+
+func TestPriorityBeforeKey(t *testing.T) {
+	var f Fair
+	f.Push(&Entry{Tenant: "a", Key: 1, Owner: "urgent"})
+	f.Push(&Entry{Tenant: "a", Key: 9, Priority: 2, Owner: "important"})
+	f.Push(&Entry{Tenant: "a", Key: 5, Priority: -1, Owner: "background"})
+	if got, want := names(f.Pop), "important urgent background"; got != want {
+		t.Errorf("order = %q, want %q", got, want)
+	}
+}

@@ -10,6 +10,9 @@ type Entry struct {
 	Key int64
 	// Seq is the arrival order, set by Push.
 	Seq uint64
+	// Priority orders entries of one tenant and class before Key: higher
+	// first.
+	Priority int
 	// Class is the entry's class index in a Set; Tenant its tenant. Both
 	// are read by Set and Fair only.
 	Class  uint8
@@ -24,9 +27,12 @@ type Entry struct {
 // Queued reports whether e is in a queue.
 func (e *Entry) Queued() bool { return e.pos > 0 }
 
-// Less reports whether a must be served before b: lower Key, then earlier
-// arrival.
+// Less reports whether a must be served before b: higher Priority, then
+// lower Key, then earlier arrival.
 func (a *Entry) Less(b *Entry) bool {
+	if a.Priority != b.Priority {
+		return a.Priority > b.Priority
+	}
 	if a.Key != b.Key {
 		return a.Key < b.Key
 	}
