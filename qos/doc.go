@@ -23,11 +23,14 @@
 //     first steps of new chains). Acquire takes a slot or waits for one;
 //     Release gives it back and, if anyone waits, hands it straight to the
 //     next waiter (a grant): the CRQ before the PQ; inside each, by class
-//     share (stride scheduling), then tenant fair share, then earliest
-//     deadline. Do is the whole path: admit, acquire, invoke, release.
+//     share (stride scheduling), then tenant fair share, then the policy's
+//     priority, then earliest deadline (or, with ShortestFirst, shortest
+//     estimated duration). Do is the whole path: admit, acquire, invoke,
+//     release.
 //   - A waiter is pooled: its grant channel and its timer are reused. Its
 //     wait ends at SEQUOIA_QUEUE_TIMEOUT or at its chain's deadline,
-//     whichever comes first (ErrQueueTimeout, ErrDeadline).
+//     whichever comes first (ErrQueueTimeout, ErrDeadline); a policy may
+//     set the invocation's own queue timeout.
 //   - capCounts (caps.go) counts slots per tenant and per function when
 //     caps are configured, and parks waiters over a cap until a slot of
 //     theirs comes back. Caps make every Acquire take the lock.
