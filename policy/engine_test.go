@@ -145,7 +145,8 @@ func TestBadPolicies(t *testing.T) {
 func TestUnusedPackageRefused(t *testing.T) {
 	decision := File{Name: "decision.rego", Data: []byte("package sequoia\n\nimport data.lib\n\ndecision := {\"priority\": lib.p}\n")}
 	lib := File{Name: "lib.rego", Data: []byte("package lib\n\np := 1\n")}
-	stray := File{Name: "deny.rego", Data: []byte("# written for another layout\npackage sequoia.policies.deny\n\ndeny contains \"x\"\n")}
+	// Its rules read each other, which does not make it used.
+	stray := File{Name: "deny.rego", Data: []byte("# written for another layout\npackage sequoia.policies.deny\n\ndenied := {\"acme\": \"x\"}\n\ndeny contains r if r := denied[input.tenant]\n")}
 	if _, err := compile(context.Background(), []File{decision, lib}, DefaultClasses); err != nil {
 		t.Fatalf("a library package that the decision imports: %v", err)
 	}

@@ -215,12 +215,13 @@ func compile(ctx context.Context, files []File, classes []string) (*compiled, er
 // line, or a file written for another layout).
 func unused(c *ast.Compiler) error {
 	root := ast.MustParseRef("data.sequoia")
-	var refs []ast.Ref
+	type use struct{ from, ref ast.Ref } // a ref, and the package it is in
+	var refs []use
 	for _, m := range c.Modules {
 		for _, rule := range m.Rules { // rules only: a package line is a ref too
 			ast.WalkRefs(rule, func(r ast.Ref) bool {
 				if r.HasPrefix(ast.DefaultRootRef) {
-					refs = append(refs, r.ConstantPrefix())
+					refs = append(refs, use{m.Package.Path, r.ConstantPrefix()})
 				}
 				return false
 			})
@@ -233,8 +234,12 @@ func unused(c *ast.Compiler) error {
 			continue
 		}
 		used := false
-		for _, r := range refs {
-			if r.HasPrefix(pkg) || pkg.HasPrefix(r) {
+		for _, u := range refs {
+			// A package's own rules reading each other do not count.
+			if u.from.Equal(pkg) {
+				continue
+			}
+			if r := u.ref; r.HasPrefix(pkg) || pkg.HasPrefix(r) {
 				used = true
 				break
 			}
