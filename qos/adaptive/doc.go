@@ -36,6 +36,10 @@
 //   - Limit wraps an AIMD for concurrent use by the workers, applies the
 //     result (minus background holds) to the scheduler through a callback,
 //     and exposes it as Prometheus gauges.
+//   - Rates paces the tenants a platform throttled for their rate
+//     (OpenWhisk's per-namespace "Too many requests in the last minute",
+//     which states the allowed rate): a token bucket per throttled tenant
+//     at that rate, with nothing banked, dropped after a quiet period.
 //
 // # Usage
 //
