@@ -30,27 +30,42 @@ func newCapCounts(tenantCap, fnCap int) capCounts {
 	}
 }
 
-func (c *capCounts) full(tenant, fn string) bool {
-	return c.tenantCap > 0 && c.tenants[tenant] >= c.tenantCap ||
-		c.fnCap > 0 && c.fns[fn] >= c.fnCap
+// fnCapFor is the function cap that applies to an invocation whose policy
+// set invCap (0: none): the policy's, else the configured one.
+func (c *capCounts) fnCapFor(invCap int) int {
+	if invCap > 0 {
+		return invCap
+	}
+	return c.fnCap
 }
 
-func (c *capCounts) take(tenant, fn string) {
+// full reports whether tenant or fn is at its cap; invCap is the
+// invocation's own function cap (0: none).
+func (c *capCounts) full(tenant, fn string, invCap int) bool {
+	fc := c.fnCapFor(invCap)
+	return c.tenantCap > 0 && c.tenants[tenant] >= c.tenantCap ||
+		fc > 0 && c.fns[fn] >= fc
+}
+
+// take counts a slot taken. A function's slots are counted when a cap is
+// configured or the invocation carries one, so a policy's cap counts the
+// invocations it capped.
+func (c *capCounts) take(tenant, fn string, invCap int) {
 	if c.tenantCap > 0 {
 		c.tenants[tenant]++
 	}
-	if c.fnCap > 0 {
+	if c.fnCapFor(invCap) > 0 {
 		c.fns[fn]++
 	}
 }
 
-func (c *capCounts) give(tenant, fn string) {
+func (c *capCounts) give(tenant, fn string, invCap int) {
 	if c.tenantCap > 0 {
 		if c.tenants[tenant]--; c.tenants[tenant] <= 0 {
 			delete(c.tenants, tenant)
 		}
 	}
-	if c.fnCap > 0 {
+	if c.fnCapFor(invCap) > 0 {
 		if c.fns[fn]--; c.fns[fn] <= 0 {
 			delete(c.fns, fn)
 		}
@@ -64,7 +79,7 @@ func (c *capCounts) park(wt *waiter) bool {
 	case c.tenantCap > 0 && c.tenants[wt.entry.Tenant] >= c.tenantCap:
 		c.byTenant[wt.entry.Tenant] = append(c.byTenant[wt.entry.Tenant], wt)
 		wt.parked = parkedTenant
-	case c.fnCap > 0 && c.fns[wt.fn] >= c.fnCap:
+	case c.fnCapFor(wt.fnCap) > 0 && c.fns[wt.fn] >= c.fnCapFor(wt.fnCap):
 		c.byFn[wt.fn] = append(c.byFn[wt.fn], wt)
 		wt.parked = parkedFunction
 	default:

@@ -226,3 +226,44 @@ func TestPolicyQueueTimeout(t *testing.T) {
 		t.Fatalf("err = %v, want ErrQueueTimeout after the invocation's own 5ms", err)
 	}
 }
+
+// TestPolicyFunctionCapConcurrent: invocations carrying a function cap never
+// exceed it, under -race, while uncapped ones share the rest of the pool;
+// nothing stays counted or parked afterwards.
+func TestPolicyFunctionCapConcurrent(t *testing.T) {
+	s := New(Config{Limit: 6, QueueCapacity: 1000, QueueTimeout: time.Minute})
+	capped, free := &countingInvoker{}, &countingInvoker{}
+	errs := make(chan error, 300)
+	for i := range 300 {
+		go func() {
+			inv, iv := &invocation.Invocation{Function: "free"}, free
+			if i%2 == 0 {
+				inv, iv = &invocation.Invocation{Function: "capped", FunctionCap: 2}, capped
+			}
+			_, err := s.Do(inv, nil, invokerFunc(func() {
+				n := iv.cur.Add(1)
+				for p := iv.peak.Load(); n > p && !iv.peak.CompareAndSwap(p, n); p = iv.peak.Load() {
+				}
+				time.Sleep(200 * time.Microsecond)
+				iv.cur.Add(-1)
+			}))
+			errs <- err
+		}()
+	}
+	for range 300 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := capped.peak.Load(); got > 2 {
+		t.Errorf("capped function peak = %d, want <= 2", got)
+	}
+	if s.InFlight() != 0 || s.Queued() != 0 {
+		t.Errorf("in flight %d, queued %d; want 0, 0", s.InFlight(), s.Queued())
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.caps.fns) != 0 || s.caps.parked != 0 {
+		t.Errorf("counts left: %v, parked %d", s.caps.fns, s.caps.parked)
+	}
+}

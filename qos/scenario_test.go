@@ -27,7 +27,7 @@ var rewrite = flag.Bool("rewrite", false, "rewrite the expected output of testda
 //	new limit=N [capacity=N] [batch-share=F] [tenant-cap=N] [fn-cap=N] [rate=F] [estimate=D] [order=shortest-first]
 //	observe fn=F dur=D            feed the estimator one observed invocation
 //	at t=D                        set admission's clock to D after the start
-//	arrive name=X [fn=F] [tenant=T] [chain=C] [deadline=D] [steps=N] [class=batch] [priority=N]
+//	arrive name=X [fn=F] [tenant=T] [chain=C] [deadline=D] [steps=N] [class=batch] [priority=N] [fn-cap=N]
 //	                              prints "X: running", "X: queued <queue>" or "X: <error>"
 //	finish name=X [status=N]      the invocation X ends; prints the names granted a slot
 //	state                         in flight and queue depths by class
@@ -250,6 +250,9 @@ func (h *harness) arrive(a map[string]string) string {
 	}
 	if v, ok := a["steps"]; ok {
 		inv.Steps = int(h.num(v))
+	}
+	if v, ok := a["fn-cap"]; ok {
+		inv.FunctionCap = int(h.num(v))
 	}
 	if v, ok := a["priority"]; ok {
 		inv.Priority = int(h.num(v))

@@ -46,7 +46,10 @@ type Config struct {
 	// rest. A class alone takes every turn.
 	BatchShare float64
 	// TenantCap and FunctionCap bound the slots one tenant or one function
-	// may hold; 0 means no cap. Caps make every Acquire take the lock.
+	// may hold; 0 means no cap. Caps make every Acquire take the lock. An
+	// invocation may carry its own function cap (Invocation.FunctionCap,
+	// from a policy): it then takes the lock, and counts against the
+	// invocations of its function that carry one.
 	TenantCap, FunctionCap int
 	// MaxRate bounds invocations per second; 0 means none.
 	MaxRate float64
@@ -100,6 +103,7 @@ type waiter struct {
 	ready   chan struct{} // receives the grant; capacity 1
 	timer   *time.Timer
 	granted time.Time // when the grant was given
+	fnCap   int       // the invocation's own function cap (0: none)
 	parked  parkKind  // REQUIRES: Scheduler.mu
 }
 
@@ -185,7 +189,7 @@ func (s *Scheduler) Acquire(inv *invocation.Invocation, w Watcher) (time.Duratio
 }
 
 func (s *Scheduler) acquire(inv *invocation.Invocation, w Watcher) (time.Duration, time.Time, error) {
-	if !s.gated && s.waiting.Load() == 0 && s.tryAcquire() {
+	if !s.gated && inv.FunctionCap == 0 && s.waiting.Load() == 0 && s.tryAcquire() {
 		return 0, time.Time{}, nil
 	}
 	return s.acquireSlow(inv, w)
@@ -229,8 +233,8 @@ func (s *Scheduler) acquireSlow(inv *invocation.Invocation, w Watcher) (time.Dur
 	// misses this increment freed its slot before our look, so we see it.
 	s.waiting.Add(1)
 	if crq.Len() == 0 && (kind == ChainRunning || pq.Len() == 0) &&
-		!s.caps.full(inv.Tenant, inv.Function) && s.tryAcquire() {
-		s.caps.take(inv.Tenant, inv.Function)
+		!s.caps.full(inv.Tenant, inv.Function, inv.FunctionCap) && s.tryAcquire() {
+		s.caps.take(inv.Tenant, inv.Function, inv.FunctionCap)
 		s.waiting.Add(-1)
 		s.mu.Unlock()
 		s.waiters.Put(wt)
@@ -245,7 +249,7 @@ func (s *Scheduler) acquireSlow(inv *invocation.Invocation, w Watcher) (time.Dur
 		}
 		return 0, time.Time{}, ErrQueueFull
 	}
-	wt.kind, wt.fn = kind, inv.Function
+	wt.kind, wt.fn, wt.fnCap = kind, inv.Function, inv.FunctionCap
 	wt.entry.Class, wt.entry.Tenant = min(inv.Class, NumClasses-1), inv.Tenant
 	wt.entry.Priority = inv.Priority
 	// Earliest deadline first; without one, the time the wait would
@@ -258,7 +262,7 @@ func (s *Scheduler) acquireSlow(inv *invocation.Invocation, w Watcher) (time.Dur
 		wt.entry.Key = sjfKey
 	}
 	s.queues[kind].Push(&wt.entry)
-	if s.gated {
+	if s.gated || wt.fnCap > 0 {
 		// Slots may be free while the waiters ahead are capped.
 		s.dispatchLocked()
 	}
@@ -321,9 +325,9 @@ func (s *Scheduler) removeLocked(wt *waiter) bool {
 // Release gives back the slot inv took and grants it to the next waiter,
 // if any.
 func (s *Scheduler) Release(inv *invocation.Invocation) {
-	if s.gated {
+	if s.gated || inv.FunctionCap > 0 {
 		s.mu.Lock()
-		s.caps.give(inv.Tenant, inv.Function)
+		s.caps.give(inv.Tenant, inv.Function, inv.FunctionCap)
 		s.inflight.Add(-1)
 		for _, wt := range s.caps.unblocked(inv.Tenant, inv.Function) {
 			s.queues[wt.kind].Push(&wt.entry)
@@ -362,12 +366,12 @@ func (s *Scheduler) dispatchLocked() {
 			return
 		}
 		wt := q.Pop().Owner.(*waiter)
-		if s.gated {
+		if s.gated || wt.fnCap > 0 {
 			if s.caps.park(wt) {
 				s.inflight.Add(-1)
 				continue
 			}
-			s.caps.take(wt.entry.Tenant, wt.fn)
+			s.caps.take(wt.entry.Tenant, wt.fn, wt.fnCap)
 		}
 		if now.IsZero() {
 			now = s.adm.now()
