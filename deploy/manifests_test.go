@@ -557,16 +557,16 @@ func TestRuleCopiesAgree(t *testing.T) {
 // policies.files replaces a shipped policy by name and adds new ones.
 func TestChartPolicyFiles(t *testing.T) {
 	c := loadChart(t)
-	deny := "package sequoia.policies.deny\n\ndenied_tenants := {\"acme\": \"over its contract\"}\n"
+	deny := "package sequoia\n\ndeny_tenants := {\"acme\": \"over its contract\"}\n"
 	objs := renderObjects(t, c, render{name: "policy files", set: "policies:\n  files:\n    deny.rego: |\n" +
-		indent(deny, "      ") + "    extra.rego: |\n      package sequoia.policies.extra\n"})
+		indent(deny, "      ") + "    extra.rego: |\n      package sequoia\n"})
 	cms := ofKind[corev1.ConfigMap](objs)
 	if len(cms) != 1 {
 		t.Fatalf("%d ConfigMaps, want 1", len(cms))
 	}
 	shipped, _ := filepath.Glob(chartDir + "/files/policies/*.rego")
 	data := cms[0].Data
-	if len(data) != len(shipped)+1 || data["deny.rego"] != deny || !strings.Contains(data["extra.rego"], "package sequoia.policies.extra") ||
+	if len(data) != len(shipped)+1 || data["deny.rego"] != deny || !strings.Contains(data["extra.rego"], "package sequoia") ||
 		!strings.Contains(data["decision.rego"], "package sequoia\n") {
 		t.Errorf("policy ConfigMap: %d files (want %d), deny.rego %q", len(data), len(shipped)+1, data["deny.rego"])
 	}

@@ -13,18 +13,35 @@ package sequoia
 #   {"shop/checkout": {"chain_deadline_ms": 2000, "chain_steps": 3}}
 functions_table := {}
 
-chain_deadline_ms.functions := functions_table[input.function].chain_deadline_ms if {
+# A table entry may leave any field out; object.get keeps the type
+# checker from rejecting the rules for the fields an entry lacks.
+_functions_setting(field) := object.get(functions_table, [input.function, field], null)
+
+chain_deadline_ms.functions := v if {
 	input.step <= 1
 	input.chain_deadline_ms == 0
+	v := _functions_setting("chain_deadline_ms")
+	v != null
 }
 
-chain_steps.functions := functions_table[input.function].chain_steps if {
+chain_steps.functions := v if {
 	input.step <= 1
 	input.chain_steps == 0
+	v := _functions_setting("chain_steps")
+	v != null
 }
 
-queue_timeout_ms.functions := functions_table[input.function].queue_timeout_ms
+queue_timeout_ms.functions := v if {
+	v := _functions_setting("queue_timeout_ms")
+	v != null
+}
 
-idempotent.functions := functions_table[input.function].idempotent
+idempotent.functions := v if {
+	v := _functions_setting("idempotent")
+	v != null
+}
 
-prewarm.functions := functions_table[input.function].prewarm
+prewarm.functions := v if {
+	v := _functions_setting("prewarm")
+	v != null
+}
