@@ -161,12 +161,12 @@ func TestChartMatchesOverlays(t *testing.T) {
 	for _, dir := range []string{"kustomize/base/policies", chartDir + "/files/policies"} {
 		copies, _ := filepath.Glob(dir + "/*.rego")
 		if len(copies) != len(shipped) {
-			t.Errorf("%s holds %d policies, policies/ %d: copy them again", dir, len(copies), len(shipped))
+			t.Errorf("%s holds %d policies, policies/ %d: run deploy/sync-policies.sh", dir, len(copies), len(shipped))
 		}
 		for _, f := range shipped {
 			c, err := os.ReadFile(filepath.Join(dir, filepath.Base(f)))
 			if err != nil || !bytes.Equal(c, readFile(t, f)) {
-				t.Errorf("%s/%s differs from %s (%v): copy it again", dir, filepath.Base(f), f, err)
+				t.Errorf("%s/%s differs from %s (%v): run deploy/sync-policies.sh", dir, filepath.Base(f), f, err)
 			}
 		}
 	}
