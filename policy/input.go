@@ -141,9 +141,6 @@ const (
 	inSnapshot = "snapshot"
 )
 
-var inputKeys = map[string]bool{inFunction: true, inTenant: true, inPlatform: true, inClass: true,
-	inChainID: true, inStep: true, inDeadline: true, inSteps: true, inType: true, inSnapshot: true}
-
 var (
 	keyFunction = ast.StringTerm(inFunction)
 	keyTenant   = ast.StringTerm(inTenant)

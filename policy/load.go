@@ -301,7 +301,7 @@ func Check(ctx context.Context, files []File, classes []string) (tests int, err 
 		SetStore(inmem.New()).
 		SetModules(mods).
 		SetParallel(1).
-		Run(ctx, mods)
+		RunTests(ctx, nil)
 	if err != nil {
 		return 0, astProblems(err)
 	}
