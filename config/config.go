@@ -79,6 +79,7 @@ type Config struct {
 	Scheduling Scheduling
 	Platforms  Platforms // platforms.go
 	Policy     Policy    // policy.go
+	WarmPool   WarmPool  // warmpool.go
 }
 
 // Scheduling configures chains, admission, classes and fairness.
@@ -252,6 +253,7 @@ func (c Config) Validate() error {
 	}
 	c.Platforms.check(b.Kind, bad)
 	c.Policy.check(bad)
+	c.WarmPool.check(l.MaxConcurrency, bad)
 	return errors.Join(errs...)
 }
 

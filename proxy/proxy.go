@@ -54,6 +54,17 @@ type Config struct {
 	// Rates, when set, paces tenants the platform throttled for their
 	// rate (retry.go).
 	Rates RatePacer
+	// Observer, when set, hears of every invocation that goes to the
+	// scheduler (the warm pool).
+	Observer Observer
+}
+
+// Observer hears of invocations: Arrived before one queues, Finished once
+// it ended, with its time at the platform (queue wait excluded) and the
+// error that ended it. inv.Resp may be read during Finished only.
+type Observer interface {
+	Arrived(inv *invocation.Invocation)
+	Finished(inv *invocation.Invocation, latency time.Duration, err error)
 }
 
 // Proxy is the inbound data-port server.
@@ -197,8 +208,14 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	r.ctx = ctx
+	if p.cfg.Observer != nil {
+		p.cfg.Observer.Arrived(inv)
+	}
 	waited, err := p.invoke(inv, r) // with retries: retry.go
 	r.ctx = nil
+	if p.cfg.Observer != nil {
+		p.cfg.Observer.Finished(inv, time.Since(inv.Arrival)-waited, err)
+	}
 	p.m.QueueWait(waited)
 	switch {
 	case err == nil:

@@ -207,6 +207,45 @@ func (s *Scheduler) tryAcquire() bool {
 	}
 }
 
+// TryAcquireIdle takes a worker slot for work of the lowest class (warm-ups)
+// only if nobody waits in either queue and, once it is taken, at least
+// headroom slots are still free. It never waits or queues; on success the
+// caller must call ReleaseIdle exactly once. Such a slot counts against the
+// limit but against no tenant or function cap.
+//
+// A waiter that announces itself while the slot is being taken makes it
+// give the slot back at once, so the slot goes to the waiter. One that
+// arrives later finds the headroom. Cost: two atomic loads, one
+// compare-and-swap, one more load.
+func (s *Scheduler) TryAcquireIdle(headroom int) bool {
+	if s.waiting.Load() != 0 {
+		return false
+	}
+	for {
+		n := s.inflight.Load()
+		if n+1+int64(max(headroom, 0)) > s.limit.Load() {
+			return false
+		}
+		if s.inflight.CompareAndSwap(n, n+1) {
+			break
+		}
+	}
+	if s.waiting.Load() != 0 {
+		s.ReleaseIdle()
+		return false
+	}
+	return true
+}
+
+// ReleaseIdle gives back a slot TryAcquireIdle took and grants it to the
+// next waiter, if any.
+func (s *Scheduler) ReleaseIdle() {
+	s.inflight.Add(-1)
+	if s.waiting.Load() > 0 {
+		s.dispatch()
+	}
+}
+
 func (s *Scheduler) acquireSlow(inv *invocation.Invocation, w Watcher) (time.Duration, time.Time, error) {
 	start := time.Now()
 	kind := Pending

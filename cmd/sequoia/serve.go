@@ -18,6 +18,7 @@ import (
 	"github.com/sequoia-qos/sequoia/proxy"
 	"github.com/sequoia-qos/sequoia/proxy/upstream"
 	"github.com/sequoia-qos/sequoia/qos"
+	"github.com/sequoia-qos/sequoia/warmpool"
 )
 
 func runServe(ctx context.Context, args []string) error {
@@ -61,6 +62,7 @@ type server struct {
 	plat    platformParts       // platforms.go
 	policy  *policy.Engine      // serve_policy.go
 	decider *policy.Invocations // the proxy's Decider
+	warm    *warmpool.Pool      // serve_warmpool.go; nil when SEQUOIA_PREWARM is off
 }
 
 // newServer builds the server and opens its listeners.
@@ -107,6 +109,7 @@ func newServer(cfg config.Config, log *slog.Logger) (*server, error) {
 	if err := s.newPolicy(); err != nil {
 		return nil, err
 	}
+	s.newWarmPool(platform)
 	s.proxy = proxy.New(proxy.Config{
 		Decider:      s.decider,
 		Platform:     platform,
@@ -117,6 +120,7 @@ func newServer(cfg config.Config, log *slog.Logger) (*server, error) {
 		Feedback:     plat.feedback,
 		Overflow:     plat.overflow,
 		Rates:        plat.rates,
+		Observer:     s.observer(),
 	}, s.sched, up, s.metrics, log)
 	s.admin = proxy.NewAdmin(s.metrics, s.status)
 
@@ -142,6 +146,7 @@ func (s *server) run(ctx context.Context) error {
 	g.Go(func() error { return s.proxy.Serve(s.dataLn) })
 	g.Go(func() error { return s.admin.Serve(s.adminLn) })
 	g.Go(func() error { return s.policy.Run(gctx) })
+	g.Go(func() error { return s.runWarmPool(gctx.Done()) })
 	s.admin.SetReady(true)
 
 	g.Go(func() error {
@@ -154,6 +159,7 @@ func (s *server) run(ctx context.Context) error {
 		sctx, cancel := context.WithTimeout(context.Background(), s.cfg.Serving.ShutdownTimeout)
 		defer cancel()
 		err := s.proxy.Shutdown(sctx)
+		s.stopWarmPool()
 		if !s.proxy.WaitEvents(sctx.Done()) {
 			s.log.Warn("shutdown: Lambda Event invocations left undelivered", "pending", s.proxy.PendingEvents())
 		}

@@ -369,7 +369,7 @@ func (e *Emulator) run(fn *function, exec time.Duration, fail, warmup bool) (o o
 		o.init = time.Duration(e.coldStart.Load())
 		ok = e.sleep(o.init)
 	}
-	if ok && !warmup {
+	if ok && (!warmup || exec > 0) { // a warm-up runs only its asked hold
 		ok = e.sleep(exec)
 	}
 	o.end = time.Now()
@@ -443,6 +443,7 @@ type payload struct {
 	hasExec bool
 	fail    bool
 	warmup  bool
+	hold    time.Duration // sequoia_warmup_hold_ms: how long a warm-up keeps its instance
 }
 
 // parsePayload reads the overrides from a JSON body. Bodies that are not
@@ -463,8 +464,9 @@ func parsePayload(body []byte) (p payload) {
 	var v struct {
 		ExecMs any `json:"exec_ms"` // only a number counts
 
-		Fail   bool `json:"fail"`
-		Warmup bool `json:"sequoia_warmup"`
+		Fail   bool    `json:"fail"`
+		Warmup bool    `json:"sequoia_warmup"`
+		HoldMs float64 `json:"sequoia_warmup_hold_ms"`
 	}
 	// A field of the wrong type is skipped; the others are still read.
 	_ = json.Unmarshal(body, &v)
@@ -472,6 +474,9 @@ func parsePayload(body []byte) (p payload) {
 		p.exec, p.hasExec = msToDuration(ms), true
 	}
 	p.fail, p.warmup = v.Fail, v.Warmup
+	if v.Warmup {
+		p.hold = msToDuration(v.HoldMs)
+	}
 	return p
 }
 

@@ -100,6 +100,9 @@ func (e *Emulator) handle(ctx *fasthttp.RequestCtx) {
 	if c.hasExec {
 		exec = c.exec
 	}
+	if c.warmup {
+		exec = c.hold
+	}
 	if !c.blocking {
 		fail, warmup := c.fail, c.warmup
 		if !e.background(func() { e.run(fn, exec, fail, warmup) }) {

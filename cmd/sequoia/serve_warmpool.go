@@ -1,0 +1,56 @@
+package main
+
+import (
+	"github.com/sequoia-qos/sequoia/invocation"
+	"github.com/sequoia-qos/sequoia/proxy"
+	"github.com/sequoia-qos/sequoia/warmpool"
+)
+
+// newWarmPool builds the warm pool when SEQUOIA_PREWARM is on: warm-ups go
+// through the upstream client (re-signed for Lambda) in idle worker slots.
+func (s *server) newWarmPool(platform invocation.Platform) {
+	w := s.cfg.WarmPool
+	if !w.Prewarm {
+		return
+	}
+	s.warm = warmpool.New(warmpool.Config{
+		Platform:     platform,
+		Min:          w.PrewarmMin,
+		Functions:    w.PrewarmFunctions,
+		Burst:        w.PrewarmBurst,
+		Chains:       w.PrewarmChains,
+		KeepAlive:    w.PlatformKeepAlive,
+		MaxFunctions: w.PrewarmMaxFunctions,
+		MaxChains:    s.cfg.Scheduling.MaxChains,
+		Headroom:     w.PrewarmHeadroom,
+		Hold:         w.PrewarmHold,
+		Backoff:      w.PrewarmBackoff,
+		MaxBackoff:   w.PrewarmMaxBackoff,
+		Log:          s.log,
+	}, s.sched, s.up)
+	s.warm.SetReporter(s.metrics.NewWarmPool(s.warm.Warm))
+}
+
+// observer is what the proxy reports invocations to: the warm pool, or
+// nothing.
+func (s *server) observer() proxy.Observer {
+	if s.warm == nil {
+		return nil
+	}
+	return s.warm
+}
+
+// runWarmPool runs keep-alive rounds until stop closes; stopWarmPool waits
+// for the warm-ups in flight.
+func (s *server) runWarmPool(stop <-chan struct{}) error {
+	if s.warm != nil {
+		s.warm.Run(stop)
+	}
+	return nil
+}
+
+func (s *server) stopWarmPool() {
+	if s.warm != nil {
+		s.warm.Close()
+	}
+}

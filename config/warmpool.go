@@ -1,0 +1,86 @@
+package config
+
+import (
+	"math"
+	"strconv"
+	"time"
+)
+
+// WarmPool configures pre-warming (package warmpool): which functions are
+// kept warm, how many instances, and what the platform's keep-alive is.
+type WarmPool struct {
+	// Prewarm switches the warm pool on. Off, sequoia sends no warm-ups.
+	Prewarm bool `env:"PREWARM" envDefault:"false"`
+	// PrewarmMin is the number of warm instances kept for every recently
+	// seen function, like provisioned concurrency; 0 keeps none warm by
+	// keep-alive (burst and chain pre-warm still act).
+	PrewarmMin int `env:"PREWARM_MIN" envDefault:"0"`
+	// PrewarmFunctions sets the warm count of named functions, overriding
+	// PrewarmMin: "shop/checkout=3,resize=1". The names are the platform's
+	// (OpenWhisk "ns/[pkg/]action", the Lambda function name, the HTTP
+	// service).
+	PrewarmFunctions map[string]int `env:"PREWARM_FUNCTIONS" envDefault:"" envKeyValSeparator:"="`
+	// PrewarmBurst sends warm-ups ahead of queued demand for a function
+	// that exceeds the instances believed warm.
+	PrewarmBurst bool `env:"PREWARM_BURST" envDefault:"true"`
+	// PrewarmChains warms the function history says comes next in a chain
+	// when a step starts.
+	PrewarmChains bool `env:"PREWARM_CHAINS" envDefault:"true"`
+	// PlatformKeepAlive is how long the platform keeps an idle instance
+	// (OpenWhisk's default is 10 minutes; Lambda's is not documented and
+	// varies, commonly 5 to 15 minutes).
+	PlatformKeepAlive time.Duration `env:"PLATFORM_KEEPALIVE" envDefault:"10m"`
+	// PrewarmMaxFunctions bounds the functions the warm pool remembers;
+	// the least recently seen is forgotten first.
+	PrewarmMaxFunctions int `env:"PREWARM_MAX_FUNCTIONS" envDefault:"1000"`
+	// PrewarmHeadroom is the fraction of the concurrency limit (at least
+	// one slot) that warm-ups always leave free for arriving invocations.
+	PrewarmHeadroom float64 `env:"PREWARM_HEADROOM" envDefault:"0.1"`
+	// PrewarmHold is how long a warm-up asks the function to hold its
+	// instance (payload "sequoia_warmup_hold_ms") so that concurrent
+	// warm-ups land on distinct instances.
+	PrewarmHold time.Duration `env:"PREWARM_HOLD" envDefault:"25ms"`
+	// PrewarmBackoff is the first pause in warming a function whose
+	// warm-up failed, doubled on each further failure up to
+	// PrewarmMaxBackoff.
+	PrewarmBackoff    time.Duration `env:"PREWARM_BACKOFF" envDefault:"1s"`
+	PrewarmMaxBackoff time.Duration `env:"PREWARM_MAX_BACKOFF" envDefault:"5m"`
+}
+
+// check reports the values that parse but make no sense; limit is
+// SEQUOIA_MAX_CONCURRENCY, which no warm count may exceed.
+func (w WarmPool) check(limit int, bad func(name string, v any, why string)) {
+	if w.PrewarmMin < 0 {
+		bad("PREWARM_MIN", w.PrewarmMin, "must not be negative")
+	} else if w.PrewarmMin > limit {
+		bad("PREWARM_MIN", w.PrewarmMin, "must not exceed SEQUOIA_MAX_CONCURRENCY")
+	}
+	for fn, n := range w.PrewarmFunctions {
+		switch {
+		case fn == "":
+			bad("PREWARM_FUNCTIONS", w.PrewarmFunctions, "an entry has no function name")
+		case n < 0:
+			bad("PREWARM_FUNCTIONS", fn+"="+strconv.Itoa(n), "a warm count must not be negative")
+		case n > limit:
+			bad("PREWARM_FUNCTIONS", fn+"="+strconv.Itoa(n), "a warm count must not exceed SEQUOIA_MAX_CONCURRENCY")
+		}
+	}
+	if w.PlatformKeepAlive <= 0 {
+		bad("PLATFORM_KEEPALIVE", w.PlatformKeepAlive, "must be positive")
+	}
+	if w.PrewarmMaxFunctions <= 0 {
+		bad("PREWARM_MAX_FUNCTIONS", w.PrewarmMaxFunctions, "must be positive")
+	}
+	if !(w.PrewarmHeadroom >= 0 && w.PrewarmHeadroom < 1) || math.IsNaN(w.PrewarmHeadroom) {
+		bad("PREWARM_HEADROOM", w.PrewarmHeadroom, "must be at least 0 and less than 1")
+	}
+	if w.PrewarmHold < 0 || w.PrewarmHold >= w.PlatformKeepAlive && w.PlatformKeepAlive > 0 {
+		bad("PREWARM_HOLD", w.PrewarmHold, "must not be negative nor reach SEQUOIA_PLATFORM_KEEPALIVE")
+	}
+	if w.PrewarmBackoff <= 0 {
+		bad("PREWARM_BACKOFF", w.PrewarmBackoff, "must be positive")
+	}
+	if w.PrewarmMaxBackoff < w.PrewarmBackoff {
+		bad("PREWARM_MAX_BACKOFF", w.PrewarmMaxBackoff, "must not be less than SEQUOIA_PREWARM_BACKOFF")
+	}
+}

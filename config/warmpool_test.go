@@ -1,0 +1,58 @@
+package config
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestWarmPoolDefaults(t *testing.T) {
+	cfg, err := LoadFrom(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := cfg.WarmPool
+	if w.Prewarm || w.PrewarmMin != 0 || len(w.PrewarmFunctions) != 0 || !w.PrewarmBurst || !w.PrewarmChains {
+		t.Errorf("defaults = %+v", w)
+	}
+}
+
+func TestWarmPoolFunctions(t *testing.T) {
+	cfg, err := LoadFrom([]string{"SEQUOIA_PREWARM_FUNCTIONS=guest/fn=3,other=1", "SEQUOIA_MAX_CONCURRENCY=10"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := cfg.WarmPool.PrewarmFunctions
+	if len(got) != 2 || got["guest/fn"] != 3 || got["other"] != 1 {
+		t.Errorf("PrewarmFunctions = %v, want guest/fn=3, other=1", got)
+	}
+}
+
+func TestWarmPoolBadValues(t *testing.T) {
+	for _, tc := range []struct {
+		env  []string
+		want string // the variable the error must name
+	}{
+		{[]string{"SEQUOIA_PREWARM_MIN=-1"}, "SEQUOIA_PREWARM_MIN"},
+		{[]string{"SEQUOIA_MAX_CONCURRENCY=10", "SEQUOIA_PREWARM_MIN=11"}, "SEQUOIA_PREWARM_MIN"},
+		{[]string{"SEQUOIA_PREWARM_MIN=three"}, "SEQUOIA_PREWARM_MIN"},
+		{[]string{"SEQUOIA_PREWARM_FUNCTIONS=fn=-2"}, "SEQUOIA_PREWARM_FUNCTIONS"},
+		{[]string{"SEQUOIA_MAX_CONCURRENCY=10", "SEQUOIA_PREWARM_FUNCTIONS=fn=3,big=1000"}, "SEQUOIA_PREWARM_FUNCTIONS"},
+		{[]string{"SEQUOIA_PREWARM_FUNCTIONS=fn=many"}, "SEQUOIA_PREWARM_FUNCTIONS"},
+		{[]string{"SEQUOIA_PREWARM_FUNCTIONS=fn"}, "SEQUOIA_PREWARM_FUNCTIONS"},
+		{[]string{"SEQUOIA_PLATFORM_KEEPALIVE=0s"}, "SEQUOIA_PLATFORM_KEEPALIVE"},
+		{[]string{"SEQUOIA_PLATFORM_KEEPALIVE=soon"}, "SEQUOIA_PLATFORM_KEEPALIVE"},
+		{[]string{"SEQUOIA_PREWARM_HEADROOM=1"}, "SEQUOIA_PREWARM_HEADROOM"},
+		{[]string{"SEQUOIA_PREWARM_MAX_FUNCTIONS=0"}, "SEQUOIA_PREWARM_MAX_FUNCTIONS"},
+		{[]string{"SEQUOIA_PREWARM_BACKOFF=2s", "SEQUOIA_PREWARM_MAX_BACKOFF=1s"}, "SEQUOIA_PREWARM_MAX_BACKOFF"},
+		{[]string{"SEQUOIA_PREWARM_HOLD=-1ms"}, "SEQUOIA_PREWARM_HOLD"},
+	} {
+		_, err := LoadFrom(tc.env)
+		if err == nil {
+			t.Errorf("%v: no error, want one naming %s", tc.env, tc.want)
+			continue
+		}
+		if !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: error %q does not name %s", tc.env, err, tc.want)
+		}
+	}
+}

@@ -1,0 +1,72 @@
+// Package warmpool keeps functions warm from outside the platform, so that
+// bursts and chain steps do not pay cold starts, while spending as little
+// of the concurrency budget as possible.
+//
+// # Goals
+//
+//   - Keep-alive: for every recently seen function (a bounded LRU), keep N
+//     instances from expiring, like provisioned concurrency. N is
+//     SEQUOIA_PREWARM_MIN, a per-function value (SEQUOIA_PREWARM_FUNCTIONS),
+//     or the policy's pre-warm hint, whichever is largest. N instances stay
+//     warm only if N warm-ups run at the same time: a lone warm-up would
+//     reuse the most recent instance and let the others expire. Each
+//     warm-up therefore asks the function to hold its instance briefly
+//     (sequoia_warmup_hold_ms).
+//   - Burst pre-warm: when an invocation arrives and no instance is
+//     believed idle, demand has outgrown the warm instances; as many more
+//     warm-ups as there are invocations running go ahead of the rest.
+//   - Chain pre-warm: the pool learns from X-Sequoia-Chain-Id which
+//     function follows which (a majority vote per function); when a step
+//     starts, the next function gets as many instances as will call it.
+//   - Never at the expense of real work: warm-ups are the lowest class.
+//     They take a worker slot only through qos.Scheduler.TryAcquireIdle,
+//     which succeeds only when a slot is free, nobody waits in either queue
+//     and a headroom (SEQUOIA_PREWARM_HEADROOM of the limit, at least one
+//     slot) stays free. A warm-up never waits for a slot: no slot, no
+//     warm-up.
+//   - Never retry for ever: a failed warm-up (an error, a non-2xx answer,
+//     Lambda's X-Amz-Function-Error) pauses warming that function for
+//     SEQUOIA_PREWARM_BACKOFF, doubled per consecutive failure up to
+//     SEQUOIA_PREWARM_MAX_BACKOFF; a success resets it.
+//
+// # Internal organisation
+//
+// Pool holds, per function, what it believes about the platform's
+// instances: real invocations running (from the proxy's Arrived and
+// Finished, through the proxy.Observer interface), warm-ups in flight, and
+// the time each idle instance last finished. An idle instance is believed
+// warm until SEQUOIA_PLATFORM_KEEPALIVE after that; a new invocation takes
+// the most recent one, as platforms do. Warm reports the count per
+// function (the sequoia_warm_instances gauge).
+//
+// Cold starts seen by real invocations are detected from the platform's
+// signal where it gives one (the emulator's X-Emulator-Cold-Start header,
+// OpenWhisk's initTime annotation in a full activation record); once a
+// platform has shown such a signal, only the signal counts. Elsewhere a
+// latency well above the function's lowest recent latency (by that latency
+// and 50ms at least) counts as a cold start. Reporter receives them
+// (metrics.WarmPool: sequoia_cold_starts_total{function}).
+//
+// Tick runs one keep-alive round; Run calls it every eighth of the
+// keep-alive, and a function is warmed when its N instances would expire
+// within a quarter of it. Warm-ups (send.go) go through the Invoker (the
+// upstream client, which re-signs Lambda requests) in the platform's own
+// invoke shape with header X-Sequoia-Warmup: 1 and payload
+// {"sequoia_warmup": true, "sequoia_warmup_hold_ms": H}, and the
+// Authorization the function's own callers sent (OpenWhisk, HTTP).
+//
+// Interfaces are declared here and kept small: Slots (qos.Scheduler),
+// Invoker (upstream.Client), Reporter (metrics.WarmPool).
+//
+// # Usage
+//
+//	pool := warmpool.New(warmpool.Config{
+//		Platform: invocation.OpenWhisk, Min: 2, Burst: true, Chains: true,
+//		KeepAlive: 10 * time.Minute, Headroom: 0.1, Hold: 25 * time.Millisecond,
+//	}, sched, upstreamClient)
+//	pool.SetReporter(m.NewWarmPool(pool.Warm))
+//	go pool.Run(stop)        // keep-alive rounds
+//	defer pool.Close()       // waits for warm-ups in flight
+//	// the proxy calls pool.Arrived(inv) before queueing an invocation and
+//	// pool.Finished(inv, latency, err) after it.
+package warmpool

@@ -1,0 +1,135 @@
+package warmpool
+
+import (
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/sequoia-qos/sequoia/invocation"
+)
+
+// HeaderWarmup marks a warm-up for platforms that pass headers to the
+// function (HTTP, Knative, OpenWhisk web actions). The payload carries the
+// same mark for those that do not (OpenWhisk actions, Lambda).
+const HeaderWarmup = "X-Sequoia-Warmup"
+
+// warmLocked sends up to k warm-ups of f, each in a slot of its own taken
+// from idle capacity; it stops at the first slot refused. A function that
+// failed its last warm-up is left alone until its back-off ends.
+//
+// REQUIRES: p.mu.
+func (p *Pool) warmLocked(f *function, k int, why Reason, now time.Time) {
+	if k <= 0 || now.Before(f.retryAt) || p.closed {
+		return
+	}
+	if p.cfg.Platform == invocation.HTTP && f.host == "" {
+		return // never called with a Host yet: nowhere to send
+	}
+	headroom := max(1, int(p.cfg.Headroom*float64(p.slots.Limit())+0.999))
+	for range k {
+		if !p.slots.TryAcquireIdle(headroom) {
+			return
+		}
+		f.takeLocked(now, p.cfg.KeepAlive)
+		f.warming++
+		w := warmup{fn: f.name, qualifier: f.qualifier, host: f.host, path: f.path, auth: f.auth}
+		p.sending.Add(1)
+		go p.send(w, why)
+	}
+}
+
+// warmup is what one warm-up needs of its function, copied so that the
+// sender holds no lock.
+type warmup struct{ fn, qualifier, host, path, auth string }
+
+func (p *Pool) send(w warmup, why Reason) {
+	defer p.sending.Done()
+	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseRequest(req)
+	defer fasthttp.ReleaseResponse(resp)
+	BuildRequest(req, p.cfg.Platform, w.fn, w.qualifier, w.host, w.path, p.cfg.Hold)
+	if w.auth != "" {
+		req.Header.Set("Authorization", w.auth)
+	}
+	inv := invocation.Invocation{
+		Function: w.fn, Qualifier: w.qualifier, Platform: p.cfg.Platform,
+		Arrival: p.cfg.Now(), Req: req, Resp: resp,
+	}
+	err := p.iv.Invoke(&inv)
+	p.slots.ReleaseIdle()
+	ok := err == nil && resp.StatusCode() >= 200 && resp.StatusCode() < 300 &&
+		len(resp.Header.Peek("X-Amz-Function-Error")) == 0
+	p.warmed(w.fn, ok, why, err, resp.StatusCode())
+}
+
+// warmed records a warm-up's end: a warm instance, or a failure that backs
+// off warming the function.
+func (p *Pool) warmed(name string, ok bool, why Reason, err error, status int) {
+	now := p.cfg.Now()
+	p.mu.Lock()
+	if f, found := p.fns.Peek(name); found {
+		f.warming = max(f.warming-1, 0)
+		if ok {
+			f.idle = append(f.idle, now)
+			f.fails = 0
+		} else {
+			f.fails++
+			pause := p.cfg.Backoff << min(f.fails-1, 30)
+			if pause <= 0 || pause > p.cfg.MaxBackoff {
+				pause = p.cfg.MaxBackoff
+			}
+			if at := now.Add(pause); at.After(f.retryAt) {
+				f.retryAt = at
+			}
+		}
+	}
+	p.mu.Unlock()
+	p.cfg.Reporter.Warmup(why, ok)
+	if !ok {
+		p.cfg.Log.Debug("warm-up failed", "function", name, "reason", why.String(), "status", status, "err", err)
+	}
+}
+
+// BuildRequest fills req with a warm-up of fn in platform's invoke API:
+// header X-Sequoia-Warmup: 1 and payload
+// {"sequoia_warmup": true, "sequoia_warmup_hold_ms": hold}. host and path
+// are where an HTTP function was called (Host header, "/" or "/name").
+func BuildRequest(req *fasthttp.Request, platform invocation.Platform, fn, qualifier, host, path string, hold time.Duration) {
+	req.Header.SetMethod(fasthttp.MethodPost)
+	switch platform {
+	case invocation.OpenWhisk:
+		ns, rest, _ := strings.Cut(fn, "/")
+		req.SetRequestURI("/api/v1/namespaces/" + url.PathEscape(ns) + "/actions/" + escapeSegments(rest) + "?blocking=true&result=true")
+	case invocation.Lambda:
+		uri := "/2015-03-31/functions/" + url.PathEscape(fn) + "/invocations"
+		if qualifier != "" {
+			uri += "?Qualifier=" + url.QueryEscape(qualifier)
+		}
+		req.SetRequestURI(uri)
+		req.Header.Set("X-Amz-Invocation-Type", "RequestResponse")
+	default:
+		if path == "" {
+			path = "/"
+		}
+		req.SetRequestURI(path)
+		if host != "" {
+			req.Header.SetHost(host)
+		}
+	}
+	req.Header.Set(HeaderWarmup, "1")
+	req.Header.SetContentType("application/json")
+	b := append(req.Body()[:0], `{"sequoia_warmup":true,"sequoia_warmup_hold_ms":`...)
+	b = strconv.AppendInt(b, hold.Milliseconds(), 10)
+	req.SetBody(append(b, '}'))
+}
+
+func escapeSegments(p string) string {
+	segs := strings.Split(p, "/")
+	for i, s := range segs {
+		segs[i] = url.PathEscape(s)
+	}
+	return strings.Join(segs, "/")
+}

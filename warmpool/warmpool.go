@@ -1,0 +1,427 @@
+package warmpool
+
+import (
+	"bytes"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/golang-lru/v2/simplelru"
+
+	"github.com/sequoia-qos/sequoia/invocation"
+)
+
+// Slots is the worker pool's entry for the lowest class (qos.Scheduler):
+// a slot only when one is free, nobody waits, and headroom slots stay free.
+type Slots interface {
+	TryAcquireIdle(headroom int) bool
+	ReleaseIdle()
+	Limit() int
+}
+
+// Invoker sends one request to the platform (proxy/upstream.Client).
+type Invoker interface {
+	Invoke(inv *invocation.Invocation) error
+}
+
+// Reporter hears what the pool does and sees (metrics.WarmPool).
+type Reporter interface {
+	// Warmup reports one warm-up's end.
+	Warmup(reason Reason, ok bool)
+	// ColdStart reports a cold start paid by a real invocation.
+	ColdStart(function string)
+}
+
+// Reason is why a warm-up was sent.
+type Reason uint8
+
+// Reasons, the values of the "reason" label.
+const (
+	KeepAlive Reason = iota // keep N instances from expiring
+	Burst                   // demand beyond the instances believed warm
+	Chain                   // the next step of a chain that started
+	NumReasons
+)
+
+var reasonNames = [NumReasons]string{"keepalive", "burst", "chain"}
+
+func (r Reason) String() string { return reasonNames[r] }
+
+// Config configures a Pool. Zero durations take the defaults noted.
+type Config struct {
+	Platform invocation.Platform
+	// Min is the warm count of every function seen recently; Functions
+	// overrides it per function. A policy's pre-warm hint
+	// (Invocation.Prewarm) raises it for its function.
+	Min       int
+	Functions map[string]int
+	// Burst and Chains switch burst and chain pre-warm on.
+	Burst, Chains bool
+	// KeepAlive is the platform's idle-instance lifetime (10m).
+	KeepAlive time.Duration
+	// MaxFunctions bounds the functions remembered (1000); MaxChains the
+	// chains whose last function is remembered to learn successors
+	// (10000).
+	MaxFunctions, MaxChains int
+	// Headroom is the fraction of the limit warm-ups leave free; at least
+	// one slot is always left.
+	Headroom float64
+	// Hold is how long a warm-up asks the function to keep its instance
+	// busy, so that concurrent warm-ups reach distinct instances.
+	Hold time.Duration
+	// Backoff is the first pause after a failed warm-up of a function
+	// (1s), doubled per further failure up to MaxBackoff (5m).
+	Backoff, MaxBackoff time.Duration
+	Reporter            Reporter
+	Log                 *slog.Logger
+	Now                 func() time.Time // nil: time.Now
+}
+
+// Pool keeps functions warm. Its methods are safe for concurrent use.
+type Pool struct {
+	cfg   Config
+	slots Slots
+	iv    Invoker
+
+	mu      sync.Mutex
+	fns     *simplelru.LRU[string, *function] // REQUIRES: mu
+	chains  *simplelru.LRU[string, string]    // chain id → its last function; REQUIRES: mu
+	signal  bool                              // the platform flags cold starts itself; REQUIRES: mu
+	closed  bool                              // REQUIRES: mu
+	sending sync.WaitGroup
+}
+
+// function is what the pool believes about one function's instances.
+type function struct {
+	name      string
+	qualifier string
+	host      string // http: the Host the function was called with
+	path      string // http: "/" or "/name" (path routing)
+	auth      string // the Authorization its callers sent (openwhisk, http)
+	hint      int    // the policy's latest pre-warm hint
+
+	real    int         // real invocations arrived and not finished
+	warming int         // warm-ups in flight
+	idle    []time.Time // when each idle instance last finished, oldest first
+
+	next  string // the function that most often follows it in a chain
+	votes int
+
+	fails   int       // consecutive failed warm-ups
+	retryAt time.Time // no warm-up before this
+
+	minLat time.Duration // lowest recent latency (warm), for cold detection
+}
+
+// New returns a Pool that takes slots from slots and sends warm-ups with iv.
+func New(cfg Config, slots Slots, iv Invoker) *Pool {
+	if cfg.KeepAlive <= 0 {
+		cfg.KeepAlive = 10 * time.Minute
+	}
+	if cfg.MaxFunctions <= 0 {
+		cfg.MaxFunctions = 1000
+	}
+	if cfg.MaxChains <= 0 {
+		cfg.MaxChains = 10000
+	}
+	if cfg.Backoff <= 0 {
+		cfg.Backoff = time.Second
+	}
+	if cfg.MaxBackoff < cfg.Backoff {
+		cfg.MaxBackoff = max(cfg.Backoff, 5*time.Minute)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Reporter == nil {
+		cfg.Reporter = nopReporter{}
+	}
+	p := &Pool{cfg: cfg, slots: slots, iv: iv}
+	p.fns, _ = simplelru.NewLRU[string, *function](cfg.MaxFunctions, nil)
+	p.chains, _ = simplelru.NewLRU[string, string](cfg.MaxChains, nil)
+	return p
+}
+
+// Arrived records a real invocation before it queues: it counts as demand,
+// teaches the pool which function follows which in a chain, and may send
+// burst and chain warm-ups into idle capacity.
+//
+// Cost: one mutex, two LRU look-ups and an LRU insert for a chained
+// invocation; no allocation once the function and chain are known.
+func (p *Pool) Arrived(inv *invocation.Invocation) {
+	now := p.cfg.Now()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return
+	}
+	f := p.functionLocked(inv.Function, now)
+	p.learnLocked(f, inv)
+	if inv.Prewarm > 0 {
+		f.hint = inv.Prewarm
+	}
+	f.real++
+	if !f.takeLocked(now, p.cfg.KeepAlive) && p.cfg.Burst {
+		// Demand outgrew the warm instances: this invocation starts a
+		// new one. Warm as many more again as are running, ahead of the
+		// invocations still to come.
+		p.warmLocked(f, f.real-f.warming, Burst, now)
+	}
+	if p.cfg.Chains && inv.Chain != "" && f.next != "" && f.votes > 0 {
+		if s, ok := p.fns.Peek(f.next); ok && s != f {
+			// Each invocation of f running now will call s.
+			if want := f.real + s.real; s.instancesLive(now, p.cfg.KeepAlive) < want {
+				p.warmLocked(s, want-s.real-s.warming, Chain, now)
+			}
+		}
+	}
+}
+
+// Finished records the end of a real invocation Arrived saw: the instance
+// goes back to idle, and a cold start is detected from the platform's
+// signal (inv.Resp) or the latency at the platform.
+func (p *Pool) Finished(inv *invocation.Invocation, latency time.Duration, err error) {
+	now := p.cfg.Now()
+	sig, known := coldSignal(inv)
+	p.mu.Lock()
+	f, ok := p.fns.Peek(inv.Function)
+	if !ok || f.real == 0 {
+		p.mu.Unlock()
+		return
+	}
+	f.real--
+	if err == nil {
+		f.idle = append(f.idle, now)
+	}
+	if known {
+		p.signal = true
+	}
+	cold := sig
+	if !p.signal && err == nil && latency > 0 {
+		cold = f.coldByLatency(latency)
+	}
+	p.mu.Unlock()
+	if cold {
+		p.cfg.Reporter.ColdStart(inv.Function)
+	}
+}
+
+// Tick runs one keep-alive round: every function with a warm count whose
+// instances would expire within a quarter of the keep-alive gets as many
+// warm-ups in flight together as it lacks.
+func (p *Pool) Tick() {
+	now := p.cfg.Now()
+	margin := p.cfg.KeepAlive / 4
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return
+	}
+	for _, name := range p.fns.Keys() {
+		f, _ := p.fns.Peek(name)
+		n := p.wantLocked(f)
+		if n == 0 {
+			continue
+		}
+		if f.instancesLive(now.Add(margin), p.cfg.KeepAlive) < n {
+			// N warm-ups in flight together keep N instances: fewer would
+			// reuse the most recent ones and let the oldest expire.
+			p.warmLocked(f, n-f.real-f.warming, KeepAlive, now)
+		}
+	}
+}
+
+// Run calls Tick every eighth of the keep-alive until stop closes.
+func (p *Pool) Run(stop <-chan struct{}) {
+	every := min(max(p.cfg.KeepAlive/8, 10*time.Millisecond), 30*time.Second)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+			p.Tick()
+		}
+	}
+}
+
+// SetReporter sets where the pool reports; call it before the pool is used.
+// It exists because the reporter (metrics) reads the pool back.
+func (p *Pool) SetReporter(r Reporter) {
+	if r == nil {
+		r = nopReporter{}
+	}
+	p.cfg.Reporter = r
+}
+
+// Close stops sending warm-ups and waits for those in flight.
+func (p *Pool) Close() {
+	p.mu.Lock()
+	p.closed = true
+	p.mu.Unlock()
+	p.sending.Wait()
+}
+
+// Warm reports, per function remembered, the instances believed warm:
+// running, warming, or idle and not yet expired.
+func (p *Pool) Warm(yield func(function string, n int)) {
+	now := p.cfg.Now()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, name := range p.fns.Keys() {
+		f, _ := p.fns.Peek(name)
+		yield(name, f.instancesLive(now, p.cfg.KeepAlive))
+	}
+}
+
+// wantLocked is f's warm count. REQUIRES: p.mu.
+func (p *Pool) wantLocked(f *function) int {
+	n, ok := p.cfg.Functions[f.name]
+	if !ok {
+		n = p.cfg.Min
+	}
+	return max(n, f.hint)
+}
+
+// functionLocked returns f's state, remembering f. REQUIRES: p.mu.
+func (p *Pool) functionLocked(name string, now time.Time) *function {
+	if f, ok := p.fns.Get(name); ok {
+		return f
+	}
+	f := &function{name: name}
+	p.fns.Add(name, f)
+	return f
+}
+
+// learnLocked remembers where inv's function is called from and how.
+// REQUIRES: p.mu.
+func (p *Pool) learnLocked(f *function, inv *invocation.Invocation) {
+	if inv.Qualifier != f.qualifier {
+		f.qualifier = inv.Qualifier
+	}
+	if req := inv.Req; req != nil && p.cfg.Platform != invocation.Lambda {
+		// Warm-ups are sent with the credentials the function's own
+		// callers use (Lambda's are sequoia's: they are re-signed).
+		if a := req.Header.Peek("Authorization"); string(a) != f.auth {
+			f.auth = string(a)
+		}
+		if p.cfg.Platform == invocation.HTTP {
+			if h := req.Header.Host(); string(h) != f.host {
+				f.host = string(h)
+			}
+			path := "/"
+			if rest, ok := bytes.CutPrefix(req.URI().Path(), []byte("/"+f.name)); ok && (len(rest) == 0 || rest[0] == '/') {
+				path = "/" + f.name
+			}
+			f.path = path
+		}
+	}
+	if inv.Chain == "" || !p.cfg.Chains {
+		return
+	}
+	if prev, ok := p.chains.Get(inv.Chain); ok && prev != f.name {
+		if pf, ok := p.fns.Peek(prev); ok {
+			pf.vote(f.name)
+		}
+	}
+	p.chains.Add(inv.Chain, f.name)
+}
+
+// vote counts next as f's successor once (a majority vote over what was
+// seen: the successor changes only when another one is seen more often).
+func (f *function) vote(next string) {
+	switch {
+	case f.next == next:
+		f.votes = min(f.votes+1, 16)
+	case f.votes == 0:
+		f.next, f.votes = next, 1
+	default:
+		f.votes--
+	}
+}
+
+// takeLocked moves an idle instance, if any is still warm, to busy: the
+// most recent one, as platforms reuse them. It reports whether there was
+// one. REQUIRES: p.mu.
+func (f *function) takeLocked(now time.Time, keepAlive time.Duration) bool {
+	f.expire(now, keepAlive)
+	n := len(f.idle)
+	if n == 0 {
+		return false
+	}
+	f.idle = f.idle[:n-1]
+	return true
+}
+
+// expire drops the idle instances the platform has reclaimed by now.
+func (f *function) expire(now time.Time, keepAlive time.Duration) {
+	i := 0
+	for i < len(f.idle) && now.Sub(f.idle[i]) >= keepAlive {
+		i++
+	}
+	if i > 0 {
+		f.idle = append(f.idle[:0], f.idle[i:]...)
+	}
+}
+
+// instancesLive counts those that are still warm at t.
+func (f *function) instancesLive(t time.Time, keepAlive time.Duration) int {
+	n := f.real + f.warming
+	for _, last := range f.idle {
+		if t.Sub(last) < keepAlive {
+			n++
+		}
+	}
+	return n
+}
+
+// coldByLatency classifies an invocation's latency at the platform: cold
+// when it exceeds the lowest recent latency by more than that latency and
+// by 50ms at least (a cold start adds a fixed delay; a warm run varies
+// around its usual time). The baseline drifts up slowly so that a function
+// that became slower is not taken for cold for ever.
+func (f *function) coldByLatency(d time.Duration) bool {
+	if f.minLat == 0 {
+		f.minLat = d
+		return false
+	}
+	if d < f.minLat {
+		f.minLat = d
+		return false
+	}
+	if d-f.minLat > max(f.minLat, 50*time.Millisecond) {
+		return true
+	}
+	f.minLat += (d - f.minLat) / 64
+	return false
+}
+
+// coldSignal reads the platform's own cold-start flag from a response:
+// the emulator's X-Emulator-Cold-Start header, OpenWhisk's initTime
+// annotation in a full activation record. known reports whether the
+// platform flags cold starts at all.
+func coldSignal(inv *invocation.Invocation) (cold, known bool) {
+	r := inv.Resp
+	if r == nil {
+		return false, false
+	}
+	if v := r.Header.Peek("X-Emulator-Cold-Start"); len(v) > 0 {
+		return string(v) == "1", true
+	}
+	if inv.Platform == invocation.OpenWhisk && len(r.Header.Peek("X-Openwhisk-Activation-Id")) > 0 {
+		body := r.Body()
+		if len(body) < 64<<10 && bytes.Contains(body, []byte(`"annotations"`)) {
+			return bytes.Contains(body, []byte(`"initTime"`)), true
+		}
+	}
+	return false, false
+}
+
+type nopReporter struct{}
+
+func (nopReporter) Warmup(Reason, bool) {}
+func (nopReporter) ColdStart(string)    {}

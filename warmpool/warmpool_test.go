@@ -1,0 +1,312 @@
+package warmpool
+
+import (
+	"bytes"
+	"encoding/json"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/sequoia-qos/sequoia/invocation"
+	"github.com/sequoia-qos/sequoia/loadtest/emulator"
+	"github.com/sequoia-qos/sequoia/proxy/upstream"
+	"github.com/sequoia-qos/sequoia/qos"
+)
+
+// fakeInvoker answers every warm-up at once and counts them.
+type fakeInvoker struct {
+	calls  atomic.Int64
+	status int
+	mu     sync.Mutex
+	fns    []string
+}
+
+func (f *fakeInvoker) Invoke(inv *invocation.Invocation) error {
+	f.calls.Add(1)
+	f.mu.Lock()
+	f.fns = append(f.fns, inv.Function)
+	f.mu.Unlock()
+	st := f.status
+	if st == 0 {
+		st = 200
+	}
+	inv.Resp.SetStatusCode(st)
+	return nil
+}
+
+func (f *fakeInvoker) functions() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.fns...)
+}
+
+// realInv is a real invocation of fn in chain (may be "").
+func realInv(fn, chain string) *invocation.Invocation {
+	req := &fasthttp.Request{}
+	req.Header.Set("Authorization", "Basic dGVzdDp0ZXN0")
+	return &invocation.Invocation{Function: fn, Chain: chain, Platform: invocation.OpenWhisk, Req: req, Resp: &fasthttp.Response{}}
+}
+
+// TestWarmupsNeverTakeAQueuedInvocationsSlot saturates the worker pool,
+// queues a real invocation, and asks the pool for every kind of warm-up:
+// none may be sent while the invocation waits, and the slot freed next goes
+// to it. Once nothing waits, warm-ups do go (so the test can fail).
+func TestWarmupsNeverTakeAQueuedInvocationsSlot(t *testing.T) {
+	sched := qos.New(qos.Config{Limit: 2, QueueCapacity: 10, QueueTimeout: time.Minute})
+	iv := &fakeInvoker{}
+	p := New(Config{Platform: invocation.OpenWhisk, Min: 3, Burst: true, Chains: true, Headroom: 0}, sched, iv)
+	defer p.Close()
+
+	// Teach the pool a chain a → b, then hold every slot.
+	for _, fn := range []string{"guest/a", "guest/b"} {
+		inv := realInv(fn, "c1")
+		p.Arrived(inv)
+		p.Finished(inv, 10*time.Millisecond, nil)
+	}
+	p.sending.Wait()
+	before := iv.calls.Load()
+	for range 2 {
+		if _, err := sched.Acquire(&invocation.Invocation{}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	granted := make(chan int64, 1)
+	go func() {
+		if _, err := sched.Acquire(&invocation.Invocation{Function: "guest/a"}, nil); err != nil {
+			t.Error(err)
+		}
+		granted <- iv.calls.Load()
+	}()
+	for sched.Queued() != 1 {
+		time.Sleep(time.Millisecond)
+	}
+	for i := range 20 {
+		p.Arrived(realInv("guest/a", "c"+string(rune('A'+i)))) // burst and chain pre-warm
+		p.Tick()                                               // keep-alive
+	}
+	if n := iv.calls.Load() - before; n != 0 {
+		t.Fatalf("%d warm-ups sent while an invocation was queued", n)
+	}
+	sched.Release(&invocation.Invocation{})
+	if n := <-granted - before; n != 0 {
+		t.Fatalf("%d warm-ups sent before the queued invocation got its slot", n)
+	}
+	sched.Release(&invocation.Invocation{})
+	sched.Release(&invocation.Invocation{Function: "guest/a"})
+	p.Tick()
+	p.sending.Wait()
+	if iv.calls.Load() == before {
+		t.Fatal("no warm-up sent once the pool was idle")
+	}
+	if sched.InFlight() != 0 {
+		t.Errorf("in flight after warm-ups = %d, want 0", sched.InFlight())
+	}
+}
+
+func TestChainPrewarmLearnsTheNextStep(t *testing.T) {
+	sched := qos.New(qos.Config{Limit: 10, QueueCapacity: 10, QueueTimeout: time.Minute})
+	iv := &fakeInvoker{}
+	p := New(Config{Platform: invocation.OpenWhisk, Chains: true}, sched, iv)
+	defer p.Close()
+	for _, fn := range []string{"guest/a", "guest/b"} {
+		inv := realInv(fn, "c1")
+		p.Arrived(inv)
+		p.Finished(inv, time.Millisecond, nil)
+	}
+	p.sending.Wait()
+	if n := iv.calls.Load(); n != 0 {
+		t.Fatalf("%d warm-ups before the chain was learned", n)
+	}
+	// The idle instance of b is believed warm: step 1 of one new chain
+	// needs no warm-up; of two at once, one more instance of b.
+	p.Arrived(realInv("guest/a", "c2"))
+	p.sending.Wait()
+	if n := iv.calls.Load(); n != 0 {
+		t.Fatalf("%d warm-ups though b had a warm instance", n)
+	}
+	p.Arrived(realInv("guest/a", "c3"))
+	p.sending.Wait()
+	got := iv.functions()
+	if len(got) == 0 || got[len(got)-1] != "guest/b" {
+		t.Fatalf("warm-ups sent for %v, want guest/b", got)
+	}
+}
+
+func TestColdStartDetection(t *testing.T) {
+	var f function
+	for _, tc := range []struct {
+		lat  time.Duration
+		cold bool
+	}{
+		{600 * time.Millisecond, false}, // first sight: baseline, nothing to compare
+		{50 * time.Millisecond, false},  // a new low
+		{55 * time.Millisecond, false},
+		{560 * time.Millisecond, true},
+		{48 * time.Millisecond, false},
+		{90 * time.Millisecond, false}, // within the baseline again: warm
+		{170 * time.Millisecond, true},
+	} {
+		if got := f.coldByLatency(tc.lat); got != tc.cold {
+			t.Errorf("latency %v: cold = %v, want %v (baseline %v)", tc.lat, got, tc.cold, f.minLat)
+		}
+	}
+
+	resp := &fasthttp.Response{}
+	resp.Header.Set(emulator.HeaderColdStart, "1")
+	if cold, known := coldSignal(&invocation.Invocation{Resp: resp}); !cold || !known {
+		t.Errorf("emulator header: cold %v known %v, want true true", cold, known)
+	}
+	resp.Reset()
+	resp.Header.Set("X-Openwhisk-Activation-Id", "abc")
+	resp.SetBodyString(`{"annotations":[{"key":"initTime","value":312}],"response":{}}`)
+	if cold, known := coldSignal(&invocation.Invocation{Platform: invocation.OpenWhisk, Resp: resp}); !cold || !known {
+		t.Errorf("OpenWhisk initTime: cold %v known %v, want true true", cold, known)
+	}
+	resp.SetBodyString(`{"annotations":[{"key":"waitTime","value":3}],"response":{}}`)
+	if cold, known := coldSignal(&invocation.Invocation{Platform: invocation.OpenWhisk, Resp: resp}); cold || !known {
+		t.Errorf("OpenWhisk without initTime: cold %v known %v, want false true", cold, known)
+	}
+}
+
+// recorder serves the emulator and records every request it receives.
+type recorder struct {
+	mu   sync.Mutex
+	reqs []*fasthttp.Request
+}
+
+func startRecorded(t *testing.T, emu *emulator.Emulator) (*recorder, string) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &recorder{}
+	h := emu.Handler()
+	srv := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
+		r.mu.Lock()
+		c := &fasthttp.Request{}
+		ctx.Request.CopyTo(c)
+		r.reqs = append(r.reqs, c)
+		r.mu.Unlock()
+		h(ctx)
+	}}
+	go srv.Serve(ln) //nolint:errcheck
+	t.Cleanup(func() { _ = srv.Shutdown() })
+	return r, ln.Addr().String()
+}
+
+// TestMarkerReachesTheFunction sends a warm-up in each platform's shape
+// through the upstream client to the emulator: it must arrive as a
+// warm-up (header and payload), at the function's own invoke path, with
+// the callers' credentials (OpenWhisk) or sequoia's signature (Lambda).
+func TestMarkerReachesTheFunction(t *testing.T) {
+	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY")
+	t.Setenv("AWS_REGION", "eu-west-1")
+	t.Setenv("AWS_CONFIG_FILE", "/nonexistent")
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+	emu := emulator.New(emulator.Config{Limit: 10})
+	rec, addr := startRecorded(t, emu)
+
+	for _, tc := range []struct {
+		platform  invocation.Platform
+		fn, qual  string
+		reqPath   string // the real invocation's path, as the proxy saw it
+		host      string
+		wantPath  string
+		wantQuery string
+		emuName   string // the emulator's name for the function
+	}{
+		{invocation.OpenWhisk, "guest/pkg/hello", "", "/api/v1/namespaces/guest/actions/pkg/hello", "",
+			"/api/v1/namespaces/guest/actions/pkg/hello", "blocking=true&result=true", "guest/pkg/hello"},
+		{invocation.Lambda, "resize", "prod", "/2015-03-31/functions/resize/invocations", "",
+			"/2015-03-31/functions/resize/invocations", "Qualifier=prod", "resize"},
+		{invocation.HTTP, "thumbs", "", "/", "thumbs.default.example.com", "/", "", "thumbs"},
+		{invocation.HTTP, "grep", "", "/grep/x", "127.0.0.1", "/grep", "", "grep"},
+	} {
+		t.Run(tc.platform.String()+"/"+tc.fn, func(t *testing.T) {
+			var signer *upstream.Signer
+			if tc.platform == invocation.Lambda {
+				var err error
+				if signer, err = upstream.NewLambdaSigner(t.Context(), upstream.SignerConfig{Host: addr}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			up, err := upstream.New(upstream.Config{URL: "http://" + addr, Kind: tc.platform, Timeout: 5 * time.Second, MaxConns: 4, Signer: signer})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer up.Close()
+			sched := qos.New(qos.Config{Limit: 10, QueueCapacity: 10, QueueTimeout: time.Minute})
+			p := New(Config{Platform: tc.platform, Min: 1, Hold: 5 * time.Millisecond}, sched, up)
+			defer p.Close()
+
+			inv := realInv(tc.fn, "")
+			inv.Platform, inv.Qualifier = tc.platform, tc.qual
+			inv.Req.SetRequestURI(tc.reqPath)
+			if tc.host != "" {
+				inv.Req.Header.SetHost(tc.host)
+			}
+			rec.mu.Lock()
+			rec.reqs = nil
+			rec.mu.Unlock()
+			before := emu.Stats().Functions[tc.emuName]
+			p.Arrived(inv)
+			p.Finished(inv, time.Millisecond, nil)
+			// The instance the invocation used is believed idle; expire it
+			// in the model so that keep-alive sends a warm-up.
+			p.mu.Lock()
+			f, _ := p.fns.Peek(tc.fn)
+			f.idle = f.idle[:0]
+			p.mu.Unlock()
+			p.Tick()
+			p.sending.Wait()
+
+			after := emu.Stats().Functions[tc.emuName]
+			if got := after.Warmups - before.Warmups; got != 1 {
+				t.Fatalf("emulator counted %d warm-ups of %s, want 1", got, tc.emuName)
+			}
+			if after.Invocations != before.Invocations {
+				t.Errorf("the warm-up was counted as a real invocation")
+			}
+			rec.mu.Lock()
+			defer rec.mu.Unlock()
+			if len(rec.reqs) != 1 {
+				t.Fatalf("%d requests reached the platform, want 1", len(rec.reqs))
+			}
+			r := rec.reqs[0]
+			if got := string(r.URI().Path()); got != tc.wantPath {
+				t.Errorf("path = %q, want %q", got, tc.wantPath)
+			}
+			if got := string(r.URI().QueryString()); got != tc.wantQuery {
+				t.Errorf("query = %q, want %q", got, tc.wantQuery)
+			}
+			if got := string(r.Header.Peek(HeaderWarmup)); got != "1" {
+				t.Errorf("%s = %q, want 1", HeaderWarmup, got)
+			}
+			var body map[string]any
+			if err := json.Unmarshal(r.Body(), &body); err != nil || body["sequoia_warmup"] != true {
+				t.Errorf("payload %s: want {\"sequoia_warmup\": true, ...} (%v)", r.Body(), err)
+			}
+			auth := string(r.Header.Peek("Authorization"))
+			switch tc.platform {
+			case invocation.Lambda:
+				if !strings.HasPrefix(auth, "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/") {
+					t.Errorf("Authorization = %q, want a SigV4 signature", auth)
+				}
+			default:
+				if auth != "Basic dGVzdDp0ZXN0" {
+					t.Errorf("Authorization = %q, want the callers'", auth)
+				}
+			}
+			if tc.platform == invocation.HTTP && !bytes.Equal(r.Header.Host(), []byte(tc.host)) {
+				t.Errorf("Host = %q, want %q", r.Header.Host(), tc.host)
+			}
+		})
+	}
+}
