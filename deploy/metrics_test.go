@@ -34,12 +34,14 @@ var metricName = regexp.MustCompile(`\bsequoia_[a-zA-Z0-9_]+`)
 // metrics of their own; each is set when the configuration has it.
 var optional = map[string]func() string{
 	"SEQUOIA_ADAPTIVE":   func() string { return "true" },
+	"SEQUOIA_PREWARM":    func() string { return "true" },
 	"SEQUOIA_POLICY_DIR": func() string { p, _ := filepath.Abs("kustomize/base/policies"); return p },
 }
 
 // scrapeBinary builds sequoia from the main module, starts `sequoia
 // emulate` and `sequoia serve` in front of it on loopback (with the
-// optional parts on), sends one invocation through, and returns the
+// optional parts on), sends one invocation through (a cold start at the
+// emulator), and returns the
 // sample names /metrics exposes (a histogram's _bucket, _sum and _count
 // included) and the exposition text. Series of a labelled metric appear
 // once bound, so a metric the dashboard or the rules use must be bound at
