@@ -79,6 +79,7 @@ type Config struct {
 	Scheduling Scheduling
 	Platforms  Platforms // platforms.go
 	Policy     Policy    // policy.go
+	DAGs       DAGs      // dag.go
 	WarmPool   WarmPool  // warmpool.go
 }
 
@@ -253,6 +254,7 @@ func (c Config) Validate() error {
 	}
 	c.Platforms.check(b.Kind, bad)
 	c.Policy.check(bad)
+	c.DAGs.check(bad)
 	c.WarmPool.check(l.MaxConcurrency, bad)
 	return errors.Join(errs...)
 }

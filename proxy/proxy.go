@@ -13,6 +13,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/sequoia-qos/sequoia/dag"
 	"github.com/sequoia-qos/sequoia/internal/intern"
 	"github.com/sequoia-qos/sequoia/invocation"
 	"github.com/sequoia-qos/sequoia/metrics"
@@ -81,6 +82,7 @@ type Proxy struct {
 	closing   atomic.Bool
 	ids       *chainIDs
 	plat      platformState // retries, feedback, Lambda Events: retry.go, events.go
+	dags      *dag.Service  // the DAG API under /sequoia/v1/ (api.go); nil: 404
 }
 
 // request is the per-request state the handler keeps, pooled.
@@ -160,6 +162,10 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 	}
 	path := ctx.Path()
 	if bytes.HasPrefix(path, apiPrefix) {
+		if p.dags != nil {
+			p.serveAPI(ctx) // api.go
+			return
+		}
 		p.reject(ctx, metrics.NotFound, errNoAPI)
 		return
 	}

@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/sequoia-qos/sequoia/config"
+	"github.com/sequoia-qos/sequoia/dag"
 	"github.com/sequoia-qos/sequoia/invocation"
 	"github.com/sequoia-qos/sequoia/metrics"
 	"github.com/sequoia-qos/sequoia/policy"
@@ -62,6 +63,7 @@ type server struct {
 	plat    platformParts       // platforms.go
 	policy  *policy.Engine      // serve_policy.go
 	decider *policy.Invocations // the proxy's Decider
+	dags    *dag.Service        // serve_dag.go
 	warm    *warmpool.Pool      // serve_warmpool.go; nil when SEQUOIA_PREWARM is off
 }
 
@@ -122,6 +124,9 @@ func newServer(cfg config.Config, log *slog.Logger) (*server, error) {
 		Rates:        plat.rates,
 		Observer:     s.observer(),
 	}, s.sched, up, s.metrics, log)
+	if err := s.newDAGs(); err != nil {
+		return nil, err
+	}
 	s.admin = proxy.NewAdmin(s.metrics, s.status)
 
 	if s.dataLn, err = net.Listen("tcp", cfg.Serving.Listen); err != nil {
@@ -159,6 +164,9 @@ func (s *server) run(ctx context.Context) error {
 		sctx, cancel := context.WithTimeout(context.Background(), s.cfg.Serving.ShutdownTimeout)
 		defer cancel()
 		err := s.proxy.Shutdown(sctx)
+		if !s.dags.Wait(sctx.Done()) {
+			s.log.Warn("shutdown: DAG runs still in progress", "active", s.dags.Active())
+		}
 		s.stopWarmPool()
 		if !s.proxy.WaitEvents(sctx.Done()) {
 			s.log.Warn("shutdown: Lambda Event invocations left undelivered", "pending", s.proxy.PendingEvents())

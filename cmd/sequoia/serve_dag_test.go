@@ -1,0 +1,146 @@
+package main
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/sequoia-qos/sequoia/loadtest/emulator"
+)
+
+type apiClient struct {
+	t    *testing.T
+	base string
+}
+
+func (c apiClient) do(method, path, body string, hdr ...string) (*http.Response, string) {
+	c.t.Helper()
+	req, err := http.NewRequest(method, c.base+path, strings.NewReader(body))
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp, string(b)
+}
+
+func (c apiClient) want(status int, method, path, body string, hdr ...string) (*http.Response, string) {
+	c.t.Helper()
+	resp, b := c.do(method, path, body, hdr...)
+	if resp.StatusCode != status {
+		c.t.Fatalf("%s %s: %d %s, want %d", method, path, resp.StatusCode, b, status)
+	}
+	return resp, b
+}
+
+const threeNodeDAG = `{"start":"a","nodes":{
+	"a":{"kind":"task","function":"a","next":"p"},
+	"p":{"kind":"parallel","branches":["b","c"]},
+	"b":{"kind":"task","function":"b","input":"/input"},
+	"c":{"kind":"task","function":"c","input":"/input"}}}`
+
+func TestDAGAPI(t *testing.T) {
+	emu, emuAddr := startEmulator(t, emulator.Config{Limit: 50})
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "fromdir.json"), []byte(`{"start":"x","nodes":{"x":{"kind":"task","function":"x"}}}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s := startServer(t, "SEQUOIA_BACKEND=http", "SEQUOIA_BACKEND_URL=http://"+emuAddr, "SEQUOIA_HTTP_ROUTE=path",
+		"SEQUOIA_MAX_CONCURRENCY=10", "SEQUOIA_DAG_DIR="+dir, "SEQUOIA_DAG_MAX_NODE_BYTES=1000")
+	c := apiClient{t, "http://" + s.dataLn.Addr().String()}
+
+	c.want(201, "PUT", "/sequoia/v1/dags/three", threeNodeDAG)
+	c.want(200, "PUT", "/sequoia/v1/dags/three", threeNodeDAG)
+	if _, b := c.want(200, "GET", "/sequoia/v1/dags/three", ""); b != threeNodeDAG {
+		t.Errorf("GET returned %s", b)
+	}
+	c.want(200, "GET", "/sequoia/v1/dags/fromdir", "")
+
+	// Synchronous: the output of the last node, here the parallel's array.
+	resp, b := c.want(200, "POST", "/sequoia/v1/dags/three/runs", `{"input":{"k":7}}`)
+	var out []struct {
+		Function string          `json:"function"`
+		Input    json.RawMessage `json:"input"`
+	}
+	if err := json.Unmarshal([]byte(b), &out); err != nil || len(out) != 2 || out[0].Function != "b" || out[1].Function != "c" || string(out[1].Input) != `{"k":7}` {
+		t.Errorf("sync run answered %s (%v)", b, err)
+	}
+	if resp.Header.Get("Location") == "" || resp.Header.Get("X-Sequoia-Run-Id") == "" {
+		t.Errorf("sync run headers: %v", resp.Header)
+	}
+
+	// Asynchronous: 202, then the run's state at its Location.
+	resp, _ = c.want(202, "POST", "/sequoia/v1/dags/three/runs", `{"input":{"k":8}}`, "Prefer", "respond-async")
+	loc := resp.Header.Get("Location")
+	if !strings.HasPrefix(loc, "/sequoia/v1/runs/run-") {
+		t.Fatalf("Location %q", loc)
+	}
+	var snap struct {
+		Status string                     `json:"status"`
+		Output json.RawMessage            `json:"output"`
+		Nodes  map[string]json.RawMessage `json:"nodes"`
+	}
+	for snap.Status == "" || snap.Status == "running" {
+		_, b = c.want(200, "GET", loc, "")
+		if err := json.Unmarshal([]byte(b), &snap); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if snap.Status != "succeeded" || len(snap.Nodes) != 4 || !strings.Contains(string(snap.Output), `"input":{"k":8}`) {
+		t.Errorf("async run: %s", b)
+	}
+	c.want(409, "DELETE", loc, "") // already ended
+
+	// A failing node: 502 naming it.
+	_, b = c.want(502, "POST", "/sequoia/v1/dags/three/runs", `{"input":{"fail":true}}`)
+	if !strings.Contains(b, `"node":"a"`) {
+		t.Errorf("failed run answered %s", b)
+	}
+
+	// Cancel an asynchronous run while its first node runs.
+	resp, _ = c.want(202, "POST", "/sequoia/v1/dags/three/runs", `{"input":{"exec_ms":400}}`, "Prefer", "respond-async")
+	_, b = c.want(200, "DELETE", resp.Header.Get("Location"), "")
+	if !strings.Contains(b, `"status":"canceled"`) {
+		t.Errorf("cancel answered %s", b)
+	}
+
+	// Bad input.
+	before := emu.Stats().Invocations
+	_, b = c.want(400, "PUT", "/sequoia/v1/dags/bad", `{"start":"a","nodes":{"a":{"kind":"task","function":"f","next":"b"},"b":{"kind":"task","function":"f","next":"a"}}}`)
+	if !strings.Contains(b, "cycle") || !strings.Contains(b, `node \"a\"`) {
+		t.Errorf("cycle answered %s", b)
+	}
+	_, b = c.want(400, "PUT", "/sequoia/v1/dags/bad", `{"start":"a","nodes":{"a":{"kind":"fork"}}}`)
+	if !strings.Contains(b, `unknown kind`) {
+		t.Errorf("unknown kind answered %s", b)
+	}
+	c.want(404, "POST", "/sequoia/v1/dags/nosuch/runs", `{}`)
+	c.want(404, "GET", "/sequoia/v1/runs/run-nosuch", "")
+	c.want(413, "POST", "/sequoia/v1/dags/three/runs", `{"input":"`+strings.Repeat("x", 1000)+`"}`)
+	c.want(400, "POST", "/sequoia/v1/dags/three/runs", `{"inptu":1}`)
+	c.want(405, "PATCH", "/sequoia/v1/dags/three", "")
+	c.want(404, "GET", "/sequoia/v1/other", "")
+
+	// A deadline the critical path cannot meet: refused, nothing runs.
+	resp, _ = c.want(429, "POST", "/sequoia/v1/dags/three/runs", `{"input":{},"deadline_ms":1}`)
+	if resp.Header.Get("Retry-After") == "" {
+		t.Error("refusal without Retry-After")
+	}
+	if got := emu.Stats().Invocations; got != before {
+		t.Errorf("bad inputs and a refused run made %d invocations", got-before)
+	}
+
+	c.want(204, "DELETE", "/sequoia/v1/dags/three", "")
+	c.want(404, "GET", "/sequoia/v1/dags/three", "")
+}

@@ -1,0 +1,52 @@
+// Package dag owns DAG runs: function workflows (sequence, parallel, map,
+// choice) that sequoia drives through its own queues, so that a run that
+// was admitted is never dropped half-way.
+//
+// Goals. A run is one chain for the scheduler (package qos): admitted as a
+// whole, before any of its functions runs, when its critical path
+// (estimated from per-function durations) fits its deadline given the work
+// admitted ahead of it, and refused at once otherwise. Every invocation it
+// then makes is a continuation of that chain and waits in the
+// chain-running queue, which goes before new work and refuses nothing.
+// Orchestration costs next to nothing: fan-out starts its branches on
+// goroutines of the same process (no round trip per branch), fan-in is a
+// dependency counter whose last decrement wakes the joiner, and data
+// passes between nodes in memory. Bad DAGs are refused when registered,
+// with an error naming the node and the problem; runs are bounded (nodes
+// per DAG, map width, payload per node and per run).
+//
+// Internal organisation.
+//
+//   - DAG and Node (dag.go) are the model, read from JSON by Parse and
+//     checked by Validate: named nodes entered at Start, each with an
+//     optional Next; sequence steps, parallel branches, a map's Do and a
+//     choice's targets name the flows they run. Validate compiles the
+//     selectors and finds references to missing nodes and cycles. Plan is
+//     admission's estimate: critical path, total work, invocations.
+//   - selector (path.go) picks part of a JSON document by JSON pointer
+//     ("/a/0") or a small JSON path ("$.a[0]"); Rule is a choice's
+//     condition.
+//   - Service (service.go) holds the registered DAGs, the runs in progress
+//     and, in an expirable LRU, the finished ones; Start admits a run
+//     through the Scheduler interface (qos.Scheduler.AdmitRun) and runs it
+//     on its own goroutine.
+//   - Run (run.go) executes: flow follows Next; fanOut is the fan-out and
+//     counter fan-in of parallel and map (map's width capped by
+//     max_concurrency); task makes one attempt per call of invoke, which
+//     builds the platform's request (platform.go: OpenWhisk blocking with
+//     result, Lambda Invoke, POST /{function}) and runs it through
+//     Scheduler.Do with the proxy's platform client. The first failure,
+//     a cancel or the deadline stops the run: queued invocations leave
+//     their queue (Run is their qos.Watcher), nothing more is invoked.
+//
+// Usage:
+//
+//	svc := dag.New(dag.Config{Platform: invocation.HTTP, Host: "127.0.0.1:8081"}, sched, client)
+//	err := svc.Put("etl", []byte(`{"start": "a", "nodes": {
+//		"a": {"kind": "task", "function": "extract", "next": "b"},
+//		"b": {"kind": "map", "items": "/rows", "do": "t", "max_concurrency": 10},
+//		"t": {"kind": "task", "function": "transform", "retry": {"max_attempts": 3}}}}`))
+//	run, err := svc.Start("etl", dag.RunRequest{Input: input, Budget: 2 * time.Second})
+//	<-run.Done()
+//	status, output, failure := run.Result()
+package dag

@@ -1,0 +1,578 @@
+package dag
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/sequoia-qos/sequoia/invocation"
+	"github.com/sequoia-qos/sequoia/proxy/upstream"
+	"github.com/sequoia-qos/sequoia/qos"
+)
+
+// Status is where a run is.
+type Status string
+
+// Run statuses.
+const (
+	Running   Status = "running"
+	Succeeded Status = "succeeded"
+	Failed    Status = "failed"
+	Canceled  Status = "canceled"
+	TimedOut  Status = "deadline_exceeded"
+)
+
+// Node states.
+const (
+	statePending   = "pending"
+	stateRunning   = "running"
+	stateSucceeded = "succeeded"
+	stateFailed    = "failed"
+	stateCanceled  = "canceled"
+)
+
+// Errors that end a run without a node to blame.
+var (
+	ErrCanceled = errors.New("dag: run canceled")
+	ErrDeadline = errors.New("dag: run deadline passed")
+)
+
+// Failure is why a run failed: the node and what happened there.
+type Failure struct {
+	Node    string `json:"node,omitempty"`
+	Message string `json:"message"`
+	// Status is the platform's HTTP status when the function or the
+	// platform answered with an error, 0 otherwise.
+	Status int `json:"status,omitempty"`
+	err    error
+}
+
+func (f *Failure) Error() string {
+	if f.Node == "" {
+		return f.Message
+	}
+	return fmt.Sprintf("node %q: %s", f.Node, f.Message)
+}
+
+func (f *Failure) Unwrap() error { return f.err }
+
+// Run is one run of a DAG. Its exported methods are safe for concurrent
+// use.
+type Run struct {
+	ID       string
+	DAG      string
+	Created  time.Time
+	Deadline time.Time // zero: none
+
+	dag   *DAG
+	svc   *Service
+	class uint8
+	auth  []byte
+
+	bytes atomic.Int64 // outputs so far
+	abort chan struct{}
+	once  sync.Once
+	done  chan struct{}
+	timer *time.Timer
+
+	mu     sync.Mutex
+	cause  error // REQUIRES: mu; why abort closed
+	status Status
+	nodes  map[string]*NodeState
+	output json.RawMessage
+	fail   *Failure
+	ended  time.Time
+}
+
+// NodeState is what a run did at one node. A node inside a map runs once
+// per item: its counts and times cover them all.
+type NodeState struct {
+	State       string    `json:"state"`
+	Runs        int       `json:"runs"`              // times the node was entered
+	Invocations int       `json:"invocations"`       // task attempts sent to the platform
+	Started     time.Time `json:"started_at"`        // first entry
+	Ended       time.Time `json:"ended_at,omitzero"` // last exit
+	FunctionMs  float64   `json:"function_ms"`       // tasks: time holding a worker slot, summed
+	QueuedMs    float64   `json:"queued_ms"`         // tasks: time waiting for one, summed
+	Error       string    `json:"error,omitempty"`
+	active      int
+}
+
+// Done is closed when the run has ended.
+func (r *Run) Done() <-chan struct{} { return r.done }
+
+// Cancel stops the run: nothing more is invoked, invocations in flight
+// finish and are discarded. It reports whether the run was still going.
+func (r *Run) Cancel() bool { return r.stop(ErrCanceled) }
+
+// stop ends the run early with cause; the first cause wins.
+func (r *Run) stop(cause error) bool {
+	r.mu.Lock()
+	if r.cause != nil || r.status != Running {
+		r.mu.Unlock()
+		return false
+	}
+	r.cause = cause
+	r.mu.Unlock()
+	r.once.Do(func() { close(r.abort) })
+	return true
+}
+
+func (r *Run) stopped() error {
+	select {
+	case <-r.abort:
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		return r.cause
+	default:
+		return nil
+	}
+}
+
+// Result returns the run's status, its output and its failure (nil unless
+// it failed).
+func (r *Run) Result() (Status, json.RawMessage, *Failure) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.status, r.output, r.fail
+}
+
+// Snapshot is a run as GET /sequoia/v1/runs/{id} shows it.
+type Snapshot struct {
+	ID         string                `json:"id"`
+	DAG        string                `json:"dag"`
+	Status     Status                `json:"status"`
+	Created    time.Time             `json:"created_at"`
+	Ended      time.Time             `json:"ended_at,omitzero"`
+	Deadline   time.Time             `json:"deadline,omitzero"`
+	DurationMs float64               `json:"duration_ms"`
+	Output     json.RawMessage       `json:"output,omitempty"`
+	Error      *Failure              `json:"error,omitempty"`
+	Nodes      map[string]*NodeState `json:"nodes"`
+}
+
+// Snapshot copies the run's state.
+func (r *Run) Snapshot() Snapshot {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s := Snapshot{ID: r.ID, DAG: r.DAG, Status: r.status, Created: r.Created, Ended: r.ended,
+		Deadline: r.Deadline, Output: r.output, Error: r.fail, Nodes: make(map[string]*NodeState, len(r.nodes))}
+	end := r.ended
+	if end.IsZero() {
+		end = time.Now()
+	}
+	s.DurationMs = ms(end.Sub(r.Created))
+	for k, v := range r.nodes {
+		c := *v
+		s.Nodes[k] = &c
+	}
+	return s
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// WatchGone implements qos.Watcher: a queued invocation of the run stops
+// waiting when the run is stopped.
+func (r *Run) WatchGone() <-chan struct{} { return r.abort }
+
+// StopWatch implements qos.Watcher.
+func (r *Run) StopWatch() {}
+
+// execute runs the DAG on input and records the end.
+func (r *Run) execute(input []byte) {
+	out, err := r.flow(r.dag.Start, input)
+	if c := r.stopped(); c != nil && (err == nil || errors.Is(err, errStopped)) {
+		err = c
+	}
+	r.finish(out, err)
+}
+
+// errStopped is what a node returns when it saw the run stopped.
+var errStopped = errors.New("dag: stopped")
+
+func (r *Run) finish(out []byte, err error) {
+	if r.timer != nil {
+		r.timer.Stop()
+	}
+	r.mu.Lock()
+	r.ended = time.Now()
+	switch {
+	case err == nil:
+		r.status, r.output = Succeeded, out
+	case errors.Is(err, ErrCanceled):
+		r.status, r.fail = Canceled, &Failure{Message: err.Error(), err: err}
+	case errors.Is(err, ErrDeadline):
+		r.status, r.fail = TimedOut, &Failure{Message: err.Error(), err: err}
+	default:
+		r.status = Failed
+		if !errors.As(err, &r.fail) {
+			r.fail = &Failure{Message: err.Error(), err: err}
+		}
+	}
+	for _, n := range r.nodes {
+		if n.State == stateRunning || n.State == statePending {
+			n.State = stateCanceled
+		}
+	}
+	status := r.status
+	r.mu.Unlock()
+	r.once.Do(func() { close(r.abort) })
+	r.svc.ended(r, status)
+	close(r.done)
+}
+
+// flow runs the node name, then its Next, and so on; the last output is
+// the flow's.
+func (r *Run) flow(name string, in []byte) ([]byte, error) {
+	for name != "" {
+		n := r.dag.Nodes[name]
+		out, err := r.node(name, n, in)
+		if err != nil {
+			return nil, err
+		}
+		in, name = out, n.Next
+	}
+	return in, nil
+}
+
+// node runs one node on its input.
+func (r *Run) node(name string, n *Node, in []byte) ([]byte, error) {
+	if err := r.stopped(); err != nil {
+		return nil, errStopped
+	}
+	r.enter(name)
+	out, err := r.nodeBody(name, n, in)
+	if err == nil && len(out) > r.svc.lim.MaxNodeBytes {
+		err = &Failure{Node: name, Message: fmt.Sprintf("output of %d bytes exceeds the per-node payload limit of %d", len(out), r.svc.lim.MaxNodeBytes)}
+	}
+	if err == nil && n.Kind == Task {
+		if total := r.bytes.Add(int64(len(out))); total > int64(r.svc.lim.MaxRunBytes) {
+			err = &Failure{Node: name, Message: fmt.Sprintf("the run's outputs reached %d bytes, over the limit of %d", total, r.svc.lim.MaxRunBytes)}
+		}
+	}
+	r.exit(name, err)
+	if err != nil && !errors.Is(err, errStopped) {
+		var f *Failure
+		if !errors.As(err, &f) {
+			err = &Failure{Node: name, Message: err.Error(), err: err}
+		}
+		r.stop(err) // the first failure stops the others
+	}
+	return out, err
+}
+
+func (r *Run) nodeBody(name string, n *Node, in []byte) ([]byte, error) {
+	if !n.input.whole() || n.Kind == Choice || n.Kind == Map {
+		v, err := decode(in)
+		if err != nil {
+			return nil, &Failure{Node: name, Message: "input is not JSON: " + err.Error()}
+		}
+		if !n.input.whole() {
+			if v, err = pick(n.input, v); err != nil {
+				return nil, &Failure{Node: name, Message: "input " + err.Error()}
+			}
+			if in, err = json.Marshal(v); err != nil {
+				return nil, &Failure{Node: name, Message: err.Error()}
+			}
+		}
+		switch n.Kind {
+		case Choice:
+			for _, rule := range n.Choices {
+				if rule.holds(v) {
+					return r.flow(rule.Next, in)
+				}
+			}
+			return r.flow(n.Default, in)
+		case Map:
+			return r.mapItems(name, n, v)
+		}
+	}
+	switch n.Kind {
+	case Task:
+		return r.task(name, n, in)
+	case Sequence:
+		var err error
+		for _, s := range n.Steps {
+			if in, err = r.flow(s, in); err != nil {
+				return nil, err
+			}
+		}
+		return in, nil
+	case Parallel:
+		return r.fanOut(len(n.Branches), len(n.Branches), func(i int) ([]byte, error) {
+			return r.flow(n.Branches[i], in)
+		})
+	}
+	return nil, &Failure{Node: name, Message: fmt.Sprintf("unknown kind %q", n.Kind)}
+}
+
+func pick(sel selector, v any) (any, error) {
+	got, ok := sel.pick(v)
+	if !ok {
+		return nil, fmt.Errorf("%q selects nothing", sel.src)
+	}
+	return got, nil
+}
+
+// mapItems runs n.Do once per item of the array n.Items selects.
+func (r *Run) mapItems(name string, n *Node, v any) ([]byte, error) {
+	got, err := pick(n.items, v)
+	if err != nil {
+		return nil, &Failure{Node: name, Message: "items " + err.Error()}
+	}
+	items, ok := got.([]any)
+	if !ok {
+		return nil, &Failure{Node: name, Message: fmt.Sprintf("items %q selects %s, not an array", n.items.src, jsonType(got))}
+	}
+	if len(items) > r.svc.lim.MaxMapWidth {
+		return nil, &Failure{Node: name, Message: fmt.Sprintf("%d items, more than the map width limit of %d", len(items), r.svc.lim.MaxMapWidth)}
+	}
+	width := len(items)
+	if n.MaxConcurrency > 0 {
+		width = min(width, n.MaxConcurrency)
+	}
+	return r.fanOut(len(items), width, func(i int) ([]byte, error) {
+		b, err := json.Marshal(items[i])
+		if err != nil {
+			return nil, &Failure{Node: name, Message: err.Error()}
+		}
+		return r.flow(n.Do, b)
+	})
+}
+
+func jsonType(v any) string {
+	switch v.(type) {
+	case nil:
+		return "null"
+	case bool:
+		return "a boolean"
+	case json.Number, float64:
+		return "a number"
+	case string:
+		return "a string"
+	case map[string]any:
+		return "an object"
+	}
+	return "a value"
+}
+
+// fanOut runs item(0..n-1) on width goroutines (the caller's among them)
+// and joins their outputs in a JSON array. Each finished item counts down
+// a dependency counter; the one that takes it to zero wakes the caller, who
+// waits on nothing else. The first error wins.
+func (r *Run) fanOut(n, width int, item func(int) ([]byte, error)) ([]byte, error) {
+	if n == 0 {
+		return []byte("[]"), nil
+	}
+	outs := make([][]byte, n)
+	var (
+		next, left atomic.Int64
+		errOnce    sync.Once
+		first      error
+	)
+	left.Store(int64(n))
+	joined := make(chan struct{})
+	worker := func() {
+		for {
+			i := int(next.Add(1) - 1)
+			if i >= n {
+				return
+			}
+			out, err := item(i)
+			if err != nil {
+				errOnce.Do(func() { first = err })
+			}
+			outs[i] = out
+			if left.Add(-1) == 0 {
+				close(joined)
+			}
+		}
+	}
+	for range width - 1 {
+		go worker()
+	}
+	worker()
+	<-joined
+	if first != nil {
+		return nil, first
+	}
+	size := 1 + n
+	for _, o := range outs {
+		size += len(o)
+	}
+	b := make([]byte, 0, size)
+	b = append(b, '[')
+	for i, o := range outs {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, o...)
+	}
+	return append(b, ']'), nil
+}
+
+func (r *Run) enter(name string) {
+	r.mu.Lock()
+	ns := r.nodes[name]
+	if ns.Runs == 0 {
+		ns.Started = time.Now()
+	}
+	ns.Runs++
+	ns.active++
+	ns.State = stateRunning
+	r.mu.Unlock()
+}
+
+func (r *Run) exit(name string, err error) {
+	r.mu.Lock()
+	ns := r.nodes[name]
+	ns.active--
+	ns.Ended = time.Now()
+	switch {
+	case errors.Is(err, errStopped):
+		if ns.State != stateFailed {
+			ns.State = stateCanceled
+		}
+	case err != nil:
+		ns.State = stateFailed
+		if ns.Error == "" {
+			ns.Error = err.Error()
+		}
+	case ns.active == 0 && ns.State == stateRunning:
+		ns.State = stateSucceeded
+	}
+	r.mu.Unlock()
+}
+
+// task invokes n's function through the scheduler, trying again as n.Retry
+// says. Platform throttles (which the scheduler's limit should prevent)
+// are retried on top, a few times.
+func (r *Run) task(name string, n *Node, in []byte) ([]byte, error) {
+	attempts, backoff := 1, time.Duration(0)
+	if n.Retry != nil {
+		attempts, backoff = n.Retry.MaxAttempts, time.Duration(n.Retry.BackoffMs)*time.Millisecond
+	}
+	throttles := 0
+	for a := 0; ; {
+		out, throttled, err := r.invoke(name, n, in)
+		if err == nil {
+			return out, nil
+		}
+		if errors.Is(err, errStopped) {
+			return nil, err
+		}
+		wait := backoff << min(a, 16)
+		if throttled && throttles < maxThrottleRetries {
+			throttles++
+			wait = 10 * time.Millisecond << min(throttles, 6)
+		} else if a++; a >= attempts {
+			return nil, err
+		}
+		if !r.pause(wait) {
+			return nil, errStopped
+		}
+	}
+}
+
+const maxThrottleRetries = 5
+
+// pause waits d unless the run stops first (false).
+func (r *Run) pause(d time.Duration) bool {
+	if d <= 0 {
+		return r.stopped() == nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-r.abort:
+		return false
+	}
+}
+
+// invoke makes one attempt of a task at the platform, through the
+// scheduler as a continuation of the run's chain.
+func (r *Run) invoke(name string, n *Node, in []byte) (out []byte, throttled bool, err error) {
+	svc := r.svc
+	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseRequest(req)
+	defer fasthttp.ReleaseResponse(resp)
+	inv := invocation.Get()
+	defer invocation.Put(inv)
+	inv.Tenant = target(req, svc.cfg.Platform, svc.cfg.Host, n)
+	req.Header.Set("X-Sequoia-Chain-Id", r.ID)
+	if len(r.auth) > 0 {
+		req.Header.SetBytesV(fasthttp.HeaderAuthorization, r.auth)
+	}
+	if n.TimeoutMs > 0 {
+		req.SetTimeout(time.Duration(n.TimeoutMs) * time.Millisecond)
+	}
+	req.SetBodyRaw(in)
+	inv.Function, inv.Qualifier, inv.Platform = n.Function, n.Qualifier, svc.cfg.Platform
+	inv.Arrival, inv.Chain, inv.Class = time.Now(), r.ID, r.class
+	inv.Req, inv.Resp = req, resp
+	// A continuation waits as long as the run may: until its deadline,
+	// else until the run is stopped.
+	inv.QueueTimeout = maxQueueWait
+	if !r.Deadline.IsZero() {
+		inv.QueueTimeout = time.Until(r.Deadline)
+	}
+	r.mu.Lock()
+	r.nodes[name].Invocations++
+	r.mu.Unlock()
+	waited, err := svc.sched.Do(inv, r, svc.iv)
+	held := time.Since(inv.Arrival) - waited
+	r.mu.Lock()
+	ns := r.nodes[name]
+	ns.QueuedMs += ms(waited)
+	if err == nil {
+		ns.FunctionMs += ms(held)
+	}
+	r.mu.Unlock()
+	switch {
+	case errors.Is(err, qos.ErrClientGone):
+		svc.ev.NodeInvoked(false)
+		return nil, false, errStopped
+	case errors.Is(err, qos.ErrDeadline), errors.Is(err, qos.ErrQueueTimeout) && !r.Deadline.IsZero():
+		svc.ev.NodeInvoked(false)
+		r.stop(ErrDeadline)
+		return nil, false, errStopped
+	case err != nil:
+		svc.ev.NodeInvoked(false)
+		return nil, false, &Failure{Node: name, Message: err.Error(), err: err}
+	}
+	v, _ := upstream.Classify(svc.cfg.Platform, resp)
+	status := resp.StatusCode()
+	if v == upstream.Done && status < 300 {
+		svc.ev.NodeInvoked(true)
+		body := resp.Body()
+		if !json.Valid(body) {
+			// A function that answers with text passes it on as a
+			// JSON string.
+			s, _ := json.Marshal(string(body))
+			return s, false, nil
+		}
+		return append([]byte(nil), body...), false, nil
+	}
+	svc.ev.NodeInvoked(false)
+	msg := string(resp.Body())
+	if len(msg) > 512 {
+		msg = msg[:512] + "..."
+	}
+	what := "the platform answered"
+	if v == upstream.FunctionError {
+		what = "the function failed"
+	}
+	return nil, v.Throttled(), &Failure{Node: name, Status: status,
+		Message: fmt.Sprintf("%s (%d %s): %s", what, status, v, msg)}
+}
+
+// maxQueueWait bounds the wait for a slot of a run without a deadline:
+// long, since an admitted run is not dropped, but finite.
+const maxQueueWait = time.Hour

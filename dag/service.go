@@ -1,0 +1,294 @@
+package dag
+
+import (
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/golang-lru/v2/expirable"
+
+	"github.com/sequoia-qos/sequoia/invocation"
+	"github.com/sequoia-qos/sequoia/qos"
+)
+
+// Scheduler is what runs need of qos: admission of a whole run, the
+// duration estimates it is made from, and the worker pool.
+type Scheduler interface {
+	Do(inv *invocation.Invocation, w qos.Watcher, iv qos.Invoker) (time.Duration, error)
+	Estimate(fn string) time.Duration
+	AdmitRun(p qos.RunPlan) (time.Time, error)
+	EndRun(chain string, failed bool)
+}
+
+// Events is how runs report; metrics implements it. Methods must be cheap.
+type Events interface {
+	RunStarted()
+	RunRefused()
+	RunEnded(status string, d time.Duration)
+	NodeInvoked(ok bool)
+}
+
+type nopEvents struct{}
+
+func (nopEvents) RunStarted()                    {}
+func (nopEvents) RunRefused()                    {}
+func (nopEvents) RunEnded(string, time.Duration) {}
+func (nopEvents) NodeInvoked(bool)               {}
+
+// Config configures a Service.
+type Config struct {
+	Platform invocation.Platform
+	// Host is the platform's host[:port], the Host header of http
+	// functions' calls.
+	Host   string
+	Limits Limits
+	// MaxDAGs bounds the registered DAGs; MaxRuns bounds the runs in
+	// progress and, separately, the finished runs kept for Retention.
+	MaxDAGs, MaxRuns int
+	Retention        time.Duration
+	Events           Events // nil: none
+	Log              *slog.Logger
+}
+
+// Errors of the Service.
+var (
+	ErrUnknownDAG  = errors.New("dag: no such dag")
+	ErrTooLarge    = errors.New("dag: payload too large")
+	ErrTooManyDAGs = errors.New("dag: too many dags registered")
+	ErrTooManyRuns = errors.New("dag: too many runs in progress")
+)
+
+// Service holds the registered DAGs and the runs, and starts runs.
+type Service struct {
+	cfg   Config
+	lim   Limits
+	sched Scheduler
+	iv    qos.Invoker
+	ev    Events
+	log   *slog.Logger
+
+	mu     sync.RWMutex
+	dags   map[string]*entry // REQUIRES: mu
+	active map[string]*Run   // REQUIRES: mu
+	wg     sync.WaitGroup    // runs in progress
+
+	finished *expirable.LRU[string, *Run]
+}
+
+// entry is a registered DAG and the JSON it was given as.
+type entry struct {
+	dag *DAG
+	src json.RawMessage
+}
+
+// New returns a Service that admits runs with sched and invokes their
+// tasks with iv (the proxy's platform client).
+func New(cfg Config, sched Scheduler, iv qos.Invoker) *Service {
+	lim := cfg.Limits
+	def := DefaultLimits
+	if lim.MaxNodes <= 0 {
+		lim.MaxNodes = def.MaxNodes
+	}
+	if lim.MaxMapWidth <= 0 {
+		lim.MaxMapWidth = def.MaxMapWidth
+	}
+	if lim.MaxNodeBytes <= 0 {
+		lim.MaxNodeBytes = def.MaxNodeBytes
+	}
+	if lim.MaxRunBytes <= 0 {
+		lim.MaxRunBytes = def.MaxRunBytes
+	}
+	cfg.Limits = lim
+	if cfg.MaxDAGs <= 0 {
+		cfg.MaxDAGs = 1000
+	}
+	if cfg.MaxRuns <= 0 {
+		cfg.MaxRuns = 10000
+	}
+	if cfg.Retention <= 0 {
+		cfg.Retention = 10 * time.Minute
+	}
+	s := &Service{cfg: cfg, lim: lim, sched: sched, iv: iv, ev: cfg.Events, log: cfg.Log,
+		dags: map[string]*entry{}, active: map[string]*Run{}}
+	if s.ev == nil {
+		s.ev = nopEvents{}
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	s.finished = expirable.NewLRU[string, *Run](cfg.MaxRuns, nil, cfg.Retention)
+	return s
+}
+
+// Limits returns the limits in force.
+func (s *Service) Limits() Limits { return s.lim }
+
+// Put registers (or replaces) the DAG name from its JSON.
+func (s *Service) Put(name string, src []byte) error {
+	if !ValidName(name) {
+		return invalid("bad dag name %q (1 to 128 letters, digits, '_', '-', '.')", name)
+	}
+	d, err := Parse(src, s.lim)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.dags[name]; !ok && len(s.dags) >= s.cfg.MaxDAGs {
+		return ErrTooManyDAGs
+	}
+	s.dags[name] = &entry{dag: d, src: append(json.RawMessage(nil), src...)}
+	return nil
+}
+
+// Get returns the JSON DAG name was registered with.
+func (s *Service) Get(name string) (json.RawMessage, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	e, ok := s.dags[name]
+	if !ok {
+		return nil, false
+	}
+	return e.src, true
+}
+
+// Delete removes DAG name; runs in progress go on.
+func (s *Service) Delete(name string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.dags[name]
+	delete(s.dags, name)
+	return ok
+}
+
+// LoadDir registers every *.json file in dir as the DAG named after the
+// file. An invalid file stops the load with an error naming it.
+func (s *Service) LoadDir(dir string) (int, error) {
+	files, err := filepath.Glob(filepath.Join(dir, "*.json"))
+	if err != nil {
+		return 0, err
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return 0, err
+		}
+		if err := s.Put(strings.TrimSuffix(filepath.Base(f), ".json"), b); err != nil {
+			return 0, fmt.Errorf("%s: %w", f, err)
+		}
+	}
+	return len(files), nil
+}
+
+// RunRequest is what starts a run.
+type RunRequest struct {
+	Input json.RawMessage
+	// Budget overrides the DAG's deadline_ms when positive.
+	Budget time.Duration
+	Class  uint8
+	// Auth is passed on to every invocation as its Authorization header
+	// (OpenWhisk's credentials); nil for none.
+	Auth []byte
+}
+
+// Start admits a run of DAG name and starts it. A run that cannot meet
+// its deadline is refused (a *qos.RefusedError) before any function runs.
+func (s *Service) Start(name string, rr RunRequest) (*Run, error) {
+	s.mu.RLock()
+	e, ok := s.dags[name]
+	nActive := len(s.active)
+	s.mu.RUnlock()
+	if !ok {
+		return nil, ErrUnknownDAG
+	}
+	if len(rr.Input) > s.lim.MaxNodeBytes {
+		return nil, fmt.Errorf("%w: input of %d bytes, over the limit of %d", ErrTooLarge, len(rr.Input), s.lim.MaxNodeBytes)
+	}
+	if len(rr.Input) == 0 {
+		rr.Input = json.RawMessage("null")
+	}
+	if !json.Valid(rr.Input) {
+		return nil, invalid("input is not JSON")
+	}
+	if nActive >= s.cfg.MaxRuns {
+		return nil, ErrTooManyRuns
+	}
+	d := e.dag
+	budget := rr.Budget
+	if budget <= 0 {
+		budget = time.Duration(d.DeadlineMs) * time.Millisecond
+	}
+	r := &Run{ID: "run-" + strings.ToLower(rand.Text()), DAG: name, Created: time.Now(), dag: d, svc: s,
+		class: rr.Class, auth: rr.Auth, abort: make(chan struct{}), done: make(chan struct{}),
+		status: Running, nodes: make(map[string]*NodeState, len(d.Nodes))}
+	for n := range d.Nodes {
+		r.nodes[n] = &NodeState{State: statePending}
+	}
+	p := d.Plan(s.sched.Estimate)
+	deadline, err := s.sched.AdmitRun(qos.RunPlan{Chain: r.ID, Class: rr.Class, Budget: budget,
+		Critical: p.Critical, Work: p.Work, Steps: p.Steps})
+	if err != nil {
+		s.ev.RunRefused()
+		return nil, err
+	}
+	r.Deadline = deadline
+	s.mu.Lock()
+	s.active[r.ID] = r
+	s.wg.Add(1)
+	s.mu.Unlock()
+	s.ev.RunStarted()
+	if !deadline.IsZero() {
+		r.timer = time.AfterFunc(time.Until(deadline), func() { r.stop(ErrDeadline) })
+	}
+	go r.execute(rr.Input)
+	return r, nil
+}
+
+// ended moves r from the active runs to the finished ones.
+func (s *Service) ended(r *Run, st Status) {
+	s.sched.EndRun(r.ID, st != Succeeded)
+	s.finished.Add(r.ID, r)
+	s.mu.Lock()
+	delete(s.active, r.ID)
+	s.mu.Unlock()
+	s.ev.RunEnded(string(st), r.ended.Sub(r.Created))
+	s.wg.Done()
+}
+
+// Run returns run id, in progress or finished within the retention.
+func (s *Service) Run(id string) (*Run, bool) {
+	s.mu.RLock()
+	r, ok := s.active[id]
+	s.mu.RUnlock()
+	if ok {
+		return r, true
+	}
+	return s.finished.Get(id)
+}
+
+// Active returns the number of runs in progress.
+func (s *Service) Active() int {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return len(s.active)
+}
+
+// Wait waits until no run is in progress or done closes; it reports
+// whether none is.
+func (s *Service) Wait(done <-chan struct{}) bool {
+	ch := make(chan struct{})
+	go func() { s.wg.Wait(); close(ch) }()
+	select {
+	case <-ch:
+		return true
+	case <-done:
+		return false
+	}
+}

@@ -1,0 +1,77 @@
+package qos
+
+import "time"
+
+// RunPlan describes a workflow run (package dag) that is admitted as one
+// chain: all its invocations carry Chain and, once admitted, go to the
+// chain-running queue.
+type RunPlan struct {
+	Chain string
+	Class uint8
+	// Budget is the run's deadline from now; 0 means the configured
+	// default chain deadline (and none if that is 0).
+	Budget time.Duration
+	// Critical is the estimated length of the run's critical path: the
+	// longest chain of invocations that must follow one another.
+	Critical time.Duration
+	// Work is the estimated slot time of all its invocations together,
+	// and Steps their number.
+	Work  time.Duration
+	Steps int
+}
+
+// AdmitRun decides whether a run may start, the way a chain's first step
+// is admitted, but before any of its invocations is made: it fits if its
+// critical path, started when a slot is projected free, and all of its
+// work spread over the pool, finish within the budget less the headroom.
+// On success the run is in the chain table (its invocations are
+// continuations) and AdmitRun returns its deadline (zero: none); the
+// caller must end it with EndRun. A refusal is a *RefusedError.
+func (s *Scheduler) AdmitRun(p RunPlan) (time.Time, error) {
+	a := s.adm
+	now := a.now()
+	budget := p.Budget
+	if budget <= 0 {
+		budget = a.defaultDeadline
+	}
+	steps := max(p.Steps, 1)
+	limit := max(a.limit(), 1)
+	a.mu.Lock()
+	a.est.resize(min(limit, maxTimelineSlots), now.UnixNano())
+	start := max(now.UnixNano(), a.est.slots[0].free)
+	finish := start + int64(p.Critical)
+	fluid := now.UnixNano() + int64((a.est.outstanding*float64(a.est.duration(""))+float64(p.Work))/float64(limit))
+	finish = max(finish, fluid)
+	if a.est.rate > 0 {
+		finish = max(finish, now.UnixNano()+int64((a.est.outstanding+float64(steps))/a.est.rate*float64(time.Second)))
+	}
+	var deadline time.Time
+	if budget > 0 {
+		deadline = now.Add(budget)
+		if finish > now.Add(budget-time.Duration(a.headroom*float64(budget))).UnixNano() {
+			a.mu.Unlock()
+			a.ev.ChainRefused(p.Class)
+			return time.Time{}, &RefusedError{RetryAfter: time.Duration(finish - deadline.UnixNano() + int64(a.headroom*float64(budget)))}
+		}
+	}
+	bk := a.est.reserve(start, p.Critical, steps, limit)
+	c := &chain{booking: bk, entry: p.Chain, class: p.Class, start: now, deadline: deadline,
+		remaining: steps, predicted: time.Duration(finish - now.UnixNano())}
+	a.mu.Unlock()
+	a.table.Remove(p.Chain)
+	a.table.Add(p.Chain, c)
+	a.ev.ChainStarted(p.Class)
+	return deadline, nil
+}
+
+// EndRun ends a run AdmitRun admitted; failed marks it so in the chain
+// outcome.
+func (s *Scheduler) EndRun(chain string, failed bool) {
+	a := s.adm
+	if c, ok := a.table.Peek(chain); ok && failed {
+		a.mu.Lock()
+		c.failed = true
+		a.mu.Unlock()
+	}
+	a.table.Remove(chain) // ends it (evicted)
+}
