@@ -24,16 +24,22 @@ import (
 )
 
 const benchUsage = `usage: sequoia bench chains [flags]
+       sequoia bench coldstart [flags]
 
 Bursts function chains at an emulated platform three ways (directly,
 through HAProxy with maxconn = the platform limit, through sequoia) and
 prints completed, refused at entry, dropped mid-chain, latency and makespan.
+coldstart: bursts after an idle period without and with the warm pool, and
+a steady run that measures what the warm-ups cost (-h for its flags).
 `
 
 func runBench(ctx context.Context, args []string, out io.Writer) error {
+	if len(args) > 0 && args[0] == "coldstart" {
+		return runBenchColdstart(ctx, args[1:], out, os.Stderr) // bench_coldstart.go
+	}
 	if len(args) == 0 || args[0] != "chains" {
 		fmt.Fprint(os.Stderr, benchUsage)
-		return fmt.Errorf("bench: want a benchmark name (chains)")
+		return fmt.Errorf("bench: want a benchmark name (chains, coldstart)")
 	}
 	return runBenchChains(ctx, args[1:], out, os.Stderr)
 }

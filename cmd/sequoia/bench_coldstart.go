@@ -1,0 +1,397 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+
+	"github.com/sequoia-qos/sequoia/config"
+	"github.com/sequoia-qos/sequoia/loadtest"
+	"github.com/sequoia-qos/sequoia/loadtest/emulator"
+)
+
+const coldstartUsage = `usage: sequoia bench coldstart [flags]
+
+Against an emulated platform with a cold start per new instance: a burst of
+chains after an idle period longer than the platform's keep-alive, through
+sequoia without and with the warm pool; then a steady low-rate run with
+occasional bursts through sequoia with the warm pool, to measure what the
+warm-ups cost.
+`
+
+// coldSpec is the cold-start benchmark's workload.
+type coldSpec struct {
+	Chains     int           `json:"burst_chains"`
+	Steps      int           `json:"steps"`
+	Limit      int           `json:"platform_limit"`
+	Exec       time.Duration `json:"exec_ns"`
+	ColdStart  time.Duration `json:"cold_start_ns"`
+	KeepAlive  time.Duration `json:"keepalive_ns"`
+	Idle       time.Duration `json:"idle_ns"`
+	Prewarm    int           `json:"prewarm_min"`
+	Steady     time.Duration `json:"steady_ns"`
+	// SteadyKeepAlive is the platform's keep-alive in the steady run:
+	// the cost of keeping N instances warm is N warm-ups per function
+	// per keep-alive, so it sets the warm-ups' share.
+	SteadyKeepAlive time.Duration `json:"steady_keepalive_ns"`
+	Rate       float64       `json:"steady_chains_per_second"`
+	BurstEvery time.Duration `json:"steady_burst_every_ns"`
+}
+
+// coldRow is one burst run's figures.
+type coldRow struct {
+	loadtest.Summary
+	WarmPool bool `json:"warm_pool"`
+	// ColdStarts are the cold starts real invocations paid, as the
+	// platform counted them; Detected is what sequoia's warm pool
+	// detected (with the pool only).
+	ColdStarts int64 `json:"cold_starts"`
+	Detected   int64 `json:"cold_starts_detected"`
+	// Warmups were sent during the idle period and the burst.
+	Warmups          int64 `json:"warmups"`
+	WarmupColdStarts int64 `json:"warmup_cold_starts"`
+	Invocations      int64 `json:"platform_invocations"`
+}
+
+// steadyRow is the steady run's figures.
+type steadyRow struct {
+	loadtest.Summary
+	Invocations      int64 `json:"platform_invocations"`
+	ColdStarts       int64 `json:"cold_starts"`
+	Warmups          int64 `json:"warmups"`
+	WarmupColdStarts int64 `json:"warmup_cold_starts"`
+	// WarmupShare is warm-ups ÷ (warm-ups + real invocations): the share of
+	// invocation slots (grants) warm-ups took. SlotTimeShare is the share
+	// of slot time used, and CapacityShare the share of all slot time
+	// (limit × duration), both estimated from the emulator's timings.
+	WarmupShare   float64 `json:"warmup_share_of_invocations"`
+	SlotTimeShare float64 `json:"warmup_share_of_slot_time"`
+	CapacityShare float64 `json:"warmup_share_of_capacity"`
+}
+
+type coldReport struct {
+	Spec   coldSpec   `json:"spec"`
+	Rows   []coldRow  `json:"burst"`
+	Steady *steadyRow `json:"steady,omitempty"`
+	// Goals: cold starts with ≤ 10% of without, p99 ≤ 0.5× without,
+	// warm-ups ≤ 5% of invocation slots over the steady run.
+	ColdRatio float64 `json:"cold_start_ratio"`
+	P99Ratio  float64 `json:"p99_ratio"`
+}
+
+func runBenchColdstart(ctx context.Context, args []string, out, progress io.Writer) error {
+	fs := flag.NewFlagSet("bench coldstart", flag.ContinueOnError)
+	fs.SetOutput(out)
+	fs.Usage = func() { fmt.Fprint(out, coldstartUsage); fs.PrintDefaults() }
+	var b coldSpec
+	var asJSON bool
+	fs.IntVar(&b.Chains, "chains", 20, "chains in each burst")
+	fs.IntVar(&b.Steps, "steps", 2, "invocations per chain (each step its own function)")
+	fs.IntVar(&b.Limit, "limit", 50, "the emulated platform's concurrency limit (and SEQUOIA_MAX_CONCURRENCY)")
+	fs.DurationVar(&b.Exec, "exec", 50*time.Millisecond, "execution time of each invocation")
+	fs.DurationVar(&b.ColdStart, "cold-start", 500*time.Millisecond, "cold start of each new instance")
+	fs.DurationVar(&b.KeepAlive, "keepalive", 2*time.Second, "the platform's keep-alive (and SEQUOIA_PLATFORM_KEEPALIVE)")
+	fs.DurationVar(&b.Idle, "idle", 0, "idle time before the burst (0: twice the keep-alive plus one second)")
+	fs.IntVar(&b.Prewarm, "prewarm", 0, "SEQUOIA_PREWARM_MIN with the warm pool (0: the burst's chains)")
+	fs.DurationVar(&b.Steady, "steady", 3*time.Minute, "length of the steady run (0 skips it)")
+	fs.DurationVar(&b.SteadyKeepAlive, "steady-keepalive", 0, "the platform's keep-alive in the steady run (0: -keepalive)")
+	fs.Float64Var(&b.Rate, "rate", 5, "chains per second in the steady run")
+	fs.DurationVar(&b.BurstEvery, "burst-every", 30*time.Second, "a burst of -chains chains this often in the steady run")
+	fs.BoolVar(&asJSON, "json", false, "print the report as JSON")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if b.Idle == 0 {
+		b.Idle = 2*b.KeepAlive + time.Second
+	}
+	if b.Prewarm == 0 {
+		b.Prewarm = b.Chains
+	}
+	if b.SteadyKeepAlive == 0 {
+		b.SteadyKeepAlive = b.KeepAlive
+	}
+	if b.Chains <= 0 || b.Steps <= 0 || b.Limit <= 0 || b.Exec < 0 || b.ColdStart < 0 || b.KeepAlive <= 0 ||
+		b.Idle < 0 || b.Prewarm < 0 || b.Prewarm > b.Limit || b.Steady < 0 || b.Rate <= 0 || b.BurstEvery <= 0 {
+		return fmt.Errorf("bench coldstart: -chains, -steps, -limit, -keepalive, -rate and -burst-every must be positive; -prewarm at most -limit; the rest not negative")
+	}
+	rep, err := benchColdstart(ctx, b, progress)
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rep)
+	}
+	printColdstart(out, rep)
+	return nil
+}
+
+func benchColdstart(ctx context.Context, b coldSpec, progress io.Writer) (coldReport, error) {
+	rep := coldReport{Spec: b}
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	emu, emuAddr, err := emulator.Start(emulator.Config{
+		Limit: b.Limit, ExecTime: b.Exec, ColdStart: b.ColdStart, KeepAlive: b.KeepAlive, Logger: quiet,
+	})
+	if err != nil {
+		return rep, fmt.Errorf("bench: start emulator: %w", err)
+	}
+	defer emu.Shutdown() //nolint:errcheck
+
+	for _, pool := range []bool{false, true} {
+		row, err := coldBurst(ctx, b, pool, emu, emuAddr, quiet, progress)
+		if err != nil {
+			return rep, err
+		}
+		rep.Rows = append(rep.Rows, row)
+		if ctx.Err() != nil {
+			return rep, ctx.Err()
+		}
+	}
+	if without, with := rep.Rows[0], rep.Rows[1]; without.ColdStarts > 0 && without.P99 > 0 {
+		rep.ColdRatio = float64(with.ColdStarts) / float64(without.ColdStarts)
+		rep.P99Ratio = float64(with.P99) / float64(without.P99)
+	}
+	if b.Steady > 0 {
+		sb := b
+		sb.KeepAlive = b.SteadyKeepAlive
+		emu.SetKeepAlive(sb.KeepAlive)
+		st, err := coldSteady(ctx, sb, emu, emuAddr, quiet, progress)
+		if err != nil {
+			return rep, err
+		}
+		rep.Steady = &st
+	}
+	return rep, nil
+}
+
+// startColdTarget starts sequoia in front of the emulator, with or without
+// the warm pool.
+func startColdTarget(ctx context.Context, b coldSpec, pool bool, emuAddr string, log *slog.Logger) (*server, func(), error) {
+	env := []string{
+		"SEQUOIA_LISTEN=127.0.0.1:0",
+		"SEQUOIA_ADMIN_LISTEN=127.0.0.1:0",
+		"SEQUOIA_BACKEND=openwhisk",
+		"SEQUOIA_BACKEND_URL=http://" + emuAddr,
+		fmt.Sprintf("SEQUOIA_MAX_CONCURRENCY=%d", b.Limit),
+		fmt.Sprintf("SEQUOIA_QUEUE_CAPACITY=%d", 100*b.Chains*b.Steps),
+		"SEQUOIA_QUEUE_TIMEOUT=5m",
+		"SEQUOIA_LOG_LEVEL=error",
+		"SEQUOIA_PLATFORM_KEEPALIVE=" + b.KeepAlive.String(),
+	}
+	if pool {
+		env = append(env, "SEQUOIA_PREWARM=true", fmt.Sprintf("SEQUOIA_PREWARM_MIN=%d", b.Prewarm))
+	}
+	cfg, err := config.LoadFrom(env)
+	if err != nil {
+		return nil, nil, err
+	}
+	srv, err := newServer(cfg, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	sctx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- srv.run(sctx) }()
+	return srv, func() { stop(); <-done }, nil
+}
+
+// detected sums sequoia_cold_starts_total from srv's registry.
+func detected(srv *server) int64 {
+	mfs, err := srv.metrics.Registry().Gather()
+	if err != nil {
+		return 0
+	}
+	var n float64
+	for _, mf := range mfs {
+		if mf.GetName() == "sequoia_cold_starts_total" {
+			for _, m := range mf.GetMetric() {
+				n += m.GetCounter().GetValue()
+			}
+		}
+	}
+	return int64(n)
+}
+
+func coldLabel(pool bool) string {
+	if pool {
+		return "with pool"
+	}
+	return "no pool"
+}
+
+// coldBurst primes the functions with one burst, waits out the idle period
+// and measures a second burst.
+func coldBurst(ctx context.Context, b coldSpec, pool bool, emu *emulator.Emulator, emuAddr string, log *slog.Logger, progress io.Writer) (coldRow, error) {
+	emu.Reset()
+	srv, stop, err := startColdTarget(ctx, b, pool, emuAddr, log)
+	if err != nil {
+		return coldRow{}, err
+	}
+	defer stop()
+	url := "http://" + srv.dataLn.Addr().String()
+	client := loadtest.NewClient(b.Chains, 2*time.Minute)
+	defer client.CloseIdleConnections()
+	name := fmt.Sprintf("%-9s", coldLabel(pool))
+
+	// The functions are seen (and their instances made) by a first burst.
+	loadtest.RunChains(ctx, loadtest.ChainSpec{BaseURL: url, Client: client, Chains: b.Chains, Steps: b.Steps})
+	before := emu.Stats()
+	detBefore := detected(srv)
+	idle := progressbar.NewOptions(int(b.Idle/(100*time.Millisecond)), progressbar.OptionSetWriter(progress),
+		progressbar.OptionSetDescription(name+" idle"), progressbar.OptionSetWidth(30), progressbar.OptionClearOnFinish())
+	for range int(b.Idle / (100 * time.Millisecond)) {
+		select {
+		case <-ctx.Done():
+			return coldRow{}, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+		_ = idle.Add(1)
+	}
+	_ = idle.Finish()
+	bar := progressbar.NewOptions(b.Chains, progressbar.OptionSetWriter(progress),
+		progressbar.OptionSetDescription(name+" burst"), progressbar.OptionShowCount(),
+		progressbar.OptionSetWidth(30), progressbar.OptionClearOnFinish())
+	res := loadtest.RunChains(ctx, loadtest.ChainSpec{BaseURL: url, Client: client, Chains: b.Chains, Steps: b.Steps,
+		Progress: func() { _ = bar.Add(1) }})
+	_ = bar.Finish()
+	after := emu.Stats()
+	row := coldRow{
+		Summary:          res.Summary(),
+		WarmPool:         pool,
+		ColdStarts:       after.ColdStarts - before.ColdStarts,
+		Warmups:          after.Warmups - before.Warmups,
+		WarmupColdStarts: after.WarmupColdStarts - before.WarmupColdStarts,
+		Invocations:      after.Invocations - before.Invocations,
+		Detected:         detected(srv) - detBefore,
+	}
+	row.Target = coldLabel(pool)
+	fmt.Fprintf(progress, "%s burst: %d completed, %d cold starts, %d warm-ups, p99 %v\n",
+		name, row.Completed, row.ColdStarts, row.Warmups, row.P99.Round(time.Millisecond))
+	return row, nil
+}
+
+// coldSteady runs chains at a low steady rate with a burst every
+// b.BurstEvery, through sequoia with the warm pool, and counts what the
+// warm-ups cost.
+func coldSteady(ctx context.Context, b coldSpec, emu *emulator.Emulator, emuAddr string, log *slog.Logger, progress io.Writer) (steadyRow, error) {
+	emu.Reset()
+	srv, stop, err := startColdTarget(ctx, b, true, emuAddr, log)
+	if err != nil {
+		return steadyRow{}, err
+	}
+	defer stop()
+	url := "http://" + srv.dataLn.Addr().String()
+	client := loadtest.NewClient(b.Chains*2, 2*time.Minute)
+	defer client.CloseIdleConnections()
+	bar := progressbar.NewOptions(int(b.Steady/time.Second), progressbar.OptionSetWriter(progress),
+		progressbar.OptionSetDescription("steady   "), progressbar.OptionSetWidth(30), progressbar.OptionClearOnFinish(),
+		progressbar.OptionShowCount())
+
+	var mu sync.Mutex
+	var all loadtest.Result
+	var wg sync.WaitGroup
+	run := func(n int) {
+		defer wg.Done()
+		r := loadtest.RunChains(ctx, loadtest.ChainSpec{BaseURL: url, Client: client, Chains: n, Steps: b.Steps})
+		mu.Lock()
+		all.Chains = append(all.Chains, r.Chains...)
+		all.Throttle += r.Throttle
+		mu.Unlock()
+	}
+	before := emu.Stats()
+	start := time.Now()
+	every := time.Duration(float64(time.Second) / b.Rate)
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	nextBurst, nextSecond := start.Add(b.BurstEvery), start.Add(time.Second)
+	for now := start; now.Sub(start) < b.Steady; {
+		select {
+		case <-ctx.Done():
+			wg.Wait()
+			return steadyRow{}, ctx.Err()
+		case now = <-tick.C:
+		}
+		wg.Add(1)
+		go run(1)
+		if !now.Before(nextBurst) {
+			nextBurst = nextBurst.Add(b.BurstEvery)
+			wg.Add(1)
+			go run(b.Chains)
+		}
+		for !now.Before(nextSecond) {
+			nextSecond = nextSecond.Add(time.Second)
+			_ = bar.Add(1)
+		}
+	}
+	wg.Wait()
+	_ = bar.Finish()
+	elapsed := time.Since(start)
+	after := emu.Stats()
+	all.Makespan = elapsed
+	row := steadyRow{
+		Summary:          all.Summary(),
+		Invocations:      after.Invocations - before.Invocations,
+		ColdStarts:       after.ColdStarts - before.ColdStarts,
+		Warmups:          after.Warmups - before.Warmups,
+		WarmupColdStarts: after.WarmupColdStarts - before.WarmupColdStarts,
+	}
+	row.Target = "steady"
+	if n := row.Warmups + row.Invocations; n > 0 {
+		row.WarmupShare = float64(row.Warmups) / float64(n)
+	}
+	hold := srv.cfg.WarmPool.PrewarmHold
+	warmTime := float64(row.Warmups)*float64(hold) + float64(row.WarmupColdStarts)*float64(b.ColdStart)
+	realTime := float64(row.Invocations)*float64(b.Exec) + float64(row.ColdStarts)*float64(b.ColdStart)
+	if warmTime+realTime > 0 {
+		row.SlotTimeShare = warmTime / (warmTime + realTime)
+	}
+	row.CapacityShare = warmTime / (float64(b.Limit) * float64(elapsed))
+	fmt.Fprintf(progress, "steady: %d chains, %d invocations, %d warm-ups, %d cold starts over %v\n",
+		len(all.Chains), row.Invocations, row.Warmups, row.ColdStarts, elapsed.Round(time.Second))
+	return row, nil
+}
+
+func printColdstart(out io.Writer, rep coldReport) {
+	s := rep.Spec
+	fmt.Fprintf(out, "sequoia bench coldstart: bursts of %d chains of %d steps after %v idle; platform limit %d, %v per invocation, %v cold start, %v keep-alive; warm pool keeps %d per function\n\n",
+		s.Chains, s.Steps, s.Idle, s.Limit, s.Exec, s.ColdStart, s.KeepAlive, s.Prewarm)
+	ms := func(d time.Duration) string { return fmt.Sprintf("%.0f ms", float64(d)/float64(time.Millisecond)) }
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprint(tw, "burst\tcompleted\tcold starts\tdetected\tp50 latency\tp99 latency\twarm-ups\twarm-up cold starts\t\n")
+	for _, r := range rep.Rows {
+		det := "-"
+		if r.WarmPool {
+			det = fmt.Sprint(r.Detected)
+		}
+		fmt.Fprintf(tw, "%s\t%d/%d\t%d\t%s\t%s\t%s\t%d\t%d\t\n", r.Target, r.Completed, r.Chains, r.ColdStarts, det,
+			ms(r.P50), ms(r.P99), r.Warmups, r.WarmupColdStarts)
+	}
+	tw.Flush()
+	verdict := func(ok bool) string {
+		if ok {
+			return "met"
+		}
+		return "NOT met"
+	}
+	fmt.Fprintf(out, "\ncold starts with the pool: %.1f%% of without (goal ≤ 10%%: %s)\n", 100*rep.ColdRatio, verdict(rep.ColdRatio <= 0.10))
+	fmt.Fprintf(out, "p99 chain latency with the pool: %.2f× without (goal ≤ 0.5×: %s)\n", rep.P99Ratio, verdict(rep.P99Ratio <= 0.5))
+	if st := rep.Steady; st != nil {
+		fmt.Fprintf(out, "\nsteady run, %v: %.1f chains/s and a burst of %d every %v, %v keep-alive, with the pool\n",
+			s.Steady, s.Rate, s.Chains, s.BurstEvery, s.SteadyKeepAlive)
+		tw = tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprint(tw, "completed\tp99 latency\tinvocations\tcold starts\twarm-ups\twarm-ups/invocation slots\twarm-up share of slot time\tof capacity\t\n")
+		fmt.Fprintf(tw, "%d/%d\t%s\t%d\t%d\t%d\t%.1f%%\t%.1f%%\t%.2f%%\t\n", st.Completed, st.Chains, ms(st.P99), st.Invocations,
+			st.ColdStarts, st.Warmups, 100*st.WarmupShare, 100*st.SlotTimeShare, 100*st.CapacityShare)
+		tw.Flush()
+		fmt.Fprintf(out, "warm-ups ≤ 5%% of invocation slots: %s\n", verdict(st.WarmupShare <= 0.05))
+	}
+}
