@@ -29,21 +29,21 @@ warm-ups cost.
 
 // coldSpec is the cold-start benchmark's workload.
 type coldSpec struct {
-	Chains     int           `json:"burst_chains"`
-	Steps      int           `json:"steps"`
-	Limit      int           `json:"platform_limit"`
-	Exec       time.Duration `json:"exec_ns"`
-	ColdStart  time.Duration `json:"cold_start_ns"`
-	KeepAlive  time.Duration `json:"keepalive_ns"`
-	Idle       time.Duration `json:"idle_ns"`
-	Prewarm    int           `json:"prewarm_min"`
-	Steady     time.Duration `json:"steady_ns"`
+	Chains    int           `json:"burst_chains"`
+	Steps     int           `json:"steps"`
+	Limit     int           `json:"platform_limit"`
+	Exec      time.Duration `json:"exec_ns"`
+	ColdStart time.Duration `json:"cold_start_ns"`
+	KeepAlive time.Duration `json:"keepalive_ns"`
+	Idle      time.Duration `json:"idle_ns"`
+	Prewarm   int           `json:"prewarm_min"`
+	Steady    time.Duration `json:"steady_ns"`
 	// SteadyKeepAlive is the platform's keep-alive in the steady run:
 	// the cost of keeping N instances warm is N warm-ups per function
 	// per keep-alive, so it sets the warm-ups' share.
 	SteadyKeepAlive time.Duration `json:"steady_keepalive_ns"`
-	Rate       float64       `json:"steady_chains_per_second"`
-	BurstEvery time.Duration `json:"steady_burst_every_ns"`
+	Rate            float64       `json:"steady_chains_per_second"`
+	BurstEvery      time.Duration `json:"steady_burst_every_ns"`
 }
 
 // coldRow is one burst run's figures.
