@@ -83,6 +83,7 @@ type chain struct {
 	booking   booking
 	lastEnd   time.Time // when its last step ended
 	failed    bool
+	run       bool // a DAG run (AdmitRun): its steps follow one another without a caller's turnaround
 	ended     bool
 }
 
@@ -171,7 +172,7 @@ func (a *admission) admit(inv *invocation.Invocation) (*chain, error) {
 	}
 	a.mu.Lock()
 	if c != nil && (c.deadline.IsZero() || !now.After(c.deadline)) {
-		if !c.lastEnd.IsZero() {
+		if !c.lastEnd.IsZero() && !c.run {
 			// The caller's turnaround between two steps: the chain
 			// holds no slot meanwhile, but its deadline runs.
 			a.est.gap.add(float64(now.Sub(c.lastEnd)))

@@ -22,8 +22,10 @@ type RunPlan struct {
 
 // AdmitRun decides whether a run may start, the way a chain's first step
 // is admitted, but before any of its invocations is made: it fits if its
-// critical path, started when a slot is projected free, and all of its
-// work spread over the pool, finish within the budget less the headroom.
+// critical path, started once the work admitted ahead of it is projected
+// done (the earliest free slot on the timeline, and the outstanding steps
+// spread over every slot), and all of its own work spread over the pool
+// after that, finish within the budget less the headroom.
 // On success the run is in the chain table (its invocations are
 // continuations) and AdmitRun returns its deadline (zero: none); the
 // caller must end it with EndRun. A refusal is a *RefusedError.
@@ -38,10 +40,16 @@ func (s *Scheduler) AdmitRun(p RunPlan) (time.Time, error) {
 	limit := max(a.limit(), 1)
 	a.mu.Lock()
 	a.est.resize(min(limit, maxTimelineSlots), now.UnixNano())
-	start := max(now.UnixNano(), a.est.slots[0].free)
+	// The run's first invocations wait behind the work admitted ahead of
+	// it (continuations are served earliest deadline first, and those of
+	// runs admitted earlier have earlier deadlines): until a slot is
+	// projected free, and until the steps admitted ahead, spread over
+	// every slot, are done. Its critical path follows.
+	ahead := int64(a.est.outstanding * float64(a.est.duration("")) / float64(limit))
+	start := max(now.UnixNano(), a.est.slots[0].free, now.UnixNano()+ahead)
 	finish := start + int64(p.Critical)
-	fluid := now.UnixNano() + int64((a.est.outstanding*float64(a.est.duration(""))+float64(p.Work))/float64(limit))
-	finish = max(finish, fluid)
+	// And all of its own work spread over the pool, after that ahead.
+	finish = max(finish, now.UnixNano()+ahead+int64(p.Work)/int64(limit))
 	if a.est.rate > 0 {
 		finish = max(finish, now.UnixNano()+int64((a.est.outstanding+float64(steps))/a.est.rate*float64(time.Second)))
 	}
@@ -56,7 +64,7 @@ func (s *Scheduler) AdmitRun(p RunPlan) (time.Time, error) {
 	}
 	bk := a.est.reserve(start, p.Critical, steps, limit)
 	c := &chain{booking: bk, entry: p.Chain, class: p.Class, start: now, deadline: deadline,
-		remaining: steps, predicted: time.Duration(finish - now.UnixNano())}
+		remaining: steps, predicted: time.Duration(finish - now.UnixNano()), run: true}
 	a.mu.Unlock()
 	a.table.Remove(p.Chain)
 	a.table.Add(p.Chain, c)

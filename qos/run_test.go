@@ -1,0 +1,51 @@
+package qos
+
+import (
+	"errors"
+	"testing"
+	"time"
+)
+
+func TestAdmitRun(t *testing.T) {
+	now := time.Unix(1000, 0)
+	s := New(Config{Limit: 2, QueueCapacity: 10, QueueTimeout: time.Second, Now: func() time.Time { return now }})
+	s.Observe("f", 100*time.Millisecond)
+
+	// A critical path longer than the budget is refused.
+	_, err := s.AdmitRun(RunPlan{Chain: "r0", Budget: 250 * time.Millisecond, Critical: 300 * time.Millisecond, Work: 300 * time.Millisecond, Steps: 3})
+	var ref *RefusedError
+	if !errors.As(err, &ref) || ref.RetryAfter <= 0 {
+		t.Fatalf("AdmitRun = %v, want a refusal with a retry-after", err)
+	}
+	if s.ActiveChains() != 0 {
+		t.Errorf("a refused run is in the chain table")
+	}
+
+	// One that fits is admitted, with its deadline, as a chain.
+	plan := RunPlan{Chain: "r1", Budget: time.Second, Critical: 200 * time.Millisecond, Work: 400 * time.Millisecond, Steps: 4}
+	deadline, err := s.AdmitRun(plan)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := deadline, now.Add(time.Second); !got.Equal(want) {
+		t.Errorf("deadline %v, want %v", got, want)
+	}
+	if s.ActiveChains() != 1 {
+		t.Errorf("active chains %d, want 1", s.ActiveChains())
+	}
+	// Its 4 outstanding steps (400ms over 2 slots) are ahead of the next
+	// run: 200ms of wait, then the same plan's 200ms critical path, is
+	// past a 350ms budget, though the plan alone would fit it.
+	plan.Chain, plan.Budget = "r2", 350*time.Millisecond
+	if _, err := s.AdmitRun(plan); !errors.Is(err, ErrRefused) {
+		t.Errorf("second run: %v, want refused behind the first", err)
+	}
+	// Once the first run ends, its booking is released.
+	s.EndRun("r1", false)
+	if s.ActiveChains() != 0 {
+		t.Errorf("EndRun left the chain in the table")
+	}
+	if _, err := s.AdmitRun(plan); err != nil {
+		t.Errorf("second run after the first ended: %v", err)
+	}
+}
