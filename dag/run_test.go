@@ -30,6 +30,11 @@ type rig struct {
 // wraps the emulator's handler.
 func newRig(t *testing.T, limit int, wrap func(fasthttp.RequestHandler) fasthttp.RequestHandler) *rig {
 	t.Helper()
+	return newPlatformRig(t, invocation.HTTP, limit, wrap)
+}
+
+func newPlatformRig(t *testing.T, kind invocation.Platform, limit int, wrap func(fasthttp.RequestHandler) fasthttp.RequestHandler) *rig {
+	t.Helper()
 	emu := emulator.New(emulator.Config{Limit: 200, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	h := emu.Handler()
 	if wrap != nil {
@@ -43,11 +48,11 @@ func newRig(t *testing.T, limit int, wrap func(fasthttp.RequestHandler) fasthttp
 	go func() { _ = srv.Serve(ln) }()
 	t.Cleanup(func() { _ = emu.Shutdown(); _ = srv.Shutdown() })
 	sched := qos.New(qos.Config{Limit: limit, QueueCapacity: 1000, QueueTimeout: 30 * time.Second})
-	up, err := upstream.New(upstream.Config{URL: "http://" + ln.Addr().String(), Kind: invocation.HTTP, Timeout: 30 * time.Second, MaxConns: limit + 8})
+	up, err := upstream.New(upstream.Config{URL: "http://" + ln.Addr().String(), Kind: kind, Timeout: 30 * time.Second, MaxConns: limit + 8})
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc := New(Config{Platform: invocation.HTTP, Host: ln.Addr().String()}, sched, up)
+	svc := New(Config{Platform: kind, Host: ln.Addr().String()}, sched, up)
 	return &rig{svc: svc, emu: emu, sched: sched}
 }
 
@@ -316,5 +321,67 @@ func TestLimits(t *testing.T) {
 	_, st, _, f = r.run(t, "m", `[1,2,3]`)
 	if st != Failed || f.Node != "w" || !strings.Contains(f.Message, "over the limit of 150") {
 		t.Errorf("outputs over the run's limit: %s %v", st, f)
+	}
+}
+
+// TestPlatforms runs a two-step sequence on each platform API: the request
+// is the platform's own invoke call, the answer its result, a function
+// error a failure.
+func TestPlatforms(t *testing.T) {
+	for _, tt := range []struct {
+		kind      invocation.Platform
+		fn        string
+		seen      string // the function name the emulator reports
+		failCode  int
+		qualifier string
+	}{
+		{invocation.OpenWhisk, "guest/pkg/act", "guest/pkg/act", 502, ""},
+		{invocation.OpenWhisk, "act", "_/act", 502, ""},
+		{invocation.Lambda, "fn", "fn", 200, "7"},
+		{invocation.HTTP, "fn", "fn", 500, ""},
+	} {
+		t.Run(tt.kind.String()+"/"+tt.fn, func(t *testing.T) {
+			var auth atomic.Value
+			auth.Store("")
+			r := newPlatformRig(t, tt.kind, 4, func(h fasthttp.RequestHandler) fasthttp.RequestHandler {
+				return func(ctx *fasthttp.RequestCtx) {
+					auth.Store(string(ctx.Request.Header.Peek("Authorization")))
+					h(ctx)
+				}
+			})
+			q := ""
+			if tt.qualifier != "" {
+				q = `,"qualifier":"` + tt.qualifier + `"`
+			}
+			r.put(t, "d", `{"start":"a","nodes":{"a":{"kind":"task","function":"`+tt.fn+`"`+q+`,"next":"b"},"b":{"kind":"task","function":"`+tt.fn+`","input":"/input"}}}`)
+			run, err := r.svc.Start("d", RunRequest{Input: json.RawMessage(`{"k":1}`), Auth: []byte("Basic dGVzdA==")})
+			if err != nil {
+				t.Fatal(err)
+			}
+			<-run.Done()
+			st, out, f := run.Result()
+			if st != Succeeded {
+				t.Fatalf("status %s (%v)", st, f)
+			}
+			var got result
+			unmarshal(t, out, &got)
+			if got.Function != tt.seen || string(got.Input) != `{"k":1}` {
+				t.Errorf("output %s: want %s's result on the run's input", out, tt.seen)
+			}
+			if a := auth.Load().(string); a != "Basic dGVzdA==" {
+				t.Errorf("platform saw Authorization %q, want the run request's", a)
+			}
+			if fs := r.emu.Stats().Functions[tt.seen]; fs.Invocations != 2 {
+				t.Errorf("emulator counted %d invocations of %s, want 2", fs.Invocations, tt.seen)
+			}
+			run, err = r.svc.Start("d", RunRequest{Input: json.RawMessage(`{"fail":true}`)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			<-run.Done()
+			if st, _, f := run.Result(); st != Failed || f.Node != "a" || f.Status != tt.failCode {
+				t.Errorf("failing function: %s %+v, want node a failed with %d", st, f, tt.failCode)
+			}
+		})
 	}
 }

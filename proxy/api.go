@@ -89,8 +89,16 @@ func (p *Proxy) serveAPI(ctx *fasthttp.RequestCtx) {
 				p.apiError(ctx, fasthttp.StatusConflict, "run_ended", "sequoia: the run has already ended")
 				return
 			}
-			<-r.Done() // nothing more is invoked; in-flight calls are waited for
-			writeJSON(ctx, fasthttp.StatusOK, r.Snapshot())
+			// Nothing more is invoked; a call in flight runs to its end,
+			// which is waited for a little, not for as long as it takes.
+			t := time.NewTimer(cancelWait)
+			defer t.Stop()
+			select {
+			case <-r.Done():
+				writeJSON(ctx, fasthttp.StatusOK, r.Snapshot())
+			case <-t.C:
+				writeJSON(ctx, fasthttp.StatusAccepted, r.Snapshot())
+			}
 		default:
 			p.methodNotAllowed(ctx, "GET, DELETE")
 		}
@@ -119,6 +127,10 @@ func (p *Proxy) putDAG(ctx *fasthttp.RequestCtx, name string) {
 }
 
 var preferAsync = []byte("respond-async")
+
+// cancelWait bounds how long DELETE /sequoia/v1/runs/{id} waits for the
+// run to stop before answering 202 with its state so far.
+const cancelWait = 2 * time.Second
 
 func (p *Proxy) startRun(ctx *fasthttp.RequestCtx, name string) {
 	var rq runRequest
