@@ -25,21 +25,27 @@ import (
 
 const benchUsage = `usage: sequoia bench chains [flags]
        sequoia bench coldstart [flags]
+       sequoia bench dags [flags]
 
 Bursts function chains at an emulated platform three ways (directly,
 through HAProxy with maxconn = the platform limit, through sequoia) and
 prints completed, refused at entry, dropped mid-chain, latency and makespan.
 coldstart: bursts after an idle period without and with the warm pool, and
 a steady run that measures what the warm-ups cost (-h for its flags).
+dags: orchestration overhead of a sequence and a map of DAG runs, and a
+burst of runs of a 3-node DAG (-h for its flags).
 `
 
 func runBench(ctx context.Context, args []string, out io.Writer) error {
 	if len(args) > 0 && args[0] == "coldstart" {
 		return runBenchColdstart(ctx, args[1:], out, os.Stderr) // bench_coldstart.go
 	}
+	if len(args) > 0 && args[0] == "dags" {
+		return runBenchDags(ctx, args[1:], out, os.Stderr) // bench_dags.go
+	}
 	if len(args) == 0 || args[0] != "chains" {
 		fmt.Fprint(os.Stderr, benchUsage)
-		return fmt.Errorf("bench: want a benchmark name (chains, coldstart)")
+		return fmt.Errorf("bench: want a benchmark name (chains, coldstart, dags)")
 	}
 	return runBenchChains(ctx, args[1:], out, os.Stderr)
 }
