@@ -16,7 +16,9 @@ type WarmPool struct {
 	// keep-alive (burst and chain pre-warm still act).
 	PrewarmMin int `env:"PREWARM_MIN" envDefault:"0"`
 	// PrewarmFunctions sets the warm count of named functions, overriding
-	// PrewarmMin: "shop/checkout=3,resize=1". The names are the platform's
+	// PrewarmMin: "shop/checkout=3,resize=1"; 0 switches every kind of
+	// pre-warm off for that function (a policy's pre-warm hint switches it
+	// back on). The names are the platform's
 	// (OpenWhisk "ns/[pkg/]action", the Lambda function name, the HTTP
 	// service).
 	PrewarmFunctions map[string]int `env:"PREWARM_FUNCTIONS" envDefault:"" envKeyValSeparator:"="`

@@ -25,6 +25,9 @@ func (p *Pool) warmLocked(f *function, k int, why Reason, now time.Time) {
 	if k <= 0 || now.Before(f.retryAt) || p.closed {
 		return
 	}
+	if n, ok := p.cfg.Functions[f.name]; ok && n == 0 && f.hint == 0 {
+		return // switched off for this function by configuration
+	}
 	if p.cfg.Platform == invocation.HTTP && f.host == "" {
 		return // never called with a Host yet: nowhere to send
 	}

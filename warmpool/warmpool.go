@@ -51,8 +51,10 @@ func (r Reason) String() string { return reasonNames[r] }
 type Config struct {
 	Platform invocation.Platform
 	// Min is the warm count of every function seen recently; Functions
-	// overrides it per function. A policy's pre-warm hint
-	// (Invocation.Prewarm) raises it for its function.
+	// overrides it per function, and a function listed with 0 gets no
+	// warm-up of any kind. A policy's pre-warm hint (Invocation.Prewarm)
+	// raises the count for its function, and switches a function listed
+	// with 0 back on.
 	Min       int
 	Functions map[string]int
 	// Burst and Chains switch burst and chain pre-warm on.
@@ -160,9 +162,7 @@ func (p *Pool) Arrived(inv *invocation.Invocation) {
 	}
 	f := p.functionLocked(inv.Function, now)
 	p.learnLocked(f, inv)
-	if inv.Prewarm > 0 {
-		f.hint = inv.Prewarm
-	}
+	f.hint = inv.Prewarm // the latest decision's; 0 when the policy gives none
 	f.real++
 	if !f.takeLocked(now, p.cfg.KeepAlive) && p.cfg.Burst {
 		// Demand outgrew the warm instances: this invocation starts a

@@ -310,3 +310,99 @@ func TestMarkerReachesTheFunction(t *testing.T) {
 		})
 	}
 }
+
+// TestPerFunctionSwitches: a function listed with 0 gets no warm-up of any
+// kind until a policy hint asks for instances; a hint raises the keep-alive
+// count of a function, and the next decision without one lowers it again.
+func TestPerFunctionSwitches(t *testing.T) {
+	sched := qos.New(qos.Config{Limit: 20, QueueCapacity: 10, QueueTimeout: time.Minute})
+	iv := &fakeInvoker{}
+	p := New(Config{Platform: invocation.OpenWhisk, Min: 1, Functions: map[string]int{"guest/off": 0},
+		Burst: true, Chains: true}, sched, iv)
+	defer p.Close()
+	arriveAndFinish := func(fn string, hint int) {
+		inv := realInv(fn, "")
+		inv.Prewarm = hint
+		p.Arrived(inv)
+		p.Finished(inv, time.Millisecond, nil)
+		p.mu.Lock()
+		f, _ := p.fns.Peek(fn)
+		f.idle = f.idle[:0] // every instance expired: keep-alive must act
+		p.mu.Unlock()
+		p.Tick()
+		p.sending.Wait()
+	}
+	count := func(fn string) int {
+		n := 0
+		for _, f := range iv.functions() {
+			if f == fn {
+				n++
+			}
+		}
+		return n
+	}
+	arriveAndFinish("guest/off", 0)
+	if n := count("guest/off"); n != 0 {
+		t.Fatalf("%d warm-ups of a function switched off", n)
+	}
+	arriveAndFinish("guest/off", 3)
+	if n := count("guest/off"); n < 3 {
+		t.Fatalf("%d warm-ups after a hint of 3, want at least 3 (keep-alive of 3)", n)
+	}
+	before := count("guest/on")
+	arriveAndFinish("guest/on", 4)
+	if n := count("guest/on") - before; n < 4 {
+		t.Fatalf("%d warm-ups of guest/on with a hint of 4, want at least 4", n)
+	}
+	before = count("guest/on")
+	arriveAndFinish("guest/on", 0)
+	if n := count("guest/on") - before; n > 2 {
+		t.Fatalf("%d warm-ups of guest/on once the hint was gone, want at most SEQUOIA_PREWARM_MIN (1) and a burst one", n)
+	}
+}
+
+// reasons counts warm-ups by reason.
+type reasons struct {
+	mu sync.Mutex
+	n  [NumReasons]int
+}
+
+func (r *reasons) Warmup(why Reason, ok bool) { r.mu.Lock(); r.n[why]++; r.mu.Unlock() }
+func (r *reasons) ColdStart(string)           {}
+
+// TestBurstPrewarm: invocations arriving with no instance believed idle
+// send burst warm-ups ahead of them; once the instances are idle and warm,
+// arrivals send none.
+func TestBurstPrewarm(t *testing.T) {
+	sched := qos.New(qos.Config{Limit: 50, QueueCapacity: 10, QueueTimeout: time.Minute})
+	iv := &fakeInvoker{}
+	rep := &reasons{}
+	p := New(Config{Platform: invocation.OpenWhisk, Burst: true}, sched, iv)
+	p.SetReporter(rep)
+	defer p.Close()
+	var invs []*invocation.Invocation
+	for range 4 {
+		inv := realInv("guest/b", "")
+		invs = append(invs, inv)
+		p.Arrived(inv)
+	}
+	p.sending.Wait()
+	if rep.n[Burst] == 0 {
+		t.Fatal("no burst warm-up while demand outgrew the warm instances")
+	}
+	for _, inv := range invs {
+		p.Finished(inv, time.Millisecond, nil)
+	}
+	sent := rep.n[Burst]
+	// Now 4 instances or more are idle: 4 more arrivals find them.
+	for range 4 {
+		p.Arrived(realInv("guest/b", ""))
+	}
+	p.sending.Wait()
+	if rep.n[Burst] != sent {
+		t.Errorf("%d burst warm-ups though warm instances were idle", rep.n[Burst]-sent)
+	}
+	if rep.n[KeepAlive] != 0 || rep.n[Chain] != 0 {
+		t.Errorf("keep-alive %d, chain %d warm-ups: want none (not configured)", rep.n[KeepAlive], rep.n[Chain])
+	}
+}

@@ -66,6 +66,7 @@ type steadyRow struct {
 	loadtest.Summary
 	Invocations      int64 `json:"platform_invocations"`
 	ColdStarts       int64 `json:"cold_starts"`
+	Detected         int64 `json:"cold_starts_detected"`
 	Warmups          int64 `json:"warmups"`
 	WarmupColdStarts int64 `json:"warmup_cold_starts"`
 	// WarmupShare is warm-ups ÷ (warm-ups + real invocations): the share of
@@ -343,6 +344,7 @@ func coldSteady(ctx context.Context, b coldSpec, emu *emulator.Emulator, emuAddr
 		ColdStarts:       after.ColdStarts - before.ColdStarts,
 		Warmups:          after.Warmups - before.Warmups,
 		WarmupColdStarts: after.WarmupColdStarts - before.WarmupColdStarts,
+		Detected:         detected(srv),
 	}
 	row.Target = "steady"
 	if n := row.Warmups + row.Invocations; n > 0 {
@@ -388,9 +390,9 @@ func printColdstart(out io.Writer, rep coldReport) {
 		fmt.Fprintf(out, "\nsteady run, %v: %.1f chains/s and a burst of %d every %v, %v keep-alive, with the pool\n",
 			s.Steady, s.Rate, s.Chains, s.BurstEvery, s.SteadyKeepAlive)
 		tw = tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
-		fmt.Fprint(tw, "completed\tp99 latency\tinvocations\tcold starts\twarm-ups\twarm-ups/invocation slots\twarm-up share of slot time\tof capacity\t\n")
-		fmt.Fprintf(tw, "%d/%d\t%s\t%d\t%d\t%d\t%.1f%%\t%.1f%%\t%.2f%%\t\n", st.Completed, st.Chains, ms(st.P99), st.Invocations,
-			st.ColdStarts, st.Warmups, 100*st.WarmupShare, 100*st.SlotTimeShare, 100*st.CapacityShare)
+		fmt.Fprint(tw, "completed\tp99 latency\tinvocations\tcold starts\tdetected\twarm-ups\twarm-ups/invocation slots\twarm-up share of slot time\tof capacity\t\n")
+		fmt.Fprintf(tw, "%d/%d\t%s\t%d\t%d\t%d\t%d\t%.1f%%\t%.1f%%\t%.2f%%\t\n", st.Completed, st.Chains, ms(st.P99), st.Invocations,
+			st.ColdStarts, st.Detected, st.Warmups, 100*st.WarmupShare, 100*st.SlotTimeShare, 100*st.CapacityShare)
 		tw.Flush()
 		fmt.Fprintf(out, "warm-ups ≤ 5%% of invocation slots: %s\n", verdict(st.WarmupShare <= 0.05))
 	}
