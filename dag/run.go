@@ -526,6 +526,7 @@ func (r *Run) invoke(name string, n *Node, in []byte) (out []byte, throttled boo
 	r.mu.Lock()
 	r.nodes[name].Invocations++
 	r.mu.Unlock()
+	svc.sched.TouchRun(r.ID) // a run longer than the chain TTL stays a chain
 	waited, err := svc.sched.Do(inv, r, svc.iv)
 	held := time.Since(inv.Arrival) - waited
 	r.mu.Lock()

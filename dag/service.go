@@ -25,6 +25,7 @@ type Scheduler interface {
 	Estimate(fn string) time.Duration
 	AdmitRun(p qos.RunPlan) (time.Time, error)
 	EndRun(chain string, failed bool)
+	TouchRun(chain string)
 }
 
 // Events is how runs report; metrics implements it. Methods must be cheap.

@@ -83,3 +83,12 @@ func (s *Scheduler) EndRun(chain string, failed bool) {
 	}
 	a.table.Remove(chain) // ends it (evicted)
 }
+
+// TouchRun keeps a run admitted by AdmitRun in the chain table for another
+// SEQUOIA_CHAIN_TTL, so that a run longer than the TTL keeps its place:
+// its invocations stay continuations. Cost: the table's lock, briefly.
+func (s *Scheduler) TouchRun(chain string) {
+	if c, ok := s.adm.table.Peek(chain); ok {
+		s.adm.table.Add(chain, c) // an existing key: renews its expiry
+	}
+}

@@ -49,3 +49,27 @@ func TestAdmitRun(t *testing.T) {
 		t.Errorf("second run after the first ended: %v", err)
 	}
 }
+
+func TestTouchRunOutlivesTheTTL(t *testing.T) {
+	const ttl = 200 * time.Millisecond
+	s := New(Config{Limit: 2, QueueCapacity: 10, QueueTimeout: time.Second, ChainTTL: ttl})
+	if _, err := s.AdmitRun(RunPlan{Chain: "long", Critical: time.Millisecond, Steps: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.AdmitRun(RunPlan{Chain: "untouched", Critical: time.Millisecond, Steps: 1}); err != nil {
+		t.Fatal(err)
+	}
+	for start := time.Now(); time.Since(start) < 3*ttl; time.Sleep(ttl / 20) {
+		s.TouchRun("long")
+	}
+	if _, ok := s.adm.table.Peek("long"); !ok {
+		t.Error("a touched run was forgotten after its TTL")
+	}
+	if _, ok := s.adm.table.Peek("untouched"); ok {
+		t.Error("an untouched run outlived three TTLs")
+	}
+	s.TouchRun("never-admitted")
+	if _, ok := s.adm.table.Peek("never-admitted"); ok {
+		t.Error("TouchRun added a chain")
+	}
+}
