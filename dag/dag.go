@@ -295,8 +295,8 @@ func (d *DAG) validateNode(name string, n *Node, lim Limits) error {
 		if n.items, err = compileSelector(n.Items); err != nil {
 			return bad("items: %v", err)
 		}
-		if n.MaxConcurrency < 0 {
-			return bad("max_concurrency must not be negative")
+		if n.MaxConcurrency < 0 || lim.MaxMapWidth > 0 && n.MaxConcurrency > lim.MaxMapWidth {
+			return bad("max_concurrency must be between 0 and the map width limit of %d", lim.MaxMapWidth)
 		}
 	case Choice:
 		if len(n.Choices) == 0 {
@@ -405,44 +405,117 @@ type Plan struct {
 // Plan estimates a run of d with est, the estimated duration of one
 // invocation of a function.
 func (d *DAG) Plan(est func(fn string) time.Duration) Plan {
-	memo := make(map[string]Plan, len(d.Nodes))
-	var flow func(string) Plan
-	flow = func(name string) Plan {
-		if p, ok := memo[name]; ok {
-			return p
+	return newPlanner(d, est).flow(d.Start)
+}
+
+// planner estimates flows without looking at data, each once.
+type planner struct {
+	d    *DAG
+	est  func(fn string) time.Duration
+	memo map[string]Plan
+}
+
+func newPlanner(d *DAG, est func(fn string) time.Duration) *planner {
+	return &planner{d: d, est: est, memo: make(map[string]Plan, len(d.Nodes))}
+}
+
+// flow estimates the flow entered at name.
+func (pl *planner) flow(name string) Plan {
+	if p, ok := pl.memo[name]; ok {
+		return p
+	}
+	n := pl.d.Nodes[name]
+	var p Plan
+	switch n.Kind {
+	case Task:
+		e := pl.est(n.Function)
+		p = Plan{Critical: e, Work: e, Steps: 1}
+	case Sequence:
+		for _, s := range n.Steps {
+			p = p.then(pl.flow(s))
 		}
+	case Parallel:
+		for _, b := range n.Branches {
+			p = p.beside(pl.flow(b))
+		}
+	case Map:
+		body := pl.flow(n.Do)
+		w := max(n.MaxConcurrency, 1)
+		p = Plan{Critical: body.Critical, Work: body.Work * time.Duration(w), Steps: body.Steps * w}
+	case Choice:
+		p = pl.flow(n.Default)
+		for _, r := range n.Choices {
+			q := pl.flow(r.Next)
+			p = Plan{Critical: max(p.Critical, q.Critical), Work: max(p.Work, q.Work), Steps: max(p.Steps, q.Steps)}
+		}
+	}
+	if n.Next != "" {
+		p = p.then(pl.flow(n.Next))
+	}
+	pl.memo[name] = p
+	return p
+}
+
+// PlanInput is Plan for a run on input (decoded JSON): where the input
+// decides before any task has run, it is read. A choice reached with it
+// counts the target its rules pick; a map reached with it counts its real
+// width, in rounds of max_concurrency. Beyond the first task, Plan's
+// estimates apply.
+func (d *DAG) PlanInput(est func(fn string) time.Duration, input any) Plan {
+	pl := newPlanner(d, est) // where the data is not known
+	flow := pl.flow
+	var known func(name string, in any) Plan
+	known = func(name string, in any) Plan {
 		n := d.Nodes[name]
+		if !n.input.whole() {
+			v, ok := n.input.pick(in)
+			if !ok {
+				return flow(name) // the run will fail here; count it whole
+			}
+			in = v
+		}
 		var p Plan
 		switch n.Kind {
 		case Task:
-			e := est(n.Function)
-			p = Plan{Critical: e, Work: e, Steps: 1}
+			return flow(name)
 		case Sequence:
-			for _, s := range n.Steps {
+			p = known(n.Steps[0], in)
+			for _, s := range n.Steps[1:] {
 				p = p.then(flow(s))
 			}
 		case Parallel:
 			for _, b := range n.Branches {
-				p = p.beside(flow(b))
+				p = p.beside(known(b, in))
 			}
 		case Map:
-			body := flow(n.Do)
-			w := max(n.MaxConcurrency, 1)
-			p = Plan{Critical: body.Critical, Work: body.Work * time.Duration(w), Steps: body.Steps * w}
-		case Choice:
-			p = flow(n.Default)
-			for _, r := range n.Choices {
-				q := flow(r.Next)
-				p = Plan{Critical: max(p.Critical, q.Critical), Work: max(p.Work, q.Work), Steps: max(p.Steps, q.Steps)}
+			items, ok := n.items.pick(in)
+			arr, isArr := items.([]any)
+			if !ok || !isArr {
+				return flow(name)
 			}
+			body := flow(n.Do)
+			w := len(arr)
+			rounds := 1
+			if c := n.MaxConcurrency; c > 0 && w > c {
+				rounds = (w + c - 1) / c
+			}
+			p = Plan{Critical: body.Critical * time.Duration(rounds), Work: body.Work * time.Duration(w), Steps: body.Steps * w}
+		case Choice:
+			target := n.Default
+			for i := range n.Choices {
+				if n.Choices[i].holds(in) {
+					target = n.Choices[i].Next
+					break
+				}
+			}
+			p = known(target, in)
 		}
 		if n.Next != "" {
 			p = p.then(flow(n.Next))
 		}
-		memo[name] = p
 		return p
 	}
-	return flow(d.Start)
+	return known(d.Start, input)
 }
 
 func (p Plan) then(q Plan) Plan {

@@ -174,3 +174,41 @@ func TestRules(t *testing.T) {
 		}
 	}
 }
+
+func TestPlanInputReadsTheInput(t *testing.T) {
+	d, err := Parse([]byte(`{"start":"c","nodes":{
+		"c":{"kind":"choice","choices":[{"path":"/small","op":"eq","value":true,"next":"one"}],"default":"m"},
+		"one":{"kind":"task","function":"one"},
+		"m":{"kind":"map","items":"/items","do":"w","max_concurrency":4,"next":"last"},
+		"w":{"kind":"task","function":"w"},
+		"last":{"kind":"task","function":"last"}}}`), DefaultLimits)
+	if err != nil {
+		t.Fatal(err)
+	}
+	est := func(fn string) time.Duration {
+		return map[string]time.Duration{"one": 500 * time.Millisecond, "w": 20 * time.Millisecond, "last": 5 * time.Millisecond}[fn]
+	}
+	for _, tt := range []struct {
+		input string
+		want  Plan
+	}{
+		// 10 items, 4 at a time: 3 rounds of w, then last.
+		{`{"items":[0,1,2,3,4,5,6,7,8,9]}`, Plan{Critical: 65 * time.Millisecond, Work: 205 * time.Millisecond, Steps: 11}},
+		// The choice's rule picks one: only its cost counts.
+		{`{"small":true,"items":[0,1,2,3,4,5,6,7,8,9]}`, Plan{Critical: 500 * time.Millisecond, Work: 500 * time.Millisecond, Steps: 1}},
+		// Not an array: the run will fail at the map; Plan's guess counts.
+		{`{"items":7}`, Plan{Critical: 25 * time.Millisecond, Work: 85 * time.Millisecond, Steps: 5}},
+	} {
+		in, err := decode([]byte(tt.input))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := d.PlanInput(est, in); got != tt.want {
+			t.Errorf("input %s: plan %+v, want %+v", tt.input, got, tt.want)
+		}
+	}
+	// Without the input, the larger target: one's 500ms.
+	if got := d.Plan(est); got.Critical != 500*time.Millisecond {
+		t.Errorf("Plan critical %v, want 500ms", got.Critical)
+	}
+}

@@ -43,5 +43,10 @@ func FuzzParse(f *testing.F) {
 		if p.Steps < 1 || p.Critical < time.Millisecond {
 			t.Fatalf("plan %+v of an accepted dag", p)
 		}
+		for _, in := range []any{nil, map[string]any{"items": []any{1.0, 2.0}, "x": "y"}, []any{}} {
+			if q := d.PlanInput(func(string) time.Duration { return time.Millisecond }, in); q.Steps < 0 || q.Critical < 0 {
+				t.Fatalf("PlanInput %+v", q)
+			}
+		}
 	})
 }

@@ -215,9 +215,6 @@ func (s *Service) Start(name string, rr RunRequest) (*Run, error) {
 	if len(rr.Input) == 0 {
 		rr.Input = json.RawMessage("null")
 	}
-	if !json.Valid(rr.Input) {
-		return nil, invalid("input is not JSON")
-	}
 	if nActive >= s.cfg.MaxRuns {
 		return nil, ErrTooManyRuns
 	}
@@ -232,7 +229,11 @@ func (s *Service) Start(name string, rr RunRequest) (*Run, error) {
 	for n := range d.Nodes {
 		r.nodes[n] = &NodeState{State: statePending}
 	}
-	p := d.Plan(s.sched.Estimate)
+	in, err := decode(rr.Input)
+	if err != nil {
+		return nil, invalid("input is not JSON: %v", err)
+	}
+	p := d.PlanInput(s.sched.Estimate, in)
 	deadline, err := s.sched.AdmitRun(qos.RunPlan{Chain: r.ID, Class: rr.Class, Budget: budget,
 		Critical: p.Critical, Work: p.Work, Steps: p.Steps})
 	if err != nil {
