@@ -74,11 +74,13 @@ type Run struct {
 	class uint8
 	auth  []byte
 
-	bytes atomic.Int64 // outputs so far
-	abort chan struct{}
-	once  sync.Once
-	done  chan struct{}
-	timer *time.Timer
+	bytes       atomic.Int64 // outputs so far
+	workers     atomic.Int64 // fan-out goroutines running
+	peakWorkers atomic.Int64
+	abort       chan struct{}
+	once        sync.Once
+	done        chan struct{}
+	timer       *time.Timer
 
 	mu     sync.Mutex
 	cause  error // REQUIRES: mu; why abort closed
@@ -393,8 +395,14 @@ func (r *Run) fanOut(n, width int, item func(int) ([]byte, error)) ([]byte, erro
 			}
 		}
 	}
-	for range width - 1 {
-		go worker()
+	// The caller works too, so a run whose goroutine budget is spent
+	// still progresses, one item at a time.
+	extra := r.takeWorkers(width - 1)
+	for range extra {
+		go func() {
+			worker()
+			r.workers.Add(-1)
+		}()
 	}
 	worker()
 	<-joined
@@ -414,6 +422,24 @@ func (r *Run) fanOut(n, width int, item func(int) ([]byte, error)) ([]byte, erro
 		b = append(b, o...)
 	}
 	return append(b, ']'), nil
+}
+
+// takeWorkers takes up to n goroutines from the run's budget (the map
+// width limit: nested fan-outs share it) and returns how many it got.
+func (r *Run) takeWorkers(n int) int {
+	budget := int64(r.svc.lim.MaxMapWidth)
+	for {
+		used := r.workers.Load()
+		got := min(int64(n), budget-used)
+		if got <= 0 {
+			return 0
+		}
+		if r.workers.CompareAndSwap(used, used+got) {
+			for p := r.peakWorkers.Load(); used+got > p && !r.peakWorkers.CompareAndSwap(p, used+got); p = r.peakWorkers.Load() {
+			}
+			return int(got)
+		}
+	}
 }
 
 func (r *Run) enter(name string) {

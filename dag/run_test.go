@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -383,5 +384,38 @@ func TestPlatforms(t *testing.T) {
 				t.Errorf("failing function: %s %+v, want node a failed with %d", st, f, tt.failCode)
 			}
 		})
+	}
+}
+
+// TestNestedFanOutShareABudget: a map of maps runs every item, its
+// goroutines bounded by the map width limit, and the order of its outputs
+// is the order of its items.
+func TestNestedFanOutShareABudget(t *testing.T) {
+	r := newRig(t, 16, nil)
+	r.svc.lim.MaxMapWidth = 8
+	r.put(t, "mm", `{"start":"outer","nodes":{
+		"outer":{"kind":"map","do":"inner"},
+		"inner":{"kind":"map","do":"w"},
+		"w":{"kind":"task","function":"w"}}}`)
+	run, st, out, f := r.run(t, "mm", `[[0,1,2,3,4,5,6,7],[8,9,10,11,12,13,14,15],[16,17,18,19,20,21,22,23],[24,25,26,27,28,29,30,31]]`)
+	if st != Succeeded {
+		t.Fatalf("status %s (%v)", st, f)
+	}
+	var got [][]result
+	unmarshal(t, out, &got)
+	n := 0
+	for i, row := range got {
+		for j, it := range row {
+			if string(it.Input) != strconv.Itoa(8*i+j) {
+				t.Errorf("item [%d][%d] = %s, want %d", i, j, it.Input, 8*i+j)
+			}
+			n++
+		}
+	}
+	if p := run.peakWorkers.Load(); p < 1 || p > 8 {
+		t.Errorf("peak fan-out goroutines %d, want 1 to the budget of 8", p)
+	}
+	if n != 32 || r.emu.Stats().Invocations != 32 {
+		t.Errorf("%d outputs, %d invocations: want 32", n, r.emu.Stats().Invocations)
 	}
 }
