@@ -76,7 +76,7 @@ func (p *Pool) warmed(name string, ok bool, why Reason, err error, status int) {
 	if f, found := p.fns.Peek(name); found {
 		f.warming = max(f.warming-1, 0)
 		if ok {
-			f.idle = append(f.idle, now)
+			f.release(now)
 			f.fails = 0
 		} else {
 			f.fails++

@@ -151,8 +151,8 @@ func New(cfg Config, slots Slots, iv Invoker) *Pool {
 // teaches the pool which function follows which in a chain, and may send
 // burst and chain warm-ups into idle capacity.
 //
-// Cost: one mutex, two LRU look-ups and an LRU insert for a chained
-// invocation; no allocation once the function and chain are known.
+// Cost: one mutex, a few LRU look-ups, and for a chain id not seen before
+// an LRU insert (one allocation).
 func (p *Pool) Arrived(inv *invocation.Invocation) {
 	now := p.cfg.Now()
 	p.mu.Lock()
@@ -160,7 +160,7 @@ func (p *Pool) Arrived(inv *invocation.Invocation) {
 	if p.closed {
 		return
 	}
-	f := p.functionLocked(inv.Function, now)
+	f := p.functionLocked(inv.Function)
 	p.learnLocked(f, inv)
 	f.hint = inv.Prewarm // the latest decision's; 0 when the policy gives none
 	f.real++
@@ -194,7 +194,7 @@ func (p *Pool) Finished(inv *invocation.Invocation, latency time.Duration, err e
 	}
 	f.real--
 	if err == nil {
-		f.idle = append(f.idle, now)
+		f.release(now)
 	}
 	if known {
 		p.signal = true
@@ -288,7 +288,7 @@ func (p *Pool) wantLocked(f *function) int {
 }
 
 // functionLocked returns f's state, remembering f. REQUIRES: p.mu.
-func (p *Pool) functionLocked(name string, now time.Time) *function {
+func (p *Pool) functionLocked(name string) *function {
 	if f, ok := p.fns.Get(name); ok {
 		return f
 	}
@@ -355,6 +355,17 @@ func (f *function) takeLocked(now time.Time, keepAlive time.Duration) bool {
 	}
 	f.idle = f.idle[:n-1]
 	return true
+}
+
+// maxIdle bounds the idle instances remembered per function.
+const maxIdle = 4096
+
+// release records an instance that became idle at now.
+func (f *function) release(now time.Time) {
+	if len(f.idle) >= maxIdle {
+		f.idle = append(f.idle[:0], f.idle[1:]...)
+	}
+	f.idle = append(f.idle, now)
 }
 
 // expire drops the idle instances the platform has reclaimed by now.
