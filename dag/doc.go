@@ -22,7 +22,9 @@
 //     optional Next; sequence steps, parallel branches, a map's Do and a
 //     choice's targets name the flows they run. Validate compiles the
 //     selectors and finds references to missing nodes and cycles. Plan is
-//     admission's estimate: critical path, total work, invocations.
+//     admission's estimate: critical path, total work, invocations;
+//     PlanInput refines it with the run's input where that decides before
+//     any task (a choice's pick, a map's real width).
 //   - selector (path.go) picks part of a JSON document by JSON pointer
 //     ("/a/0") or a small JSON path ("$.a[0]"); Rule is a choice's
 //     condition.
@@ -32,7 +34,8 @@
 //     on its own goroutine.
 //   - Run (run.go) executes: flow follows Next; fanOut is the fan-out and
 //     counter fan-in of parallel and map (map's width capped by
-//     max_concurrency); task makes one attempt per call of invoke, which
+//     max_concurrency; a run's fan-out goroutines, nested ones included,
+//     share a budget of the map width limit); task makes one attempt per call of invoke, which
 //     builds the platform's request (platform.go: OpenWhisk blocking with
 //     result, Lambda Invoke, POST /{function}) and runs it through
 //     Scheduler.Do with the proxy's platform client. The first failure,
