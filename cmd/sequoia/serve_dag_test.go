@@ -3,12 +3,14 @@ package main
 import (
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/sequoia-qos/sequoia/config"
 	"github.com/sequoia-qos/sequoia/loadtest/emulator"
 )
 
@@ -143,4 +145,28 @@ func TestDAGAPI(t *testing.T) {
 
 	c.want(204, "DELETE", "/sequoia/v1/dags/three", "")
 	c.want(404, "GET", "/sequoia/v1/dags/three", "")
+}
+
+// TestBadDAGDirStopsStartUp: an invalid DAG in SEQUOIA_DAG_DIR stops
+// start-up with an error naming the file, the node and the problem.
+func TestBadDAGDirStopsStartUp(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "broken.json"), []byte(`{"start":"a","nodes":{"a":{"kind":"task","function":"f","next":"gone"}}}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.LoadFrom([]string{"SEQUOIA_LISTEN=127.0.0.1:0", "SEQUOIA_ADMIN_LISTEN=127.0.0.1:0", "SEQUOIA_DAG_DIR=" + dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := newServer(cfg, slog.New(slog.DiscardHandler))
+	if err == nil {
+		s.dataLn.Close()
+		s.adminLn.Close()
+		t.Fatal("newServer accepted a broken DAG")
+	}
+	for _, want := range []string{"SEQUOIA_DAG_DIR", "broken.json", `node "a"`, `missing node "gone"`} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q lacks %q", err, want)
+		}
+	}
 }
