@@ -419,3 +419,45 @@ func TestNestedFanOutShareABudget(t *testing.T) {
 		t.Errorf("%d outputs, %d invocations: want 32", n, r.emu.Stats().Invocations)
 	}
 }
+
+// TestDeadlinePassesMidRun: a run admitted on an estimate that turns out
+// optimistic is stopped at its deadline; nothing is invoked after it.
+func TestDeadlinePassesMidRun(t *testing.T) {
+	r := newRig(t, 4, nil)
+	r.sched.Observe("slow", time.Millisecond)
+	r.sched.Observe("after", time.Millisecond)
+	r.put(t, "d", `{"start":"slow","nodes":{"slow":{"kind":"task","function":"slow","next":"after"},"after":{"kind":"task","function":"after"}}}`)
+	run, err := r.svc.Start("d", RunRequest{Input: json.RawMessage(`{"exec_ms":400}`), Budget: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatalf("Start: %v (the estimates fit the budget)", err)
+	}
+	<-run.Done()
+	st, _, f := run.Result()
+	if st != TimedOut || !errors.Is(f, ErrDeadline) {
+		t.Errorf("status %s (%v), want %s", st, f, TimedOut)
+	}
+	if n := r.emu.Stats().Functions["after"].Invocations; n != 0 {
+		t.Errorf("after ran %d times past the deadline", n)
+	}
+}
+
+// TestFinishedRunsAreBounded: finished runs are kept up to MaxRuns, for
+// Retention.
+func TestFinishedRunsAreBounded(t *testing.T) {
+	r := newRig(t, 4, nil)
+	r.svc.finished.Resize(2)
+	r.put(t, "d", `{"start":"a","nodes":{"a":{"kind":"task","function":"a"}}}`)
+	var ids []string
+	for range 3 {
+		run, _, _, _ := r.run(t, "d", `{}`)
+		ids = append(ids, run.ID)
+	}
+	if _, ok := r.svc.Run(ids[0]); ok {
+		t.Error("the oldest of 3 finished runs is still kept with room for 2")
+	}
+	for _, id := range ids[1:] {
+		if _, ok := r.svc.Run(id); !ok {
+			t.Errorf("finished run %s forgotten", id)
+		}
+	}
+}
