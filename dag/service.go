@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -158,6 +160,13 @@ func (s *Service) Get(name string) (json.RawMessage, bool) {
 		return nil, false
 	}
 	return e.src, true
+}
+
+// Names returns the registered DAGs' names, sorted.
+func (s *Service) Names() []string {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return slices.Sorted(maps.Keys(s.dags))
 }
 
 // Delete removes DAG name; runs in progress go on.

@@ -17,6 +17,7 @@ import (
 
 // The DAG API on the data port (issue 8):
 //
+//	GET            /sequoia/v1/dags                names of the registered DAGs
 //	PUT|GET|DELETE /sequoia/v1/dags/{name}
 //	POST           /sequoia/v1/dags/{name}/runs   synchronous; Prefer: respond-async → 202
 //	GET|DELETE     /sequoia/v1/runs/{id}          state; cancel
@@ -40,6 +41,12 @@ func (p *Proxy) serveAPI(ctx *fasthttp.RequestCtx) {
 	rest := string(ctx.Path()[len(apiPrefix):])
 	m := string(ctx.Method())
 	switch {
+	case rest == "dags" || rest == "dags/":
+		if m != fasthttp.MethodGet {
+			p.methodNotAllowed(ctx, "GET")
+			return
+		}
+		writeJSON(ctx, fasthttp.StatusOK, map[string][]string{"dags": p.dags.Names()})
 	case strings.HasPrefix(rest, "dags/"):
 		name, runs, hasRuns := strings.Cut(rest[len("dags/"):], "/")
 		if !dag.ValidName(name) || hasRuns && runs != "runs" {

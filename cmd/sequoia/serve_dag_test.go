@@ -68,6 +68,9 @@ func TestDAGAPI(t *testing.T) {
 		t.Errorf("GET returned %s", b)
 	}
 	c.want(200, "GET", "/sequoia/v1/dags/fromdir", "")
+	if _, b := c.want(200, "GET", "/sequoia/v1/dags", ""); b != `{"dags":["fromdir","three"]}` {
+		t.Errorf("GET /sequoia/v1/dags = %s", b)
+	}
 
 	// Synchronous: the output of the last node, here the parallel's array.
 	resp, b := c.want(200, "POST", "/sequoia/v1/dags/three/runs", `{"input":{"k":7}}`)
