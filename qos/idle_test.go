@@ -12,8 +12,10 @@ import (
 func TestTryAcquireIdle(t *testing.T) {
 	s := New(Config{Limit: 4, QueueCapacity: 10, QueueTimeout: time.Minute})
 	// Headroom: with 4 slots and headroom 2, two idle slots may be taken.
-	if !s.TryAcquireIdle(2) || !s.TryAcquireIdle(2) {
-		t.Fatal("TryAcquireIdle(2) failed with free slots beyond the headroom")
+	for i := range 2 {
+		if !s.TryAcquireIdle(2) {
+			t.Fatalf("TryAcquireIdle(2) #%d failed with free slots beyond the headroom", i+1)
+		}
 	}
 	if s.TryAcquireIdle(2) {
 		t.Fatal("TryAcquireIdle(2) took a slot of the headroom")
