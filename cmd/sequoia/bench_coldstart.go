@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"strings"
 	"sync"
 	"text/tabwriter"
 	"time"
@@ -24,7 +26,8 @@ Against an emulated platform with a cold start per new instance: a burst of
 chains after an idle period longer than the platform's keep-alive, through
 sequoia without and with the warm pool; then a steady low-rate run with
 occasional bursts through sequoia with the warm pool, to measure what the
-warm-ups cost.
+warm-ups cost. SEQUOIA_PREWARM_* variables set in the environment (other
+than _MIN, which -prewarm sets) apply to the runs with the pool.
 `
 
 // coldSpec is the cold-start benchmark's workload.
@@ -190,6 +193,13 @@ func startColdTarget(ctx context.Context, b coldSpec, pool bool, emuAddr string,
 	}
 	if pool {
 		env = append(env, "SEQUOIA_PREWARM=true", fmt.Sprintf("SEQUOIA_PREWARM_MIN=%d", b.Prewarm))
+		// The operator's other warm-pool settings (hold, burst, chains...)
+		// apply to the run with the pool.
+		for _, kv := range os.Environ() {
+			if strings.HasPrefix(kv, "SEQUOIA_PREWARM_") && !strings.HasPrefix(kv, "SEQUOIA_PREWARM_MIN=") {
+				env = append(env, kv)
+			}
+		}
 	}
 	cfg, err := config.LoadFrom(env)
 	if err != nil {
