@@ -17,7 +17,9 @@
 //     warm-ups as there are invocations running go ahead of the rest.
 //   - Chain pre-warm: the pool learns from X-Sequoia-Chain-Id which
 //     function follows which (a majority vote per function); when a step
-//     starts, the next function gets as many instances as will call it.
+//     starts, the next function gets as many instances as will call it,
+//     unless fewer are missing than are idle (creating them would hold the
+//     idle ones just as the next step arrives).
 //   - Never at the expense of real work: warm-ups are the lowest class.
 //     They take a worker slot only through qos.Scheduler.TryAcquireIdle,
 //     which succeeds only when a slot is free, nobody waits in either queue

@@ -172,8 +172,13 @@ func (p *Pool) Arrived(inv *invocation.Invocation) {
 	}
 	if p.cfg.Chains && inv.Chain != "" && f.next != "" && f.votes > 0 {
 		if s, ok := p.fns.Peek(f.next); ok && s != f {
-			// Each invocation of f running now will call s.
-			if want := f.real + s.real; s.instancesLive(now, p.cfg.KeepAlive) < want {
+			// Each invocation of f running now will call s. New instances
+			// come only from warm-ups that outnumber the idle ones (the
+			// platform hands idle ones out first), and those warm-ups
+			// hold every idle instance for a moment, just before s's
+			// callers arrive: worth it only when most are missing.
+			want, live := f.real+s.real, s.instancesLive(now, p.cfg.KeepAlive)
+			if short, idle := want-live, live-s.real-s.warming; short > 0 && short >= idle {
 				p.warmLocked(s, want-s.real-s.warming, Chain, now)
 			}
 		}
