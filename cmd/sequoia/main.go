@@ -24,6 +24,8 @@ commands:
   demo      burst function chains at an emulator directly and through sequoia, print the comparison
   policy    check a policy directory, or print the decision for an input document
   bench     chains: the chain-burst benchmark against direct, HAProxy and sequoia (table or --json)
+            coldstart: cold starts in a burst without and with the warm pool, and a steady run
+            dags: DAG orchestration overhead and a burst of runs
 `
 
 func run(args []string) error {
