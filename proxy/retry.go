@@ -154,9 +154,10 @@ func (f *feedbackInvoker) Invoke(inv *invocation.Invocation) error {
 var headerIdempotencyKey = []byte("Idempotency-Key")
 
 // idempotent reports whether inv may run twice: not a POST, a POST with an
-// Idempotency-Key, or configured so.
+// Idempotency-Key, configured so, or declared so by the policy's decision.
 func (s *platformState) idempotent(inv *invocation.Invocation) bool {
-	return s.retry.Idempotent || !inv.Req.Header.IsPost() || len(inv.Req.Header.PeekBytes(headerIdempotencyKey)) > 0
+	return s.retry.Idempotent || inv.Idempotent || !inv.Req.Header.IsPost() ||
+		len(inv.Req.Header.PeekBytes(headerIdempotencyKey)) > 0
 }
 
 // retryReason says whether an attempt that ended with err (and, when nil,
