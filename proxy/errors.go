@@ -32,14 +32,9 @@ type renderedError struct {
 	errorType  []byte // X-Amzn-ErrorType (Lambda); nil for none
 }
 
-var rendered = map[*apiError]renderedError{}
-
+// render declares e: its answers in each platform's shape are built now,
+// once, so that writing it allocates nothing.
 func render(e *apiError) *apiError {
-	r := renderedError{status: e.status, body: e.body()}
-	if e.retryAfter > 0 {
-		r.retryAfter = []byte(strconv.Itoa(e.retryAfter))
-	}
-	rendered[e] = r
 	shapedErrors[e] = shape(e)
 	return e
 }

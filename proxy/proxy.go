@@ -219,13 +219,14 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 	}
 	waited, err := p.invoke(inv, r) // with retries: retry.go
 	r.ctx = nil
+	atPlatform := time.Since(inv.Arrival) - waited
 	if p.cfg.Observer != nil {
-		p.cfg.Observer.Finished(inv, time.Since(inv.Arrival)-waited, err)
+		p.cfg.Observer.Finished(inv, atPlatform, err)
 	}
 	p.m.QueueWait(waited)
 	switch {
 	case err == nil:
-		fn.Observe(metrics.Forwarded, time.Since(inv.Arrival)-waited)
+		fn.Observe(metrics.Forwarded, atPlatform)
 		p.m.PlatformStatus(ctx.Response.StatusCode())
 	case errors.Is(err, qos.ErrRefused):
 		fn.Count(metrics.ChainRefused)

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -18,7 +17,6 @@ import (
 
 	"github.com/schollz/progressbar/v3"
 
-	"github.com/sequoia-qos/sequoia/config"
 	"github.com/sequoia-qos/sequoia/loadtest"
 	"github.com/sequoia-qos/sequoia/loadtest/emulator"
 )
@@ -121,13 +119,7 @@ func runBenchChains(ctx context.Context, args []string, out, progress io.Writer)
 	if err != nil {
 		return err
 	}
-	if asJSON {
-		enc := json.NewEncoder(out)
-		enc.SetIndent("", "  ")
-		return enc.Encode(rep)
-	}
-	printBench(out, rep)
-	return nil
+	return writeReport(out, asJSON, rep, func() { printBench(out, rep) })
 }
 
 func benchChains(ctx context.Context, b benchSpec, progress io.Writer) (benchReport, error) {
@@ -233,27 +225,14 @@ func startTarget(ctx context.Context, target string, b benchSpec, emuAddr string
 		url, stop, err := startHAProxy(ctx, b, emuAddr)
 		return url, stop, none, err
 	case "sequoia":
-		cfg, err := config.LoadFrom([]string{
-			"SEQUOIA_LISTEN=127.0.0.1:0",
-			"SEQUOIA_ADMIN_LISTEN=127.0.0.1:0",
-			"SEQUOIA_BACKEND=openwhisk",
-			"SEQUOIA_BACKEND_URL=http://" + emuAddr,
+		srv, stop, err := startLocal(ctx, emuAddr, log,
 			fmt.Sprintf("SEQUOIA_MAX_CONCURRENCY=%d", b.Limit),
 			fmt.Sprintf("SEQUOIA_QUEUE_CAPACITY=%d", b.Chains*b.Steps),
-			"SEQUOIA_QUEUE_TIMEOUT=5m",
-			"SEQUOIA_LOG_LEVEL=error",
-		})
+			"SEQUOIA_LOG_LEVEL=error")
 		if err != nil {
 			return "", nil, nil, err
 		}
-		srv, err := newServer(cfg, log)
-		if err != nil {
-			return "", nil, nil, err
-		}
-		sctx, stop := context.WithCancel(ctx)
-		done := make(chan error, 1)
-		go func() { done <- srv.run(sctx) }()
-		return "http://" + srv.dataLn.Addr().String(), func() { stop(); <-done },
+		return "http://" + srv.dataLn.Addr().String(), stop,
 			func() time.Duration { return srv.sched.Estimate("") }, nil
 	}
 	return "http://" + emuAddr, func() {}, none, nil

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -15,7 +14,6 @@ import (
 
 	"github.com/schollz/progressbar/v3"
 
-	"github.com/sequoia-qos/sequoia/config"
 	"github.com/sequoia-qos/sequoia/loadtest"
 	"github.com/sequoia-qos/sequoia/loadtest/emulator"
 )
@@ -130,13 +128,7 @@ func runBenchColdstart(ctx context.Context, args []string, out, progress io.Writ
 	if err != nil {
 		return err
 	}
-	if asJSON {
-		enc := json.NewEncoder(out)
-		enc.SetIndent("", "  ")
-		return enc.Encode(rep)
-	}
-	printColdstart(out, rep)
-	return nil
+	return writeReport(out, asJSON, rep, func() { printColdstart(out, rep) })
 }
 
 func benchColdstart(ctx context.Context, b coldSpec, progress io.Writer) (coldReport, error) {
@@ -181,13 +173,8 @@ func benchColdstart(ctx context.Context, b coldSpec, progress io.Writer) (coldRe
 // the warm pool.
 func startColdTarget(ctx context.Context, b coldSpec, pool bool, emuAddr string, log *slog.Logger) (*server, func(), error) {
 	env := []string{
-		"SEQUOIA_LISTEN=127.0.0.1:0",
-		"SEQUOIA_ADMIN_LISTEN=127.0.0.1:0",
-		"SEQUOIA_BACKEND=openwhisk",
-		"SEQUOIA_BACKEND_URL=http://" + emuAddr,
 		fmt.Sprintf("SEQUOIA_MAX_CONCURRENCY=%d", b.Limit),
 		fmt.Sprintf("SEQUOIA_QUEUE_CAPACITY=%d", 100*b.Chains*b.Steps),
-		"SEQUOIA_QUEUE_TIMEOUT=5m",
 		"SEQUOIA_LOG_LEVEL=error",
 		"SEQUOIA_PLATFORM_KEEPALIVE=" + b.KeepAlive.String(),
 	}
@@ -201,18 +188,7 @@ func startColdTarget(ctx context.Context, b coldSpec, pool bool, emuAddr string,
 			}
 		}
 	}
-	cfg, err := config.LoadFrom(env)
-	if err != nil {
-		return nil, nil, err
-	}
-	srv, err := newServer(cfg, log)
-	if err != nil {
-		return nil, nil, err
-	}
-	sctx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- srv.run(sctx) }()
-	return srv, func() { stop(); <-done }, nil
+	return startLocal(ctx, emuAddr, log, env...)
 }
 
 // detected sums sequoia_cold_starts_total from srv's registry.

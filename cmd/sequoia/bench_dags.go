@@ -16,7 +16,6 @@ import (
 
 	"github.com/valyala/fasthttp"
 
-	"github.com/sequoia-qos/sequoia/config"
 	"github.com/sequoia-qos/sequoia/loadtest/emulator"
 )
 
@@ -87,13 +86,7 @@ func runBenchDags(ctx context.Context, args []string, out, progress io.Writer) e
 	if err != nil {
 		return err
 	}
-	if asJSON {
-		enc := json.NewEncoder(out)
-		enc.SetIndent("", "  ")
-		return enc.Encode(rep)
-	}
-	printDagReport(out, rep)
-	return nil
+	return writeReport(out, asJSON, rep, func() { printDagReport(out, rep) })
 }
 
 func defaultDagBench() dagBenchSpec {
@@ -137,25 +130,16 @@ func benchDags(ctx context.Context, b dagBenchSpec, progress io.Writer) (dagBenc
 		return rep, err
 	}
 	defer emu.Shutdown()
-	cfg, err := config.LoadFrom([]string{
-		"SEQUOIA_LISTEN=127.0.0.1:0", "SEQUOIA_ADMIN_LISTEN=127.0.0.1:0",
-		"SEQUOIA_BACKEND=http", "SEQUOIA_BACKEND_URL=http://" + emuAddr, "SEQUOIA_HTTP_ROUTE=path",
+	srv, stop, err := startLocal(ctx, emuAddr, quiet,
+		"SEQUOIA_BACKEND=http", "SEQUOIA_HTTP_ROUTE=path",
 		fmt.Sprintf("SEQUOIA_MAX_CONCURRENCY=%d", b.Limit), fmt.Sprintf("SEQUOIA_QUEUE_CAPACITY=%d", 3*b.Burst),
-		"SEQUOIA_QUEUE_TIMEOUT=5m", "SEQUOIA_LOG_LEVEL=error",
+		"SEQUOIA_LOG_LEVEL=error",
 		fmt.Sprintf("SEQUOIA_DAG_MAX_MAP_WIDTH=%d", max(b.Width, 1000)),
-		fmt.Sprintf("SEQUOIA_DAG_MAX_NODES=%d", max(b.Steps, 256)),
-	})
+		fmt.Sprintf("SEQUOIA_DAG_MAX_NODES=%d", max(b.Steps, 256)))
 	if err != nil {
 		return rep, err
 	}
-	srv, err := newServer(cfg, quiet)
-	if err != nil {
-		return rep, err
-	}
-	sctx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- srv.run(sctx) }()
-	defer func() { stop(); <-done }()
+	defer stop()
 
 	addr := srv.dataLn.Addr().String()
 	hc := &fasthttp.HostClient{Addr: addr, MaxConns: b.Burst + 16, ReadTimeout: 5 * time.Minute}

@@ -9,7 +9,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/sequoia-qos/sequoia/config"
 	"github.com/sequoia-qos/sequoia/loadtest"
 	"github.com/sequoia-qos/sequoia/loadtest/emulator"
 )
@@ -56,26 +55,13 @@ func demo(ctx context.Context, d demoSpec, out io.Writer) ([]loadtest.Summary, e
 	}
 	defer emu.Shutdown()
 
-	cfg, err := config.LoadFrom([]string{
-		"SEQUOIA_LISTEN=127.0.0.1:0",
-		"SEQUOIA_ADMIN_LISTEN=127.0.0.1:0",
-		"SEQUOIA_BACKEND=openwhisk",
-		"SEQUOIA_BACKEND_URL=http://" + emuAddr,
+	srv, stop, err := startLocal(ctx, emuAddr, quiet,
 		fmt.Sprintf("SEQUOIA_MAX_CONCURRENCY=%d", d.limit),
-		fmt.Sprintf("SEQUOIA_QUEUE_CAPACITY=%d", d.chains*d.steps),
-		"SEQUOIA_QUEUE_TIMEOUT=5m",
-	})
+		fmt.Sprintf("SEQUOIA_QUEUE_CAPACITY=%d", d.chains*d.steps))
 	if err != nil {
 		return nil, err
 	}
-	srv, err := newServer(cfg, quiet)
-	if err != nil {
-		return nil, err
-	}
-	sctx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- srv.run(sctx) }()
-	defer func() { stop(); <-done }()
+	defer stop()
 
 	fmt.Fprintf(out, "sequoia demo: %d chains of %d steps starting within %v; platform limit %d, %v per invocation, %v cold start\n\n",
 		d.chains, d.steps, d.spread, d.limit, d.exec, d.coldStart)
