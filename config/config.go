@@ -24,6 +24,9 @@ type Serving struct {
 	// AdminListen is the admin port's address: metrics, health, status.
 	// Loopback by default so that metrics are not exposed by accident.
 	AdminListen string `env:"ADMIN_LISTEN" envDefault:"127.0.0.1:9090"`
+	// AdminPprof serves Go's profiler under /debug/pprof/ on the admin
+	// port, for measuring the proxy's own cost under load.
+	AdminPprof bool `env:"ADMIN_PPROF" envDefault:"false"`
 	// MaxBodyBytes bounds a request body; larger ones are answered 413.
 	// The default is Lambda's 6 MiB synchronous payload limit.
 	MaxBodyBytes int `env:"MAX_BODY_BYTES" envDefault:"6291456"`

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"sync/atomic"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 // Admin is the admin-port server: metrics, health, readiness and status.
 type Admin struct {
 	srv    *http.Server
+	mux    *http.ServeMux
 	ready  atomic.Bool
 	status func() any
 }
@@ -43,7 +45,19 @@ func NewAdmin(m *metrics.Metrics, status func() any) *Admin {
 		_ = enc.Encode(a.status())
 	})
 	a.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	a.mux = mux
 	return a
+}
+
+// EnableProfiling serves Go's profiler under /debug/pprof/ (call before
+// Serve). Off by default: a profile briefly costs CPU and reveals code
+// paths, so it is for an operator measuring the proxy.
+func (a *Admin) EnableProfiling() {
+	a.mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	a.mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+	a.mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	a.mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+	a.mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 }
 
 // SetReady sets what /readyz answers.

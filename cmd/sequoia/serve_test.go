@@ -170,6 +170,18 @@ func TestAdminEndpoints(t *testing.T) {
 	if st.Limit != 5 || st.Config["backend"] != "lambda" || st.Queues["pending"].Capacity != 1000 {
 		t.Errorf("status = %+v", st)
 	}
+	if code, _ := httpGet(t, admin+"/debug/pprof/"); code != 404 {
+		t.Errorf("/debug/pprof/ without SEQUOIA_ADMIN_PPROF = %d, want 404", code)
+	}
+}
+
+func TestAdminProfiling(t *testing.T) {
+	_, emuAddr := startEmulator(t, emulator.Config{Limit: 5})
+	s := startServer(t, "SEQUOIA_BACKEND=lambda", "SEQUOIA_BACKEND_URL=http://"+emuAddr, "SEQUOIA_ADMIN_PPROF=true")
+	code, body := httpGet(t, "http://"+s.adminLn.Addr().String()+"/debug/pprof/goroutine?debug=1")
+	if code != 200 || !strings.Contains(body, "goroutine profile:") {
+		t.Errorf("/debug/pprof/goroutine = %d %.80q", code, body)
+	}
 }
 
 // buildBinary builds the sequoia command once per test binary.

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Passthrough throughput: wrk against the emulator directly, through sequoia,
 # and through HAProxy (when installed), in one run on loopback. Prints
-# requests/s for each and the ratio to direct.
+# requests/s for each and the ratio to direct, and for each proxy its CPU
+# time per request (user+system, from /proc/PID/stat): the per-request cost,
+# which unlike throughput does not depend on what else shares the cores.
 #
 #   loadtest/scripts/passthrough.sh [duration] [connections]
 set -euo pipefail
@@ -16,9 +18,11 @@ cleanup() { kill "${PIDS[@]}" 2>/dev/null || true; wait 2>/dev/null || true; }
 trap cleanup EXIT
 
 "$BIN" emulate --listen 127.0.0.1:18081 --limit 100000 --exec 0 --cold-start 0 >/dev/null 2>&1 & PIDS+=($!)
+declare -A PID
 SEQUOIA_LISTEN=127.0.0.1:18080 SEQUOIA_ADMIN_LISTEN=127.0.0.1:19090 SEQUOIA_BACKEND=openwhisk \
   SEQUOIA_BACKEND_URL=http://127.0.0.1:18081 SEQUOIA_MAX_CONCURRENCY=1000 SEQUOIA_LOG_LEVEL=warn \
   "$BIN" serve & PIDS+=($!)
+PID[18080]=$!
 HAPROXY=$(command -v haproxy || true)
 if [ -n "$HAPROXY" ]; then
   CFG=$(mktemp)
@@ -38,6 +42,7 @@ backend be
   server emu 127.0.0.1:18081 maxconn 1000
 CFG
   "$HAPROXY" -f "$CFG" -db >/dev/null 2>&1 & PIDS+=($!)
+  PID[18082]=$!
 fi
 for p in 18081 18080; do
   for _ in $(seq 100); do (echo >/dev/tcp/127.0.0.1/$p) 2>/dev/null && break; sleep 0.05; done
@@ -51,15 +56,32 @@ wrk.body = '{"n":1}'
 wrk.headers["Content-Type"] = "application/json"
 LUA
 PATH_=/api/v1/namespaces/guest/actions/hello?blocking=true\&result=true
-run() { wrk -t2 -c"$CONNS" -d"$DUR" -s "$LUA" "http://127.0.0.1:$1$PATH_" | awk '/Requests\/sec/ {print $2}'; }
-direct=$(run 18081)
-sequoia=$(run 18080)
-printf "%-8s %12s %8s\n" target "requests/s" "ratio"
-printf "%-8s %12.0f %8.2f\n" direct "$direct" 1
-printf "%-8s %12.0f %8.2f\n" sequoia "$sequoia" "$(echo "$sequoia / $direct" | bc -l)"
+TICK=$(getconf CLK_TCK)
+# cpu PID: the process's user+system time so far, in clock ticks.
+cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# run PORT: wrk against PORT; sets RPS, and CPUREQ (µs of the proxy's CPU
+# per request) when PORT is a proxy.
+run() {
+  local before=0 out
+  [ -n "${PID[$1]:-}" ] && before=$(cpu "${PID[$1]}")
+  out=$(wrk -t2 -c"$CONNS" -d"$DUR" -s "$LUA" "http://127.0.0.1:$1$PATH_")
+  RPS=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
+  CPUREQ=-
+  if [ -n "${PID[$1]:-}" ]; then
+    local n ticks
+    n=$(awk '/requests in/ {print $1}' <<<"$out")
+    ticks=$(( $(cpu "${PID[$1]}") - before ))
+    CPUREQ=$(printf "%.1f" "$(echo "$ticks * 1000000 / $TICK / $n" | bc -l)")
+  fi
+}
+printf "%-8s %12s %8s %14s\n" target "requests/s" "ratio" "cpu µs/req"
+run 18081; direct=$RPS
+printf "%-8s %12.0f %8.2f %14s\n" direct "$direct" 1 -
+run 18080
+printf "%-8s %12.0f %8.2f %14s\n" sequoia "$RPS" "$(echo "$RPS / $direct" | bc -l)" "$CPUREQ"
 if [ -n "$HAPROXY" ]; then
-  haproxy=$(run 18082)
-  printf "%-8s %12.0f %8.2f\n" haproxy "$haproxy" "$(echo "$haproxy / $direct" | bc -l)"
+  run 18082
+  printf "%-8s %12.0f %8.2f %14s\n" haproxy "$RPS" "$(echo "$RPS / $direct" | bc -l)" "$CPUREQ"
 else
   echo "haproxy: not installed (apt-get install haproxy); row skipped"
 fi
