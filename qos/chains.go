@@ -7,8 +7,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/hashicorp/golang-lru/v2/expirable"
-
+	"github.com/sequoia-qos/sequoia/internal/ttlcache"
 	"github.com/sequoia-qos/sequoia/invocation"
 )
 
@@ -92,7 +91,7 @@ type chain struct {
 type admission struct {
 	mu    sync.Mutex
 	est   *estimator // REQUIRES: mu
-	table *expirable.LRU[string, *chain]
+	table *ttlcache.Cache[*chain]
 	ev    Events
 	now   func() time.Time
 	limit func() int
@@ -128,7 +127,7 @@ func newAdmission(cfg Config, limit func() int) *admission {
 	if ttl <= 0 {
 		ttl = 5 * time.Minute
 	}
-	a.table = expirable.NewLRU[string, *chain](size, a.evicted, ttl)
+	a.table = ttlcache.New(size, ttl, a.evicted)
 	return a
 }
 
@@ -293,6 +292,10 @@ func (s *Scheduler) Observe(fn string, d time.Duration) {
 
 // ActiveChains returns the number of chains in the table.
 func (s *Scheduler) ActiveChains() int { return s.adm.table.Len() }
+
+// Close stops the chain table's sweeper: chains are no longer forgotten
+// after SEQUOIA_CHAIN_TTL. Call it once the scheduler is done with.
+func (s *Scheduler) Close() { s.adm.table.Close() }
 
 // retryAfterSeconds rounds d up to whole seconds, at least 1, as
 // Retry-After wants.

@@ -34,9 +34,10 @@
 //   - capCounts (caps.go) counts slots per tenant and per function when
 //     caps are configured, and parks waiters over a cap until a slot of
 //     theirs comes back. Caps make every Acquire take the lock.
-//   - admission (chains.go) owns the active-chain table, a golang-lru
-//     expirable cache that forgets a chain after SEQUOIA_CHAIN_TTL or once
-//     its deadline has passed, and decides whether a new chain may start.
+//   - admission (chains.go) owns the active-chain table, a sharded
+//     internal/ttlcache (one lock per shard, no global lock) that forgets a
+//     chain SEQUOIA_CHAIN_TTL after it started, and decides whether a new
+//     chain may start; a chain whose deadline has passed is started anew.
 //     Continuations are never refused. Events is how it reports chains
 //     started, refused, completed, dropped and failed, and queue waits.
 //   - estimator (estimate.go) learns per-function slot times (EWMA of

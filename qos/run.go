@@ -76,7 +76,7 @@ func (s *Scheduler) AdmitRun(p RunPlan) (time.Time, error) {
 // outcome.
 func (s *Scheduler) EndRun(chain string, failed bool) {
 	a := s.adm
-	if c, ok := a.table.Peek(chain); ok && failed {
+	if c, ok := a.table.Get(chain); ok && failed {
 		a.mu.Lock()
 		c.failed = true
 		a.mu.Unlock()
@@ -88,7 +88,7 @@ func (s *Scheduler) EndRun(chain string, failed bool) {
 // SEQUOIA_CHAIN_TTL, so that a run longer than the TTL keeps its place:
 // its invocations stay continuations. Cost: the table's lock, briefly.
 func (s *Scheduler) TouchRun(chain string) {
-	if c, ok := s.adm.table.Peek(chain); ok {
+	if c, ok := s.adm.table.Get(chain); ok {
 		s.adm.table.Add(chain, c) // an existing key: renews its expiry
 	}
 }

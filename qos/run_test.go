@@ -62,14 +62,14 @@ func TestTouchRunOutlivesTheTTL(t *testing.T) {
 	for start := time.Now(); time.Since(start) < 3*ttl; time.Sleep(ttl / 20) {
 		s.TouchRun("long")
 	}
-	if _, ok := s.adm.table.Peek("long"); !ok {
+	if _, ok := s.adm.table.Get("long"); !ok {
 		t.Error("a touched run was forgotten after its TTL")
 	}
-	if _, ok := s.adm.table.Peek("untouched"); ok {
+	if _, ok := s.adm.table.Get("untouched"); ok {
 		t.Error("an untouched run outlived three TTLs")
 	}
 	s.TouchRun("never-admitted")
-	if _, ok := s.adm.table.Peek("never-admitted"); ok {
+	if _, ok := s.adm.table.Get("never-admitted"); ok {
 		t.Error("TouchRun added a chain")
 	}
 }

@@ -128,6 +128,9 @@ func newServer(cfg config.Config, log *slog.Logger) (*server, error) {
 		return nil, err
 	}
 	s.admin = proxy.NewAdmin(s.metrics, s.status)
+	if cfg.Serving.AdminPprof {
+		s.admin.EnableProfiling()
+	}
 
 	if s.dataLn, err = net.Listen("tcp", cfg.Serving.Listen); err != nil {
 		return nil, fmt.Errorf("SEQUOIA_LISTEN: %w", err)
@@ -175,6 +178,7 @@ func (s *server) run(ctx context.Context) error {
 			s.log.Warn("shutdown timed out", "in_flight", s.sched.InFlight(), "queued", s.sched.Queued(), "err", err)
 		}
 		s.up.Close()
+		s.sched.Close()
 		_ = s.admin.Shutdown(context.Background())
 		s.log.Info("stopped")
 		return nil
