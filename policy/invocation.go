@@ -5,8 +5,7 @@ import (
 	"context"
 	"time"
 
-	"github.com/hashicorp/golang-lru/v2/expirable"
-
+	"github.com/sequoia-qos/sequoia/internal/ttlcache"
 	"github.com/sequoia-qos/sequoia/invocation"
 	"github.com/sequoia-qos/sequoia/qos"
 )
@@ -18,7 +17,7 @@ import (
 // fields, leaving the rest to configuration.
 type Invocations struct {
 	e     *Engine
-	steps *expirable.LRU[string, int]
+	steps *ttlcache.Cache[int]
 }
 
 // NewInvocations returns the adapter. It numbers the steps of each chain
@@ -26,7 +25,7 @@ type Invocations struct {
 // least recently seen beyond maxChains), so that policies can tell a
 // chain's first step from its continuations.
 func NewInvocations(e *Engine, maxChains int, ttl time.Duration) *Invocations {
-	return &Invocations{e: e, steps: expirable.NewLRU[string, int](maxChains, nil, ttl)}
+	return &Invocations{e: e, steps: ttlcache.New[int](maxChains, ttl, nil)}
 }
 
 var (
@@ -53,6 +52,9 @@ func invocationType(inv *invocation.Invocation) string {
 	}
 	return "sync"
 }
+
+// Close stops forgetting chains after their TTL.
+func (a *Invocations) Close() { a.steps.Close() }
 
 // step numbers inv within its chain: 1 for the first request seen.
 func (a *Invocations) step(chain string) int {
