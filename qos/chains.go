@@ -167,7 +167,7 @@ func (a *admission) admit(inv *invocation.Invocation) (*chain, error) {
 	now := a.now()
 	var c *chain
 	if inv.Chain != "" {
-		c, _ = a.table.Get(inv.Chain)
+		c, _ = a.table.GetAt(inv.Chain, now)
 	}
 	a.mu.Lock()
 	if c != nil && (c.deadline.IsZero() || !now.After(c.deadline)) {
@@ -213,7 +213,7 @@ func (a *admission) admit(inv *invocation.Invocation) (*chain, error) {
 	inv.Deadline = deadline
 	if inv.Chain != "" {
 		a.table.Remove(inv.Chain) // ends the forgotten chain, if any
-		a.table.Add(inv.Chain, c)
+		a.table.AddAt(inv.Chain, c, now)
 	}
 	a.ev.ChainStarted(inv.Class)
 	return c, nil

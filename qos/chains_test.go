@@ -267,3 +267,25 @@ func TestPolicyFunctionCapConcurrent(t *testing.T) {
 		t.Errorf("counts left: %v, parked %d", s.caps.fns, s.caps.parked)
 	}
 }
+
+// BenchmarkDoPassthrough is the passthrough case: every request is a new
+// chain of unknown length with an id sequoia assigned, so each stays in the
+// chain table until capacity evicts it (at the default size).
+func BenchmarkDoPassthrough(b *testing.B) {
+	nop := invokerFunc(func() {})
+	s := New(Config{Limit: 1 << 30, QueueCapacity: 1, QueueTimeout: time.Second})
+	defer s.Close()
+	var n atomic.Int64
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		inv := &invocation.Invocation{Function: "f"}
+		buf := make([]byte, 0, 32)
+		for pb.Next() {
+			buf = strconv.AppendInt(append(buf[:0], "sq-0123456789abcdef-"...), n.Add(1), 36)
+			inv.Chain = string(buf)
+			if _, err := s.Do(inv, nil, nop); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}

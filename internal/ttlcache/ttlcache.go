@@ -70,9 +70,13 @@ func (c *Cache[V]) shard(key string) *shard[V] {
 // replaced without the eviction callback and its entry moves to the new
 // end, so insertion order stays expiry order. A full shard evicts its
 // oldest entry.
-func (c *Cache[V]) Add(key string, v V) {
+func (c *Cache[V]) Add(key string, v V) { c.AddAt(key, v, c.now()) }
+
+// AddAt is Add for a caller that already read the clock: now is the time
+// of adding.
+func (c *Cache[V]) AddAt(key string, v V, now time.Time) {
 	s := c.shard(key)
-	e := entry[V]{v: v, expires: c.now().UnixNano() + c.ttl}
+	e := entry[V]{v: v, expires: now.UnixNano() + c.ttl}
 	s.mu.Lock()
 	s.lru.Add(key, e)
 	s.mu.Unlock()
@@ -80,12 +84,16 @@ func (c *Cache[V]) Add(key string, v V) {
 
 // Get returns key's value, if it is there and has not expired. It does
 // not change the entry's place: the oldest added goes first.
-func (c *Cache[V]) Get(key string) (V, bool) {
+func (c *Cache[V]) Get(key string) (V, bool) { return c.GetAt(key, c.now()) }
+
+// GetAt is Get for a caller that already read the clock: entries that
+// expired by now are not returned.
+func (c *Cache[V]) GetAt(key string, now time.Time) (V, bool) {
 	s := c.shard(key)
 	s.mu.Lock()
 	e, ok := s.lru.Peek(key)
 	s.mu.Unlock()
-	if !ok || c.now().UnixNano() > e.expires {
+	if !ok || now.UnixNano() > e.expires {
 		var zero V
 		return zero, false // an expired entry waits for the sweeper
 	}
