@@ -47,11 +47,27 @@ type Platforms struct {
 	// finish within its deadline at the primary's effective limit, or when
 	// the primary is unreachable. Empty means none.
 	OverflowURL string `env:"OVERFLOW_URL" envDefault:""`
-	// OverflowBackend is the overflow platform's API. It must be the
-	// primary's (SEQUOIA_BACKEND), which is also what empty means: sequoia
-	// forwards the client's request as it is and does not translate
-	// between platform APIs.
+	// OverflowBackend is the overflow platform's API: openwhisk, lambda or
+	// http; empty means SEQUOIA_BACKEND's. Of the same API, the client's
+	// request is forwarded as it is; of another, sequoia translates the
+	// request (function name, JSON body, invocation type, its own
+	// credentials) and the answer, into the primary's shape.
 	OverflowBackend string `env:"OVERFLOW_BACKEND" envDefault:""`
+	// OverflowFunctions maps the primary's function names to the overflow
+	// platform's, for names the default mapping does not carry: entries
+	// "primary=overflow" separated by commas (e.g.
+	// "guest/img/resize=img-resizer:prod"). Only for an overflow of
+	// another API.
+	OverflowFunctions string `env:"OVERFLOW_FUNCTIONS" envDefault:""`
+	// OverflowOpenWhiskAuth is the OpenWhisk API key ("uuid:key") sequoia
+	// invokes an overflow OpenWhisk with. Required when the overflow is
+	// OpenWhisk and the primary is not (the client's credentials belong to
+	// the primary); with an OpenWhisk primary it replaces the client's.
+	OverflowOpenWhiskAuth string `env:"OVERFLOW_OPENWHISK_AUTH" envDefault:""`
+	// OverflowHTTPDomain, for an http overflow of another API, reaches each
+	// service by Host {service}.{domain} (Knative, e.g.
+	// "default.example.com"); empty reaches it by path /{service}.
+	OverflowHTTPDomain string `env:"OVERFLOW_HTTP_DOMAIN" envDefault:""`
 
 	// Adaptive lowers the concurrency limit below SEQUOIA_MAX_CONCURRENCY
 	// when the platform throttles, and probes back up when it stops.
@@ -75,9 +91,7 @@ func (p Platforms) check(backend string, bad func(name string, v any, why string
 			bad("OVERFLOW_URL", p.OverflowURL, "must have no path or query: sequoia forwards the client's")
 		}
 	}
-	if p.OverflowBackend != "" && p.OverflowBackend != backend {
-		bad("OVERFLOW_BACKEND", p.OverflowBackend, "must be SEQUOIA_BACKEND's API ("+backend+"): sequoia does not translate between platform APIs")
-	}
+	p.checkOverflow(backend, bad) // overflow.go
 	if p.RetryMaxAttempts < 1 {
 		bad("RETRY_MAX_ATTEMPTS", p.RetryMaxAttempts, "must be at least 1")
 	}

@@ -50,7 +50,8 @@ type Config struct {
 	Retry    RetryConfig
 	Feedback Feedback
 	// Overflow, when set, carries invocations the primary cannot take in
-	// time or at all to a second platform of the same API (retry.go).
+	// time or at all to a second platform: an upstream.Client of the same
+	// API, or an upstream.Translator to another (retry.go, overflow.go).
 	Overflow qos.Invoker
 	// Rates, when set, paces tenants the platform throttled for their
 	// rate (retry.go).
@@ -224,10 +225,14 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 		p.cfg.Observer.Finished(inv, atPlatform, err)
 	}
 	p.m.QueueWait(waited)
+	oa := asOverflowAnswer(err) // overflow.go
 	switch {
 	case err == nil:
 		fn.Observe(metrics.Forwarded, atPlatform)
 		p.m.PlatformStatus(ctx.Response.StatusCode())
+	case oa != nil:
+		fn.Count(oa.outcome)
+		p.writeError(ctx, oa.e)
 	case errors.Is(err, qos.ErrRefused):
 		fn.Count(metrics.ChainRefused)
 		p.writeError(ctx, errChainRefused)

@@ -90,7 +90,10 @@ type platformState struct {
 	iv        qos.Invoker // the forwarder, reporting to feedback and rates
 	retries   *prometheus.CounterVec
 	overflows *prometheus.CounterVec
-	events    events
+	// overflowFailures counts invocations the overflow did not run
+	// (overflow.go).
+	overflowFailures *prometheus.CounterVec
+	events           events
 }
 
 func (s *platformState) init(p *Proxy) {
@@ -103,15 +106,17 @@ func (s *platformState) init(p *Proxy) {
 	}
 	s.retries = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: metrics.Namespace, Name: "retries_total",
-		Help: "Invocations sent to the platform again, by why: throttled_concurrency, throttled_rate, unavailable, unreachable, timeout.",
+		Help: "Invocations sent to the platform again, by why: throttled_concurrency, throttled_rate, throttled_function, unavailable, unreachable, timeout; and Lambda Events waiting again for a slot: refused, queued.",
 	}, []string{"reason"})
 	s.overflows = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: metrics.Namespace, Name: "overflow_total",
 		Help: "Invocations sent to the overflow platform (SEQUOIA_OVERFLOW_URL), by why: queue_full, deadline, unreachable.",
 	}, []string{"reason"})
+	s.overflowFailures = newOverflowFailures()
 	s.events.init(p)
+	s.precreate() // overflow.go
 	if p.m != nil {
-		p.m.Registry().MustRegister(s.retries, s.overflows)
+		p.m.Registry().MustRegister(s.retries, s.overflows, s.overflowFailures)
 		p.m.Registry().MustRegister(s.events.collectors()...)
 	}
 }
@@ -207,7 +212,9 @@ func (s *platformState) backoff(n int, hint time.Duration) time.Duration {
 // when the scheduler refused it (the queue is full, or its chain could not
 // finish in time at the primary's effective limit) or the primary could not
 // be reached. The overflow platform's own limits are its own: the
-// invocation takes no slot there.
+// invocation takes no slot there. An overflow platform of another API is
+// an upstream.Translator; when it cannot help, overflowFailed says why in
+// the answer (overflow.go).
 func (p *Proxy) invoke(inv *invocation.Invocation, w qos.Watcher) (time.Duration, error) {
 	waited, err := p.invokeRetrying(inv, w)
 	if p.cfg.Overflow == nil || err == nil {
@@ -227,7 +234,10 @@ func (p *Proxy) invoke(inv *invocation.Invocation, w qos.Watcher) (time.Duration
 	}
 	p.plat.overflows.WithLabelValues(reason).Inc()
 	inv.Resp.Reset()
-	return waited, p.cfg.Overflow.Invoke(inv)
+	if oerr := p.cfg.Overflow.Invoke(inv); oerr != nil {
+		return waited, p.overflowFailed(err, oerr)
+	}
+	return waited, nil
 }
 
 // invokeRetrying runs inv through the scheduler and, while the platform throttles

@@ -62,7 +62,8 @@ func TestOverflowWhenPrimaryUnreachable(t *testing.T) {
 func TestOverflowConfig(t *testing.T) {
 	for _, tt := range []struct{ env, want string }{
 		{"SEQUOIA_OVERFLOW_URL=ftp://x", "SEQUOIA_OVERFLOW_URL"},
-		{"SEQUOIA_OVERFLOW_BACKEND=lambda", "SEQUOIA_OVERFLOW_BACKEND"},
+		{"SEQUOIA_OVERFLOW_BACKEND=lambda", "SEQUOIA_OVERFLOW_BACKEND"}, // without SEQUOIA_OVERFLOW_URL
+		{"SEQUOIA_OVERFLOW_BACKEND=azure", "SEQUOIA_OVERFLOW_BACKEND"},
 	} {
 		_, err := config.LoadFrom([]string{"SEQUOIA_BACKEND=openwhisk", tt.env})
 		if err == nil || !strings.Contains(err.Error(), tt.want) {

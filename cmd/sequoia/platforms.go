@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
 	"fmt"
 	"net/url"
 	"time"
@@ -22,7 +23,7 @@ type platformParts struct {
 	limit    *adaptive.Limit // nil when SEQUOIA_ADAPTIVE=false
 	feedback proxy.Feedback  // limit, or nil
 	retry    proxy.RetryConfig
-	overflow qos.Invoker     // SEQUOIA_OVERFLOW_URL's client, or nil
+	overflow qos.Invoker     // SEQUOIA_OVERFLOW_URL's client or translator, or nil
 	rates    proxy.RatePacer // OpenWhisk's per-namespace rate throttles, or nil
 }
 
@@ -51,24 +52,10 @@ func newPlatformParts(cfg config.Config, platform invocation.Platform, sched *qo
 		}
 	}
 	if pc.OverflowURL != "" {
-		var signer *upstream.Signer
-		if platform == invocation.Lambda {
-			u, _ := url.Parse(pc.OverflowURL)
-			var err error
-			if signer, err = upstream.NewLambdaSigner(context.Background(), upstream.SignerConfig{
-				Region: pc.LambdaRegion, Host: u.Host,
-			}); err != nil {
-				return parts, fmt.Errorf("SEQUOIA_OVERFLOW_URL: %w", err)
-			}
+		var err error
+		if parts.overflow, err = newOverflow(cfg, platform); err != nil {
+			return parts, err
 		}
-		c, err := upstream.New(upstream.Config{
-			URL: pc.OverflowURL, Kind: platform, Timeout: cfg.Backend.Timeout,
-			MaxConns: cfg.Limits.MaxConcurrency + 64, Signer: signer,
-		})
-		if err != nil {
-			return parts, fmt.Errorf("SEQUOIA_OVERFLOW_URL: %w", err)
-		}
-		parts.overflow = c
 	}
 	if platform == invocation.OpenWhisk {
 		// Namespaces OpenWhisk throttled for their per-minute rate are
@@ -86,6 +73,48 @@ func newPlatformParts(cfg config.Config, platform invocation.Platform, sched *qo
 		m.Registry().MustRegister(parts.limit.Collectors(metrics.Namespace)...)
 	}
 	return parts, nil
+}
+
+// newOverflow returns the invoker of SEQUOIA_OVERFLOW_URL: a client that
+// forwards the request as it is when the overflow speaks the primary's
+// API, else a translator (proxy/upstream/translate.go).
+func newOverflow(cfg config.Config, platform invocation.Platform) (qos.Invoker, error) {
+	pc := cfg.Platforms
+	to, _ := pc.OverflowKind(cfg.Backend.Kind) // checked by config
+	u, err := url.Parse(pc.OverflowURL)
+	if err != nil {
+		return nil, fmt.Errorf("SEQUOIA_OVERFLOW_URL: %w", err)
+	}
+	var signer *upstream.Signer
+	if to == invocation.Lambda {
+		if signer, err = upstream.NewLambdaSigner(context.Background(), upstream.SignerConfig{
+			Region: pc.LambdaRegion, Host: u.Host,
+		}); err != nil {
+			return nil, fmt.Errorf("SEQUOIA_OVERFLOW_URL (lambda): %w", err)
+		}
+	}
+	var auth string
+	if to == invocation.OpenWhisk && pc.OverflowOpenWhiskAuth != "" {
+		auth = "Basic " + base64.StdEncoding.EncodeToString([]byte(pc.OverflowOpenWhiskAuth))
+	}
+	c, err := upstream.New(upstream.Config{
+		URL: pc.OverflowURL, Kind: to, Timeout: cfg.Backend.Timeout,
+		MaxConns: cfg.Limits.MaxConcurrency + 64, Signer: signer, Authorization: auth,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("SEQUOIA_OVERFLOW_URL: %w", err)
+	}
+	if to == platform {
+		return c, nil
+	}
+	names, err := pc.OverflowNames(cfg.Backend.Kind)
+	if err != nil {
+		return nil, fmt.Errorf("SEQUOIA_OVERFLOW_FUNCTIONS: %w", err)
+	}
+	return upstream.NewTranslator(upstream.TranslatorConfig{
+		From: platform, To: to, Client: c, Names: names,
+		OpenWhiskAuth: pc.OverflowOpenWhiskAuth, HTTPDomain: pc.OverflowHTTPDomain,
+	})
 }
 
 // adaptiveStatus is the adaptive limit's part of /sequoia/v1/status.

@@ -1,0 +1,128 @@
+package proxy
+
+import (
+	"errors"
+	"math"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/valyala/fasthttp"
+
+	"github.com/sequoia-qos/sequoia/metrics"
+	"github.com/sequoia-qos/sequoia/proxy/upstream"
+	"github.com/sequoia-qos/sequoia/qos"
+)
+
+// Overflow to a platform of another API (upstream.Translator) can fail in
+// ways the same-kind overflow cannot: the invocation cannot be expressed in
+// the other API (a name the default mapping cannot carry, a web action, a
+// body that is not JSON), or the other platform refuses it. The client then
+// gets the answer the primary's refusal would have given (429 with
+// Retry-After for a full queue or a chain that cannot finish in time, 502
+// for an unreachable primary), in the primary's shape, with a message that
+// says why overflow did not help; nothing ran, so nothing is lost by
+// trying again. A refusal of the overflow platform other than a throttle
+// (bad credentials, an unknown function) is sequoia's configuration at
+// fault, not the client's: 502 overflow_failed, naming what the platform
+// said.
+
+// overflowReasons and overflowFailures are the label values of
+// sequoia_overflow_total and sequoia_overflow_failures_total.
+var (
+	overflowReasons  = [...]string{"queue_full", "deadline", "unreachable"}
+	overflowFailures = [...]string{"untranslatable", "throttled", "refused", "unreachable"}
+)
+
+func newOverflowFailures() *prometheus.CounterVec {
+	return prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: metrics.Namespace, Name: "overflow_failures_total",
+		Help: "Invocations the overflow platform did not run, by why: untranslatable (no equivalent in its API, e.g. an unmapped name), throttled, refused (any other error answer), unreachable.",
+	}, []string{"why"})
+}
+
+// overflowAnswer is an answer sequoia gives itself when overflow did not
+// help; serve writes it in the platform's shape.
+type overflowAnswer struct {
+	e       *apiError
+	outcome metrics.Outcome
+	cause   error
+}
+
+func (a *overflowAnswer) Error() string { return a.e.message }
+func (a *overflowAnswer) Unwrap() error { return a.cause }
+
+// asOverflowAnswer returns err's overflowAnswer, or nil.
+func asOverflowAnswer(err error) *overflowAnswer {
+	var a *overflowAnswer
+	if err == nil || !errors.As(err, &a) {
+		return nil
+	}
+	return a
+}
+
+// overflowFailed turns err, the overflow's failure after the primary's
+// refusal primary, into the answer the client gets. Errors of the
+// overflow's transport are returned as they are: serve answers them as it
+// answers the primary's.
+func (p *Proxy) overflowFailed(primary, err error) error {
+	var (
+		untranslatable *upstream.UntranslatableError
+		refused        *upstream.OverflowError
+	)
+	base, outcome := errQueueFull, metrics.QueueFull
+	retryAfter := base.retryAfter
+	switch {
+	case errors.Is(primary, qos.ErrRefused):
+		base, outcome = errChainRefused, metrics.ChainRefused
+		retryAfter = qos.RetryAfterSeconds(primary)
+	case errors.Is(primary, upstream.ErrUnreachable):
+		base, outcome = errUpstreamUnreachable, metrics.UpstreamError
+		retryAfter = 0
+	}
+	e := &apiError{status: base.status, code: base.code, retryAfter: retryAfter}
+	switch {
+	case errors.As(err, &untranslatable):
+		p.plat.overflowFailures.WithLabelValues("untranslatable").Inc()
+		e.message = base.message + "; it cannot overflow to the " + untranslatable.To.String() + " platform: " + untranslatable.Why
+		p.log.Warn("overflow not possible", "err", err)
+	case errors.As(err, &refused) && refused.Verdict.Throttled():
+		p.plat.overflowFailures.WithLabelValues("throttled").Inc()
+		e.message = base.message + "; the overflow platform (" + refused.To.String() + ") is throttling too"
+		if s := int(math.Ceil(refused.RetryAfter.Seconds())); s > e.retryAfter {
+			e.retryAfter = s
+		}
+	case errors.As(err, &refused):
+		p.plat.overflowFailures.WithLabelValues("refused").Inc()
+		e = &apiError{status: fasthttp.StatusBadGateway, code: "overflow_failed",
+			message: "sequoia: the primary could not take the invocation, and " + refused.Error()}
+		outcome = metrics.UpstreamError
+		p.log.Warn("overflow platform refused", "err", err)
+	default:
+		p.plat.overflowFailures.WithLabelValues("unreachable").Inc()
+		return err
+	}
+	return &overflowAnswer{e: e, outcome: outcome, cause: err}
+}
+
+// precreate binds the label values known at start-up, so that every
+// series exists, at zero, from the first scrape (a dashboard or an alert
+// on rate() sees no gap before the first retry, overflow or event).
+func (s *platformState) precreate() {
+	for _, r := range [...]string{
+		upstream.ThrottledConcurrency.String(), upstream.ThrottledRate.String(), upstream.ThrottledFunction.String(),
+		upstream.Unavailable.String(), "unreachable", "timeout", "refused", "queued",
+	} {
+		s.retries.WithLabelValues(r)
+	}
+	for _, r := range overflowReasons {
+		s.overflows.WithLabelValues(r)
+	}
+	for _, r := range overflowFailures {
+		s.overflowFailures.WithLabelValues(r)
+	}
+	for _, o := range eventOutcomes {
+		s.events.outcome.WithLabelValues(o)
+	}
+}
+
+// eventOutcomes are the label values of sequoia_events_total (events.go).
+var eventOutcomes = [...]string{"accepted", "refused", "delivered", "function_error", "expired", "failed"}
