@@ -212,8 +212,7 @@ func (a *admission) admit(inv *invocation.Invocation) (*chain, error) {
 	a.mu.Unlock()
 	inv.Deadline = deadline
 	if inv.Chain != "" {
-		a.table.Remove(inv.Chain) // ends the forgotten chain, if any
-		a.table.AddAt(inv.Chain, c, now)
+		a.table.ReplaceAt(inv.Chain, c, now) // ends the forgotten chain, if any
 	}
 	a.ev.ChainStarted(inv.Class)
 	return c, nil

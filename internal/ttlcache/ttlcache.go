@@ -82,6 +82,17 @@ func (c *Cache[V]) AddAt(key string, v V, now time.Time) {
 	s.mu.Unlock()
 }
 
+// ReplaceAt is Remove then AddAt under one lock: a value already there
+// leaves with the eviction callback, and v takes its place.
+func (c *Cache[V]) ReplaceAt(key string, v V, now time.Time) {
+	s := c.shard(key)
+	e := entry[V]{v: v, expires: now.UnixNano() + c.ttl}
+	s.mu.Lock()
+	s.lru.Remove(key)
+	s.lru.Add(key, e)
+	s.mu.Unlock()
+}
+
 // Get returns key's value, if it is there and has not expired. It does
 // not change the entry's place: the oldest added goes first.
 func (c *Cache[V]) Get(key string) (V, bool) { return c.GetAt(key, c.now()) }

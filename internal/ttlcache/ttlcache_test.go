@@ -32,11 +32,16 @@ func TestGetAddRemove(t *testing.T) {
 	if v, _ := c.Get("a"); v != 2 || len(evicted) != 0 {
 		t.Fatalf("after replace: %d, evicted %v", v, evicted)
 	}
+	c.ReplaceAt("a", 3, clk.now()) // a replacement that evicts
+	if v, _ := c.Get("a"); v != 3 || len(evicted) != 1 || evicted[0] != "a=2" {
+		t.Fatalf("after ReplaceAt: %d, evicted %v", v, evicted)
+	}
+	evicted = nil
 	if !c.Remove("a") || c.Remove("a") {
 		t.Fatal("Remove should report presence once")
 	}
-	if len(evicted) != 1 || evicted[0] != "a=2" {
-		t.Fatalf("evicted = %v, want [a=2]", evicted)
+	if len(evicted) != 1 || evicted[0] != "a=3" {
+		t.Fatalf("evicted = %v, want [a=3]", evicted)
 	}
 }
 
@@ -138,23 +143,19 @@ func TestConcurrent(t *testing.T) {
 func BenchmarkAddGet(b *testing.B) {
 	c := New(100000, 5*time.Minute, func(string, int) {})
 	defer c.Close()
-	b.ReportAllocs()
-	var n atomic.Int64
-	b.RunParallel(func(pb *testing.PB) {
-		buf := make([]byte, 0, 32)
-		for pb.Next() {
-			buf = strconv.AppendInt(append(buf[:0], "sq-0123456789abcdef-"...), n.Add(1), 36)
-			k := string(buf)
-			c.Add(k, 1)
-			c.Get(k)
-		}
-	})
+	benchAddGet(b, func(k string) { c.Add(k, 1) }, func(k string) { c.Get(k) })
 }
 
 // BenchmarkExpirableAddGet is the baseline: golang-lru's expirable LRU,
 // which the chain tables used before (one lock, TTL buckets).
 func BenchmarkExpirableAddGet(b *testing.B) {
 	c := expirable.NewLRU[string, int](100000, func(string, int) {}, 5*time.Minute)
+	benchAddGet(b, func(k string) { c.Add(k, 1) }, func(k string) { c.Get(k) })
+}
+
+// benchAddGet adds and gets new keys shaped like sequoia's chain ids from
+// parallel goroutines.
+func benchAddGet(b *testing.B, add, get func(string)) {
 	b.ReportAllocs()
 	var n atomic.Int64
 	b.RunParallel(func(pb *testing.PB) {
@@ -162,8 +163,8 @@ func BenchmarkExpirableAddGet(b *testing.B) {
 		for pb.Next() {
 			buf = strconv.AppendInt(append(buf[:0], "sq-0123456789abcdef-"...), n.Add(1), 36)
 			k := string(buf)
-			c.Add(k, 1)
-			c.Get(k)
+			add(k)
+			get(k)
 		}
 	})
 }
