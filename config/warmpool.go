@@ -28,6 +28,13 @@ type WarmPool struct {
 	// PrewarmChains warms the function history says comes next in a chain
 	// when a step starts.
 	PrewarmChains bool `env:"PREWARM_CHAINS" envDefault:"true"`
+	// PrewarmBurstFunctions and PrewarmChainsFunctions switch burst and
+	// chain pre-warm per function, overriding PrewarmBurst and
+	// PrewarmChains: "shop/checkout=false,resize=true". Chain pre-warm is
+	// switched by the function it would warm (the next step's). A
+	// policy's pre-warm hint switches both on for its function.
+	PrewarmBurstFunctions  map[string]bool `env:"PREWARM_BURST_FUNCTIONS" envDefault:"" envKeyValSeparator:"="`
+	PrewarmChainsFunctions map[string]bool `env:"PREWARM_CHAINS_FUNCTIONS" envDefault:"" envKeyValSeparator:"="`
 	// PlatformKeepAlive is how long the platform keeps an idle instance
 	// (OpenWhisk's default is 10 minutes; Lambda's is not documented and
 	// varies, commonly 5 to 15 minutes).
@@ -65,6 +72,13 @@ func (w WarmPool) check(limit int, bad func(name string, v any, why string)) {
 			bad("PREWARM_FUNCTIONS", fn+"="+strconv.Itoa(n), "a warm count must not be negative")
 		case n > limit:
 			bad("PREWARM_FUNCTIONS", fn+"="+strconv.Itoa(n), "a warm count must not exceed SEQUOIA_MAX_CONCURRENCY")
+		}
+	}
+	for name, m := range map[string]map[string]bool{
+		"PREWARM_BURST_FUNCTIONS": w.PrewarmBurstFunctions, "PREWARM_CHAINS_FUNCTIONS": w.PrewarmChainsFunctions,
+	} {
+		if _, ok := m[""]; ok {
+			bad(name, m, "an entry has no function name")
 		}
 	}
 	if w.PlatformKeepAlive <= 0 {

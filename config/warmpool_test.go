@@ -27,6 +27,23 @@ func TestWarmPoolFunctions(t *testing.T) {
 	}
 }
 
+func TestWarmPoolSwitchesPerFunction(t *testing.T) {
+	cfg, err := LoadFrom([]string{
+		"SEQUOIA_PREWARM_BURST_FUNCTIONS=guest/fn=false,other=true",
+		"SEQUOIA_PREWARM_CHAINS_FUNCTIONS=guest/next=false",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := cfg.WarmPool
+	if b := w.PrewarmBurstFunctions; len(b) != 2 || b["guest/fn"] || !b["other"] {
+		t.Errorf("PrewarmBurstFunctions = %v, want guest/fn=false, other=true", b)
+	}
+	if c := w.PrewarmChainsFunctions; len(c) != 1 || c["guest/next"] {
+		t.Errorf("PrewarmChainsFunctions = %v, want guest/next=false", c)
+	}
+}
+
 func TestWarmPoolBadValues(t *testing.T) {
 	for _, tc := range []struct {
 		env  []string
@@ -45,6 +62,11 @@ func TestWarmPoolBadValues(t *testing.T) {
 		{[]string{"SEQUOIA_PREWARM_MAX_FUNCTIONS=0"}, "SEQUOIA_PREWARM_MAX_FUNCTIONS"},
 		{[]string{"SEQUOIA_PREWARM_BACKOFF=2s", "SEQUOIA_PREWARM_MAX_BACKOFF=1s"}, "SEQUOIA_PREWARM_MAX_BACKOFF"},
 		{[]string{"SEQUOIA_PREWARM_HOLD=-1ms"}, "SEQUOIA_PREWARM_HOLD"},
+		{[]string{"SEQUOIA_PREWARM_BURST_FUNCTIONS=fn=maybe"}, "SEQUOIA_PREWARM_BURST_FUNCTIONS"},
+		{[]string{"SEQUOIA_PREWARM_BURST_FUNCTIONS=fn"}, "SEQUOIA_PREWARM_BURST_FUNCTIONS"},
+		{[]string{"SEQUOIA_PREWARM_BURST_FUNCTIONS==false"}, "SEQUOIA_PREWARM_BURST_FUNCTIONS"},
+		{[]string{"SEQUOIA_PREWARM_CHAINS_FUNCTIONS=a=true,b=2"}, "SEQUOIA_PREWARM_CHAINS_FUNCTIONS"},
+		{[]string{"SEQUOIA_PREWARM_CHAINS_FUNCTIONS==true"}, "SEQUOIA_PREWARM_CHAINS_FUNCTIONS"},
 	} {
 		_, err := LoadFrom(tc.env)
 		if err == nil {

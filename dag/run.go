@@ -553,8 +553,14 @@ func (r *Run) invoke(name string, n *Node, in []byte) (out []byte, throttled boo
 	r.nodes[name].Invocations++
 	r.mu.Unlock()
 	svc.sched.TouchRun(r.ID) // a run longer than the chain TTL stays a chain
+	if o := svc.cfg.Observer; o != nil {
+		o.Arrived(inv)
+	}
 	waited, err := svc.sched.Do(inv, r, svc.iv)
 	held := time.Since(inv.Arrival) - waited
+	if o := svc.cfg.Observer; o != nil {
+		o.Finished(inv, held, err)
+	}
 	r.mu.Lock()
 	ns := r.nodes[name]
 	ns.QueuedMs += ms(waited)

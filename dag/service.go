@@ -38,6 +38,14 @@ type Events interface {
 	NodeInvoked(ok bool)
 }
 
+// Observer hears of every node invocation, as the proxy's observer hears of
+// requests (the warm pool): Arrived before it queues, Finished once it is
+// done, with its time at the platform.
+type Observer interface {
+	Arrived(inv *invocation.Invocation)
+	Finished(inv *invocation.Invocation, latency time.Duration, err error)
+}
+
 type nopEvents struct{}
 
 func (nopEvents) RunStarted()                    {}
@@ -56,7 +64,8 @@ type Config struct {
 	// progress and, separately, the finished runs kept for Retention.
 	MaxDAGs, MaxRuns int
 	Retention        time.Duration
-	Events           Events // nil: none
+	Events           Events   // nil: none
+	Observer         Observer // nil: none
 	Log              *slog.Logger
 }
 

@@ -137,7 +137,14 @@ func (e *events) deliver(ev *event) {
 	s := &e.p.plat
 	expires := ev.inv.Arrival.Add(s.retry.EventMaxAge)
 	for {
-		_, err := e.p.sched.Do(&ev.inv, nil, s.iv)
+		start, obs := time.Now(), e.p.cfg.Observer // the warm pool sees Events too
+		if obs != nil {
+			obs.Arrived(&ev.inv)
+		}
+		waited, err := e.p.sched.Do(&ev.inv, nil, s.iv)
+		if obs != nil {
+			obs.Finished(&ev.inv, time.Since(start)-waited, err)
+		}
 		reason, hint := s.retryReason(e.p.cfg.Platform, &ev.inv, err, true)
 		var refused *qos.RefusedError
 		switch {

@@ -25,8 +25,8 @@ func (p *Pool) warmLocked(f *function, k int, why Reason, now time.Time) {
 	if k <= 0 || now.Before(f.retryAt) || p.closed {
 		return
 	}
-	if n, ok := p.cfg.Functions[f.name]; ok && n == 0 && f.hint == 0 {
-		return // switched off for this function by configuration
+	if p.offLocked(f) {
+		return
 	}
 	if p.cfg.Platform == invocation.HTTP && f.host == "" {
 		return // never called with a Host yet: nowhere to send
@@ -38,6 +38,7 @@ func (p *Pool) warmLocked(f *function, k int, why Reason, now time.Time) {
 		}
 		f.takeLocked(now, p.cfg.KeepAlive)
 		f.warming++
+		f.sent[why]++
 		w := warmup{fn: f.name, qualifier: f.qualifier, host: f.host, path: f.path, auth: f.auth}
 		p.sending.Add(1)
 		go p.send(w, why)

@@ -57,8 +57,12 @@ type Config struct {
 	// with 0 back on.
 	Min       int
 	Functions map[string]int
-	// Burst and Chains switch burst and chain pre-warm on.
-	Burst, Chains bool
+	// Burst and Chains switch burst and chain pre-warm on; BurstFunctions
+	// and ChainFunctions override them per function (chain pre-warm by
+	// the function it would warm: the next step's). A policy's pre-warm
+	// hint switches both on for its function.
+	Burst, Chains                  bool
+	BurstFunctions, ChainFunctions map[string]bool
 	// KeepAlive is the platform's idle-instance lifetime (10m).
 	KeepAlive time.Duration
 	// MaxFunctions bounds the functions remembered (1000); MaxChains the
@@ -112,6 +116,9 @@ type function struct {
 	fails   int       // consecutive failed warm-ups
 	retryAt time.Time // no warm-up before this
 
+	sent [NumReasons]int64 // warm-ups sent, by reason
+	cold int64             // cold starts real invocations paid
+
 	minLat time.Duration // lowest recent latency (warm), for cold detection
 }
 
@@ -164,14 +171,14 @@ func (p *Pool) Arrived(inv *invocation.Invocation) {
 	p.learnLocked(f, inv)
 	f.hint = inv.Prewarm // the latest decision's; 0 when the policy gives none
 	f.real++
-	if !f.takeLocked(now, p.cfg.KeepAlive) && p.cfg.Burst {
+	if !f.takeLocked(now, p.cfg.KeepAlive) && p.burstLocked(f) {
 		// Demand outgrew the warm instances: this invocation starts a
 		// new one. Warm as many more again as are running, ahead of the
 		// invocations still to come.
 		p.warmLocked(f, f.real-f.warming, Burst, now)
 	}
-	if p.cfg.Chains && inv.Chain != "" && f.next != "" && f.votes > 0 {
-		if s, ok := p.fns.Peek(f.next); ok && s != f {
+	if inv.Chain != "" && f.next != "" && f.votes > 0 {
+		if s, ok := p.fns.Peek(f.next); ok && s != f && p.chainsLocked(s) {
 			// Each invocation of f running now will call s. New instances
 			// come only from warm-ups that outnumber the idle ones (the
 			// platform hands idle ones out first), and those warm-ups
@@ -207,6 +214,9 @@ func (p *Pool) Finished(inv *invocation.Invocation, latency time.Duration, err e
 	cold := sig
 	if !p.signal && err == nil && latency > 0 {
 		cold = f.coldByLatency(latency)
+	}
+	if cold {
+		f.cold++
 	}
 	p.mu.Unlock()
 	if cold {
@@ -292,6 +302,39 @@ func (p *Pool) wantLocked(f *function) int {
 	return max(n, f.hint)
 }
 
+// offLocked reports whether every warm-up of f is switched off: listed
+// with 0 in Functions, and no pre-warm hint from the policy.
+// REQUIRES: p.mu.
+func (p *Pool) offLocked(f *function) bool {
+	n, ok := p.cfg.Functions[f.name]
+	return ok && n == 0 && f.hint == 0
+}
+
+// burstLocked reports whether burst pre-warm is on for f: the policy's
+// hint, else f's entry in BurstFunctions, else Burst. REQUIRES: p.mu.
+func (p *Pool) burstLocked(f *function) bool {
+	if f.hint > 0 {
+		return true
+	}
+	if on, ok := p.cfg.BurstFunctions[f.name]; ok {
+		return on
+	}
+	return p.cfg.Burst
+}
+
+// chainsLocked reports whether f may be warmed as a chain's next step:
+// the policy's hint, else f's entry in ChainFunctions, else Chains.
+// REQUIRES: p.mu.
+func (p *Pool) chainsLocked(f *function) bool {
+	if f.hint > 0 {
+		return true
+	}
+	if on, ok := p.cfg.ChainFunctions[f.name]; ok {
+		return on
+	}
+	return p.cfg.Chains
+}
+
 // functionLocked returns f's state, remembering f. REQUIRES: p.mu.
 func (p *Pool) functionLocked(name string) *function {
 	if f, ok := p.fns.Get(name); ok {
@@ -325,9 +368,11 @@ func (p *Pool) learnLocked(f *function, inv *invocation.Invocation) {
 			f.path = path
 		}
 	}
-	if inv.Chain == "" || !p.cfg.Chains {
+	if inv.Chain == "" {
 		return
 	}
+	// Learnt even where chain pre-warm is off: a policy's hint may switch
+	// it on for the next function at any time.
 	if prev, ok := p.chains.Get(inv.Chain); ok && prev != f.name {
 		if pf, ok := p.fns.Peek(prev); ok {
 			pf.vote(f.name)

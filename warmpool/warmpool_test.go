@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"net"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -404,5 +405,110 @@ func TestBurstPrewarm(t *testing.T) {
 	}
 	if rep.n[KeepAlive] != 0 || rep.n[Chain] != 0 {
 		t.Errorf("keep-alive %d, chain %d warm-ups: want none (not configured)", rep.n[KeepAlive], rep.n[Chain])
+	}
+}
+
+// TestBurstAndChainSwitchedPerFunction: burst and chain pre-warm obey the
+// per-function switches over the global ones, and a policy's hint switches
+// a function back on.
+func TestBurstAndChainSwitchedPerFunction(t *testing.T) {
+	sched := qos.New(qos.Config{Limit: 50, QueueCapacity: 10, QueueTimeout: time.Minute})
+	iv := &fakeInvoker{}
+	rep := &reasons{}
+	p := New(Config{Platform: invocation.OpenWhisk, Burst: true, Chains: true,
+		BurstFunctions: map[string]bool{"guest/quiet": false},
+		ChainFunctions: map[string]bool{"guest/b2": false}}, sched, iv)
+	p.SetReporter(rep)
+	defer p.Close()
+	count := func(fn string) int {
+		n := 0
+		for _, f := range iv.functions() {
+			if f == fn {
+				n++
+			}
+		}
+		return n
+	}
+	burst := func(fn string, hint int) {
+		for range 3 {
+			inv := realInv(fn, "")
+			inv.Prewarm = hint
+			p.Arrived(inv)
+		}
+		p.sending.Wait()
+	}
+	burst("guest/quiet", 0)
+	burst("guest/loud", 0)
+	if n := count("guest/quiet"); n != 0 {
+		t.Errorf("%d burst warm-ups of guest/quiet, switched off", n)
+	}
+	if n := count("guest/loud"); n == 0 {
+		t.Error("no burst warm-up of guest/loud, on by the global switch")
+	}
+	burst("guest/quiet", 1)
+	if rep.n[Burst] == 0 || count("guest/quiet") == 0 {
+		t.Error("no burst warm-up of guest/quiet after the policy's hint")
+	}
+
+	// Two chains a → b and c → b2; then four chains start at once in each
+	// (more than the instances of b and b2 the learning left warm).
+	for _, c := range [][2]string{{"guest/a", "guest/b"}, {"guest/c", "guest/b2"}} {
+		for _, fn := range c {
+			inv := realInv(fn, "learn-"+c[0])
+			p.Arrived(inv)
+			p.Finished(inv, time.Millisecond, nil)
+		}
+	}
+	p.sending.Wait()
+	chainsBefore, b, b2 := rep.n[Chain], count("guest/b"), count("guest/b2")
+	for i, fn := range []string{"guest/a", "guest/a", "guest/a", "guest/a", "guest/c", "guest/c", "guest/c", "guest/c"} {
+		p.Arrived(realInv(fn, "run-"+strconv.Itoa(i)))
+	}
+	p.sending.Wait()
+	if n := count("guest/b2") - b2; n != 0 {
+		t.Errorf("%d warm-ups of guest/b2, chain pre-warm switched off for it", n)
+	}
+	if n := count("guest/b") - b; n == 0 || rep.n[Chain] == chainsBefore {
+		t.Errorf("%d chain warm-ups of guest/b, want some", n)
+	}
+}
+
+// TestStatus: the status lists functions most recently seen first, bounded,
+// with the warm estimate, the warm count, warm-ups by reason, cold starts
+// and the back-off.
+func TestStatus(t *testing.T) {
+	sched := qos.New(qos.Config{Limit: 20, QueueCapacity: 10, QueueTimeout: time.Minute})
+	iv := &fakeInvoker{}
+	now := time.Unix(1e9, 0)
+	p := New(Config{Platform: invocation.OpenWhisk, Min: 2, Functions: map[string]int{"guest/off": 0},
+		KeepAlive: time.Minute, Now: func() time.Time { return now }}, sched, iv)
+	defer p.Close()
+	for _, fn := range []string{"guest/off", "guest/a", "guest/b"} {
+		inv := realInv(fn, "")
+		p.Arrived(inv)
+		inv.Resp.Header.Set(emulator.HeaderColdStart, "1")
+		p.Finished(inv, time.Millisecond, nil)
+	}
+	p.Tick() // guest/a and guest/b: 1 instance idle, 2 wanted: 2 warm-ups each
+	p.sending.Wait()
+	iv.status = 500
+	now = now.Add(time.Hour) // every instance expired
+	p.Tick()
+	p.sending.Wait()
+
+	st := p.Status(2)
+	if st.Functions != 3 || st.Shown != 2 || len(st.List) != 2 {
+		t.Fatalf("status lists %d of %d (shown %d), want 2 of 3", len(st.List), st.Functions, st.Shown)
+	}
+	b := st.List[0]
+	if b.Function != "guest/b" || st.List[1].Function != "guest/a" {
+		t.Errorf("listed %s, %s; want guest/b, guest/a (most recent first)", b.Function, st.List[1].Function)
+	}
+	if b.Min != 2 || b.Warmups.KeepAlive != 4 || b.ColdStarts != 1 || b.Failures != 2 || b.BackoffUntil == nil || b.Warm != 0 {
+		t.Errorf("guest/b = %+v, want min 2, 4 keep-alive warm-ups, 1 cold start, 2 failures, backing off, 0 warm", b)
+	}
+	off := p.Status(10).List[2]
+	if off.Function != "guest/off" || off.Min != 0 || off.Burst || off.Chain || off.Warmups != (WarmupCounts{}) {
+		t.Errorf("guest/off = %+v, want min 0, everything off, no warm-ups", off)
 	}
 }

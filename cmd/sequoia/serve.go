@@ -202,12 +202,14 @@ func (s *server) status() any {
 		Queues   map[string]queue `json:"queues"`
 		Adaptive any              `json:"adaptive"`
 		Policy   policy.Status    `json:"policy"`
+		WarmPool *warmpool.Status `json:"warm_pool,omitempty"` // serve_warmpool.go
 		Config   map[string]any   `json:"config"`
 	}{
 		InFlight: s.sched.InFlight(),
 		Limit:    s.sched.Limit(),
 		Adaptive: adaptiveStatus(s.plat.limit, s.cfg.Limits.MaxConcurrency),
 		Policy:   s.policy.Status(),
+		WarmPool: s.warmStatus(),
 		Queues: map[string]queue{
 			"pending": {
 				Depth:    s.sched.Depth(qos.Pending, qos.Interactive) + s.sched.Depth(qos.Pending, qos.Batch),

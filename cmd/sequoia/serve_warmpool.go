@@ -14,19 +14,21 @@ func (s *server) newWarmPool(platform invocation.Platform) {
 		return
 	}
 	s.warm = warmpool.New(warmpool.Config{
-		Platform:     platform,
-		Min:          w.PrewarmMin,
-		Functions:    w.PrewarmFunctions,
-		Burst:        w.PrewarmBurst,
-		Chains:       w.PrewarmChains,
-		KeepAlive:    w.PlatformKeepAlive,
-		MaxFunctions: w.PrewarmMaxFunctions,
-		MaxChains:    s.cfg.Scheduling.MaxChains,
-		Headroom:     w.PrewarmHeadroom,
-		Hold:         w.PrewarmHold,
-		Backoff:      w.PrewarmBackoff,
-		MaxBackoff:   w.PrewarmMaxBackoff,
-		Log:          s.log,
+		Platform:       platform,
+		Min:            w.PrewarmMin,
+		Functions:      w.PrewarmFunctions,
+		Burst:          w.PrewarmBurst,
+		Chains:         w.PrewarmChains,
+		BurstFunctions: w.PrewarmBurstFunctions,
+		ChainFunctions: w.PrewarmChainsFunctions,
+		KeepAlive:      w.PlatformKeepAlive,
+		MaxFunctions:   w.PrewarmMaxFunctions,
+		MaxChains:      s.cfg.Scheduling.MaxChains,
+		Headroom:       w.PrewarmHeadroom,
+		Hold:           w.PrewarmHold,
+		Backoff:        w.PrewarmBackoff,
+		MaxBackoff:     w.PrewarmMaxBackoff,
+		Log:            s.log,
 	}, s.sched, s.up)
 	s.warm.SetReporter(s.metrics.NewWarmPool(s.warm.Warm))
 }
@@ -38,6 +40,21 @@ func (s *server) observer() proxy.Observer {
 		return nil
 	}
 	return s.warm
+}
+
+// warmStatusLimit bounds the functions /sequoia/v1/status lists.
+const warmStatusLimit = 100
+
+// warmStatus is the warm pool's section of /sequoia/v1/status: the
+// warm-pool settings, and per function (the most recently seen, at most
+// warmStatusLimit) its believed-warm estimate, warm count, switches,
+// warm-ups sent, cold starts seen and back-off. nil when the pool is off.
+func (s *server) warmStatus() *warmpool.Status {
+	if s.warm == nil {
+		return nil
+	}
+	st := s.warm.Status(warmStatusLimit)
+	return &st
 }
 
 // runWarmPool runs keep-alive rounds until stop closes; stopWarmPool waits
