@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/lambda/types"
+	"github.com/valyala/fasthttp"
 
 	"github.com/sequoia-qos/sequoia/config"
 	"github.com/sequoia-qos/sequoia/loadtest/emulator"
@@ -237,6 +238,60 @@ func TestOverflowLambdaPrimaryUnreachableToHTTP(t *testing.T) {
 	// The emulator names an http function by the Host's first label for "/".
 	if !strings.Contains(string(out.Payload), `"function":"resize"`) || second.Stats().Functions["resize"].Completed != 1 {
 		t.Errorf("%d %s", out.StatusCode, out.Payload)
+	}
+}
+
+// TestOverflowThrottledToo: when the overflow platform throttles as well,
+// the Lambda client gets the primary's refusal, TooManyRequestsException
+// with a Retry-After, saying so; nothing ran.
+func TestOverflowThrottledToo(t *testing.T) {
+	primary, primaryAddr := startEmulator(t, emulator.Config{Limit: 5})
+	second, secondAddr := startEmulator(t, emulator.Config{Limit: 1})
+	s := startServer(t, "SEQUOIA_BACKEND=lambda", "SEQUOIA_BACKEND_URL=http://"+primaryAddr,
+		"SEQUOIA_MAX_CONCURRENCY=1", "SEQUOIA_QUEUE_CAPACITY=0",
+		"SEQUOIA_OVERFLOW_URL=http://"+secondAddr, "SEQUOIA_OVERFLOW_BACKEND=openwhisk",
+		"SEQUOIA_OVERFLOW_OPENWHISK_AUTH="+overflowOWKey)
+	addr := s.dataLn.Addr().String()
+	holdPrimary(t, primary, addr, lambdaRaw("slow", `{"exec_ms":2000}`))
+	holdPrimary(t, second, secondAddr, owRaw("other", `{"exec_ms":2000}`)) // another caller of the overflow platform
+	_, err := lambdaClient(addr, 1).Invoke(context.Background(), &lambda.InvokeInput{FunctionName: aws.String("quick"), Payload: []byte(`{}`)})
+	var tooMany *types.TooManyRequestsException
+	if !errors.As(err, &tooMany) || !strings.Contains(tooMany.ErrorMessage(), "throttling too") || aws.ToString(tooMany.RetryAfterSeconds) == "" {
+		t.Errorf("%v, want TooManyRequestsException with Retry-After saying the overflow throttles too", err)
+	}
+	if n := second.Stats().Functions["_/quick"].Completed + primary.Stats().Functions["quick"].Completed; n != 0 {
+		t.Errorf("quick ran %d times", n)
+	}
+}
+
+// TestOverflowHTTPToLambda: plain http functions (by path) whose platform
+// is unreachable overflow to Lambda, synchronously and, with Prefer:
+// respond-async, as Events.
+func TestOverflowHTTPToLambda(t *testing.T) {
+	second, secondAddr := startEmulator(t, emulator.Config{Limit: 5})
+	s := startServer(t, "SEQUOIA_BACKEND=http", "SEQUOIA_HTTP_ROUTE=path", "SEQUOIA_BACKEND_URL=http://"+freeAddr(t),
+		"SEQUOIA_OVERFLOW_URL=http://"+secondAddr, "SEQUOIA_OVERFLOW_BACKEND=lambda", "SEQUOIA_IDEMPOTENT=true",
+		"SEQUOIA_RETRY_MAX_ATTEMPTS=1")
+	addr := s.dataLn.Addr().String()
+	post := func(path, extra, body string) *fasthttp.Response {
+		return send(t, addr, "POST "+path+" HTTP/1.1\r\nHost: x\r\n"+extra+"Content-Type: application/json\r\nContent-Length: "+
+			itoa(len(body))+"\r\n\r\n"+body)
+	}
+	resp := post("/resize", "", `{"w":1}`)
+	if resp.StatusCode() != 200 || !strings.Contains(string(resp.Body()), `"function":"resize"`) {
+		t.Errorf("sync: %d %s", resp.StatusCode(), resp.Body())
+	}
+	resp = post("/resize", "Prefer: respond-async\r\n", `{"w":2}`)
+	if resp.StatusCode() != 202 {
+		t.Errorf("async: %d %s", resp.StatusCode(), resp.Body())
+	}
+	waitFor(func() bool { return second.Stats().Functions["resize"].Completed == 2 })
+	resp = post("/resize/thumbnails", "", `{}`)
+	if resp.StatusCode() != 502 || !strings.Contains(string(resp.Body()), "cannot overflow to the lambda platform") {
+		t.Errorf("a path Lambda cannot carry: %d %s", resp.StatusCode(), resp.Body())
+	}
+	if n := second.Stats().Functions["resize"].Invocations; n != 2 {
+		t.Errorf("resize ran %d times at the overflow, want 2", n)
 	}
 }
 
