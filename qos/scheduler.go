@@ -94,6 +94,11 @@ type Scheduler struct {
 	adm     *admission
 	ev      Events
 	waiters sync.Pool
+
+	// Slots held in Do per function, tenant and class, for the policy
+	// snapshot (inflight.go).
+	fnFlight, tenantFlight flightTable
+	classFlight            [NumClasses]atomic.Int64
 }
 
 type waiter struct {
@@ -168,7 +173,16 @@ func (s *Scheduler) Do(inv *invocation.Invocation, w Watcher, iv Invoker) (time.
 	if granted.IsZero() {
 		granted = s.adm.now()
 	}
+	// Two map lookups and three atomic adds each way, no lock (inflight.go).
+	fc, tc := s.fnFlight.counter(inv.Function), s.tenantFlight.counter(inv.Tenant)
+	cc := &s.classFlight[min(inv.Class, NumClasses-1)]
+	fc.Add(1)
+	tc.Add(1)
+	cc.Add(1)
 	err = iv.Invoke(inv)
+	fc.Add(-1)
+	tc.Add(-1)
+	cc.Add(-1)
 	hold := s.adm.now().Sub(granted)
 	s.Release(inv)
 	ok := err == nil && (inv.Resp == nil || inv.Resp.StatusCode() < 500 && inv.Resp.StatusCode() != 429)

@@ -4,6 +4,7 @@ import (
 	"math"
 	"slices"
 	"strconv"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
@@ -12,28 +13,61 @@ import (
 )
 
 // policyStats derives the snapshot's rates and percentiles from sequoia's
-// own Prometheus collectors, once per SEQUOIA_POLICY_REFRESH. Rates and
-// queue waits cover the last interval (live conditions); per-function
-// durations are cumulative (a property of the function).
+// own Prometheus collectors, once per SEQUOIA_POLICY_REFRESH. Rates, queue
+// waits and cold-start rates cover the last interval (live conditions);
+// per-function durations are cumulative (a property of the function).
+//
+// The snapshot holds only the functions active of late: in flight now, or
+// invoked within the last window refreshes (a minute in `sequoia serve`).
+// Its state is one entry per function series, which SEQUOIA_MAX_FUNCTIONS
+// bounds.
 //
 // It is called from one goroutine at a time (the engine's refresh).
 type policyStats struct {
 	reg       prometheus.Gatherer
 	prevCodes map[string]float64
 	prevWait  map[string]map[float64]uint64 // class → upper bound → cumulative count
+
+	window    uint64             // refreshes a function stays after its last activity
+	tick      uint64             // refreshes so far
+	lastSeen  map[string]uint64  // function → the last refresh it was active in
+	prevCalls map[string]uint64  // function → invocations counted so far
+	prevCold  map[string]float64 // function → cold starts counted so far
 }
 
-func newPolicyStats(reg prometheus.Gatherer) *policyStats {
-	return &policyStats{reg: reg, prevCodes: map[string]float64{}, prevWait: map[string]map[float64]uint64{}}
+// activeWindow is how long a function stays in the snapshot after its
+// last invocation.
+const activeWindow = time.Minute
+
+// activeRefreshes is activeWindow in refreshes of the given interval.
+func activeRefreshes(refresh time.Duration) int {
+	if refresh <= 0 {
+		return 1
+	}
+	return max(1, int((activeWindow+refresh-1)/refresh))
 }
 
-// fill adds throttle and error rates, per-class queue wait p99 and
-// per-function p50/p99 durations to snap.
+// newPolicyStats reads reg; a function stays in the snapshot for window
+// refreshes after its last activity (at least 1: the refresh it was
+// active in).
+func newPolicyStats(reg prometheus.Gatherer, window int) *policyStats {
+	return &policyStats{
+		reg: reg, prevCodes: map[string]float64{}, prevWait: map[string]map[float64]uint64{},
+		window: uint64(max(window, 1)), lastSeen: map[string]uint64{},
+		prevCalls: map[string]uint64{}, prevCold: map[string]float64{},
+	}
+}
+
+// fill adds throttle and error rates, per-class queue wait p99 and, for
+// the functions active of late, p50/p99 durations and cold-start rates to
+// snap. snap.Functions may already hold the functions in flight.
 func (p *policyStats) fill(snap *policy.Snapshot) {
 	families, err := p.reg.Gather()
 	if err != nil && len(families) == 0 {
 		return
 	}
+	p.tick++
+	var dur, cold *dto.MetricFamily
 	for _, mf := range families {
 		switch mf.GetName() {
 		case "sequoia_platform_responses_total":
@@ -41,9 +75,12 @@ func (p *policyStats) fill(snap *policy.Snapshot) {
 		case "sequoia_queue_wait_by_class_seconds":
 			p.waits(mf, snap)
 		case "sequoia_invocation_duration_seconds":
-			durations(mf, snap)
+			dur = mf
+		case "sequoia_cold_starts_total":
+			cold = mf
 		}
 	}
+	p.functions(dur, cold, snap)
 }
 
 func label(m *dto.Metric, name string) string {
@@ -105,23 +142,52 @@ func (p *policyStats) waits(mf *dto.MetricFamily, snap *policy.Snapshot) {
 	}
 }
 
-func durations(mf *dto.MetricFamily, snap *policy.Snapshot) {
-	for _, m := range mf.GetMetric() {
+// functions adds the per-function figures of the functions active of late.
+// Invocations are the duration histogram's observations (one per answer
+// the platform gave); cold starts are the warm pool's counter, so the
+// cold-start rate is 0 without SEQUOIA_PREWARM. dur and cold may be nil.
+func (p *policyStats) functions(dur, cold *dto.MetricFamily, snap *policy.Snapshot) {
+	if snap.Functions == nil {
+		snap.Functions = map[string]policy.FunctionStats{}
+	}
+	for fn := range snap.Functions {
+		p.lastSeen[fn] = p.tick // in flight
+	}
+	colds := map[string]float64{}
+	for _, m := range cold.GetMetric() {
+		colds[label(m, "function")] = m.GetCounter().GetValue()
+	}
+	for _, m := range dur.GetMetric() {
+		fn := label(m, "function")
 		h := m.GetHistogram()
-		if h.GetSampleCount() == 0 {
+		calls, starts := h.GetSampleCount(), colds[fn]
+		newCalls, newCold := calls-p.prevCalls[fn], starts-p.prevCold[fn]
+		p.prevCalls[fn], p.prevCold[fn] = calls, starts
+		if newCalls > 0 {
+			p.lastSeen[fn] = p.tick
+		}
+		if last, ok := p.lastSeen[fn]; !ok || p.tick-last >= p.window {
 			continue
 		}
-		buckets := map[float64]uint64{math.Inf(1): h.GetSampleCount()}
-		for _, b := range h.GetBucket() {
-			buckets[b.GetUpperBound()] = b.GetCumulativeCount()
-		}
-		fn := label(m, "function")
-		if snap.Functions == nil {
-			snap.Functions = map[string]policy.FunctionStats{}
-		}
 		fs := snap.Functions[fn]
-		fs.P50Ms, fs.P99Ms = quantile(buckets, 0.5)*1000, quantile(buckets, 0.99)*1000
+		if calls > 0 {
+			buckets := map[float64]uint64{math.Inf(1): calls}
+			for _, b := range h.GetBucket() {
+				buckets[b.GetUpperBound()] = b.GetCumulativeCount()
+			}
+			fs.P50Ms, fs.P99Ms = quantile(buckets, 0.5)*1000, quantile(buckets, 0.99)*1000
+		}
+		if newCalls > 0 {
+			// A cold start is counted just before its invocation's
+			// duration, so a refresh between the two can see more.
+			fs.ColdStartRate = min(1, max(0, newCold)/float64(newCalls))
+		}
 		snap.Functions[fn] = fs
+	}
+	for fn, last := range p.lastSeen {
+		if p.tick-last >= p.window {
+			delete(p.lastSeen, fn)
+		}
 	}
 }
 

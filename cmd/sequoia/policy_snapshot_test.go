@@ -1,12 +1,18 @@
 package main
 
 import (
+	"maps"
 	"math"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/sequoia-qos/sequoia/invocation"
+	"github.com/sequoia-qos/sequoia/metrics"
 	"github.com/sequoia-qos/sequoia/policy"
+	"github.com/sequoia-qos/sequoia/qos"
 )
 
 func TestPolicyStats(t *testing.T) {
@@ -17,7 +23,7 @@ func TestPolicyStats(t *testing.T) {
 	dur := prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "sequoia_invocation_duration_seconds",
 		Buckets: []float64{0.01, 0.1, 1}}, []string{"function"})
 	reg.MustRegister(codes, wait, dur)
-	p := newPolicyStats(reg)
+	p := newPolicyStats(reg, 1)
 
 	codes.WithLabelValues("200").Add(6)
 	codes.WithLabelValues("429").Add(3)
@@ -74,4 +80,143 @@ func TestQuantile(t *testing.T) {
 			t.Errorf("quantile(%v, %v) = %v, want %v", tc.buckets, tc.q, got, tc.want)
 		}
 	}
+}
+
+// TestPolicyStatsFunctions reads sequoia's own collectors (the request
+// metrics and the warm pool's cold-start counter): each function's
+// cold-start rate covers the last interval, and a function leaves the
+// snapshot once it has been idle for the window, unless it is in flight.
+func TestPolicyStatsFunctions(t *testing.T) {
+	m := metrics.New(10)
+	cold := m.NewWarmPool(func(func(string, int)) {})
+	p := newPolicyStats(m.Registry(), 2)
+	invoke := func(fn string, n, colds int) {
+		f := m.Function([]byte(fn))
+		for i := range n {
+			if i < colds {
+				cold.ColdStart(fn)
+			}
+			f.Observe(metrics.Forwarded, 30*time.Millisecond)
+		}
+	}
+	fill := func(inFlight ...string) map[string]policy.FunctionStats {
+		snap := policy.Snapshot{Functions: map[string]policy.FunctionStats{}}
+		for _, fn := range inFlight {
+			snap.Functions[fn] = policy.FunctionStats{InFlight: 1}
+		}
+		p.fill(&snap)
+		return snap.Functions
+	}
+
+	invoke("f", 10, 3)
+	invoke("g", 4, 0)
+	got := fill()
+	if f := got["f"]; f.ColdStartRate != 0.3 || f.P50Ms != 32 {
+		t.Errorf("f = %+v, want cold-start rate 0.3 and p50 32ms", f)
+	}
+	if g, ok := got["g"]; !ok || g.ColdStartRate != 0 {
+		t.Errorf("g = %+v (present %v), want cold-start rate 0", g, ok)
+	}
+
+	// The next interval: f warm, g idle (kept: the window is 2 refreshes).
+	invoke("f", 5, 0)
+	got = fill()
+	if f := got["f"]; f.ColdStartRate != 0 || f.P50Ms != 32 {
+		t.Errorf("second interval: f = %+v, want rate 0, p50 still 32ms", f)
+	}
+	if _, ok := got["g"]; !ok {
+		t.Errorf("second interval: g left after one idle refresh: %v", got)
+	}
+
+	// Both idle: g has been for two refreshes and leaves; f is in flight
+	// and stays, with its durations; h, in flight and never finished,
+	// is there with its count only.
+	got = fill("f", "h")
+	want := map[string]policy.FunctionStats{
+		"f": {InFlight: 1, P50Ms: 32, P99Ms: 32},
+		"h": {InFlight: 1},
+	}
+	if !maps.Equal(got, want) {
+		t.Errorf("third interval: %+v, want %+v", got, want)
+	}
+	// f, idle for one refresh after leaving flight, stays; h, which has
+	// no figures but a count, goes with it; after two refreshes nothing
+	// is left.
+	if got = fill(); len(got) != 1 || got["f"].P50Ms != 32 {
+		t.Errorf("fourth interval: %+v, want f alone", got)
+	}
+	if got = fill(); len(got) != 0 {
+		t.Errorf("fifth interval: %+v, want none", got)
+	}
+	if len(p.lastSeen) != 0 {
+		t.Errorf("state kept for idle functions: %v", p.lastSeen)
+	}
+}
+
+func TestActiveRefreshes(t *testing.T) {
+	for _, tc := range []struct {
+		refresh time.Duration
+		want    int
+	}{{time.Second, 60}, {100 * time.Millisecond, 600}, {7 * time.Second, 9}, {time.Hour, 1}} {
+		if got := activeRefreshes(tc.refresh); got != tc.want {
+			t.Errorf("activeRefreshes(%v) = %d, want %d", tc.refresh, got, tc.want)
+		}
+	}
+}
+
+// TestPolicySnapshotInFlight: the snapshot of `sequoia serve` counts the
+// invocations holding a slot in a real scheduler per function, tenant and
+// class, and lists only the functions and tenants that hold one.
+func TestPolicySnapshotInFlight(t *testing.T) {
+	s := &server{sched: qos.New(qos.Config{Limit: 3, QueueCapacity: 10, QueueTimeout: time.Minute})}
+	iv := holdUntil{entered: make(chan struct{}), release: make(chan struct{})}
+	var wg sync.WaitGroup
+	do := func(inv invocation.Invocation) {
+		wg.Go(func() {
+			if _, err := s.sched.Do(&inv, nil, iv); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	do(invocation.Invocation{Function: "shop/checkout", Tenant: "shop"})
+	do(invocation.Invocation{Function: "shop/checkout", Tenant: "shop"})
+	do(invocation.Invocation{Function: "ads/rank", Tenant: "ads", Class: qos.Batch})
+	for range 3 {
+		<-iv.entered
+	}
+	do(invocation.Invocation{Function: "ads/rank", Tenant: "ads", Class: qos.Batch}) // queued behind the limit
+	for s.sched.Queued() != 1 {
+		time.Sleep(time.Millisecond)
+	}
+	snap := s.policySnapshot()
+	wantF := map[string]policy.FunctionStats{"shop/checkout": {InFlight: 2}, "ads/rank": {InFlight: 1}}
+	if !maps.Equal(snap.Functions, wantF) {
+		t.Errorf("functions %+v, want %+v", snap.Functions, wantF)
+	}
+	wantT := map[string]policy.TenantStats{"shop": {InFlight: 2}, "ads": {InFlight: 1}}
+	if !maps.Equal(snap.Tenants, wantT) {
+		t.Errorf("tenants %+v, want %+v", snap.Tenants, wantT)
+	}
+	if i, b := snap.Classes["interactive"], snap.Classes["batch"]; i.InFlight != 2 || b.InFlight != 1 || b.Queued != 1 {
+		t.Errorf("classes: interactive %+v, batch %+v; want 2 and 1 in flight, 1 batch queued", i, b)
+	}
+	if snap.InFlight != 3 {
+		t.Errorf("in flight %d, want 3", snap.InFlight)
+	}
+	close(iv.release)
+	<-iv.entered // the queued one
+	wg.Wait()
+	if snap = s.policySnapshot(); len(snap.Functions) != 0 || len(snap.Tenants) != 0 {
+		t.Errorf("after: functions %+v, tenants %+v; want none", snap.Functions, snap.Tenants)
+	}
+}
+
+// holdUntil says when an invocation enters and holds it until release
+// closes.
+type holdUntil struct{ entered, release chan struct{} }
+
+func (h holdUntil) Invoke(*invocation.Invocation) error {
+	h.entered <- struct{}{}
+	<-h.release
+	return nil
 }

@@ -18,7 +18,7 @@ func (s *server) newPolicy() error {
 	if cacheSize == 0 {
 		cacheSize = -1 // the engine's "disabled"
 	}
-	stats := newPolicyStats(s.metrics.Registry())
+	stats := newPolicyStats(s.metrics.Registry(), activeRefreshes(pc.PolicyRefresh))
 	e, err := policy.New(context.Background(), policy.Options{
 		Dir:       pc.PolicyDir,
 		Timeout:   pc.PolicyTimeout,
@@ -42,15 +42,19 @@ func (s *server) newPolicy() error {
 }
 
 // policySnapshot is the live state policies read, taken every
-// SEQUOIA_POLICY_REFRESH: what the scheduler exposes (in flight, the
-// limit, queue depths per queue and class); policyStats adds rates and
-// percentiles from the metrics.
+// SEQUOIA_POLICY_REFRESH: what the scheduler exposes (in flight in total
+// and per class, function and tenant, the limit, queue depths per queue
+// and class); policyStats adds rates and percentiles from the metrics.
+// Only functions and tenants holding slots appear here, so the maps are
+// bounded by the limit; policyStats adds the functions active of late.
 func (s *server) policySnapshot() policy.Snapshot {
 	snap := policy.Snapshot{
-		InFlight: s.sched.InFlight(),
-		Limit:    s.sched.Limit(),
-		Queues:   map[string]map[string]int{},
-		Classes:  map[string]policy.ClassStats{},
+		InFlight:  s.sched.InFlight(),
+		Limit:     s.sched.Limit(),
+		Queues:    map[string]map[string]int{},
+		Classes:   map[string]policy.ClassStats{},
+		Functions: map[string]policy.FunctionStats{},
+		Tenants:   map[string]policy.TenantStats{},
 	}
 	for k := range qos.NumQueues {
 		byClass := map[string]int{}
@@ -62,6 +66,17 @@ func (s *server) policySnapshot() policy.Snapshot {
 			snap.Classes[qos.ClassName(c)] = cs
 		}
 		snap.Queues[k.String()] = byClass
+	}
+	for c := range qos.NumClasses {
+		cs := snap.Classes[qos.ClassName(c)]
+		cs.InFlight = s.sched.ClassInFlight(c)
+		snap.Classes[qos.ClassName(c)] = cs
+	}
+	for fn, n := range s.sched.FunctionsInFlight() {
+		snap.Functions[fn] = policy.FunctionStats{InFlight: n}
+	}
+	for tenant, n := range s.sched.TenantsInFlight() {
+		snap.Tenants[tenant] = policy.TenantStats{InFlight: n}
 	}
 	return snap
 }
