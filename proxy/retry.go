@@ -53,6 +53,10 @@ type RetryConfig struct {
 	// MaxEvents bounds Event invocations accepted and not yet delivered;
 	// 0 means 10000.
 	MaxEvents int
+	// ReservedQuiet, when positive on a Lambda platform, learns reserved-
+	// concurrency throttles as per-function caps that grow back by one
+	// every ReservedQuiet without such a throttle (reserved.go).
+	ReservedQuiet time.Duration
 }
 
 func (c RetryConfig) withDefaults() RetryConfig {
@@ -87,7 +91,8 @@ type platformState struct {
 	retry     RetryConfig
 	feedback  Feedback
 	rates     RatePacer
-	iv        qos.Invoker // the forwarder, reporting to feedback and rates
+	iv        qos.Invoker   // the forwarder, reporting to feedback and rates
+	reserved  *reservedCaps // Lambda's reserved concurrency; nil: not learned
 	retries   *prometheus.CounterVec
 	overflows *prometheus.CounterVec
 	// overflowFailures counts invocations the overflow did not run
@@ -100,9 +105,12 @@ func (s *platformState) init(p *Proxy) {
 	s.retry = p.cfg.Retry.withDefaults()
 	s.feedback, s.rates = p.cfg.Feedback, p.cfg.Rates
 	s.iv = p.fwd
-	if s.feedback != nil || s.rates != nil {
+	if s.retry.ReservedQuiet > 0 && p.cfg.Platform == invocation.Lambda {
+		s.reserved = newReservedCaps(s.retry.ReservedQuiet, nil)
+	}
+	if s.feedback != nil || s.rates != nil || s.reserved != nil {
 		s.iv = &feedbackInvoker{fwd: p.fwd, kind: p.cfg.Platform, fb: s.feedback, rates: s.rates,
-			estimate: s.retry.BackgroundEstimate}
+			estimate: s.retry.BackgroundEstimate, reserved: s.reserved}
 	}
 	s.retries = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: metrics.Namespace, Name: "retries_total",
@@ -118,6 +126,9 @@ func (s *platformState) init(p *Proxy) {
 	if p.m != nil {
 		p.m.Registry().MustRegister(s.retries, s.overflows, s.overflowFailures)
 		p.m.Registry().MustRegister(s.events.collectors()...)
+		if s.reserved != nil {
+			p.m.Registry().MustRegister(s.reserved.collector())
+		}
 	}
 }
 
@@ -129,13 +140,23 @@ type feedbackInvoker struct {
 	fb       Feedback  // may be nil
 	rates    RatePacer // may be nil
 	estimate time.Duration
+	reserved *reservedCaps // may be nil
 }
 
 func (f *feedbackInvoker) Invoke(inv *invocation.Invocation) error {
+	var st *reservedFn
+	if f.reserved != nil && inv.Function != metrics.OtherFunction {
+		st = f.reserved.state(inv.Function)
+		st.inFlight.Add(1)
+		defer st.inFlight.Add(-1)
+	}
 	if err := f.fwd.Invoke(inv); err != nil {
 		return err
 	}
 	v, _ := upstream.Classify(f.kind, inv.Resp)
+	if v == upstream.ThrottledFunction && st != nil {
+		f.reserved.throttled(st)
+	}
 	if v == upstream.ThrottledRate && f.rates != nil {
 		f.rates.OnRateThrottle(inv.Tenant, upstream.RateAllowed(inv.Resp))
 	}
@@ -248,7 +269,11 @@ func (p *Proxy) invoke(inv *invocation.Invocation, w qos.Watcher) (time.Duration
 func (p *Proxy) invokeRetrying(inv *invocation.Invocation, w qos.Watcher) (time.Duration, error) {
 	s := &p.plat
 	var waited time.Duration
+	policyCap := inv.FunctionCap
 	for {
+		if s.reserved != nil {
+			inv.FunctionCap = effectiveCap(policyCap, s.reserved.capOf(inv.Function))
+		}
 		if s.rates != nil {
 			// A tenant the platform throttled for its rate waits its
 			// turn before taking a slot, unless that would break its

@@ -62,6 +62,11 @@ func newPlatformParts(cfg config.Config, platform invocation.Platform, sched *qo
 		// paced at the rate it states; two quiet minutes end it.
 		parts.rates = adaptive.NewRates(cfg.Limits.MaxFunctions, 2*time.Minute)
 	}
+	if pc.Adaptive && platform == invocation.Lambda {
+		// Reserved-concurrency throttles become per-function caps that
+		// probe back up at the adaptive limit's pace (proxy/reserved.go).
+		parts.retry.ReservedQuiet = pc.AdaptiveQuiet
+	}
 	if pc.Adaptive {
 		parts.limit = adaptive.New(adaptive.Config{
 			Ceiling:  cfg.Limits.MaxConcurrency,

@@ -199,6 +199,14 @@ func (e *Emulator) SetKeepAlive(d time.Duration) {
 	e.keepAlive.Store(int64(d))
 }
 
+// SetReserved gives the function named key (as Stats names it: "name" for
+// Lambda) a reserved concurrency of n, as Lambda's PutFunctionConcurrency
+// does; 0 removes it. Calls over it are throttled with Lambda's
+// ReservedFunctionConcurrentInvocationLimitExceeded.
+func (e *Emulator) SetReserved(key string, n int) {
+	e.function([]byte(key)).reserved.Store(int64(max(n, 0)))
+}
+
 // SetRatePerMinute changes the per-namespace OpenWhisk rate limit; 0 is off.
 func (e *Emulator) SetRatePerMinute(n int) { e.ratePerMinute.Store(int64(max(n, 0))) }
 

@@ -87,14 +87,28 @@ func (e *Emulator) handle(ctx *fasthttp.RequestCtx) {
 			return
 		}
 	}
+	// A function with reserved concurrency (SetReserved) runs at most that
+	// many at once, whatever room the account has.
+	reserved := fn.reserved.Load() > 0
+	if reserved && !fn.enterReserved() {
+		e.c.throttles.Add(1)
+		fn.c.throttles.Add(1)
+		writeReservedThrottle(ctx, &c)
+		return
+	}
 	inFlight, ok := e.acquire()
 	if !ok {
+		if reserved {
+			fn.c.inFlight.Add(-1)
+		}
 		e.c.throttles.Add(1)
 		fn.c.throttles.Add(1)
 		writeThrottle(ctx, &c, inFlight, e.limit.Load())
 		return
 	}
-	fn.c.enter()
+	if !reserved {
+		fn.c.enter()
+	}
 
 	exec := time.Duration(e.execTime.Load())
 	if c.hasExec {

@@ -2,6 +2,7 @@ package emulator
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -9,10 +10,28 @@ import (
 type function struct {
 	name string
 	c    counters
+	// reserved is the function's reserved concurrency (Lambda's); 0 for
+	// none.
+	reserved atomic.Int64
 
 	mu     sync.Mutex
 	idle   []instance // REQUIRES mu. Pushed on release, so oldest first (near enough).
 	nextID int64      // REQUIRES mu. Last instance number handed out.
+}
+
+// enterReserved counts one more invocation in flight unless the function
+// is at its reserved concurrency.
+func (f *function) enterReserved() bool {
+	for {
+		n, r := f.c.inFlight.Load(), f.reserved.Load()
+		if r > 0 && n >= r {
+			return false
+		}
+		if f.c.inFlight.CompareAndSwap(n, n+1) {
+			f.c.raisePeak(n + 1)
+			return true
+		}
+	}
 }
 
 // instance is an idle instance and when it last finished an invocation.

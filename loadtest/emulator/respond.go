@@ -211,6 +211,21 @@ func writeThrottle(ctx *fasthttp.RequestCtx, c *call, inFlight, limit int64) {
 	}
 }
 
+// writeReservedThrottle refuses a call over its function's reserved
+// concurrency: Lambda's TooManyRequestsException with the reserved reason;
+// the other shapes answer their usual throttle.
+func writeReservedThrottle(ctx *fasthttp.RequestCtx, c *call) {
+	if c.shape != shapeLambda {
+		writeThrottle(ctx, c, 0, 0)
+		return
+	}
+	ctx.Response.Header.Set("X-Amzn-ErrorType", "TooManyRequestsException")
+	ctx.Response.Header.Set("Retry-After", "1")
+	setBody(ctx, fasthttp.StatusTooManyRequests, contentJSON, func(b []byte) []byte {
+		return append(b, `{"Reason":"ReservedFunctionConcurrentInvocationLimitExceeded","Type":"User","message":"Rate Exceeded."}`...)
+	})
+}
+
 // writeRateThrottle refuses an OpenWhisk call over the namespace's
 // per-minute budget.
 func writeRateThrottle(ctx *fasthttp.RequestCtx, count, limit int64) {
