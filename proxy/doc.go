@@ -23,6 +23,12 @@
 //     the invocation's deadline, and reports every answer to the adaptive
 //     limit (Feedback); events.go owns Lambda Event invocations (202 at
 //     once, then delivered in the background) and DryRun.
+//   - overflow.go answers when overflow to a second platform did not help
+//     (an invocation the other API cannot carry, an overflow that throttles
+//     or refuses): the primary's refusal, in its shape, saying why; it also
+//     creates the retry, overflow and event series at start-up.
+//     reserved.go learns Lambda reserved-concurrency throttles as
+//     per-function caps (Invocation.FunctionCap) that probe back up.
 //   - admin.go serves /metrics, /healthz, /readyz and /sequoia/v1/status.
 //
 // Usage:

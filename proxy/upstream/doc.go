@@ -24,6 +24,15 @@
 // OpenWhisk's "in the last minute"), a platform 503/504, a 202 (background
 // work), or done; with the platform's Retry-After.
 //
+// translate.go is the overflow to a platform of another API: Translator
+// builds that platform's own invoke request (the function named by
+// internal/fnmap, the JSON body, the invocation type, sequoia's own
+// credentials and never the client's) and writes its answer back in the
+// primary's shape (a Lambda payload as OpenWhisk's result or activation
+// record, OpenWhisk's 502 as Lambda's X-Amz-Function-Error, and so on).
+// What it cannot carry is an UntranslatableError, sent nowhere; a throttle
+// or refusal of the overflow platform an OverflowError.
+//
 // Usage:
 //
 //	signer, err := upstream.NewLambdaSigner(ctx, upstream.SignerConfig{Region: "eu-west-1", Host: "lambda.eu-west-1.amazonaws.com"})

@@ -395,3 +395,23 @@ func FuzzTranslateAnswer(f *testing.F) {
 		}
 	})
 }
+
+// TestClientAuthorizationReplaced: a client configured with sequoia's own
+// credentials (a same-API OpenWhisk overflow with
+// SEQUOIA_OVERFLOW_OPENWHISK_AUTH) sends those, not the client's.
+func TestClientAuthorizationReplaced(t *testing.T) {
+	ps, url := startPlatform(t, func(ctx *fasthttp.RequestCtx) {})
+	c, err := New(Config{URL: url, Kind: invocation.OpenWhisk, Timeout: 5 * time.Second, Authorization: "Basic c2VxdW9pYTprZXk="})
+	if err != nil {
+		t.Fatal(err)
+	}
+	inv := owInvocation("guest/f", "?blocking=true", `{}`)
+	if err := c.Invoke(inv); err != nil {
+		t.Fatal(err)
+	}
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	if a := string(ps.last.Header.Peek("Authorization")); a != "Basic c2VxdW9pYTprZXk=" {
+		t.Errorf("Authorization %q, want sequoia's", a)
+	}
+}
