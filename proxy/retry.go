@@ -177,7 +177,12 @@ func (f *feedbackInvoker) Invoke(inv *invocation.Invocation) error {
 	return nil
 }
 
-var headerIdempotencyKey = []byte("Idempotency-Key")
+var (
+	headerIdempotencyKey = []byte("Idempotency-Key")
+	// headerOverflow marks an answer from the overflow platform with its
+	// API's name.
+	headerOverflow = []byte("X-Sequoia-Overflow")
+)
 
 // idempotent reports whether inv may run twice: not a POST, a POST with an
 // Idempotency-Key, configured so, or declared so by the policy's decision.
@@ -257,6 +262,10 @@ func (p *Proxy) invoke(inv *invocation.Invocation, w qos.Watcher) (time.Duration
 	inv.Resp.Reset()
 	if oerr := p.cfg.Overflow.Invoke(inv); oerr != nil {
 		return waited, p.overflowFailed(err, oerr)
+	}
+	if len(inv.Resp.Header.PeekBytes(headerOverflow)) == 0 {
+		// A same-API overflow's answer passes as it is; say where it ran.
+		inv.Resp.Header.SetBytesKV(headerOverflow, []byte(p.cfg.Platform.String()))
 	}
 	return waited, nil
 }

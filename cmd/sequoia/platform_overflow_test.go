@@ -31,6 +31,9 @@ func TestOverflowWhenQueueFull(t *testing.T) {
 	if resp.StatusCode() != 200 || !strings.Contains(string(resp.Body()), `"function":"guest/quick"`) {
 		t.Errorf("overflowed call: %d %s", resp.StatusCode(), resp.Body())
 	}
+	if h := string(resp.Header.Peek("X-Sequoia-Overflow")); h != "openwhisk" {
+		t.Errorf("X-Sequoia-Overflow %q, want openwhisk", h)
+	}
 	if n := second.Stats().Functions["guest/quick"].Completed; n != 1 {
 		t.Errorf("overflow platform ran quick %d times, want 1", n)
 	}
