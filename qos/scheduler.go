@@ -173,15 +173,16 @@ func (s *Scheduler) Do(inv *invocation.Invocation, w Watcher, iv Invoker) (time.
 	if granted.IsZero() {
 		granted = s.adm.now()
 	}
-	// Two map lookups and three atomic adds each way, no lock (inflight.go).
+	// Two map lookups and seven atomic adds, no lock (inflight.go).
 	fc, tc := s.fnFlight.counter(inv.Function), s.tenantFlight.counter(inv.Tenant)
 	cc := &s.classFlight[min(inv.Class, NumClasses-1)]
-	fc.Add(1)
-	tc.Add(1)
+	fc.held.Add(1)
+	tc.held.Add(1)
 	cc.Add(1)
 	err = iv.Invoke(inv)
-	fc.Add(-1)
-	tc.Add(-1)
+	fc.held.Add(-1)
+	fc.finished.Add(1)
+	tc.held.Add(-1)
 	cc.Add(-1)
 	hold := s.adm.now().Sub(granted)
 	s.Release(inv)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"iter"
 	"math"
 	"slices"
 	"strconv"
@@ -13,14 +14,15 @@ import (
 )
 
 // policyStats derives the snapshot's rates and percentiles from sequoia's
-// own Prometheus collectors, once per SEQUOIA_POLICY_REFRESH. Rates, queue
-// waits and cold-start rates cover the last interval (live conditions);
-// per-function durations are cumulative (a property of the function).
+// own Prometheus collectors and the scheduler's counts, once per
+// SEQUOIA_POLICY_REFRESH. Rates, queue waits and cold-start rates cover
+// the last interval (live conditions); per-function durations are
+// cumulative (a property of the function).
 //
 // The snapshot holds only the functions active of late: in flight now, or
-// invoked within the last window refreshes (a minute in `sequoia serve`).
-// Its state is one entry per function series, which SEQUOIA_MAX_FUNCTIONS
-// bounds.
+// with invocations finished within the last window refreshes (a minute in
+// `sequoia serve`). Its state is a few entries per function, which
+// SEQUOIA_MAX_FUNCTIONS bounds.
 //
 // It is called from one goroutine at a time (the engine's refresh).
 type policyStats struct {
@@ -28,10 +30,15 @@ type policyStats struct {
 	prevCodes map[string]float64
 	prevWait  map[string]map[float64]uint64 // class → upper bound → cumulative count
 
+	// finished yields each function's invocations finished so far: the
+	// scheduler's count, which covers proxy requests, Lambda Events and
+	// DAG nodes alike (the warm pool counts cold starts for all three;
+	// the request metrics see only the first).
+	finished  func() iter.Seq2[string, int64]
 	window    uint64             // refreshes a function stays after its last activity
 	tick      uint64             // refreshes so far
 	lastSeen  map[string]uint64  // function → the last refresh it was active in
-	prevCalls map[string]uint64  // function → invocations counted so far
+	prevCalls map[string]int64   // function → invocations finished so far
 	prevCold  map[string]float64 // function → cold starts counted so far
 }
 
@@ -47,14 +54,14 @@ func activeRefreshes(refresh time.Duration) int {
 	return max(1, int((activeWindow+refresh-1)/refresh))
 }
 
-// newPolicyStats reads reg; a function stays in the snapshot for window
-// refreshes after its last activity (at least 1: the refresh it was
-// active in).
-func newPolicyStats(reg prometheus.Gatherer, window int) *policyStats {
+// newPolicyStats reads reg and finished (nil: no function is active but
+// those in flight); a function stays in the snapshot for window refreshes
+// after its last activity (at least 1: the refresh it was active in).
+func newPolicyStats(reg prometheus.Gatherer, finished func() iter.Seq2[string, int64], window int) *policyStats {
 	return &policyStats{
 		reg: reg, prevCodes: map[string]float64{}, prevWait: map[string]map[float64]uint64{},
-		window: uint64(max(window, 1)), lastSeen: map[string]uint64{},
-		prevCalls: map[string]uint64{}, prevCold: map[string]float64{},
+		finished: finished, window: uint64(max(window, 1)), lastSeen: map[string]uint64{},
+		prevCalls: map[string]int64{}, prevCold: map[string]float64{},
 	}
 }
 
@@ -142,10 +149,10 @@ func (p *policyStats) waits(mf *dto.MetricFamily, snap *policy.Snapshot) {
 	}
 }
 
-// functions adds the per-function figures of the functions active of late.
-// Invocations are the duration histogram's observations (one per answer
-// the platform gave); cold starts are the warm pool's counter, so the
-// cold-start rate is 0 without SEQUOIA_PREWARM. dur and cold may be nil.
+// functions adds the per-function figures of the functions active of late:
+// p50/p99 durations from the request metrics, and the cold-start rate,
+// the warm pool's cold starts per invocation finished in the interval (0
+// without SEQUOIA_PREWARM, which detects them). dur and cold may be nil.
 func (p *policyStats) functions(dur, cold *dto.MetricFamily, snap *policy.Snapshot) {
 	if snap.Functions == nil {
 		snap.Functions = map[string]policy.FunctionStats{}
@@ -153,41 +160,46 @@ func (p *policyStats) functions(dur, cold *dto.MetricFamily, snap *policy.Snapsh
 	for fn := range snap.Functions {
 		p.lastSeen[fn] = p.tick // in flight
 	}
+	calls := map[string]int64{}
+	if p.finished != nil {
+		for fn, n := range p.finished() {
+			if d := n - p.prevCalls[fn]; d > 0 {
+				calls[fn] = d
+				p.lastSeen[fn] = p.tick
+			}
+			p.prevCalls[fn] = n
+		}
+	}
 	colds := map[string]float64{}
 	for _, m := range cold.GetMetric() {
-		colds[label(m, "function")] = m.GetCounter().GetValue()
+		fn, n := label(m, "function"), m.GetCounter().GetValue()
+		colds[fn] = n - p.prevCold[fn]
+		p.prevCold[fn] = n
 	}
+	durs := map[string]*dto.Histogram{}
 	for _, m := range dur.GetMetric() {
-		fn := label(m, "function")
-		h := m.GetHistogram()
-		calls, starts := h.GetSampleCount(), colds[fn]
-		newCalls, newCold := calls-p.prevCalls[fn], starts-p.prevCold[fn]
-		p.prevCalls[fn], p.prevCold[fn] = calls, starts
-		if newCalls > 0 {
-			p.lastSeen[fn] = p.tick
-		}
-		if last, ok := p.lastSeen[fn]; !ok || p.tick-last >= p.window {
+		durs[label(m, "function")] = m.GetHistogram()
+	}
+	for fn, last := range p.lastSeen {
+		if p.tick-last >= p.window {
+			delete(p.lastSeen, fn)
 			continue
 		}
 		fs := snap.Functions[fn]
-		if calls > 0 {
-			buckets := map[float64]uint64{math.Inf(1): calls}
+		if h := durs[fn]; h.GetSampleCount() > 0 {
+			buckets := map[float64]uint64{math.Inf(1): h.GetSampleCount()}
 			for _, b := range h.GetBucket() {
 				buckets[b.GetUpperBound()] = b.GetCumulativeCount()
 			}
 			fs.P50Ms, fs.P99Ms = quantile(buckets, 0.5)*1000, quantile(buckets, 0.99)*1000
 		}
-		if newCalls > 0 {
-			// A cold start is counted just before its invocation's
-			// duration, so a refresh between the two can see more.
-			fs.ColdStartRate = min(1, max(0, newCold)/float64(newCalls))
+		if n := calls[fn]; n > 0 {
+			// The warm pool counts a cold start just after its
+			// invocation finishes, so a refresh between the two can
+			// see more cold starts than invocations.
+			fs.ColdStartRate = min(1, max(0, colds[fn])/float64(n))
 		}
 		snap.Functions[fn] = fs
-	}
-	for fn, last := range p.lastSeen {
-		if p.tick-last >= p.window {
-			delete(p.lastSeen, fn)
-		}
 	}
 }
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"iter"
 	"maps"
 	"math"
 	"sync"
@@ -23,7 +24,8 @@ func TestPolicyStats(t *testing.T) {
 	dur := prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "sequoia_invocation_duration_seconds",
 		Buckets: []float64{0.01, 0.1, 1}}, []string{"function"})
 	reg.MustRegister(codes, wait, dur)
-	p := newPolicyStats(reg, 1)
+	finished := func() iter.Seq2[string, int64] { return maps.All(map[string]int64{"f": 10}) }
+	p := newPolicyStats(reg, finished, 1)
 
 	codes.WithLabelValues("200").Add(6)
 	codes.WithLabelValues("429").Add(3)
@@ -83,21 +85,36 @@ func TestQuantile(t *testing.T) {
 }
 
 // TestPolicyStatsFunctions reads sequoia's own collectors (the request
-// metrics and the warm pool's cold-start counter): each function's
-// cold-start rate covers the last interval, and a function leaves the
-// snapshot once it has been idle for the window, unless it is in flight.
+// metrics and the warm pool's cold-start counter) and a real scheduler's
+// counts: each function's cold-start rate covers the last interval, and a
+// function leaves the snapshot once it has been idle for the window,
+// unless it is in flight.
 func TestPolicyStatsFunctions(t *testing.T) {
 	m := metrics.New(10)
 	cold := m.NewWarmPool(func(func(string, int)) {})
-	p := newPolicyStats(m.Registry(), 2)
+	sched := qos.New(qos.Config{Limit: 1, QueueCapacity: 1, QueueTimeout: time.Minute})
+	p := newPolicyStats(m.Registry(), sched.FunctionsFinished, 2)
 	invoke := func(fn string, n, colds int) {
 		f := m.Function([]byte(fn))
 		for i := range n {
+			// As the proxy does: the scheduler runs it, the warm pool
+			// tells a cold start, the request metrics take its duration.
+			if _, err := sched.Do(&invocation.Invocation{Function: fn}, nil, nopInvoker{}); err != nil {
+				t.Fatal(err)
+			}
 			if i < colds {
 				cold.ColdStart(fn)
 			}
 			f.Observe(metrics.Forwarded, 30*time.Millisecond)
 		}
+	}
+	// A DAG node's function: the scheduler ran it and the warm pool saw
+	// its cold start, but it has no request metrics.
+	dagNode := func(fn string) {
+		if _, err := sched.Do(&invocation.Invocation{Function: fn}, nil, nopInvoker{}); err != nil {
+			t.Fatal(err)
+		}
+		cold.ColdStart(fn)
 	}
 	fill := func(inFlight ...string) map[string]policy.FunctionStats {
 		snap := policy.Snapshot{Functions: map[string]policy.FunctionStats{}}
@@ -110,6 +127,7 @@ func TestPolicyStatsFunctions(t *testing.T) {
 
 	invoke("f", 10, 3)
 	invoke("g", 4, 0)
+	dagNode("node")
 	got := fill()
 	if f := got["f"]; f.ColdStartRate != 0.3 || f.P50Ms != 32 {
 		t.Errorf("f = %+v, want cold-start rate 0.3 and p50 32ms", f)
@@ -117,20 +135,24 @@ func TestPolicyStatsFunctions(t *testing.T) {
 	if g, ok := got["g"]; !ok || g.ColdStartRate != 0 {
 		t.Errorf("g = %+v (present %v), want cold-start rate 0", g, ok)
 	}
+	if n := got["node"]; n != (policy.FunctionStats{ColdStartRate: 1}) {
+		t.Errorf("node = %+v, want cold-start rate 1 and no durations", n)
+	}
 
-	// The next interval: f warm, g idle (kept: the window is 2 refreshes).
+	// The next interval: f warm, g and node idle (kept: the window is 2
+	// refreshes).
 	invoke("f", 5, 0)
 	got = fill()
 	if f := got["f"]; f.ColdStartRate != 0 || f.P50Ms != 32 {
 		t.Errorf("second interval: f = %+v, want rate 0, p50 still 32ms", f)
 	}
-	if _, ok := got["g"]; !ok {
-		t.Errorf("second interval: g left after one idle refresh: %v", got)
+	if _, ok := got["g"]; !ok || len(got) != 3 {
+		t.Errorf("second interval: %v, want f, g and node (idle for one refresh)", got)
 	}
 
-	// Both idle: g has been for two refreshes and leaves; f is in flight
-	// and stays, with its durations; h, in flight and never finished,
-	// is there with its count only.
+	// All idle: g and node have been for two refreshes and leave; f is
+	// in flight and stays, with its durations; h, in flight and never
+	// finished, is there with its count only.
 	got = fill("f", "h")
 	want := map[string]policy.FunctionStats{
 		"f": {InFlight: 1, P50Ms: 32, P99Ms: 32},
@@ -139,11 +161,10 @@ func TestPolicyStatsFunctions(t *testing.T) {
 	if !maps.Equal(got, want) {
 		t.Errorf("third interval: %+v, want %+v", got, want)
 	}
-	// f, idle for one refresh after leaving flight, stays; h, which has
-	// no figures but a count, goes with it; after two refreshes nothing
-	// is left.
-	if got = fill(); len(got) != 1 || got["f"].P50Ms != 32 {
-		t.Errorf("fourth interval: %+v, want f alone", got)
+	// f and h, idle for one refresh after leaving flight, stay; after
+	// two refreshes nothing is left.
+	if got = fill(); len(got) != 2 || got["f"].P50Ms != 32 {
+		t.Errorf("fourth interval: %+v, want f and h", got)
 	}
 	if got = fill(); len(got) != 0 {
 		t.Errorf("fifth interval: %+v, want none", got)
@@ -210,6 +231,10 @@ func TestPolicySnapshotInFlight(t *testing.T) {
 		t.Errorf("after: functions %+v, tenants %+v; want none", snap.Functions, snap.Tenants)
 	}
 }
+
+type nopInvoker struct{}
+
+func (nopInvoker) Invoke(*invocation.Invocation) error { return nil }
 
 // holdUntil says when an invocation enters and holds it until release
 // closes.

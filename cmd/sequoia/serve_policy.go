@@ -18,7 +18,7 @@ func (s *server) newPolicy() error {
 	if cacheSize == 0 {
 		cacheSize = -1 // the engine's "disabled"
 	}
-	stats := newPolicyStats(s.metrics.Registry(), activeRefreshes(pc.PolicyRefresh))
+	stats := newPolicyStats(s.metrics.Registry(), s.sched.FunctionsFinished, activeRefreshes(pc.PolicyRefresh))
 	e, err := policy.New(context.Background(), policy.Options{
 		Dir:       pc.PolicyDir,
 		Timeout:   pc.PolicyTimeout,
