@@ -165,6 +165,9 @@ func (e *events) deliver(ev *event) {
 			}
 			return
 		}
+		if e.p.overflowEvent(ev, reason) { // overflow.go
+			return
+		}
 		delay := s.backoff(ev.inv.Attempt, hint)
 		if time.Now().Add(delay).After(expires) {
 			e.outcome.WithLabelValues("expired").Inc()

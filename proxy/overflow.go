@@ -103,6 +103,59 @@ func (p *Proxy) overflowFailed(primary, err error) error {
 	return &overflowAnswer{e: e, outcome: outcome, cause: err}
 }
 
+// overflowEvent sends a Lambda Event the primary cannot take now (its
+// queue is full, the work admitted ahead cannot finish in time, or it is
+// unreachable; reason is deliver's) to the overflow platform, and reports
+// whether it ran there. When the overflow cannot take it either, delivery
+// goes on at the primary, with its backoff, until SEQUOIA_EVENT_MAX_AGE.
+func (p *Proxy) overflowEvent(ev *event, reason string) bool {
+	if p.cfg.Overflow == nil {
+		return false
+	}
+	var why string
+	switch reason {
+	case "queued":
+		why = "queue_full"
+	case "refused":
+		why = "deadline"
+	case "unreachable":
+		why = "unreachable"
+	default:
+		return false
+	}
+	p.plat.overflows.WithLabelValues(why).Inc()
+	attempt := ev.inv.Attempt
+	if why == "unreachable" {
+		ev.inv.Attempt++ // the request was prepared for the primary
+	}
+	ev.resp.Reset()
+	err := p.cfg.Overflow.Invoke(&ev.inv)
+	ev.inv.Attempt = attempt
+	if err != nil {
+		var untranslatable *upstream.UntranslatableError
+		var refused *upstream.OverflowError
+		switch {
+		case errors.As(err, &untranslatable):
+			p.plat.overflowFailures.WithLabelValues("untranslatable").Inc()
+		case errors.As(err, &refused) && refused.Verdict.Throttled():
+			p.plat.overflowFailures.WithLabelValues("throttled").Inc()
+		case errors.As(err, &refused):
+			p.plat.overflowFailures.WithLabelValues("refused").Inc()
+		default:
+			p.plat.overflowFailures.WithLabelValues("unreachable").Inc()
+		}
+		p.log.Warn("event invocation could not overflow", "function", ev.inv.Function, "err", err)
+		ev.resp.Reset()
+		return false
+	}
+	if v, _ := upstream.Classify(p.cfg.Platform, &ev.resp); v == upstream.FunctionError {
+		p.plat.events.outcome.WithLabelValues("function_error").Inc()
+	} else {
+		p.plat.events.outcome.WithLabelValues("delivered").Inc()
+	}
+	return true
+}
+
 // precreate binds the label values known at start-up, so that every
 // series exists, at zero, from the first scrape (a dashboard or an alert
 // on rate() sees no gap before the first retry, overflow or event).

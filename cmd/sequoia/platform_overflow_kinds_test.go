@@ -295,6 +295,40 @@ func TestOverflowHTTPToLambda(t *testing.T) {
 	}
 }
 
+// TestOverflowLambdaEvents: Lambda Events sequoia accepted while its
+// primary is unreachable are delivered to the overflow platform (OpenWhisk)
+// rather than retried at the primary until they expire.
+func TestOverflowLambdaEvents(t *testing.T) {
+	second, secondAddr := startEmulator(t, emulator.Config{Limit: 5})
+	s := startServer(t, "SEQUOIA_BACKEND=lambda", "SEQUOIA_BACKEND_URL=http://"+freeAddr(t),
+		"SEQUOIA_OVERFLOW_URL=http://"+secondAddr, "SEQUOIA_OVERFLOW_BACKEND=openwhisk",
+		"SEQUOIA_OVERFLOW_OPENWHISK_AUTH="+overflowOWKey)
+	c := lambdaClient(s.dataLn.Addr().String(), 1)
+	for _, fn := range []string{"bg", "bgfail"} {
+		payload := `{"k":1}`
+		if fn == "bgfail" {
+			payload = `{"fail":true}`
+		}
+		out, err := c.Invoke(context.Background(), &lambda.InvokeInput{FunctionName: aws.String(fn),
+			Payload: []byte(payload), InvocationType: types.InvocationTypeEvent})
+		if err != nil || out.StatusCode != 202 {
+			t.Fatalf("Event %s: %v %v", fn, out, err)
+		}
+	}
+	waitFor(func() bool { return s.proxy.PendingEvents() == 0 })
+	st := second.Stats()
+	if st.Functions["_/bg"].Completed != 1 || st.Functions["_/bgfail"].Invocations != 1 {
+		t.Errorf("overflow ran bg %d times and bgfail %d times, want 1 and 1", st.Functions["_/bg"].Completed, st.Functions["_/bgfail"].Invocations)
+	}
+	_, text := httpGet(t, "http://"+s.adminLn.Addr().String()+"/metrics")
+	for _, m := range []string{`sequoia_events_total{outcome="delivered"} 1`, `sequoia_events_total{outcome="function_error"} 1`,
+		`sequoia_overflow_total{reason="unreachable"} 2`, `sequoia_events_total{outcome="expired"} 0`} {
+		if !strings.Contains(text, m) {
+			t.Errorf("/metrics has no %s", m)
+		}
+	}
+}
+
 // TestOverflowKindsConfig: every bad overflow variable stops start-up
 // naming itself, and the OpenWhisk key is never printed.
 func TestOverflowKindsConfig(t *testing.T) {

@@ -415,3 +415,55 @@ func TestClientAuthorizationReplaced(t *testing.T) {
 		t.Errorf("Authorization %q, want sequoia's", a)
 	}
 }
+
+// BenchmarkTranslate measures what overflow to another API adds to an
+// invocation, the platform call excluded: reading the client's request,
+// naming the target, building the overflow's request, reading its answer
+// and writing it in the primary's shape.
+func BenchmarkTranslate(b *testing.B) {
+	for _, tt := range []struct {
+		name     string
+		from, to invocation.Platform
+		answer   func(*fasthttp.Response)
+	}{
+		{"lambda-to-openwhisk", invocation.Lambda, invocation.OpenWhisk, func(r *fasthttp.Response) { r.SetBodyString(`{"ok":true,"n":12345}`) }},
+		{"openwhisk-to-lambda", invocation.OpenWhisk, invocation.Lambda, func(r *fasthttp.Response) { r.SetBodyString(`{"ok":true,"n":12345}`) }},
+	} {
+		b.Run(tt.name, func(b *testing.B) {
+			names, _ := fnmap.New("", tt.from, tt.to, false)
+			c, _ := New(Config{URL: "http://127.0.0.1:1", Kind: tt.to})
+			tr, err := NewTranslator(TranslatorConfig{From: tt.from, To: tt.to, Client: c, Names: names, OpenWhiskAuth: "u:k"})
+			if err != nil {
+				b.Fatal(err)
+			}
+			var inv *invocation.Invocation
+			if tt.from == invocation.Lambda {
+				inv, _ = lambdaInvocation("resize", `{"w":3,"h":4,"src":"s3://bucket/key.png"}`)
+			} else {
+				inv = owInvocation("guest/img/resize", "?blocking=true", `{"w":3,"h":4,"src":"s3://bucket/key.png"}`)
+			}
+			var platform fasthttp.Response
+			tt.answer(&platform)
+			var out fasthttp.Request
+			now := time.Now()
+			b.ReportAllocs()
+			for b.Loop() {
+				cl, err := tr.readCall(inv)
+				if err != nil {
+					b.Fatal(err)
+				}
+				target, err := tr.names.Resolve(inv.Function, inv.Qualifier)
+				if err != nil {
+					b.Fatal(err)
+				}
+				_ = tr.buildRequest(&out, inv, target, cl)
+				a, err := tr.readAnswer(&platform)
+				if err != nil {
+					b.Fatal(err)
+				}
+				tr.writeAnswer(inv, cl, a, now, now)
+				out.Reset()
+			}
+		})
+	}
+}
