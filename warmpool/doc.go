@@ -12,14 +12,32 @@
 //     reuse the most recent instance and let the others expire. Each
 //     warm-up therefore asks the function to hold its instance briefly
 //     (sequoia_warmup_hold_ms).
-//   - Burst pre-warm: when an invocation arrives and no instance is
-//     believed idle, demand has outgrown the warm instances; as many more
-//     warm-ups as there are invocations running go ahead of the rest.
+//   - Burst pre-warm: an invocation that arrives when no instance is
+//     believed idle starts one of its own, and a warm-up sent then is no
+//     faster, so none is sent for it; nor for a lone such arrival in a
+//     trickle. From the second such arrival in a row, demand is outgrowing
+//     the warm instances: one warm-up per such arrival (less those in
+//     flight) goes ahead of the arrivals still to come. Invocations queued
+//     in sequoia need none: a warm-up takes no slot a waiter could use, and
+//     a waiter gets the instance the invocation before it leaves.
 //   - Chain pre-warm: the pool learns from X-Sequoia-Chain-Id which
 //     function follows which (a majority vote per function); when a step
 //     starts, the next function gets as many instances as will call it,
 //     unless fewer are missing than are idle (creating them would hold the
 //     idle ones just as the next step arrives).
+//   - Switches: burst and chain pre-warm are on by Config.Burst and
+//     Config.Chains (SEQUOIA_PREWARM_BURST, SEQUOIA_PREWARM_CHAINS), per
+//     function by BurstFunctions and ChainFunctions (chain pre-warm by the
+//     function it would warm). A function listed with warm count 0 gets no
+//     warm-up of any kind. A policy's pre-warm hint (Invocation.Prewarm,
+//     the decision's "prewarm") switches all three on for its function; the
+//     hint cannot switch them off, as 0 means "no hint".
+//   - Cost: keeping N instances warm takes N warm-ups together once per
+//     keep-alive whatever real traffic does below N, because the platform
+//     hands out the most recent idle instance: a trickle of traffic keeps
+//     one instance fresh and the others age. So keep-alive costs about
+//     (N - 1) x (hold) of slot-time per function per keep-alive; Tick sends
+//     nothing for instances real invocations refreshed.
 //   - Never at the expense of real work: warm-ups are the lowest class.
 //     They take a worker slot only through qos.Scheduler.TryAcquireIdle,
 //     which succeeds only when a slot is free, nobody waits in either queue
@@ -34,8 +52,9 @@
 // # Internal organisation
 //
 // Pool holds, per function, what it believes about the platform's
-// instances: real invocations running (from the proxy's Arrived and
-// Finished, through the proxy.Observer interface), warm-ups in flight, and
+// instances: real invocations running (from Arrived and Finished, called
+// by the proxy for requests (proxy.Observer), by Lambda Event deliveries
+// and by DAG nodes (dag.Observer)), warm-ups in flight, and
 // the time each idle instance last finished. An idle instance is believed
 // warm until SEQUOIA_PLATFORM_KEEPALIVE after that; a new invocation takes
 // the most recent one, as platforms do. Warm reports the count per
@@ -56,6 +75,10 @@
 // invoke shape with header X-Sequoia-Warmup: 1 and payload
 // {"sequoia_warmup": true, "sequoia_warmup_hold_ms": H}, and the
 // Authorization the function's own callers sent (OpenWhisk, HTTP).
+//
+// Status (status.go) lists, for /sequoia/v1/status, the functions most
+// recently seen, each with its warm estimate, warm count, switches,
+// warm-ups sent by reason, cold starts seen and back-off.
 //
 // Interfaces are declared here and kept small: Slots (qos.Scheduler),
 // Invoker (upstream.Client), Reporter (metrics.WarmPool).

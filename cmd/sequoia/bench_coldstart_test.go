@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io"
 	"testing"
+	"time"
 )
 
 // TestBenchColdstartSmall runs `sequoia bench coldstart --json` on a small,
@@ -41,7 +42,23 @@ func TestBenchColdstartSmall(t *testing.T) {
 	if with.ColdStarts >= without.ColdStarts || with.Warmups == 0 {
 		t.Errorf("with the pool: %d cold starts, %d warm-ups; want fewer than %d and some warm-ups", with.ColdStarts, with.Warmups, without.ColdStarts)
 	}
-	if rep.Steady == nil || rep.Steady.Invocations == 0 || rep.Steady.Warmups == 0 {
-		t.Errorf("steady row = %+v, want invocations and warm-ups", rep.Steady)
+	st := rep.Steady
+	if st == nil || st.Invocations == 0 || st.Warmups == 0 {
+		t.Fatalf("steady row = %+v, want invocations and warm-ups", st)
+	}
+	// The three measures of cost agree with the counts they come from.
+	if st.ByReason["keepalive"] == 0 || st.KeepAlivePerPeriod <= 0 {
+		t.Errorf("steady: %v warm-ups by reason, %.1f keep-alive per function per period; want keep-alive warm-ups (-prewarm 4)",
+			st.ByReason, st.KeepAlivePerPeriod)
+	}
+	if want := float64(st.Warmups) / float64(st.Warmups+st.Invocations); st.WarmupShare != want {
+		t.Errorf("share by count %v, want %v", st.WarmupShare, want)
+	}
+	if st.WarmupSlotTime < time.Duration(st.Warmups)*time.Millisecond || st.RealSlotTime < time.Duration(st.Invocations)*10*time.Millisecond {
+		t.Errorf("slot-time: warm-ups %v for %d (want at least the hold each), real %v for %d (at least 10ms each)",
+			st.WarmupSlotTime, st.Warmups, st.RealSlotTime, st.Invocations)
+	}
+	if want := float64(st.WarmupSlotTime) / float64(st.WarmupSlotTime+st.RealSlotTime); st.SlotTimeShare != want || want <= 0 || want >= 1 {
+		t.Errorf("share by slot-time %v, want %v in (0, 1)", st.SlotTimeShare, want)
 	}
 }
