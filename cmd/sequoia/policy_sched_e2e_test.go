@@ -50,15 +50,15 @@ func startPolicyRig(t *testing.T, backend string, edit func(name, src string) st
 }
 
 // edit returns a copyShipped edit that replaces old by new in file.
-func edit(file, old, new string) func(name, src string) string {
+func edit(t *testing.T, file, old, new string) func(name, src string) string {
 	return func(name, src string) string {
-		if name == file {
-			if !strings.Contains(src, old) {
-				panic(fmt.Sprintf("%s no longer holds %q", file, old))
-			}
-			return strings.Replace(src, old, new, 1)
+		if name != file {
+			return src
 		}
-		return src
+		if !strings.Contains(src, old) {
+			t.Fatalf("the shipped %s no longer holds %q", file, old)
+		}
+		return strings.Replace(src, old, new, 1)
 	}
 }
 
@@ -123,7 +123,7 @@ func (r *policyRig) priority(tenant, fn string) int {
 // the other slots; without the cap, the same burst runs it 4 at a time.
 func TestPolicyCapsEndToEnd(t *testing.T) {
 	burst := func(t *testing.T, caps string) (capped, free int64) {
-		r := startPolicyRig(t, "http", edit("caps.rego", "caps_function_caps := {}", "caps_function_caps := "+caps),
+		r := startPolicyRig(t, "http", edit(t, "caps.rego", "caps_function_caps := {}", "caps_function_caps := "+caps),
 			"SEQUOIA_MAX_CONCURRENCY=4")
 		// The capped function's burst first, so that it could take every
 		// slot; then the others.
@@ -164,7 +164,7 @@ func TestPolicyCapsEndToEnd(t *testing.T) {
 // queued before them; without the rank, they wait their turn.
 func TestPolicyStrictPriorityEndToEnd(t *testing.T) {
 	run := func(t *testing.T, ranks string) []string {
-		r := startPolicyRig(t, "http", edit("caps.rego", "caps_function_ranks := {}", "caps_function_ranks := "+ranks),
+		r := startPolicyRig(t, "http", edit(t, "caps.rego", "caps_function_ranks := {}", "caps_function_ranks := "+ranks),
 			"SEQUOIA_MAX_CONCURRENCY=1")
 		r.send("blocker", "/bulk/", 300)
 		r.waitSched(1, 0)
@@ -220,7 +220,7 @@ func TestPolicySJFEndToEnd(t *testing.T) {
 		if on {
 			setting = "sjf_enabled := true"
 		}
-		r := startPolicyRig(t, "http", edit("sjf.rego", "sjf_enabled := false", setting), "SEQUOIA_MAX_CONCURRENCY=1")
+		r := startPolicyRig(t, "http", edit(t, "sjf.rego", "sjf_enabled := false", setting), "SEQUOIA_MAX_CONCURRENCY=1")
 		// Observe both functions' durations, one at a time.
 		for range 3 {
 			r.send("warm", "/short/", 1)
@@ -293,7 +293,7 @@ func TestPolicySJFEndToEnd(t *testing.T) {
 func TestPolicyFairShareEndToEnd(t *testing.T) {
 	run := func(t *testing.T, penalty string) (order []string, a, b int) {
 		r := startPolicyRig(t, "openwhisk",
-			edit("chains.rego", "chains_over_share_penalty := 10", "chains_over_share_penalty := "+penalty),
+			edit(t, "chains.rego", "chains_over_share_penalty := 10", "chains_over_share_penalty := "+penalty),
 			"SEQUOIA_MAX_CONCURRENCY=4")
 		// Tenant a holds 3 of the 4 slots, b holds 1; they end one after
 		// another, a's first.
