@@ -18,6 +18,7 @@ caps_function_ranks := {}
 
 caps_rank_weight := 1000
 
-concurrency_cap.caps := caps_function_caps[input.function]
+# Two keys, since a function may have a cap, a rank, or both.
+contribution.caps := {"concurrency_cap": caps_function_caps[input.function]}
 
-priority.caps := caps_function_ranks[input.function] * caps_rank_weight
+contribution.caps_rank := {"priority": caps_function_ranks[input.function] * caps_rank_weight}

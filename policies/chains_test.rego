@@ -5,17 +5,17 @@ import data.sequoia
 chains_snap := {"limit": 10, "tenants": {"a": {"in_flight": 6}, "b": {"in_flight": 1}}}
 
 test_chains_continuation_outranks_first_steps if {
-	sequoia.priority.chains == sequoia.chains_continuation_boost with input as {"tenant": "a", "step": 2, "snapshot": chains_snap}
+	sequoia.contribution.chains == {"priority": sequoia.chains_continuation_boost} with input as {"tenant": "a", "step": 2, "snapshot": chains_snap}
 }
 
 test_chains_tenant_over_fair_share_yields if {
-	sequoia.priority.chains == 0 - sequoia.chains_over_share_penalty with input as {"tenant": "a", "step": 1, "snapshot": chains_snap}
+	sequoia.contribution.chains == {"priority": 0 - sequoia.chains_over_share_penalty} with input as {"tenant": "a", "step": 1, "snapshot": chains_snap}
 }
 
 test_chains_tenant_under_fair_share_untouched if {
-	not sequoia.priority.chains with input as {"tenant": "b", "step": 1, "snapshot": chains_snap}
+	not sequoia.contribution.chains with input as {"tenant": "b", "step": 1, "snapshot": chains_snap}
 }
 
 test_chains_single_tenant_has_the_whole_platform if {
-	not sequoia.priority.chains with input as {"tenant": "a", "step": 1, "snapshot": {"limit": 10, "tenants": {"a": {"in_flight": 10}}}}
+	not sequoia.contribution.chains with input as {"tenant": "a", "step": 1, "snapshot": {"limit": 10, "tenants": {"a": {"in_flight": 10}}}}
 }

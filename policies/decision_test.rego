@@ -37,12 +37,43 @@ test_priorities_add if {
 
 test_smallest_cap_wins if {
 	d := sequoia.decision with input as first_step
-		with sequoia.concurrency_cap as {"a": 7, "b": 9}
+		with sequoia.contribution as {"a": {"concurrency_cap": 7}, "b": {"concurrency_cap": 9}}
 	d.concurrency_cap == 7
 }
 
 test_batch_wins_over_interactive if {
 	d := sequoia.decision with input as first_step
-		with sequoia.class as {"a": "interactive", "b": "batch"}
+		with sequoia.contribution as {"a": {"class": "interactive"}, "b": {"class": "batch"}}
 	d.class == "batch"
+}
+
+test_each_field_merges_by_its_rule if {
+	d := sequoia.decision with input as first_step
+		with sequoia.contribution as {
+			"a": {"class": "interactive", "priority": 3, "concurrency_cap": 9, "chain_deadline_ms": 900, "chain_steps": 2, "queue_timeout_ms": 90, "idempotent": false, "prewarm": 1},
+			"b": {"priority": -1, "concurrency_cap": 4, "chain_deadline_ms": 400, "chain_steps": 5, "queue_timeout_ms": 40, "idempotent": true, "prewarm": 3},
+			"c": {},
+		}
+		with sequoia.deny as set()
+	d == {"allow": true, "class": "interactive", "priority": 2, "concurrency_cap": 4, "chain_deadline_ms": 400, "chain_steps": 5, "queue_timeout_ms": 40, "idempotent": true, "prewarm": 3}
+}
+
+test_idempotent_false_when_none_says_true if {
+	d := sequoia.decision with input as first_step
+		with sequoia.contribution as {"a": {"idempotent": false}}
+	d.idempotent == false
+}
+
+test_two_classes_other_than_batch_name_none if {
+	d := sequoia.decision with input as first_step
+		with sequoia.contribution as {"a": {"class": "interactive"}, "b": {"class": "interactive"}}
+	not d.class
+}
+
+# A misspelt field is not dropped: it reaches the decision, whose schema
+# check then refuses the policy.
+test_unknown_field_reaches_the_decision if {
+	d := sequoia.decision with input as first_step
+		with sequoia.contribution as {"a": {"prioirty": 3}}
+	d.prioirty == [3]
 }

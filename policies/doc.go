@@ -4,13 +4,16 @@
 // `opa test .` accepts as they are.
 //
 // Every file is in package sequoia. decision.rego defines
-// data.sequoia.decision by merging what the other files contribute, each
-// under its own key: deny reasons (a set), and class, priority,
-// concurrency_cap, chain_deadline_ms, chain_steps, queue_timeout_ms,
-// idempotent and prewarm (objects keyed by policy, e.g. priority.chains),
-// each with its own merge rule (priorities add, the smallest cap wins,
-// ...). A new file composes with the shipped ones by adding to these;
-// its constants are prefixed with its name, since the package is shared.
+// data.sequoia.decision by merging what the other files contribute: deny
+// reasons (the set deny), and one object per policy under its own key,
+// contribution.NAME := {FIELD: VALUE, ...}, whose fields (class,
+// priority, concurrency_cap, chain_deadline_ms, chain_steps,
+// queue_timeout_ms, idempotent, prewarm) are merged field by field, each
+// by its own rule (priorities add, the smallest cap wins, ...). A new file
+// composes with the shipped ones by adding to these; its constants are
+// prefixed with its name, since the package is shared. The merge is one
+// rule that reads the contributions once, because OPA's cost per decision
+// grows with the rules and documents it visits.
 // Each other file is one small policy:
 //
 //   - chains.rego: chains first, with fair share across tenants (on);

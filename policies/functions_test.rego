@@ -18,6 +18,6 @@ test_functions_headers_win if {
 }
 
 test_functions_continuations_keep_the_chain_s_deadline if {
-	not sequoia.chain_deadline_ms.functions with input as {"function": "shop/checkout", "step": 2, "chain_deadline_ms": 0, "chain_steps": 0}
+	not sequoia.contribution.functions.chain_deadline_ms with input as {"function": "shop/checkout", "step": 2, "chain_deadline_ms": 0, "chain_steps": 0}
 		with sequoia.functions_table as functions_table
 }

@@ -32,6 +32,12 @@
 //     cache included, so no evaluation ever mixes two versions. Reload
 //     is serialised; Status reports the running version's hash beside
 //     the last failure.
+//   - compiled.eval (engine.go) runs the compiled query on OPA's
+//     interpreter (topdown) directly, with the input built around the
+//     converted snapshot, and decodes the decision from OPA's value. The
+//     policy's constants (rules like `caps_rank_weight := 1000`) are found
+//     once per version (consts.go) and answered from a map through OPA's
+//     virtual document cache, rather than evaluated on every decision.
 //   - An evaluation is cancelled after Options.Timeout by a timer on
 //     OPA's cancel handle; a failure or timeout decides by
 //     Options.OnError (allow: fall back to configuration; deny: 403) and

@@ -156,6 +156,25 @@ func TestUnusedPackageRefused(t *testing.T) {
 	}
 }
 
+// A policy written for the per-field contributions (priority.mine := 5)
+// is refused while nothing reads them, instead of doing nothing.
+func TestUnreadContributionRefused(t *testing.T) {
+	shipped, err := ReadFiles(policies.FS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := File{Name: "mine.rego", Data: []byte("package sequoia\n\npriority.mine := 5\n")}
+	_, err = compile(context.Background(), append(shipped, old), DefaultClasses)
+	if err == nil || !strings.HasPrefix(err.Error(), "mine.rego:3: priority.mine is read by no rule") {
+		t.Errorf("err = %v", err)
+	}
+	// A decision of the operator's own that reads them keeps them legal.
+	own := File{Name: "decision.rego", Data: []byte("package sequoia\n\ndecision := {\"priority\": sum([n | some n in priority])}\n")}
+	if _, err := compile(context.Background(), []File{own, old}, DefaultClasses); err != nil {
+		t.Errorf("own decision reading priority: %v", err)
+	}
+}
+
 func TestBrokenReloadKeepsRunningPolicy(t *testing.T) {
 	dir := t.TempDir()
 	writePolicy(t, dir, map[string]string{"p.rego": priority("1")})

@@ -8,11 +8,12 @@ import (
 	"fmt"
 	"io/fs"
 	"path"
+	"slices"
 	"sort"
 	"strings"
 
 	"github.com/open-policy-agent/opa/v1/ast"
-	"github.com/open-policy-agent/opa/v1/rego"
+	"github.com/open-policy-agent/opa/v1/storage"
 	"github.com/open-policy-agent/opa/v1/storage/inmem"
 	"github.com/open-policy-agent/opa/v1/tester"
 )
@@ -21,6 +22,12 @@ import (
 const Query = "data.sequoia.decision"
 
 var queryRef = ast.MustParseRef(Query)
+
+// decisionQuery binds the decision to decisionVar.
+var (
+	decisionVar   = ast.Var("decision")
+	decisionQuery = ast.NewBody(ast.Equality.Expr(ast.NewTerm(decisionVar), ast.NewTerm(queryRef)))
+)
 
 // File is one Rego source file.
 type File struct {
@@ -151,12 +158,19 @@ func version(files []File) string {
 
 // compiled is one policy version, compiled and prepared.
 type compiled struct {
-	version  string
-	files    []string
-	query    rego.PreparedEvalQuery
-	uses     uses
-	decision *ast.Location // where data.sequoia.decision is defined
-	classes  []string
+	version string
+	files   []string
+	// query is `decision = data.sequoia.decision`, compiled against
+	// compiler; store is empty (policies are all rules) but OPA reads
+	// base documents through it.
+	query         ast.Body
+	queryCompiler ast.QueryCompiler
+	compiler      *ast.Compiler
+	store         storage.Store
+	uses          uses
+	decision      *ast.Location // where data.sequoia.decision is defined
+	consts        constants
+	classes       []string
 }
 
 // compile parses, compiles and prepares the non-test files, then checks
@@ -190,17 +204,17 @@ func compile(ctx context.Context, files []File, classes []string) (*compiled, er
 	if err := unused(c); err != nil {
 		return nil, err
 	}
-	p := &compiled{version: version(run), classes: classes, uses: analyse(c)}
+	if err := unread(c); err != nil {
+		return nil, err
+	}
+	p := &compiled{version: version(run), classes: classes, uses: analyse(c), consts: findConstants(c)}
 	for _, f := range run {
 		p.files = append(p.files, f.Name)
 	}
 	p.decision = rules[0].Location
-	p.query, err = rego.New(
-		rego.Compiler(c),
-		rego.Store(inmem.New()),
-		rego.Query(Query),
-	).PrepareForEval(ctx)
-	if err != nil {
+	p.compiler, p.store = c, inmem.New()
+	p.queryCompiler = c.QueryCompiler()
+	if p.query, err = p.queryCompiler.Compile(decisionQuery); err != nil {
 		return nil, astProblems(err)
 	}
 	if err := p.validate(ctx); err != nil {
@@ -247,6 +261,48 @@ func unused(c *ast.Compiler) error {
 		if !used {
 			all.Problems = append(all.Problems, problem(m.Package.Location,
 				"%s is not used: only package sequoia makes data.sequoia.decision, and no file refers to this one", m.Package).Problems...)
+		}
+	}
+	if len(all.Problems) > 0 {
+		return &all
+	}
+	return nil
+}
+
+// unread refuses rules in package sequoia that contribute to a decision
+// field the way policies did before contribution.NAME (priority.mine := 5,
+// class.mine := "batch") when nothing reads them: the shipped
+// decision.rego no longer does, and such a policy would silently do
+// nothing. A decision.rego of the operator's own that reads them keeps
+// them legal.
+func unread(c *ast.Compiler) error {
+	root := ast.MustParseRef("data.sequoia")
+	read := map[string]bool{}
+	for _, m := range c.Modules {
+		for _, rule := range m.Rules {
+			ast.WalkRefs(rule, func(r ast.Ref) bool {
+				if len(r) > 2 && r.HasPrefix(root) {
+					if s, ok := r[2].Value.(ast.String); ok {
+						read[string(s)] = true
+					}
+				}
+				return false
+			})
+		}
+	}
+	var all Error
+	for _, m := range c.Modules {
+		if !m.Package.Path.Equal(root) {
+			continue
+		}
+		for _, rule := range m.Rules {
+			ref := rule.Head.Ref()
+			v, ok := ref[0].Value.(ast.Var)
+			if !ok || len(ref) < 2 || !slices.Contains(decisionFields[2:], string(v)) || read[string(v)] {
+				continue
+			}
+			all.Problems = append(all.Problems, problem(rule.Location,
+				"%s is read by no rule: a policy contributes a decision field as contribution.NAME := {%q: ...} (see decision.rego)", ref, string(v)).Problems...)
 		}
 	}
 	if len(all.Problems) > 0 {

@@ -123,7 +123,7 @@ func TestPolicyDenyEndToEnd(t *testing.T) {
 func TestPolicyBadDirStopsStartup(t *testing.T) {
 	dir := copyShipped(t, func(name, src string) string {
 		if name == "caps.rego" {
-			return src + "\nclass.caps := \"gold\"\n"
+			return src + "\ncontribution.caps_gold := {\"class\": \"gold\"}\n"
 		}
 		return src
 	})

@@ -89,7 +89,7 @@ func TestPolicyCheckFailures(t *testing.T) {
 		}, "shed_test.rego:"},
 		{"schema", func(name, src string) string {
 			if name == "caps.rego" {
-				return src + "\nclass.caps := \"gold\"\n"
+				return src + "\ncontribution.caps_gold := {\"class\": \"gold\"}\n"
 			}
 			return src
 		}, `decision.class: "gold" is not a class`},

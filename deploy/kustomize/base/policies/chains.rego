@@ -14,18 +14,16 @@ chains_continuation_boost := 100
 # Priority taken from a new chain whose tenant is at or over its share.
 chains_over_share_penalty := 10
 
-priority.chains := chains_continuation_boost if input.step > 1
+contribution.chains := {"priority": chains_continuation_boost} if input.step > 1
 
-priority.chains := 0 - chains_over_share_penalty if {
+# The tenant holds at least 1/n of the limit while n tenants have work in
+# flight. (One rule rather than a helper: each rule costs every decision.)
+contribution.chains := {"priority": 0 - chains_over_share_penalty} if {
 	input.step <= 1
-	chains_over_fair_share
-}
-
-# True when the invocation's tenant holds at least 1/n of the limit while
-# n tenants have work in flight.
-chains_over_fair_share if {
 	tenants := input.snapshot.tenants
-	count(tenants) > 1
-	input.snapshot.limit > 0
-	tenants[input.tenant].in_flight * count(tenants) >= input.snapshot.limit
+	n := count(tenants)
+	n > 1
+	limit := input.snapshot.limit
+	limit > 0
+	tenants[input.tenant].in_flight * n >= limit
 }

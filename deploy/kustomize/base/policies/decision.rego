@@ -1,96 +1,73 @@
 # The decision sequoia asks for once per invocation: data.sequoia.decision.
 #
 # This file holds no policy of its own: it merges what the other files in
-# package sequoia contribute, so that policies compose. Each policy adds
-# its share to one of the rules below under its own key (the file's name):
+# package sequoia contribute, so that policies compose. A policy speaks in
+# one of two ways:
 #
 #   deny contains REASON                  any reason denies (403); reasons are joined
-#   class.NAME := "interactive"|"batch"   "batch" wins over "interactive"
-#   priority.NAME := N                    contributions are added
-#   concurrency_cap.NAME := N             the smallest wins
-#   chain_deadline_ms.NAME := N           the smallest wins
-#   chain_steps.NAME := N                 the largest wins
-#   queue_timeout_ms.NAME := N            the smallest wins
-#   idempotent.NAME := BOOL               true if any says true
-#   prewarm.NAME := N                     the largest wins
+#   contribution.NAME := {FIELD: VALUE, ...}
+#
+# NAME is the policy's own key (its file's name, or the name and a suffix
+# when one file contributes under separate conditions), so that two
+# policies never conflict; one policy's rules for one key must not both
+# hold for the same input. A contribution holds only the fields the policy
+# has something to say about, merged across policies field by field:
+#
+#   class                "batch" wins over "interactive"; any other class
+#                        only when a single policy names one
+#   priority             contributions are added
+#   concurrency_cap      the smallest wins
+#   chain_deadline_ms    the smallest wins
+#   chain_steps          the largest wins
+#   queue_timeout_ms     the smallest wins
+#   idempotent           true if any says true
+#   prewarm              the largest wins
 #
 # A field no policy contributes is left out of the decision, and sequoia
-# falls back to its configuration. Keys are per policy so that two
-# policies never conflict; one policy's rules for one key must not both
-# hold for the same input. Constants are prefixed with the policy's name,
+# falls back to its configuration. Any other field (a misspelt one, or
+# allow and reason, which only deny decides) reaches the decision as the
+# list of what was contributed, so that the schema check refuses it
+# instead of ignoring it. Constants are prefixed with the policy's name,
 # since every file shares the package.
+#
+# Why one rule: OPA evaluates each rule, and each partial document, at a
+# cost of its own on every decision, so the merge reads the contributions
+# once and visits only the fields that some policy set.
 package sequoia
 
-# Each contribution exists, empty, even when no policy adds to it.
-deny contains "" if false
-
-class[k] := "" if {
-	false
-	k := ""
+# Read through data. so that this file compiles when no policy denies or
+# contributes: an absent document iterates as empty.
+decision := object.union_n([{"allow": count(reasons) == 0}, reason, merged]) if {
+	reasons := {r | some r in data.sequoia.deny}
+	reason := {"reason": concat("; ", reasons) | count(reasons) > 0}
+	contributions := [c | some c in data.sequoia.contribution]
+	merged := {field: _merge(field, values) |
+		some field in {f | some c in contributions; some f, _ in c}
+		values := [v | some c in contributions; v := c[field]]
+	}
 }
 
-priority[k] := 0 if {
-	false
-	k := ""
+_merge("class", cs) := "batch" if "batch" in cs
+
+_merge("class", cs) := cs[0] if {
+	count(cs) == 1
+	cs[0] != "batch"
 }
 
-concurrency_cap[k] := 0 if {
-	false
-	k := ""
+_merge("priority", ns) := sum(ns)
+
+_merge("concurrency_cap", ns) := min(ns)
+
+_merge("chain_deadline_ms", ns) := min(ns)
+
+_merge("chain_steps", ns) := max(ns)
+
+_merge("queue_timeout_ms", ns) := min(ns)
+
+_merge("idempotent", bs) := true in bs
+
+_merge("prewarm", ns) := max(ns)
+
+_merge(field, vs) := vs if {
+	not field in {"class", "priority", "concurrency_cap", "chain_deadline_ms", "chain_steps", "queue_timeout_ms", "idempotent", "prewarm"}
 }
-
-chain_deadline_ms[k] := 0 if {
-	false
-	k := ""
-}
-
-chain_steps[k] := 0 if {
-	false
-	k := ""
-}
-
-queue_timeout_ms[k] := 0 if {
-	false
-	k := ""
-}
-
-idempotent[k] := false if {
-	false
-	k := ""
-}
-
-prewarm[k] := 0 if {
-	false
-	k := ""
-}
-
-# The decision is built field by field: a field whose rule does not hold
-# is absent.
-decision.allow := count(deny) == 0
-
-decision.reason := concat("; ", deny) if count(deny) > 0
-
-decision.class := "batch" if {
-	some "batch" in class
-} else := c if {
-	count(class) == 1
-	some c in class
-}
-
-# min and max of nothing are undefined, hence the count guards.
-
-decision.priority := sum([n | some n in priority]) if count(priority) > 0
-
-decision.concurrency_cap := min([n | some n in concurrency_cap]) if count(concurrency_cap) > 0
-
-decision.chain_deadline_ms := min([n | some n in chain_deadline_ms]) if count(chain_deadline_ms) > 0
-
-decision.chain_steps := max([n | some n in chain_steps]) if count(chain_steps) > 0
-
-decision.queue_timeout_ms := min([n | some n in queue_timeout_ms]) if count(queue_timeout_ms) > 0
-
-decision.prewarm := max([n | some n in prewarm]) if count(prewarm) > 0
-
-decision.idempotent := true if {
-	some true in idempotent
-} else := false if count(idempotent) > 0

@@ -13,35 +13,14 @@ package sequoia
 #   {"shop/checkout": {"chain_deadline_ms": 2000, "chain_steps": 3}}
 functions_table := {}
 
-# A table entry may leave any field out; object.get keeps the type
-# checker from rejecting the rules for the fields an entry lacks.
-_functions_setting(field) := object.get(functions_table, [input.function, field], null)
-
-chain_deadline_ms.functions := v if {
-	input.step <= 1
-	input.chain_deadline_ms == 0
-	v := _functions_setting("chain_deadline_ms")
-	v != null
-}
-
-chain_steps.functions := v if {
-	input.step <= 1
-	input.chain_steps == 0
-	v := _functions_setting("chain_steps")
-	v != null
-}
-
-queue_timeout_ms.functions := v if {
-	v := _functions_setting("queue_timeout_ms")
-	v != null
-}
-
-idempotent.functions := v if {
-	v := _functions_setting("idempotent")
-	v != null
-}
-
-prewarm.functions := v if {
-	v := _functions_setting("prewarm")
-	v != null
+# An entry's other fields are ignored. The chain's deadline and steps
+# apply on its first step only, where the client sent no header.
+contribution.functions := object.union(object.filter(entry, ["queue_timeout_ms", "idempotent", "prewarm"]), first_step) if {
+	entry := functions_table[input.function]
+	first_step := {field: v |
+		input.step <= 1
+		some field, header in {"chain_deadline_ms": input.chain_deadline_ms, "chain_steps": input.chain_steps}
+		header == 0
+		v := entry[field]
+	}
 }

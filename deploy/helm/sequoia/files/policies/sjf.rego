@@ -16,7 +16,7 @@ sjf_bonuses := [
 	{"below_ms": 5000, "priority": 10},
 ]
 
-priority.sjf := max(applicable) if {
+contribution.sjf := {"priority": max(applicable)} if {
 	sjf_enabled
 	p50 := input.snapshot.functions[input.function].p50_ms
 	applicable := [b.priority | some b in sjf_bonuses; p50 < b.below_ms]
