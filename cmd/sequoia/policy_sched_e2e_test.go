@@ -3,6 +3,8 @@ package main
 import (
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -343,4 +345,47 @@ func TestPolicyFairShareEndToEnd(t *testing.T) {
 		}
 	})
 	t.Logf("new chains answered, tenant a holding 3 of 4 slots: with the penalty %v, without %v", with, without)
+}
+
+// TestPolicySnapshotColdStartRateLive: in `sequoia serve` with the warm
+// pool on, a policy reads a function's cold-start rate over the last
+// refresh interval: 1 after its first invocation (a new instance), 0 after
+// three more on the warm instance. A probe policy turns the rate into a
+// priority, which the test reads through the proxy's decider.
+func TestPolicySnapshotColdStartRateLive(t *testing.T) {
+	emu, emuAddr := startEmulator(t, emulator.Config{Limit: 5, ExecTime: time.Millisecond, ColdStart: 30 * time.Millisecond})
+	dir := copyShipped(t, nil)
+	probe := `package sequoia
+
+contribution.probe := {"priority": round(f.cold_start_rate * 100)} if {
+	f := input.snapshot.functions[input.function]
+}
+`
+	if err := os.WriteFile(filepath.Join(dir, "probe.rego"), []byte(probe), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s := startServer(t, "SEQUOIA_BACKEND=http", "SEQUOIA_BACKEND_URL=http://"+emuAddr, "SEQUOIA_HTTP_ROUTE=path",
+		"SEQUOIA_POLICY_DIR="+dir, "SEQUOIA_POLICY_TIMEOUT=1m", "SEQUOIA_POLICY_REFRESH=1h",
+		"SEQUOIA_PREWARM=true", "SEQUOIA_ADAPTIVE=false", "SEQUOIA_MAX_CONCURRENCY=2")
+	r := &policyRig{t: t, s: s, emu: emu}
+	invoke := func(n int) {
+		for range n {
+			r.send("f", "/f/", 1)
+			if len(r.answered()) == 0 {
+				t.Fatal("not answered")
+			}
+		}
+		s.policy.Refresh()
+	}
+	invoke(1)
+	if got := r.priority("", "f"); got != 100 {
+		t.Errorf("after the first invocation: cold-start rate %d%%, want 100%%", got)
+	}
+	invoke(3)
+	if got := r.priority("", "f"); got != 0 {
+		t.Errorf("after three warm invocations: cold-start rate %d%%, want 0%%", got)
+	}
+	if st := emu.Stats().Functions["f"]; st.ColdStarts != 1 || st.Invocations != 4 {
+		t.Errorf("platform: %d cold starts in %d invocations, want 1 in 4", st.ColdStarts, st.Invocations)
+	}
 }
