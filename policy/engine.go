@@ -309,7 +309,7 @@ func (p *compiled) eval(ctx context.Context, in *Input, snap *ast.Term, opts *Op
 		WithCompiler(p.compiler).
 		WithStore(p.store).
 		WithTransaction(txn).
-		WithInput(ast.NewTerm(in.value(snap))).
+		WithInput(ast.NewTerm(in.value(snap, p.uses))).
 		WithCancel(c).
 		WithMetrics(noMetrics).
 		WithVirtualCache(&constCache{VirtualCache: topdown.NewVirtualCache(), consts: p.consts})

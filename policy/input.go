@@ -155,20 +155,42 @@ var (
 )
 
 // value builds the OPA input document around an already converted
-// snapshot: a handful of small terms per decision.
-func (in *Input) value(snapshot *ast.Term) ast.Value {
-	return ast.NewObject(
-		ast.Item(keyFunction, ast.StringTerm(in.Function)),
-		ast.Item(keyTenant, ast.StringTerm(in.Tenant)),
-		ast.Item(keyPlatform, ast.StringTerm(in.Platform)),
-		ast.Item(keyClass, ast.StringTerm(in.Class)),
-		ast.Item(keyChainID, ast.StringTerm(in.ChainID)),
-		ast.Item(keyStep, ast.IntNumberTerm(in.Step)),
-		ast.Item(keyDeadline, ast.IntNumberTerm(int(in.ChainDeadline.Milliseconds()))),
-		ast.Item(keySteps, ast.IntNumberTerm(in.ChainSteps)),
-		ast.Item(keyType, ast.StringTerm(in.Type)),
-		ast.Item(keySnapshot, snapshot),
-	)
+// snapshot: a handful of small terms per decision, only for the fields u
+// says the policy reads (a field it never reads cannot change its
+// decision; analyse counts any read it cannot resolve as reading all).
+func (in *Input) value(snapshot *ast.Term, u uses) ast.Value {
+	items := make([][2]*ast.Term, 0, 10)
+	if u&useFunction != 0 {
+		items = append(items, ast.Item(keyFunction, ast.StringTerm(in.Function)))
+	}
+	if u&useTenant != 0 {
+		items = append(items, ast.Item(keyTenant, ast.StringTerm(in.Tenant)))
+	}
+	if u&usePlatform != 0 {
+		items = append(items, ast.Item(keyPlatform, ast.StringTerm(in.Platform)))
+	}
+	if u&useClass != 0 {
+		items = append(items, ast.Item(keyClass, ast.StringTerm(in.Class)))
+	}
+	if u&useChainID != 0 {
+		items = append(items, ast.Item(keyChainID, ast.StringTerm(in.ChainID)))
+	}
+	if u&useStep != 0 {
+		items = append(items, ast.Item(keyStep, ast.IntNumberTerm(in.Step)))
+	}
+	if u&useDeadline != 0 {
+		items = append(items, ast.Item(keyDeadline, ast.IntNumberTerm(int(in.ChainDeadline.Milliseconds()))))
+	}
+	if u&useSteps != 0 {
+		items = append(items, ast.Item(keySteps, ast.IntNumberTerm(in.ChainSteps)))
+	}
+	if u&useType != 0 {
+		items = append(items, ast.Item(keyType, ast.StringTerm(in.Type)))
+	}
+	if u&useSnapshot != 0 {
+		items = append(items, ast.Item(keySnapshot, snapshot))
+	}
+	return ast.NewObject(items...)
 }
 
 // Document is the whole input of a decision as a JSON document: what

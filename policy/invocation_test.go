@@ -1,11 +1,13 @@
 package policy
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/valyala/fasthttp"
 
 	"github.com/sequoia-qos/sequoia/invocation"
@@ -75,5 +77,34 @@ func TestInvocationType(t *testing.T) {
 		if got := invocationType(&invocation.Invocation{Platform: tc.platform, Req: req}); got != tc.want {
 			t.Errorf("%v %s %q: %s, want %s", tc.platform, tc.uri, tc.header, got, tc.want)
 		}
+	}
+}
+
+// The input carries only the fields the policy reads, and all of them
+// when it reads input as a whole.
+func TestInputHoldsWhatThePolicyReads(t *testing.T) {
+	in := Input{Function: "f", Tenant: "t", Platform: "http", Class: "batch", ChainID: "c", Step: 2, ChainSteps: 3, Type: "sync"}
+	for _, tc := range []struct {
+		src  string
+		want int
+	}{
+		{"package sequoia\n\ndecision := {\"priority\": input.step}\n", 2},
+		{"package sequoia\n\ndecision := {\"priority\": count(input)}\n", 10},
+		{"package sequoia\n\ndecision := {\"priority\": count(object.keys(input))} if input.tenant == \"t\"\n", 10},
+	} {
+		p, err := compile(context.Background(), []File{{Name: "p.rego", Data: []byte(tc.src)}}, DefaultClasses)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, err := p.eval(context.Background(), &in, emptySnapshotTerm(t), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.Priority == nil || *d.Priority != tc.want {
+			t.Errorf("%s: priority %v, want %d", tc.src, d.Priority, tc.want)
+		}
+	}
+	if got := in.value(ast.NullTerm(), useTenant|useStep).(ast.Object).Keys(); len(got) != 2 {
+		t.Errorf("keys %v, want tenant and step", got)
 	}
 }
