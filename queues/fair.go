@@ -15,8 +15,15 @@ type tenant struct {
 
 // Fair is a queue whose tenants take turns: the next entry comes from the
 // tenant that has been served least (start-time fair queueing with equal
-// weights), and inside a tenant in Entry.Less order (earliest Key, then
-// arrival). Among tenants served equally, the earliest head goes first.
+// weights), and inside a tenant in Entry.Less order (highest Priority,
+// earliest Key, then arrival). Among tenants served equally, the earliest
+// head goes first. Priority is the one thing above the turns: a tenant
+// whose head has a higher Priority than every other tenant's head goes
+// first, so a policy's priority holds across tenants (strict function
+// priority, shortest job first, a fair-share penalty); with equal
+// priorities, which is all there is without a policy, tenants take turns.
+// Served out of turn, a tenant's count still grows, so when priorities are
+// equal again the others catch up.
 //
 // Tenant state is kept after a tenant idles, so Fair holds one small
 // struct per tenant ever seen: callers bound tenant names (the proxy
@@ -111,10 +118,14 @@ type tenantHeap []*tenant
 func (h tenantHeap) Len() int { return len(h) }
 func (h tenantHeap) Less(i, j int) bool {
 	a, b := h[i], h[j]
+	ha, hb := a.q.Peek(), b.q.Peek()
+	if ha.Priority != hb.Priority {
+		return ha.Priority > hb.Priority
+	}
 	if a.vtime != b.vtime {
 		return a.vtime < b.vtime
 	}
-	return a.q.Peek().Less(b.q.Peek())
+	return ha.Less(hb)
 }
 func (h tenantHeap) Swap(i, j int) {
 	h[i], h[j] = h[j], h[i]

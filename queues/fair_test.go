@@ -112,6 +112,24 @@ func TestSetLoneClassTakesEveryTurn(t *testing.T) {
 	}
 }
 
+// TestPriorityAcrossTenants: a tenant whose head has a higher priority goes
+// before tenants served less; with equal priorities they take turns, the
+// one served out of turn last.
+func TestPriorityAcrossTenants(t *testing.T) {
+	var f Fair
+	f.Push(&Entry{Tenant: "a", Key: 1, Owner: "a1"})
+	f.Push(&Entry{Tenant: "a", Key: 2, Owner: "a2"})
+	f.Push(&Entry{Tenant: "b", Key: 3, Priority: 5, Owner: "b-urgent1"})
+	f.Push(&Entry{Tenant: "b", Key: 4, Priority: 5, Owner: "b-urgent2"})
+	f.Push(&Entry{Tenant: "b", Key: 5, Owner: "b3"})
+	f.Push(&Entry{Tenant: "c", Key: 6, Priority: -3, Owner: "c-penalised"})
+	// b's urgent ones first although b is then served twice; a catches up
+	// (a1, a2) before b's next; c's penalised one comes last.
+	if got, want := names(f.Pop), "b-urgent1 b-urgent2 a1 a2 b3 c-penalised"; got != want {
+		t.Errorf("order = %q, want %q", got, want)
+	}
+}
+
 func TestPriorityBeforeKey(t *testing.T) {
 	var f Fair
 	f.Push(&Entry{Tenant: "a", Key: 1, Owner: "urgent"})

@@ -10,8 +10,8 @@ type Entry struct {
 	Key int64
 	// Seq is the arrival order, set by Push.
 	Seq uint64
-	// Priority orders entries of one tenant and class before Key: higher
-	// first.
+	// Priority orders entries before Key, higher first: within a tenant,
+	// and in a Fair queue across tenants too (it comes before their turns).
 	Priority int
 	// Class is the entry's class index in a Set; Tenant its tenant. Both
 	// are read by Set and Fair only.

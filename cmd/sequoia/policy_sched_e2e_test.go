@@ -163,19 +163,25 @@ func TestPolicyCapsEndToEnd(t *testing.T) {
 
 // TestPolicyStrictPriorityEndToEnd: with caps.rego ranking one function
 // above the others, its requests overtake a flood of another function
-// queued before them; without the rank, they wait their turn.
+// queued before them, also when the two belong to different tenants (a
+// priority comes before the tenants' turns); without the rank, they wait
+// their turn.
 func TestPolicyStrictPriorityEndToEnd(t *testing.T) {
-	run := func(t *testing.T, ranks string) []string {
-		r := startPolicyRig(t, "http", edit(t, "caps.rego", "caps_function_ranks := {}", "caps_function_ranks := "+ranks),
+	run := func(t *testing.T, ranks string, across bool) []string {
+		backend, bulk, urgent := "http", "/bulk/", "/urgent/"
+		if across { // OpenWhisk: the namespace is the tenant
+			backend, bulk, urgent = "openwhisk", "flood/bulk", "ops/urgent"
+		}
+		r := startPolicyRig(t, backend, edit(t, "caps.rego", "caps_function_ranks := {}", "caps_function_ranks := "+ranks),
 			"SEQUOIA_MAX_CONCURRENCY=1")
-		r.send("blocker", "/bulk/", 300)
+		r.send("blocker", bulk, 300)
 		r.waitSched(1, 0)
 		for i := range 6 {
-			r.send(fmt.Sprint("bulk", i), "/bulk/", 40)
+			r.send(fmt.Sprint("bulk", i), bulk, 40)
 		}
 		r.waitSched(1, 6)
 		for i := range 3 {
-			r.send(fmt.Sprint("urgent", i), "/urgent/", 40)
+			r.send(fmt.Sprint("urgent", i), urgent, 40)
 		}
 		r.waitSched(1, 9)
 		order := r.answered()
@@ -193,13 +199,19 @@ func TestPolicyStrictPriorityEndToEnd(t *testing.T) {
 	}
 	var ranked, unranked []string
 	t.Run("ranked", func(t *testing.T) {
-		ranked = run(t, `{"urgent": 1}`)
+		ranked = run(t, `{"urgent": 1}`, false)
 		if n := urgentFirst(ranked); n != 3 {
 			t.Errorf("order %v: %d urgent before the flood queued earlier, want all 3", ranked, n)
 		}
 	})
+	t.Run("ranked across tenants", func(t *testing.T) {
+		order := run(t, `{"ops/urgent": 1}`, true)
+		if n := urgentFirst(order); n != 3 {
+			t.Errorf("order %v: %d urgent (tenant ops) before tenant flood's requests queued earlier, want all 3", order, n)
+		}
+	})
 	t.Run("unranked", func(t *testing.T) {
-		unranked = run(t, "{}")
+		unranked = run(t, "{}", false)
 		if n := urgentFirst(unranked); n != 0 {
 			t.Errorf("order %v: without a rank, %d urgent overtook the flood", unranked, n)
 		}
@@ -289,9 +301,9 @@ func TestPolicySJFEndToEnd(t *testing.T) {
 
 // TestPolicyFairShareEndToEnd: with chains.rego, a tenant holding at
 // least its share of the slots (the live snapshot's per-tenant in-flight
-// counts) has its new chains ranked below another tenant's, so when both
-// have been served equally the other goes first; without the policy,
-// the tenant whose request came first does.
+// counts) has its new chains ranked below another tenant's, so the other
+// tenant's new chains all go first although they were queued later;
+// without the policy, the tenants take turns, the first to ask first.
 func TestPolicyFairShareEndToEnd(t *testing.T) {
 	run := func(t *testing.T, penalty string) (order []string, a, b int) {
 		r := startPolicyRig(t, "openwhisk",
@@ -330,7 +342,7 @@ func TestPolicyFairShareEndToEnd(t *testing.T) {
 		if a != -10 || b != 0 {
 			t.Errorf("priorities of new chains: tenant a (3 of 4 slots) %d, b (1) %d; want -10, 0", a, b)
 		}
-		if want := []string{"b1", "a1", "b2", "a2"}; !slices.Equal(with, want) {
+		if want := []string{"b1", "b2", "a1", "a2"}; !slices.Equal(with, want) {
 			t.Errorf("order %v, want %v", with, want)
 		}
 	})
