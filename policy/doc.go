@@ -23,7 +23,8 @@
 //   - analyse (key.go) walks the compiled policy for references to
 //     input: the decision cache keys on the fields read (and the
 //     snapshot's epoch if the snapshot is read), so that a policy that
-//     never reads the chain id caches across chains. A policy calling a
+//     never reads the chain id caches across chains; the input built for
+//     an evaluation carries only those fields. A policy calling a
 //     non-deterministic built-in (time.now_ns, rand.intn, http.send) is
 //     not cached.
 //   - Engine (engine.go) holds the running version and the converted
