@@ -14,12 +14,15 @@
 //     (sequoia_warmup_hold_ms).
 //   - Burst pre-warm: an invocation that arrives when no instance is
 //     believed idle starts one of its own, and a warm-up sent then is no
-//     faster, so none is sent for it; nor for a lone such arrival in a
-//     trickle. From the second such arrival in a row, demand is outgrowing
-//     the warm instances: one warm-up per such arrival (less those in
-//     flight) goes ahead of the arrivals still to come. Invocations queued
-//     in sequoia need none: a warm-up takes no slot a waiter could use, and
-//     a waiter gets the instance the invocation before it leaves.
+//     faster, so none is sent for it: warm-ups help only arrivals still to
+//     come. An instantaneous burst has none, and a lone such arrival in a
+//     trickle is a coincidence. Only when arrivals keep finding no idle
+//     instance for longer than an invocation of the function usually
+//     holds its slot (the scheduler's estimate) is demand outgrowing the
+//     warm instances: from then on, one warm-up per such arrival, less
+//     those in flight. Invocations queued in sequoia need none: a warm-up
+//     takes no slot a waiter could use, and a waiter gets the instance the
+//     invocation before it leaves.
 //   - Chain pre-warm: the pool learns from X-Sequoia-Chain-Id which
 //     function follows which (a majority vote per function); when a step
 //     starts, the next function gets as many instances as will call it,

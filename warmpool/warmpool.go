@@ -17,6 +17,9 @@ type Slots interface {
 	TryAcquireIdle(headroom int) bool
 	ReleaseIdle()
 	Limit() int
+	// Estimate is the scheduler's estimate of one invocation of fn's
+	// slot time.
+	Estimate(fn string) time.Duration
 }
 
 // Invoker sends one request to the platform (proxy/upstream.Client).
@@ -108,10 +111,12 @@ type function struct {
 
 	real int // real invocations arrived and not finished
 	// uncovered counts the arrivals in a row that found no idle instance
-	// (since one did, or since nothing ran).
-	uncovered int
-	warming   int         // warm-ups in flight
-	idle      []time.Time // when each idle instance last finished, oldest first
+	// (since one did, or since nothing ran), the first at streakAt;
+	// sustained those of them that came an invocation's time later.
+	uncovered, sustained int
+	streakAt             time.Time
+	warming              int         // warm-ups in flight
+	idle                 []time.Time // when each idle instance last finished, oldest first
 
 	next  string // the function that most often follows it in a chain
 	votes int
@@ -175,15 +180,23 @@ func (p *Pool) Arrived(inv *invocation.Invocation) {
 	f.hint = inv.Prewarm // the latest decision's; 0 when the policy gives none
 	f.real++
 	if f.takeLocked(now, p.cfg.KeepAlive) {
-		f.uncovered = 0
-	} else if f.uncovered++; p.burstLocked(f) {
-		// This invocation starts an instance of its own (cold): warm-ups
-		// cannot get ahead of it, and one that finds no idle instance
-		// while others do is a coincidence of a trickle, not a burst.
-		// From the second in a row on, demand is outgrowing the warm
-		// instances: one warm-up for each such arrival, less those in
-		// flight, for the arrivals still to come.
-		p.warmLocked(f, f.uncovered-1-f.warming, Burst, now)
+		f.uncovered, f.sustained = 0, 0
+	} else if p.burstLocked(f) {
+		// This invocation starts an instance of its own (cold): a
+		// warm-up sent now is no faster, so it helps only arrivals still
+		// to come, and an instantaneous burst has none. Demand is
+		// outgrowing the warm instances only if arrivals keep finding
+		// none for longer than an invocation usually holds its slot
+		// (the first of them would have freed theirs if warm): from
+		// then on, one warm-up per such arrival, less those in flight.
+		if f.uncovered == 0 {
+			f.streakAt = now
+		}
+		f.uncovered++
+		if f.uncovered > 1 && now.Sub(f.streakAt) >= p.slots.Estimate(f.name) {
+			f.sustained++
+			p.warmLocked(f, f.sustained-f.warming, Burst, now)
+		}
 	}
 	if inv.Chain != "" && f.next != "" && f.votes > 0 {
 		if s, ok := p.fns.Peek(f.next); ok && s != f && p.chainsLocked(s) {
@@ -214,7 +227,7 @@ func (p *Pool) Finished(inv *invocation.Invocation, latency time.Duration, err e
 	}
 	f.real--
 	if f.real == 0 {
-		f.uncovered = 0
+		f.uncovered, f.sustained = 0, 0
 	}
 	if err == nil {
 		f.release(now)

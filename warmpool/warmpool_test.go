@@ -362,6 +362,18 @@ func TestPerFunctionSwitches(t *testing.T) {
 	}
 }
 
+// clock is a settable clock for Config.Now, safe for the pool's senders.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newClock() *clock { return &clock{t: time.Unix(1e9, 0)} }
+
+func (c *clock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+
+func (c *clock) add(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
+
 // reasons counts warm-ups by reason.
 type reasons struct {
 	mu sync.Mutex
@@ -371,14 +383,16 @@ type reasons struct {
 func (r *reasons) Warmup(why Reason, ok bool) { r.mu.Lock(); r.n[why]++; r.mu.Unlock() }
 func (r *reasons) ColdStart(string)           {}
 
-// TestBurstPrewarm: invocations arriving with no instance believed idle
-// send burst warm-ups ahead of them; once the instances are idle and warm,
+// TestBurstPrewarm: invocations that keep arriving with no instance
+// believed idle (a second apart, longer than an invocation takes) send
+// burst warm-ups ahead of them; once the instances are idle and warm,
 // arrivals send none.
 func TestBurstPrewarm(t *testing.T) {
 	sched := qos.New(qos.Config{Limit: 50, QueueCapacity: 10, QueueTimeout: time.Minute})
 	iv := &fakeInvoker{}
 	rep := &reasons{}
-	p := New(Config{Platform: invocation.OpenWhisk, Burst: true}, sched, iv)
+	clk := newClock()
+	p := New(Config{Platform: invocation.OpenWhisk, Burst: true, Now: clk.now}, sched, iv)
 	p.SetReporter(rep)
 	defer p.Close()
 	var invs []*invocation.Invocation
@@ -386,6 +400,7 @@ func TestBurstPrewarm(t *testing.T) {
 		inv := realInv("guest/b", "")
 		invs = append(invs, inv)
 		p.Arrived(inv)
+		clk.add(time.Second)
 	}
 	p.sending.Wait()
 	if rep.n[Burst] == 0 {
@@ -415,7 +430,8 @@ func TestBurstAndChainSwitchedPerFunction(t *testing.T) {
 	sched := qos.New(qos.Config{Limit: 50, QueueCapacity: 10, QueueTimeout: time.Minute})
 	iv := &fakeInvoker{}
 	rep := &reasons{}
-	p := New(Config{Platform: invocation.OpenWhisk, Burst: true, Chains: true,
+	clk := newClock()
+	p := New(Config{Platform: invocation.OpenWhisk, Burst: true, Chains: true, Now: clk.now,
 		BurstFunctions: map[string]bool{"guest/quiet": false},
 		ChainFunctions: map[string]bool{"guest/b2": false}}, sched, iv)
 	p.SetReporter(rep)
@@ -429,11 +445,12 @@ func TestBurstAndChainSwitchedPerFunction(t *testing.T) {
 		}
 		return n
 	}
-	burst := func(fn string, hint int) {
+	burst := func(fn string, hint int) { // sustained: a second apart
 		for range 3 {
 			inv := realInv(fn, "")
 			inv.Prewarm = hint
 			p.Arrived(inv)
+			clk.add(time.Second)
 		}
 		p.sending.Wait()
 	}
@@ -513,17 +530,19 @@ func TestStatus(t *testing.T) {
 	}
 }
 
-// TestBurstWarmsOnlyWhatDemandLacks: a burst that the warm instances
-// cover but for two arrivals sends one burst warm-up (for the arrivals
-// still to come), not one per invocation running; a lone arrival that finds
-// no idle instance sends none.
+// TestBurstWarmsOnlyWhatDemandLacks: a lone arrival that finds no idle
+// instance sends no burst warm-up, nor does an instantaneous burst beyond
+// the warm instances (each of its invocations starts its own instance, and
+// no more arrive); a burst whose arrivals keep finding no idle instance
+// for longer than an invocation takes sends one per such arrival, not one
+// per invocation running.
 func TestBurstWarmsOnlyWhatDemandLacks(t *testing.T) {
 	sched := qos.New(qos.Config{Limit: 50, QueueCapacity: 10, QueueTimeout: time.Minute})
+	sched.Observe("guest/f", 50*time.Millisecond)
 	iv := &fakeInvoker{}
 	rep := &reasons{}
-	now := time.Unix(1e9, 0)
-	p := New(Config{Platform: invocation.OpenWhisk, Burst: true, KeepAlive: time.Minute,
-		Now: func() time.Time { return now }}, sched, iv)
+	clk := newClock()
+	p := New(Config{Platform: invocation.OpenWhisk, Burst: true, KeepAlive: time.Minute, Now: clk.now}, sched, iv)
 	p.SetReporter(rep)
 	defer p.Close()
 
@@ -534,15 +553,45 @@ func TestBurstWarmsOnlyWhatDemandLacks(t *testing.T) {
 		t.Fatalf("%d burst warm-ups for a lone arrival", rep.n[Burst])
 	}
 	p.Finished(first, time.Millisecond, nil)
-	p.mu.Lock()
-	f, _ := p.fns.Peek("guest/f")
-	f.idle = []time.Time{now, now, now, now, now} // five warm instances
-	p.mu.Unlock()
-	for range 7 {
-		p.Arrived(realInv("guest/f", ""))
+	warmInstances := func(n int) {
+		p.mu.Lock()
+		f, _ := p.fns.Peek("guest/f")
+		f.idle = f.idle[:0]
+		for range n {
+			f.idle = append(f.idle, clk.now())
+		}
+		p.mu.Unlock()
+	}
+	warmInstances(5)
+	var running []*invocation.Invocation
+	for range 20 { // at once
+		inv := realInv("guest/f", "")
+		running = append(running, inv)
+		p.Arrived(inv)
 	}
 	p.sending.Wait()
-	if rep.n[Burst] != 1 {
-		t.Errorf("%d burst warm-ups for 7 arrivals on 5 warm instances, want 1", rep.n[Burst])
+	if rep.n[Burst] != 0 {
+		t.Errorf("%d burst warm-ups for an instantaneous burst of 20 on 5 warm instances, want 0", rep.n[Burst])
+	}
+	for _, inv := range running {
+		p.Finished(inv, time.Millisecond, nil)
+	}
+
+	// Sustained: 5 at once, then one every 10ms while the first take their
+	// cold start: none within the 50ms an invocation takes, then at most
+	// one per arrival.
+	warmInstances(0)
+	sent := func() int { p.sending.Wait(); return rep.n[Burst] }
+	for i := range 15 {
+		if i >= 5 {
+			clk.add(10 * time.Millisecond)
+		}
+		p.Arrived(realInv("guest/f", ""))
+		if i == 8 && sent() != 0 {
+			t.Fatalf("%d burst warm-ups within the 50ms an invocation takes, want 0", sent())
+		}
+	}
+	if n := sent(); n == 0 || n > 10 {
+		t.Errorf("%d burst warm-ups for 10 arrivals finding no instance after 50ms, want 1 to 10 (one per such arrival at most)", n)
 	}
 }
