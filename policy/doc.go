@@ -39,6 +39,16 @@
 //     policy's constants (rules like `caps_rank_weight := 1000`) are found
 //     once per version (consts.go) and answered from a map through OPA's
 //     virtual document cache, rather than evaluated on every decision.
+//   - deadRules and prune (prune.go) leave out of the evaluated policy
+//     the rules that can never hold, whatever the input: a body that
+//     tests a constant false, or looks a key up in a constant empty
+//     table. Shipped policies are mostly off or empty until an operator
+//     fills them in. The analysis is conservative (top-level expressions
+//     only; no rule with an else; nothing at all when a rule uses `with`
+//     on data), a name or a set whose every rule is dead keeps one rule
+//     behind a leading false, and if the rest does not compile alone the
+//     policy is evaluated as written. Check and the Rego tests always see
+//     the files as written.
 //   - An evaluation is cancelled after Options.Timeout by a timer on
 //     OPA's cancel handle; a failure or timeout decides by
 //     Options.OnError (allow: fall back to configuration; deny: 403) and

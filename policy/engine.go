@@ -198,7 +198,7 @@ func (e *Engine) Reload(ctx context.Context) error {
 	e.m.reloads[reloadOK].Inc()
 	e.m.setVersion(c.version)
 	e.status.Store(&Status{Version: c.version, Source: src, Files: c.files, Loaded: time.Now()})
-	e.log.Info("policy loaded", "source", src, "version", c.version, "files", c.files, "cached", r.cache != nil)
+	e.log.Info("policy loaded", "source", src, "version", c.version, "files", c.files, "cached", r.cache != nil, "rules_never_holding", c.pruned)
 	return nil
 }
 

@@ -170,12 +170,19 @@ type compiled struct {
 	uses          uses
 	decision      *ast.Location // where data.sequoia.decision is defined
 	consts        constants
+	pruned        int // rules left out as never holding (prune.go)
 	classes       []string
 }
 
 // compile parses, compiles and prepares the non-test files, then checks
 // the decision against the schema for the test inputs.
 func compile(ctx context.Context, files []File, classes []string) (*compiled, error) {
+	return compileWith(ctx, files, classes, true)
+}
+
+// compileWith is compile, leaving out the rules that never hold when
+// pruneDead is set (tests compare both).
+func compileWith(ctx context.Context, files []File, classes []string, pruneDead bool) (*compiled, error) {
 	var run []File
 	for _, f := range files {
 		if !f.IsTest() {
@@ -212,6 +219,18 @@ func compile(ctx context.Context, files []File, classes []string) (*compiled, er
 		p.files = append(p.files, f.Name)
 	}
 	p.decision = rules[0].Location
+	// Evaluate without the rules that can never hold. Should the rest not
+	// compile on its own (a rule that only dead rules defined, read by
+	// name), the whole policy is evaluated as written.
+	if dead := deadRules(c, p.consts); pruneDead && len(dead) > 0 {
+		if pm, err := parse(run); err == nil {
+			n := prune(pm, dead)
+			pc := ast.NewCompiler().WithDefaultRegoVersion(ast.RegoV1)
+			if pc.Compile(pm); !pc.Failed() && len(pc.GetRules(queryRef)) > 0 {
+				c, p.consts, p.pruned = pc, findConstants(pc), n
+			}
+		}
+	}
 	p.compiler, p.store = c, inmem.New()
 	p.queryCompiler = c.QueryCompiler()
 	if p.query, err = p.queryCompiler.Compile(decisionQuery); err != nil {

@@ -1,0 +1,222 @@
+package policy
+
+import (
+	"fmt"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+)
+
+// deadRules finds the rules that can never hold, whatever the input:
+// rules with a body expression that is a constant false (sjf_enabled
+// while sjf_enabled := false) or that looks a key up in a constant that
+// cannot have it (caps_function_caps[input.function] while
+// caps_function_caps := {}). The shipped policies are mostly off or
+// empty until an operator fills them in, and OPA would otherwise evaluate
+// every such rule on every decision.
+//
+// It is conservative: it looks only at a body's top-level expressions
+// (not inside comprehensions, negations or every), and skips rules with
+// an else, default rules, and, if any rule replaces a document with
+// `with`, the whole policy, since a constant can then hold another value
+// inside the with.
+func deadRules(c *ast.Compiler, consts constants) map[string]bool {
+	dead := map[string]bool{}
+	for _, m := range c.Modules {
+		withs := false
+		ast.WalkExprs(m, func(e *ast.Expr) bool {
+			for _, w := range e.With {
+				if !w.Target.Value.(ast.Ref).HasPrefix(ast.InputRootRef) {
+					withs = true
+				}
+			}
+			return withs
+		})
+		if withs {
+			return nil
+		}
+	}
+	for _, m := range c.Modules {
+		for _, r := range m.Rules {
+			if r.Default || r.Else != nil || r.Location == nil {
+				continue
+			}
+			if ruleDead(r, consts) {
+				dead[locKey(r.Location)] = true
+			}
+		}
+	}
+	return dead
+}
+
+func locKey(l *ast.Location) string { return fmt.Sprintf("%s:%d:%d", l.File, l.Row, l.Col) }
+
+func ruleDead(r *ast.Rule, consts constants) bool {
+	for _, e := range r.Body {
+		if e.Negated || len(e.With) > 0 || e.IsCall() && (e.Operator().Equal(ast.Print.Ref()) || e.Operator().Equal(ast.InternalPrint.Ref())) {
+			continue
+		}
+		if t, ok := e.Terms.(*ast.Term); ok {
+			if ref, ok := t.Value.(ast.Ref); ok {
+				if v, ok := constValue(ref, consts); ok && ast.InternedTerm(false).Value.Compare(v) == 0 {
+					return true
+				}
+			}
+		}
+		if termsDead(e, consts) {
+			return true
+		}
+	}
+	// A head value that cannot be built leaves the rule undefined too.
+	return r.Head.Value != nil && termsDead(r.Head.Value, consts)
+}
+
+// termsDead reports whether x holds, outside any comprehension, a
+// reference that is undefined whatever the input.
+func termsDead(x any, consts constants) bool {
+	dead := false
+	vis := ast.NewGenericVisitor(func(x any) bool {
+		switch v := x.(type) {
+		case *ast.ArrayComprehension, *ast.SetComprehension, *ast.ObjectComprehension, *ast.Every:
+			return true // their own scope: an undefined term there yields nothing, not undefined
+		case ast.Ref:
+			if refDead(v, consts) {
+				dead = true
+			}
+		}
+		return dead
+	})
+	vis.Walk(x)
+	return dead
+}
+
+// refDead reports whether ref reads past a constant into a key it does
+// not hold: a ground key the constant lacks, or any key of an empty
+// collection or a scalar.
+func refDead(ref ast.Ref, consts constants) bool {
+	for i := 3; i < len(ref) && i <= len(constRef{}); i++ {
+		k, ok := constKey(ref[:i])
+		if !ok {
+			return false
+		}
+		v, ok := consts[k]
+		if !ok {
+			continue
+		}
+		val := v.Value
+		for _, t := range ref[i:] {
+			if !t.IsGround() {
+				switch x := val.(type) {
+				case ast.Object:
+					return x.Len() == 0
+				case ast.Set:
+					return x.Len() == 0
+				case *ast.Array:
+					return x.Len() == 0
+				}
+				return true // a scalar has no keys
+			}
+			next, err := val.Find(ast.Ref{t})
+			if err != nil {
+				return true
+			}
+			val = next
+		}
+		return false
+	}
+	return false
+}
+
+// constValue returns the value ref reads when it is a constant or a
+// ground path into one.
+func constValue(ref ast.Ref, consts constants) (ast.Value, bool) {
+	for i := 3; i <= len(ref) && i <= len(constRef{}); i++ {
+		k, ok := constKey(ref[:i])
+		if !ok {
+			return nil, false
+		}
+		v, ok := consts[k]
+		if !ok {
+			continue
+		}
+		if !ref[i:].IsGround() {
+			return nil, false
+		}
+		x, err := v.Value.Find(ref[i:])
+		if err != nil {
+			return nil, false
+		}
+		return x, true
+	}
+	return nil, false
+}
+
+// prune removes the rules in dead from mods (freshly parsed modules:
+// compiling changes the ones it is given) and returns how many went.
+//
+// Removing every rule of a name or of a set would change what remains:
+// a bare name read elsewhere would become a local variable, and a set
+// or object built by rules (deny contains ...) is empty, not undefined,
+// when none holds. So the first of such rules stays, behind a leading
+// `false`: it still never holds, but its name and its empty set remain.
+func prune(mods map[string]*ast.Module, dead map[string]bool) int {
+	type group struct{ all, dead int }
+	names := map[string]*group{} // package and rule name
+	paths := map[string]*group{} // package and the ground path of a multi-value rule
+	keys := func(m *ast.Module, r *ast.Rule) (string, string) {
+		ref := r.Head.Ref()
+		name := m.Package.Path.String() + "\x00" + ref[0].String()
+		path := ""
+		if r.Head.RuleKind() == ast.MultiValue {
+			path = m.Package.Path.String() + "\x00" + ref.GroundPrefix().String()
+		}
+		return name, path
+	}
+	count := func(g map[string]*group, k string, isDead bool) {
+		if k == "" {
+			return
+		}
+		if g[k] == nil {
+			g[k] = &group{}
+		}
+		g[k].all++
+		if isDead {
+			g[k].dead++
+		}
+	}
+	for _, m := range mods {
+		for _, r := range m.Rules {
+			n, p := keys(m, r)
+			isDead := r.Location != nil && dead[locKey(r.Location)]
+			count(names, n, isDead)
+			count(paths, p, isDead)
+		}
+	}
+	removed := 0
+	for _, m := range mods {
+		kept := m.Rules[:0]
+		for _, r := range m.Rules {
+			if r.Location == nil || !dead[locKey(r.Location)] {
+				kept = append(kept, r)
+				continue
+			}
+			n, p := keys(m, r)
+			last := names[n].all == names[n].dead
+			if p != "" && paths[p].all == paths[p].dead {
+				last = true
+			}
+			if last {
+				// The group's first rule stays, never holding; the others go.
+				names[n].all, names[n].dead = -1, 0
+				if p != "" {
+					paths[p].all, paths[p].dead = -1, 0
+				}
+				r.Body = append(ast.NewBody(ast.NewExpr(ast.BooleanTerm(false))), r.Body...)
+				kept = append(kept, r)
+				continue
+			}
+			removed++
+		}
+		m.Rules = kept
+	}
+	return removed
+}
