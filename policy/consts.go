@@ -2,7 +2,6 @@ package policy
 
 import (
 	"github.com/open-policy-agent/opa/v1/ast"
-	"github.com/open-policy-agent/opa/v1/topdown"
 )
 
 // constRef is a constant rule's path as strings: data, the package, the
@@ -14,7 +13,9 @@ type constRef [5]string
 // t := {"a": 1}): a single definition with a ground value and no body.
 // OPA would otherwise evaluate each constant again on every decision
 // that reads it, at a cost of a rule evaluation each; the policies read
-// their settings (tables, switches, weights) as such constants.
+// their settings (tables, switches, weights) as such constants. The
+// evaluation cache (vcache.go) answers them, and prune.go reads them to
+// find the rules that can never hold.
 type constants map[constRef]*ast.Term
 
 // findConstants collects the compiled policy's constants.
@@ -70,27 +71,4 @@ func constKey(ref ast.Ref) (constRef, bool) {
 		k[i+1] = string(s)
 	}
 	return k, true
-}
-
-// constCache is the virtual document cache of one evaluation: OPA's own,
-// answered first from the policy's constants. Inside a `with` (a pushed
-// frame), a constant may be replaced, so only OPA's cache answers there.
-type constCache struct {
-	topdown.VirtualCache
-	consts constants
-	depth  int
-}
-
-func (c *constCache) Push() { c.depth++; c.VirtualCache.Push() }
-func (c *constCache) Pop()  { c.depth--; c.VirtualCache.Pop() }
-
-func (c *constCache) Get(ref ast.Ref) (*ast.Term, bool) {
-	if c.depth == 0 {
-		if k, ok := constKey(ref); ok {
-			if v, ok := c.consts[k]; ok {
-				return v, false
-			}
-		}
-	}
-	return c.VirtualCache.Get(ref)
 }

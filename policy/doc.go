@@ -37,8 +37,11 @@
 //     interpreter (topdown) directly, with the input built around the
 //     converted snapshot, and decodes the decision from OPA's value. The
 //     policy's constants (rules like `caps_rank_weight := 1000`) are found
-//     once per version (consts.go) and answered from a map through OPA's
-//     virtual document cache, rather than evaluated on every decision.
+//     once per version (consts.go) and answered from a map by the
+//     evaluation's virtual document cache (vcache.go: a pooled slice
+//     searched by hash, cheaper than OPA's tree of maps for the few
+//     dozen documents a decision caches), rather than evaluated on every
+//     decision.
 //   - deadRules and prune (prune.go) leave out of the evaluated policy
 //     the rules that can never hold, whatever the input: a body that
 //     tests a constant false, or looks a key up in a constant empty

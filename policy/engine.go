@@ -304,6 +304,8 @@ func (p *compiled) eval(ctx context.Context, in *Input, snap *ast.Term, opts *Op
 		return Decision{}, err
 	}
 	defer p.store.Abort(ctx, txn)
+	vc := newEvalCache(p.consts)
+	defer vc.release()
 	q := topdown.NewQuery(p.query).
 		WithQueryCompiler(p.queryCompiler).
 		WithCompiler(p.compiler).
@@ -312,7 +314,7 @@ func (p *compiled) eval(ctx context.Context, in *Input, snap *ast.Term, opts *Op
 		WithInput(ast.NewTerm(in.value(snap, p.uses))).
 		WithCancel(c).
 		WithMetrics(noMetrics).
-		WithVirtualCache(&constCache{VirtualCache: topdown.NewVirtualCache(), consts: p.consts})
+		WithVirtualCache(vc)
 	var result *ast.Term
 	err = q.Iter(ctx, func(qr topdown.QueryResult) error {
 		if result != nil {
