@@ -73,7 +73,24 @@ test_two_classes_other_than_batch_name_none if {
 # A misspelt field is not dropped: it reaches the decision, whose schema
 # check then refuses the policy.
 test_unknown_field_reaches_the_decision if {
-	d := sequoia.decision with input as first_step
+	one := sequoia.decision with input as first_step
 		with sequoia.contribution as {"a": {"prioirty": 3}}
-	d.prioirty == [3]
+	one.prioirty == 3
+	two := sequoia.decision with input as first_step
+		with sequoia.contribution as {"a": {"prioirty": 3}, "b": {"priority": 1}, "c": {"prioirty": 4}}
+	two.prioirty == [3, 4]
+	two.priority == 1
+}
+
+# A single contribution is taken whole, and agrees with the merge.
+test_single_contribution_taken_whole if {
+	c := {"class": "batch", "priority": -4, "concurrency_cap": 2, "chain_deadline_ms": 900, "chain_steps": 3, "queue_timeout_ms": 50, "idempotent": true, "prewarm": 1}
+	d := sequoia.decision with input as first_step
+		with sequoia.contribution as {"a": c}
+		with sequoia.deny as set()
+	d == object.union({"allow": true}, c)
+	d2 := sequoia.decision with input as first_step
+		with sequoia.contribution as {"a": c, "b": {}}
+		with sequoia.deny as set()
+	d2 == d
 }

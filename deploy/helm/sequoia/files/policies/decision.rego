@@ -24,10 +24,11 @@
 #   prewarm              the largest wins
 #
 # A field no policy contributes is left out of the decision, and sequoia
-# falls back to its configuration. Any other field (a misspelt one, or
-# allow and reason, which only deny decides) reaches the decision as the
-# list of what was contributed, so that the schema check refuses it
-# instead of ignoring it. Constants are prefixed with the policy's name,
+# falls back to its configuration. A field only one policy contributes
+# is taken as it is. Any other field (a misspelt one, or allow and
+# reason, which only deny decides) reaches the decision too (as the list
+# of what was contributed when several policies contribute), so that the
+# schema check refuses it instead of ignoring it. Constants are prefixed with the policy's name,
 # since every file shares the package.
 #
 # Why one rule: OPA evaluates each rule, and each partial document, at a
@@ -41,10 +42,15 @@ decision := object.union_n([{"allow": count(reasons) == 0}, reason, merged]) if 
 	reasons := {r | some r in data.sequoia.deny}
 	reason := {"reason": concat("; ", reasons) | count(reasons) > 0}
 	contributions := [c | some c in data.sequoia.contribution]
-	merged := {field: _merge(field, values) |
+	# One contribution (the usual case) is the merge of itself, and is
+	# taken whole: merging field by field costs a rule per field.
+	single := {field: v | count(contributions) == 1; some field, v in contributions[0]}
+	several := {field: _merge(field, values) |
+		count(contributions) > 1
 		some field in {f | some c in contributions; some f, _ in c}
 		values := [v | some c in contributions; v := c[field]]
 	}
+	merged := object.union(single, several)
 }
 
 _merge("class", cs) := "batch" if "batch" in cs
