@@ -38,19 +38,20 @@ package sequoia
 
 # Read through data. so that this file compiles when no policy denies or
 # contributes: an absent document iterates as empty.
-decision := object.union_n([{"allow": count(reasons) == 0}, reason, merged]) if {
+decision := object.union_n([{"allow": count(reasons) == 0}, reason, single, several]) if {
 	reasons := {r | some r in data.sequoia.deny}
 	reason := {"reason": concat("; ", reasons) | count(reasons) > 0}
 	contributions := [c | some c in data.sequoia.contribution]
 	# One contribution (the usual case) is the merge of itself, and is
-	# taken whole: merging field by field costs a rule per field.
-	single := {field: v | count(contributions) == 1; some field, v in contributions[0]}
+	# taken whole: merging field by field costs a rule per field. The
+	# slice is the contribution when there is one, and empty otherwise
+	# (its end, 2 - n, is 1, then 0 or less): cheaper than a comprehension.
+	single := object.union_n(array.slice(contributions, 0, 2 - count(contributions)))
 	several := {field: _merge(field, values) |
 		count(contributions) > 1
 		some field in {f | some c in contributions; some f, _ in c}
 		values := [v | some c in contributions; v := c[field]]
 	}
-	merged := object.union(single, several)
 }
 
 _merge("class", cs) := "batch" if "batch" in cs
