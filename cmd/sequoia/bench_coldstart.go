@@ -450,8 +450,10 @@ func printColdstart(out io.Writer, rep coldReport) {
 		fmt.Fprintf(out, "warm-ups by count: %.1f%% of invocations\n", 100*st.WarmupShare)
 		fmt.Fprintf(out, "warm-ups by slot-time: %s of %s occupied, %.1f%% (of capacity: %.2f%%)\n",
 			sec(st.WarmupSlotTime), sec(st.WarmupSlotTime+st.RealSlotTime), 100*st.SlotTimeShare, 100*st.CapacityShare)
-		fmt.Fprintf(out, "keep-alive warm-ups per function per keep-alive: %.1f (keeping %d warm needs about %d)\n",
-			st.KeepAlivePerPeriod, s.SteadyPrewarm, max(s.SteadyPrewarm-1, 0))
+		if s.Steady >= 4*s.SteadyKeepAlive { // else creating the instances dominates
+			fmt.Fprintf(out, "keep-alive warm-ups per function per keep-alive: %.1f (keeping %d warm needs about %d)\n",
+				st.KeepAlivePerPeriod, s.SteadyPrewarm, max(s.SteadyPrewarm-1, 0))
+		}
 		fmt.Fprintf(out, "warm-ups ≤ 5%% of invocation slots, by slot-time: %s\n", verdict(st.SlotTimeShare <= 0.05))
 	}
 }

@@ -30,7 +30,7 @@ func (s *server) newDAGs() error {
 		MaxRuns:   c.MaxRuns,
 		Retention: c.RunRetention,
 		Events:    ev,
-		Observer:  s.observer(), // the warm pool: chain pre-warm and the warm estimate see nodes
+		Observer:  s.nodeObserver(), // the warm pool: chain pre-warm and the warm estimate see nodes
 		Log:       s.log,
 	}, s.sched, s.proxy.Invoker())
 	if c.DAGDir != "" {

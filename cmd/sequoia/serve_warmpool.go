@@ -1,6 +1,7 @@
 package main
 
 import (
+	"github.com/sequoia-qos/sequoia/dag"
 	"github.com/sequoia-qos/sequoia/invocation"
 	"github.com/sequoia-qos/sequoia/proxy"
 	"github.com/sequoia-qos/sequoia/warmpool"
@@ -40,6 +41,15 @@ func (s *server) observer() proxy.Observer {
 		return nil
 	}
 	return s.warm
+}
+
+// nodeObserver is what DAG nodes report to: the warm pool, keeping the
+// policy's pre-warm hints (nodes skip the policy), or nothing.
+func (s *server) nodeObserver() dag.Observer {
+	if s.warm == nil {
+		return nil
+	}
+	return s.warm.Unhinted()
 }
 
 // warmStatusLimit bounds the functions /sequoia/v1/status lists.
