@@ -63,8 +63,8 @@
 //   - Run drives both: a snapshot from Options.Snapshot every
 //     Options.Refresh, a reload after changes.
 //   - Invocations (invocation.go) is the proxy's Decider: it builds the
-//     Input from a parsed invocation.Invocation (numbering each chain's
-//     steps in an expirable LRU), and Apply writes the decision into the
+//     Input from a parsed invocation.Invocation (its step within its chain
+//     from the scheduler's chain table), and Apply writes the decision into the
 //     invocation's scheduling fields (Class, Budget, Steps, Priority,
 //     FunctionCap, QueueTimeout, Idempotent, Prewarm).
 //   - Check (load.go) is `sequoia policy check`: compile, validate, and

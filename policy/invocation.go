@@ -3,9 +3,7 @@ package policy
 import (
 	"bytes"
 	"context"
-	"time"
 
-	"github.com/sequoia-qos/sequoia/internal/ttlcache"
 	"github.com/sequoia-qos/sequoia/invocation"
 	"github.com/sequoia-qos/sequoia/qos"
 )
@@ -16,16 +14,21 @@ import (
 // and writes what the decision says into the invocation's scheduling
 // fields, leaving the rest to configuration.
 type Invocations struct {
-	e     *Engine
-	steps *ttlcache.Cache[int]
+	e    *Engine
+	step func(chain string) int
 }
 
-// NewInvocations returns the adapter. It numbers the steps of each chain
-// it sees (a chain is forgotten after ttl without a request, and the
-// least recently seen beyond maxChains), so that policies can tell a
-// chain's first step from its continuations.
-func NewInvocations(e *Engine, maxChains int, ttl time.Duration) *Invocations {
-	return &Invocations{e: e, steps: ttlcache.New[int](maxChains, ttl, nil)}
+// NewInvocations returns the adapter. step numbers an invocation within
+// its chain (1 for a chain's first request), so that policies can tell a
+// first step from continuations; the scheduler's ChainStep, which counts
+// the requests its chain table admitted, so that a request refused before
+// admission (by the policy, a full queue, a deadline) is not counted and
+// its retry is still step 1. Nil numbers every invocation 1.
+func NewInvocations(e *Engine, step func(chain string) int) *Invocations {
+	if step == nil {
+		step = func(string) int { return 1 }
+	}
+	return &Invocations{e: e, step: step}
 }
 
 var (
@@ -51,20 +54,6 @@ func invocationType(inv *invocation.Invocation) string {
 		}
 	}
 	return "sync"
-}
-
-// Close stops forgetting chains after their TTL.
-func (a *Invocations) Close() { a.steps.Close() }
-
-// step numbers inv within its chain: 1 for the first request seen.
-func (a *Invocations) step(chain string) int {
-	if chain == "" {
-		return 1
-	}
-	n, _ := a.steps.Get(chain)
-	n++
-	a.steps.Add(chain, n)
-	return n
 }
 
 // Decide evaluates the policy for inv and applies the decision. It

@@ -34,7 +34,8 @@ decision := {} if input.function != "reports"
 	if err := os.WriteFile(filepath.Join(dir, "p.rego"), []byte(src), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	a := NewInvocations(newEngine(t, Options{Dir: dir}), 100, time.Minute)
+	steps := map[string]int{"c1": 2} // the chain's second request
+	a := NewInvocations(newEngine(t, Options{Dir: dir}), func(id string) int { return steps[id] })
 	req := &fasthttp.Request{}
 	req.SetRequestURI("/2015-03-31/functions/reports/invocations")
 	inv := &invocation.Invocation{Function: "reports", Platform: invocation.Lambda, Chain: "c1", Req: req, Class: qos.Interactive}

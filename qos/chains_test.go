@@ -268,6 +268,43 @@ func TestPolicyFunctionCapConcurrent(t *testing.T) {
 	}
 }
 
+// TestChainStep: ChainStep numbers a chain's next request from the
+// requests admitted for it; a refused first request does not count, so its
+// retry is step 1 again, and a chain whose deadline passed starts over.
+func TestChainStep(t *testing.T) {
+	var clock atomic.Int64 // read by the chain table's sweeper too
+	clock.Store(time.Unix(1000, 0).UnixNano())
+	s := New(Config{Limit: 1, QueueCapacity: 10, QueueTimeout: time.Hour, DefaultEstimate: 100 * time.Millisecond,
+		Now: func() time.Time { return time.Unix(0, clock.Load()) }})
+	defer s.Close()
+	nop := invokerFunc(func() {})
+	if got := s.ChainStep(""); got != 1 {
+		t.Errorf("no chain id: step %d, want 1", got)
+	}
+	if got := s.ChainStep("c"); got != 1 {
+		t.Errorf("unknown chain: step %d, want 1", got)
+	}
+	// A first request that cannot meet its budget is refused: not counted.
+	if _, err := s.Do(&invocation.Invocation{Function: "f", Chain: "c", Budget: time.Millisecond, Steps: 5}, nil, nop); !errors.Is(err, ErrRefused) {
+		t.Fatalf("tight budget: err = %v, want ErrRefused", err)
+	}
+	if got := s.ChainStep("c"); got != 1 {
+		t.Errorf("after a refused first request: step %d, want 1", got)
+	}
+	for want := 2; want <= 4; want++ {
+		if _, err := s.Do(&invocation.Invocation{Function: "f", Chain: "c", Budget: time.Minute}, nil, nop); err != nil {
+			t.Fatal(err)
+		}
+		if got := s.ChainStep("c"); got != want {
+			t.Errorf("after %d admitted requests: step %d, want %d", want-1, got, want)
+		}
+	}
+	clock.Add(int64(2 * time.Minute)) // past the chain's deadline
+	if got := s.ChainStep("c"); got != 1 {
+		t.Errorf("past the deadline: step %d, want 1", got)
+	}
+}
+
 // BenchmarkDoPassthrough is the passthrough case: every request is a new
 // chain of unknown length with an id sequoia assigned, so each stays in the
 // chain table until capacity evicts it (at the default size).

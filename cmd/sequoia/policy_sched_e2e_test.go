@@ -401,3 +401,41 @@ contribution.probe := {"priority": round(f.cold_start_rate * 100)} if {
 		t.Errorf("platform: %d cold starts in %d invocations, want 1 in 4", st.ColdStarts, st.Invocations)
 	}
 }
+
+// TestPolicyStepFromChainTable: in `sequoia serve`, a policy's input.step
+// comes from the scheduler's chain table: after a chain's first request
+// was admitted, its next request is step 2 and gets chains.rego's
+// continuation boost; a chain id never admitted (or a first request the
+// policy denied) is step 1 again.
+func TestPolicyStepFromChainTable(t *testing.T) {
+	r := startPolicyRig(t, "http", nil, "SEQUOIA_MAX_CONCURRENCY=2")
+	step := func(chain string) int {
+		inv := invocation.Invocation{Function: "f", Platform: invocation.HTTP, Chain: chain}
+		if deny, why := r.s.decider.Decide(&inv); deny {
+			t.Fatalf("denied: %s", why)
+		}
+		return inv.Priority
+	}
+	if p := step("chain-1"); p != 0 {
+		t.Fatalf("a chain not yet admitted: priority %d, want 0 (a first step)", p)
+	}
+	if p := step("chain-1"); p != 0 {
+		t.Fatalf("asked twice, never admitted: priority %d, want 0 (still a first step)", p)
+	}
+	req, _ := http.NewRequest("POST", "http://"+r.s.dataLn.Addr().String()+"/f/", strings.NewReader(`{"exec_ms": 1}`))
+	req.Header.Set("X-Sequoia-Chain-Id", "chain-1")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("first step: %d", resp.StatusCode)
+	}
+	if p := step("chain-1"); p != 100 {
+		t.Errorf("after the first step ran: priority %d, want 100 (chains.rego's continuation boost)", p)
+	}
+	if p := step("chain-2"); p != 0 {
+		t.Errorf("another chain: priority %d, want 0", p)
+	}
+}

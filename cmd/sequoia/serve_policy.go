@@ -37,7 +37,7 @@ func (s *server) newPolicy() error {
 		return fmt.Errorf("SEQUOIA_POLICY_DIR: %w", err)
 	}
 	s.policy = e
-	s.decider = policy.NewInvocations(e, s.cfg.Scheduling.MaxChains, s.cfg.Scheduling.ChainTTL)
+	s.decider = policy.NewInvocations(e, s.sched.ChainStep)
 	return nil
 }
 

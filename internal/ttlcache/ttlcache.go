@@ -44,6 +44,12 @@ func New[V any](size int, ttl time.Duration, onEvict func(key string, v V)) *Cac
 	return newCache(size, ttl, onEvict, time.Now)
 }
 
+// NewWithClock is New with the clock the sweeper and Add and Get read:
+// for a caller whose AddAt and GetAt times come from a clock of its own.
+func NewWithClock[V any](size int, ttl time.Duration, onEvict func(key string, v V), now func() time.Time) *Cache[V] {
+	return newCache(size, ttl, onEvict, now)
+}
+
 func newCache[V any](size int, ttl time.Duration, onEvict func(key string, v V), now func() time.Time) *Cache[V] {
 	if ttl <= 0 {
 		panic("ttlcache: ttl must be positive")
