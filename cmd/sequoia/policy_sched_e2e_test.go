@@ -305,9 +305,9 @@ func TestPolicySJFEndToEnd(t *testing.T) {
 // tenant's new chains all go first although they were queued later;
 // without the policy, the tenants take turns, the first to ask first.
 func TestPolicyFairShareEndToEnd(t *testing.T) {
-	run := func(t *testing.T, penalty string) (order []string, a, b int) {
+	run := func(t *testing.T, priority string) (order []string, a, b int) {
 		r := startPolicyRig(t, "openwhisk",
-			edit(t, "chains.rego", "chains_over_share_penalty := 10", "chains_over_share_penalty := "+penalty),
+			edit(t, "chains.rego", "chains_over_share_priority := -10", "chains_over_share_priority := "+priority),
 			"SEQUOIA_MAX_CONCURRENCY=4")
 		// Tenant a holds 3 of the 4 slots, b holds 1; they end one after
 		// another, a's first.
@@ -338,7 +338,7 @@ func TestPolicyFairShareEndToEnd(t *testing.T) {
 	var with, without []string
 	t.Run("fair share", func(t *testing.T) {
 		var a, b int
-		with, a, b = run(t, "10")
+		with, a, b = run(t, "-10")
 		if a != -10 || b != 0 {
 			t.Errorf("priorities of new chains: tenant a (3 of 4 slots) %d, b (1) %d; want -10, 0", a, b)
 		}

@@ -11,19 +11,17 @@ package sequoia
 # Priority added to continuations of running chains.
 chains_continuation_boost := 100
 
-# Priority taken from a new chain whose tenant is at or over its share.
-chains_over_share_penalty := 10
+# Priority of a new chain whose tenant is at or over its fair share.
+chains_over_share_priority := -10
 
 contribution.chains := {"priority": chains_continuation_boost} if input.step > 1
 
-# The tenant holds at least 1/n of the limit while n tenants have work in
-# flight. (One rule rather than a helper: each rule costs every decision.)
-contribution.chains := {"priority": 0 - chains_over_share_penalty} if {
+# The tenant holds at least its fair share: 1/n of the limit while n
+# tenants have work in flight (input.snapshot.fair_share, absent while one
+# tenant alone has work in flight). A comparison, not arithmetic, and one
+# rule rather than a helper: each rule and each arithmetic builtin costs
+# every decision.
+contribution.chains := {"priority": chains_over_share_priority} if {
 	input.step <= 1
-	tenants := input.snapshot.tenants
-	n := count(tenants)
-	n > 1
-	limit := input.snapshot.limit
-	limit > 0
-	tenants[input.tenant].in_flight * n >= limit
+	input.snapshot.tenants[input.tenant].in_flight >= input.snapshot.fair_share
 }
