@@ -21,6 +21,30 @@ import (
 
 const overflowOWKey = "7f1d6bc4-0b9e-4c1e-9f49-0c6d3e9a1b2c:sequoiaOverflowKey"
 
+// fullPrimary starts a primary platform of API primary behind sequoia with
+// one slot and no queue, and an overflow platform of API overflow: the
+// next invocation while one runs overflows. env adds variables. It returns
+// both emulators, the overflow's address and sequoia's data address.
+func fullPrimary(t *testing.T, primary, overflow string, env ...string) (prim, second *emulator.Emulator, secondAddr, addr string) {
+	t.Helper()
+	prim, primAddr := startEmulator(t, emulator.Config{Limit: 5})
+	second, secondAddr = startEmulator(t, emulator.Config{Limit: 5})
+	s := startServer(t, append([]string{"SEQUOIA_BACKEND=" + primary, "SEQUOIA_BACKEND_URL=http://" + primAddr,
+		"SEQUOIA_MAX_CONCURRENCY=1", "SEQUOIA_QUEUE_CAPACITY=0",
+		"SEQUOIA_OVERFLOW_URL=http://" + secondAddr, "SEQUOIA_OVERFLOW_BACKEND=" + overflow}, env...)...)
+	return prim, second, secondAddr, s.dataLn.Addr().String()
+}
+
+// primaryNeverRan fails t if the primary platform ran any of fns.
+func primaryNeverRan(t *testing.T, primary *emulator.Emulator, fns ...string) {
+	t.Helper()
+	for _, fn := range fns {
+		if n := primary.Stats().Functions[fn].Invocations; n != 0 {
+			t.Errorf("primary ran %s %d times, want 0", fn, n)
+		}
+	}
+}
+
 // holdPrimary takes the primary's only slot for a while with a Lambda or
 // OpenWhisk call, so that the next invocation finds the queue full and
 // overflows; it returns when the primary runs it.
@@ -44,14 +68,8 @@ func lambdaRaw(function, body string) string {
 // overflows to an OpenWhisk platform; the unchanged aws-sdk-go-v2 client
 // reads each answer as Lambda's own.
 func TestOverflowLambdaToOpenWhisk(t *testing.T) {
-	primary, primaryAddr := startEmulator(t, emulator.Config{Limit: 5})
-	second, secondAddr := startEmulator(t, emulator.Config{Limit: 5})
-	s := startServer(t, "SEQUOIA_BACKEND=lambda", "SEQUOIA_BACKEND_URL=http://"+primaryAddr,
-		"SEQUOIA_MAX_CONCURRENCY=1", "SEQUOIA_QUEUE_CAPACITY=0",
-		"SEQUOIA_OVERFLOW_URL=http://"+secondAddr, "SEQUOIA_OVERFLOW_BACKEND=openwhisk",
-		"SEQUOIA_OVERFLOW_OPENWHISK_AUTH="+overflowOWKey,
+	primary, second, _, addr := fullPrimary(t, "lambda", "openwhisk", "SEQUOIA_OVERFLOW_OPENWHISK_AUTH="+overflowOWKey,
 		"SEQUOIA_OVERFLOW_FUNCTIONS=mapped=/guest/tools/mapped-action, pinned:7=pinned-v7")
-	addr := s.dataLn.Addr().String()
 	holdPrimary(t, primary, addr, lambdaRaw("slow", `{"exec_ms":3000}`))
 	c := lambdaClient(addr, 1)
 	ctx := context.Background()
@@ -104,11 +122,7 @@ func TestOverflowLambdaToOpenWhisk(t *testing.T) {
 	if n := second.Stats().Functions["_/quick"].Invocations; n != 1 {
 		t.Errorf("untranslatable call reached the overflow: quick ran %d times there", n)
 	}
-	for _, fn := range []string{"quick", "broken", "mapped", "pinned"} {
-		if n := primary.Stats().Functions[fn].Invocations; n != 0 {
-			t.Errorf("primary ran %s %d times, want 0", fn, n)
-		}
-	}
+	primaryNeverRan(t, primary, "quick", "broken", "mapped", "pinned")
 }
 
 // TestOverflowOpenWhiskToLambda: an OpenWhisk primary whose queue is full
@@ -116,13 +130,7 @@ func TestOverflowLambdaToOpenWhisk(t *testing.T) {
 // credentials); the official OpenWhisk client, and raw OpenWhisk requests,
 // read each answer as OpenWhisk's own.
 func TestOverflowOpenWhiskToLambda(t *testing.T) {
-	primary, primaryAddr := startEmulator(t, emulator.Config{Limit: 5})
-	second, secondAddr := startEmulator(t, emulator.Config{Limit: 5})
-	s := startServer(t, "SEQUOIA_BACKEND=openwhisk", "SEQUOIA_BACKEND_URL=http://"+primaryAddr,
-		"SEQUOIA_MAX_CONCURRENCY=1", "SEQUOIA_QUEUE_CAPACITY=0",
-		"SEQUOIA_OVERFLOW_URL=http://"+secondAddr, "SEQUOIA_OVERFLOW_BACKEND=lambda",
-		"SEQUOIA_OVERFLOW_FUNCTIONS=guest/odd.name=odd-name")
-	addr := s.dataLn.Addr().String()
+	primary, second, _, addr := fullPrimary(t, "openwhisk", "lambda", "SEQUOIA_OVERFLOW_FUNCTIONS=guest/odd.name=odd-name")
 	holdPrimary(t, primary, addr, owRaw("slow", `{"exec_ms":4000}`))
 
 	resp := send(t, addr, owRaw("hello", `{"n":1}`))
@@ -191,22 +199,13 @@ func TestOverflowOpenWhiskToLambda(t *testing.T) {
 	} else {
 		t.Log(err)
 	}
-	for _, fn := range []string{"guest/hello", "guest/tools/hello", "guest/broken", "guest/later", "guest/odd.name", "guest/viaclient"} {
-		if n := primary.Stats().Functions[fn].Invocations; n != 0 {
-			t.Errorf("primary ran %s %d times, want 0", fn, n)
-		}
-	}
+	primaryNeverRan(t, primary, "guest/hello", "guest/tools/hello", "guest/broken", "guest/later", "guest/odd.name", "guest/viaclient")
 }
 
 // TestOverflowOpenWhiskToHTTP: an OpenWhisk primary overflowing to plain
 // http functions by path.
 func TestOverflowOpenWhiskToHTTP(t *testing.T) {
-	primary, primaryAddr := startEmulator(t, emulator.Config{Limit: 5})
-	second, secondAddr := startEmulator(t, emulator.Config{Limit: 5})
-	s := startServer(t, "SEQUOIA_BACKEND=openwhisk", "SEQUOIA_BACKEND_URL=http://"+primaryAddr,
-		"SEQUOIA_MAX_CONCURRENCY=1", "SEQUOIA_QUEUE_CAPACITY=0",
-		"SEQUOIA_OVERFLOW_URL=http://"+secondAddr, "SEQUOIA_OVERFLOW_BACKEND=http")
-	addr := s.dataLn.Addr().String()
+	primary, second, _, addr := fullPrimary(t, "openwhisk", "http")
 	holdPrimary(t, primary, addr, owRaw("slow", `{"exec_ms":2000}`))
 	resp := send(t, addr, owRaw("img/resize", `{"w":3}`))
 	if resp.StatusCode() != 200 || !strings.Contains(string(resp.Body()), `"function":"img-resize"`) ||
