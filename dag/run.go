@@ -197,6 +197,9 @@ func (r *Run) execute(input []byte) {
 // errStopped is what a node returns when it saw the run stopped.
 var errStopped = errors.New("dag: stopped")
 
+// errDenied marks a node invocation the policy denied.
+var errDenied = errors.New("dag: denied by policy")
+
 func (r *Run) finish(out []byte, err error) {
 	if r.timer != nil {
 		r.timer.Stop()
@@ -489,8 +492,8 @@ func (r *Run) task(name string, n *Node, in []byte) ([]byte, error) {
 		if err == nil {
 			return out, nil
 		}
-		if errors.Is(err, errStopped) {
-			return nil, err
+		if errors.Is(err, errStopped) || errors.Is(err, errDenied) {
+			return nil, err // a deny is not retried: it would be denied again
 		}
 		wait := backoff << min(a, 16)
 		if throttled && throttles < maxThrottleRetries {
@@ -543,8 +546,18 @@ func (r *Run) invoke(name string, n *Node, in []byte) (out []byte, throttled boo
 	inv.Function, inv.Qualifier, inv.Platform = n.Function, n.Qualifier, svc.cfg.Platform
 	inv.Arrival, inv.Chain, inv.Class = time.Now(), r.ID, r.class
 	inv.Req, inv.Resp = req, resp
+	if d := svc.cfg.Decider; d != nil {
+		if deny, reason := d.Decide(inv); deny {
+			svc.ev.NodeInvoked(false)
+			if reason == "" {
+				reason = "denied by policy"
+			}
+			return nil, false, &Failure{Node: name, Status: fasthttp.StatusForbidden,
+				Message: "policy denied: " + reason, err: errDenied}
+		}
+	}
 	// A continuation waits as long as the run may: until its deadline,
-	// else until the run is stopped.
+	// else until the run is stopped (not a policy's queue timeout).
 	inv.QueueTimeout = maxQueueWait
 	if !r.Deadline.IsZero() {
 		inv.QueueTimeout = time.Until(r.Deadline)

@@ -461,3 +461,40 @@ func TestFinishedRunsAreBounded(t *testing.T) {
 		}
 	}
 }
+
+// denyDecider denies the functions it names and counts its decisions.
+type denyDecider struct {
+	deny  map[string]string
+	calls atomic.Int32
+}
+
+func (d *denyDecider) Decide(inv *invocation.Invocation) (bool, string) {
+	d.calls.Add(1)
+	reason, ok := d.deny[inv.Function]
+	return ok, reason
+}
+
+// TestPolicyDecidesNodes: the policy decides every node invocation; a
+// denied node fails the run at once (403, the reason in the failure, not
+// retried even when the node asks for retries) and never reaches the
+// platform.
+func TestPolicyDecidesNodes(t *testing.T) {
+	r := newRig(t, 4, nil)
+	d := &denyDecider{deny: map[string]string{"fb": "function \"fb\" is denied: audit"}}
+	r.svc.cfg.Decider = d
+	r.put(t, "seq", `{"start":"s","nodes":{
+		"s":{"kind":"sequence","steps":["a","b"]},
+		"a":{"kind":"task","function":"fa"},
+		"b":{"kind":"task","function":"fb","retry":{"max_attempts":3,"backoff_ms":1}}}}`)
+	_, st, _, f := r.run(t, "seq", `{}`)
+	if st != Failed || f == nil || f.Node != "b" || f.Status != 403 || !strings.Contains(f.Message, "audit") {
+		t.Fatalf("status %s, failure %+v; want b failed 403 with the policy's reason", st, f)
+	}
+	if n := d.calls.Load(); n != 2 {
+		t.Errorf("decisions = %d, want 2 (a once, b once: a deny is not retried)", n)
+	}
+	stats := r.emu.Stats().Functions
+	if stats["fa"].Invocations != 1 || stats["fb"].Invocations != 0 {
+		t.Errorf("platform ran fa %d, fb %d times; want 1, 0", stats["fa"].Invocations, stats["fb"].Invocations)
+	}
+}

@@ -46,6 +46,13 @@ type Observer interface {
 	Finished(inv *invocation.Invocation, latency time.Duration, err error)
 }
 
+// Decider is the policy engine as the proxy uses it: one decision per node
+// invocation, which may deny it (with a reason) or set its scheduling
+// fields (class, priority, caps).
+type Decider interface {
+	Decide(inv *invocation.Invocation) (deny bool, reason string)
+}
+
 type nopEvents struct{}
 
 func (nopEvents) RunStarted()                    {}
@@ -66,7 +73,11 @@ type Config struct {
 	Retention        time.Duration
 	Events           Events   // nil: none
 	Observer         Observer // nil: none
-	Log              *slog.Logger
+	// Decider decides every node invocation as the proxy decides every
+	// request, so that a policy's deny and scheduling fields hold for
+	// functions a run invokes too. nil: none.
+	Decider Decider
+	Log     *slog.Logger
 }
 
 // Errors of the Service.

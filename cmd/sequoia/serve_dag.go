@@ -31,6 +31,7 @@ func (s *server) newDAGs() error {
 		Retention: c.RunRetention,
 		Events:    ev,
 		Observer:  s.nodeObserver(), // the warm pool: chain pre-warm and the warm estimate see nodes
+		Decider:   s.decider,        // a policy's deny and scheduling fields hold for nodes too
 		Log:       s.log,
 	}, s.sched, s.proxy.Invoker())
 	if c.DAGDir != "" {

@@ -173,3 +173,29 @@ func TestBadDAGDirStopsStartUp(t *testing.T) {
 		}
 	}
 }
+
+// TestDAGNodesFollowPolicy: in `sequoia serve`, a function the policy
+// denies stays denied when a DAG run invokes it: the run fails at that node
+// with 502 node_failed carrying status 403 and the policy's reason, and the
+// platform never runs it; the node before it ran.
+func TestDAGNodesFollowPolicy(t *testing.T) {
+	emu, emuAddr := startEmulator(t, emulator.Config{Limit: 50})
+	dir := copyShipped(t, edit(t, "deny.rego", "deny_functions := {}", `deny_functions := {"c": "under audit"}`))
+	s := startServer(t, "SEQUOIA_BACKEND=http", "SEQUOIA_BACKEND_URL=http://"+emuAddr, "SEQUOIA_HTTP_ROUTE=path",
+		"SEQUOIA_MAX_CONCURRENCY=10", "SEQUOIA_POLICY_DIR="+dir, "SEQUOIA_POLICY_TIMEOUT=1m")
+	c := apiClient{t, "http://" + s.dataLn.Addr().String()}
+	c.want(201, "PUT", "/sequoia/v1/dags/three", threeNodeDAG)
+	_, b := c.want(502, "POST", "/sequoia/v1/dags/three/runs", `{"input":{"k":1}}`)
+	var f struct {
+		Node   string `json:"node"`
+		Status int    `json:"status"`
+		Error  string `json:"error"`
+	}
+	if err := json.Unmarshal([]byte(b), &f); err != nil || f.Node != "c" || f.Status != 403 || !strings.Contains(f.Error, "under audit") {
+		t.Errorf("run answered %s; want node c failed with 403 and the policy's reason", b)
+	}
+	st := emu.Stats().Functions
+	if st["a"].Invocations != 1 || st["c"].Invocations != 0 {
+		t.Errorf("platform ran a %d, c %d times; want 1, 0", st["a"].Invocations, st["c"].Invocations)
+	}
+}
