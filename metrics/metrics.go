@@ -1,6 +1,7 @@
 package metrics
 
 import (
+	"errors"
 	"net/http"
 	"strconv"
 	"sync/atomic"
@@ -11,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/sequoia-qos/sequoia/internal/intern"
+	"github.com/sequoia-qos/sequoia/qos"
 )
 
 // Namespace prefixes every metric name.
@@ -178,4 +180,23 @@ func (m *Metrics) WatchScheduler(src GaugeSource) {
 		gauge("queue_depth", "Invocations waiting for a worker slot.", src.Queued),
 		gauge("concurrency_limit", "Worker slots: the most invocations allowed in flight.", src.Limit),
 	)
+}
+
+// OutcomeOf is the outcome of an invocation the scheduler ended with err
+// (not nil): refused, dropped, timed out or gone while queued, else the
+// platform could not be reached.
+func OutcomeOf(err error) Outcome {
+	switch {
+	case errors.Is(err, qos.ErrRefused):
+		return ChainRefused
+	case errors.Is(err, qos.ErrDeadline):
+		return ChainDeadline
+	case errors.Is(err, qos.ErrQueueFull):
+		return QueueFull
+	case errors.Is(err, qos.ErrQueueTimeout):
+		return QueueTimeout
+	case errors.Is(err, qos.ErrClientGone):
+		return ClientGone
+	}
+	return UpstreamError
 }

@@ -168,25 +168,7 @@ func New(cfg Config, slots Slots, iv Invoker) *Pool {
 //
 // Cost: one mutex, a few LRU look-ups, and for a chain id not seen before
 // an LRU insert (one allocation).
-func (p *Pool) Arrived(inv *invocation.Invocation) { p.arrived(inv, true) }
-
-// Unhinted returns an observer of the pool for invocations no policy
-// decided (DAG nodes): their Prewarm of 0 is no decision, so they leave
-// the function's pre-warm hint as the last decision set it.
-func (p *Pool) Unhinted() Unhinted { return Unhinted{p} }
-
-// Unhinted is the pool seen by invocations without a policy decision.
-type Unhinted struct{ p *Pool }
-
-// Arrived is Pool.Arrived, keeping the function's hint.
-func (u Unhinted) Arrived(inv *invocation.Invocation) { u.p.arrived(inv, false) }
-
-// Finished is Pool.Finished.
-func (u Unhinted) Finished(inv *invocation.Invocation, latency time.Duration, err error) {
-	u.p.Finished(inv, latency, err)
-}
-
-func (p *Pool) arrived(inv *invocation.Invocation, decided bool) {
+func (p *Pool) Arrived(inv *invocation.Invocation) {
 	now := p.cfg.Now()
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -195,9 +177,7 @@ func (p *Pool) arrived(inv *invocation.Invocation, decided bool) {
 	}
 	f := p.functionLocked(inv.Function)
 	p.learnLocked(f, inv)
-	if decided {
-		f.hint = inv.Prewarm // the latest decision's; 0 when the policy gives none
-	}
+	f.hint = inv.Prewarm // the latest decision's; 0 when the policy gives none
 	f.real++
 	if f.takeLocked(now, p.cfg.KeepAlive) {
 		f.uncovered, f.sustained = 0, 0

@@ -596,30 +596,22 @@ func TestBurstWarmsOnlyWhatDemandLacks(t *testing.T) {
 	}
 }
 
-// TestUnhintedKeepsTheHint: an invocation no policy decided (a DAG node)
-// leaves the function's pre-warm hint as the last decision set it; a
-// decision without a hint lowers it.
-func TestUnhintedKeepsTheHint(t *testing.T) {
+// TestHintFollowsDecisions: every invocation carries a policy decision
+// (requests, Lambda Events and DAG nodes alike), and the function's warm
+// count follows the latest: a hint raises it, a decision without one
+// lowers it back to the configured minimum.
+func TestHintFollowsDecisions(t *testing.T) {
 	sched := qos.New(qos.Config{Limit: 20, QueueCapacity: 10, QueueTimeout: time.Minute})
 	p := New(Config{Platform: invocation.OpenWhisk, Min: 1}, sched, &fakeInvoker{})
 	defer p.Close()
 	warmCount := func() int { return p.Status(1).List[0].Min }
-	for _, step := range []struct {
-		obs  interface{ Arrived(*invocation.Invocation) }
-		hint int
-		want int
-	}{
-		{p, 3, 3},            // a decision with a hint
-		{p.Unhinted(), 0, 3}, // a DAG node: no decision
-		{p, 0, 1},            // a decision without a hint
-		{p.Unhinted(), 0, 1},
-	} {
+	for _, step := range []struct{ hint, want int }{{3, 3}, {0, 1}, {2, 2}, {0, 1}} {
 		inv := realInv("guest/f", "")
 		inv.Prewarm = step.hint
-		step.obs.Arrived(inv)
+		p.Arrived(inv)
 		p.Finished(inv, time.Millisecond, nil)
 		if got := warmCount(); got != step.want {
-			t.Errorf("%T with hint %d: warm count %d, want %d", step.obs, step.hint, got, step.want)
+			t.Errorf("hint %d: warm count %d, want %d", step.hint, got, step.want)
 		}
 	}
 }

@@ -177,7 +177,8 @@ func TestBadDAGDirStopsStartUp(t *testing.T) {
 // TestDAGNodesFollowPolicy: in `sequoia serve`, a function the policy
 // denies stays denied when a DAG run invokes it: the run fails at that node
 // with 502 node_failed carrying status 403 and the policy's reason, and the
-// platform never runs it; the node before it ran.
+// platform never runs it; the node before it ran, and is counted in the
+// per-function request metrics as a request would be.
 func TestDAGNodesFollowPolicy(t *testing.T) {
 	emu, emuAddr := startEmulator(t, emulator.Config{Limit: 50})
 	dir := copyShipped(t, edit(t, "deny.rego", "deny_functions := {}", `deny_functions := {"c": "under audit"}`))
@@ -197,5 +198,15 @@ func TestDAGNodesFollowPolicy(t *testing.T) {
 	st := emu.Stats().Functions
 	if st["a"].Invocations != 1 || st["c"].Invocations != 0 {
 		t.Errorf("platform ran a %d, c %d times; want 1, 0", st["a"].Invocations, st["c"].Invocations)
+	}
+	// The node that ran is in the per-function request metrics.
+	_, m := httpGet(t, "http://"+s.adminLn.Addr().String()+"/metrics")
+	for _, want := range []string{
+		`sequoia_requests_total{function="a",outcome="forwarded"} 1`,
+		`sequoia_invocation_duration_seconds_count{function="a"} 1`,
+	} {
+		if !strings.Contains(m, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
 	}
 }

@@ -1,8 +1,11 @@
 package main
 
 import (
+	"time"
+
 	"github.com/sequoia-qos/sequoia/dag"
 	"github.com/sequoia-qos/sequoia/invocation"
+	"github.com/sequoia-qos/sequoia/metrics"
 	"github.com/sequoia-qos/sequoia/proxy"
 	"github.com/sequoia-qos/sequoia/warmpool"
 )
@@ -43,13 +46,37 @@ func (s *server) observer() proxy.Observer {
 	return s.warm
 }
 
-// nodeObserver is what DAG nodes report to: the warm pool, keeping the
-// policy's pre-warm hints (nodes skip the policy), or nothing.
+// nodeObserver is what DAG nodes report to: the warm pool, if on (nodes
+// carry a policy decision, pre-warm hint included, as requests do), and
+// the per-function request metrics, as the proxy records a request.
 func (s *server) nodeObserver() dag.Observer {
-	if s.warm == nil {
-		return nil
+	return nodeObserver{m: s.metrics, warm: s.observer()}
+}
+
+type nodeObserver struct {
+	m    *metrics.Metrics
+	warm proxy.Observer // nil: the pool is off
+}
+
+func (o nodeObserver) Arrived(inv *invocation.Invocation) {
+	if o.warm != nil {
+		o.warm.Arrived(inv)
 	}
-	return s.warm.Unhinted()
+}
+
+func (o nodeObserver) Finished(inv *invocation.Invocation, atPlatform time.Duration, err error) {
+	if o.warm != nil {
+		o.warm.Finished(inv, atPlatform, err)
+	}
+	fn := o.m.Function([]byte(inv.Function))
+	if err != nil {
+		fn.Count(metrics.OutcomeOf(err))
+		return
+	}
+	fn.Observe(metrics.Forwarded, atPlatform)
+	if inv.Resp != nil {
+		o.m.PlatformStatus(inv.Resp.StatusCode())
+	}
 }
 
 // warmStatusLimit bounds the functions /sequoia/v1/status lists.
