@@ -43,6 +43,11 @@ func TestOverflowWhenQueueFull(t *testing.T) {
 	if r := <-done; r.StatusCode() != 200 {
 		t.Errorf("slow: %d", r.StatusCode())
 	}
+	// The status page names the overflow platform and its API.
+	_, st := httpGet(t, "http://"+s.adminLn.Addr().String()+"/sequoia/v1/status")
+	if !strings.Contains(st, `"overflow_url": "http://`+secondAddr+`"`) || !strings.Contains(st, `"overflow_backend": "openwhisk"`) {
+		t.Errorf("status lacks the overflow platform: %s", st)
+	}
 }
 
 // TestOverflowWhenPrimaryUnreachable: a primary that refuses connections

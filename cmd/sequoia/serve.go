@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -196,6 +197,19 @@ func (s *server) status() any {
 		Capacity int    `json:"capacity"`
 		Timeout  string `json:"timeout"`
 	}
+	config := map[string]any{
+		"backend":          s.cfg.Backend.Kind,
+		"backend_url":      s.cfg.Backend.URL,
+		"max_concurrency":  s.cfg.Limits.MaxConcurrency,
+		"queue_capacity":   s.cfg.Limits.QueueCapacity,
+		"queue_timeout":    s.cfg.Limits.QueueTimeout.String(),
+		"max_body_bytes":   s.cfg.Serving.MaxBodyBytes,
+		"shutdown_timeout": s.cfg.Serving.ShutdownTimeout.String(),
+	}
+	if pc := s.cfg.Platforms; pc.OverflowURL != "" {
+		config["overflow_url"] = pc.OverflowURL
+		config["overflow_backend"] = cmp.Or(pc.OverflowBackend, s.cfg.Backend.Kind)
+	}
 	return struct {
 		InFlight int              `json:"in_flight"`
 		Limit    int              `json:"limit"`
@@ -220,14 +234,6 @@ func (s *server) status() any {
 				Timeout: s.sched.QueueTimeout().String(),
 			},
 		},
-		Config: map[string]any{
-			"backend":          s.cfg.Backend.Kind,
-			"backend_url":      s.cfg.Backend.URL,
-			"max_concurrency":  s.cfg.Limits.MaxConcurrency,
-			"queue_capacity":   s.cfg.Limits.QueueCapacity,
-			"queue_timeout":    s.cfg.Limits.QueueTimeout.String(),
-			"max_body_bytes":   s.cfg.Serving.MaxBodyBytes,
-			"shutdown_timeout": s.cfg.Serving.ShutdownTimeout.String(),
-		},
+		Config: config,
 	}
 }
