@@ -60,6 +60,12 @@ type Invocation struct {
 	// Chain is the X-Sequoia-Chain-Id the invocation belongs to: given by
 	// the caller or assigned by the proxy.
 	Chain string
+	// ChainAssigned: the proxy assigned Chain to this request just now, so
+	// no request of the chain was admitted before and nothing needs to
+	// look it up (the policy's step is 1, qos starts a new chain). qos
+	// clears it once the chain is admitted, so that a retry of the same
+	// invocation finds its chain.
+	ChainAssigned bool
 	// Budget is the chain's deadline from X-Sequoia-Deadline-Ms, counted
 	// from its first request; 0 when not given. Steps is
 	// X-Sequoia-Chain-Steps, 0 when not given. Both matter on a chain's

@@ -56,6 +56,15 @@ func invocationType(inv *invocation.Invocation) string {
 	return "sync"
 }
 
+// stepOf numbers inv within its chain: 1 without a lookup for a chain id
+// the proxy assigned to this very request.
+func (a *Invocations) stepOf(inv *invocation.Invocation) int {
+	if inv.ChainAssigned {
+		return 1
+	}
+	return a.step(inv.Chain)
+}
+
 // Decide evaluates the policy for inv and applies the decision. It
 // reports whether the invocation is refused, and why. An evaluation
 // error has already been counted and decided by SEQUOIA_POLICY_ON_ERROR.
@@ -66,7 +75,7 @@ func (a *Invocations) Decide(inv *invocation.Invocation) (deny bool, reason stri
 		Platform:      inv.Platform.String(),
 		Class:         qos.ClassName(inv.Class),
 		ChainID:       inv.Chain,
-		Step:          a.step(inv.Chain),
+		Step:          a.stepOf(inv),
 		ChainDeadline: inv.Budget,
 		ChainSteps:    inv.Steps,
 		Type:          invocationType(inv),

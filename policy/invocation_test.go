@@ -56,6 +56,25 @@ decision := {} if input.function != "reports"
 	}
 }
 
+// TestAssignedChainIsStepOne: a chain id the proxy assigned to this very
+// request is step 1 without asking the scheduler.
+func TestAssignedChainIsStepOne(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "p.rego"), []byte("package sequoia\n\ndecision := {\"priority\": input.step}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	asked := 0
+	a := NewInvocations(newEngine(t, Options{Dir: dir}), func(string) int { asked++; return 7 })
+	inv := &invocation.Invocation{Function: "f", Platform: invocation.HTTP, Chain: "sq-x-1", ChainAssigned: true}
+	if deny, _ := a.Decide(inv); deny || inv.Priority != 1 || asked != 0 {
+		t.Errorf("assigned id: priority (step) %d, scheduler asked %d times; want 1, 0", inv.Priority, asked)
+	}
+	inv = &invocation.Invocation{Function: "f", Platform: invocation.HTTP, Chain: "given"}
+	if deny, _ := a.Decide(inv); deny || inv.Priority != 7 || asked != 1 {
+		t.Errorf("given id: priority (step) %d, scheduler asked %d times; want 7, 1", inv.Priority, asked)
+	}
+}
+
 func TestInvocationType(t *testing.T) {
 	for _, tc := range []struct {
 		platform invocation.Platform

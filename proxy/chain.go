@@ -112,6 +112,7 @@ func (p *Proxy) parseChain(req *fasthttp.Request, inv *invocation.Invocation, bu
 		*buf = p.ids.next((*buf)[:0])
 		id = *buf
 		h.SetCanonical(headerChainID, id)
+		inv.ChainAssigned = true
 	} else if !validChainID(id) {
 		return errBadChainID
 	}

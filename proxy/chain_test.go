@@ -138,3 +138,20 @@ func FuzzChainHeaders(f *testing.F) {
 		}
 	})
 }
+
+// TestParseChainMarksAssignedIDs: an id the proxy assigns is marked so
+// that nothing looks it up; one the caller gave is not.
+func TestParseChainMarksAssignedIDs(t *testing.T) {
+	p := &Proxy{ids: newChainIDs()}
+	var buf []byte
+	req := &fasthttp.Request{}
+	inv := &invocation.Invocation{}
+	if e := p.parseChain(req, inv, &buf); e != nil || !inv.ChainAssigned || inv.Chain == "" {
+		t.Errorf("no header: chain %q, assigned %v, err %v; want an assigned id", inv.Chain, inv.ChainAssigned, e)
+	}
+	req.Header.Set("X-Sequoia-Chain-Id", "given-1")
+	inv = &invocation.Invocation{}
+	if e := p.parseChain(req, inv, &buf); e != nil || inv.ChainAssigned || inv.Chain != "given-1" {
+		t.Errorf("given id: chain %q, assigned %v, err %v; want given-1, not assigned", inv.Chain, inv.ChainAssigned, e)
+	}
+}

@@ -170,7 +170,7 @@ func (a *admission) endLocked(c *chain, o ChainOutcome) {
 func (a *admission) admit(inv *invocation.Invocation) (*chain, error) {
 	now := a.now()
 	var c *chain
-	if inv.Chain != "" {
+	if inv.Chain != "" && !inv.ChainAssigned {
 		c, _ = a.table.GetAt(inv.Chain, now)
 	}
 	a.mu.Lock()
@@ -217,7 +217,10 @@ func (a *admission) admit(inv *invocation.Invocation) (*chain, error) {
 	a.mu.Unlock()
 	c.requests.Store(1)
 	inv.Deadline = deadline
-	if inv.Chain != "" {
+	if inv.ChainAssigned {
+		a.table.AddAt(inv.Chain, c, now) // a fresh id: nothing to replace
+		inv.ChainAssigned = false        // a retry looks its chain up
+	} else if inv.Chain != "" {
 		a.table.ReplaceAt(inv.Chain, c, now) // ends the forgotten chain, if any
 	}
 	a.ev.ChainStarted(inv.Class)

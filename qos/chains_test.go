@@ -305,6 +305,28 @@ func TestChainStep(t *testing.T) {
 	}
 }
 
+// TestAssignedChainID: a chain id the proxy assigned to the request is
+// started without a lookup and entered in the table; the flag is then
+// cleared, so a retry of the same invocation is its chain's continuation.
+func TestAssignedChainID(t *testing.T) {
+	s := New(Config{Limit: 1, QueueCapacity: 10, QueueTimeout: time.Hour})
+	defer s.Close()
+	nop := invokerFunc(func() {})
+	inv := &invocation.Invocation{Function: "f", Chain: "sq-fresh-1", ChainAssigned: true}
+	if _, err := s.Do(inv, nil, nop); err != nil {
+		t.Fatal(err)
+	}
+	if inv.Continuation || inv.ChainAssigned {
+		t.Errorf("first request: continuation %v, still assigned %v; want a new chain, flag cleared", inv.Continuation, inv.ChainAssigned)
+	}
+	if got := s.ChainStep("sq-fresh-1"); got != 2 {
+		t.Errorf("the chain is not in the table: next step %d, want 2", got)
+	}
+	if _, err := s.Do(inv, nil, nop); err != nil || !inv.Continuation {
+		t.Errorf("retry of the same invocation: continuation %v, err %v; want a continuation", inv.Continuation, err)
+	}
+}
+
 // BenchmarkDoPassthrough is the passthrough case: every request is a new
 // chain of unknown length with an id sequoia assigned, so each stays in the
 // chain table until capacity evicts it (at the default size).
