@@ -69,6 +69,9 @@ type coldSpec struct {
 	SteadyKeepAlive time.Duration `json:"steady_keepalive_ns"`
 	Rate            float64       `json:"steady_chains_per_second"`
 	BurstEvery      time.Duration `json:"steady_burst_every_ns"`
+	// SteadyBaseline runs the steady run without the pool first, so that
+	// the report can say what the pool adds to occupied slot-time.
+	SteadyBaseline bool `json:"steady_baseline"`
 }
 
 // coldRow is one burst run's figures.
@@ -118,6 +121,13 @@ type coldReport struct {
 	Spec   coldSpec   `json:"spec"`
 	Rows   []coldRow  `json:"burst"`
 	Steady *steadyRow `json:"steady,omitempty"`
+	// SteadyBaseline is the same steady run without the pool (with
+	// -steady-baseline), and NetSlotTime what the pool added to occupied
+	// slot-time against it (negative: it saved more cold starts than its
+	// warm-ups cost), as a share of the run with the pool. Information
+	// beside the goal, which is judged by the warm-ups' own slot-time.
+	SteadyBaseline *steadyRow `json:"steady_baseline,omitempty"`
+	NetSlotTime    float64    `json:"steady_net_slot_time_share,omitempty"`
 	// Goals: cold starts with ≤ 10% of without, p99 ≤ 0.5× without,
 	// warm-ups ≤ 5% of invocation slots over the steady run, judged by
 	// slot-time (steadyRow.SlotTimeShare).
@@ -144,6 +154,7 @@ func runBenchColdstart(ctx context.Context, args []string, out, progress io.Writ
 	fs.DurationVar(&b.SteadyKeepAlive, "steady-keepalive", 0, "the platform's keep-alive in the steady run (0: -keepalive)")
 	fs.Float64Var(&b.Rate, "rate", 5, "chains per second in the steady run")
 	fs.DurationVar(&b.BurstEvery, "burst-every", 30*time.Second, "a burst of -chains chains this often in the steady run")
+	fs.BoolVar(&b.SteadyBaseline, "steady-baseline", false, "run the steady run without the pool too, first, and report what the pool adds to occupied slot-time")
 	fs.BoolVar(&asJSON, "json", false, "print the report as JSON")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -201,11 +212,23 @@ func benchColdstart(ctx context.Context, b coldSpec, progress io.Writer) (coldRe
 		sb.KeepAlive = b.SteadyKeepAlive
 		sb.Prewarm = b.SteadyPrewarm
 		emu.SetKeepAlive(sb.KeepAlive)
-		st, err := coldSteady(ctx, sb, emu, emuAddr, quiet, progress)
+		if b.SteadyBaseline {
+			base, err := coldSteady(ctx, sb, false, emu, emuAddr, quiet, progress)
+			if err != nil {
+				return rep, err
+			}
+			rep.SteadyBaseline = &base
+		}
+		st, err := coldSteady(ctx, sb, true, emu, emuAddr, quiet, progress)
 		if err != nil {
 			return rep, err
 		}
 		rep.Steady = &st
+		if base := rep.SteadyBaseline; base != nil {
+			if with := st.WarmupSlotTime + st.RealSlotTime; with > 0 {
+				rep.NetSlotTime = float64(with-base.RealSlotTime) / float64(with)
+			}
+		}
 	}
 	return rep, nil
 }
@@ -331,11 +354,11 @@ func coldBurst(ctx context.Context, b coldSpec, pool bool, emu *emulator.Emulato
 }
 
 // coldSteady runs chains at a low steady rate with a burst every
-// b.BurstEvery, through sequoia with the warm pool, and counts what the
-// warm-ups cost.
-func coldSteady(ctx context.Context, b coldSpec, emu *emulator.Emulator, emuAddr string, log *slog.Logger, progress io.Writer) (steadyRow, error) {
+// b.BurstEvery, through sequoia with the warm pool or without, and counts
+// what the warm-ups cost.
+func coldSteady(ctx context.Context, b coldSpec, pool bool, emu *emulator.Emulator, emuAddr string, log *slog.Logger, progress io.Writer) (steadyRow, error) {
 	emu.Reset()
-	srv, stop, err := startColdTarget(ctx, b, true, emuAddr, log)
+	srv, stop, err := startColdTarget(ctx, b, pool, emuAddr, log)
 	if err != nil {
 		return steadyRow{}, err
 	}
@@ -343,8 +366,12 @@ func coldSteady(ctx context.Context, b coldSpec, emu *emulator.Emulator, emuAddr
 	url := "http://" + srv.dataLn.Addr().String()
 	client := loadtest.NewClient(b.Chains*2, 2*time.Minute)
 	defer client.CloseIdleConnections()
+	desc := "steady   "
+	if !pool {
+		desc = "no pool  "
+	}
 	bar := progressbar.NewOptions(int(b.Steady/time.Second), progressbar.OptionSetWriter(progress),
-		progressbar.OptionSetDescription("steady   "), progressbar.OptionSetWidth(30), progressbar.OptionClearOnFinish(),
+		progressbar.OptionSetDescription(desc), progressbar.OptionSetWidth(30), progressbar.OptionClearOnFinish(),
 		progressbar.OptionShowCount())
 
 	var mu sync.Mutex
@@ -398,6 +425,9 @@ func coldSteady(ctx context.Context, b coldSpec, emu *emulator.Emulator, emuAddr
 		ByReason:         warmupsByReason(srv),
 	}
 	row.Target = "steady"
+	if !pool {
+		row.Target = "steady, no pool"
+	}
 	if n := row.Warmups + row.Invocations; n > 0 {
 		row.WarmupShare = float64(row.Warmups) / float64(n)
 	}
@@ -409,8 +439,8 @@ func coldSteady(ctx context.Context, b coldSpec, emu *emulator.Emulator, emuAddr
 	}
 	row.CapacityShare = float64(row.WarmupSlotTime) / (float64(b.Limit) * float64(elapsed))
 	row.KeepAlivePerPeriod = float64(row.ByReason["keepalive"]) / float64(b.Steps) / (float64(elapsed) / float64(b.KeepAlive))
-	fmt.Fprintf(progress, "steady: %d chains, %d invocations, %d warm-ups %v, %d cold starts over %v\n",
-		len(all.Chains), row.Invocations, row.Warmups, row.ByReason, row.ColdStarts, elapsed.Round(time.Second))
+	fmt.Fprintf(progress, "%s: %d chains, %d invocations, %d warm-ups %v, %d cold starts over %v\n",
+		row.Target, len(all.Chains), row.Invocations, row.Warmups, row.ByReason, row.ColdStarts, elapsed.Round(time.Second))
 	return row, nil
 }
 
@@ -455,5 +485,9 @@ func printColdstart(out io.Writer, rep coldReport) {
 				st.KeepAlivePerPeriod, s.SteadyPrewarm, max(s.SteadyPrewarm-1, 0))
 		}
 		fmt.Fprintf(out, "warm-ups ≤ 5%% of invocation slots, by slot-time: %s\n", verdict(st.SlotTimeShare <= 0.05))
+		if base := rep.SteadyBaseline; base != nil {
+			fmt.Fprintf(out, "without the pool: %d cold starts, %s occupied; the pool added %.1f%% of the occupied slot-time (p99 %s without, %s with)\n",
+				base.ColdStarts, sec(base.RealSlotTime), 100*rep.NetSlotTime, ms(base.P99), ms(st.P99))
+		}
 	}
 }

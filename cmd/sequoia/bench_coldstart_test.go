@@ -20,7 +20,7 @@ func TestBenchColdstartSmall(t *testing.T) {
 	var out bytes.Buffer
 	err := runBenchColdstart(context.Background(), []string{
 		"-chains", "4", "-limit", "10", "-exec", "10ms", "-cold-start", "100ms", "-keepalive", "400ms",
-		"-steady", "2s", "-burst-every", "1s", "-rate", "4", "--json",
+		"-steady", "2s", "-burst-every", "1s", "-rate", "4", "-steady-baseline", "--json",
 	}, &out, io.Discard)
 	if err != nil {
 		t.Fatal(err)
@@ -60,5 +60,15 @@ func TestBenchColdstartSmall(t *testing.T) {
 	}
 	if want := float64(st.WarmupSlotTime) / float64(st.WarmupSlotTime+st.RealSlotTime); st.SlotTimeShare != want || want <= 0 || want >= 1 {
 		t.Errorf("share by slot-time %v, want %v in (0, 1)", st.SlotTimeShare, want)
+	}
+	// -steady-baseline: the same steady run without the pool, and what the
+	// pool added to occupied slot-time against it.
+	base := rep.SteadyBaseline
+	if base == nil || base.Target != "steady, no pool" || base.Invocations == 0 || base.Warmups != 0 || base.ColdStarts == 0 {
+		t.Fatalf("baseline row = %+v, want real invocations, cold starts and no warm-ups", base)
+	}
+	occupied := st.WarmupSlotTime + st.RealSlotTime
+	if want := float64(occupied-base.RealSlotTime) / float64(occupied); rep.NetSlotTime != want {
+		t.Errorf("net slot-time share %v, want %v", rep.NetSlotTime, want)
 	}
 }
