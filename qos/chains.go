@@ -196,18 +196,11 @@ func (a *admission) admit(inv *invocation.Invocation) (*chain, error) {
 	steps := a.est.expectedSteps(inv.Function, inv.Steps)
 	limit := a.limit()
 	start, finish, work := a.est.project(inv.Function, steps, limit, now.UnixNano())
-	var deadline time.Time
-	if budget > 0 {
-		deadline = now.Add(budget)
-		// Plan to finish within the budget less the headroom kept for
-		// what sequoia cannot see: the caller's network and accept delays.
-		if finish > now.Add(budget-time.Duration(a.headroom*float64(budget))).UnixNano() {
-			a.mu.Unlock()
-			a.ev.ChainRefused(inv.Class)
-			// The same chain sent later by as much as it overshoots
-			// would fit, if nothing else is admitted meanwhile.
-			return nil, &RefusedError{RetryAfter: time.Duration(finish - deadline.UnixNano() + int64(a.headroom*float64(budget)))}
-		}
+	deadline, err := a.fits(now, budget, finish)
+	if err != nil {
+		a.mu.Unlock()
+		a.ev.ChainRefused(inv.Class)
+		return nil, err
 	}
 	bk := a.est.reserve(start, work, steps, limit)
 	c = &chain{booking: bk,
@@ -225,6 +218,23 @@ func (a *admission) admit(inv *invocation.Invocation) (*chain, error) {
 	}
 	a.ev.ChainStarted(inv.Class)
 	return c, nil
+}
+
+// fits returns the deadline of a chain admitted at now with budget (zero:
+// none) if its projected finish leaves the headroom kept for what sequoia
+// cannot see (the caller's network and accept delays), else a
+// *RefusedError: the same chain sent later by as much as it overshoots
+// would fit, if nothing else is admitted meanwhile.
+func (a *admission) fits(now time.Time, budget time.Duration, finish int64) (time.Time, error) {
+	if budget <= 0 {
+		return time.Time{}, nil
+	}
+	deadline := now.Add(budget)
+	reserve := int64(a.headroom * float64(budget))
+	if over := finish - (deadline.UnixNano() - reserve); over > 0 {
+		return time.Time{}, &RefusedError{RetryAfter: time.Duration(over)}
+	}
+	return deadline, nil
 }
 
 // dispatched records that a step of c got a worker slot.

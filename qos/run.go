@@ -53,21 +53,17 @@ func (s *Scheduler) AdmitRun(p RunPlan) (time.Time, error) {
 	if a.est.rate > 0 {
 		finish = max(finish, now.UnixNano()+int64((a.est.outstanding+float64(steps))/a.est.rate*float64(time.Second)))
 	}
-	var deadline time.Time
-	if budget > 0 {
-		deadline = now.Add(budget)
-		if finish > now.Add(budget-time.Duration(a.headroom*float64(budget))).UnixNano() {
-			a.mu.Unlock()
-			a.ev.ChainRefused(p.Class)
-			return time.Time{}, &RefusedError{RetryAfter: time.Duration(finish - deadline.UnixNano() + int64(a.headroom*float64(budget)))}
-		}
+	deadline, err := a.fits(now, budget, finish)
+	if err != nil {
+		a.mu.Unlock()
+		a.ev.ChainRefused(p.Class)
+		return time.Time{}, err
 	}
 	bk := a.est.reserve(start, p.Critical, steps, limit)
 	c := &chain{booking: bk, entry: p.Chain, class: p.Class, start: now, deadline: deadline,
 		remaining: steps, predicted: time.Duration(finish - now.UnixNano()), run: true}
 	a.mu.Unlock()
-	a.table.Remove(p.Chain)
-	a.table.Add(p.Chain, c)
+	a.table.ReplaceAt(p.Chain, c, now) // ends a forgotten chain of that id, if any
 	a.ev.ChainStarted(p.Class)
 	return deadline, nil
 }
