@@ -134,6 +134,29 @@ func New(cfg Config, sched Scheduler, fwd Forwarder, m *metrics.Metrics, log *sl
 	return p
 }
 
+// writeFailure answers an invocation the scheduler or the platform client
+// ended with err (not nil), in the platform's shape.
+func (p *Proxy) writeFailure(ctx *fasthttp.RequestCtx, fn *metrics.Function, err error) {
+	switch {
+	case errors.Is(err, qos.ErrRefused):
+		p.writeError(ctx, errChainRefused)
+		ctx.Response.Header.Set(fasthttp.HeaderRetryAfter, strconv.Itoa(qos.RetryAfterSeconds(err)))
+	case errors.Is(err, qos.ErrDeadline):
+		p.writeError(ctx, errChainDeadline)
+	case errors.Is(err, qos.ErrQueueFull):
+		p.writeError(ctx, errQueueFull)
+	case errors.Is(err, qos.ErrQueueTimeout):
+		p.writeError(ctx, errQueueTimeout)
+	case errors.Is(err, qos.ErrClientGone):
+		ctx.SetConnectionClose()
+	case errors.Is(err, upstream.ErrTimeout):
+		p.writeError(ctx, errUpstreamTimeout)
+	default:
+		p.log.Warn("platform unreachable", "function", fn.Name, "err", err)
+		p.writeError(ctx, errUpstreamUnreachable)
+	}
+}
+
 // Serve accepts connections on ln until Shutdown.
 func (p *Proxy) Serve(ln net.Listener) error { return p.srv.Serve(ln) }
 
@@ -233,29 +256,9 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 	case oa != nil:
 		fn.Count(oa.outcome)
 		p.writeError(ctx, oa.e)
-	case errors.Is(err, qos.ErrRefused):
-		fn.Count(metrics.ChainRefused)
-		p.writeError(ctx, errChainRefused)
-		ctx.Response.Header.Set(fasthttp.HeaderRetryAfter, strconv.Itoa(qos.RetryAfterSeconds(err)))
-	case errors.Is(err, qos.ErrDeadline):
-		fn.Count(metrics.ChainDeadline)
-		p.writeError(ctx, errChainDeadline)
-	case errors.Is(err, qos.ErrQueueFull):
-		fn.Count(metrics.QueueFull)
-		p.writeError(ctx, errQueueFull)
-	case errors.Is(err, qos.ErrQueueTimeout):
-		fn.Count(metrics.QueueTimeout)
-		p.writeError(ctx, errQueueTimeout)
-	case errors.Is(err, qos.ErrClientGone):
-		fn.Count(metrics.ClientGone)
-		ctx.SetConnectionClose()
-	case errors.Is(err, upstream.ErrTimeout):
-		fn.Count(metrics.UpstreamError)
-		p.writeError(ctx, errUpstreamTimeout)
 	default:
-		fn.Count(metrics.UpstreamError)
-		p.log.Warn("platform unreachable", "function", fn.Name, "err", err)
-		p.writeError(ctx, errUpstreamUnreachable)
+		fn.Count(metrics.OutcomeOf(err)) // the one mapping, shared with DAG nodes
+		p.writeFailure(ctx, fn, err)
 	}
 	ctx.Response.Header.Set("X-Sequoia-Chain-Id", inv.Chain)
 }
