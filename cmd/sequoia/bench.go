@@ -127,18 +127,17 @@ func benchChains(ctx context.Context, b benchSpec, progress io.Writer) (benchRep
 	if b.Deadline > 0 && b.Exec > 0 {
 		rep.Bound = int(int64(b.Limit) * int64(b.Deadline) / (int64(b.Steps) * int64(b.Exec)))
 	}
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	emu, emuAddr, err := emulator.Start(emulator.Config{
-		Limit: b.Limit, ExecTime: b.Exec, ColdStart: b.ColdStart, KeepAlive: time.Hour, Logger: quiet,
+	emu, emuAddr, err := startLocalPlatform("bench", emulator.Config{
+		Limit: b.Limit, ExecTime: b.Exec, ColdStart: b.ColdStart, KeepAlive: time.Hour,
 	})
 	if err != nil {
-		return rep, fmt.Errorf("bench: start emulator: %w", err)
+		return rep, err
 	}
 	defer emu.Shutdown() //nolint:errcheck
 
 	for _, target := range b.Targets {
 		row := benchRow{Summary: loadtest.Summary{Target: target, Chains: b.Chains}}
-		url, stop, estimate, err := startTarget(ctx, target, b, emuAddr, quiet)
+		url, stop, estimate, err := startTarget(ctx, target, b, emuAddr, discardLog)
 		if err != nil {
 			var miss *missingError
 			if !errors.As(err, &miss) {

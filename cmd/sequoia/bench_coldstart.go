@@ -184,17 +184,16 @@ func runBenchColdstart(ctx context.Context, args []string, out, progress io.Writ
 
 func benchColdstart(ctx context.Context, b coldSpec, progress io.Writer) (coldReport, error) {
 	rep := coldReport{Spec: b}
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	emu, emuAddr, err := emulator.Start(emulator.Config{
-		Limit: b.Limit, ExecTime: b.Exec, ColdStart: b.ColdStart, KeepAlive: b.KeepAlive, Logger: quiet,
+	emu, emuAddr, err := startLocalPlatform("bench", emulator.Config{
+		Limit: b.Limit, ExecTime: b.Exec, ColdStart: b.ColdStart, KeepAlive: b.KeepAlive,
 	})
 	if err != nil {
-		return rep, fmt.Errorf("bench: start emulator: %w", err)
+		return rep, err
 	}
 	defer emu.Shutdown() //nolint:errcheck
 
 	for _, pool := range []bool{false, true} {
-		row, err := coldBurst(ctx, b, pool, emu, emuAddr, quiet, progress)
+		row, err := coldBurst(ctx, b, pool, emu, emuAddr, discardLog, progress)
 		if err != nil {
 			return rep, err
 		}
@@ -213,13 +212,13 @@ func benchColdstart(ctx context.Context, b coldSpec, progress io.Writer) (coldRe
 		sb.Prewarm = b.SteadyPrewarm
 		emu.SetKeepAlive(sb.KeepAlive)
 		if b.SteadyBaseline {
-			base, err := coldSteady(ctx, sb, false, emu, emuAddr, quiet, progress)
+			base, err := coldSteady(ctx, sb, false, emu, emuAddr, discardLog, progress)
 			if err != nil {
 				return rep, err
 			}
 			rep.SteadyBaseline = &base
 		}
-		st, err := coldSteady(ctx, sb, true, emu, emuAddr, quiet, progress)
+		st, err := coldSteady(ctx, sb, true, emu, emuAddr, discardLog, progress)
 		if err != nil {
 			return rep, err
 		}

@@ -7,7 +7,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"slices"
 	"strings"
 	"sync"
@@ -124,13 +123,12 @@ const benchThreeNodeDAG = `{"start":"a","nodes":{
 // known, and measures.
 func benchDags(ctx context.Context, b dagBenchSpec, progress io.Writer) (dagBenchReport, error) {
 	rep := dagBenchReport{Spec: b}
-	quiet := slog.New(slog.DiscardHandler)
-	emu, emuAddr, err := emulator.Start(emulator.Config{Limit: b.Limit, ExecTime: b.Exec, KeepAlive: time.Hour, Logger: quiet})
+	emu, emuAddr, err := startLocalPlatform("bench dags", emulator.Config{Limit: b.Limit, ExecTime: b.Exec, KeepAlive: time.Hour})
 	if err != nil {
 		return rep, err
 	}
 	defer emu.Shutdown()
-	srv, stop, err := startLocal(ctx, emuAddr, quiet,
+	srv, stop, err := startLocal(ctx, emuAddr, discardLog,
 		"SEQUOIA_BACKEND=http", "SEQUOIA_HTTP_ROUTE=path",
 		fmt.Sprintf("SEQUOIA_MAX_CONCURRENCY=%d", b.Limit), fmt.Sprintf("SEQUOIA_QUEUE_CAPACITY=%d", 3*b.Burst),
 		"SEQUOIA_LOG_LEVEL=error",

@@ -5,7 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"text/tabwriter"
 	"time"
 
@@ -46,16 +45,15 @@ func runDemo(ctx context.Context, args []string, out io.Writer) error {
 
 // demo runs the burst directly at an emulator and then through sequoia.
 func demo(ctx context.Context, d demoSpec, out io.Writer) ([]loadtest.Summary, error) {
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	emu, emuAddr, err := emulator.Start(emulator.Config{
-		Limit: d.limit, ExecTime: d.exec, ColdStart: d.coldStart, Logger: quiet,
+	emu, emuAddr, err := startLocalPlatform("demo", emulator.Config{
+		Limit: d.limit, ExecTime: d.exec, ColdStart: d.coldStart,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("demo: start emulator: %w", err)
+		return nil, err
 	}
 	defer emu.Shutdown()
 
-	srv, stop, err := startLocal(ctx, emuAddr, quiet,
+	srv, stop, err := startLocal(ctx, emuAddr, discardLog,
 		fmt.Sprintf("SEQUOIA_MAX_CONCURRENCY=%d", d.limit),
 		fmt.Sprintf("SEQUOIA_QUEUE_CAPACITY=%d", d.chains*d.steps))
 	if err != nil {

@@ -3,11 +3,28 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 
 	"github.com/sequoia-qos/sequoia/config"
+	"github.com/sequoia-qos/sequoia/loadtest/emulator"
 )
+
+// discardLog is the logger of the in-process platform and sequoia that the
+// demo and the benches start: their own output is the report.
+var discardLog = slog.New(slog.DiscardHandler)
+
+// startLocalPlatform starts the emulated platform the demo or a bench
+// (named by what, for the error) runs against, on a free loopback port.
+func startLocalPlatform(what string, cfg emulator.Config) (*emulator.Emulator, string, error) {
+	cfg.Logger = discardLog
+	emu, addr, err := emulator.Start(cfg)
+	if err != nil {
+		return nil, "", fmt.Errorf("%s: start emulator: %w", what, err)
+	}
+	return emu, addr, nil
+}
 
 // startLocal runs `sequoia serve` in-process on free loopback ports in front
 // of the OpenWhisk-shaped platform at platformAddr, as the demo and the
