@@ -116,6 +116,7 @@ type waiter struct {
 func New(cfg Config) *Scheduler {
 	s := &Scheduler{timeout: cfg.QueueTimeout, capacity: cfg.QueueCapacity}
 	s.limit.Store(int64(cfg.Limit))
+	s.fnFlight, s.tenantFlight = newFlightTable(), newFlightTable()
 	share := cfg.BatchShare
 	if share <= 0 || share >= 1 {
 		share = 0.2
@@ -174,7 +175,7 @@ func (s *Scheduler) Do(inv *invocation.Invocation, w Watcher, iv Invoker) (time.
 		granted = s.adm.now()
 	}
 	// Two map lookups and seven atomic adds, no lock (inflight.go).
-	fc, tc := s.fnFlight.counter(inv.Function), s.tenantFlight.counter(inv.Tenant)
+	fc, tc := s.fnFlight.GetString(inv.Function), s.tenantFlight.GetString(inv.Tenant)
 	cc := &s.classFlight[min(inv.Class, NumClasses-1)]
 	fc.held.Add(1)
 	tc.held.Add(1)

@@ -1,6 +1,8 @@
 package intern
 
 import (
+	"iter"
+	"maps"
 	"sync"
 	"sync/atomic"
 )
@@ -29,14 +31,22 @@ func (t *Table[V]) Get(name []byte) V {
 	if v, ok := (*t.m.Load())[string(name)]; ok {
 		return v
 	}
+	return t.add(string(name)) // a miss: the name is copied once to be kept
+}
+
+// GetString is Get for a name already held as a string.
+func (t *Table[V]) GetString(name string) V {
+	if v, ok := (*t.m.Load())[name]; ok {
+		return v
+	}
 	return t.add(name)
 }
 
-func (t *Table[V]) add(name []byte) V {
+func (t *Table[V]) add(name string) V {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	old := *t.m.Load()
-	if v, ok := old[string(name)]; ok {
+	if v, ok := old[name]; ok {
 		return v
 	}
 	if len(old) >= t.max {
@@ -46,15 +56,17 @@ func (t *Table[V]) add(name []byte) V {
 	for k, v := range old {
 		next[k] = v
 	}
-	s := string(name)
-	v := t.make(s)
-	next[s] = v
+	v := t.make(name)
+	next[name] = v
 	t.m.Store(&next)
 	return v
 }
 
 // Len reports how many names the table holds.
 func (t *Table[V]) Len() int { return len(*t.m.Load()) }
+
+// All yields every entry, in no particular order.
+func (t *Table[V]) All() iter.Seq2[string, V] { return maps.All(*t.m.Load()) }
 
 // Range calls fn for every entry, in no particular order.
 func (t *Table[V]) Range(fn func(name string, v V)) {

@@ -54,3 +54,31 @@ func BenchmarkGetKnown(b *testing.B) {
 		tab.Get(key)
 	}
 }
+
+// TestGetStringAndAll: GetString finds and adds the same entries as Get,
+// allocates nothing for a known name, and All yields every entry.
+func TestGetStringAndAll(t *testing.T) {
+	tb := New(2, func(name string) *string { return &name }, nil)
+	a := tb.Get([]byte("a"))
+	if got := tb.GetString("a"); got != a {
+		t.Error("GetString and Get disagree on a known name")
+	}
+	b := tb.GetString("b")
+	if got := tb.Get([]byte("b")); got != b || *b != "b" {
+		t.Error("an entry added by GetString is not what Get finds")
+	}
+	if got := tb.GetString("c"); got != nil {
+		t.Errorf("past the bound: %v, want the overflow value", got)
+	}
+	name := string([]byte("a"))
+	if n := testing.AllocsPerRun(100, func() { tb.GetString(name) }); n != 0 {
+		t.Errorf("GetString of a known name: %v allocs, want 0", n)
+	}
+	seen := map[string]bool{}
+	for k, v := range tb.All() {
+		seen[k] = *v == k
+	}
+	if len(seen) != 2 || !seen["a"] || !seen["b"] {
+		t.Errorf("All yielded %v, want a and b", seen)
+	}
+}
