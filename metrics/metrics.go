@@ -132,6 +132,9 @@ func (m *Metrics) Handler() http.Handler {
 // on first sight. Cost when known: one atomic load and one map lookup.
 func (m *Metrics) Function(name []byte) *Function { return m.fns.Get(name) }
 
+// FunctionNamed is Function for a name already held as a string.
+func (m *Metrics) FunctionNamed(name string) *Function { return m.fns.GetString(name) }
+
 // Count records one request's outcome.
 func (f *Function) Count(o Outcome) { f.outcomes[o].Inc() }
 

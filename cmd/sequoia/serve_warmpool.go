@@ -68,7 +68,7 @@ func (o nodeObserver) Finished(inv *invocation.Invocation, atPlatform time.Durat
 	if o.warm != nil {
 		o.warm.Finished(inv, atPlatform, err)
 	}
-	fn := o.m.Function([]byte(inv.Function))
+	fn := o.m.FunctionNamed(inv.Function)
 	if err != nil {
 		fn.Count(metrics.OutcomeOf(err))
 		return
