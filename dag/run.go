@@ -548,7 +548,7 @@ func (r *Run) invoke(name string, n *Node, in []byte) (out []byte, throttled boo
 	inv.Req, inv.Resp = req, resp
 	if d := svc.cfg.Decider; d != nil {
 		if deny, reason := d.Decide(inv); deny {
-			svc.ev.NodeInvoked(false)
+			svc.ev.NodeDenied(inv.Function)
 			if reason == "" {
 				reason = "denied by policy"
 			}

@@ -6,8 +6,10 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -474,14 +476,41 @@ func (d *denyDecider) Decide(inv *invocation.Invocation) (bool, string) {
 	return ok, reason
 }
 
+// nodeEvents records the node events of runs.
+type nodeEvents struct {
+	nopEvents
+	mu       sync.Mutex
+	ok, fail int
+	denied   []string
+}
+
+func (e *nodeEvents) NodeInvoked(ok bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if ok {
+		e.ok++
+	} else {
+		e.fail++
+	}
+}
+
+func (e *nodeEvents) NodeDenied(fn string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.denied = append(e.denied, fn)
+}
+
 // TestPolicyDecidesNodes: the policy decides every node invocation; a
 // denied node fails the run at once (403, the reason in the failure, not
-// retried even when the node asks for retries) and never reaches the
-// platform.
+// retried even when the node asks for retries), never reaches the
+// platform, and is reported as denied (with its function), not as a
+// failed invocation.
 func TestPolicyDecidesNodes(t *testing.T) {
 	r := newRig(t, 4, nil)
 	d := &denyDecider{deny: map[string]string{"fb": "function \"fb\" is denied: audit"}}
 	r.svc.cfg.Decider = d
+	ev := &nodeEvents{}
+	r.svc.ev = ev
 	r.put(t, "seq", `{"start":"s","nodes":{
 		"s":{"kind":"sequence","steps":["a","b"]},
 		"a":{"kind":"task","function":"fa"},
@@ -496,5 +525,10 @@ func TestPolicyDecidesNodes(t *testing.T) {
 	stats := r.emu.Stats().Functions
 	if stats["fa"].Invocations != 1 || stats["fb"].Invocations != 0 {
 		t.Errorf("platform ran fa %d, fb %d times; want 1, 0", stats["fa"].Invocations, stats["fb"].Invocations)
+	}
+	ev.mu.Lock()
+	defer ev.mu.Unlock()
+	if ev.ok != 1 || ev.fail != 0 || !slices.Equal(ev.denied, []string{"fb"}) {
+		t.Errorf("node events: %d ok, %d failed, denied %q; want 1, 0, [fb]", ev.ok, ev.fail, ev.denied)
 	}
 }

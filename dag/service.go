@@ -31,11 +31,14 @@ type Scheduler interface {
 }
 
 // Events is how runs report; metrics implements it. Methods must be cheap.
+// NodeInvoked is one attempt of a task at the platform; NodeDenied is one
+// the policy refused (never invoked), counted as a refused request is.
 type Events interface {
 	RunStarted()
 	RunRefused()
 	RunEnded(status string, d time.Duration)
 	NodeInvoked(ok bool)
+	NodeDenied(function string)
 }
 
 // Observer hears of every node invocation, as the proxy's observer hears of
@@ -59,6 +62,7 @@ func (nopEvents) RunStarted()                    {}
 func (nopEvents) RunRefused()                    {}
 func (nopEvents) RunEnded(string, time.Duration) {}
 func (nopEvents) NodeInvoked(bool)               {}
+func (nopEvents) NodeDenied(string)              {}
 
 // Config configures a Service.
 type Config struct {

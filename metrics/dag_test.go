@@ -20,6 +20,7 @@ func TestDAGMetrics(t *testing.T) {
 	d.NodeInvoked(true)
 	d.NodeInvoked(true)
 	d.NodeInvoked(false)
+	d.NodeDenied("f")
 	got := scrape(t, m)
 	for _, want := range []string{
 		"sequoia_dag_runs_started_total 2",
@@ -30,6 +31,10 @@ func TestDAGMetrics(t *testing.T) {
 		`sequoia_dag_run_duration_seconds_count{status="succeeded"} 1`,
 		`sequoia_dag_task_invocations_total{outcome="ok"} 2`,
 		`sequoia_dag_task_invocations_total{outcome="failed"} 1`,
+		// A denied node is its own outcome, and counts in its function's
+		// request series as a denied request does.
+		`sequoia_dag_task_invocations_total{outcome="denied"} 1`,
+		`sequoia_requests_total{function="f",outcome="policy_denied"} 1`,
 		"sequoia_dag_runs_active 3",
 	} {
 		if !strings.Contains(got, want+"\n") {

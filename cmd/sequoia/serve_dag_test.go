@@ -177,8 +177,9 @@ func TestBadDAGDirStopsStartUp(t *testing.T) {
 // TestDAGNodesFollowPolicy: in `sequoia serve`, a function the policy
 // denies stays denied when a DAG run invokes it: the run fails at that node
 // with 502 node_failed carrying status 403 and the policy's reason, and the
-// platform never runs it; the node before it ran, and is counted in the
-// per-function request metrics as a request would be.
+// platform never runs it; the node before it ran. Both are counted in the
+// per-function request metrics as requests would be (the denied one as
+// policy_denied), and the denied node is a "denied" task invocation.
 func TestDAGNodesFollowPolicy(t *testing.T) {
 	emu, emuAddr := startEmulator(t, emulator.Config{Limit: 50})
 	dir := copyShipped(t, edit(t, "deny.rego", "deny_functions := {}", `deny_functions := {"c": "under audit"}`))
@@ -199,13 +200,14 @@ func TestDAGNodesFollowPolicy(t *testing.T) {
 	if st["a"].Invocations != 1 || st["c"].Invocations != 0 {
 		t.Errorf("platform ran a %d, c %d times; want 1, 0", st["a"].Invocations, st["c"].Invocations)
 	}
-	// The node that ran is in the per-function request metrics.
 	_, m := httpGet(t, "http://"+s.adminLn.Addr().String()+"/metrics")
 	for _, want := range []string{
 		`sequoia_requests_total{function="a",outcome="forwarded"} 1`,
 		`sequoia_invocation_duration_seconds_count{function="a"} 1`,
+		`sequoia_requests_total{function="c",outcome="policy_denied"} 1`,
+		`sequoia_dag_task_invocations_total{outcome="denied"} 1`,
 	} {
-		if !strings.Contains(m, want) {
+		if !strings.Contains(m, want+"\n") {
 			t.Errorf("/metrics lacks %q", want)
 		}
 	}
