@@ -1,6 +1,8 @@
 package proxy
 
 import (
+	"cmp"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -114,6 +116,86 @@ func effectiveCap(policy, learned int) int {
 		return learned
 	}
 	return policy
+}
+
+// ReservedCaps is the reserved-concurrency section of /sequoia/v1/status:
+// the functions held to a learned cap, the most recently throttled first,
+// at most the number asked for.
+type ReservedCaps struct {
+	// Quiet is SEQUOIA_ADAPTIVE_QUIET: a cap grows by one every Quiet
+	// without a reserved-concurrency throttle.
+	Quiet string `json:"grows_every"`
+	// Functions is how many functions have a learned cap; Shown of them
+	// are listed.
+	Functions int           `json:"functions"`
+	Shown     int           `json:"shown"`
+	List      []ReservedCap `json:"by_function"`
+}
+
+// ReservedCap is one function's learned cap.
+type ReservedCap struct {
+	Function string `json:"function"`
+	// Cap is the most calls sequoia lets run at once now; Learned is what
+	// the last throttle set it to, before it grew back.
+	Cap     int `json:"cap"`
+	Learned int `json:"learned"`
+	// Throttled is the last reserved-concurrency throttle; Changed is
+	// when Cap last changed: that throttle, or its last growth step.
+	Throttled time.Time `json:"throttled_at"`
+	Changed   time.Time `json:"changed_at"`
+}
+
+// ReservedCaps reports the learned caps, at most limit of them; nil when
+// the proxy does not learn them (not Lambda, or SEQUOIA_ADAPTIVE off). It
+// walks every function the proxy has invoked, so it is for status
+// readers, not the request path.
+func (p *Proxy) ReservedCaps(limit int) *ReservedCaps {
+	if p.plat.reserved == nil {
+		return nil
+	}
+	st := p.plat.reserved.status(limit)
+	return &st
+}
+
+// status lists the functions with a cap now, the most recently throttled
+// first (then by name), at most limit of them.
+func (r *reservedCaps) status(limit int) ReservedCaps {
+	now := r.now()
+	var list []ReservedCap
+	r.fns.Range(func(k, v any) bool {
+		if c, ok := v.(*reservedFn).status(now, r.quiet); ok {
+			c.Function = k.(string)
+			list = append(list, c)
+		}
+		return true
+	})
+	slices.SortFunc(list, func(a, b ReservedCap) int {
+		return cmp.Or(b.Throttled.Compare(a.Throttled), cmp.Compare(a.Function, b.Function))
+	})
+	out := ReservedCaps{Quiet: r.quiet.String(), Functions: len(list), List: list[:min(len(list), max(limit, 0))]}
+	out.Shown = len(out.List)
+	if out.List == nil {
+		out.List = []ReservedCap{}
+	}
+	return out
+}
+
+// status is st's cap now, when it has one. It takes st.mu so that the cap
+// and its time are read from the same throttle.
+func (st *reservedFn) status(now time.Time, quiet time.Duration) (ReservedCap, bool) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	c := st.current(now, quiet)
+	if c == 0 {
+		return ReservedCap{}, false
+	}
+	learned := st.learned.Load()
+	at := time.Unix(0, st.at.Load())
+	changed := at
+	if steps := int64(c) - learned; steps > 0 {
+		changed = at.Add(time.Duration(steps) * quiet)
+	}
+	return ReservedCap{Cap: c, Learned: int(learned), Throttled: at.UTC(), Changed: changed.UTC()}, true
 }
 
 // collector exposes each learned cap.

@@ -1,6 +1,8 @@
 package proxy
 
 import (
+	"encoding/json"
+	"reflect"
 	"sync"
 	"testing"
 	"time"
@@ -102,5 +104,68 @@ func TestReservedCapsConcurrent(t *testing.T) {
 		if n := r.state(fn).inFlight.Load(); n != 0 {
 			t.Errorf("%s: %d in flight after all returned", fn, n)
 		}
+	}
+}
+
+// TestReservedCapsStatus: the status section lists the functions held to
+// a learned cap, most recently throttled first, with the cap now, the one
+// learned, and when it last changed (the throttle, else its last growth
+// step); functions without a cap are left out and the list is bounded.
+func TestReservedCapsStatus(t *testing.T) {
+	t0 := time.Unix(1000, 0).UTC()
+	clock := &fakeClock{t: t0}
+	r := newReservedCaps(time.Second, clock.now)
+	throttle := func(fn string, inFlight int64) {
+		st := r.state(fn)
+		st.inFlight.Store(inFlight)
+		r.throttled(st)
+		st.inFlight.Store(0)
+	}
+	r.state("never") // invoked, never throttled: no cap
+	throttle("a", 6) // learns 5 at t0
+	clock.add(time.Second)
+	throttle("c", 3) // learns 2 at t0+1s
+	clock.add(1500 * time.Millisecond)
+
+	got := r.status(10)
+	want := ReservedCaps{Quiet: "1s", Functions: 2, Shown: 2, List: []ReservedCap{
+		{Function: "c", Cap: 3, Learned: 2, Throttled: t0.Add(time.Second), Changed: t0.Add(2 * time.Second)},
+		{Function: "a", Cap: 7, Learned: 5, Throttled: t0, Changed: t0.Add(2 * time.Second)},
+	}}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("status(10) =\n%+v\nwant\n%+v", got, want)
+	}
+	if got := r.status(1); got.Functions != 2 || got.Shown != 1 || len(got.List) != 1 || got.List[0].Function != "c" {
+		t.Errorf("status(1) = %+v, want c alone of 2", got)
+	}
+
+	// A cap just learned has changed at its throttle.
+	throttle("a", 2)
+	if got := r.status(10).List[0]; got.Function != "a" || got.Cap != 1 || !got.Changed.Equal(t0.Add(2500*time.Millisecond)) {
+		t.Errorf("after a new throttle: %+v, want a at 1, changed now", got)
+	}
+
+	// Caps grown past the bound are forgotten; the list is then empty,
+	// not null.
+	clock.add(2 * maxLearnedCap * time.Second)
+	b, err := json.Marshal(r.status(10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(b) != `{"grows_every":"1s","functions":0,"shown":0,"by_function":[]}` {
+		t.Errorf("status with no cap = %s", b)
+	}
+}
+
+// TestReservedCapsNotLearned: a proxy that does not learn caps has no
+// such status section.
+func TestReservedCapsNotLearned(t *testing.T) {
+	p := &Proxy{}
+	if st := p.ReservedCaps(10); st != nil {
+		t.Errorf("status %+v from a proxy that does not learn caps", st)
+	}
+	p.plat.reserved = newReservedCaps(time.Minute, nil)
+	if st := p.ReservedCaps(10); st == nil || st.Quiet != "1m0s" || st.Functions != 0 {
+		t.Errorf("status %+v, want an empty section", st)
 	}
 }

@@ -190,6 +190,10 @@ func (s *server) run(ctx context.Context) error {
 	return nil
 }
 
+// reservedStatusLimit bounds the functions with a learned reserved-
+// concurrency cap that /sequoia/v1/status lists.
+const reservedStatusLimit = 100
+
 // status is /sequoia/v1/status.
 func (s *server) status() any {
 	type queue struct {
@@ -211,19 +215,21 @@ func (s *server) status() any {
 		config["overflow_backend"] = cmp.Or(pc.OverflowBackend, s.cfg.Backend.Kind)
 	}
 	return struct {
-		InFlight int              `json:"in_flight"`
-		Limit    int              `json:"limit"`
-		Queues   map[string]queue `json:"queues"`
-		Adaptive any              `json:"adaptive"`
-		Policy   policy.Status    `json:"policy"`
-		WarmPool *warmpool.Status `json:"warm_pool,omitempty"` // serve_warmpool.go
-		Config   map[string]any   `json:"config"`
+		InFlight int                 `json:"in_flight"`
+		Limit    int                 `json:"limit"`
+		Queues   map[string]queue    `json:"queues"`
+		Adaptive any                 `json:"adaptive"`
+		Policy   policy.Status       `json:"policy"`
+		WarmPool *warmpool.Status    `json:"warm_pool,omitempty"` // serve_warmpool.go
+		Reserved *proxy.ReservedCaps `json:"reserved_caps,omitempty"`
+		Config   map[string]any      `json:"config"`
 	}{
 		InFlight: s.sched.InFlight(),
 		Limit:    s.sched.Limit(),
 		Adaptive: adaptiveStatus(s.plat.limit, s.cfg.Limits.MaxConcurrency),
 		Policy:   s.policy.Status(),
 		WarmPool: s.warmStatus(),
+		Reserved: s.proxy.ReservedCaps(reservedStatusLimit),
 		Queues: map[string]queue{
 			"pending": {
 				Depth:    s.sched.Depth(qos.Pending, qos.Interactive) + s.sched.Depth(qos.Pending, qos.Batch),

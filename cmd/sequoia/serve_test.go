@@ -175,6 +175,61 @@ func TestAdminEndpoints(t *testing.T) {
 	}
 }
 
+// TestStatusReservedCaps: a Lambda function with a reserved concurrency
+// of 2, sent a burst far above it, shows in /sequoia/v1/status with the
+// cap sequoia learned from its throttles and when that changed; a
+// function without a reservation does not.
+func TestStatusReservedCaps(t *testing.T) {
+	emu, emuAddr := startEmulator(t, emulator.Config{Limit: 50, ExecTime: 20 * time.Millisecond})
+	emu.SetReserved("capped", 2)
+	s := startServer(t, "SEQUOIA_BACKEND=lambda", "SEQUOIA_BACKEND_URL=http://"+emuAddr,
+		"SEQUOIA_MAX_CONCURRENCY=20", "SEQUOIA_ADAPTIVE_QUIET=1h")
+	var wg sync.WaitGroup
+	for i := range 30 {
+		fn := "capped"
+		if i%3 == 0 {
+			fn = "free"
+		}
+		wg.Go(func() {
+			resp, err := http.Post("http://"+s.dataLn.Addr().String()+"/2015-03-31/functions/"+fn+"/invocations", "application/json", strings.NewReader("{}"))
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			resp.Body.Close()
+		})
+	}
+	wg.Wait()
+	if n := emu.Stats().Functions["capped"].Throttles; n == 0 {
+		t.Fatal("the platform never throttled capped: nothing to learn")
+	}
+	code, body := httpGet(t, "http://"+s.adminLn.Addr().String()+"/sequoia/v1/status")
+	var st struct {
+		Reserved *struct {
+			Quiet     string `json:"grows_every"`
+			Functions int    `json:"functions"`
+			List      []struct {
+				Function     string
+				Cap, Learned int
+				ThrottledAt  time.Time `json:"throttled_at"`
+				ChangedAt    time.Time `json:"changed_at"`
+			} `json:"by_function"`
+		} `json:"reserved_caps"`
+	}
+	if err := json.Unmarshal([]byte(body), &st); code != 200 || err != nil || st.Reserved == nil {
+		t.Fatalf("/sequoia/v1/status = %d %s: %v", code, body, err)
+	}
+	r := st.Reserved
+	if r.Quiet != "1h0m0s" || r.Functions != 1 || len(r.List) != 1 {
+		t.Fatalf("reserved_caps = %+v, want capped alone", r)
+	}
+	c := r.List[0]
+	if c.Function != "capped" || c.Cap < 1 || c.Cap > 2 || c.Learned != c.Cap ||
+		c.ThrottledAt.IsZero() || !c.ChangedAt.Equal(c.ThrottledAt) || time.Since(c.ChangedAt) > time.Minute {
+		t.Errorf("capped: %+v, want a cap of 1..2 learned at its last throttle", c)
+	}
+}
+
 func TestAdminProfiling(t *testing.T) {
 	_, emuAddr := startEmulator(t, emulator.Config{Limit: 5})
 	s := startServer(t, "SEQUOIA_BACKEND=lambda", "SEQUOIA_BACKEND_URL=http://"+emuAddr, "SEQUOIA_ADMIN_PPROF=true")
