@@ -70,31 +70,38 @@ func (nopEvents) ChainRefused(uint8)                                           {
 func (nopEvents) ChainEnded(uint8, ChainOutcome, time.Duration, time.Duration) {}
 func (nopEvents) Waited(QueueKind, uint8, time.Duration)                       {}
 
-// chain is one active chain. Fields are guarded by admission.mu.
+// chain is one active chain. What a request updates (steps done and
+// remaining, the last end, failure) is atomic, so that a continuation
+// takes no admission lock; ended and booking change only under
+// admission.mu, when a chain starts or ends. The rest is set once, before
+// the chain is shared.
 type chain struct {
 	entry     string
 	class     uint8
+	run       bool // a DAG run (AdmitRun): its steps follow one another without a caller's turnaround
 	start     time.Time
 	deadline  time.Time // zero: none
 	steps     int       // from X-Sequoia-Chain-Steps; 0 unknown
-	done      int       // steps that ran
-	remaining int       // of its reserved steps, not yet dispatched
 	predicted time.Duration
-	booking   booking
-	lastEnd   time.Time // when its last step ended
-	failed    bool
-	run       bool // a DAG run (AdmitRun): its steps follow one another without a caller's turnaround
-	ended     bool
+
+	booking booking // REQUIRES: admission.mu
+	ended   bool    // REQUIRES: admission.mu
+
+	done      atomic.Int32 // steps that ran
+	remaining atomic.Int32 // of its reserved steps, not yet dispatched
+	lastEnd   atomic.Int64 // unix nanoseconds its last step ended; 0 while one runs
+	failed    atomic.Bool
 	// requests counts the chain's admitted requests (the first and its
-	// continuations); atomic, so that ChainStep reads it without a.mu.
+	// continuations), for ChainStep.
 	requests atomic.Int32
 }
 
 // admission owns the active-chain table and the estimator, and decides
-// whether a new chain may start.
+// whether a new chain may start. Its lock is taken when a chain starts or
+// ends (the estimator's timeline), never for a continuation.
 type admission struct {
 	mu    sync.Mutex
-	est   *estimator // REQUIRES: mu
+	est   *estimator
 	table *ttlcache.Cache[*chain]
 	ev    Events
 	now   func() time.Time
@@ -105,9 +112,9 @@ type admission struct {
 	headroom float64
 }
 
-func newAdmission(cfg Config, limit func() int) *admission {
+func newAdmission(cfg Config, limit func() int, fn flightTable) *admission {
 	a := &admission{
-		est:             newEstimator(cfg.DefaultEstimate, cfg.MaxRate),
+		est:             newEstimator(cfg.DefaultEstimate, cfg.MaxRate, fn),
 		ev:              cfg.Events,
 		now:             cfg.Now,
 		limit:           limit,
@@ -144,48 +151,46 @@ func (a *admission) evicted(_ string, c *chain) {
 		return
 	}
 	o := ChainCompleted
-	if c.failed || c.done == 0 || c.steps > 0 && c.done < c.steps {
+	if done := int(c.done.Load()); c.failed.Load() || done == 0 || c.steps > 0 && done < c.steps {
 		o = ChainFailed
 	}
-	a.endLocked(c, o)
+	a.endLocked(c, o, a.now())
 }
 
-// endLocked ends c with outcome o.
+// endLocked ends c with outcome o at now.
 //
 // REQUIRES: a.mu held.
-func (a *admission) endLocked(c *chain, o ChainOutcome) {
+func (a *admission) endLocked(c *chain, o ChainOutcome, now time.Time) {
 	c.ended = true
-	a.est.settle(c.booking, a.now().UnixNano())
-	a.est.outstanding -= float64(c.remaining)
-	c.remaining = 0
+	a.est.settle(c.booking, now.UnixNano())
+	a.est.outstanding.Add(-int64(c.remaining.Swap(0)))
 	if o == ChainCompleted {
-		a.est.learnSteps(c.entry, c.done)
+		a.est.learnSteps(c.entry, int(c.done.Load()))
 	}
-	a.ev.ChainEnded(c.class, o, c.predicted, a.now().Sub(c.start))
+	a.ev.ChainEnded(c.class, o, c.predicted, now.Sub(c.start))
 }
 
 // admit classifies inv as the first step of a new chain or a continuation
 // and, for a new chain, decides whether it may start. It sets
-// inv.Continuation and inv.Deadline.
-func (a *admission) admit(inv *invocation.Invocation) (*chain, error) {
+// inv.Continuation and inv.Deadline, and returns the time it read: a
+// continuation takes no lock, a new chain admission's lock once.
+func (a *admission) admit(inv *invocation.Invocation) (*chain, time.Time, error) {
 	now := a.now()
 	var c *chain
 	if inv.Chain != "" && !inv.ChainAssigned {
 		c, _ = a.table.GetAt(inv.Chain, now)
 	}
-	a.mu.Lock()
 	if c != nil && (c.deadline.IsZero() || !now.After(c.deadline)) {
-		if !c.lastEnd.IsZero() && !c.run {
+		if last := c.lastEnd.Swap(0); last != 0 && !c.run {
 			// The caller's turnaround between two steps: the chain
 			// holds no slot meanwhile, but its deadline runs.
-			a.est.gap.add(float64(now.Sub(c.lastEnd)))
-			c.lastEnd = time.Time{}
+			a.est.gap.add(float64(now.UnixNano() - last))
 		}
-		a.mu.Unlock()
 		c.requests.Add(1)
 		inv.Continuation, inv.Deadline = true, c.deadline
-		return c, nil
+		return c, now, nil
 	}
+	a.mu.Lock()
 	// A new chain, or one whose deadline passed: the table forgets a chain
 	// after its deadline, so this request starts a new one.
 	inv.Continuation = false
@@ -200,14 +205,15 @@ func (a *admission) admit(inv *invocation.Invocation) (*chain, error) {
 	if err != nil {
 		a.mu.Unlock()
 		a.ev.ChainRefused(inv.Class)
-		return nil, err
+		return nil, now, err
 	}
 	bk := a.est.reserve(start, work, steps, limit)
 	c = &chain{booking: bk,
 		entry: inv.Function, class: inv.Class, start: now, deadline: deadline,
-		steps: inv.Steps, remaining: steps, predicted: time.Duration(finish - now.UnixNano()),
+		steps: inv.Steps, predicted: time.Duration(finish - now.UnixNano()),
 	}
 	a.mu.Unlock()
+	c.remaining.Store(int32(steps))
 	c.requests.Store(1)
 	inv.Deadline = deadline
 	if inv.ChainAssigned {
@@ -217,7 +223,7 @@ func (a *admission) admit(inv *invocation.Invocation) (*chain, error) {
 		a.table.ReplaceAt(inv.Chain, c, now) // ends the forgotten chain, if any
 	}
 	a.ev.ChainStarted(inv.Class)
-	return c, nil
+	return c, now, nil
 }
 
 // fits returns the deadline of a chain admitted at now with budget (zero:
@@ -237,33 +243,44 @@ func (a *admission) fits(now time.Time, budget time.Duration, finish int64) (tim
 	return deadline, nil
 }
 
-// dispatched records that a step of c got a worker slot.
-func (a *admission) dispatched(c *chain, fn string) {
-	a.mu.Lock()
-	if c.remaining > 0 {
-		c.remaining--
-		a.est.outstanding--
-	} else {
-		a.est.extend(fn, a.now().UnixNano())
+// dispatched records, without a lock, that a step of c, an invocation of
+// f (the flight table's entry for its function), got a worker slot: one
+// of its reserved steps, or an unplanned one (a chain longer than
+// expected), which the timeline's next reader books.
+func (a *admission) dispatched(c *chain, f *flight) {
+	for {
+		r := c.remaining.Load()
+		if r <= 0 {
+			break
+		}
+		if c.remaining.CompareAndSwap(r, r-1) {
+			a.est.outstanding.Add(-1)
+			return
+		}
 	}
-	a.mu.Unlock()
+	a.est.extend(f)
 }
 
-// finished records a step of c that ran: it held its slot for hold.
-func (a *admission) finished(c *chain, fn string, hold time.Duration, ok bool) {
-	a.mu.Lock()
-	a.est.observe(fn, hold)
-	c.lastEnd = a.now()
-	c.done++
+// finished records a step of c, an invocation of f (the flight table's
+// entry for its function), that ran and ended at end: it held its slot
+// for hold. It takes the lock only to end a chain of known length.
+func (a *admission) finished(c *chain, f *flight, hold time.Duration, ok bool, end time.Time) {
+	a.est.observe(f, hold)
 	if !ok {
-		c.failed = true
+		c.failed.Store(true)
 	}
-	if !c.ended && c.steps > 0 && c.done >= c.steps {
+	c.lastEnd.Store(end.UnixNano())
+	done := int(c.done.Add(1))
+	if c.steps <= 0 || done < c.steps {
+		return
+	}
+	a.mu.Lock()
+	if !c.ended {
 		o := ChainCompleted
-		if c.failed {
+		if c.failed.Load() {
 			o = ChainFailed
 		}
-		a.endLocked(c, o)
+		a.endLocked(c, o, end)
 	}
 	a.mu.Unlock()
 }
@@ -277,15 +294,15 @@ func (a *admission) abandoned(c *chain, inv *invocation.Invocation, err error) {
 	}
 	if inv.Continuation {
 		if errors.Is(err, ErrDeadline) {
-			a.endLocked(c, ChainDropped)
+			a.endLocked(c, ChainDropped, a.now())
 		} else {
-			c.failed = true
+			c.failed.Store(true)
 		}
 		a.mu.Unlock()
 		return
 	}
 	// The first step never ran: the chain never started.
-	a.endLocked(c, ChainFailed)
+	a.endLocked(c, ChainFailed, a.now())
 	a.mu.Unlock()
 	if inv.Chain != "" {
 		a.table.Remove(inv.Chain)
@@ -295,17 +312,17 @@ func (a *admission) abandoned(c *chain, inv *invocation.Invocation, err error) {
 // Estimate returns the current estimate of one invocation of fn's slot
 // time ("" for the average over all functions).
 func (s *Scheduler) Estimate(fn string) time.Duration {
-	s.adm.mu.Lock()
-	defer s.adm.mu.Unlock()
 	return s.adm.est.duration(fn)
 }
 
 // Observe feeds the estimator as if an invocation of fn had held its slot
 // for d: for warming it from history, and for tests.
 func (s *Scheduler) Observe(fn string, d time.Duration) {
-	s.adm.mu.Lock()
-	s.adm.est.observe(fn, d)
-	s.adm.mu.Unlock()
+	var f *flight
+	if fn != "" {
+		f = s.fnFlight.GetString(fn)
+	}
+	s.adm.est.observe(f, d)
 }
 
 // ChainStep numbers the next request of chain id: 1 when no admitted

@@ -2,27 +2,45 @@ package qos
 
 import (
 	"container/heap"
+	"math"
+	"sync/atomic"
 	"time"
 )
 
-// ewma is an exponentially weighted moving average; zero until its first
-// sample.
-type ewma struct {
-	v float64
-	n int
-}
+// ewma is an exponentially weighted moving average, updated without a
+// lock: its value's bits live in one word, and zero bits mean "no sample
+// yet" (a value of +0 is kept as -0, which compares equal). The zero value
+// is ready to use.
+type ewma struct{ bits atomic.Uint64 }
 
 // ewmaAlpha weighs about the last 40 samples: one round of a 40-slot pool,
 // steady against scheduling noise, quick against a real change.
 const ewmaAlpha = 0.05
 
+var negZeroBits = math.Float64bits(math.Copysign(0, -1))
+
 func (e *ewma) add(x float64) {
-	if e.n == 0 {
-		e.v = x
-	} else {
-		e.v += ewmaAlpha * (x - e.v)
+	for {
+		old := e.bits.Load()
+		v := x
+		if old != 0 {
+			p := math.Float64frombits(old)
+			v = p + ewmaAlpha*(x-p)
+		}
+		b := math.Float64bits(v)
+		if b == 0 {
+			b = negZeroBits
+		}
+		if e.bits.CompareAndSwap(old, b) {
+			return
+		}
 	}
-	e.n++
+}
+
+// value returns the average (0 before any sample) and whether it has one.
+func (e *ewma) value() (float64, bool) {
+	b := e.bits.Load()
+	return math.Float64frombits(b), b != 0
 }
 
 // estimator projects when admitted work will be done. It keeps:
@@ -41,41 +59,49 @@ func (e *ewma) add(x float64) {
 //     a fluid bound (all of them spread over every slot, or over the rate
 //     limit) that catches a timeline that ran ahead of reality.
 //
-// Not safe for concurrent use: admission holds its lock.
+// What runs on every request is lock-free: the durations (per function in
+// the scheduler's flight table, and over all functions), the turnaround
+// and the outstanding steps are atomics. The timeline and the learned
+// chain lengths are touched only when a chain starts or ends, under
+// admission's lock (REQUIRES: admission.mu).
 type estimator struct {
-	fn          map[string]*ewma
+	fn          flightTable // per-function durations: flight.slot
 	all         ewma
-	steps       map[string]*ewma
 	gap         ewma // caller turnaround between a chain's steps
-	slots       slotHeap
-	outstanding float64 // steps
-	def         time.Duration
-	rate        float64 // invocations per second; 0 = unlimited
+	outstanding atomic.Int64
+	// unplannedSteps and unplannedWork (nanoseconds) are steps dispatched
+	// beyond their chain's reservation, not yet on the timeline (book).
+	unplannedSteps, unplannedWork atomic.Int64
+	def                           time.Duration
+	rate                          float64 // invocations per second; 0 = unlimited
+
+	steps map[string]*ewma // REQUIRES: admission.mu
+	slots slotHeap         // REQUIRES: admission.mu
 }
 
-func newEstimator(def time.Duration, rate float64) *estimator {
-	return &estimator{fn: map[string]*ewma{}, steps: map[string]*ewma{}, def: def, rate: rate}
+func newEstimator(def time.Duration, rate float64, fn flightTable) *estimator {
+	return &estimator{fn: fn, steps: map[string]*ewma{}, def: def, rate: rate}
 }
 
-// observe records that an invocation of fn held its slot for d.
-func (e *estimator) observe(fn string, d time.Duration) {
-	f := e.fn[fn]
-	if f == nil {
-		f = new(ewma)
-		e.fn[fn] = f
+// observe records that an invocation of f (a flight table entry, nil for
+// none) held its slot for d.
+func (e *estimator) observe(f *flight, d time.Duration) {
+	if f != nil {
+		f.slot.add(float64(d))
 	}
-	f.add(float64(d))
 	e.all.add(float64(d))
 }
 
 // duration is the estimated slot time of one invocation of fn ("" for any
 // function).
 func (e *estimator) duration(fn string) time.Duration {
-	if f := e.fn[fn]; f != nil && f.n > 0 {
-		return time.Duration(f.v)
+	if fn != "" {
+		if v, ok := e.fn.GetString(fn).slot.value(); ok {
+			return time.Duration(v)
+		}
 	}
-	if e.all.n > 0 {
-		return time.Duration(e.all.v)
+	if v, ok := e.all.value(); ok {
+		return time.Duration(v)
 	}
 	return e.def
 }
@@ -96,8 +122,10 @@ func (e *estimator) expectedSteps(fn string, given int) int {
 	if given > 0 {
 		return given
 	}
-	if s := e.steps[fn]; s != nil && s.n > 0 {
-		return max(1, int(s.v+0.5))
+	if s := e.steps[fn]; s != nil {
+		if v, ok := s.value(); ok {
+			return max(1, int(v+0.5))
+		}
 	}
 	return 1
 }
@@ -138,15 +166,18 @@ func (e *estimator) resize(n int, now int64) {
 func (e *estimator) project(fn string, steps int, limit int, now int64) (start, finish int64, work time.Duration) {
 	limit = max(limit, 1)
 	e.resize(min(limit, maxTimelineSlots), now)
-	work = e.duration(fn) + time.Duration(steps-1)*(e.duration("")+time.Duration(e.gap.v))
+	e.book(now)
+	gap, _ := e.gap.value()
+	work = e.duration(fn) + time.Duration(steps-1)*(e.duration("")+time.Duration(gap))
 	start = max(now, e.slots[0].free)
 	finish = start + int64(work)
 	// Fluid bounds: the steps already admitted and this chain's, spread
 	// over every slot, and over the rate limit.
-	fluid := now + int64((e.outstanding*float64(e.duration(""))+float64(work))/float64(limit))
+	out := float64(e.outstanding.Load())
+	fluid := now + int64((out*float64(e.duration(""))+float64(work))/float64(limit))
 	finish = max(finish, fluid)
 	if e.rate > 0 {
-		finish = max(finish, now+int64((e.outstanding+float64(steps))/e.rate*float64(time.Second)))
+		finish = max(finish, now+int64((out+float64(steps))/e.rate*float64(time.Second)))
 	}
 	return start, finish, work
 }
@@ -163,7 +194,7 @@ func (e *estimator) reserve(start int64, work time.Duration, steps, limit int) b
 	sl := e.slots[0]
 	sl.free = start + int64(work)
 	heap.Fix(&e.slots, 0)
-	e.outstanding += float64(steps)
+	e.outstanding.Add(int64(steps))
 	return booking{slot: sl, end: sl.free, shifted: sl.shifted}
 }
 
@@ -188,13 +219,49 @@ func (e *estimator) settle(b booking, now int64) {
 	heap.Fix(&e.slots, sl.idx)
 }
 
-// extend books one unplanned step (a chain longer than expected).
-func (e *estimator) extend(fn string, now int64) {
-	if len(e.slots) == 0 {
+// extend records one unplanned step of fn (a chain longer than expected)
+// without a lock; the next reader of the timeline books it (book).
+func (e *estimator) extend(f *flight) {
+	var d float64
+	ok := false
+	if f != nil {
+		d, ok = f.slot.value()
+	}
+	if !ok {
+		d, ok = e.all.value()
+	}
+	w := int64(e.def)
+	if ok {
+		w = int64(d)
+	}
+	e.unplannedWork.Add(w)
+	e.unplannedSteps.Add(1)
+}
+
+// book puts the unplanned steps recorded since the last call on the
+// timeline at now, each on the slot that frees first, as if booked when
+// they were dispatched (they are booked later, so at most as pessimistic
+// as the time since). Beyond one round of the timeline, the rest is spread
+// evenly. REQUIRES: admission.mu.
+func (e *estimator) book(now int64) {
+	n := e.unplannedSteps.Swap(0)
+	if n <= 0 || len(e.slots) == 0 {
 		return
 	}
-	e.slots[0].free = max(now, e.slots[0].free) + int64(e.duration(fn))
-	heap.Fix(&e.slots, 0)
+	w := e.unplannedWork.Swap(0)
+	d := w / n
+	one := min(n, int64(len(e.slots)))
+	for range one {
+		e.slots[0].free = max(now, e.slots[0].free) + d
+		heap.Fix(&e.slots, 0)
+	}
+	if rest := n - one; rest > 0 {
+		each := rest * d / int64(len(e.slots))
+		for _, sl := range e.slots {
+			sl.free = max(now, sl.free) + each
+		}
+		heap.Init(&e.slots)
+	}
 }
 
 type slotHeap []*slot

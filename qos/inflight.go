@@ -24,6 +24,9 @@ func newFlightTable() flightTable {
 
 type flight struct {
 	held, finished atomic.Int64
+	// slot is how long an invocation of the name holds its slot (an
+	// EWMA, for the admission estimator; functions only).
+	slot ewma
 }
 
 // counts yields every name's count read by get, skipping zeros.

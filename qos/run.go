@@ -40,18 +40,20 @@ func (s *Scheduler) AdmitRun(p RunPlan) (time.Time, error) {
 	limit := max(a.limit(), 1)
 	a.mu.Lock()
 	a.est.resize(min(limit, maxTimelineSlots), now.UnixNano())
+	a.est.book(now.UnixNano())
 	// The run's first invocations wait behind the work admitted ahead of
 	// it (continuations are served earliest deadline first, and those of
 	// runs admitted earlier have earlier deadlines): until a slot is
 	// projected free, and until the steps admitted ahead, spread over
 	// every slot, are done. Its critical path follows.
-	ahead := int64(a.est.outstanding * float64(a.est.duration("")) / float64(limit))
+	out := float64(a.est.outstanding.Load())
+	ahead := int64(out * float64(a.est.duration("")) / float64(limit))
 	start := max(now.UnixNano(), a.est.slots[0].free, now.UnixNano()+ahead)
 	finish := start + int64(p.Critical)
 	// And all of its own work spread over the pool, after that ahead.
 	finish = max(finish, now.UnixNano()+ahead+int64(p.Work)/int64(limit))
 	if a.est.rate > 0 {
-		finish = max(finish, now.UnixNano()+int64((a.est.outstanding+float64(steps))/a.est.rate*float64(time.Second)))
+		finish = max(finish, now.UnixNano()+int64((out+float64(steps))/a.est.rate*float64(time.Second)))
 	}
 	deadline, err := a.fits(now, budget, finish)
 	if err != nil {
@@ -61,8 +63,9 @@ func (s *Scheduler) AdmitRun(p RunPlan) (time.Time, error) {
 	}
 	bk := a.est.reserve(start, p.Critical, steps, limit)
 	c := &chain{booking: bk, entry: p.Chain, class: p.Class, start: now, deadline: deadline,
-		remaining: steps, predicted: time.Duration(finish - now.UnixNano()), run: true}
+		predicted: time.Duration(finish - now.UnixNano()), run: true}
 	a.mu.Unlock()
+	c.remaining.Store(int32(steps))
 	a.table.ReplaceAt(p.Chain, c, now) // ends a forgotten chain of that id, if any
 	a.ev.ChainStarted(p.Class)
 	return deadline, nil
@@ -73,9 +76,7 @@ func (s *Scheduler) AdmitRun(p RunPlan) (time.Time, error) {
 func (s *Scheduler) EndRun(chain string, failed bool) {
 	a := s.adm
 	if c, ok := a.table.Get(chain); ok && failed {
-		a.mu.Lock()
-		c.failed = true
-		a.mu.Unlock()
+		c.failed.Store(true)
 	}
 	a.table.Remove(chain) // ends it (evicted)
 }

@@ -135,7 +135,7 @@ func New(cfg Config) *Scheduler {
 		s.ev = nopEvents{}
 	}
 	cfg.Events = s.ev
-	s.adm = newAdmission(cfg, s.Limit)
+	s.adm = newAdmission(cfg, s.Limit, s.fnFlight)
 	s.waiters.New = func() any {
 		w := &waiter{ready: make(chan struct{}, 1), timer: time.NewTimer(time.Hour)}
 		w.timer.Stop()
@@ -149,7 +149,7 @@ func New(cfg Config) *Scheduler {
 // for a slot, runs iv with it and gives it back. It returns how long the
 // invocation waited and the error that ended the wait or the invocation.
 func (s *Scheduler) Do(inv *invocation.Invocation, w Watcher, iv Invoker) (time.Duration, error) {
-	c, err := s.adm.admit(inv)
+	c, admitted, err := s.adm.admit(inv)
 	if err != nil {
 		return 0, err
 	}
@@ -163,19 +163,20 @@ func (s *Scheduler) Do(inv *invocation.Invocation, w Watcher, iv Invoker) (time.
 		s.adm.abandoned(c, inv, err)
 		return waited, err
 	}
-	s.adm.dispatched(c, inv.Function)
+	if granted.IsZero() {
+		granted = admitted // a free slot at once: no need to read the clock again
+	}
+	// Two map lookups and seven atomic adds, no lock (inflight.go).
+	fc, tc := s.fnFlight.GetString(inv.Function), s.tenantFlight.GetString(inv.Tenant)
+	s.adm.dispatched(c, fc)
 	if s.lim != nil {
 		// Hold the slot while waiting for a token, so that invocations
 		// still reach the platform in the scheduler's order.
 		if d := s.lim.Reserve().Delay(); d > 0 {
 			time.Sleep(d)
+			granted = s.adm.now()
 		}
 	}
-	if granted.IsZero() {
-		granted = s.adm.now()
-	}
-	// Two map lookups and seven atomic adds, no lock (inflight.go).
-	fc, tc := s.fnFlight.GetString(inv.Function), s.tenantFlight.GetString(inv.Tenant)
 	cc := &s.classFlight[min(inv.Class, NumClasses-1)]
 	fc.held.Add(1)
 	tc.held.Add(1)
@@ -185,10 +186,10 @@ func (s *Scheduler) Do(inv *invocation.Invocation, w Watcher, iv Invoker) (time.
 	fc.finished.Add(1)
 	tc.held.Add(-1)
 	cc.Add(-1)
-	hold := s.adm.now().Sub(granted)
+	end := s.adm.now()
 	s.Release(inv)
 	ok := err == nil && (inv.Resp == nil || inv.Resp.StatusCode() < 500 && inv.Resp.StatusCode() != 429)
-	s.adm.finished(c, inv.Function, hold, ok)
+	s.adm.finished(c, fc, end.Sub(granted), ok, end)
 	return waited, err
 }
 

@@ -1,0 +1,134 @@
+package qos
+
+import (
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sequoia-qos/sequoia/invocation"
+)
+
+// TestContinuationTakesNoAdmissionLock: a continuation, and a step of a
+// new chain of unknown length once admitted, run while admission's lock
+// is held elsewhere. Before, every request took it up to three times.
+func TestContinuationTakesNoAdmissionLock(t *testing.T) {
+	s := New(Config{Limit: 4, QueueCapacity: 4, QueueTimeout: time.Minute})
+	defer s.Close()
+	nop := invokerFunc(func() {})
+	if _, err := s.Do(&invocation.Invocation{Function: "f", Chain: "c"}, nil, nop); err != nil {
+		t.Fatal(err)
+	}
+	s.adm.mu.Lock()
+	done := make(chan error, 1)
+	go func() {
+		var err error
+		for i := range 3 {
+			inv := &invocation.Invocation{Function: "g" + strconv.Itoa(i), Chain: "c"}
+			if _, err = s.Do(inv, nil, nop); err == nil && !inv.Continuation {
+				t.Error("a known chain's request was not a continuation")
+			}
+		}
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Error(err)
+		}
+	case <-time.After(time.Minute): // a deadlock detector, not a speed bound
+		t.Fatal("a continuation waited for admission's lock")
+	}
+	s.adm.mu.Unlock()
+	if got := s.ChainStep("c"); got != 5 {
+		t.Errorf("ChainStep = %d, want 5 after four requests", got)
+	}
+}
+
+// TestConcurrentChainsAccounting: chains of three steps run concurrently,
+// continuations interleaved, leave every reserved step settled (nothing
+// outstanding), all of them completed, and the estimator fed.
+func TestConcurrentChainsAccounting(t *testing.T) {
+	ev := &countEvents{}
+	s := New(Config{Limit: 3, QueueCapacity: 1000, QueueTimeout: time.Minute, Events: ev})
+	defer s.Close()
+	const chains, steps = 200, 3
+	slow := invokerFunc(func() { time.Sleep(50 * time.Microsecond) })
+	var wg sync.WaitGroup
+	for i := range chains {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			id := "chain-" + strconv.Itoa(i)
+			for k := range steps {
+				inv := &invocation.Invocation{Function: "f" + strconv.Itoa(k), Chain: id, Steps: steps, Budget: time.Hour}
+				if _, err := s.Do(inv, nil, slow); err != nil {
+					t.Errorf("%s step %d: %v", id, k, err)
+					return
+				}
+				if inv.Continuation != (k > 0) {
+					t.Errorf("%s step %d: continuation %v", id, k, inv.Continuation)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if got := ev.completed.Load(); got != chains {
+		t.Errorf("completed %d chains, want %d", got, chains)
+	}
+	if got := s.adm.est.outstanding.Load(); got != 0 {
+		t.Errorf("outstanding steps = %d after every chain ended, want 0", got)
+	}
+	for k := range steps {
+		if d := s.Estimate("f" + strconv.Itoa(k)); d < 50*time.Microsecond {
+			t.Errorf("estimate of f%d = %v, want at least the 50µs each held its slot", k, d)
+		}
+	}
+	s.adm.mu.Lock()
+	learned := s.adm.est.expectedSteps("f0", 0)
+	s.adm.mu.Unlock()
+	if learned != steps {
+		t.Errorf("learned chain length %d, want %d", learned, steps)
+	}
+}
+
+// TestEWMAZeroSample: a sample of 0 is a value, not "no sample yet".
+func TestEWMAZeroSample(t *testing.T) {
+	var e ewma
+	if _, ok := e.value(); ok {
+		t.Fatal("a new average has a value")
+	}
+	e.add(0)
+	if v, ok := e.value(); !ok || v != 0 {
+		t.Fatalf("after a 0 sample: %v, %v; want 0, true", v, ok)
+	}
+	e.add(100)
+	if v, _ := e.value(); v != 100*ewmaAlpha {
+		t.Errorf("after 0 then 100: %v, want %v", v, 100*ewmaAlpha)
+	}
+}
+
+// TestUnplannedStepsAreBooked: steps beyond a chain's reservation, recorded
+// without the lock, are on the timeline when the next chain is admitted:
+// one that would fit a free pool is refused behind them.
+func TestUnplannedStepsAreBooked(t *testing.T) {
+	var mu sync.Mutex
+	now := time.Unix(1000, 0)
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	advance := invokerFunc(func() { mu.Lock(); now = now.Add(10 * time.Millisecond); mu.Unlock() })
+	for _, unplanned := range []int{0, 3} {
+		s := New(Config{Limit: 1, QueueCapacity: 10, QueueTimeout: time.Minute, DefaultEstimate: 10 * time.Millisecond, Now: clock})
+		// A chain of unknown length: one step reserved, the rest unplanned.
+		for i := range 1 + unplanned {
+			inv := &invocation.Invocation{Function: "f", Chain: "long"}
+			if _, err := s.Do(inv, nil, advance); err != nil || inv.Continuation != (i > 0) {
+				t.Fatalf("step %d: continuation %v, err %v", i, inv.Continuation, err)
+			}
+		}
+		_, err := s.Do(&invocation.Invocation{Function: "f", Chain: "new", Budget: 25 * time.Millisecond, Steps: 1}, nil, advance)
+		if refused := err != nil; refused != (unplanned > 0) {
+			t.Errorf("%d unplanned steps of 10ms ahead: new chain with a 25ms budget err = %v, want refused %v", unplanned, err, unplanned > 0)
+		}
+		s.Close()
+	}
+}
