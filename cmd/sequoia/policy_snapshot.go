@@ -1,10 +1,13 @@
 package main
 
 import (
+	"cmp"
 	"iter"
+	"maps"
 	"math"
 	"slices"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -40,6 +43,16 @@ type policyStats struct {
 	lastSeen  map[string]uint64  // function → the last refresh it was active in
 	prevCalls map[string]int64   // function → invocations finished so far
 	prevCold  map[string]float64 // function → cold starts counted so far
+
+	// last is the snapshot last handed to the policies, for
+	// /sequoia/v1/status; written by fill, read by seen.
+	last atomic.Pointer[takenSnapshot]
+}
+
+// takenSnapshot is a snapshot as the policies read it, and when.
+type takenSnapshot struct {
+	at   time.Time
+	snap policy.Snapshot
 }
 
 // activeWindow is how long a function stays in the snapshot after its
@@ -69,6 +82,7 @@ func newPolicyStats(reg prometheus.Gatherer, finished func() iter.Seq2[string, i
 // the functions active of late, p50/p99 durations and cold-start rates to
 // snap. snap.Functions may already hold the functions in flight.
 func (p *policyStats) fill(snap *policy.Snapshot) {
+	defer p.record(snap)
 	families, err := p.reg.Gather()
 	if err != nil && len(families) == 0 {
 		return
@@ -227,4 +241,71 @@ func quantile(cumulative map[float64]uint64, q float64) float64 {
 		}
 	}
 	return last
+}
+
+// record keeps a copy of snap, which the engine is about to read, for
+// seen. Once per refresh; the copy keeps a later change to snap's maps
+// from racing with a status reader.
+func (p *policyStats) record(snap *policy.Snapshot) {
+	c := *snap
+	c.Classes, c.Functions, c.Tenants = maps.Clone(c.Classes), maps.Clone(c.Functions), maps.Clone(c.Tenants)
+	c.Queues = maps.Clone(c.Queues)
+	for k, v := range c.Queues {
+		c.Queues[k] = maps.Clone(v)
+	}
+	if c.FairShare == 0 && len(c.Tenants) > 1 && c.Limit > 0 {
+		// What the engine derives when it converts the snapshot
+		// (policy.Snapshot's FairShare), so that it shows here too.
+		c.FairShare = float64(c.Limit) / float64(len(c.Tenants))
+	}
+	p.last.Store(&takenSnapshot{at: time.Now(), snap: c})
+}
+
+// policySeen is the policy_snapshot section of /sequoia/v1/status: the
+// live snapshot the policies last read (input.snapshot), with at most a
+// bound of its functions and tenants, the busiest first.
+type policySeen struct {
+	Taken time.Time `json:"taken_at"`
+	// Functions and Tenants count those the snapshot holds; the
+	// snapshot's maps list Shown* of them: the most in flight, then by
+	// name.
+	Functions      int             `json:"functions"`
+	Tenants        int             `json:"tenants"`
+	ShownFunctions int             `json:"shown_functions"`
+	ShownTenants   int             `json:"shown_tenants"`
+	Snapshot       policy.Snapshot `json:"snapshot"`
+}
+
+// seen is the snapshot the policies last read, with at most limit
+// functions and limit tenants; nil before the first. For status readers:
+// it sorts every function of the snapshot.
+func (p *policyStats) seen(limit int) *policySeen {
+	if p == nil {
+		return nil
+	}
+	t := p.last.Load()
+	if t == nil {
+		return nil
+	}
+	s := &policySeen{Taken: t.at.UTC(), Functions: len(t.snap.Functions), Tenants: len(t.snap.Tenants), Snapshot: t.snap}
+	s.Snapshot.Functions = busiest(t.snap.Functions, limit, func(f policy.FunctionStats) int { return f.InFlight })
+	s.Snapshot.Tenants = busiest(t.snap.Tenants, limit, func(t policy.TenantStats) int { return t.InFlight })
+	s.ShownFunctions, s.ShownTenants = len(s.Snapshot.Functions), len(s.Snapshot.Tenants)
+	return s
+}
+
+// busiest is the at most limit entries of m with the most in flight (ties
+// by name), as a new map; m itself when it is within the bound.
+func busiest[V any](m map[string]V, limit int, inFlight func(V) int) map[string]V {
+	if len(m) <= limit {
+		return m
+	}
+	keys := slices.SortedFunc(maps.Keys(m), func(a, b string) int {
+		return cmp.Or(cmp.Compare(inFlight(m[b]), inFlight(m[a])), cmp.Compare(a, b))
+	})
+	out := make(map[string]V, max(limit, 0))
+	for _, k := range keys[:max(limit, 0)] {
+		out[k] = m[k]
+	}
+	return out
 }

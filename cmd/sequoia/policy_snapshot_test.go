@@ -245,3 +245,77 @@ func (h holdUntil) Invoke(*invocation.Invocation) error {
 	<-h.release
 	return nil
 }
+
+// TestPolicyStatsSeen: the status shows the snapshot the policies last
+// read, fair share derived as the engine derives it, at most the busiest
+// functions and tenants of it (ties by name), and a copy: changing the
+// snapshot after it was handed over does not change what is shown.
+func TestPolicyStatsSeen(t *testing.T) {
+	p := newPolicyStats(prometheus.NewRegistry(), nil, 1)
+	if s := p.seen(10); s != nil {
+		t.Fatalf("seen before any snapshot: %+v", s)
+	}
+	snap := policy.Snapshot{
+		InFlight: 9, Limit: 12,
+		Queues: map[string]map[string]int{"pending": {"interactive": 2}},
+		Functions: map[string]policy.FunctionStats{
+			"idle": {}, "b": {InFlight: 3}, "a": {InFlight: 3}, "c": {InFlight: 1}, "big": {InFlight: 2},
+		},
+		Tenants: map[string]policy.TenantStats{"t1": {InFlight: 1}, "t2": {InFlight: 5}, "t3": {InFlight: 3}},
+	}
+	before := time.Now()
+	p.fill(&snap)
+	snap.Functions["a"] = policy.FunctionStats{InFlight: 99}
+	snap.Queues["pending"]["interactive"] = 99
+
+	got := p.seen(2)
+	if got == nil {
+		t.Fatal("no snapshot seen after fill")
+	}
+	if got.Taken.Before(before) || time.Since(got.Taken) > time.Minute {
+		t.Errorf("taken at %v, want just now", got.Taken)
+	}
+	if got.Functions != 5 || got.Tenants != 3 || got.ShownFunctions != 2 || got.ShownTenants != 2 {
+		t.Errorf("counts: %d functions (%d shown), %d tenants (%d shown); want 5 (2), 3 (2)",
+			got.Functions, got.ShownFunctions, got.Tenants, got.ShownTenants)
+	}
+	s := got.Snapshot
+	if !maps.Equal(s.Functions, map[string]policy.FunctionStats{"a": {InFlight: 3}, "b": {InFlight: 3}}) {
+		t.Errorf("functions shown %v, want a and b with 3 in flight each", s.Functions)
+	}
+	if !maps.Equal(s.Tenants, map[string]policy.TenantStats{"t2": {InFlight: 5}, "t3": {InFlight: 3}}) {
+		t.Errorf("tenants shown %v, want t2 and t3", s.Tenants)
+	}
+	if s.InFlight != 9 || s.Limit != 12 || s.Queues["pending"]["interactive"] != 2 {
+		t.Errorf("snapshot %+v, want what fill handed over", s)
+	}
+	if s.FairShare != 4 {
+		t.Errorf("fair share %v, want 12/3 tenants = 4 (before the list is bounded)", s.FairShare)
+	}
+	if all := p.seen(100); all.ShownFunctions != 5 || all.Snapshot.Functions["a"].InFlight != 3 {
+		t.Errorf("seen(100) = %+v, want all 5 functions as handed over", all)
+	}
+}
+
+// TestPolicyStatsSeenConcurrent: status readers run while the engine
+// refreshes (run with -race).
+func TestPolicyStatsSeenConcurrent(t *testing.T) {
+	p := newPolicyStats(prometheus.NewRegistry(), nil, 1)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for i := range 200 {
+			snap := policy.Snapshot{Functions: map[string]policy.FunctionStats{"f": {InFlight: i}, "g": {}},
+				Tenants: map[string]policy.TenantStats{"t": {InFlight: i}}}
+			p.fill(&snap)
+			snap.Functions["f"] = policy.FunctionStats{}
+		}
+	})
+	wg.Go(func() {
+		for range 200 {
+			if s := p.seen(1); s != nil && len(s.Snapshot.Functions) != 1 {
+				t.Errorf("%d functions shown, want 1", len(s.Snapshot.Functions))
+			}
+		}
+	})
+	wg.Wait()
+}

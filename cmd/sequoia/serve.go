@@ -63,6 +63,7 @@ type server struct {
 	adminLn net.Listener
 	plat    platformParts       // platforms.go
 	policy  *policy.Engine      // serve_policy.go
+	snaps   *policyStats        // policy_snapshot.go: what the policies read
 	decider *policy.Invocations // the proxy's Decider
 	dags    *dag.Service        // serve_dag.go
 	warm    *warmpool.Pool      // serve_warmpool.go; nil when SEQUOIA_PREWARM is off
@@ -194,6 +195,10 @@ func (s *server) run(ctx context.Context) error {
 // concurrency cap that /sequoia/v1/status lists.
 const reservedStatusLimit = 100
 
+// snapshotStatusLimit bounds the functions, and the tenants, of the
+// policy snapshot /sequoia/v1/status shows.
+const snapshotStatusLimit = 100
+
 // status is /sequoia/v1/status.
 func (s *server) status() any {
 	type queue struct {
@@ -222,6 +227,7 @@ func (s *server) status() any {
 		Policy   policy.Status       `json:"policy"`
 		WarmPool *warmpool.Status    `json:"warm_pool,omitempty"` // serve_warmpool.go
 		Reserved *proxy.ReservedCaps `json:"reserved_caps,omitempty"`
+		Snapshot *policySeen         `json:"policy_snapshot,omitempty"`
 		Config   map[string]any      `json:"config"`
 	}{
 		InFlight: s.sched.InFlight(),
@@ -230,6 +236,7 @@ func (s *server) status() any {
 		Policy:   s.policy.Status(),
 		WarmPool: s.warmStatus(),
 		Reserved: s.proxy.ReservedCaps(reservedStatusLimit),
+		Snapshot: s.snaps.seen(snapshotStatusLimit),
 		Queues: map[string]queue{
 			"pending": {
 				Depth:    s.sched.Depth(qos.Pending, qos.Interactive) + s.sched.Depth(qos.Pending, qos.Batch),

@@ -19,6 +19,7 @@ func (s *server) newPolicy() error {
 		cacheSize = -1 // the engine's "disabled"
 	}
 	stats := newPolicyStats(s.metrics.Registry(), s.sched.FunctionsFinished, activeRefreshes(pc.PolicyRefresh))
+	s.snaps = stats
 	e, err := policy.New(context.Background(), policy.Options{
 		Dir:       pc.PolicyDir,
 		Timeout:   pc.PolicyTimeout,

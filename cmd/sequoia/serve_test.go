@@ -23,6 +23,7 @@ import (
 
 	"github.com/sequoia-qos/sequoia/config"
 	"github.com/sequoia-qos/sequoia/loadtest/emulator"
+	"github.com/sequoia-qos/sequoia/policy"
 )
 
 func startEmulator(t *testing.T, cfg emulator.Config) (*emulator.Emulator, string) {
@@ -227,6 +228,60 @@ func TestStatusReservedCaps(t *testing.T) {
 	if c.Function != "capped" || c.Cap < 1 || c.Cap > 2 || c.Learned != c.Cap ||
 		c.ThrottledAt.IsZero() || !c.ChangedAt.Equal(c.ThrottledAt) || time.Since(c.ChangedAt) > time.Minute {
 		t.Errorf("capped: %+v, want a cap of 1..2 learned at its last throttle", c)
+	}
+}
+
+// TestStatusPolicySnapshot: /sequoia/v1/status shows the live snapshot
+// the policies read, here with a slow function's invocations in flight,
+// in the shape of input.snapshot: it makes an input document for
+// `sequoia policy eval` as it is.
+func TestStatusPolicySnapshot(t *testing.T) {
+	_, emuAddr := startEmulator(t, emulator.Config{Limit: 50, ExecTime: 2 * time.Second})
+	s := startServer(t, "SEQUOIA_BACKEND=lambda", "SEQUOIA_BACKEND_URL=http://"+emuAddr,
+		"SEQUOIA_MAX_CONCURRENCY=20", "SEQUOIA_POLICY_REFRESH=20ms")
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for range 3 {
+		wg.Go(func() {
+			resp, err := http.Post("http://"+s.dataLn.Addr().String()+"/2015-03-31/functions/slow/invocations", "application/json", strings.NewReader("{}"))
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			resp.Body.Close()
+		})
+	}
+	type status struct {
+		Snapshot *struct {
+			Taken     time.Time       `json:"taken_at"`
+			Functions int             `json:"functions"`
+			Raw       json.RawMessage `json:"snapshot"`
+		} `json:"policy_snapshot"`
+	}
+	var st status
+	var snap policy.Snapshot
+	deadline := time.Now().Add(1500 * time.Millisecond)
+	for {
+		st = status{}
+		_, body := httpGet(t, "http://"+s.adminLn.Addr().String()+"/sequoia/v1/status")
+		if err := json.Unmarshal([]byte(body), &st); err != nil || st.Snapshot == nil {
+			t.Fatalf("status %s: no policy_snapshot (%v)", body, err)
+		}
+		doc := `{"function":"slow","tenant":"t","type":"sync","snapshot":` + string(st.Snapshot.Raw) + `}`
+		var err error
+		if _, snap, err = policy.ParseDocument([]byte(doc)); err != nil {
+			t.Fatalf("policy_snapshot.snapshot is not an input.snapshot: %v\n%s", err, st.Snapshot.Raw)
+		}
+		if snap.Functions["slow"].InFlight == 3 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if snap.Functions["slow"].InFlight != 3 || snap.InFlight != 3 || snap.Limit != 20 || st.Snapshot.Functions != 1 {
+		t.Errorf("policy_snapshot: %d functions, %s; want slow with 3 in flight of 20", st.Snapshot.Functions, st.Snapshot.Raw)
+	}
+	if time.Since(st.Snapshot.Taken) > time.Second {
+		t.Errorf("snapshot taken at %v, want within the last refreshes", st.Snapshot.Taken)
 	}
 }
 
