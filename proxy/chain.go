@@ -1,10 +1,6 @@
 package proxy
 
 import (
-	"crypto/rand"
-	"encoding/hex"
-	"strconv"
-	"sync/atomic"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -39,23 +35,14 @@ var (
 		"sequoia: X-Sequoia-Chain-Steps must be a positive integer", 0})
 )
 
-// chainIDs assigns chain ids: a random per-process prefix and a counter,
-// so that ids are unique across proxies without randomness per request.
-type chainIDs struct {
-	prefix []byte
-	n      atomic.Uint64
-}
-
-func newChainIDs() *chainIDs {
-	var b [8]byte
-	_, _ = rand.Read(b[:])
-	return &chainIDs{prefix: []byte("sq-" + hex.EncodeToString(b[:]) + "-")}
-}
-
-// next appends a new id to dst.
-func (g *chainIDs) next(dst []byte) []byte {
-	dst = append(dst, g.prefix...)
-	return strconv.AppendUint(dst, g.n.Add(1), 36)
+// chainIDs returns where the proxy takes the ids it assigns: the
+// scheduler's own generator if it has one (qos.Scheduler keeps the chains
+// of its ids in a ring, cheaper than its chain table), else a new one.
+func chainIDs(sched Scheduler) *qos.ChainIDs {
+	if s, ok := sched.(interface{ ChainIDs() *qos.ChainIDs }); ok {
+		return s.ChainIDs()
+	}
+	return qos.NewChainIDs()
 }
 
 // tokenChar marks the bytes of an HTTP token (RFC 9110, 5.6.2).
@@ -109,7 +96,7 @@ func (p *Proxy) parseChain(req *fasthttp.Request, inv *invocation.Invocation, bu
 	h := &req.Header
 	id := h.PeekBytes(headerChainID)
 	if id == nil {
-		*buf = p.ids.next((*buf)[:0])
+		*buf = p.ids.Next((*buf)[:0])
 		id = *buf
 		h.SetCanonical(headerChainID, id)
 		inv.ChainAssigned = true

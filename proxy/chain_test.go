@@ -9,6 +9,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/sequoia-qos/sequoia/invocation"
+	"github.com/sequoia-qos/sequoia/qos"
 )
 
 func TestChainHeadersBadInput(t *testing.T) {
@@ -142,7 +143,7 @@ func FuzzChainHeaders(f *testing.F) {
 // TestParseChainMarksAssignedIDs: an id the proxy assigns is marked so
 // that nothing looks it up; one the caller gave is not.
 func TestParseChainMarksAssignedIDs(t *testing.T) {
-	p := &Proxy{ids: newChainIDs()}
+	p := &Proxy{ids: qos.NewChainIDs()}
 	var buf []byte
 	req := &fasthttp.Request{}
 	inv := &invocation.Invocation{}

@@ -81,7 +81,7 @@ type Proxy struct {
 	srv       *fasthttp.Server
 	reqs      sync.Pool
 	closing   atomic.Bool
-	ids       *chainIDs
+	ids       *qos.ChainIDs
 	plat      platformState // retries, feedback, Lambda Events: retry.go, events.go
 	dags      *dag.Service  // the DAG API under /sequoia/v1/ (api.go); nil: 404
 }
@@ -107,7 +107,7 @@ func New(cfg Config, sched Scheduler, fwd Forwarder, m *metrics.Metrics, log *sl
 	if cfg.MaxTenants <= 0 {
 		cfg.MaxTenants = 10000
 	}
-	p := &Proxy{cfg: cfg, sched: sched, fwd: fwd, m: m, log: log, ids: newChainIDs()}
+	p := &Proxy{cfg: cfg, sched: sched, fwd: fwd, m: m, log: log, ids: chainIDs(sched)}
 	switch cfg.HTTPRoute {
 	case "host":
 		p.httpRoute = httpRouteHost

@@ -71,10 +71,9 @@ func (nopEvents) ChainEnded(uint8, ChainOutcome, time.Duration, time.Duration) {
 func (nopEvents) Waited(QueueKind, uint8, time.Duration)                       {}
 
 // chain is one active chain. What a request updates (steps done and
-// remaining, the last end, failure) is atomic, so that a continuation
-// takes no admission lock; ended and booking change only under
-// admission.mu, when a chain starts or ends. The rest is set once, before
-// the chain is shared.
+// remaining, the last end, failure, the end itself) is atomic, so that a
+// continuation takes no admission lock. The rest, booking included, is set
+// once, before the chain is shared.
 type chain struct {
 	entry     string
 	class     uint8
@@ -84,25 +83,32 @@ type chain struct {
 	steps     int       // from X-Sequoia-Chain-Steps; 0 unknown
 	predicted time.Duration
 
-	booking booking // REQUIRES: admission.mu
-	ended   bool    // REQUIRES: admission.mu
+	booking booking // its slot's fields: REQUIRES admission.mu
+	seq     uint64  // the id's counter if it is in the ring (ring.go); 0 in the table
+
+	ended atomic.Bool // whoever sets it ends the chain (admission.end)
 
 	done      atomic.Int32 // steps that ran
 	remaining atomic.Int32 // of its reserved steps, not yet dispatched
 	lastEnd   atomic.Int64 // unix nanoseconds its last step ended; 0 while one runs
 	failed    atomic.Bool
+	expires   atomic.Int64 // in the ring: unix nanoseconds it is forgotten
 	// requests counts the chain's admitted requests (the first and its
 	// continuations), for ChainStep.
 	requests atomic.Int32
 }
 
 // admission owns the active-chain table and the estimator, and decides
-// whether a new chain may start. Its lock is taken when a chain starts or
-// ends (the estimator's timeline), never for a continuation.
+// whether a new chain may start. Its lock guards the estimator's timeline:
+// taken when a chain starts, and when one ends before its booking does;
+// never for a continuation.
 type admission struct {
 	mu    sync.Mutex
 	est   *estimator
 	table *ttlcache.Cache[*chain]
+	// Chains whose ids ids assigned are in ring, the rest in table.
+	ids   *ChainIDs
+	ring  *ring
 	ev    Events
 	now   func() time.Time
 	limit func() int
@@ -139,30 +145,82 @@ func newAdmission(cfg Config, limit func() int, fn flightTable) *admission {
 		ttl = 5 * time.Minute
 	}
 	a.table = ttlcache.NewWithClock(size, ttl, a.evicted, a.now)
+	a.ids = NewChainIDs()
+	a.ring = newRing(size, ttl, a.now, func(c *chain) { a.evicted("", c) })
 	return a
+}
+
+// lookup returns the chain of id unless it was forgotten by now: in the
+// ring if sequoia assigned the id and it is there, else in the table.
+func (a *admission) lookup(id string, now time.Time) (*chain, bool) {
+	if seq, ok := a.ids.seq(id); ok {
+		if c, ok := a.ring.get(seq, now); ok {
+			return c, true
+		}
+	}
+	return a.table.GetAt(id, now)
+}
+
+// store makes c, a new chain, the one id names from now: in the ring if
+// sequoia assigned the id and its slot holds no newer id, else in the
+// table. A forgotten chain of that id ends, unless fresh says the id was
+// just assigned (so none can exist).
+func (a *admission) store(id string, c *chain, fresh bool, now time.Time) {
+	if seq, ok := a.ids.seq(id); ok {
+		c.seq = seq
+		if a.ring.put(c, now) {
+			if !fresh {
+				a.table.Remove(id) // one stored there when its slot was taken
+			}
+			return
+		}
+		c.seq = 0
+	}
+	if fresh {
+		a.table.AddAt(id, c, now)
+	} else {
+		a.table.ReplaceAt(id, c, now)
+	}
+}
+
+// forget removes id's chain (c, if found) from where it is stored, which
+// ends it.
+func (a *admission) forget(id string, c *chain) {
+	if c != nil && c.seq != 0 {
+		a.ring.remove(c)
+		return
+	}
+	a.table.Remove(id)
 }
 
 // evicted ends a chain the table forgot (TTL, deadline, capacity). It runs
 // under the table's lock, so it must not call the table.
 func (a *admission) evicted(_ string, c *chain) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if c.ended {
+	if c.ended.Load() {
 		return
 	}
 	o := ChainCompleted
 	if done := int(c.done.Load()); c.failed.Load() || done == 0 || c.steps > 0 && done < c.steps {
 		o = ChainFailed
 	}
-	a.endLocked(c, o, a.now())
+	a.end(c, o, a.now())
 }
 
-// endLocked ends c with outcome o at now.
-//
-// REQUIRES: a.mu held.
-func (a *admission) endLocked(c *chain, o ChainOutcome, now time.Time) {
-	c.ended = true
-	a.est.settle(c.booking, now.UnixNano())
+// end ends c with outcome o at now, unless it already ended. It takes the
+// lock only if c ends before its booking on the timeline does, to give
+// the rest back (settle); the chain a table forgets long after its last
+// step takes none.
+func (a *admission) end(c *chain, o ChainOutcome, now time.Time) {
+	if !c.ended.CompareAndSwap(false, true) {
+		return
+	}
+	// A booking's end only moves earlier (settle), so one already past
+	// leaves nothing to give back.
+	if c.booking.end > now.UnixNano() {
+		a.mu.Lock()
+		a.est.settle(c.booking, now.UnixNano())
+		a.mu.Unlock()
+	}
 	a.est.outstanding.Add(-int64(c.remaining.Swap(0)))
 	if o == ChainCompleted {
 		a.est.learnSteps(c.entry, int(c.done.Load()))
@@ -178,7 +236,7 @@ func (a *admission) admit(inv *invocation.Invocation) (*chain, time.Time, error)
 	now := a.now()
 	var c *chain
 	if inv.Chain != "" && !inv.ChainAssigned {
-		c, _ = a.table.GetAt(inv.Chain, now)
+		c, _ = a.lookup(inv.Chain, now)
 	}
 	if c != nil && (c.deadline.IsZero() || !now.After(c.deadline)) {
 		if last := c.lastEnd.Swap(0); last != 0 && !c.run {
@@ -216,11 +274,9 @@ func (a *admission) admit(inv *invocation.Invocation) (*chain, time.Time, error)
 	c.remaining.Store(int32(steps))
 	c.requests.Store(1)
 	inv.Deadline = deadline
-	if inv.ChainAssigned {
-		a.table.AddAt(inv.Chain, c, now) // a fresh id: nothing to replace
-		inv.ChainAssigned = false        // a retry looks its chain up
-	} else if inv.Chain != "" {
-		a.table.ReplaceAt(inv.Chain, c, now) // ends the forgotten chain, if any
+	if inv.Chain != "" {
+		a.store(inv.Chain, c, inv.ChainAssigned, now)
+		inv.ChainAssigned = false // a retry looks its chain up
 	}
 	a.ev.ChainStarted(inv.Class)
 	return c, now, nil
@@ -263,7 +319,7 @@ func (a *admission) dispatched(c *chain, f *flight) {
 
 // finished records a step of c, an invocation of f (the flight table's
 // entry for its function), that ran and ended at end: it held its slot
-// for hold. It takes the lock only to end a chain of known length.
+// for hold. A chain of known length ends with its last step.
 func (a *admission) finished(c *chain, f *flight, hold time.Duration, ok bool, end time.Time) {
 	a.est.observe(f, hold)
 	if !ok {
@@ -274,38 +330,30 @@ func (a *admission) finished(c *chain, f *flight, hold time.Duration, ok bool, e
 	if c.steps <= 0 || done < c.steps {
 		return
 	}
-	a.mu.Lock()
-	if !c.ended {
-		o := ChainCompleted
-		if c.failed.Load() {
-			o = ChainFailed
-		}
-		a.endLocked(c, o, end)
+	o := ChainCompleted
+	if c.failed.Load() {
+		o = ChainFailed
 	}
-	a.mu.Unlock()
+	a.end(c, o, end)
 }
 
 // abandoned records a step of c that never ran because of err.
 func (a *admission) abandoned(c *chain, inv *invocation.Invocation, err error) {
-	a.mu.Lock()
-	if c.ended {
-		a.mu.Unlock()
+	if c.ended.Load() {
 		return
 	}
 	if inv.Continuation {
 		if errors.Is(err, ErrDeadline) {
-			a.endLocked(c, ChainDropped, a.now())
+			a.end(c, ChainDropped, a.now())
 		} else {
 			c.failed.Store(true)
 		}
-		a.mu.Unlock()
 		return
 	}
 	// The first step never ran: the chain never started.
-	a.endLocked(c, ChainFailed, a.now())
-	a.mu.Unlock()
+	a.end(c, ChainFailed, a.now())
 	if inv.Chain != "" {
-		a.table.Remove(inv.Chain)
+		a.forget(inv.Chain, c)
 	}
 }
 
@@ -335,19 +383,28 @@ func (s *Scheduler) ChainStep(id string) int {
 		return 1
 	}
 	now := s.adm.now()
-	c, ok := s.adm.table.GetAt(id, now)
+	c, ok := s.adm.lookup(id, now)
 	if !ok || !c.deadline.IsZero() && now.After(c.deadline) {
 		return 1
 	}
 	return int(c.requests.Load()) + 1
 }
 
-// ActiveChains returns the number of chains in the table.
-func (s *Scheduler) ActiveChains() int { return s.adm.table.Len() }
+// ActiveChains returns the number of chains remembered (in the table and
+// the ring), ended ones not yet forgotten included.
+func (s *Scheduler) ActiveChains() int { return s.adm.table.Len() + int(s.adm.ring.live.Load()) }
+
+// ChainIDs is the generator of the chain ids the scheduler keeps in its
+// ring: a caller that assigns ids to requests without one (the proxy)
+// should take them from it.
+func (s *Scheduler) ChainIDs() *ChainIDs { return s.adm.ids }
 
 // Close stops the chain table's sweeper: chains are no longer forgotten
 // after SEQUOIA_CHAIN_TTL. Call it once the scheduler is done with.
-func (s *Scheduler) Close() { s.adm.table.Close() }
+func (s *Scheduler) Close() {
+	s.adm.table.Close()
+	s.adm.ring.Close()
+}
 
 // retryAfterSeconds rounds d up to whole seconds, at least 1, as
 // Retry-After wants.

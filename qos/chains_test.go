@@ -328,23 +328,37 @@ func TestAssignedChainID(t *testing.T) {
 }
 
 // BenchmarkDoPassthrough is the passthrough case: every request is a new
-// chain of unknown length with an id sequoia assigned, so each stays in the
-// chain table until capacity evicts it (at the default size).
+// chain of unknown length, so each stays remembered until capacity evicts
+// it (at the default size). "assigned": ids from the scheduler's generator,
+// as the proxy assigns them (the ring); "given": ids the callers gave (the
+// chain table).
 func BenchmarkDoPassthrough(b *testing.B) {
 	nop := invokerFunc(func() {})
-	s := New(Config{Limit: 1 << 30, QueueCapacity: 1, QueueTimeout: time.Second})
-	defer s.Close()
-	var n atomic.Int64
-	b.ReportAllocs()
-	b.RunParallel(func(pb *testing.PB) {
-		inv := &invocation.Invocation{Function: "f"}
-		buf := make([]byte, 0, 32)
-		for pb.Next() {
-			buf = strconv.AppendInt(append(buf[:0], "sq-0123456789abcdef-"...), n.Add(1), 36)
-			inv.Chain = string(buf)
-			if _, err := s.Do(inv, nil, nop); err != nil {
-				b.Fatal(err)
-			}
+	for _, given := range []bool{false, true} {
+		name := "assigned"
+		if given {
+			name = "given"
 		}
-	})
+		b.Run(name, func(b *testing.B) {
+			s := New(Config{Limit: 1 << 30, QueueCapacity: 1, QueueTimeout: time.Second})
+			defer s.Close()
+			var n atomic.Int64
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				inv := &invocation.Invocation{Function: "f"}
+				buf := make([]byte, 0, 32)
+				for pb.Next() {
+					if given {
+						buf = strconv.AppendInt(append(buf[:0], "caller-0123456789abcdef-"...), n.Add(1), 36)
+					} else {
+						buf = s.ChainIDs().Next(buf[:0])
+					}
+					inv.Chain, inv.ChainAssigned = string(buf), !given
+					if _, err := s.Do(inv, nil, nop); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		})
+	}
 }

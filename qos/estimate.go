@@ -59,13 +59,13 @@ func (e *ewma) value() (float64, bool) {
 //     a fluid bound (all of them spread over every slot, or over the rate
 //     limit) that catches a timeline that ran ahead of reality.
 //
-// What runs on every request is lock-free: the durations (per function in
-// the scheduler's flight table, and over all functions), the turnaround
-// and the outstanding steps are atomics. The timeline and the learned
-// chain lengths are touched only when a chain starts or ends, under
-// admission's lock (REQUIRES: admission.mu).
+// Everything but the timeline is lock-free: the durations and chain
+// lengths (per function in the scheduler's flight table, and over all
+// functions), the turnaround and the outstanding steps are atomics. The
+// timeline is touched when a chain starts, or ends before its booking,
+// under admission's lock (REQUIRES: admission.mu).
 type estimator struct {
-	fn          flightTable // per-function durations: flight.slot
+	fn          flightTable // per function: flight.slot and flight.steps
 	all         ewma
 	gap         ewma // caller turnaround between a chain's steps
 	outstanding atomic.Int64
@@ -75,12 +75,11 @@ type estimator struct {
 	def                           time.Duration
 	rate                          float64 // invocations per second; 0 = unlimited
 
-	steps map[string]*ewma // REQUIRES: admission.mu
-	slots slotHeap         // REQUIRES: admission.mu
+	slots slotHeap // REQUIRES: admission.mu
 }
 
 func newEstimator(def time.Duration, rate float64, fn flightTable) *estimator {
-	return &estimator{fn: fn, steps: map[string]*ewma{}, def: def, rate: rate}
+	return &estimator{fn: fn, def: def, rate: rate}
 }
 
 // observe records that an invocation of f (a flight table entry, nil for
@@ -108,12 +107,7 @@ func (e *estimator) duration(fn string) time.Duration {
 
 // learnSteps records that a chain entered at fn made n invocations.
 func (e *estimator) learnSteps(fn string, n int) {
-	s := e.steps[fn]
-	if s == nil {
-		s = new(ewma)
-		e.steps[fn] = s
-	}
-	s.add(float64(n))
+	e.fn.GetString(fn).steps.add(float64(n))
 }
 
 // expectedSteps is a chain's expected length: given, else learned from
@@ -122,10 +116,8 @@ func (e *estimator) expectedSteps(fn string, given int) int {
 	if given > 0 {
 		return given
 	}
-	if s := e.steps[fn]; s != nil {
-		if v, ok := s.value(); ok {
-			return max(1, int(v+0.5))
-		}
+	if v, ok := e.fn.GetString(fn).steps.value(); ok {
+		return max(1, int(v+0.5))
 	}
 	return 1
 }

@@ -24,9 +24,10 @@ func newFlightTable() flightTable {
 
 type flight struct {
 	held, finished atomic.Int64
-	// slot is how long an invocation of the name holds its slot (an
-	// EWMA, for the admission estimator; functions only).
-	slot ewma
+	// slot is how long an invocation of the name holds its slot, and
+	// steps how many invocations the chains it enters make (EWMAs, for the
+	// admission estimator; functions only).
+	slot, steps ewma
 }
 
 // counts yields every name's count read by get, skipping zeros.

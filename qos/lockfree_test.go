@@ -132,3 +132,38 @@ func TestUnplannedStepsAreBooked(t *testing.T) {
 		s.Close()
 	}
 }
+
+// TestLateEndTakesNoLock: a chain that ends after its booking on the
+// timeline has nothing to give back, so ending it takes no lock (the
+// passthrough case: a table forgets a chain long after its last step).
+func TestLateEndTakesNoLock(t *testing.T) {
+	var mu sync.Mutex
+	now := time.Unix(1000, 0)
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	ev := &countEvents{}
+	s := New(Config{Limit: 1, QueueCapacity: 1, QueueTimeout: time.Minute, DefaultEstimate: 10 * time.Millisecond, Now: clock, Events: ev})
+	defer s.Close()
+	late := invokerFunc(func() {
+		mu.Lock()
+		now = now.Add(50 * time.Millisecond) // past the 10ms projected
+		mu.Unlock()
+		s.adm.mu.Lock() // released once Do returns
+	})
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.Do(&invocation.Invocation{Function: "f", Chain: "c", Steps: 1}, nil, late)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Error(err)
+		}
+	case <-time.After(time.Minute): // a deadlock detector, not a speed bound
+		t.Fatal("ending a late chain waited for admission's lock")
+	}
+	s.adm.mu.Unlock()
+	if ev.completed.Load() != 1 {
+		t.Errorf("completed %d chains, want 1", ev.completed.Load())
+	}
+}

@@ -66,7 +66,7 @@ func (s *Scheduler) AdmitRun(p RunPlan) (time.Time, error) {
 		predicted: time.Duration(finish - now.UnixNano()), run: true}
 	a.mu.Unlock()
 	c.remaining.Store(int32(steps))
-	a.table.ReplaceAt(p.Chain, c, now) // ends a forgotten chain of that id, if any
+	a.store(p.Chain, c, false, now) // ends a forgotten chain of that id, if any
 	a.ev.ChainStarted(p.Class)
 	return deadline, nil
 }
@@ -75,17 +75,24 @@ func (s *Scheduler) AdmitRun(p RunPlan) (time.Time, error) {
 // outcome.
 func (s *Scheduler) EndRun(chain string, failed bool) {
 	a := s.adm
-	if c, ok := a.table.Get(chain); ok && failed {
+	c, ok := a.lookup(chain, a.now())
+	if ok && failed {
 		c.failed.Store(true)
 	}
-	a.table.Remove(chain) // ends it (evicted)
+	a.forget(chain, c) // ends it (evicted)
 }
 
 // TouchRun keeps a run admitted by AdmitRun in the chain table for another
 // SEQUOIA_CHAIN_TTL, so that a run longer than the TTL keeps its place:
 // its invocations stay continuations. Cost: the table's lock, briefly.
 func (s *Scheduler) TouchRun(chain string) {
-	if c, ok := s.adm.table.Get(chain); ok {
-		s.adm.table.Add(chain, c) // an existing key: renews its expiry
+	a := s.adm
+	now := a.now()
+	if c, ok := a.lookup(chain, now); ok {
+		if c.seq != 0 {
+			a.ring.touch(c, now)
+		} else {
+			a.table.AddAt(chain, c, now) // an existing key: renews its expiry
+		}
 	}
 }
