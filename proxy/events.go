@@ -136,7 +136,12 @@ func (e *events) deliver(ev *event) {
 	}()
 	s := &e.p.plat
 	expires := ev.inv.Arrival.Add(s.retry.EventMaxAge)
+	policyCap := ev.inv.FunctionCap
 	for {
+		if s.reserved != nil {
+			// Held to the learned reserved concurrency, as a call is.
+			ev.inv.FunctionCap = effectiveCap(policyCap, s.reserved.capOf(ev.inv.Function))
+		}
 		start, obs := time.Now(), e.p.cfg.Observer // the warm pool sees Events too
 		if obs != nil {
 			obs.Arrived(&ev.inv)

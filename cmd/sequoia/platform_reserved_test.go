@@ -10,6 +10,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
+	"github.com/aws/aws-sdk-go-v2/service/lambda/types"
 
 	"github.com/sequoia-qos/sequoia/loadtest/emulator"
 )
@@ -76,5 +77,42 @@ func TestLambdaReservedConcurrencyLearned(t *testing.T) {
 	}
 	if p := st.Functions["free"].PeakConcurrency; p <= reserved {
 		t.Errorf("free ran at most %d at once: held to capped's cap", p)
+	}
+}
+
+// TestLambdaReservedCapHoldsEvents: Event invocations are delivered under
+// the cap learned from the platform's reserved-concurrency throttles, as
+// calls are: once calls taught it, a burst of Events meets far fewer
+// throttles than the calls did, and every Event is delivered.
+func TestLambdaReservedCapHoldsEvents(t *testing.T) {
+	const reserved, burst = 3, 40
+	emu, emuAddr := startEmulator(t, emulator.Config{Limit: 50, ExecTime: 20 * time.Millisecond})
+	emu.SetReserved("capped", reserved)
+	s := startServer(t, "SEQUOIA_BACKEND=lambda", "SEQUOIA_BACKEND_URL=http://"+emuAddr,
+		"SEQUOIA_MAX_CONCURRENCY=20", "SEQUOIA_ADAPTIVE_QUIET=1h")
+	c := lambdaClient(s.dataLn.Addr().String(), 1)
+	invoke := func(typ types.InvocationType, want int32) {
+		var wg sync.WaitGroup
+		for i := range burst {
+			wg.Go(func() {
+				out, err := c.Invoke(context.Background(), &lambda.InvokeInput{FunctionName: aws.String("capped"),
+					InvocationType: typ, Payload: []byte(`{"i":` + itoa(i) + `}`)})
+				if err != nil || out.StatusCode != want {
+					t.Errorf("%s %d: %v %v", typ, i, out, err)
+				}
+			})
+		}
+		wg.Wait()
+	}
+	invoke(types.InvocationTypeRequestResponse, 200)
+	first := emu.Stats().Functions["capped"].Throttles
+	invoke(types.InvocationTypeEvent, 202)
+	for emu.Stats().Functions["capped"].Completed < 2*burst {
+		time.Sleep(10 * time.Millisecond) // the Events' delivery; the test's timeout bounds it
+	}
+	events := emu.Stats().Functions["capped"].Throttles - first
+	t.Logf("reserved throttles: %d for the calls, %d for the Events", first, events)
+	if first == 0 || events > first/4 {
+		t.Errorf("reserved throttles: %d for the calls, %d for the Events; want the Events under a quarter", first, events)
 	}
 }
