@@ -83,6 +83,14 @@ type TenantStats struct {
 	InFlight int `json:"in_flight"`
 }
 
+// Derive fills the fields derived from the others (FairShare), as the
+// engine does when it converts a snapshot; a value already set stays.
+func (s *Snapshot) Derive() {
+	if s.FairShare == 0 && len(s.Tenants) > 1 && s.Limit > 0 {
+		s.FairShare = float64(s.Limit) / float64(len(s.Tenants))
+	}
+}
+
 // SnapshotFunc fills a snapshot of the live state. It is called from one
 // goroutine at the engine's refresh interval.
 type SnapshotFunc func() Snapshot
@@ -105,9 +113,7 @@ func (s *Snapshot) value() (ast.Value, error) {
 	if c.Tenants == nil {
 		c.Tenants = map[string]TenantStats{}
 	}
-	if c.FairShare == 0 && len(c.Tenants) > 1 && c.Limit > 0 {
-		c.FairShare = float64(c.Limit) / float64(len(c.Tenants))
-	}
+	c.Derive()
 	raw, err := json.Marshal(&c)
 	if err != nil {
 		return nil, err

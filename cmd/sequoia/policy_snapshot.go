@@ -253,11 +253,7 @@ func (p *policyStats) record(snap *policy.Snapshot) {
 	for k, v := range c.Queues {
 		c.Queues[k] = maps.Clone(v)
 	}
-	if c.FairShare == 0 && len(c.Tenants) > 1 && c.Limit > 0 {
-		// What the engine derives when it converts the snapshot
-		// (policy.Snapshot's FairShare), so that it shows here too.
-		c.FairShare = float64(c.Limit) / float64(len(c.Tenants))
-	}
+	c.Derive() // as the engine does, so that fair_share shows here too
 	p.last.Store(&takenSnapshot{at: time.Now(), snap: c})
 }
 
