@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -99,11 +98,10 @@ type chain struct {
 }
 
 // admission owns the active-chain table and the estimator, and decides
-// whether a new chain may start. Its lock guards the estimator's timeline:
-// taken when a chain starts, and when one ends before its booking does;
-// never for a continuation.
+// whether a new chain may start. It has no lock of its own: the
+// estimator's timeline has one per line, taken when a chain starts and
+// when one ends before its booking does; never for a continuation.
 type admission struct {
-	mu    sync.Mutex
 	est   *estimator
 	table *ttlcache.Cache[*chain]
 	// Chains whose ids ids assigned are in ring, the rest in table.
@@ -206,10 +204,10 @@ func (a *admission) evicted(_ string, c *chain) {
 	a.end(c, o, a.now())
 }
 
-// end ends c with outcome o at now, unless it already ended. It takes the
-// lock only if c ends before its booking on the timeline does, to give
-// the rest back (settle); the chain a table forgets long after its last
-// step takes none.
+// end ends c with outcome o at now, unless it already ended. It takes a
+// lock (its timeline line's) only if c ends before its booking does, to
+// give the rest back (settle); the chain a table forgets long after its
+// last step takes none.
 func (a *admission) end(c *chain, o ChainOutcome, now time.Time) {
 	if !c.ended.CompareAndSwap(false, true) {
 		return
@@ -217,9 +215,7 @@ func (a *admission) end(c *chain, o ChainOutcome, now time.Time) {
 	// A booking's end only moves earlier (settle), so one already past
 	// leaves nothing to give back.
 	if c.booking.end > now.UnixNano() {
-		a.mu.Lock()
 		a.est.settle(c.booking, now.UnixNano())
-		a.mu.Unlock()
 	}
 	a.est.outstanding.Add(-int64(c.remaining.Swap(0)))
 	if o == ChainCompleted {
@@ -231,7 +227,7 @@ func (a *admission) end(c *chain, o ChainOutcome, now time.Time) {
 // admit classifies inv as the first step of a new chain or a continuation
 // and, for a new chain, decides whether it may start. It sets
 // inv.Continuation and inv.Deadline, and returns the time it read: a
-// continuation takes no lock, a new chain admission's lock once.
+// continuation takes no lock, a new chain one line of the timeline's.
 func (a *admission) admit(inv *invocation.Invocation) (*chain, time.Time, error) {
 	now := a.now()
 	var c *chain
@@ -248,7 +244,6 @@ func (a *admission) admit(inv *invocation.Invocation) (*chain, time.Time, error)
 		inv.Continuation, inv.Deadline = true, c.deadline
 		return c, now, nil
 	}
-	a.mu.Lock()
 	// A new chain, or one whose deadline passed: the table forgets a chain
 	// after its deadline, so this request starts a new one.
 	inv.Continuation = false
@@ -257,20 +252,19 @@ func (a *admission) admit(inv *invocation.Invocation) (*chain, time.Time, error)
 		budget = a.defaultDeadline
 	}
 	steps := a.est.expectedSteps(inv.Function, inv.Steps)
+	work := a.est.work(inv.Function, steps)
 	limit := a.limit()
-	start, finish, work := a.est.project(inv.Function, steps, limit, now.UnixNano())
-	deadline, err := a.fits(now, budget, finish)
+	bk, finish, deadline, err := a.place(limit, now, budget,
+		func(ln *timeline) (int64, int64) { return a.est.project(ln, work, steps, limit, now.UnixNano()) },
+		func(ln *timeline, start int64) booking { return a.est.reserve(ln, start, work, steps, limit) })
 	if err != nil {
-		a.mu.Unlock()
 		a.ev.ChainRefused(inv.Class)
 		return nil, now, err
 	}
-	bk := a.est.reserve(start, work, steps, limit)
 	c = &chain{booking: bk,
 		entry: inv.Function, class: inv.Class, start: now, deadline: deadline,
 		steps: inv.Steps, predicted: time.Duration(finish - now.UnixNano()),
 	}
-	a.mu.Unlock()
 	c.remaining.Store(int32(steps))
 	c.requests.Store(1)
 	inv.Deadline = deadline
@@ -280,6 +274,35 @@ func (a *admission) admit(inv *invocation.Invocation) (*chain, time.Time, error)
 	}
 	a.ev.ChainStarted(inv.Class)
 	return c, now, nil
+}
+
+// place books a new chain on the timeline for limit worker slots: on a
+// line picked at random, or, if the chain does not fit there (fits with
+// budget refuses it), on the first other line where it fits. project
+// gives the chain's start and finish on a locked line, reserve books it
+// there. It returns the booking, the projected finish and the deadline,
+// or the refusal with the shortest wait over every line.
+func (a *admission) place(limit int, now time.Time, budget time.Duration,
+	project func(ln *timeline) (start, finish int64),
+	reserve func(ln *timeline, start int64) booking) (booking, int64, time.Time, error) {
+	_, lines := timelineSlots(limit)
+	first := firstLine(lines)
+	var refused *RefusedError
+	for j := range lines {
+		ln := a.est.lock(first+j, limit, now.UnixNano())
+		start, finish := project(ln)
+		deadline, err := a.fits(now, budget, finish)
+		if err == nil {
+			bk := reserve(ln, start)
+			ln.mu.Unlock()
+			return bk, finish, deadline, nil
+		}
+		ln.mu.Unlock()
+		if r := err.(*RefusedError); refused == nil || r.RetryAfter < refused.RetryAfter {
+			refused = r
+		}
+	}
+	return booking{}, 0, time.Time{}, refused
 }
 
 // fits returns the deadline of a chain admitted at now with budget (zero:

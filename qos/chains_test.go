@@ -207,10 +207,21 @@ func BenchmarkDoChains(b *testing.B) {
 // the worker-slot limit.
 func TestHugeLimitTimelineBounded(t *testing.T) {
 	s := New(Config{Limit: 1 << 30, QueueCapacity: 1, QueueTimeout: time.Second})
-	if _, err := s.Do(&invocation.Invocation{Function: "f", Chain: "c", Budget: time.Second, Steps: 3}, nil, invokerFunc(func() {})); err != nil {
-		t.Fatal(err)
+	for i := range 200 { // enough to try every line
+		inv := &invocation.Invocation{Function: "f", Chain: "c" + strconv.Itoa(i), Budget: time.Second, Steps: 3}
+		if _, err := s.Do(inv, nil, invokerFunc(func() {})); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if n := len(s.adm.est.slots); n != maxTimelineSlots {
+	n := 0
+	for i := range s.adm.est.lines {
+		ln := &s.adm.est.lines[i]
+		if got := len(ln.slots); got != maxTimelineSlots/maxLines {
+			t.Errorf("line %d: %d slots, want %d", i, got, maxTimelineSlots/maxLines)
+		}
+		n += len(ln.slots)
+	}
+	if n != maxTimelineSlots {
 		t.Errorf("timeline slots = %d, want %d", n, maxTimelineSlots)
 	}
 }

@@ -40,16 +40,21 @@
 //     chain may start; a chain whose deadline has passed is started anew.
 //     Continuations are never refused. Events is how it reports chains
 //     started, refused, completed, dropped and failed, and queue waits.
-//     Its one lock (the reservation timeline) is taken when a chain starts
-//     or ends, never for a continuation: what each request updates (a
-//     chain's steps, the durations, the outstanding steps) is atomic.
+//     It has no lock of its own: what each request updates (a chain's
+//     steps, the durations, the outstanding steps) is atomic, and the
+//     reservation timeline is split in lines (timeline.go), each with its
+//     own lock, taken when a chain starts (one line, picked at random) or
+//     ends before its booking; never for a continuation. Chains whose ids
+//     the scheduler's ChainIDs assigned (the proxy's, for requests that
+//     bring none) live in a ring indexed by the id's counter (ring.go):
+//     an atomic swap instead of a table insert.
 //   - estimator (estimate.go) learns per-function slot times (EWMA of
 //     grant-to-release, so sequoia's own overheads count; kept lock-free in
 //     the per-function flight table), chain lengths per entry function and
 //     the callers' turnaround between steps, and keeps a reservation
 //     timeline of when each slot is projected free; a fluid bound (all
 //     outstanding steps over all slots, and over the rate limit) backs it
-//     up. Steps beyond a chain's reservation are counted without the lock
+//     up. Steps beyond a chain's reservation are counted without a lock
 //     and booked on the timeline by its next reader.
 //   - Watcher is the small interface the caller gives to learn that its
 //     client went away while queued (the proxy watches the TCP connection).

@@ -1,7 +1,6 @@
 package qos
 
 import (
-	"container/heap"
 	"math"
 	"sync/atomic"
 	"time"
@@ -62,8 +61,8 @@ func (e *ewma) value() (float64, bool) {
 // Everything but the timeline is lock-free: the durations and chain
 // lengths (per function in the scheduler's flight table, and over all
 // functions), the turnaround and the outstanding steps are atomics. The
-// timeline is touched when a chain starts, or ends before its booking,
-// under admission's lock (REQUIRES: admission.mu).
+// timeline (timeline.go) is split in lines, each under its own lock,
+// touched when a chain starts or ends before its booking.
 type estimator struct {
 	fn          flightTable // per function: flight.slot and flight.steps
 	all         ewma
@@ -75,7 +74,7 @@ type estimator struct {
 	def                           time.Duration
 	rate                          float64 // invocations per second; 0 = unlimited
 
-	slots slotHeap // REQUIRES: admission.mu
+	lines [maxLines]timeline
 }
 
 func newEstimator(def time.Duration, rate float64, fn flightTable) *estimator {
@@ -105,6 +104,14 @@ func (e *estimator) duration(fn string) time.Duration {
 	return e.def
 }
 
+// work is the slot time of a chain of steps invocations, the first of fn,
+// on its critical path: its first step, then each later one (of any
+// function) after the caller's turnaround.
+func (e *estimator) work(fn string, steps int) time.Duration {
+	gap, _ := e.gap.value()
+	return e.duration(fn) + time.Duration(steps-1)*(e.duration("")+time.Duration(gap))
+}
+
 // learnSteps records that a chain entered at fn made n invocations.
 func (e *estimator) learnSteps(fn string, n int) {
 	e.fn.GetString(fn).steps.add(float64(n))
@@ -120,95 +127,6 @@ func (e *estimator) expectedSteps(fn string, given int) int {
 		return max(1, int(v+0.5))
 	}
 	return 1
-}
-
-// slot is one worker slot on the reservation timeline.
-type slot struct {
-	free int64 // unix nanoseconds: when the work booked on it is projected done
-	// shifted is how far the slot's bookings were moved when chains on it
-	// ended early (positive) or late (negative): bookings made before a
-	// shift read their end through it.
-	shifted int64
-	idx     int
-}
-
-// booking is where a chain sits on the timeline.
-type booking struct {
-	slot    *slot
-	end     int64 // projected end when booked
-	shifted int64 // slot.shifted when booked
-}
-
-// resize makes the timeline have n slots; new slots are free now.
-func (e *estimator) resize(n int, now int64) {
-	for len(e.slots) > n {
-		heap.Remove(&e.slots, len(e.slots)-1)
-	}
-	for len(e.slots) < n {
-		heap.Push(&e.slots, &slot{free: now})
-	}
-}
-
-// project returns when a chain of steps invocations, the first of fn,
-// arriving now would start and finish, and its slot time.
-//
-// The timeline has at most maxTimelineSlots slots; with more worker slots
-// than that, each stands for several and a chain occupies it for the
-// matching fraction of its work (its own critical path stays whole).
-func (e *estimator) project(fn string, steps int, limit int, now int64) (start, finish int64, work time.Duration) {
-	limit = max(limit, 1)
-	e.resize(min(limit, maxTimelineSlots), now)
-	e.book(now)
-	gap, _ := e.gap.value()
-	work = e.duration(fn) + time.Duration(steps-1)*(e.duration("")+time.Duration(gap))
-	start = max(now, e.slots[0].free)
-	finish = start + int64(work)
-	// Fluid bounds: the steps already admitted and this chain's, spread
-	// over every slot, and over the rate limit.
-	out := float64(e.outstanding.Load())
-	fluid := now + int64((out*float64(e.duration(""))+float64(work))/float64(limit))
-	finish = max(finish, fluid)
-	if e.rate > 0 {
-		finish = max(finish, now+int64((out+float64(steps))/e.rate*float64(time.Second)))
-	}
-	return start, finish, work
-}
-
-// maxTimelineSlots bounds the reservation timeline's size.
-const maxTimelineSlots = 4096
-
-// reserve books a projected chain on the timeline of a pool of limit
-// slots.
-func (e *estimator) reserve(start int64, work time.Duration, steps, limit int) booking {
-	if limit > len(e.slots) {
-		work = time.Duration(float64(work) * float64(len(e.slots)) / float64(limit))
-	}
-	sl := e.slots[0]
-	sl.free = start + int64(work)
-	heap.Fix(&e.slots, 0)
-	e.outstanding.Add(int64(steps))
-	return booking{slot: sl, end: sl.free, shifted: sl.shifted}
-}
-
-// settle moves what is booked on b's slot after b earlier by as much as
-// b's chain, ending at now, ended earlier than projected, so that a
-// pessimistic estimate (or a chain that failed) leaves no phantom work on
-// the timeline. A chain that ends late moves nothing: which slot a chain
-// "holds" is a fiction of the model, and continuations that interleave make
-// single chains late while the slots stay busy; an optimistic estimate is
-// corrected by the estimate itself and by the fluid bound.
-func (e *estimator) settle(b booking, now int64) {
-	sl := b.slot
-	if sl == nil || sl.idx < 0 {
-		return
-	}
-	slack := b.end - (sl.shifted - b.shifted) - now
-	if slack <= 0 {
-		return
-	}
-	sl.free = max(now, sl.free-slack)
-	sl.shifted += slack
-	heap.Fix(&e.slots, sl.idx)
 }
 
 // extend records one unplanned step of fn (a chain longer than expected)
@@ -228,51 +146,4 @@ func (e *estimator) extend(f *flight) {
 	}
 	e.unplannedWork.Add(w)
 	e.unplannedSteps.Add(1)
-}
-
-// book puts the unplanned steps recorded since the last call on the
-// timeline at now, each on the slot that frees first, as if booked when
-// they were dispatched (they are booked later, so at most as pessimistic
-// as the time since). Beyond one round of the timeline, the rest is spread
-// evenly. REQUIRES: admission.mu.
-func (e *estimator) book(now int64) {
-	n := e.unplannedSteps.Swap(0)
-	if n <= 0 || len(e.slots) == 0 {
-		return
-	}
-	w := e.unplannedWork.Swap(0)
-	d := w / n
-	one := min(n, int64(len(e.slots)))
-	for range one {
-		e.slots[0].free = max(now, e.slots[0].free) + d
-		heap.Fix(&e.slots, 0)
-	}
-	if rest := n - one; rest > 0 {
-		each := rest * d / int64(len(e.slots))
-		for _, sl := range e.slots {
-			sl.free = max(now, sl.free) + each
-		}
-		heap.Init(&e.slots)
-	}
-}
-
-type slotHeap []*slot
-
-func (h slotHeap) Len() int           { return len(h) }
-func (h slotHeap) Less(i, j int) bool { return h[i].free < h[j].free }
-func (h slotHeap) Swap(i, j int) {
-	h[i], h[j] = h[j], h[i]
-	h[i].idx, h[j].idx = i, j
-}
-func (h *slotHeap) Push(x any) {
-	sl := x.(*slot)
-	sl.idx = len(*h)
-	*h = append(*h, sl)
-}
-func (h *slotHeap) Pop() any {
-	old := *h
-	sl := old[len(old)-1]
-	sl.idx = -1
-	*h = old[:len(old)-1]
-	return sl
 }

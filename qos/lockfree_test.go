@@ -1,6 +1,7 @@
 package qos
 
 import (
+	"errors"
 	"strconv"
 	"sync"
 	"testing"
@@ -10,8 +11,9 @@ import (
 )
 
 // TestContinuationTakesNoAdmissionLock: a continuation, and a step of a
-// new chain of unknown length once admitted, run while admission's lock
-// is held elsewhere. Before, every request took it up to three times.
+// new chain of unknown length once admitted, run while every lock of the
+// timeline is held elsewhere. Before, every request took admission's one
+// lock up to three times.
 func TestContinuationTakesNoAdmissionLock(t *testing.T) {
 	s := New(Config{Limit: 4, QueueCapacity: 4, QueueTimeout: time.Minute})
 	defer s.Close()
@@ -19,7 +21,7 @@ func TestContinuationTakesNoAdmissionLock(t *testing.T) {
 	if _, err := s.Do(&invocation.Invocation{Function: "f", Chain: "c"}, nil, nop); err != nil {
 		t.Fatal(err)
 	}
-	s.adm.mu.Lock()
+	s.adm.est.lockAll()
 	done := make(chan error, 1)
 	go func() {
 		var err error
@@ -39,7 +41,7 @@ func TestContinuationTakesNoAdmissionLock(t *testing.T) {
 	case <-time.After(time.Minute): // a deadlock detector, not a speed bound
 		t.Fatal("a continuation waited for admission's lock")
 	}
-	s.adm.mu.Unlock()
+	s.adm.est.unlockAll()
 	if got := s.ChainStep("c"); got != 5 {
 		t.Errorf("ChainStep = %d, want 5 after four requests", got)
 	}
@@ -84,10 +86,7 @@ func TestConcurrentChainsAccounting(t *testing.T) {
 			t.Errorf("estimate of f%d = %v, want at least the 50µs each held its slot", k, d)
 		}
 	}
-	s.adm.mu.Lock()
-	learned := s.adm.est.expectedSteps("f0", 0)
-	s.adm.mu.Unlock()
-	if learned != steps {
+	if learned := s.adm.est.expectedSteps("f0", 0); learned != steps {
 		t.Errorf("learned chain length %d, want %d", learned, steps)
 	}
 }
@@ -147,7 +146,7 @@ func TestLateEndTakesNoLock(t *testing.T) {
 		mu.Lock()
 		now = now.Add(50 * time.Millisecond) // past the 10ms projected
 		mu.Unlock()
-		s.adm.mu.Lock() // released once Do returns
+		s.adm.est.lockAll() // released once Do returns
 	})
 	done := make(chan error, 1)
 	go func() {
@@ -162,8 +161,57 @@ func TestLateEndTakesNoLock(t *testing.T) {
 	case <-time.After(time.Minute): // a deadlock detector, not a speed bound
 		t.Fatal("ending a late chain waited for admission's lock")
 	}
-	s.adm.mu.Unlock()
+	s.adm.est.unlockAll()
 	if ev.completed.Load() != 1 {
 		t.Errorf("completed %d chains, want 1", ev.completed.Load())
+	}
+}
+
+// lockAll and unlockAll hold every line of the timeline, so that a test
+// can tell that something does not wait for one.
+func (e *estimator) lockAll() {
+	for i := range e.lines {
+		e.lines[i].mu.Lock()
+	}
+}
+
+func (e *estimator) unlockAll() {
+	for i := range e.lines {
+		e.lines[i].mu.Unlock()
+	}
+}
+
+// TestTimelineLines: a pool of 128 slots or more splits the timeline in
+// lines. A chain that does not fit the line it tries first goes to
+// another where it fits, and is refused only when it fits none, with the
+// shortest wait over every line.
+func TestTimelineLines(t *testing.T) {
+	now := time.Unix(1000, 0)
+	s := New(Config{Limit: 128, QueueCapacity: 1, QueueTimeout: time.Minute, DefaultEstimate: 10 * time.Millisecond,
+		Now: func() time.Time { return now }})
+	defer s.Close()
+	if _, lines := timelineSlots(128); lines != 2 {
+		t.Fatalf("lines = %d, want 2", lines)
+	}
+	busy := func(line int, until time.Duration) {
+		ln := s.adm.est.lock(line, 128, now.UnixNano())
+		for _, sl := range ln.slots {
+			sl.free = now.Add(until).UnixNano()
+		}
+		ln.mu.Unlock()
+	}
+	busy(0, time.Hour)
+	for i := range 20 { // whichever line each tries first, line 1 takes it
+		inv := &invocation.Invocation{Function: "f", Chain: "c" + strconv.Itoa(i), Budget: time.Second, Steps: 1}
+		if _, err := s.Do(inv, nil, invokerFunc(func() {})); err != nil {
+			t.Fatalf("chain %d: %v; want it on the free line", i, err)
+		}
+	}
+	busy(0, 2*time.Hour)
+	busy(1, time.Hour)
+	_, err := s.Do(&invocation.Invocation{Function: "f", Chain: "late", Budget: time.Second, Steps: 1}, nil, invokerFunc(func() {}))
+	var refused *RefusedError
+	if !errors.As(err, &refused) || refused.RetryAfter < time.Hour-time.Second || refused.RetryAfter > time.Hour+time.Second {
+		t.Errorf("err = %v; want refused, retry after about 1h (the earlier line)", err)
 	}
 }

@@ -38,33 +38,31 @@ func (s *Scheduler) AdmitRun(p RunPlan) (time.Time, error) {
 	}
 	steps := max(p.Steps, 1)
 	limit := max(a.limit(), 1)
-	a.mu.Lock()
-	a.est.resize(min(limit, maxTimelineSlots), now.UnixNano())
-	a.est.book(now.UnixNano())
 	// The run's first invocations wait behind the work admitted ahead of
 	// it (continuations are served earliest deadline first, and those of
 	// runs admitted earlier have earlier deadlines): until a slot is
 	// projected free, and until the steps admitted ahead, spread over
 	// every slot, are done. Its critical path follows.
-	out := float64(a.est.outstanding.Load())
-	ahead := int64(out * float64(a.est.duration("")) / float64(limit))
-	start := max(now.UnixNano(), a.est.slots[0].free, now.UnixNano()+ahead)
-	finish := start + int64(p.Critical)
-	// And all of its own work spread over the pool, after that ahead.
-	finish = max(finish, now.UnixNano()+ahead+int64(p.Work)/int64(limit))
-	if a.est.rate > 0 {
-		finish = max(finish, now.UnixNano()+int64((out+float64(steps))/a.est.rate*float64(time.Second)))
+	project := func(ln *timeline) (int64, int64) {
+		out := float64(a.est.outstanding.Load())
+		ahead := int64(out * float64(a.est.duration("")) / float64(limit))
+		start := max(now.UnixNano(), ln.slots[0].free, now.UnixNano()+ahead)
+		finish := start + int64(p.Critical)
+		// And all of its own work spread over the pool, after that ahead.
+		finish = max(finish, now.UnixNano()+ahead+int64(p.Work)/int64(limit))
+		if a.est.rate > 0 {
+			finish = max(finish, now.UnixNano()+int64((out+float64(steps))/a.est.rate*float64(time.Second)))
+		}
+		return start, finish
 	}
-	deadline, err := a.fits(now, budget, finish)
+	bk, finish, deadline, err := a.place(limit, now, budget, project,
+		func(ln *timeline, start int64) booking { return a.est.reserve(ln, start, p.Critical, steps, limit) })
 	if err != nil {
-		a.mu.Unlock()
 		a.ev.ChainRefused(p.Class)
 		return time.Time{}, err
 	}
-	bk := a.est.reserve(start, p.Critical, steps, limit)
 	c := &chain{booking: bk, entry: p.Chain, class: p.Class, start: now, deadline: deadline,
 		predicted: time.Duration(finish - now.UnixNano()), run: true}
-	a.mu.Unlock()
 	c.remaining.Store(int32(steps))
 	a.store(p.Chain, c, false, now) // ends a forgotten chain of that id, if any
 	a.ev.ChainStarted(p.Class)
