@@ -45,10 +45,19 @@ type WarmPool struct {
 	// PrewarmHeadroom is the fraction of the concurrency limit (at least
 	// one slot) that warm-ups always leave free for arriving invocations.
 	PrewarmHeadroom float64 `env:"PREWARM_HEADROOM" envDefault:"0.1"`
-	// PrewarmHold is how long a warm-up asks the function to hold its
-	// instance (payload "sequoia_warmup_hold_ms") so that concurrent
-	// warm-ups land on distinct instances.
+	// PrewarmHold is how long a warm-up first asks the function to hold
+	// its instance (payload "sequoia_warmup_hold_ms", whole milliseconds)
+	// so that concurrent warm-ups land on distinct instances. The pool
+	// then adapts it per function from the round trips of each round of
+	// warm-ups, within PrewarmHoldMin and PrewarmHoldMax; with all three
+	// equal the hold is fixed.
 	PrewarmHold time.Duration `env:"PREWARM_HOLD" envDefault:"25ms"`
+	// PrewarmHoldMin and PrewarmHoldMax bound the adaptive hold. The
+	// minimum is a floor against spikes no round has shown yet (an
+	// adaptive hold is 1ms at least); the maximum bounds what a slow or
+	// jittery network may cost, and must stay below the keep-alive.
+	PrewarmHoldMin time.Duration `env:"PREWARM_HOLD_MIN" envDefault:"1ms"`
+	PrewarmHoldMax time.Duration `env:"PREWARM_HOLD_MAX" envDefault:"250ms"`
 	// PrewarmBackoff is the first pause in warming a function whose
 	// warm-up failed, doubled on each further failure up to
 	// PrewarmMaxBackoff.
@@ -90,13 +99,35 @@ func (w WarmPool) check(limit int, bad func(name string, v any, why string)) {
 	if !(w.PrewarmHeadroom >= 0 && w.PrewarmHeadroom < 1) || math.IsNaN(w.PrewarmHeadroom) {
 		bad("PREWARM_HEADROOM", w.PrewarmHeadroom, "must be at least 0 and less than 1")
 	}
-	if w.PrewarmHold < 0 || w.PrewarmHold >= w.PlatformKeepAlive && w.PlatformKeepAlive > 0 {
-		bad("PREWARM_HOLD", w.PrewarmHold, "must not be negative nor reach SEQUOIA_PLATFORM_KEEPALIVE")
-	}
+	w.checkHold(bad)
 	if w.PrewarmBackoff <= 0 {
 		bad("PREWARM_BACKOFF", w.PrewarmBackoff, "must be positive")
 	}
 	if w.PrewarmMaxBackoff < w.PrewarmBackoff {
 		bad("PREWARM_MAX_BACKOFF", w.PrewarmMaxBackoff, "must not be less than SEQUOIA_PREWARM_BACKOFF")
+	}
+}
+
+// checkHold reports the warm-up hold's bad values: each not negative and
+// below the keep-alive, the minimum at most the maximum, the starting hold
+// between them.
+func (w WarmPool) checkHold(bad func(name string, v any, why string)) {
+	ok := true
+	for _, h := range []struct {
+		name string
+		v    time.Duration
+	}{{"PREWARM_HOLD", w.PrewarmHold}, {"PREWARM_HOLD_MIN", w.PrewarmHoldMin}, {"PREWARM_HOLD_MAX", w.PrewarmHoldMax}} {
+		if h.v < 0 || h.v >= w.PlatformKeepAlive && w.PlatformKeepAlive > 0 {
+			bad(h.name, h.v, "must not be negative nor reach SEQUOIA_PLATFORM_KEEPALIVE")
+			ok = false
+		}
+	}
+	switch {
+	case !ok:
+	case w.PrewarmHoldMin > w.PrewarmHoldMax:
+		bad("PREWARM_HOLD_MIN", w.PrewarmHoldMin, "must not exceed SEQUOIA_PREWARM_HOLD_MAX ("+w.PrewarmHoldMax.String()+")")
+	case w.PrewarmHold < w.PrewarmHoldMin || w.PrewarmHold > w.PrewarmHoldMax:
+		bad("PREWARM_HOLD", w.PrewarmHold, "must lie between SEQUOIA_PREWARM_HOLD_MIN ("+w.PrewarmHoldMin.String()+
+			") and SEQUOIA_PREWARM_HOLD_MAX ("+w.PrewarmHoldMax.String()+"); for a fixed hold, set all three equal")
 	}
 }

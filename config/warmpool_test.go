@@ -3,6 +3,7 @@ package config
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestWarmPoolDefaults(t *testing.T) {
@@ -44,6 +45,33 @@ func TestWarmPoolSwitchesPerFunction(t *testing.T) {
 	}
 }
 
+// TestWarmPoolHold: the hold starts at SEQUOIA_PREWARM_HOLD and adapts
+// within its bounds by default; all three equal fix it.
+func TestWarmPoolHold(t *testing.T) {
+	for _, tc := range []struct {
+		env          []string
+		hold, lo, hi time.Duration
+	}{
+		{nil, 25 * time.Millisecond, time.Millisecond, 250 * time.Millisecond},
+		{[]string{"SEQUOIA_PREWARM_HOLD=10ms", "SEQUOIA_PREWARM_HOLD_MIN=10ms", "SEQUOIA_PREWARM_HOLD_MAX=10ms"},
+			10 * time.Millisecond, 10 * time.Millisecond, 10 * time.Millisecond},
+		{[]string{"SEQUOIA_PREWARM_HOLD=0s", "SEQUOIA_PREWARM_HOLD_MIN=0s", "SEQUOIA_PREWARM_HOLD_MAX=0s"}, 0, 0, 0},
+		{[]string{"SEQUOIA_PLATFORM_KEEPALIVE=400ms", "SEQUOIA_PREWARM_HOLD_MAX=100ms"},
+			25 * time.Millisecond, time.Millisecond, 100 * time.Millisecond},
+	} {
+		cfg, err := LoadFrom(tc.env)
+		if err != nil {
+			t.Errorf("%v: %v", tc.env, err)
+			continue
+		}
+		w := cfg.WarmPool
+		if w.PrewarmHold != tc.hold || w.PrewarmHoldMin != tc.lo || w.PrewarmHoldMax != tc.hi {
+			t.Errorf("%v: hold %v in [%v, %v], want %v in [%v, %v]", tc.env,
+				w.PrewarmHold, w.PrewarmHoldMin, w.PrewarmHoldMax, tc.hold, tc.lo, tc.hi)
+		}
+	}
+}
+
 func TestWarmPoolBadValues(t *testing.T) {
 	for _, tc := range []struct {
 		env  []string
@@ -62,6 +90,14 @@ func TestWarmPoolBadValues(t *testing.T) {
 		{[]string{"SEQUOIA_PREWARM_MAX_FUNCTIONS=0"}, "SEQUOIA_PREWARM_MAX_FUNCTIONS"},
 		{[]string{"SEQUOIA_PREWARM_BACKOFF=2s", "SEQUOIA_PREWARM_MAX_BACKOFF=1s"}, "SEQUOIA_PREWARM_MAX_BACKOFF"},
 		{[]string{"SEQUOIA_PREWARM_HOLD=-1ms"}, "SEQUOIA_PREWARM_HOLD"},
+		{[]string{"SEQUOIA_PREWARM_HOLD_MIN=-1ms"}, "SEQUOIA_PREWARM_HOLD_MIN"},
+		{[]string{"SEQUOIA_PREWARM_HOLD_MAX=-1ms"}, "SEQUOIA_PREWARM_HOLD_MAX"},
+		{[]string{"SEQUOIA_PREWARM_HOLD_MAX=soon"}, "SEQUOIA_PREWARM_HOLD_MAX"},
+		{[]string{"SEQUOIA_PREWARM_HOLD_MIN=30ms", "SEQUOIA_PREWARM_HOLD_MAX=20ms"}, "SEQUOIA_PREWARM_HOLD_MIN"},
+		{[]string{"SEQUOIA_PREWARM_HOLD=5ms", "SEQUOIA_PREWARM_HOLD_MIN=10ms"}, "SEQUOIA_PREWARM_HOLD"},
+		{[]string{"SEQUOIA_PREWARM_HOLD=300ms"}, "SEQUOIA_PREWARM_HOLD"}, // above the default maximum
+		{[]string{"SEQUOIA_PLATFORM_KEEPALIVE=200ms"}, "SEQUOIA_PREWARM_HOLD_MAX"},
+		{[]string{"SEQUOIA_PLATFORM_KEEPALIVE=1s", "SEQUOIA_PREWARM_HOLD_MAX=1s"}, "SEQUOIA_PREWARM_HOLD_MAX"},
 		{[]string{"SEQUOIA_PREWARM_BURST_FUNCTIONS=fn=maybe"}, "SEQUOIA_PREWARM_BURST_FUNCTIONS"},
 		{[]string{"SEQUOIA_PREWARM_BURST_FUNCTIONS=fn"}, "SEQUOIA_PREWARM_BURST_FUNCTIONS"},
 		{[]string{"SEQUOIA_PREWARM_BURST_FUNCTIONS==false"}, "SEQUOIA_PREWARM_BURST_FUNCTIONS"},

@@ -12,6 +12,18 @@
 //     reuse the most recent instance and let the others expire. Each
 //     warm-up therefore asks the function to hold its instance briefly
 //     (sequoia_warmup_hold_ms).
+//   - Hold, measured: long enough that the warm-ups of a round overlap at
+//     the platform, and no longer, since it is slot-time (and billed time
+//     on Lambda). A round whose warm answers span less than twice the hold
+//     (from just before each was sent to its answer) provably held N
+//     distinct instances; span less hold is what the round needed. Per
+//     function the hold becomes twice the recent worst need (rising at
+//     once, falling by an eighth of the gap per round), in whole
+//     milliseconds within SEQUOIA_PREWARM_HOLD_MIN and _MAX, starting at
+//     SEQUOIA_PREWARM_HOLD; with all three equal it is fixed. A round that
+//     fails the check is counted, raises the hold, and a keep-alive round
+//     goes again with the new hold before the instances it may have missed
+//     expire. hold.go derives the check and argues the choices.
 //   - Burst pre-warm: an invocation that arrives when no instance is
 //     believed idle starts one of its own, and a warm-up sent then is no
 //     faster, so none is sent for it: warm-ups help only arrivals still to
@@ -73,15 +85,26 @@
 //
 // Tick runs one keep-alive round; Run calls it every eighth of the
 // keep-alive, and a function is warmed when its N instances would expire
-// within a quarter of it. Warm-ups (send.go) go through the Invoker (the
+// within a quarter of it, or when its last round failed the hold check
+// and raised the hold. Warm-ups (send.go) go through the Invoker (the
 // upstream client, which re-signs Lambda requests) in the platform's own
 // invoke shape with header X-Sequoia-Warmup: 1 and payload
 // {"sequoia_warmup": true, "sequoia_warmup_hold_ms": H}, and the
 // Authorization the function's own callers sent (OpenWhisk, HTTP).
 //
+// The warm-ups one call sends together (two or more) are a round
+// (hold.go): each records when it was sent and answered and whether the
+// platform signalled a cold start; the last answer checks the round,
+// leaving out failed and cold warm-ups (by the signal, else by a round
+// trip far above the function's lowest recent one), and adapts the
+// function's hold. Reporter hears each warm-up's hold and each checked
+// round (sequoia_warmup_hold_seconds_total,
+// sequoia_warmup_rounds_total{result}).
+//
 // Status (status.go) lists, for /sequoia/v1/status, the functions most
 // recently seen, each with its warm estimate, warm count, switches,
-// warm-ups sent by reason, cold starts seen and back-off.
+// warm-ups sent by reason, cold starts seen, back-off, current hold, the
+// need measured and rounds verified and unverified.
 //
 // Interfaces are declared here and kept small: Slots (qos.Scheduler),
 // Invoker (upstream.Client), Reporter (metrics.WarmPool).
@@ -90,7 +113,8 @@
 //
 //	pool := warmpool.New(warmpool.Config{
 //		Platform: invocation.OpenWhisk, Min: 2, Burst: true, Chains: true,
-//		KeepAlive: 10 * time.Minute, Headroom: 0.1, Hold: 25 * time.Millisecond,
+//		KeepAlive: 10 * time.Minute, Headroom: 0.1,
+//		Hold: 25 * time.Millisecond, HoldMin: time.Millisecond, HoldMax: 250 * time.Millisecond,
 //	}, sched, upstreamClient)
 //	pool.SetReporter(m.NewWarmPool(pool.Warm))
 //	go pool.Run(stop)        // keep-alive rounds

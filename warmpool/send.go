@@ -18,7 +18,9 @@ const HeaderWarmup = "X-Sequoia-Warmup"
 
 // warmLocked sends up to k warm-ups of f, each in a slot of its own taken
 // from idle capacity; it stops at the first slot refused. A function that
-// failed its last warm-up is left alone until its back-off ends.
+// failed its last warm-up is left alone until its back-off ends. Two or
+// more sent together are a round, checked once all have answered
+// (hold.go).
 //
 // REQUIRES: p.mu.
 func (p *Pool) warmLocked(f *function, k int, why Reason, now time.Time) {
@@ -32,29 +34,42 @@ func (p *Pool) warmLocked(f *function, k int, why Reason, now time.Time) {
 		return // never called with a Host yet: nowhere to send
 	}
 	headroom := max(1, int(p.cfg.Headroom*float64(p.slots.Limit())+0.999))
+	var r *round
+	if k >= 2 {
+		r = &round{f: f, why: why, hold: f.hold, answers: make([]answer, 0, k)}
+	}
 	for range k {
 		if !p.slots.TryAcquireIdle(headroom) {
 			return
 		}
-		f.takeLocked(now, p.cfg.KeepAlive)
+		expected := f.takeLocked(now, p.cfg.KeepAlive)
 		f.warming++
 		f.sent[why]++
-		w := warmup{fn: f.name, qualifier: f.qualifier, host: f.host, path: f.path, auth: f.auth}
+		w := warmup{fn: f.name, qualifier: f.qualifier, host: f.host, path: f.path, auth: f.auth,
+			hold: f.hold, round: r, expected: expected}
+		if r != nil {
+			r.pending++
+		}
 		p.sending.Add(1)
 		go p.send(w, why)
 	}
 }
 
 // warmup is what one warm-up needs of its function, copied so that the
-// sender holds no lock.
-type warmup struct{ fn, qualifier, host, path, auth string }
+// sender holds no lock, and the round it belongs to (nil: sent alone).
+type warmup struct {
+	fn, qualifier, host, path, auth string
+	hold                            time.Duration
+	round                           *round
+	expected                        bool // an idle instance was believed left for it
+}
 
 func (p *Pool) send(w warmup, why Reason) {
 	defer p.sending.Done()
 	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
 	defer fasthttp.ReleaseRequest(req)
 	defer fasthttp.ReleaseResponse(resp)
-	BuildRequest(req, p.cfg.Platform, w.fn, w.qualifier, w.host, w.path, p.cfg.Hold)
+	BuildRequest(req, p.cfg.Platform, w.fn, w.qualifier, w.host, w.path, w.hold)
 	if w.auth != "" {
 		req.Header.Set("Authorization", w.auth)
 	}
@@ -62,19 +77,29 @@ func (p *Pool) send(w warmup, why Reason) {
 		Function: w.fn, Qualifier: w.qualifier, Platform: p.cfg.Platform,
 		Arrival: p.cfg.Now(), Req: req, Resp: resp,
 	}
+	a := answer{sent: inv.Arrival, expected: w.expected}
 	err := p.iv.Invoke(&inv)
+	a.answered = p.cfg.Now()
 	p.slots.ReleaseIdle()
-	ok := err == nil && resp.StatusCode() >= 200 && resp.StatusCode() < 300 &&
+	a.ok = err == nil && resp.StatusCode() >= 200 && resp.StatusCode() < 300 &&
 		len(resp.Header.Peek("X-Amz-Function-Error")) == 0
-	p.warmed(w.fn, ok, why, err, resp.StatusCode())
+	a.cold, a.known = coldSignal(&inv)
+	p.warmed(w, why, a, err, resp.StatusCode())
 }
 
 // warmed records a warm-up's end: a warm instance, or a failure that backs
-// off warming the function.
-func (p *Pool) warmed(name string, ok bool, why Reason, err error, status int) {
-	now := p.cfg.Now()
+// off warming the function; and the last answer of a round checks it.
+func (p *Pool) warmed(w warmup, why Reason, a answer, err error, status int) {
+	now, ok := a.answered, a.ok
+	v := unchecked
 	p.mu.Lock()
-	if f, found := p.fns.Peek(name); found {
+	if a.known {
+		p.signal = true
+	}
+	if w.round != nil {
+		v = p.answeredLocked(w.round, a)
+	}
+	if f, found := p.fns.Peek(w.fn); found {
 		f.warming = max(f.warming-1, 0)
 		if ok {
 			f.release(now)
@@ -92,15 +117,20 @@ func (p *Pool) warmed(name string, ok bool, why Reason, err error, status int) {
 	}
 	p.mu.Unlock()
 	p.cfg.Reporter.Warmup(why, ok)
+	p.cfg.Reporter.Held(w.hold)
+	if v != unchecked {
+		p.cfg.Reporter.Round(v == verified)
+	}
 	if !ok {
-		p.cfg.Log.Debug("warm-up failed", "function", name, "reason", why.String(), "status", status, "err", err)
+		p.cfg.Log.Debug("warm-up failed", "function", w.fn, "reason", why.String(), "status", status, "err", err)
 	}
 }
 
 // BuildRequest fills req with a warm-up of fn in platform's invoke API:
 // header X-Sequoia-Warmup: 1 and payload
-// {"sequoia_warmup": true, "sequoia_warmup_hold_ms": hold}. host and path
-// are where an HTTP function was called (Host header, "/" or "/name").
+// {"sequoia_warmup": true, "sequoia_warmup_hold_ms": hold}, the hold in
+// whole milliseconds rounded up. host and path are where an HTTP function
+// was called (Host header, "/" or "/name").
 func BuildRequest(req *fasthttp.Request, platform invocation.Platform, fn, qualifier, host, path string, hold time.Duration) {
 	req.Header.SetMethod(fasthttp.MethodPost)
 	switch platform {
@@ -126,7 +156,7 @@ func BuildRequest(req *fasthttp.Request, platform invocation.Platform, fn, quali
 	req.Header.Set(HeaderWarmup, "1")
 	req.Header.SetContentType("application/json")
 	b := append(req.Body()[:0], `{"sequoia_warmup":true,"sequoia_warmup_hold_ms":`...)
-	b = strconv.AppendInt(b, hold.Milliseconds(), 10)
+	b = strconv.AppendInt(b, wholeMs(hold).Milliseconds(), 10)
 	req.SetBody(append(b, '}'))
 }
 

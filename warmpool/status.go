@@ -6,6 +6,9 @@ import "time"
 // recently seen first, at most the number asked for.
 type Status struct {
 	KeepAlive string `json:"platform_keepalive"`
+	// Hold is the warm-up hold's configuration: where each function's
+	// starts, and the bounds it adapts within (fixed when they are equal).
+	Hold HoldRange `json:"warmup_hold"`
 	// Functions is how many functions the pool remembers (at most
 	// SEQUOIA_PREWARM_MAX_FUNCTIONS); Shown of them are listed.
 	Functions int              `json:"functions"`
@@ -34,6 +37,32 @@ type FunctionStatus struct {
 	// set, no warm-up of it is sent before then.
 	Failures     int        `json:"failures"`
 	BackoffUntil *time.Time `json:"backoff_until,omitempty"`
+	// HoldMs is the hold its warm-ups ask for now, in milliseconds.
+	// NeedMs is what its rounds of warm-ups showed they needed (the
+	// spread of the sends plus the worst round trip, smoothed: the hold
+	// is twice that, within the bounds), absent before a round was
+	// checked.
+	HoldMs int64    `json:"warmup_hold_ms"`
+	NeedMs *float64 `json:"warmup_need_ms,omitempty"`
+	// Rounds counts its rounds of warm-ups checked: verified when their
+	// answers prove they held distinct instances, unverified when they
+	// may have shared some (the hold was too short for the round trips,
+	// or the function did not hold).
+	Rounds RoundCounts `json:"rounds"`
+}
+
+// HoldRange is the warm-up hold's configuration.
+type HoldRange struct {
+	Start    string `json:"start"`
+	Min      string `json:"min"`
+	Max      string `json:"max"`
+	Adaptive bool   `json:"adaptive"`
+}
+
+// RoundCounts are rounds of warm-ups checked, by verdict.
+type RoundCounts struct {
+	Verified   int64 `json:"verified"`
+	Unverified int64 `json:"unverified"`
 }
 
 // WarmupCounts are warm-ups by reason.
@@ -51,7 +80,10 @@ func (p *Pool) Status(limit int) Status {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	keys := p.fns.Keys() // oldest first
-	st := Status{KeepAlive: p.cfg.KeepAlive.String(), Functions: len(keys)}
+	st := Status{KeepAlive: p.cfg.KeepAlive.String(), Functions: len(keys), Hold: HoldRange{
+		Start: p.cfg.Hold.String(), Min: p.cfg.HoldMin.String(), Max: p.cfg.HoldMax.String(),
+		Adaptive: p.cfg.HoldMin < p.cfg.HoldMax,
+	}}
 	n := min(max(limit, 0), len(keys))
 	st.List = make([]FunctionStatus, 0, n)
 	for i := len(keys) - 1; i >= len(keys)-n; i-- {
@@ -65,6 +97,12 @@ func (p *Pool) Status(limit int) Status {
 			Warmups:    WarmupCounts{KeepAlive: f.sent[KeepAlive], Burst: f.sent[Burst], Chain: f.sent[Chain]},
 			ColdStarts: f.cold,
 			Failures:   f.fails,
+			HoldMs:     f.hold.Milliseconds(),
+			Rounds:     RoundCounts{Unverified: f.rounds[0], Verified: f.rounds[1]},
+		}
+		if f.measured {
+			ms := float64(f.need.Microseconds()) / 1000
+			fs.NeedMs = &ms
 		}
 		if f.votes > 0 {
 			fs.Next = f.next

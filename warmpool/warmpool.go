@@ -33,6 +33,12 @@ type Reporter interface {
 	Warmup(reason Reason, ok bool)
 	// ColdStart reports a cold start paid by a real invocation.
 	ColdStart(function string)
+	// Held reports the hold one warm-up asked for: its slot-time at the
+	// platform, a cold start aside.
+	Held(hold time.Duration)
+	// Round reports a round of warm-ups sent together and checked (hold.go):
+	// verified when their answers prove they held distinct instances.
+	Round(verified bool)
 }
 
 // Reason is why a warm-up was sent.
@@ -75,9 +81,14 @@ type Config struct {
 	// Headroom is the fraction of the limit warm-ups leave free; at least
 	// one slot is always left.
 	Headroom float64
-	// Hold is how long a warm-up asks the function to keep its instance
-	// busy, so that concurrent warm-ups reach distinct instances.
-	Hold time.Duration
+	// Hold is how long a warm-up first asks the function to keep its
+	// instance busy, so that concurrent warm-ups reach distinct
+	// instances. The pool adapts it per function within [HoldMin,
+	// HoldMax] from what each round of warm-ups shows it needed
+	// (hold.go); with HoldMin == HoldMax, or HoldMax 0, it stays Hold.
+	// Holds are whole milliseconds, rounded up; an adaptive one is 1ms
+	// at least.
+	Hold, HoldMin, HoldMax time.Duration
 	// Backoff is the first pause after a failed warm-up of a function
 	// (1s), doubled per further failure up to MaxBackoff (5m).
 	Backoff, MaxBackoff time.Duration
@@ -127,7 +138,19 @@ type function struct {
 	sent [NumReasons]int64 // warm-ups sent, by reason
 	cold int64             // cold starts real invocations paid
 
-	minLat time.Duration // lowest recent latency (warm), for cold detection
+	lat latencyFloor // lowest recent latency (warm), for cold detection
+
+	// hold is what its warm-ups ask for now; need what its rounds showed
+	// they needed, smoothed (hold.go), once measured; excess the lowest
+	// recent round trip beyond the hold of a warm warm-up, for cold
+	// detection without the platform's signal. rounds counts the rounds
+	// checked, unverified and verified; redo asks Tick to send the last
+	// keep-alive round again with a hold it raised.
+	hold, need time.Duration
+	measured   bool
+	excess     latencyFloor
+	rounds     [2]int64
+	redo       bool
 }
 
 // New returns a Pool that takes slots from slots and sends warm-ups with iv.
@@ -147,6 +170,15 @@ func New(cfg Config, slots Slots, iv Invoker) *Pool {
 	if cfg.MaxBackoff < cfg.Backoff {
 		cfg.MaxBackoff = max(cfg.Backoff, 5*time.Minute)
 	}
+	cfg.Hold, cfg.HoldMin, cfg.HoldMax = wholeMs(cfg.Hold), wholeMs(cfg.HoldMin), wholeMs(cfg.HoldMax)
+	if cfg.HoldMax <= 0 {
+		cfg.HoldMin, cfg.HoldMax = cfg.Hold, cfg.Hold
+	}
+	if cfg.HoldMin < cfg.HoldMax {
+		cfg.HoldMin = max(cfg.HoldMin, time.Millisecond)
+	}
+	cfg.HoldMin = min(cfg.HoldMin, cfg.HoldMax)
+	cfg.Hold = min(max(cfg.Hold, cfg.HoldMin), cfg.HoldMax)
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -237,7 +269,7 @@ func (p *Pool) Finished(inv *invocation.Invocation, latency time.Duration, err e
 	}
 	cold := sig
 	if !p.signal && err == nil && latency > 0 {
-		cold = f.coldByLatency(latency)
+		cold = f.lat.cold(latency)
 	}
 	if cold {
 		f.cold++
@@ -249,8 +281,9 @@ func (p *Pool) Finished(inv *invocation.Invocation, latency time.Duration, err e
 }
 
 // Tick runs one keep-alive round: every function with a warm count whose
-// instances would expire within a quarter of the keep-alive gets as many
-// warm-ups in flight together as it lacks.
+// instances would expire within a quarter of the keep-alive, or whose last
+// round failed the hold check and raised the hold, gets as many warm-ups
+// in flight together as it lacks.
 func (p *Pool) Tick() {
 	now := p.cfg.Now()
 	margin := p.cfg.KeepAlive / 4
@@ -265,9 +298,12 @@ func (p *Pool) Tick() {
 		if n == 0 {
 			continue
 		}
-		if f.instancesLive(now.Add(margin), p.cfg.KeepAlive) < n {
+		if f.redo || f.instancesLive(now.Add(margin), p.cfg.KeepAlive) < n {
 			// N warm-ups in flight together keep N instances: fewer would
-			// reuse the most recent ones and let the oldest expire.
+			// reuse the most recent ones and let the oldest expire. A
+			// round that may have collapsed goes again with the raised
+			// hold while the instances it missed are still warm.
+			f.redo = false
 			p.warmLocked(f, n-f.real-f.warming, KeepAlive, now)
 		}
 	}
@@ -364,7 +400,7 @@ func (p *Pool) functionLocked(name string) *function {
 	if f, ok := p.fns.Get(name); ok {
 		return f
 	}
-	f := &function{name: name}
+	f := &function{name: name, hold: p.cfg.Hold}
 	p.fns.Add(name, f)
 	return f
 }
@@ -464,27 +500,6 @@ func (f *function) instancesLive(t time.Time, keepAlive time.Duration) int {
 	return n
 }
 
-// coldByLatency classifies an invocation's latency at the platform: cold
-// when it exceeds the lowest recent latency by more than that latency and
-// by 50ms at least (a cold start adds a fixed delay; a warm run varies
-// around its usual time). The baseline drifts up slowly so that a function
-// that became slower is not taken for cold for ever.
-func (f *function) coldByLatency(d time.Duration) bool {
-	if f.minLat == 0 {
-		f.minLat = d
-		return false
-	}
-	if d < f.minLat {
-		f.minLat = d
-		return false
-	}
-	if d-f.minLat > max(f.minLat, 50*time.Millisecond) {
-		return true
-	}
-	f.minLat += (d - f.minLat) / 64
-	return false
-}
-
 // coldSignal reads the platform's own cold-start flag from a response:
 // the emulator's X-Emulator-Cold-Start header, OpenWhisk's initTime
 // annotation in a full activation record. known reports whether the
@@ -510,3 +525,5 @@ type nopReporter struct{}
 
 func (nopReporter) Warmup(Reason, bool) {}
 func (nopReporter) ColdStart(string)    {}
+func (nopReporter) Held(time.Duration)  {}
+func (nopReporter) Round(bool)          {}

@@ -139,7 +139,7 @@ func TestChainPrewarmLearnsTheNextStep(t *testing.T) {
 }
 
 func TestColdStartDetection(t *testing.T) {
-	var f function
+	var f latencyFloor
 	for _, tc := range []struct {
 		lat  time.Duration
 		cold bool
@@ -152,8 +152,8 @@ func TestColdStartDetection(t *testing.T) {
 		{90 * time.Millisecond, false}, // within the baseline again: warm
 		{170 * time.Millisecond, true},
 	} {
-		if got := f.coldByLatency(tc.lat); got != tc.cold {
-			t.Errorf("latency %v: cold = %v, want %v (baseline %v)", tc.lat, got, tc.cold, f.minLat)
+		if got := f.cold(tc.lat); got != tc.cold {
+			t.Errorf("latency %v: cold = %v, want %v (baseline %v)", tc.lat, got, tc.cold, f.min)
 		}
 	}
 
@@ -382,6 +382,8 @@ type reasons struct {
 
 func (r *reasons) Warmup(why Reason, ok bool) { r.mu.Lock(); r.n[why]++; r.mu.Unlock() }
 func (r *reasons) ColdStart(string)           {}
+func (r *reasons) Held(time.Duration)         {}
+func (r *reasons) Round(bool)                 {}
 
 // TestBurstPrewarm: invocations that keep arriving with no instance
 // believed idle (a second apart, longer than an invocation takes) send

@@ -30,6 +30,8 @@ func (s *server) newWarmPool(platform invocation.Platform) {
 		MaxChains:      s.cfg.Scheduling.MaxChains,
 		Headroom:       w.PrewarmHeadroom,
 		Hold:           w.PrewarmHold,
+		HoldMin:        w.PrewarmHoldMin,
+		HoldMax:        w.PrewarmHoldMax,
 		Backoff:        w.PrewarmBackoff,
 		MaxBackoff:     w.PrewarmMaxBackoff,
 		Log:            s.log,
@@ -85,7 +87,8 @@ const warmStatusLimit = 100
 // warmStatus is the warm pool's section of /sequoia/v1/status: the
 // warm-pool settings, and per function (the most recently seen, at most
 // warmStatusLimit) its believed-warm estimate, warm count, switches,
-// warm-ups sent, cold starts seen and back-off. nil when the pool is off.
+// warm-ups sent, cold starts seen, back-off, warm-up hold and rounds
+// verified. nil when the pool is off.
 func (s *server) warmStatus() *warmpool.Status {
 	if s.warm == nil {
 		return nil

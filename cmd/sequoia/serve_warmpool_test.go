@@ -53,6 +53,14 @@ func TestWarmPoolSeesDAGsAndEvents(t *testing.T) {
 	if st.WarmPool.KeepAlive != "10m0s" {
 		t.Errorf("platform_keepalive = %q, want 10m0s", st.WarmPool.KeepAlive)
 	}
+	// The hold starts at SEQUOIA_PREWARM_HOLD and adapts within its
+	// bounds; no round has been checked yet.
+	if h := st.WarmPool.Hold; h != (warmpool.HoldRange{Start: "25ms", Min: "1ms", Max: "250ms", Adaptive: true}) {
+		t.Errorf("warmup_hold = %+v, want 25ms adaptive within 1ms..250ms", h)
+	}
+	if ev := got["ev"]; ev.HoldMs != 25 || ev.NeedMs != nil || ev.Rounds != (warmpool.RoundCounts{}) {
+		t.Errorf("ev = %+v, want a 25 ms hold, no need measured and no rounds", ev)
+	}
 }
 
 // TestStatusWithoutWarmPool: with SEQUOIA_PREWARM off, the status has no
