@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"text/tabwriter"
@@ -16,6 +18,7 @@ import (
 
 	"github.com/sequoia-qos/sequoia/loadtest"
 	"github.com/sequoia-qos/sequoia/loadtest/emulator"
+	"github.com/sequoia-qos/sequoia/warmpool"
 )
 
 const coldstartUsage = `usage: sequoia bench coldstart [flags]
@@ -30,7 +33,8 @@ the pool.
 
 What warm-ups cost is reported three ways, from the emulator's counts and
 timings (an invocation occupies a platform slot for its cold start, if
-any, plus its execution; a warm-up for its cold start plus its hold):
+any, plus its execution; a warm-up for its cold start plus its hold, the
+mean of the holds the pool asked for, which it adapts per function):
 
   by count        warm-ups / (warm-ups + real invocations)
   by slot-time    warm-up slot-time / all occupied slot-time
@@ -87,6 +91,16 @@ type coldRow struct {
 	Warmups          int64 `json:"warmups"`
 	WarmupColdStarts int64 `json:"warmup_cold_starts"`
 	Invocations      int64 `json:"platform_invocations"`
+	// Holds is what the pool holds (with the pool only).
+	Holds *benchHolds `json:"warmup_holds,omitempty"`
+}
+
+// benchHolds is what the warm pool's hold settled on: per function (ms),
+// the rounds of warm-ups checked, and the mean hold asked per warm-up.
+type benchHolds struct {
+	ByFunction map[string]int64     `json:"by_function_ms"`
+	Rounds     warmpool.RoundCounts `json:"rounds"`
+	Mean       time.Duration        `json:"mean_ns"`
 }
 
 // steadyRow is the steady run's figures.
@@ -115,6 +129,9 @@ type steadyRow struct {
 	// keep-alive period; keeping N warm needs about N - 1 (real traffic
 	// refreshes the instance it reuses).
 	KeepAlivePerPeriod float64 `json:"keepalive_warmups_per_function_per_keepalive"`
+	// Holds is what the pool's warm-up hold settled on (with the pool);
+	// WarmupSlotTime counts each warm-up at Holds.Mean.
+	Holds *benchHolds `json:"warmup_holds,omitempty"`
 }
 
 type coldReport struct {
@@ -277,6 +294,41 @@ func warmupsByReason(srv *server) map[string]int64 {
 	return out
 }
 
+// holdsOf reads what srv's warm pool's hold settled on; nil without the
+// pool. The mean is sequoia_warmup_hold_seconds_total over
+// sequoia_warmups_total.
+func holdsOf(srv *server) *benchHolds {
+	if srv.warm == nil {
+		return nil
+	}
+	h := &benchHolds{ByFunction: map[string]int64{}}
+	for _, f := range srv.warm.Status(warmStatusLimit).List {
+		h.ByFunction[f.Function] = f.HoldMs
+		h.Rounds.Verified += f.Rounds.Verified
+		h.Rounds.Unverified += f.Rounds.Unverified
+	}
+	h.Mean = srv.cfg.WarmPool.PrewarmHold
+	mfs, err := srv.metrics.Registry().Gather()
+	if err != nil {
+		return h
+	}
+	var held, n float64
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			switch mf.GetName() {
+			case "sequoia_warmup_hold_seconds_total":
+				held += m.GetCounter().GetValue()
+			case "sequoia_warmups_total":
+				n += m.GetCounter().GetValue()
+			}
+		}
+	}
+	if n > 0 {
+		h.Mean = time.Duration(held / n * float64(time.Second))
+	}
+	return h
+}
+
 // detected sums sequoia_cold_starts_total from srv's registry.
 func detected(srv *server) int64 {
 	mfs, err := srv.metrics.Registry().Gather()
@@ -345,6 +397,7 @@ func coldBurst(ctx context.Context, b coldSpec, pool bool, emu *emulator.Emulato
 		WarmupColdStarts: after.WarmupColdStarts - before.WarmupColdStarts,
 		Invocations:      after.Invocations - before.Invocations,
 		Detected:         detected(srv) - detBefore,
+		Holds:            holdsOf(srv),
 	}
 	row.Target = coldLabel(pool)
 	fmt.Fprintf(progress, "%s burst: %d completed, %d cold starts, %d warm-ups, p99 %v\n",
@@ -422,6 +475,7 @@ func coldSteady(ctx context.Context, b coldSpec, pool bool, emu *emulator.Emulat
 		WarmupColdStarts: after.WarmupColdStarts - before.WarmupColdStarts,
 		Detected:         detected(srv),
 		ByReason:         warmupsByReason(srv),
+		Holds:            holdsOf(srv),
 	}
 	row.Target = "steady"
 	if !pool {
@@ -431,6 +485,9 @@ func coldSteady(ctx context.Context, b coldSpec, pool bool, emu *emulator.Emulat
 		row.WarmupShare = float64(row.Warmups) / float64(n)
 	}
 	hold := srv.cfg.WarmPool.PrewarmHold
+	if row.Holds != nil {
+		hold = row.Holds.Mean // the pool adapts it
+	}
 	row.WarmupSlotTime = time.Duration(row.Warmups)*hold + time.Duration(row.WarmupColdStarts)*b.ColdStart
 	row.RealSlotTime = time.Duration(row.Invocations)*b.Exec + time.Duration(row.ColdStarts)*b.ColdStart
 	if t := row.WarmupSlotTime + row.RealSlotTime; t > 0 {
@@ -465,6 +522,12 @@ func printColdstart(out io.Writer, rep coldReport) {
 		}
 		return "NOT met"
 	}
+	for _, r := range rep.Rows {
+		if h := r.Holds; h != nil {
+			fmt.Fprintf(out, "burst with the pool: warm-up hold settled at %s; rounds verified %d, not verified %d\n",
+				h.settled(), h.Rounds.Verified, h.Rounds.Unverified)
+		}
+	}
 	fmt.Fprintf(out, "\ncold starts with the pool: %.1f%% of without (goal ≤ 10%%: %s)\n", 100*rep.ColdRatio, verdict(rep.ColdRatio <= 0.10))
 	fmt.Fprintf(out, "p99 chain latency with the pool: %.2f× without (goal ≤ 0.5×: %s)\n", rep.P99Ratio, verdict(rep.P99Ratio <= 0.5))
 	if st := rep.Steady; st != nil {
@@ -483,10 +546,27 @@ func printColdstart(out io.Writer, rep coldReport) {
 			fmt.Fprintf(out, "keep-alive warm-ups per function per keep-alive: %.1f (keeping %d warm needs about %d)\n",
 				st.KeepAlivePerPeriod, s.SteadyPrewarm, max(s.SteadyPrewarm-1, 0))
 		}
+		if h := st.Holds; h != nil {
+			fmt.Fprintf(out, "warm-up hold: %.2f ms on average, settled at %s; rounds verified %d, not verified %d\n",
+				float64(h.Mean)/float64(time.Millisecond), h.settled(), h.Rounds.Verified, h.Rounds.Unverified)
+		}
 		fmt.Fprintf(out, "warm-ups ≤ 5%% of invocation slots, by slot-time: %s\n", verdict(st.SlotTimeShare <= 0.05))
 		if base := rep.SteadyBaseline; base != nil {
 			fmt.Fprintf(out, "without the pool: %d cold starts, %s occupied; the pool added %.1f%% of the occupied slot-time (p99 %s without, %s with)\n",
 				base.ColdStarts, sec(base.RealSlotTime), 100*rep.NetSlotTime, ms(base.P99), ms(st.P99))
 		}
 	}
+}
+
+// settled lists the hold per function, in name order.
+func (h *benchHolds) settled() string {
+	names := slices.Sorted(maps.Keys(h.ByFunction))
+	parts := make([]string, len(names))
+	for i, fn := range names {
+		parts[i] = fmt.Sprintf("%d ms (%s)", h.ByFunction[fn], fn)
+	}
+	if len(parts) == 0 {
+		return "-"
+	}
+	return strings.Join(parts, ", ")
 }

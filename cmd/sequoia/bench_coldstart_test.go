@@ -58,6 +58,19 @@ func TestBenchColdstartSmall(t *testing.T) {
 		t.Errorf("slot-time: warm-ups %v for %d (want at least the hold each), real %v for %d (at least 10ms each)",
 			st.WarmupSlotTime, st.Warmups, st.RealSlotTime, st.Invocations)
 	}
+	// The hold adapts: each warm-up counts at the mean hold asked, which
+	// the report gives with the hold each function settled on.
+	h := st.Holds
+	if h == nil || len(h.ByFunction) != 2 || h.Mean < time.Millisecond || h.Rounds.Verified+h.Rounds.Unverified == 0 {
+		t.Fatalf("steady holds %+v, want a hold for each of the 2 functions, the mean asked (1ms at least) and rounds checked", h)
+	}
+	if want := time.Duration(st.Warmups)*h.Mean + time.Duration(st.WarmupColdStarts)*100*time.Millisecond; st.WarmupSlotTime != want {
+		t.Errorf("warm-up slot-time %v, want %v: %d warm-ups at the mean hold %v plus %d cold starts", st.WarmupSlotTime, want,
+			st.Warmups, h.Mean, st.WarmupColdStarts)
+	}
+	if without.Holds != nil || with.Holds == nil {
+		t.Errorf("burst holds %+v without the pool and %+v with it, want none and some", without.Holds, with.Holds)
+	}
 	if want := float64(st.WarmupSlotTime) / float64(st.WarmupSlotTime+st.RealSlotTime); st.SlotTimeShare != want || want <= 0 || want >= 1 {
 		t.Errorf("share by slot-time %v, want %v in (0, 1)", st.SlotTimeShare, want)
 	}
