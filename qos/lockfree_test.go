@@ -2,6 +2,7 @@ package qos
 
 import (
 	"errors"
+	"fmt"
 	"strconv"
 	"sync"
 	"testing"
@@ -22,25 +23,15 @@ func TestContinuationTakesNoAdmissionLock(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.adm.est.lockAll()
-	done := make(chan error, 1)
-	go func() {
-		var err error
+	withoutLock(t, "a continuation", func() error {
 		for i := range 3 {
 			inv := &invocation.Invocation{Function: "g" + strconv.Itoa(i), Chain: "c"}
-			if _, err = s.Do(inv, nil, nop); err == nil && !inv.Continuation {
-				t.Error("a known chain's request was not a continuation")
+			if _, err := s.Do(inv, nil, nop); err != nil || !inv.Continuation {
+				return fmt.Errorf("continuation %v, err %v; want a continuation", inv.Continuation, err)
 			}
 		}
-		done <- err
-	}()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Error(err)
-		}
-	case <-time.After(time.Minute): // a deadlock detector, not a speed bound
-		t.Fatal("a continuation waited for admission's lock")
-	}
+		return nil
+	})
 	s.adm.est.unlockAll()
 	if got := s.ChainStep("c"); got != 5 {
 		t.Errorf("ChainStep = %d, want 5 after four requests", got)
@@ -148,22 +139,30 @@ func TestLateEndTakesNoLock(t *testing.T) {
 		mu.Unlock()
 		s.adm.est.lockAll() // released once Do returns
 	})
-	done := make(chan error, 1)
-	go func() {
+	withoutLock(t, "ending a late chain", func() error {
 		_, err := s.Do(&invocation.Invocation{Function: "f", Chain: "c", Steps: 1}, nil, late)
-		done <- err
-	}()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Error(err)
-		}
-	case <-time.After(time.Minute): // a deadlock detector, not a speed bound
-		t.Fatal("ending a late chain waited for admission's lock")
-	}
+		return err
+	})
 	s.adm.est.unlockAll()
 	if ev.completed.Load() != 1 {
 		t.Errorf("completed %d chains, want 1", ev.completed.Load())
+	}
+}
+
+// withoutLock runs fn, which must finish while the test holds the
+// timeline's locks: a minute without an answer is a deadlock (the
+// minute detects one; it bounds no speed).
+func withoutLock(t *testing.T, what string, fn func() error) {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- fn() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("%s: %v", what, err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatalf("%s waited for a lock of the timeline", what)
 	}
 }
 

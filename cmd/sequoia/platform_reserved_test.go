@@ -17,6 +17,19 @@ import (
 
 var reservedCapMetric = regexp.MustCompile(`sequoia_function_reserved_cap\{function="capped"\} (\d+)`)
 
+// reservedPlatform starts the emulator, with function "capped" reserved
+// n instances, sequoia in front of it as Lambda with 20 slots, and an SDK
+// client. The adaptive quiet period is longer than any test: a learned
+// cap does not probe up meanwhile, so what a later burst meets is what
+// was learned.
+func reservedPlatform(t *testing.T, n int) (*emulator.Emulator, *server, *lambda.Client) {
+	emu, emuAddr := startEmulator(t, emulator.Config{Limit: 50, ExecTime: 20 * time.Millisecond})
+	emu.SetReserved("capped", n)
+	s := startServer(t, "SEQUOIA_BACKEND=lambda", "SEQUOIA_BACKEND_URL=http://"+emuAddr,
+		"SEQUOIA_MAX_CONCURRENCY=20", "SEQUOIA_ADAPTIVE_QUIET=1h")
+	return emu, s, lambdaClient(s.dataLn.Addr().String(), 1)
+}
+
 // TestLambdaReservedConcurrencyLearned: a function with a reserved
 // concurrency of 3, under bursts of SDK calls far above it, next to a
 // function without one. sequoia learns the reservation from the
@@ -26,14 +39,7 @@ var reservedCapMetric = regexp.MustCompile(`sequoia_function_reserved_cap\{funct
 // cap.
 func TestLambdaReservedConcurrencyLearned(t *testing.T) {
 	const reserved, burst = 3, 40
-	emu, emuAddr := startEmulator(t, emulator.Config{Limit: 50, ExecTime: 20 * time.Millisecond})
-	emu.SetReserved("capped", reserved)
-	// A quiet period longer than the test: the cap does not probe up
-	// between the bursts, so what the second burst meets is what was
-	// learned.
-	s := startServer(t, "SEQUOIA_BACKEND=lambda", "SEQUOIA_BACKEND_URL=http://"+emuAddr,
-		"SEQUOIA_MAX_CONCURRENCY=20", "SEQUOIA_ADAPTIVE_QUIET=1h")
-	c := lambdaClient(s.dataLn.Addr().String(), 1)
+	emu, s, c := reservedPlatform(t, reserved)
 	run := func(fn string) {
 		var wg sync.WaitGroup
 		for i := range burst {
@@ -86,11 +92,7 @@ func TestLambdaReservedConcurrencyLearned(t *testing.T) {
 // throttles than the calls did, and every Event is delivered.
 func TestLambdaReservedCapHoldsEvents(t *testing.T) {
 	const reserved, burst = 3, 40
-	emu, emuAddr := startEmulator(t, emulator.Config{Limit: 50, ExecTime: 20 * time.Millisecond})
-	emu.SetReserved("capped", reserved)
-	s := startServer(t, "SEQUOIA_BACKEND=lambda", "SEQUOIA_BACKEND_URL=http://"+emuAddr,
-		"SEQUOIA_MAX_CONCURRENCY=20", "SEQUOIA_ADAPTIVE_QUIET=1h")
-	c := lambdaClient(s.dataLn.Addr().String(), 1)
+	emu, _, c := reservedPlatform(t, reserved)
 	invoke := func(typ types.InvocationType, want int32) {
 		var wg sync.WaitGroup
 		for i := range burst {
