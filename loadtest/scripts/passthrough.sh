@@ -6,22 +6,33 @@
 # which unlike throughput does not depend on what else shares the cores.
 #
 #   loadtest/scripts/passthrough.sh [duration] [connections]
+#
+# With PIN=1 each proxy runs alone on CPU 0 (so sequoia's GOMAXPROCS is 1
+# and HAProxy runs one thread) and wrk (one thread) and the emulator on
+# CPU 1, as a sidecar with a core of its own would: needs taskset and two
+# CPUs.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 DUR=${1:-10s}
 CONNS=${2:-64}
 command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)" >&2; exit 1; }
+PROXYCPU=() LOADCPU=() WRKT=2
+if [ "${PIN:-0}" = 1 ]; then
+  command -v taskset >/dev/null || { echo "PIN=1 needs taskset (apt-get install util-linux)" >&2; exit 1; }
+  [ "$(nproc)" -ge 2 ] || { echo "PIN=1 needs two CPUs" >&2; exit 1; }
+  PROXYCPU=(taskset -c 0) LOADCPU=(taskset -c 1) WRKT=1
+fi
 BIN=$(mktemp -d)/sequoia
 go build -o "$BIN" ./cmd/sequoia
 PIDS=()
 cleanup() { kill "${PIDS[@]}" 2>/dev/null || true; wait 2>/dev/null || true; }
 trap cleanup EXIT
 
-"$BIN" emulate --listen 127.0.0.1:18081 --limit 100000 --exec 0 --cold-start 0 >/dev/null 2>&1 & PIDS+=($!)
+"${LOADCPU[@]}" "$BIN" emulate --listen 127.0.0.1:18081 --limit 100000 --exec 0 --cold-start 0 >/dev/null 2>&1 & PIDS+=($!)
 declare -A PID
 SEQUOIA_LISTEN=127.0.0.1:18080 SEQUOIA_ADMIN_LISTEN=127.0.0.1:19090 SEQUOIA_BACKEND=openwhisk \
   SEQUOIA_BACKEND_URL=http://127.0.0.1:18081 SEQUOIA_MAX_CONCURRENCY=1000 SEQUOIA_LOG_LEVEL=warn \
-  "$BIN" serve & PIDS+=($!)
+  "${PROXYCPU[@]}" "$BIN" serve & PIDS+=($!)
 PID[18080]=$!
 HAPROXY=$(command -v haproxy || true)
 if [ -n "$HAPROXY" ]; then
@@ -41,7 +52,7 @@ frontend fe
 backend be
   server emu 127.0.0.1:18081 maxconn 1000
 CFG
-  "$HAPROXY" -f "$CFG" -db >/dev/null 2>&1 & PIDS+=($!)
+  "${PROXYCPU[@]}" "$HAPROXY" -f "$CFG" -db >/dev/null 2>&1 & PIDS+=($!)
   PID[18082]=$!
 fi
 for p in 18081 18080; do
@@ -64,7 +75,7 @@ cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 run() {
   local before=0 out
   [ -n "${PID[$1]:-}" ] && before=$(cpu "${PID[$1]}")
-  out=$(wrk -t2 -c"$CONNS" -d"$DUR" -s "$LUA" "http://127.0.0.1:$1$PATH_")
+  out=$("${LOADCPU[@]}" wrk -t"$WRKT" -c"$CONNS" -d"$DUR" -s "$LUA" "http://127.0.0.1:$1$PATH_")
   RPS=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
   CPUREQ=-
   if [ -n "${PID[$1]:-}" ]; then
