@@ -7,7 +7,6 @@ import (
 
 	"github.com/sequoia-qos/sequoia/invocation"
 	"github.com/sequoia-qos/sequoia/loadtest/emulator"
-	"github.com/sequoia-qos/sequoia/proxy/upstream"
 	"github.com/sequoia-qos/sequoia/qos"
 )
 
@@ -151,17 +150,7 @@ func TestHoldRisesWhenRoundTripsOutlastIt(t *testing.T) {
 		{"fixed", hold, hold},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			emu, addr, err := emulator.Start(emulator.Config{Limit: 20, ExecTime: 50 * time.Millisecond, KeepAlive: time.Hour})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer emu.Shutdown() //nolint:errcheck
-			up, err := upstream.New(upstream.Config{URL: "http://" + addr, Kind: invocation.OpenWhisk, Timeout: 5 * time.Second, MaxConns: 20})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer up.Close()
-			sched := qos.New(qos.Config{Limit: 20, QueueCapacity: 10, QueueTimeout: time.Minute})
+			emu, addr, up, sched := emulated(t, emulator.Config{Limit: 20, ExecTime: 50 * time.Millisecond, KeepAlive: time.Hour})
 			p := New(Config{Platform: invocation.OpenWhisk, Min: n, KeepAlive: time.Hour,
 				Hold: hold, HoldMin: tc.min, HoldMax: tc.max}, sched, &delayInvoker{iv: up, delay: delay})
 			defer p.Close()
@@ -222,18 +211,8 @@ func TestHoldRisesWhenRoundTripsOutlastIt(t *testing.T) {
 // burst of 3 afterwards pays no cold start.
 func TestAdaptiveHoldFallsAndKeepsNWarm(t *testing.T) {
 	const n, keepAlive, start = 3, time.Second, 100 * time.Millisecond
-	emu, addr, err := emulator.Start(emulator.Config{Limit: 20, ExecTime: 10 * time.Millisecond,
+	emu, addr, up, sched := emulated(t, emulator.Config{Limit: 20, ExecTime: 10 * time.Millisecond,
 		ColdStart: 100 * time.Millisecond, KeepAlive: keepAlive})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer emu.Shutdown() //nolint:errcheck
-	up, err := upstream.New(upstream.Config{URL: "http://" + addr, Kind: invocation.OpenWhisk, Timeout: 5 * time.Second, MaxConns: 20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer up.Close()
-	sched := qos.New(qos.Config{Limit: 20, QueueCapacity: 10, QueueTimeout: time.Minute})
 	p := New(Config{Platform: invocation.OpenWhisk, Min: n, KeepAlive: keepAlive,
 		Hold: start, HoldMin: time.Millisecond, HoldMax: 200 * time.Millisecond}, sched, up)
 	stop := make(chan struct{})

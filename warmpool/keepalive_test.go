@@ -40,24 +40,33 @@ func burstAt(t *testing.T, p *Pool, addr string, n int) {
 	wg.Wait()
 }
 
+// emulated starts the emulator with cfg, an OpenWhisk upstream client to
+// it and a scheduler of 20 slots, all closed when the test ends.
+func emulated(t *testing.T, cfg emulator.Config) (*emulator.Emulator, string, *upstream.Client, *qos.Scheduler) {
+	t.Helper()
+	emu, addr, err := emulator.Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = emu.Shutdown() })
+	up, err := upstream.New(upstream.Config{URL: "http://" + addr, Kind: invocation.OpenWhisk, Timeout: 5 * time.Second, MaxConns: 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(up.Close)
+	sched := qos.New(qos.Config{Limit: 20, QueueCapacity: 10, QueueTimeout: time.Minute})
+	t.Cleanup(sched.Close)
+	return emu, addr, up, sched
+}
+
 // TestKeepAliveKeepsNWarm keeps 3 instances of a function warm on the
 // emulator across several keep-alive periods with no real traffic: a
 // burst of 3 afterwards pays no cold start, and between rounds the
 // emulator never shows fewer than 3 warm instances.
 func TestKeepAliveKeepsNWarm(t *testing.T) {
 	const n, keepAlive = 3, time.Second
-	emu, addr, err := emulator.Start(emulator.Config{Limit: 20, ExecTime: 10 * time.Millisecond,
+	emu, addr, up, sched := emulated(t, emulator.Config{Limit: 20, ExecTime: 10 * time.Millisecond,
 		ColdStart: 100 * time.Millisecond, KeepAlive: keepAlive})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer emu.Shutdown() //nolint:errcheck
-	up, err := upstream.New(upstream.Config{URL: "http://" + addr, Kind: invocation.OpenWhisk, Timeout: 5 * time.Second, MaxConns: 20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer up.Close()
-	sched := qos.New(qos.Config{Limit: 20, QueueCapacity: 10, QueueTimeout: time.Minute})
 	p := New(Config{Platform: invocation.OpenWhisk, Min: n, KeepAlive: keepAlive, Hold: 20 * time.Millisecond}, sched, up)
 	stop := make(chan struct{})
 	done := make(chan struct{})
