@@ -83,9 +83,11 @@
 // and 50ms at least) counts as a cold start. Reporter receives them
 // (metrics.WarmPool: sequoia_cold_starts_total{function}).
 //
-// Tick runs one keep-alive round; Run calls it every eighth of the
-// keep-alive, and a function is warmed when its N instances would expire
-// within a quarter of it, or when its last round failed the hold check
+// Tick runs one keep-alive round; Run calls it about every eighth of the
+// keep-alive, at gaps drawn at random so that rounds take no fixed phase
+// against periodic callers (a caller arriving during a round finds every
+// idle instance held), and a function is warmed when its N instances
+// would expire within a quarter of it, or when its last round failed the hold check
 // and raised the hold. Warm-ups (send.go) go through the Invoker (the
 // upstream client, which re-signs Lambda requests) in the platform's own
 // invoke shape with header X-Sequoia-Warmup: 1 and payload
