@@ -169,27 +169,27 @@ func TestFailingWarmupsBackOff(t *testing.T) {
 }
 
 // TestTickGapJitters: the gaps between keep-alive rounds are drawn at
-// random between half and one and a half of the period, about the period
+// random between three and five quarters of the period, about the period
 // on average, so that rounds take no fixed phase against periodic
-// traffic; the longest stays within the quarter of the keep-alive
+// traffic; the longest stays well within the quarter of the keep-alive
 // (twice the period) a round goes out ahead of expiry.
 func TestTickGapJitters(t *testing.T) {
 	const every = 250 * time.Millisecond
 	const draws = 10000
 	lo, hi, sum := time.Duration(math.MaxInt64), time.Duration(0), time.Duration(0)
-	phases := map[time.Duration]bool{}
+	tenths := map[time.Duration]bool{}
 	for range draws {
 		g := tickGap(every)
-		if g < every/2 || g >= every*3/2 {
-			t.Fatalf("gap %v outside [%v, %v)", g, every/2, every*3/2)
+		if g < every*3/4 || g >= every*5/4 {
+			t.Fatalf("gap %v outside [%v, %v)", g, every*3/4, every*5/4)
 		}
 		lo, hi, sum = min(lo, g), max(hi, g), sum+g
-		phases[(g-every/2)/(every/10)] = true // which tenth of the range
+		tenths[(g-every*3/4)/(every/20)] = true // which tenth of the range
 	}
-	if mean := sum / draws; mean < every*95/100 || mean > every*105/100 {
+	if mean := sum / draws; mean < every*98/100 || mean > every*102/100 {
 		t.Errorf("mean gap %v, want about %v", mean, every)
 	}
-	if len(phases) != 10 || hi-lo < every*9/10 {
-		t.Errorf("gaps %v to %v over %d tenths of the range: not spread", lo, hi, len(phases))
+	if len(tenths) != 10 || hi-lo < every*9/20 {
+		t.Errorf("gaps %v to %v over %d tenths of the range: not spread", lo, hi, len(tenths))
 	}
 }

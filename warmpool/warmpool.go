@@ -336,12 +336,16 @@ func (p *Pool) Run(stop <-chan struct{}) {
 	}
 }
 
-// tickGap draws the gap before the next Tick: between half and one and a
-// half of every, every on average. At most an eighth of the keep-alive
-// times 1.5 is well within the quarter of it a round goes out ahead of
-// expiry.
+// tickGap draws the gap before the next Tick: between three quarters and
+// five quarters of every, every on average. The seven or so gaps between
+// two rounds of a function add up to a spread of about a tenth of the
+// keep-alive, enough to scatter the rounds' phase against any caller
+// faster than that; and the longest gap, five quarters of an eighth of
+// the keep-alive, leaves three eighths of it to spare within the quarter
+// a round goes out ahead of expiry (a fixed tick left half of it), for a
+// round that sequoia, starved of CPU, sends late.
 func tickGap(every time.Duration) time.Duration {
-	return every/2 + rand.N(every)
+	return every*3/4 + rand.N(every/2)
 }
 
 // SetReporter sets where the pool reports; call it before the pool is used.
