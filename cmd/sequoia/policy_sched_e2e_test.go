@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -96,6 +97,16 @@ func (r *policyRig) send(label, path string, execMs int) {
 func (r *policyRig) waitSched(inFlight, queued int) {
 	r.t.Helper()
 	for r.s.sched.InFlight() != inFlight || r.s.sched.Queued() != queued {
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// waitTenants waits until the scheduler counts exactly want's slots held
+// per tenant (what the policy snapshot reads): a slot is taken a moment
+// before its tenant's count goes up, so InFlight alone can run ahead.
+func (r *policyRig) waitTenants(want map[string]int) {
+	r.t.Helper()
+	for !maps.Equal(maps.Collect(r.s.sched.TenantsInFlight()), want) {
 		time.Sleep(time.Millisecond)
 	}
 }
@@ -317,6 +328,7 @@ func TestPolicyFairShareEndToEnd(t *testing.T) {
 		r.waitSched(3, 0)
 		r.send("hold-b", "b/hold", 1200)
 		r.waitSched(4, 0)
+		r.waitTenants(map[string]int{"a": 3, "b": 1})
 		r.s.policy.Refresh()
 		a, b = r.priority("a", "work"), r.priority("b", "work")
 		// Then each queues two new chains, a's first.
