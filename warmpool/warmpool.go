@@ -214,7 +214,7 @@ func (p *Pool) Arrived(inv *invocation.Invocation) {
 	f.real++
 	if f.takeLocked(now, p.cfg.KeepAlive) {
 		f.uncovered, f.sustained = 0, 0
-	} else if p.burstLocked(f) {
+	} else if switched(f, p.cfg.BurstFunctions, p.cfg.Burst) {
 		// This invocation starts an instance of its own (cold): a
 		// warm-up sent now is no faster, so it helps only arrivals still
 		// to come, and an instantaneous burst has none. Demand is
@@ -232,7 +232,7 @@ func (p *Pool) Arrived(inv *invocation.Invocation) {
 		}
 	}
 	if inv.Chain != "" && f.next != "" && f.votes > 0 {
-		if s, ok := p.fns.Peek(f.next); ok && s != f && p.chainsLocked(s) {
+		if s, ok := p.fns.Peek(f.next); ok && s != f && switched(s, p.cfg.ChainFunctions, p.cfg.Chains) {
 			// Each invocation of f running now will call s. New instances
 			// come only from warm-ups that outnumber the idle ones (the
 			// platform hands idle ones out first), and those warm-ups
@@ -394,29 +394,18 @@ func (p *Pool) offLocked(f *function) bool {
 	return ok && n == 0 && f.hint == 0
 }
 
-// burstLocked reports whether burst pre-warm is on for f: the policy's
-// hint, else f's entry in BurstFunctions, else Burst. REQUIRES: p.mu.
-func (p *Pool) burstLocked(f *function) bool {
+// switched reports whether burst or chain pre-warm is on for f: the
+// policy's hint, else f's entry in byFunction (BurstFunctions or
+// ChainFunctions), else on (Burst or Chains). Chain pre-warm is switched
+// by the function it would warm. REQUIRES: p.mu (f.hint).
+func switched(f *function, byFunction map[string]bool, on bool) bool {
 	if f.hint > 0 {
 		return true
 	}
-	if on, ok := p.cfg.BurstFunctions[f.name]; ok {
-		return on
+	if v, ok := byFunction[f.name]; ok {
+		return v
 	}
-	return p.cfg.Burst
-}
-
-// chainsLocked reports whether f may be warmed as a chain's next step:
-// the policy's hint, else f's entry in ChainFunctions, else Chains.
-// REQUIRES: p.mu.
-func (p *Pool) chainsLocked(f *function) bool {
-	if f.hint > 0 {
-		return true
-	}
-	if on, ok := p.cfg.ChainFunctions[f.name]; ok {
-		return on
-	}
-	return p.cfg.Chains
+	return on
 }
 
 // functionLocked returns f's state, remembering f. REQUIRES: p.mu.
