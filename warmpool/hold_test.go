@@ -65,9 +65,10 @@ func TestRoundCheck(t *testing.T) {
 func TestHoldAdapts(t *testing.T) {
 	const ms = time.Millisecond
 	t0 := time.Unix(1e9, 0)
-	// roundOf returns a round of two warm answers at hold h whose need is
-	// d: the second is sent d after the first and answered h after that.
-	roundOf := func(f *function, h, d time.Duration) *round {
+	// roundOf returns a round of two warm-ups at hold h, one answered (sent
+	// at t0, answered h later); second(h, d) is the other's answer, sent d
+	// after the first and answered h after that, so the round needs d.
+	roundOf := func(f *function, h time.Duration) *round {
 		r := &round{f: f, why: KeepAlive, hold: h, pending: 1}
 		r.answers = []answer{{sent: t0, answered: t0.Add(h), ok: true, known: true}}
 		return r
@@ -102,7 +103,7 @@ func TestHoldAdapts(t *testing.T) {
 			f := p.functionLocked("guest/fn")
 			for i, d := range tc.needs {
 				h := f.hold
-				v := p.answeredLocked(roundOf(f, h, d), second(h, d))
+				v := p.answeredLocked(roundOf(f, h), second(h, d))
 				if wantV := map[bool]verdict{true: verified, false: unverified}[d < h]; v != wantV {
 					t.Errorf("round %d (need %v, hold %v): verdict %d, want %d", i, d, h, v, wantV)
 				}

@@ -46,6 +46,19 @@ func (f *fakeInvoker) functions() []string {
 	return append([]string(nil), f.fns...)
 }
 
+// count is the warm-ups of fn sent so far.
+func (f *fakeInvoker) count(fn string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n := 0
+	for _, s := range f.fns {
+		if s == fn {
+			n++
+		}
+	}
+	return n
+}
+
 // realInv is a real invocation of fn in chain (may be "").
 func realInv(fn, chain string) *invocation.Invocation {
 	req := &fasthttp.Request{}
@@ -333,31 +346,22 @@ func TestPerFunctionSwitches(t *testing.T) {
 		p.Tick()
 		p.sending.Wait()
 	}
-	count := func(fn string) int {
-		n := 0
-		for _, f := range iv.functions() {
-			if f == fn {
-				n++
-			}
-		}
-		return n
-	}
 	arriveAndFinish("guest/off", 0)
-	if n := count("guest/off"); n != 0 {
+	if n := iv.count("guest/off"); n != 0 {
 		t.Fatalf("%d warm-ups of a function switched off", n)
 	}
 	arriveAndFinish("guest/off", 3)
-	if n := count("guest/off"); n < 3 {
+	if n := iv.count("guest/off"); n < 3 {
 		t.Fatalf("%d warm-ups after a hint of 3, want at least 3 (keep-alive of 3)", n)
 	}
-	before := count("guest/on")
+	before := iv.count("guest/on")
 	arriveAndFinish("guest/on", 4)
-	if n := count("guest/on") - before; n < 4 {
+	if n := iv.count("guest/on") - before; n < 4 {
 		t.Fatalf("%d warm-ups of guest/on with a hint of 4, want at least 4", n)
 	}
-	before = count("guest/on")
+	before = iv.count("guest/on")
 	arriveAndFinish("guest/on", 0)
-	if n := count("guest/on") - before; n > 2 {
+	if n := iv.count("guest/on") - before; n > 2 {
 		t.Fatalf("%d warm-ups of guest/on once the hint was gone, want at most SEQUOIA_PREWARM_MIN (1) and a burst one", n)
 	}
 }
@@ -438,15 +442,6 @@ func TestBurstAndChainSwitchedPerFunction(t *testing.T) {
 		ChainFunctions: map[string]bool{"guest/b2": false}}, sched, iv)
 	p.SetReporter(rep)
 	defer p.Close()
-	count := func(fn string) int {
-		n := 0
-		for _, f := range iv.functions() {
-			if f == fn {
-				n++
-			}
-		}
-		return n
-	}
 	burst := func(fn string, hint int) { // sustained: a second apart
 		for range 3 {
 			inv := realInv(fn, "")
@@ -458,14 +453,14 @@ func TestBurstAndChainSwitchedPerFunction(t *testing.T) {
 	}
 	burst("guest/quiet", 0)
 	burst("guest/loud", 0)
-	if n := count("guest/quiet"); n != 0 {
+	if n := iv.count("guest/quiet"); n != 0 {
 		t.Errorf("%d burst warm-ups of guest/quiet, switched off", n)
 	}
-	if n := count("guest/loud"); n == 0 {
+	if n := iv.count("guest/loud"); n == 0 {
 		t.Error("no burst warm-up of guest/loud, on by the global switch")
 	}
 	burst("guest/quiet", 1)
-	if rep.n[Burst] == 0 || count("guest/quiet") == 0 {
+	if rep.n[Burst] == 0 || iv.count("guest/quiet") == 0 {
 		t.Error("no burst warm-up of guest/quiet after the policy's hint")
 	}
 
@@ -479,15 +474,15 @@ func TestBurstAndChainSwitchedPerFunction(t *testing.T) {
 		}
 	}
 	p.sending.Wait()
-	chainsBefore, b, b2 := rep.n[Chain], count("guest/b"), count("guest/b2")
+	chainsBefore, b, b2 := rep.n[Chain], iv.count("guest/b"), iv.count("guest/b2")
 	for i, fn := range []string{"guest/a", "guest/a", "guest/a", "guest/a", "guest/c", "guest/c", "guest/c", "guest/c"} {
 		p.Arrived(realInv(fn, "run-"+strconv.Itoa(i)))
 	}
 	p.sending.Wait()
-	if n := count("guest/b2") - b2; n != 0 {
+	if n := iv.count("guest/b2") - b2; n != 0 {
 		t.Errorf("%d warm-ups of guest/b2, chain pre-warm switched off for it", n)
 	}
-	if n := count("guest/b") - b; n == 0 || rep.n[Chain] == chainsBefore {
+	if n := iv.count("guest/b") - b; n == 0 || rep.n[Chain] == chainsBefore {
 		t.Errorf("%d chain warm-ups of guest/b, want some", n)
 	}
 }
