@@ -218,7 +218,7 @@ func (a *admission) end(c *chain, o ChainOutcome, now time.Time) {
 		a.est.settle(c.booking, now.UnixNano())
 	}
 	a.est.outstanding.Add(-int64(c.remaining.Swap(0)))
-	if o == ChainCompleted {
+	if o == ChainCompleted && !c.run { // a run's steps are given, and its id is no function
 		a.est.learnSteps(c.entry, int(c.done.Load()))
 	}
 	a.ev.ChainEnded(c.class, o, c.predicted, now.Sub(c.start))

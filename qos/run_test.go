@@ -2,8 +2,12 @@ package qos
 
 import (
 	"errors"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/sequoia-qos/sequoia/invocation"
 )
 
 func TestAdmitRun(t *testing.T) {
@@ -71,5 +75,29 @@ func TestTouchRunOutlivesTheTTL(t *testing.T) {
 	s.TouchRun("never-admitted")
 	if _, ok := s.adm.table.Get("never-admitted"); ok {
 		t.Error("TouchRun added a chain")
+	}
+}
+
+// TestRunsLearnNoChainLength: a DAG run that ends completed teaches no
+// chain length: it has no entry function (its steps are given), and its id
+// must not become one in the per-function table, which every run would
+// otherwise grow by a name until it is full.
+func TestRunsLearnNoChainLength(t *testing.T) {
+	s := New(Config{Limit: 2, QueueCapacity: 10, QueueTimeout: time.Second})
+	defer s.Close()
+	for i := range 50 {
+		id := "run-" + strconv.Itoa(i)
+		if _, err := s.AdmitRun(RunPlan{Chain: id, Critical: time.Millisecond, Work: time.Millisecond, Steps: 1}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Do(&invocation.Invocation{Function: "node", Chain: id}, nil, invokerFunc(func() {})); err != nil {
+			t.Fatal(err)
+		}
+		s.EndRun(id, false)
+	}
+	for name := range s.fnFlight.All() {
+		if strings.HasPrefix(name, "run-") {
+			t.Fatalf("the per-function table holds the run id %q", name)
+		}
 	}
 }
