@@ -93,35 +93,27 @@ func termsDead(x any, consts constants) bool {
 // not hold: a ground key the constant lacks, or any key of an empty
 // collection or a scalar.
 func refDead(ref ast.Ref, consts constants) bool {
-	for i := 3; i < len(ref) && i <= len(constRef{}); i++ {
-		k, ok := constKey(ref[:i])
-		if !ok {
-			return false
-		}
-		v, ok := consts[k]
-		if !ok {
-			continue
-		}
-		val := v.Value
-		for _, t := range ref[i:] {
-			if !t.IsGround() {
-				switch x := val.(type) {
-				case ast.Object:
-					return x.Len() == 0
-				case ast.Set:
-					return x.Len() == 0
-				case *ast.Array:
-					return x.Len() == 0
-				}
-				return true // a scalar has no keys
-			}
-			next, err := val.Find(ast.Ref{t})
-			if err != nil {
-				return true
-			}
-			val = next
-		}
+	val, rest, ok := constPrefix(ref, consts)
+	if !ok {
 		return false
+	}
+	for _, t := range rest {
+		if !t.IsGround() {
+			switch x := val.(type) {
+			case ast.Object:
+				return x.Len() == 0
+			case ast.Set:
+				return x.Len() == 0
+			case *ast.Array:
+				return x.Len() == 0
+			}
+			return true // a scalar has no keys
+		}
+		next, err := val.Find(ast.Ref{t})
+		if err != nil {
+			return true
+		}
+		val = next
 	}
 	return false
 }
@@ -129,25 +121,31 @@ func refDead(ref ast.Ref, consts constants) bool {
 // constValue returns the value ref reads when it is a constant or a
 // ground path into one.
 func constValue(ref ast.Ref, consts constants) (ast.Value, bool) {
+	val, rest, ok := constPrefix(ref, consts)
+	if !ok || !rest.IsGround() {
+		return nil, false
+	}
+	x, err := val.Find(rest)
+	if err != nil {
+		return nil, false
+	}
+	return x, true
+}
+
+// constPrefix finds the constant that ref starts with: its value, and the
+// rest of ref past it. No constant is a prefix of another (findConstants
+// takes leaves only), so the first found is the one.
+func constPrefix(ref ast.Ref, consts constants) (ast.Value, ast.Ref, bool) {
 	for i := 3; i <= len(ref) && i <= len(constRef{}); i++ {
 		k, ok := constKey(ref[:i])
 		if !ok {
-			return nil, false
+			return nil, nil, false
 		}
-		v, ok := consts[k]
-		if !ok {
-			continue
+		if v, ok := consts[k]; ok {
+			return v.Value, ref[i:], true
 		}
-		if !ref[i:].IsGround() {
-			return nil, false
-		}
-		x, err := v.Value.Find(ref[i:])
-		if err != nil {
-			return nil, false
-		}
-		return x, true
 	}
-	return nil, false
+	return nil, nil, false
 }
 
 // prune removes the rules in dead from mods (freshly parsed modules:
