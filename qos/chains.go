@@ -74,7 +74,7 @@ func (nopEvents) Waited(QueueKind, uint8, time.Duration)                       {
 // continuation takes no admission lock. The rest, booking included, is set
 // once, before the chain is shared.
 type chain struct {
-	entry     string
+	entry     *flight // its first function's flight table entry, which learns its length; nil for a DAG run
 	class     uint8
 	run       bool // a DAG run (AdmitRun): its steps follow one another without a caller's turnaround
 	start     time.Time
@@ -82,7 +82,7 @@ type chain struct {
 	steps     int       // from X-Sequoia-Chain-Steps; 0 unknown
 	predicted time.Duration
 
-	booking booking // its slot's fields: REQUIRES admission.mu
+	booking booking // its slot's fields: REQUIRES booking.line.mu
 	seq     uint64  // the id's counter if it is in the ring (ring.go); 0 in the table
 
 	ended atomic.Bool // whoever sets it ends the chain (admission.end)
@@ -191,8 +191,19 @@ func (a *admission) forget(id string, c *chain) {
 	a.table.Remove(id)
 }
 
-// evicted ends a chain the table forgot (TTL, deadline, capacity). It runs
-// under the table's lock, so it must not call the table.
+// renew keeps id's chain c remembered for another TTL from now, wherever
+// it is stored.
+func (a *admission) renew(id string, c *chain, now time.Time) {
+	if c.seq != 0 {
+		a.ring.touch(c, now)
+		return
+	}
+	a.table.AddAt(id, c, now) // an existing key: renews its expiry
+}
+
+// evicted ends a chain the table or the ring forgot (TTL, capacity, a
+// chain of the same id started anew). The table calls it under a shard's
+// lock, so it must not call the table.
 func (a *admission) evicted(_ string, c *chain) {
 	if c.ended.Load() {
 		return
@@ -218,17 +229,18 @@ func (a *admission) end(c *chain, o ChainOutcome, now time.Time) {
 		a.est.settle(c.booking, now.UnixNano())
 	}
 	a.est.outstanding.Add(-int64(c.remaining.Swap(0)))
-	if o == ChainCompleted && !c.run { // a run's steps are given, and its id is no function
+	if o == ChainCompleted && c.entry != nil {
 		a.est.learnSteps(c.entry, int(c.done.Load()))
 	}
 	a.ev.ChainEnded(c.class, o, c.predicted, now.Sub(c.start))
 }
 
-// admit classifies inv as the first step of a new chain or a continuation
+// admit classifies inv, an invocation of the function f stands for (its
+// flight table entry), as the first step of a new chain or a continuation
 // and, for a new chain, decides whether it may start. It sets
 // inv.Continuation and inv.Deadline, and returns the time it read: a
 // continuation takes no lock, a new chain one line of the timeline's.
-func (a *admission) admit(inv *invocation.Invocation) (*chain, time.Time, error) {
+func (a *admission) admit(inv *invocation.Invocation, f *flight) (*chain, time.Time, error) {
 	now := a.now()
 	var c *chain
 	if inv.Chain != "" && !inv.ChainAssigned {
@@ -251,8 +263,8 @@ func (a *admission) admit(inv *invocation.Invocation) (*chain, time.Time, error)
 	if budget <= 0 {
 		budget = a.defaultDeadline
 	}
-	steps := a.est.expectedSteps(inv.Function, inv.Steps)
-	work := a.est.work(inv.Function, steps)
+	steps := a.est.expectedSteps(f, inv.Steps)
+	work := a.est.work(f, steps)
 	limit := a.limit()
 	bk, finish, deadline, err := a.place(limit, now, budget,
 		func(ln *timeline) (int64, int64) { return a.est.project(ln, work, steps, limit, now.UnixNano()) },
@@ -262,7 +274,7 @@ func (a *admission) admit(inv *invocation.Invocation) (*chain, time.Time, error)
 		return nil, now, err
 	}
 	c = &chain{booking: bk,
-		entry: inv.Function, class: inv.Class, start: now, deadline: deadline,
+		entry: f, class: inv.Class, start: now, deadline: deadline,
 		steps: inv.Steps, predicted: time.Duration(finish - now.UnixNano()),
 	}
 	c.remaining.Store(int32(steps))
@@ -399,8 +411,9 @@ func (s *Scheduler) Observe(fn string, d time.Duration) {
 // ChainStep numbers the next request of chain id: 1 when no admitted
 // chain has that id (a new chain, one that ended or was forgotten, or one
 // whose deadline passed), else one more than the requests admitted for it
-// so far. It is what a policy sees as input.step. Cost: one shard lock and
-// one map lookup; a request refused before admission does not count.
+// so far. It is what a policy sees as input.step. Cost: for an id sequoia
+// assigned, one atomic load (the ring), else one shard lock and one map
+// lookup; a request refused before admission does not count.
 func (s *Scheduler) ChainStep(id string) int {
 	if id == "" {
 		return 1

@@ -93,8 +93,19 @@ func (e *estimator) observe(f *flight, d time.Duration) {
 // duration is the estimated slot time of one invocation of fn ("" for any
 // function).
 func (e *estimator) duration(fn string) time.Duration {
+	var f *flight
 	if fn != "" {
-		if v, ok := e.fn.GetString(fn).slot.value(); ok {
+		f = e.fn.GetString(fn)
+	}
+	return e.durationOf(f)
+}
+
+// durationOf is the estimated slot time of one invocation of the function
+// whose flight table entry is f (nil: any function): its own average, else
+// the one over all functions, else the default.
+func (e *estimator) durationOf(f *flight) time.Duration {
+	if f != nil {
+		if v, ok := f.slot.value(); ok {
 			return time.Duration(v)
 		}
 	}
@@ -104,46 +115,36 @@ func (e *estimator) duration(fn string) time.Duration {
 	return e.def
 }
 
-// work is the slot time of a chain of steps invocations, the first of fn,
-// on its critical path: its first step, then each later one (of any
-// function) after the caller's turnaround.
-func (e *estimator) work(fn string, steps int) time.Duration {
+// work is the slot time of a chain of steps invocations, the first of the
+// function f stands for, on its critical path: its first step, then each
+// later one (of any function) after the caller's turnaround.
+func (e *estimator) work(f *flight, steps int) time.Duration {
 	gap, _ := e.gap.value()
-	return e.duration(fn) + time.Duration(steps-1)*(e.duration("")+time.Duration(gap))
+	return e.durationOf(f) + time.Duration(steps-1)*(e.durationOf(nil)+time.Duration(gap))
 }
 
-// learnSteps records that a chain entered at fn made n invocations.
-func (e *estimator) learnSteps(fn string, n int) {
-	e.fn.GetString(fn).steps.add(float64(n))
+// learnSteps records that a chain entered at f's function made n
+// invocations.
+func (e *estimator) learnSteps(f *flight, n int) {
+	f.steps.add(float64(n))
 }
 
 // expectedSteps is a chain's expected length: given, else learned from
-// chains entered at fn, else 1.
-func (e *estimator) expectedSteps(fn string, given int) int {
+// chains entered at f's function, else 1.
+func (e *estimator) expectedSteps(f *flight, given int) int {
 	if given > 0 {
 		return given
 	}
-	if v, ok := e.fn.GetString(fn).steps.value(); ok {
+	if v, ok := f.steps.value(); ok {
 		return max(1, int(v+0.5))
 	}
 	return 1
 }
 
-// extend records one unplanned step of fn (a chain longer than expected)
-// without a lock; the next reader of the timeline books it (book).
+// extend records one unplanned step of f's function (a chain longer than
+// expected) without a lock; the next reader of the timeline books it
+// (book).
 func (e *estimator) extend(f *flight) {
-	var d float64
-	ok := false
-	if f != nil {
-		d, ok = f.slot.value()
-	}
-	if !ok {
-		d, ok = e.all.value()
-	}
-	w := int64(e.def)
-	if ok {
-		w = int64(d)
-	}
-	e.unplannedWork.Add(w)
+	e.unplannedWork.Add(int64(e.durationOf(f)))
 	e.unplannedSteps.Add(1)
 }

@@ -77,7 +77,7 @@ func TestConcurrentChainsAccounting(t *testing.T) {
 			t.Errorf("estimate of f%d = %v, want at least the 50µs each held its slot", k, d)
 		}
 	}
-	if learned := s.adm.est.expectedSteps("f0", 0); learned != steps {
+	if learned := s.adm.est.expectedSteps(s.fnFlight.GetString("f0"), 0); learned != steps {
 		t.Errorf("learned chain length %d, want %d", learned, steps)
 	}
 }

@@ -61,7 +61,7 @@ func (s *Scheduler) AdmitRun(p RunPlan) (time.Time, error) {
 		a.ev.ChainRefused(p.Class)
 		return time.Time{}, err
 	}
-	c := &chain{booking: bk, entry: p.Chain, class: p.Class, start: now, deadline: deadline,
+	c := &chain{booking: bk, class: p.Class, start: now, deadline: deadline,
 		predicted: time.Duration(finish - now.UnixNano()), run: true}
 	c.remaining.Store(int32(steps))
 	a.store(p.Chain, c, false, now) // ends a forgotten chain of that id, if any
@@ -87,10 +87,6 @@ func (s *Scheduler) TouchRun(chain string) {
 	a := s.adm
 	now := a.now()
 	if c, ok := a.lookup(chain, now); ok {
-		if c.seq != 0 {
-			a.ring.touch(c, now)
-		} else {
-			a.table.AddAt(chain, c, now) // an existing key: renews its expiry
-		}
+		a.renew(chain, c, now)
 	}
 }

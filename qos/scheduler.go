@@ -149,7 +149,11 @@ func New(cfg Config) *Scheduler {
 // for a slot, runs iv with it and gives it back. It returns how long the
 // invocation waited and the error that ended the wait or the invocation.
 func (s *Scheduler) Do(inv *invocation.Invocation, w Watcher, iv Invoker) (time.Duration, error) {
-	c, admitted, err := s.adm.admit(inv)
+	// One map lookup each for the function and the tenant, and seven
+	// atomic adds below, no lock (inflight.go); admission learns and reads
+	// the function's averages through the same entry.
+	fc := s.fnFlight.GetString(inv.Function)
+	c, admitted, err := s.adm.admit(inv, fc)
 	if err != nil {
 		return 0, err
 	}
@@ -166,8 +170,7 @@ func (s *Scheduler) Do(inv *invocation.Invocation, w Watcher, iv Invoker) (time.
 	if granted.IsZero() {
 		granted = admitted // a free slot at once: no need to read the clock again
 	}
-	// Two map lookups and seven atomic adds, no lock (inflight.go).
-	fc, tc := s.fnFlight.GetString(inv.Function), s.tenantFlight.GetString(inv.Tenant)
+	tc := s.tenantFlight.GetString(inv.Tenant)
 	s.adm.dispatched(c, fc)
 	if s.lim != nil {
 		// Hold the slot while waiting for a token, so that invocations
