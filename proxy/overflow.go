@@ -7,6 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/valyala/fasthttp"
 
+	"github.com/sequoia-qos/sequoia/invocation"
 	"github.com/sequoia-qos/sequoia/metrics"
 	"github.com/sequoia-qos/sequoia/proxy/upstream"
 	"github.com/sequoia-qos/sequoia/qos"
@@ -64,10 +65,6 @@ func asOverflowAnswer(err error) *overflowAnswer {
 // overflow's transport are returned as they are: serve answers them as it
 // answers the primary's.
 func (p *Proxy) overflowFailed(primary, err error) error {
-	var (
-		untranslatable *upstream.UntranslatableError
-		refused        *upstream.OverflowError
-	)
 	base, outcome := errQueueFull, metrics.QueueFull
 	retryAfter := base.retryAfter
 	switch {
@@ -79,28 +76,54 @@ func (p *Proxy) overflowFailed(primary, err error) error {
 		retryAfter = 0
 	}
 	e := &apiError{status: base.status, code: base.code, retryAfter: retryAfter}
-	switch {
-	case errors.As(err, &untranslatable):
-		p.plat.overflowFailures.WithLabelValues("untranslatable").Inc()
+	why, untranslatable, refused := p.overflowFailure(err)
+	switch why {
+	case "untranslatable":
 		e.message = base.message + "; it cannot overflow to the " + untranslatable.To.String() + " platform: " + untranslatable.Why
 		p.log.Warn("overflow not possible", "err", err)
-	case errors.As(err, &refused) && refused.Verdict.Throttled():
-		p.plat.overflowFailures.WithLabelValues("throttled").Inc()
+	case "throttled":
 		e.message = base.message + "; the overflow platform (" + refused.To.String() + ") is throttling too"
 		if s := int(math.Ceil(refused.RetryAfter.Seconds())); s > e.retryAfter {
 			e.retryAfter = s
 		}
-	case errors.As(err, &refused):
-		p.plat.overflowFailures.WithLabelValues("refused").Inc()
+	case "refused":
 		e = &apiError{status: fasthttp.StatusBadGateway, code: "overflow_failed",
 			message: "sequoia: the primary could not take the invocation, and " + refused.Error()}
 		outcome = metrics.UpstreamError
 		p.log.Warn("overflow platform refused", "err", err)
 	default:
-		p.plat.overflowFailures.WithLabelValues("unreachable").Inc()
 		return err
 	}
 	return &overflowAnswer{e: e, outcome: outcome, cause: err}
+}
+
+// overflowFailure counts err, the overflow's failure, under why it did not
+// run (a label of sequoia_overflow_failures_total), and returns why with
+// err's upstream error when it has one.
+func (p *Proxy) overflowFailure(err error) (why string, untranslatable *upstream.UntranslatableError, refused *upstream.OverflowError) {
+	switch {
+	case errors.As(err, &untranslatable):
+		why = "untranslatable"
+	case errors.As(err, &refused) && refused.Verdict.Throttled():
+		why = "throttled"
+	case refused != nil:
+		why = "refused"
+	default:
+		why = "unreachable"
+	}
+	p.plat.overflowFailures.WithLabelValues(why).Inc()
+	return why, untranslatable, refused
+}
+
+// sendOverflow sends inv, which the primary could not take for reason (a
+// label of sequoia_overflow_total), to the overflow platform.
+func (p *Proxy) sendOverflow(inv *invocation.Invocation, reason string) error {
+	p.plat.overflows.WithLabelValues(reason).Inc()
+	if reason == "unreachable" {
+		inv.Attempt++ // the request was prepared for the primary
+	}
+	inv.Resp.Reset()
+	return p.cfg.Overflow.Invoke(inv)
 }
 
 // overflowEvent sends a Lambda Event the primary cannot take now (its
@@ -123,27 +146,11 @@ func (p *Proxy) overflowEvent(ev *event, reason string) bool {
 	default:
 		return false
 	}
-	p.plat.overflows.WithLabelValues(why).Inc()
 	attempt := ev.inv.Attempt
-	if why == "unreachable" {
-		ev.inv.Attempt++ // the request was prepared for the primary
-	}
-	ev.resp.Reset()
-	err := p.cfg.Overflow.Invoke(&ev.inv)
+	err := p.sendOverflow(&ev.inv, why)
 	ev.inv.Attempt = attempt
 	if err != nil {
-		var untranslatable *upstream.UntranslatableError
-		var refused *upstream.OverflowError
-		switch {
-		case errors.As(err, &untranslatable):
-			p.plat.overflowFailures.WithLabelValues("untranslatable").Inc()
-		case errors.As(err, &refused) && refused.Verdict.Throttled():
-			p.plat.overflowFailures.WithLabelValues("throttled").Inc()
-		case errors.As(err, &refused):
-			p.plat.overflowFailures.WithLabelValues("refused").Inc()
-		default:
-			p.plat.overflowFailures.WithLabelValues("unreachable").Inc()
-		}
+		p.overflowFailure(err)
 		p.log.Warn("event invocation could not overflow", "function", ev.inv.Function, "err", err)
 		ev.resp.Reset()
 		return false

@@ -254,13 +254,10 @@ func (p *Proxy) invoke(inv *invocation.Invocation, w qos.Watcher) (time.Duration
 		reason = "deadline"
 	case errors.Is(err, upstream.ErrUnreachable):
 		reason = "unreachable"
-		inv.Attempt++ // the request was prepared for the primary
 	default:
 		return waited, err
 	}
-	p.plat.overflows.WithLabelValues(reason).Inc()
-	inv.Resp.Reset()
-	if oerr := p.cfg.Overflow.Invoke(inv); oerr != nil {
+	if oerr := p.sendOverflow(inv, reason); oerr != nil { // overflow.go
 		return waited, p.overflowFailed(err, oerr)
 	}
 	if len(inv.Resp.Header.PeekBytes(headerOverflow)) == 0 {
