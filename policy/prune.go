@@ -2,6 +2,7 @@ package policy
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 )
@@ -157,62 +158,46 @@ func constPrefix(ref ast.Ref, consts constants) (ast.Value, ast.Ref, bool) {
 // when none holds. So the first of such rules stays, behind a leading
 // `false`: it still never holds, but its name and its empty set remain.
 func prune(mods map[string]*ast.Module, dead map[string]bool) int {
-	type group struct{ all, dead int }
-	names := map[string]*group{} // package and rule name
-	paths := map[string]*group{} // package and the ground path of a multi-value rule
-	keys := func(m *ast.Module, r *ast.Rule) (string, string) {
-		ref := r.Head.Ref()
-		name := m.Package.Path.String() + "\x00" + ref[0].String()
-		path := ""
+	isDead := func(r *ast.Rule) bool { return r.Location != nil && dead[locKey(r.Location)] }
+	// groups are the keys of what r helps define: its package and name
+	// and, for a multi-value rule, its package and ground path.
+	groups := func(m *ast.Module, r *ast.Rule) []string {
+		pkg, ref := m.Package.Path.String(), r.Head.Ref()
+		gs := []string{"name\x00" + pkg + "\x00" + ref[0].String()}
 		if r.Head.RuleKind() == ast.MultiValue {
-			path = m.Package.Path.String() + "\x00" + ref.GroundPrefix().String()
+			gs = append(gs, "path\x00"+pkg+"\x00"+ref.GroundPrefix().String())
 		}
-		return name, path
+		return gs
 	}
-	count := func(g map[string]*group, k string, isDead bool) {
-		if k == "" {
-			return
-		}
-		if g[k] == nil {
-			g[k] = &group{}
-		}
-		g[k].all++
-		if isDead {
-			g[k].dead++
-		}
-	}
+	// held: the groups with a rule left in, one that may hold or one
+	// kept never holding.
+	held := map[string]bool{}
 	for _, m := range mods {
 		for _, r := range m.Rules {
-			n, p := keys(m, r)
-			isDead := r.Location != nil && dead[locKey(r.Location)]
-			count(names, n, isDead)
-			count(paths, p, isDead)
+			if !isDead(r) {
+				for _, g := range groups(m, r) {
+					held[g] = true
+				}
+			}
 		}
 	}
 	removed := 0
 	for _, m := range mods {
 		kept := m.Rules[:0]
 		for _, r := range m.Rules {
-			if r.Location == nil || !dead[locKey(r.Location)] {
-				kept = append(kept, r)
-				continue
-			}
-			n, p := keys(m, r)
-			last := names[n].all == names[n].dead
-			if p != "" && paths[p].all == paths[p].dead {
-				last = true
-			}
-			if last {
+			if isDead(r) {
+				gs := groups(m, r)
+				if !slices.ContainsFunc(gs, func(g string) bool { return !held[g] }) {
+					removed++
+					continue
+				}
 				// The group's first rule stays, never holding; the others go.
-				names[n].all, names[n].dead = -1, 0
-				if p != "" {
-					paths[p].all, paths[p].dead = -1, 0
+				for _, g := range gs {
+					held[g] = true
 				}
 				r.Body = append(ast.NewBody(ast.NewExpr(ast.BooleanTerm(false))), r.Body...)
-				kept = append(kept, r)
-				continue
 			}
-			removed++
+			kept = append(kept, r)
 		}
 		m.Rules = kept
 	}
