@@ -67,10 +67,3 @@ func (t *Table[V]) Len() int { return len(*t.m.Load()) }
 
 // All yields every entry, in no particular order.
 func (t *Table[V]) All() iter.Seq2[string, V] { return maps.All(*t.m.Load()) }
-
-// Range calls fn for every entry, in no particular order.
-func (t *Table[V]) Range(fn func(name string, v V)) {
-	for k, v := range *t.m.Load() {
-		fn(k, v)
-	}
-}
