@@ -271,25 +271,34 @@ func startColdTarget(ctx context.Context, b coldSpec, pool bool, emuAddr string,
 	return startLocal(ctx, emuAddr, log, env...)
 }
 
-// warmupsByReason reads sequoia_warmups_total from srv's registry, by
-// reason.
-func warmupsByReason(srv *server) map[string]int64 {
+// counterSums sums the counter name in srv's registry by the value of its
+// label by (all under "" when by is ""); nil when the registry fails.
+func counterSums(srv *server, name, by string) map[string]float64 {
 	mfs, err := srv.metrics.Registry().Gather()
 	if err != nil {
 		return nil
 	}
-	out := map[string]int64{}
+	sums := map[string]float64{}
 	for _, mf := range mfs {
-		if mf.GetName() != "sequoia_warmups_total" {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == "reason" {
-					out[l.GetValue()] += int64(m.GetCounter().GetValue())
-				}
+		if mf.GetName() == name {
+			for _, m := range mf.GetMetric() {
+				sums[label(m, by)] += m.GetCounter().GetValue()
 			}
 		}
+	}
+	return sums
+}
+
+// warmupsByReason reads sequoia_warmups_total from srv's registry, by
+// reason.
+func warmupsByReason(srv *server) map[string]int64 {
+	sums := counterSums(srv, "sequoia_warmups_total", "reason")
+	if sums == nil {
+		return nil
+	}
+	out := make(map[string]int64, len(sums))
+	for reason, n := range sums {
+		out[reason] = int64(n)
 	}
 	return out
 }
@@ -308,21 +317,8 @@ func holdsOf(srv *server) *benchHolds {
 		h.Rounds.Unverified += f.Rounds.Unverified
 	}
 	h.Mean = srv.cfg.WarmPool.PrewarmHold
-	mfs, err := srv.metrics.Registry().Gather()
-	if err != nil {
-		return h
-	}
-	var held, n float64
-	for _, mf := range mfs {
-		for _, m := range mf.GetMetric() {
-			switch mf.GetName() {
-			case "sequoia_warmup_hold_seconds_total":
-				held += m.GetCounter().GetValue()
-			case "sequoia_warmups_total":
-				n += m.GetCounter().GetValue()
-			}
-		}
-	}
+	held := counterSums(srv, "sequoia_warmup_hold_seconds_total", "")[""]
+	n := counterSums(srv, "sequoia_warmups_total", "")[""]
 	if n > 0 {
 		h.Mean = time.Duration(held / n * float64(time.Second))
 	}
@@ -331,19 +327,7 @@ func holdsOf(srv *server) *benchHolds {
 
 // detected sums sequoia_cold_starts_total from srv's registry.
 func detected(srv *server) int64 {
-	mfs, err := srv.metrics.Registry().Gather()
-	if err != nil {
-		return 0
-	}
-	var n float64
-	for _, mf := range mfs {
-		if mf.GetName() == "sequoia_cold_starts_total" {
-			for _, m := range mf.GetMetric() {
-				n += m.GetCounter().GetValue()
-			}
-		}
-	}
-	return int64(n)
+	return int64(counterSums(srv, "sequoia_cold_starts_total", "")[""])
 }
 
 func coldLabel(pool bool) string {
