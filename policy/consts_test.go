@@ -46,9 +46,15 @@ decision := {"priority": k + t.a + inner + q} if {
 
 func emptySnapshotTerm(t *testing.T) *ast.Term {
 	t.Helper()
-	v, err := (&Snapshot{}).value()
+	return snapshotTerm(t, Snapshot{})
+}
+
+// snapshotTerm converts s as the engine does at a refresh.
+func snapshotTerm(tb testing.TB, s Snapshot) *ast.Term {
+	tb.Helper()
+	v, err := s.value()
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	return ast.NewTerm(v)
 }

@@ -94,43 +94,23 @@ func ptr(n int) *int { return &n }
 // The shipped policies decide the same with and without their dead rules,
 // as shipped and with every knob turned on.
 func TestPrunedDecidesAsWritten(t *testing.T) {
-	shipped, err := ReadFiles(policies.FS)
-	if err != nil {
-		t.Fatal(err)
-	}
-	on := make([]File, len(shipped))
-	for i, f := range shipped {
-		src := string(f.Data)
-		for _, r := range [][2]string{
-			{"sjf_enabled := false", "sjf_enabled := true"},
-			{"shed_enabled := false", "shed_enabled := true"},
-			{"caps_function_caps := {}", `caps_function_caps := {"f": 2}`},
-			{"caps_function_ranks := {}", `caps_function_ranks := {"g": 3}`},
-			{"functions_table := {}", `functions_table := {"f": {"prewarm": 1, "chain_steps": 4}}`},
-			{"deny_tenants := {}", `deny_tenants := {"bad": "unpaid"}`},
-			{"deny_functions := {}", `deny_functions := {"old": "retired"}`},
-		} {
-			src = strings.Replace(src, r[0], r[1], 1)
-		}
-		on[i] = File{Name: f.Name, Data: []byte(src)}
-	}
+	shipped := shippedWith(t)
+	on := shippedWith(t,
+		[2]string{"sjf_enabled := false", "sjf_enabled := true"},
+		[2]string{"shed_enabled := false", "shed_enabled := true"},
+		[2]string{"caps_function_caps := {}", `caps_function_caps := {"f": 2}`},
+		[2]string{"caps_function_ranks := {}", `caps_function_ranks := {"g": 3}`},
+		[2]string{"functions_table := {}", `functions_table := {"f": {"prewarm": 1, "chain_steps": 4}}`},
+		[2]string{"deny_tenants := {}", `deny_tenants := {"bad": "unpaid"}`},
+		[2]string{"deny_functions := {}", `deny_functions := {"old": "retired"}`},
+	)
 	snap := benchSnapshot()
 	snap.Functions["f"] = FunctionStats{P50Ms: 20}
 	snap.Classes["interactive"] = ClassStats{WaitP99Ms: 900}
-	sv, err := snap.value()
-	if err != nil {
-		t.Fatal(err)
-	}
+	sv := snapshotTerm(t, snap)
 	st := emptySnapshotTerm(t)
 	for name, files := range map[string][]File{"shipped": shipped, "all on": on} {
-		whole, err := compileWith(context.Background(), files, DefaultClasses, false)
-		if err != nil {
-			t.Fatal(err)
-		}
-		pruned, err := compile(context.Background(), files, DefaultClasses)
-		if err != nil {
-			t.Fatal(err)
-		}
+		whole, pruned := compileBoth(t, files)
 		// caps 2, functions, sjf, and 2 of the 3 deny rules: the set
 		// keeps one rule, never holding, so that it stays an empty set.
 		if name == "shipped" && pruned.pruned != 6 {
@@ -141,7 +121,7 @@ func TestPrunedDecidesAsWritten(t *testing.T) {
 				for _, class := range []string{"interactive", "batch"} {
 					for step := range 3 {
 						in := Input{Function: fn, Tenant: tenant, Class: class, Step: step}
-						for _, s := range []*ast.Term{ast.NewTerm(sv), st} {
+						for _, s := range []*ast.Term{sv, st} {
 							want, err1 := whole.eval(context.Background(), &in, s, nil)
 							got, err2 := pruned.eval(context.Background(), &in, s, nil)
 							if err1 != nil || err2 != nil || !decisionsEqual(got, want) {
@@ -155,6 +135,38 @@ func TestPrunedDecidesAsWritten(t *testing.T) {
 	}
 }
 
+// shippedWith is the shipped policies with, in each file, the first
+// occurrence of each edit's first string replaced by its second.
+func shippedWith(tb testing.TB, edits ...[2]string) []File {
+	tb.Helper()
+	files, err := ReadFiles(policies.FS)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for i, f := range files {
+		src := string(f.Data)
+		for _, e := range edits {
+			src = strings.Replace(src, e[0], e[1], 1)
+		}
+		files[i].Data = []byte(src)
+	}
+	return files
+}
+
+// compileBoth compiles files as written and without their dead rules.
+func compileBoth(tb testing.TB, files []File) (whole, pruned *compiled) {
+	tb.Helper()
+	whole, err := compileWith(context.Background(), files, DefaultClasses, false)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	pruned, err = compile(context.Background(), files, DefaultClasses)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return whole, pruned
+}
+
 func decisionsEqual(a, b Decision) bool {
 	ja, _ := a.MarshalJSON()
 	jb, _ := b.MarshalJSON()
@@ -166,33 +178,14 @@ func decisionsEqual(a, b Decision) bool {
 //
 //	go test ./policy -run '^$' -fuzz FuzzPrunedDecidesAsWritten -fuzztime 30s
 func FuzzPrunedDecidesAsWritten(f *testing.F) {
-	shipped, err := ReadFiles(policies.FS)
-	if err != nil {
-		f.Fatal(err)
-	}
-	var files []File
-	for _, fl := range shipped {
-		src := strings.Replace(string(fl.Data), "sjf_enabled := false", "sjf_enabled := true", 1)
-		src = strings.Replace(src, "deny_tenants := {}", `deny_tenants := {"bad": "unpaid"}`, 1)
-		files = append(files, File{Name: fl.Name, Data: []byte(src)})
-	}
-	whole, err := compileWith(context.Background(), files, DefaultClasses, false)
-	if err != nil {
-		f.Fatal(err)
-	}
-	pruned, err := compile(context.Background(), files, DefaultClasses)
-	if err != nil {
-		f.Fatal(err)
-	}
+	whole, pruned := compileBoth(f, shippedWith(f,
+		[2]string{"sjf_enabled := false", "sjf_enabled := true"},
+		[2]string{"deny_tenants := {}", `deny_tenants := {"bad": "unpaid"}`},
+	))
 	if pruned.pruned == 0 {
 		f.Fatal("nothing pruned: the comparison means nothing")
 	}
-	snap := benchSnapshot()
-	sv, err := snap.value()
-	if err != nil {
-		f.Fatal(err)
-	}
-	st := ast.NewTerm(sv)
+	st := snapshotTerm(f, benchSnapshot())
 	f.Add("ns/f3", "t1", "interactive", 1, 0, 0)
 	f.Add("f", "bad", "batch", 2, 500, 3)
 	f.Fuzz(func(t *testing.T, fn, tenant, class string, step, deadlineMs, steps int) {
