@@ -199,11 +199,7 @@ func writeThrottle(ctx *fasthttp.RequestCtx, c *call, inFlight, limit int64) {
 			return append(b, `"}`...)
 		})
 	case c.shape == shapeLambda:
-		ctx.Response.Header.Set("X-Amzn-ErrorType", "TooManyRequestsException")
-		ctx.Response.Header.Set("Retry-After", "1")
-		setBody(ctx, fasthttp.StatusTooManyRequests, contentJSON, func(b []byte) []byte {
-			return append(b, `{"Reason":"ConcurrentInvocationLimitExceeded","Type":"User","message":"Rate Exceeded."}`...)
-		})
+		writeLambdaThrottle(ctx, "ConcurrentInvocationLimitExceeded")
 	default:
 		setBody(ctx, fasthttp.StatusServiceUnavailable, "text/plain; charset=utf-8", func(b []byte) []byte {
 			return append(b, "pending request queue full"...)
@@ -219,10 +215,18 @@ func writeReservedThrottle(ctx *fasthttp.RequestCtx, c *call) {
 		writeThrottle(ctx, c, 0, 0)
 		return
 	}
+	writeLambdaThrottle(ctx, "ReservedFunctionConcurrentInvocationLimitExceeded")
+}
+
+// writeLambdaThrottle answers Lambda's TooManyRequestsException for
+// reason.
+func writeLambdaThrottle(ctx *fasthttp.RequestCtx, reason string) {
 	ctx.Response.Header.Set("X-Amzn-ErrorType", "TooManyRequestsException")
 	ctx.Response.Header.Set("Retry-After", "1")
 	setBody(ctx, fasthttp.StatusTooManyRequests, contentJSON, func(b []byte) []byte {
-		return append(b, `{"Reason":"ReservedFunctionConcurrentInvocationLimitExceeded","Type":"User","message":"Rate Exceeded."}`...)
+		b = append(b, `{"Reason":"`...)
+		b = append(b, reason...)
+		return append(b, `","Type":"User","message":"Rate Exceeded."}`...)
 	})
 }
 
