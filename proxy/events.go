@@ -163,11 +163,7 @@ func (e *events) deliver(ev *event) {
 			e.p.log.Warn("event invocation failed", "function", ev.inv.Function, "err", err)
 			return
 		default:
-			if v, _ := upstream.Classify(e.p.cfg.Platform, &ev.resp); v == upstream.FunctionError {
-				e.outcome.WithLabelValues("function_error").Inc()
-			} else {
-				e.outcome.WithLabelValues("delivered").Inc()
-			}
+			e.delivered(&ev.resp)
 			return
 		}
 		if e.p.overflowEvent(ev, reason) { // overflow.go
@@ -185,5 +181,15 @@ func (e *events) deliver(ev *event) {
 		// A new attempt is a new step for admission; the chain's
 		// deadline no longer binds work sequoia has already accepted.
 		ev.inv.Deadline = time.Time{}
+	}
+}
+
+// delivered counts an Event the platform (or the overflow platform) ran:
+// delivered, or function_error when the function failed.
+func (e *events) delivered(resp *fasthttp.Response) {
+	if v, _ := upstream.Classify(e.p.cfg.Platform, resp); v == upstream.FunctionError {
+		e.outcome.WithLabelValues("function_error").Inc()
+	} else {
+		e.outcome.WithLabelValues("delivered").Inc()
 	}
 }

@@ -155,11 +155,7 @@ func (p *Proxy) overflowEvent(ev *event, reason string) bool {
 		ev.resp.Reset()
 		return false
 	}
-	if v, _ := upstream.Classify(p.cfg.Platform, &ev.resp); v == upstream.FunctionError {
-		p.plat.events.outcome.WithLabelValues("function_error").Inc()
-	} else {
-		p.plat.events.outcome.WithLabelValues("delivered").Inc()
-	}
+	p.plat.events.delivered(&ev.resp) // events.go
 	return true
 }
 
