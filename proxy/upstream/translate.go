@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"net/url"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -489,11 +490,11 @@ func writeOpenWhisk(resp *fasthttp.Response, inv *invocation.Invocation, c call,
 // ("ns/[pkg/]action").
 func activationRecord(function, id string, result []byte, failed bool, to invocation.Platform, start, end time.Time) []byte {
 	ns, action := function, function
-	if i := lastSlash(function); i >= 0 {
+	if i := strings.LastIndexByte(function, '/'); i >= 0 {
 		ns, action = function[:i], function[i+1:]
 	}
 	subject := ns
-	if i := firstSlash(ns); i >= 0 {
+	if i := strings.IndexByte(ns, '/'); i >= 0 {
 		subject = ns[:i]
 	}
 	type response struct {
@@ -535,24 +536,6 @@ func activationRecord(function, id string, result []byte, failed bool, to invoca
 		b, _ = json.Marshal(rec)
 	}
 	return b
-}
-
-func lastSlash(s string) int {
-	for i := len(s) - 1; i >= 0; i-- {
-		if s[i] == '/' {
-			return i
-		}
-	}
-	return -1
-}
-
-func firstSlash(s string) int {
-	for i := range len(s) {
-		if s[i] == '/' {
-			return i
-		}
-	}
-	return -1
 }
 
 // newActivationID returns 32 random lowercase hex digits, the form of
