@@ -38,11 +38,9 @@ func newEvalCache(consts constants) *evalCache {
 }
 
 func (c *evalCache) release() {
-	for i := range c.frames {
-		clear(c.frames[i])
-		c.frames[i] = c.frames[i][:0]
+	for len(c.frames) > 0 {
+		c.Pop()
 	}
-	c.frames = c.frames[:0]
 	c.consts = nil
 	evalCaches.Put(c)
 }
