@@ -46,7 +46,6 @@ type Translator struct {
 	auth     []byte // OpenWhisk: "Basic ..."
 	domain   string // http: services are reached as Host {service}.{domain}
 	pool     sync.Pool
-	now      func() time.Time
 }
 
 // TranslatorConfig configures NewTranslator.
@@ -74,7 +73,7 @@ func NewTranslator(cfg TranslatorConfig) (*Translator, error) {
 	if cfg.Client == nil || cfg.Names == nil {
 		return nil, errors.New("overflow: a client and a name resolver are required")
 	}
-	t := &Translator{from: cfg.From, to: cfg.To, c: cfg.Client, names: cfg.Names, domain: cfg.HTTPDomain, now: time.Now}
+	t := &Translator{from: cfg.From, to: cfg.To, c: cfg.Client, names: cfg.Names, domain: cfg.HTTPDomain}
 	if cfg.To == invocation.OpenWhisk {
 		user, key, ok := bytes.Cut([]byte(cfg.OpenWhiskAuth), []byte(":"))
 		if !ok || len(user) == 0 || len(key) == 0 {
@@ -85,9 +84,6 @@ func NewTranslator(cfg TranslatorConfig) (*Translator, error) {
 	t.pool.New = func() any { return new(exchange) }
 	return t, nil
 }
-
-// Kind returns the overflow platform's API.
-func (t *Translator) Kind() invocation.Platform { return t.to }
 
 // UntranslatableError says why an invocation cannot be carried to the
 // overflow platform's API. Nothing was sent.
@@ -161,10 +157,8 @@ func (t *Translator) Invoke(inv *invocation.Invocation) error {
 		x.resp.Reset()
 		t.pool.Put(x)
 	}()
-	if err := t.buildRequest(&x.req, inv, target, c); err != nil {
-		return err
-	}
-	start := t.now()
+	t.buildRequest(&x.req, inv, target, c)
+	start := time.Now()
 	out := invocation.Invocation{Function: target.Name, Req: &x.req, Resp: &x.resp}
 	if err := t.c.Invoke(&out); err != nil {
 		return err
@@ -173,7 +167,7 @@ func (t *Translator) Invoke(inv *invocation.Invocation) error {
 	if err != nil {
 		return err
 	}
-	t.writeAnswer(inv, c, a, start, t.now())
+	t.writeAnswer(inv, c, a, start, time.Now())
 	return nil
 }
 
@@ -237,7 +231,7 @@ var (
 )
 
 // buildRequest writes the overflow platform's invoke request for target.
-func (t *Translator) buildRequest(req *fasthttp.Request, inv *invocation.Invocation, target fnmap.Target, c call) error {
+func (t *Translator) buildRequest(req *fasthttp.Request, inv *invocation.Invocation, target fnmap.Target, c call) {
 	req.Header.SetMethod(fasthttp.MethodPost)
 	for _, h := range forwardedHeaders {
 		if v := inv.Req.Header.Peek(h); len(v) > 0 {
@@ -299,7 +293,6 @@ func (t *Translator) buildRequest(req *fasthttp.Request, inv *invocation.Invocat
 	}
 	req.SetRequestURIBytes(path)
 	req.SetBody(c.body)
-	return nil
 }
 
 // answerKind is what the overflow platform did.
