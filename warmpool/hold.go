@@ -120,12 +120,9 @@ func (p *Pool) answeredLocked(r *round, a answer) verdict {
 	}
 	f := r.f
 	f.rounds[v-unverified]++
-	switch {
-	case !f.measured:
-		f.need, f.measured = need, true
-	case need >= f.need:
+	if need >= f.need { // the first round too: need starts at 0
 		f.need = need
-	default:
+	} else {
 		f.need -= (f.need - need) / holdDecay
 	}
 	if p.cfg.HoldMin < p.cfg.HoldMax {

@@ -100,7 +100,7 @@ func (p *Pool) Status(limit int) Status {
 			HoldMs:     f.hold.Milliseconds(),
 			Rounds:     RoundCounts{Unverified: f.rounds[0], Verified: f.rounds[1]},
 		}
-		if f.measured {
+		if f.rounds != [2]int64{} { // need measured
 			ms := float64(f.need.Microseconds()) / 1000
 			fs.NeedMs = &ms
 		}

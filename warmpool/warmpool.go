@@ -142,13 +142,12 @@ type function struct {
 	lat latencyFloor // lowest recent latency (warm), for cold detection
 
 	// hold is what its warm-ups ask for now; need what its rounds showed
-	// they needed, smoothed (hold.go), once measured; excess the lowest
-	// recent round trip beyond the hold of a warm warm-up, for cold
-	// detection without the platform's signal. rounds counts the rounds
-	// checked, unverified and verified; redo asks Tick to send the last
-	// keep-alive round again with a hold it raised.
+	// they needed, smoothed (hold.go), 0 before the first; excess the
+	// lowest recent round trip beyond the hold of a warm warm-up, for
+	// cold detection without the platform's signal. rounds counts the
+	// rounds checked, unverified and verified; redo asks Tick to send the
+	// last keep-alive round again with a hold it raised.
 	hold, need time.Duration
-	measured   bool
 	excess     latencyFloor
 	rounds     [2]int64
 	redo       bool
