@@ -83,12 +83,11 @@ func (w WarmPool) check(limit int, bad func(name string, v any, why string)) {
 			bad("PREWARM_FUNCTIONS", fn+"="+strconv.Itoa(n), "a warm count must not exceed SEQUOIA_MAX_CONCURRENCY")
 		}
 	}
-	for name, m := range map[string]map[string]bool{
-		"PREWARM_BURST_FUNCTIONS": w.PrewarmBurstFunctions, "PREWARM_CHAINS_FUNCTIONS": w.PrewarmChainsFunctions,
-	} {
-		if _, ok := m[""]; ok {
-			bad(name, m, "an entry has no function name")
-		}
+	if _, ok := w.PrewarmBurstFunctions[""]; ok {
+		bad("PREWARM_BURST_FUNCTIONS", w.PrewarmBurstFunctions, "an entry has no function name")
+	}
+	if _, ok := w.PrewarmChainsFunctions[""]; ok {
+		bad("PREWARM_CHAINS_FUNCTIONS", w.PrewarmChainsFunctions, "an entry has no function name")
 	}
 	if w.PlatformKeepAlive <= 0 {
 		bad("PLATFORM_KEEPALIVE", w.PlatformKeepAlive, "must be positive")
