@@ -114,7 +114,7 @@ func (p *Pool) answeredLocked(r *round, a answer) verdict {
 	if r.pending--; r.pending > 0 {
 		return unchecked
 	}
-	v, need := r.f.check(r, p.signal)
+	v, need := r.check(p.signal)
 	if v == unchecked {
 		return v
 	}
@@ -142,7 +142,8 @@ func (p *Pool) answeredLocked(r *round, a answer) verdict {
 // check judges a round whose warm-ups have all answered, and returns the
 // hold it needed (its span less its hold). signal says whether the
 // platform flags cold starts (an answer without the flag is then warm).
-func (f *function) check(r *round, signal bool) (verdict, time.Duration) {
+func (r *round) check(signal bool) (verdict, time.Duration) {
+	f := r.f
 	// Without the signal, a warm-up expected cold paid a cold start if its
 	// round trip beyond the hold is far above the lowest recent one; the
 	// round's lowest counts first, so that one warm warm-up among cold

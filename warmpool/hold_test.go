@@ -48,8 +48,8 @@ func TestRoundCheck(t *testing.T) {
 		{"no signal, all alike: all warm", 10 * ms, []answer{fresh(0, 40), fresh(1, 41)}, false, unverified, 31 * ms},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			f := &function{}
-			got, need := f.check(&round{hold: tc.hold, answers: tc.answers}, tc.signal)
+			r := &round{f: &function{}, hold: tc.hold, answers: tc.answers}
+			got, need := r.check(tc.signal)
 			if got != tc.want || need != tc.need {
 				t.Errorf("verdict %d, need %v; want %d, %v", got, need, tc.want, tc.need)
 			}
