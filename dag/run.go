@@ -549,9 +549,6 @@ func (r *Run) invoke(name string, n *Node, in []byte) (out []byte, throttled boo
 	if d := svc.cfg.Decider; d != nil {
 		if deny, reason := d.Decide(inv); deny {
 			svc.ev.NodeDenied(inv.Function)
-			if reason == "" {
-				reason = "denied by policy"
-			}
 			return nil, false, &Failure{Node: name, Status: fasthttp.StatusForbidden,
 				Message: "policy denied: " + reason, err: errDenied}
 		}

@@ -50,7 +50,7 @@ type Observer interface {
 }
 
 // Decider is the policy engine as the proxy uses it: one decision per node
-// invocation, which may deny it (with a reason) or set its scheduling
+// invocation, which may deny it (always with a reason) or set its scheduling
 // fields (class, priority, caps).
 type Decider interface {
 	Decide(inv *invocation.Invocation) (deny bool, reason string)

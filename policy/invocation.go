@@ -2,6 +2,7 @@ package policy
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 
 	"github.com/sequoia-qos/sequoia/invocation"
@@ -82,7 +83,7 @@ func (a *Invocations) Decide(inv *invocation.Invocation) (deny bool, reason stri
 	}
 	d, _ := a.e.Decide(context.Background(), &in)
 	if d.Deny {
-		return true, d.Reason
+		return true, cmp.Or(d.Reason, "denied by policy") // a policy may deny without saying why
 	}
 	Apply(d, inv)
 	return false, ""

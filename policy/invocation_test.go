@@ -128,3 +128,18 @@ func TestInputHoldsWhatThePolicyReads(t *testing.T) {
 		t.Errorf("keys %v, want tenant and step", got)
 	}
 }
+
+// TestDenyAlwaysHasAReason: a policy may deny without a reason; every
+// caller (the proxy's 403, a DAG node's failure) then gets one.
+func TestDenyAlwaysHasAReason(t *testing.T) {
+	dir := t.TempDir()
+	src := "package sequoia\n\ndecision := {\"allow\": false}\n"
+	if err := os.WriteFile(filepath.Join(dir, "p.rego"), []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	a := NewInvocations(newEngine(t, Options{Dir: dir}), func(string) int { return 1 })
+	inv := &invocation.Invocation{Function: "f", Platform: invocation.Lambda, Req: &fasthttp.Request{}}
+	if deny, reason := a.Decide(inv); !deny || reason != "denied by policy" {
+		t.Errorf("deny %v, reason %q; want a deny saying \"denied by policy\"", deny, reason)
+	}
+}

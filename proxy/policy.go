@@ -11,7 +11,8 @@ import (
 // invocation, once it is parsed and before it queues. Decide may set the
 // invocation's scheduling fields (class, priority, caps, chain deadline
 // and steps, queue timeout); it reports whether the invocation is refused
-// and why. It sees the invocation's names and headers, never its body.
+// and why (a reason is always given). It sees the invocation's names and
+// headers, never its body.
 type Decider interface {
 	Decide(inv *invocation.Invocation) (deny bool, reason string)
 }
@@ -25,9 +26,6 @@ func (p *Proxy) refusedByPolicy(ctx *fasthttp.RequestCtx, inv *invocation.Invoca
 	deny, reason := p.cfg.Decider.Decide(inv)
 	if !deny {
 		return false
-	}
-	if reason == "" {
-		reason = "denied by policy"
 	}
 	fn.Count(metrics.PolicyDenied)
 	p.writeError(ctx, &apiError{fasthttp.StatusForbidden, "policy_denied", "sequoia: " + reason, 0})
