@@ -117,8 +117,7 @@ func newOverflow(cfg config.Config, platform invocation.Platform) (qos.Invoker, 
 		return nil, fmt.Errorf("SEQUOIA_OVERFLOW_FUNCTIONS: %w", err)
 	}
 	return upstream.NewTranslator(upstream.TranslatorConfig{
-		From: platform, To: to, Client: c, Names: names,
-		OpenWhiskAuth: pc.OverflowOpenWhiskAuth, HTTPDomain: pc.OverflowHTTPDomain,
+		From: platform, To: to, Client: c, Names: names, HTTPDomain: pc.OverflowHTTPDomain,
 	})
 }
 

@@ -2,7 +2,6 @@ package upstream
 
 import (
 	"bytes"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -29,7 +28,8 @@ import (
 // fnmap.Resolver, the JSON body is carried as it is (OpenWhisk parameters
 // and Lambda payloads are both JSON), the invocation type follows (Lambda
 // Event, OpenWhisk non-blocking, http "Prefer: respond-async"), and the
-// credentials are sequoia's own (SigV4 for Lambda, SEQUOIA_OVERFLOW_OPENWHISK_AUTH
+// credentials are sequoia's own, which the overflow's Client adds (its
+// Signer for Lambda, its Authorization from SEQUOIA_OVERFLOW_OPENWHISK_AUTH
 // for OpenWhisk, none for http). Of the client's headers only
 // X-Sequoia-Chain-Id, traceparent, tracestate and Idempotency-Key go on;
 // the client's Authorization, which belongs to the primary, never does.
@@ -43,7 +43,6 @@ type Translator struct {
 	from, to invocation.Platform
 	c        *Client
 	names    *fnmap.Resolver
-	auth     []byte // OpenWhisk: "Basic ..."
 	domain   string // http: services are reached as Host {service}.{domain}
 	pool     sync.Pool
 }
@@ -52,14 +51,12 @@ type Translator struct {
 type TranslatorConfig struct {
 	// From is the primary's API, the one clients speak.
 	From invocation.Platform
-	// To is the overflow platform's API; Client forwards to it.
+	// To is the overflow platform's API; Client forwards to it, with
+	// sequoia's credentials (an OpenWhisk Client needs its Authorization).
 	To     invocation.Platform
 	Client *Client
 	// Names maps function names; it must be built for From and To.
 	Names *fnmap.Resolver
-	// OpenWhiskAuth is the overflow OpenWhisk's API key, "uuid:key";
-	// required when To is OpenWhisk.
-	OpenWhiskAuth string
 	// HTTPDomain, when set, reaches http services by Host
 	// {service}.{HTTPDomain} (Knative); else by path /{service}.
 	HTTPDomain string
@@ -74,12 +71,8 @@ func NewTranslator(cfg TranslatorConfig) (*Translator, error) {
 		return nil, errors.New("overflow: a client and a name resolver are required")
 	}
 	t := &Translator{from: cfg.From, to: cfg.To, c: cfg.Client, names: cfg.Names, domain: cfg.HTTPDomain}
-	if cfg.To == invocation.OpenWhisk {
-		user, key, ok := bytes.Cut([]byte(cfg.OpenWhiskAuth), []byte(":"))
-		if !ok || len(user) == 0 || len(key) == 0 {
-			return nil, errors.New(`overflow: an OpenWhisk API key "uuid:key" is required (SEQUOIA_OVERFLOW_OPENWHISK_AUTH)`)
-		}
-		t.auth = []byte("Basic " + base64.StdEncoding.EncodeToString([]byte(cfg.OpenWhiskAuth)))
+	if cfg.To == invocation.OpenWhisk && cfg.Client.auth == nil {
+		return nil, errors.New("overflow: an OpenWhisk overflow needs sequoia's own API key as its client's Authorization (SEQUOIA_OVERFLOW_OPENWHISK_AUTH)")
 	}
 	t.pool.New = func() any { return new(exchange) }
 	return t, nil
@@ -257,7 +250,6 @@ func (t *Translator) buildRequest(req *fasthttp.Request, inv *invocation.Invocat
 		} else {
 			path = append(path, "?blocking=true&result=true"...)
 		}
-		req.Header.SetBytesV(fasthttp.HeaderAuthorization, t.auth)
 		req.Header.SetContentTypeBytes(contentJSON)
 	case invocation.Lambda:
 		path = append(path, "/2015-03-31/functions/"...)

@@ -46,7 +46,7 @@ func startPlatform(t *testing.T, answer func(ctx *fasthttp.RequestCtx)) (*platfo
 
 func newTestTranslator(t *testing.T, from, to invocation.Platform, url, names string) *Translator {
 	t.Helper()
-	c, err := New(Config{URL: url, Kind: to, Timeout: 5 * time.Second, MaxConns: 4})
+	c, err := New(Config{URL: url, Kind: to, Timeout: 5 * time.Second, MaxConns: 4, Authorization: owAuth("uuid:sequoia-key", to)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,11 +54,20 @@ func newTestTranslator(t *testing.T, from, to invocation.Platform, url, names st
 	if err != nil {
 		t.Fatal(err)
 	}
-	tr, err := NewTranslator(TranslatorConfig{From: from, To: to, Client: c, Names: r, OpenWhiskAuth: "uuid:sequoia-key"})
+	tr, err := NewTranslator(TranslatorConfig{From: from, To: to, Client: c, Names: r})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return tr
+}
+
+// owAuth is the Client Authorization for an OpenWhisk overflow's API key
+// ("uuid:key"); "" for another platform.
+func owAuth(key string, to invocation.Platform) string {
+	if to != invocation.OpenWhisk {
+		return ""
+	}
+	return "Basic " + base64.StdEncoding.EncodeToString([]byte(key))
 }
 
 // lambdaInvocation is an invocation as a Lambda client signs it.
@@ -302,11 +311,11 @@ func FuzzTranslateRequest(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		c, err := New(Config{URL: "http://127.0.0.1:1", Kind: tk})
+		c, err := New(Config{URL: "http://127.0.0.1:1", Kind: tk, Authorization: owAuth("u:k", tk)})
 		if err != nil {
 			t.Fatal(err)
 		}
-		tr, err := NewTranslator(TranslatorConfig{From: fk, To: tk, Client: c, Names: names, OpenWhiskAuth: "u:k",
+		tr, err := NewTranslator(TranslatorConfig{From: fk, To: tk, Client: c, Names: names,
 			HTTPDomain: map[bool]string{true: "ns.example.com"}[to&4 != 0]})
 		if err != nil {
 			t.Fatal(err)
@@ -429,8 +438,8 @@ func BenchmarkTranslate(b *testing.B) {
 	} {
 		b.Run(tt.name, func(b *testing.B) {
 			names, _ := fnmap.New("", tt.from, tt.to, false)
-			c, _ := New(Config{URL: "http://127.0.0.1:1", Kind: tt.to})
-			tr, err := NewTranslator(TranslatorConfig{From: tt.from, To: tt.to, Client: c, Names: names, OpenWhiskAuth: "u:k"})
+			c, _ := New(Config{URL: "http://127.0.0.1:1", Kind: tt.to, Authorization: owAuth("u:k", tt.to)})
+			tr, err := NewTranslator(TranslatorConfig{From: tt.from, To: tt.to, Client: c, Names: names})
 			if err != nil {
 				b.Fatal(err)
 			}
