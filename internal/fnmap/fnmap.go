@@ -184,31 +184,24 @@ func ParseTarget(kind invocation.Platform, s string, host bool) (Target, error) 
 	return t, nil
 }
 
-// checkPrimary checks a primary name as sequoia's router produces it.
+// checkPrimary checks a primary name as sequoia's router produces it. A
+// Lambda or http name is written as the overflow's would be ("name[:qualifier]",
+// "service" by path); OpenWhisk's is "ns/[pkg/]action".
 func checkPrimary(kind invocation.Platform, s string) error {
-	switch kind {
-	case invocation.OpenWhisk:
-		parts := strings.Split(s, "/")
-		if len(parts) < 2 || len(parts) > 3 {
-			return errors.New(`want "ns/action" or "ns/pkg/action"`)
-		}
-		for _, p := range parts {
-			if err := checkSegment(p, owByte); err != nil {
-				return err
-			}
-		}
-		return nil
-	case invocation.Lambda:
-		name, q, hasQ := strings.Cut(s, ":")
-		if err := checkLambdaName(name); err != nil {
+	if kind != invocation.OpenWhisk {
+		_, err := ParseTarget(kind, s, false)
+		return err
+	}
+	parts := strings.Split(s, "/")
+	if len(parts) < 2 || len(parts) > 3 {
+		return errors.New(`want "ns/action" or "ns/pkg/action"`)
+	}
+	for _, p := range parts {
+		if err := checkSegment(p, owByte); err != nil {
 			return err
 		}
-		if hasQ {
-			return checkQualifier(q)
-		}
-		return nil
 	}
-	return checkHTTPName(s, false)
+	return nil
 }
 
 // maxSegment bounds a name segment, as sequoia's router does.
