@@ -74,20 +74,15 @@ func (p Platforms) checkOverflow(backend string, bad func(name string, v any, wh
 	}
 }
 
-// isDomain reports whether d is dot-separated DNS labels.
+// isDomain reports whether d is dot-separated DNS labels: each one a name
+// fnmap accepts for an http service reached by Host.
 func isDomain(d string) bool {
 	if len(d) > 253 {
 		return false
 	}
 	for _, l := range strings.Split(d, ".") {
-		if l == "" || len(l) > 63 || l[0] == '-' || l[len(l)-1] == '-' {
+		if _, err := fnmap.ParseTarget(invocation.HTTP, l, true); err != nil {
 			return false
-		}
-		for i := range len(l) {
-			c := l[i]
-			if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
-				return false
-			}
 		}
 	}
 	return true
