@@ -22,13 +22,14 @@ import (
 const overflowOWKey = "7f1d6bc4-0b9e-4c1e-9f49-0c6d3e9a1b2c:sequoiaOverflowKey"
 
 // fullPrimary starts a primary platform of API primary behind sequoia with
-// one slot and no queue, and an overflow platform of API overflow: the
-// next invocation while one runs overflows. env adds variables. It returns
-// both emulators, the overflow's address and sequoia's data address.
-func fullPrimary(t *testing.T, primary, overflow string, env ...string) (prim, second *emulator.Emulator, secondAddr, addr string) {
+// one slot and no queue, and an overflow platform of API overflow running
+// at most overflowLimit at once: the next invocation while one runs
+// overflows. env adds variables. It returns both emulators, the
+// overflow's address and sequoia's data address.
+func fullPrimary(t *testing.T, primary, overflow string, overflowLimit int, env ...string) (prim, second *emulator.Emulator, secondAddr, addr string) {
 	t.Helper()
 	prim, primAddr := startEmulator(t, emulator.Config{Limit: 5})
-	second, secondAddr = startEmulator(t, emulator.Config{Limit: 5})
+	second, secondAddr = startEmulator(t, emulator.Config{Limit: overflowLimit})
 	s := startServer(t, append([]string{"SEQUOIA_BACKEND=" + primary, "SEQUOIA_BACKEND_URL=http://" + primAddr,
 		"SEQUOIA_MAX_CONCURRENCY=1", "SEQUOIA_QUEUE_CAPACITY=0",
 		"SEQUOIA_OVERFLOW_URL=http://" + secondAddr, "SEQUOIA_OVERFLOW_BACKEND=" + overflow}, env...)...)
@@ -68,7 +69,7 @@ func lambdaRaw(function, body string) string {
 // overflows to an OpenWhisk platform; the unchanged aws-sdk-go-v2 client
 // reads each answer as Lambda's own.
 func TestOverflowLambdaToOpenWhisk(t *testing.T) {
-	primary, second, _, addr := fullPrimary(t, "lambda", "openwhisk", "SEQUOIA_OVERFLOW_OPENWHISK_AUTH="+overflowOWKey,
+	primary, second, _, addr := fullPrimary(t, "lambda", "openwhisk", 5, "SEQUOIA_OVERFLOW_OPENWHISK_AUTH="+overflowOWKey,
 		"SEQUOIA_OVERFLOW_FUNCTIONS=mapped=/guest/tools/mapped-action, pinned:7=pinned-v7")
 	holdPrimary(t, primary, addr, lambdaRaw("slow", `{"exec_ms":3000}`))
 	c := lambdaClient(addr, 1)
@@ -130,7 +131,7 @@ func TestOverflowLambdaToOpenWhisk(t *testing.T) {
 // credentials); the official OpenWhisk client, and raw OpenWhisk requests,
 // read each answer as OpenWhisk's own.
 func TestOverflowOpenWhiskToLambda(t *testing.T) {
-	primary, second, _, addr := fullPrimary(t, "openwhisk", "lambda", "SEQUOIA_OVERFLOW_FUNCTIONS=guest/odd.name=odd-name")
+	primary, second, _, addr := fullPrimary(t, "openwhisk", "lambda", 5, "SEQUOIA_OVERFLOW_FUNCTIONS=guest/odd.name=odd-name")
 	holdPrimary(t, primary, addr, owRaw("slow", `{"exec_ms":4000}`))
 
 	resp := send(t, addr, owRaw("hello", `{"n":1}`))
@@ -205,7 +206,7 @@ func TestOverflowOpenWhiskToLambda(t *testing.T) {
 // TestOverflowOpenWhiskToHTTP: an OpenWhisk primary overflowing to plain
 // http functions by path.
 func TestOverflowOpenWhiskToHTTP(t *testing.T) {
-	primary, second, _, addr := fullPrimary(t, "openwhisk", "http")
+	primary, second, _, addr := fullPrimary(t, "openwhisk", "http", 5)
 	holdPrimary(t, primary, addr, owRaw("slow", `{"exec_ms":2000}`))
 	resp := send(t, addr, owRaw("img/resize", `{"w":3}`))
 	if resp.StatusCode() != 200 || !strings.Contains(string(resp.Body()), `"function":"img-resize"`) ||
@@ -244,13 +245,7 @@ func TestOverflowLambdaPrimaryUnreachableToHTTP(t *testing.T) {
 // the Lambda client gets the primary's refusal, TooManyRequestsException
 // with a Retry-After, saying so; nothing ran.
 func TestOverflowThrottledToo(t *testing.T) {
-	primary, primaryAddr := startEmulator(t, emulator.Config{Limit: 5})
-	second, secondAddr := startEmulator(t, emulator.Config{Limit: 1})
-	s := startServer(t, "SEQUOIA_BACKEND=lambda", "SEQUOIA_BACKEND_URL=http://"+primaryAddr,
-		"SEQUOIA_MAX_CONCURRENCY=1", "SEQUOIA_QUEUE_CAPACITY=0",
-		"SEQUOIA_OVERFLOW_URL=http://"+secondAddr, "SEQUOIA_OVERFLOW_BACKEND=openwhisk",
-		"SEQUOIA_OVERFLOW_OPENWHISK_AUTH="+overflowOWKey)
-	addr := s.dataLn.Addr().String()
+	primary, second, secondAddr, addr := fullPrimary(t, "lambda", "openwhisk", 1, "SEQUOIA_OVERFLOW_OPENWHISK_AUTH="+overflowOWKey)
 	holdPrimary(t, primary, addr, lambdaRaw("slow", `{"exec_ms":2000}`))
 	holdPrimary(t, second, secondAddr, owRaw("other", `{"exec_ms":2000}`)) // another caller of the overflow platform
 	_, err := lambdaClient(addr, 1).Invoke(context.Background(), &lambda.InvokeInput{FunctionName: aws.String("quick"), Payload: []byte(`{}`)})
