@@ -311,7 +311,7 @@ func holdsOf(srv *server) *benchHolds {
 		return nil
 	}
 	h := &benchHolds{ByFunction: map[string]int64{}}
-	for _, f := range srv.warm.Status(warmStatusLimit).List {
+	for _, f := range srv.warm.Status(statusListLimit).List {
 		h.ByFunction[f.Function] = f.HoldMs
 		h.Rounds.Verified += f.Rounds.Verified
 		h.Rounds.Unverified += f.Rounds.Unverified

@@ -191,13 +191,10 @@ func (s *server) run(ctx context.Context) error {
 	return nil
 }
 
-// reservedStatusLimit bounds the functions with a learned reserved-
-// concurrency cap that /sequoia/v1/status lists.
-const reservedStatusLimit = 100
-
-// snapshotStatusLimit bounds the functions, and the tenants, of the
-// policy snapshot /sequoia/v1/status shows.
-const snapshotStatusLimit = 100
+// statusListLimit bounds each list /sequoia/v1/status shows: the warm
+// pool's functions, those with a learned reserved-concurrency cap, and the
+// policy snapshot's functions and tenants.
+const statusListLimit = 100
 
 // status is /sequoia/v1/status.
 func (s *server) status() any {
@@ -235,8 +232,8 @@ func (s *server) status() any {
 		Adaptive: adaptiveStatus(s.plat.limit, s.cfg.Limits.MaxConcurrency),
 		Policy:   s.policy.Status(),
 		WarmPool: s.warmStatus(),
-		Reserved: s.proxy.ReservedCaps(reservedStatusLimit),
-		Snapshot: s.snaps.seen(snapshotStatusLimit),
+		Reserved: s.proxy.ReservedCaps(statusListLimit),
+		Snapshot: s.snaps.seen(statusListLimit),
 		Queues: map[string]queue{
 			"pending": {
 				Depth:    s.sched.Depth(qos.Pending, qos.Interactive) + s.sched.Depth(qos.Pending, qos.Batch),

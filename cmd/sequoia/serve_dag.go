@@ -3,9 +3,12 @@ package main
 import (
 	"fmt"
 	"net/url"
+	"time"
 
 	"github.com/sequoia-qos/sequoia/dag"
 	"github.com/sequoia-qos/sequoia/invocation"
+	"github.com/sequoia-qos/sequoia/metrics"
+	"github.com/sequoia-qos/sequoia/proxy"
 )
 
 // newDAGs wires DAG runs (package dag) into the server: runs are admitted
@@ -30,7 +33,7 @@ func (s *server) newDAGs() error {
 		MaxRuns:   c.MaxRuns,
 		Retention: c.RunRetention,
 		Events:    ev,
-		Observer:  s.nodeObserver(), // the warm pool: chain pre-warm and the warm estimate see nodes
+		Observer:  s.nodeObserver(), // per-function metrics, and the warm pool's chain pre-warm and warm estimate
 		Decider:   s.decider,        // a policy's deny and scheduling fields hold for nodes too
 		Log:       s.log,
 	}, s.sched, s.proxy.Invoker())
@@ -44,4 +47,37 @@ func (s *server) newDAGs() error {
 	s.dags = svc
 	s.proxy.ServeDAGs(svc)
 	return nil
+}
+
+// nodeObserver is what DAG nodes report to: the warm pool, if on (nodes
+// carry a policy decision, pre-warm hint included, as requests do), and
+// the per-function request metrics, as the proxy records a request.
+func (s *server) nodeObserver() dag.Observer {
+	return nodeObserver{m: s.metrics, warm: s.observer()}
+}
+
+type nodeObserver struct {
+	m    *metrics.Metrics
+	warm proxy.Observer // nil: the pool is off
+}
+
+func (o nodeObserver) Arrived(inv *invocation.Invocation) {
+	if o.warm != nil {
+		o.warm.Arrived(inv)
+	}
+}
+
+func (o nodeObserver) Finished(inv *invocation.Invocation, atPlatform time.Duration, err error) {
+	if o.warm != nil {
+		o.warm.Finished(inv, atPlatform, err)
+	}
+	fn := o.m.FunctionNamed(inv.Function)
+	if err != nil {
+		fn.Count(metrics.OutcomeOf(err))
+		return
+	}
+	fn.Observe(metrics.Forwarded, atPlatform)
+	if inv.Resp != nil {
+		o.m.PlatformStatus(inv.Resp.StatusCode())
+	}
 }

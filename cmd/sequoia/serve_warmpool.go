@@ -1,11 +1,7 @@
 package main
 
 import (
-	"time"
-
-	"github.com/sequoia-qos/sequoia/dag"
 	"github.com/sequoia-qos/sequoia/invocation"
-	"github.com/sequoia-qos/sequoia/metrics"
 	"github.com/sequoia-qos/sequoia/proxy"
 	"github.com/sequoia-qos/sequoia/warmpool"
 )
@@ -48,52 +44,16 @@ func (s *server) observer() proxy.Observer {
 	return s.warm
 }
 
-// nodeObserver is what DAG nodes report to: the warm pool, if on (nodes
-// carry a policy decision, pre-warm hint included, as requests do), and
-// the per-function request metrics, as the proxy records a request.
-func (s *server) nodeObserver() dag.Observer {
-	return nodeObserver{m: s.metrics, warm: s.observer()}
-}
-
-type nodeObserver struct {
-	m    *metrics.Metrics
-	warm proxy.Observer // nil: the pool is off
-}
-
-func (o nodeObserver) Arrived(inv *invocation.Invocation) {
-	if o.warm != nil {
-		o.warm.Arrived(inv)
-	}
-}
-
-func (o nodeObserver) Finished(inv *invocation.Invocation, atPlatform time.Duration, err error) {
-	if o.warm != nil {
-		o.warm.Finished(inv, atPlatform, err)
-	}
-	fn := o.m.FunctionNamed(inv.Function)
-	if err != nil {
-		fn.Count(metrics.OutcomeOf(err))
-		return
-	}
-	fn.Observe(metrics.Forwarded, atPlatform)
-	if inv.Resp != nil {
-		o.m.PlatformStatus(inv.Resp.StatusCode())
-	}
-}
-
-// warmStatusLimit bounds the functions /sequoia/v1/status lists.
-const warmStatusLimit = 100
-
 // warmStatus is the warm pool's section of /sequoia/v1/status: the
 // warm-pool settings, and per function (the most recently seen, at most
-// warmStatusLimit) its believed-warm estimate, warm count, switches,
+// statusListLimit) its believed-warm estimate, warm count, switches,
 // warm-ups sent, cold starts seen, back-off, warm-up hold and rounds
 // verified. nil when the pool is off.
 func (s *server) warmStatus() *warmpool.Status {
 	if s.warm == nil {
 		return nil
 	}
-	st := s.warm.Status(warmStatusLimit)
+	st := s.warm.Status(statusListLimit)
 	return &st
 }
 
