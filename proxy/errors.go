@@ -1,7 +1,8 @@
 package proxy
 
 import (
-	"strconv"
+	"encoding/json"
+	"strings"
 
 	"github.com/valyala/fasthttp"
 
@@ -22,7 +23,19 @@ func (e *apiError) Error() string { return e.message }
 // body renders the error as JSON in the shape OpenWhisk uses for its own
 // errors ({"error": message, "code": ...}), which generic clients read too.
 func (e *apiError) body() []byte {
-	return []byte(`{"error":` + strconv.Quote(e.message) + `,"code":` + strconv.Quote(e.code) + `}`)
+	return []byte(`{"error":` + jsonString(e.message) + `,"code":` + jsonString(e.code) + `}`)
+}
+
+// jsonString quotes s as a JSON string. strconv.Quote is not one: it
+// writes \x01 or \xff for a control character or a byte that is not
+// UTF-8, which JSON parsers refuse, and an overflow platform's own message
+// may carry either. <, > and & stay as they are.
+func jsonString(s string) string {
+	var b strings.Builder
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(s) // a string always encodes
+	return strings.TrimSuffix(b.String(), "\n")
 }
 
 type renderedError struct {

@@ -77,9 +77,9 @@ func shape(e *apiError) *shapedError {
 	}
 	b := []byte(`{`)
 	if reason != "" {
-		b = append(b, `"Reason":`+strconv.Quote(reason)+`,`...)
+		b = append(b, `"Reason":`+jsonString(reason)+`,`...)
 	}
-	b = append(b, `"Type":`+strconv.Quote(kind)+`,"message":`+strconv.Quote(e.message)+`}`...)
+	b = append(b, `"Type":`+jsonString(kind)+`,"message":`+jsonString(e.message)+`}`...)
 	s[invocation.Lambda] = renderedError{status: e.status, body: b, retryAfter: retry, errorType: []byte(typ)}
 	return &s
 }

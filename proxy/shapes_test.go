@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 
 	"github.com/valyala/fasthttp"
@@ -59,6 +60,30 @@ func TestShapedErrors(t *testing.T) {
 			if body[k] != want {
 				t.Errorf("%s: %s = %q, want %q", name, k, body[k], want)
 			}
+		}
+	}
+}
+
+// TestErrorBodiesAreJSON: a message with control characters, a byte that
+// is not UTF-8 and HTML's specials (an overflow platform's own message may
+// carry any of them) renders as valid JSON in every platform's shape, and
+// decodes back to the message (the stray byte as U+FFFD).
+func TestErrorBodiesAreJSON(t *testing.T) {
+	msg := "overflow said: \x01bad\x7f \xff <b>&</b> ünïcode \"quoted\"\n"
+	e := &apiError{fasthttp.StatusBadGateway, "overflow_failed", msg, 0}
+	for p := range invocation.Platform(numPlatforms) {
+		body := shaped(p, e).body
+		if !json.Valid(body) {
+			t.Fatalf("%v: body is not JSON: %s", p, body)
+		}
+		var doc map[string]any
+		_ = json.Unmarshal(body, &doc)
+		got, _ := doc["error"].(string)
+		if p == invocation.Lambda {
+			got, _ = doc["message"].(string)
+		}
+		if want := strings.ToValidUTF8(msg, "\uFFFD"); got != want {
+			t.Errorf("%v: message %q, want %q", p, got, want)
 		}
 	}
 }
