@@ -3,6 +3,8 @@ package proxy
 import (
 	"bytes"
 	"errors"
+
+	"github.com/sequoia-qos/sequoia/internal/fnmap"
 )
 
 // routeKind says what a request is to the proxy.
@@ -63,7 +65,7 @@ func parseOpenWhisk(method, path, scratch []byte) (route, error) {
 		if !bytes.Equal(kind, actionsSeg) || !bytes.Equal(method, methodPost) {
 			return route{kind: routeControl}, nil
 		}
-		if err := checkName(ns, "namespace", owNameByte); err != nil {
+		if err := checkName(ns, "namespace", fnmap.OpenWhiskByte); err != nil {
 			return route{}, err
 		}
 		if !hasRest {
@@ -72,10 +74,10 @@ func parseOpenWhisk(method, path, scratch []byte) (route, error) {
 		pkg, action, hasPkg := bytes.Cut(rest, slash)
 		if !hasPkg {
 			action, pkg = pkg, nil
-		} else if err := checkName(pkg, "package", owNameByte); err != nil {
+		} else if err := checkName(pkg, "package", fnmap.OpenWhiskByte); err != nil {
 			return route{}, err
 		}
-		if err := checkName(action, "action", owNameByte); err != nil {
+		if err := checkName(action, "action", fnmap.OpenWhiskByte); err != nil {
 			return route{}, err
 		}
 		return route{kind: routeInvoke, tenant: ns, function: joinName(scratch, ns, pkg, action)}, nil
@@ -91,7 +93,7 @@ func parseOpenWhisk(method, path, scratch []byte) (route, error) {
 			name []byte
 			what string
 		}{{ns, "namespace"}, {pkg, "package"}, {action, "action"}} {
-			if err := checkName(p.name, p.what, owNameByte); err != nil {
+			if err := checkName(p.name, p.what, fnmap.OpenWhiskByte); err != nil {
 				return route{}, err
 			}
 		}
@@ -129,7 +131,7 @@ func parseLambda(method, path, qualifier []byte) (route, error) {
 		qualifier = q
 	}
 	if len(qualifier) > 0 {
-		if err := checkName(qualifier, "qualifier", lambdaQualifierByte); err != nil {
+		if err := checkName(qualifier, "qualifier", fnmap.QualifierByte); err != nil {
 			return route{}, err
 		}
 	}
@@ -161,7 +163,7 @@ func splitLambdaName(name []byte) (fn, account, qualifier []byte, err error) {
 	default:
 		return nil, nil, nil, badPath("function: not a name or ARN")
 	}
-	if err := checkName(fn, "function", lambdaNameByte); err != nil {
+	if err := checkName(fn, "function", fnmap.LambdaByte); err != nil {
 		return nil, nil, nil, err
 	}
 	if len(fn) > 64 {
@@ -213,7 +215,7 @@ func parseHTTP(mode httpRoute, host, path []byte) (route, error) {
 		if !hasDomain {
 			ns = nil
 		}
-		if err := checkName(svc, "host", httpNameByte); err != nil {
+		if err := checkName(svc, "host", fnmap.HTTPByte); err != nil {
 			return route{}, err
 		}
 		return route{kind: routeInvoke, function: svc, tenant: ns}, nil
@@ -222,7 +224,7 @@ func parseHTTP(mode httpRoute, host, path []byte) (route, error) {
 	if len(seg) == 0 {
 		return route{}, errNoRoute
 	}
-	if err := checkName(seg, "function", httpNameByte); err != nil {
+	if err := checkName(seg, "function", fnmap.HTTPByte); err != nil {
 		return route{}, err
 	}
 	return route{kind: routeInvoke, function: seg}, nil
@@ -261,14 +263,13 @@ var (
 	dot   = []byte(".")
 )
 
-// maxNameLen bounds every name segment, well above the platforms' own limits.
-const maxNameLen = 256
-
+// checkName checks one name segment with the API's character class (the
+// rules internal/fnmap also checks overflow names with).
 func checkName(b []byte, what string, ok func(byte) bool) error {
 	if len(b) == 0 {
 		return badPath(what + ": empty")
 	}
-	if len(b) > maxNameLen {
+	if len(b) > fnmap.MaxSegment {
 		return badPath(what + ": too long")
 	}
 	for _, c := range b {
@@ -281,24 +282,6 @@ func checkName(b []byte, what string, ok func(byte) bool) error {
 	}
 	return nil
 }
-
-func alnum(c byte) bool {
-	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
-}
-
-// OpenWhisk entity names: alphanumerics, '_', '@', '.', '-' and inner spaces.
-func owNameByte(c byte) bool {
-	return alnum(c) || c == '_' || c == '@' || c == '.' || c == '-' || c == ' '
-}
-
-// Lambda function names: alphanumerics, '-', '_'.
-func lambdaNameByte(c byte) bool { return alnum(c) || c == '-' || c == '_' }
-
-// Lambda qualifiers: versions, aliases and $LATEST.
-func lambdaQualifierByte(c byte) bool { return alnum(c) || c == '-' || c == '_' || c == '$' }
-
-// HTTP function names: DNS label and path-safe characters.
-func httpNameByte(c byte) bool { return alnum(c) || c == '-' || c == '_' || c == '.' }
 
 // joinName writes "a/b/c" (skipping empty parts) into scratch.
 func joinName(scratch []byte, parts ...[]byte) []byte {

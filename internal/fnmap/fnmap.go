@@ -118,7 +118,7 @@ func (r *Resolver) Resolve(function, qualifier string) (Target, error) {
 	switch r.to {
 	case invocation.OpenWhisk:
 		t.Namespace = "_"
-		err = checkSegment(name, owByte)
+		err = checkSegment(name, OpenWhiskByte)
 	case invocation.Lambda:
 		err = checkLambdaName(name)
 	default:
@@ -159,7 +159,7 @@ func ParseTarget(kind invocation.Platform, s string, host bool) (Target, error) 
 			segs = append(segs, t.Package)
 		}
 		for _, seg := range segs {
-			if err := checkSegment(seg, owByte); err != nil {
+			if err := checkSegment(seg, OpenWhiskByte); err != nil {
 				return Target{}, err
 			}
 		}
@@ -197,21 +197,22 @@ func checkPrimary(kind invocation.Platform, s string) error {
 		return errors.New(`want "ns/action" or "ns/pkg/action"`)
 	}
 	for _, p := range parts {
-		if err := checkSegment(p, owByte); err != nil {
+		if err := checkSegment(p, OpenWhiskByte); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// maxSegment bounds a name segment, as sequoia's router does.
-const maxSegment = 256
+// MaxSegment bounds every name segment, well above the platforms' own
+// limits; sequoia's router applies it too.
+const MaxSegment = 256
 
 func checkSegment(s string, ok func(byte) bool) error {
 	switch {
 	case s == "":
 		return errors.New("empty")
-	case len(s) > maxSegment:
+	case len(s) > MaxSegment:
 		return errors.New("too long")
 	case s == "." || s == "..":
 		return errors.New("a dot segment")
@@ -231,14 +232,14 @@ func checkLambdaName(s string) error {
 	if len(s) > 64 {
 		return errors.New("longer than 64 characters")
 	}
-	return checkSegment(s, lambdaByte)
+	return checkSegment(s, LambdaByte)
 }
 
 func checkQualifier(s string) error {
 	if len(s) > 128 {
 		return errors.New("qualifier longer than 128 characters")
 	}
-	if err := checkSegment(s, qualifierByte); err != nil {
+	if err := checkSegment(s, QualifierByte); err != nil {
 		return fmt.Errorf("qualifier: %w", err)
 	}
 	return nil
@@ -246,7 +247,7 @@ func checkQualifier(s string) error {
 
 func checkHTTPName(s string, host bool) error {
 	if !host {
-		return checkSegment(s, httpByte)
+		return checkSegment(s, HTTPByte)
 	}
 	if len(s) > 63 {
 		return errors.New("longer than a DNS label (63)")
@@ -264,11 +265,22 @@ func alnum(c byte) bool {
 	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
 }
 
-// The characters each API allows in a name, as sequoia's router checks them.
-func owByte(c byte) bool {
+// The characters each API allows in a name; sequoia's router checks
+// requests with the same rules.
+
+// OpenWhiskByte: entity names: alphanumerics, '_', '@', '.', '-' and
+// inner spaces.
+func OpenWhiskByte(c byte) bool {
 	return alnum(c) || c == '_' || c == '@' || c == '.' || c == '-' || c == ' '
 }
-func lambdaByte(c byte) bool    { return alnum(c) || c == '-' || c == '_' }
-func qualifierByte(c byte) bool { return alnum(c) || c == '-' || c == '_' || c == '$' }
-func httpByte(c byte) bool      { return alnum(c) || c == '-' || c == '_' || c == '.' }
-func dnsByte(c byte) bool       { return c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' }
+
+// LambdaByte: Lambda function names: alphanumerics, '-', '_'.
+func LambdaByte(c byte) bool { return alnum(c) || c == '-' || c == '_' }
+
+// QualifierByte: Lambda qualifiers: versions, aliases and $LATEST.
+func QualifierByte(c byte) bool { return alnum(c) || c == '-' || c == '_' || c == '$' }
+
+// HTTPByte: HTTP function names: DNS label and path-safe characters.
+func HTTPByte(c byte) bool { return alnum(c) || c == '-' || c == '_' || c == '.' }
+
+func dnsByte(c byte) bool { return c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' }
