@@ -94,13 +94,19 @@ func startRetryProxy(t *testing.T, platform invocation.Platform, url string, lim
 
 func startRetryProxyP(t *testing.T, platform invocation.Platform, url string, limit int, rc RetryConfig, fb Feedback) (string, *qos.Scheduler, *Proxy) {
 	t.Helper()
+	return startProxyConfig(t, url, limit, Config{Platform: platform, MaxBodyBytes: 1 << 20, Retry: rc, Feedback: fb})
+}
+
+// startProxyConfig starts a proxy with cfg in front of url, with limit
+// worker slots, and returns its address, scheduler and proxy.
+func startProxyConfig(t *testing.T, url string, limit int, cfg Config) (string, *qos.Scheduler, *Proxy) {
+	t.Helper()
 	s := qos.New(qos.Config{Limit: limit, QueueCapacity: 100, QueueTimeout: time.Minute})
-	up, err := upstream.New(upstream.Config{URL: url, Kind: platform, Timeout: 10 * time.Second, MaxConns: 64})
+	up, err := upstream.New(upstream.Config{URL: url, Kind: cfg.Platform, Timeout: 10 * time.Second, MaxConns: 64})
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := New(Config{Platform: platform, MaxBodyBytes: 1 << 20, Retry: rc, Feedback: fb}, s, up, metrics.New(100),
-		slog.New(slog.NewTextHandler(io.Discard, nil)))
+	p := New(cfg, s, up, metrics.New(100), slog.New(slog.NewTextHandler(io.Discard, nil)))
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -1,16 +1,10 @@
 package proxy
 
 import (
-	"io"
-	"log/slog"
-	"net"
 	"testing"
 	"time"
 
 	"github.com/sequoia-qos/sequoia/invocation"
-	"github.com/sequoia-qos/sequoia/metrics"
-	"github.com/sequoia-qos/sequoia/proxy/upstream"
-	"github.com/sequoia-qos/sequoia/qos"
 )
 
 // idempotentDecider declares the functions it names safe to retry, as a
@@ -30,22 +24,11 @@ func TestPolicyIdempotentAllowsRetry(t *testing.T) {
 		"plain":    {unavailable, ok200},
 		"declared": {unavailable, ok200},
 	})
-	s := qos.New(qos.Config{Limit: 4, QueueCapacity: 100, QueueTimeout: time.Minute})
-	up, err := upstream.New(upstream.Config{URL: "http://" + b.addr, Kind: invocation.Lambda, Timeout: 10 * time.Second, MaxConns: 64})
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := New(Config{
+	addr, _, _ := startProxyConfig(t, "http://"+b.addr, 4, Config{
 		Platform: invocation.Lambda, MaxBodyBytes: 1 << 20,
 		Retry:   RetryConfig{MaxAttempts: 4, BaseBackoff: time.Millisecond, MaxBackoff: 2 * time.Millisecond},
 		Decider: idempotentDecider{"declared": true},
-	}, s, up, metrics.New(100), slog.New(slog.NewTextHandler(io.Discard, nil)))
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go p.Serve(ln) //nolint:errcheck
-	t.Cleanup(func() { _ = p.srv.Shutdown() })
+	})
 
 	for _, tt := range []struct {
 		fn            string
@@ -54,7 +37,7 @@ func TestPolicyIdempotentAllowsRetry(t *testing.T) {
 		{"plain", 503, 1},
 		{"declared", 200, 2},
 	} {
-		resp := rawRequest(t, ln.Addr().String(), lambdaInvoke(tt.fn))
+		resp := rawRequest(t, addr, lambdaInvoke(tt.fn))
 		if resp.StatusCode() != tt.status || b.count(tt.fn) != tt.calls {
 			t.Errorf("%s: status %d after %d calls, want %d after %d", tt.fn, resp.StatusCode(), b.count(tt.fn), tt.status, tt.calls)
 		}
