@@ -228,11 +228,11 @@ func TestAdaptiveHoldFallsAndKeepsNWarm(t *testing.T) {
 	// keep-alive periods: the warm instances never fall below n.
 	minWarm := n
 	for status().Rounds.Verified+status().Rounds.Unverified < 3 {
-		minWarm = min(minWarm, fn().WarmInstances+int(fn().InFlight))
+		minWarm = min(minWarm, fn().LiveInstances)
 		time.Sleep(keepAlive / 20)
 	}
 	for deadline := time.Now().Add(2 * keepAlive); time.Now().Before(deadline); {
-		minWarm = min(minWarm, fn().WarmInstances+int(fn().InFlight))
+		minWarm = min(minWarm, fn().LiveInstances)
 		time.Sleep(keepAlive / 20)
 	}
 	st, fs := fn(), status()

@@ -88,7 +88,7 @@ func TestKeepAliveKeepsNWarm(t *testing.T) {
 	minWarm := n
 	deadline := time.Now().Add(4 * keepAlive)
 	for time.Now().Before(deadline) {
-		minWarm = min(minWarm, emu.Stats().Functions["guest/fn"].WarmInstances+int(emu.Stats().Functions["guest/fn"].InFlight))
+		minWarm = min(minWarm, emu.Stats().Functions["guest/fn"].LiveInstances)
 		time.Sleep(keepAlive / 20)
 	}
 	st := emu.Stats().Functions["guest/fn"]

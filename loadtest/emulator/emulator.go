@@ -242,7 +242,8 @@ func (e *Emulator) Stats() Stats {
 		Functions: make(map[string]FunctionStats, len(fns)),
 	}
 	for _, fn := range fns {
-		s.Functions[fn.name] = FunctionStats{Counters: fn.c.snapshot(), WarmInstances: fn.warm(now, keep)}
+		warm, live := fn.warm(now, keep)
+		s.Functions[fn.name] = FunctionStats{Counters: fn.c.snapshot(), WarmInstances: warm, LiveInstances: live}
 	}
 	return s
 }
@@ -382,6 +383,7 @@ func (e *Emulator) run(fn *function, exec time.Duration, fail, warmup bool) (o o
 	}
 	o.end = time.Now()
 	if !ok {
+		fn.lose()
 		o.aborted = true
 		return o
 	}

@@ -379,6 +379,32 @@ func TestColdThenWarm(t *testing.T) {
 	}
 }
 
+// TestLiveInstancesCountsBusy: an instance running an invocation is live
+// but not warm, and one whose invocation is aborted by Shutdown is neither.
+func TestLiveInstancesCountsBusy(t *testing.T) {
+	e, base := start(t, Config{})
+	const hold = "/api/v1/namespaces/guest/actions/hold"
+	wantStatus(t, do(t, "POST", base+hold+"?blocking=true", `{"exec_ms":0.5}`), 200)
+	if fs := e.Stats().Functions["guest/hold"]; fs.WarmInstances != 1 || fs.LiveInstances != 1 {
+		t.Fatalf("after one call: warm %d, live %d; want 1, 1", fs.WarmInstances, fs.LiveInstances)
+	}
+	for range 2 {
+		wantStatus(t, do(t, "POST", base+hold, `{"exec_ms":60000}`), 202)
+	}
+	for fs := e.Stats().Functions["guest/hold"]; fs.InFlight < 2; fs = e.Stats().Functions["guest/hold"] {
+		time.Sleep(time.Millisecond)
+	}
+	if fs := e.Stats().Functions["guest/hold"]; fs.WarmInstances != 0 || fs.LiveInstances != 2 {
+		t.Errorf("two running: warm %d, live %d; want 0, 2", fs.WarmInstances, fs.LiveInstances)
+	}
+	if err := e.Shutdown(); err != nil {
+		t.Fatal(err)
+	}
+	if fs := e.Stats().Functions["guest/hold"]; fs.LiveInstances != 0 || fs.InFlight != 0 {
+		t.Errorf("after Shutdown aborted both: live %d, in flight %d; want 0, 0", fs.LiveInstances, fs.InFlight)
+	}
+}
+
 func TestKeepAliveExpiry(t *testing.T) {
 	e, base := start(t, Config{KeepAlive: 20 * time.Millisecond})
 	wantStatus(t, do(t, "POST", base+"/fn", ""), 200)
@@ -483,7 +509,7 @@ func TestStatsJSON(t *testing.T) {
 		}
 	}
 	fn, _ := m["functions"].(map[string]any)["fn"].(map[string]any)
-	for _, k := range append(keys[:11:11], "warm_instances") {
+	for _, k := range append(keys[:11:11], "warm_instances", "live_instances") {
 		if _, ok := fn[k]; !ok {
 			t.Errorf("function stats lack %q: %v", k, fn)
 		}

@@ -17,6 +17,7 @@ type function struct {
 	mu     sync.Mutex
 	idle   []instance // REQUIRES mu. Pushed on release, so oldest first (near enough).
 	nextID int64      // REQUIRES mu. Last instance number handed out.
+	busy   int        // REQUIRES mu. Instances taken and not yet put back or lost.
 }
 
 // enterReserved counts one more invocation in flight unless the function
@@ -46,6 +47,7 @@ type instance struct {
 func (f *function) take(now time.Time, keepAlive time.Duration) (id int64, cold bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.busy++
 	f.dropExpiredLocked(now, keepAlive)
 	for n := len(f.idle); n > 0; n = len(f.idle) {
 		in := f.idle[n-1]
@@ -76,23 +78,33 @@ func (f *function) dropExpiredLocked(now time.Time, keepAlive time.Duration) {
 // since the instance was taken (gen is then stale) and the instance with it.
 func (f *function) put(id int64, now time.Time, gen uint64, e *Emulator) {
 	f.mu.Lock()
+	f.busy--
 	if e.gen.Load() == gen {
 		f.idle = append(f.idle, instance{id: id, lastUsed: now})
 	}
 	f.mu.Unlock()
 }
 
-// warm counts the idle instances not yet expired.
-func (f *function) warm(now time.Time, keepAlive time.Duration) int {
+// lose forgets an instance taken by take whose invocation was aborted: it
+// never returns to the idle set.
+func (f *function) lose() {
+	f.mu.Lock()
+	f.busy--
+	f.mu.Unlock()
+}
+
+// warm counts the idle instances not yet expired and, with them, the live
+// ones: idle and not expired, or running an invocation. Both are read under
+// one lock, so an instance moving between idle and busy is counted once.
+func (f *function) warm(now time.Time, keepAlive time.Duration) (warm, live int) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	n := 0
 	for _, in := range f.idle {
 		if now.Sub(in.lastUsed) < keepAlive {
-			n++
+			warm++
 		}
 	}
-	return n
+	return warm, warm + f.busy
 }
 
 // reset drops every idle instance and zeroes the counters.

@@ -46,6 +46,11 @@ type FunctionStats struct {
 	Counters
 	// WarmInstances is the number of idle instances not yet expired.
 	WarmInstances int `json:"warm_instances"`
+	// LiveInstances is WarmInstances plus the instances running an
+	// invocation now, counted together: unlike WarmInstances+InFlight,
+	// read from two places at two moments, it never misses an instance
+	// passing from idle to busy or back.
+	LiveInstances int `json:"live_instances"`
 }
 
 // counters is the live, atomic form of Counters.
