@@ -98,9 +98,9 @@ func TestHoldAdapts(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			p := New(Config{Platform: invocation.OpenWhisk, Hold: 25 * ms, HoldMin: tc.min, HoldMax: tc.max}, sched, &fakeInvoker{})
 			defer p.Close()
-			p.mu.Lock()
-			defer p.mu.Unlock()
-			f := p.functionLocked("guest/fn")
+			f := p.function("guest/fn")
+			f.mu.Lock()
+			defer f.mu.Unlock()
 			for i, d := range tc.needs {
 				h := f.hold
 				v := p.answeredLocked(roundOf(f, h), second(h, d))
@@ -159,10 +159,10 @@ func TestHoldRisesWhenRoundTripsOutlastIt(t *testing.T) {
 			burstAt(t, p, addr, n) // n warm instances, believed idle
 			// Expire them in the pool's model only: the emulator keeps
 			// them, so every warm-up of the round is warm.
-			p.mu.Lock()
-			f, _ := p.fns.Peek("guest/fn")
+			f := p.peek(t, "guest/fn")
+			f.mu.Lock()
 			f.idle = f.idle[:0]
-			p.mu.Unlock()
+			f.mu.Unlock()
 			p.Tick()
 			p.sending.Wait()
 
@@ -216,10 +216,8 @@ func TestAdaptiveHoldFallsAndKeepsNWarm(t *testing.T) {
 		ColdStart: 100 * time.Millisecond, KeepAlive: keepAlive})
 	p := New(Config{Platform: invocation.OpenWhisk, Min: n, KeepAlive: keepAlive,
 		Hold: start, HoldMin: time.Millisecond, HoldMax: 200 * time.Millisecond}, sched, up)
-	stop := make(chan struct{})
-	done := make(chan struct{})
-	go func() { p.Run(stop); close(done) }()
-	defer func() { close(stop); <-done; p.Close() }()
+	stopRounds := running(p)
+	defer func() { stopRounds(); p.Close() }()
 
 	burstAt(t, p, addr, n) // n instances, seen by the pool
 	fn := func() emulator.FunctionStats { return emu.Stats().Functions["guest/fn"] }
@@ -249,6 +247,7 @@ func TestAdaptiveHoldFallsAndKeepsNWarm(t *testing.T) {
 		t.Errorf("warm-ups paid %d cold starts: instances expired (hold %d ms, rounds %+v)", st.WarmupColdStarts, fs.HoldMs, fs.Rounds)
 	}
 	cold := st.ColdStarts
+	stopRounds()
 	burstAt(t, p, addr, n)
 	if got := fn().ColdStarts - cold; got != 0 {
 		t.Errorf("a burst of %d after %+v rounds at a %d ms hold paid %d cold starts, want 0", n, fs.Rounds, fs.HoldMs, got)

@@ -41,6 +41,17 @@ func burstAt(t *testing.T, p *Pool, addr string, n int) {
 	wg.Wait()
 }
 
+// running runs p's keep-alive rounds until the returned stop is called;
+// stop also waits for the warm-ups in flight. A test's closing burst
+// comes after it: a round meeting the burst holds every idle instance for
+// its hold, and the burst would pay cold starts that say nothing about
+// whether the instances were kept warm (Run's doc).
+func running(p *Pool) (stop func()) {
+	ch, done := make(chan struct{}), make(chan struct{})
+	go func() { p.Run(ch); close(done) }()
+	return sync.OnceFunc(func() { close(ch); <-done; p.sending.Wait() })
+}
+
 // emulated starts the emulator with cfg, an OpenWhisk upstream client to
 // it and a scheduler of 20 slots, all closed when the test ends.
 func emulated(t *testing.T, cfg emulator.Config) (*emulator.Emulator, string, *upstream.Client, *qos.Scheduler) {
@@ -69,10 +80,8 @@ func TestKeepAliveKeepsNWarm(t *testing.T) {
 	emu, addr, up, sched := emulated(t, emulator.Config{Limit: 20, ExecTime: 10 * time.Millisecond,
 		ColdStart: 100 * time.Millisecond, KeepAlive: keepAlive})
 	p := New(Config{Platform: invocation.OpenWhisk, Min: n, KeepAlive: keepAlive, Hold: 20 * time.Millisecond}, sched, up)
-	stop := make(chan struct{})
-	done := make(chan struct{})
-	go func() { p.Run(stop); close(done) }()
-	defer func() { close(stop); <-done; p.Close() }()
+	stopRounds := running(p)
+	defer func() { stopRounds(); p.Close() }()
 
 	burstAt(t, p, addr, 1) // the function is seen once
 	// Wait for the first round to create the instances, then watch for
@@ -101,6 +110,7 @@ func TestKeepAliveKeepsNWarm(t *testing.T) {
 	if st.Warmups < 2*n {
 		t.Errorf("%d warm-ups over 4 keep-alive periods, want several rounds of %d", st.Warmups, n)
 	}
+	stopRounds() // the instances live a quarter keep-alive at least (Tick)
 	burstAt(t, p, addr, n)
 	if st := emu.Stats().Functions["guest/fn"]; st.ColdStarts != 0 {
 		t.Errorf("a burst of %d after 4 idle keep-alive periods paid %d cold starts, want 0", n, st.ColdStarts)
