@@ -108,6 +108,15 @@
 // warm-ups sent by reason, cold starts seen, back-off, current hold, the
 // need measured and rounds verified and unverified.
 //
+// Locking: every request calls Arrived and Finished, so they take no lock
+// that requests for other functions need (shard.go). Functions, and the
+// chain ids that teach successors, sit in LRUs split in up to 16 shards by
+// a hash of the name, each shard's mutex held only to look up or insert;
+// a function's state has its own mutex, and no two are ever held at once;
+// the flags (closed, the platform's cold-start signal) are atomic. Close
+// and the sending of a warm-up, which is rare, order themselves with a
+// lock of their own. Tick, Warm and Status visit every shard in turn.
+//
 // Interfaces are declared here and kept small: Slots (qos.Scheduler),
 // Invoker (upstream.Client), Reporter (metrics.WarmPool).
 //

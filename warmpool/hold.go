@@ -84,8 +84,8 @@ type round struct {
 	f       *function
 	why     Reason
 	hold    time.Duration // what each warm-up asked for
-	pending int           // warm-ups not yet answered; REQUIRES: p.mu
-	answers []answer      // REQUIRES: p.mu
+	pending int           // warm-ups not yet answered; REQUIRES: f.mu
+	answers []answer      // REQUIRES: f.mu
 }
 
 // answer is one warm-up's round trip: sent just before the request went
@@ -108,13 +108,13 @@ const (
 
 // answeredLocked records a of r and, once every warm-up of r has
 // answered, checks the round and adapts the function's hold.
-// REQUIRES: p.mu.
+// REQUIRES: r.f.mu.
 func (p *Pool) answeredLocked(r *round, a answer) verdict {
 	r.answers = append(r.answers, a)
 	if r.pending--; r.pending > 0 {
 		return unchecked
 	}
-	v, need := r.check(p.signal)
+	v, need := r.check(p.signal.Load())
 	if v == unchecked {
 		return v
 	}

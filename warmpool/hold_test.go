@@ -159,7 +159,7 @@ func TestHoldRisesWhenRoundTripsOutlastIt(t *testing.T) {
 			burstAt(t, p, addr, n) // n warm instances, believed idle
 			// Expire them in the pool's model only: the emulator keeps
 			// them, so every warm-up of the round is warm.
-			f := p.peek(t, "guest/fn")
+			f := remembered(t, p, "guest/fn")
 			f.mu.Lock()
 			f.idle = f.idle[:0]
 			f.mu.Unlock()

@@ -22,9 +22,9 @@ const HeaderWarmup = "X-Sequoia-Warmup"
 // more sent together are a round, checked once all have answered
 // (hold.go).
 //
-// REQUIRES: p.mu.
+// REQUIRES: f.mu.
 func (p *Pool) warmLocked(f *function, k int, why Reason, now time.Time) {
-	if k <= 0 || now.Before(f.retryAt) || p.closed {
+	if k <= 0 || now.Before(f.retryAt) || p.closed.Load() {
 		return
 	}
 	if p.offLocked(f) {
@@ -42,26 +42,46 @@ func (p *Pool) warmLocked(f *function, k int, why Reason, now time.Time) {
 		if !p.slots.TryAcquireIdle(headroom) {
 			return
 		}
+		if !p.startSend() {
+			p.slots.ReleaseIdle()
+			return
+		}
 		expected := f.takeLocked(now, p.cfg.KeepAlive)
 		f.warming++
 		f.sent[why]++
-		w := warmup{fn: f.name, qualifier: f.qualifier, host: f.host, path: f.path, auth: f.auth,
+		w := warmup{f: f, qualifier: f.qualifier, host: f.host, path: f.path, auth: f.auth,
 			hold: f.hold, round: r, expected: expected}
 		if r != nil {
 			r.pending++
 		}
-		p.sending.Add(1)
 		go p.send(w, why)
 	}
 }
 
+// startSend counts a warm-up about to be sent in p.sending, unless the
+// pool is closed. Close waits for p.sending once closed is set, and a
+// WaitGroup must not grow from zero while waited for: so the check and
+// the count happen together under closing, which only sends take.
+func (p *Pool) startSend() bool {
+	p.closing.RLock()
+	defer p.closing.RUnlock()
+	if p.closed.Load() {
+		return false
+	}
+	p.sending.Add(1)
+	return true
+}
+
 // warmup is what one warm-up needs of its function, copied so that the
-// sender holds no lock, and the round it belongs to (nil: sent alone).
+// sender holds no lock, the function whose state its answer updates (even
+// if the pool has since forgotten it), and the round it belongs to (nil:
+// sent alone).
 type warmup struct {
-	fn, qualifier, host, path, auth string
-	hold                            time.Duration
-	round                           *round
-	expected                        bool // an idle instance was believed left for it
+	f                           *function
+	qualifier, host, path, auth string
+	hold                        time.Duration
+	round                       *round
+	expected                    bool // an idle instance was believed left for it
 }
 
 func (p *Pool) send(w warmup, why Reason) {
@@ -69,12 +89,12 @@ func (p *Pool) send(w warmup, why Reason) {
 	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
 	defer fasthttp.ReleaseRequest(req)
 	defer fasthttp.ReleaseResponse(resp)
-	BuildRequest(req, p.cfg.Platform, w.fn, w.qualifier, w.host, w.path, w.hold)
+	BuildRequest(req, p.cfg.Platform, w.f.name, w.qualifier, w.host, w.path, w.hold)
 	if w.auth != "" {
 		req.Header.Set("Authorization", w.auth)
 	}
 	inv := invocation.Invocation{
-		Function: w.fn, Qualifier: w.qualifier, Platform: p.cfg.Platform,
+		Function: w.f.name, Qualifier: w.qualifier, Platform: p.cfg.Platform,
 		Arrival: p.cfg.Now(), Req: req, Resp: resp,
 	}
 	a := answer{sent: inv.Arrival, expected: w.expected}
@@ -92,37 +112,36 @@ func (p *Pool) send(w warmup, why Reason) {
 func (p *Pool) warmed(w warmup, why Reason, a answer, err error, status int) {
 	now, ok := a.answered, a.ok
 	v := unchecked
-	p.mu.Lock()
 	if a.known {
-		p.signal = true
+		p.sawSignal()
 	}
+	f := w.f
+	f.mu.Lock()
 	if w.round != nil {
 		v = p.answeredLocked(w.round, a)
 	}
-	if f, found := p.fns.Peek(w.fn); found {
-		f.warming = max(f.warming-1, 0)
-		if ok {
-			f.release(now)
-			f.fails = 0
-		} else {
-			f.fails++
-			pause := p.cfg.Backoff << min(f.fails-1, 30)
-			if pause <= 0 || pause > p.cfg.MaxBackoff {
-				pause = p.cfg.MaxBackoff
-			}
-			if at := now.Add(pause); at.After(f.retryAt) {
-				f.retryAt = at
-			}
+	f.warming = max(f.warming-1, 0)
+	if ok {
+		f.release(now)
+		f.fails = 0
+	} else {
+		f.fails++
+		pause := p.cfg.Backoff << min(f.fails-1, 30)
+		if pause <= 0 || pause > p.cfg.MaxBackoff {
+			pause = p.cfg.MaxBackoff
+		}
+		if at := now.Add(pause); at.After(f.retryAt) {
+			f.retryAt = at
 		}
 	}
-	p.mu.Unlock()
+	f.mu.Unlock()
 	p.cfg.Reporter.Warmup(why, ok)
 	p.cfg.Reporter.Held(w.hold)
 	if v != unchecked {
 		p.cfg.Reporter.Round(v == verified)
 	}
 	if !ok {
-		p.cfg.Log.Debug("warm-up failed", "function", w.fn, "reason", why.String(), "status", status, "err", err)
+		p.cfg.Log.Debug("warm-up failed", "function", w.f.name, "reason", why.String(), "status", status, "err", err)
 	}
 }
 

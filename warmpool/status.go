@@ -1,6 +1,10 @@
 package warmpool
 
-import "time"
+import (
+	"cmp"
+	"slices"
+	"time"
+)
 
 // Status is the pool's state for /sequoia/v1/status: per function, most
 // recently seen first, at most the number asked for.
@@ -73,46 +77,64 @@ type WarmupCounts struct {
 }
 
 // Status reports the pool's state, listing at most limit functions (most
-// recently seen first). Cost: the pool's mutex for one pass over the
-// functions listed.
+// recently seen first). Cost: every shard's mutex, one at a time, to list
+// the functions, and the mutex of each function listed.
 func (p *Pool) Status(limit int) Status {
 	now := p.cfg.Now()
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	keys := p.fns.Keys() // oldest first
-	st := Status{KeepAlive: p.cfg.KeepAlive.String(), Functions: len(keys), Hold: HoldRange{
+	fns := p.fns.values() // shard by shard, each least recently used first
+	slices.Reverse(fns)
+	// Across shards, by the time each was last seen, ties in the LRU's
+	// order; one shard lists exactly as its LRU.
+	seen := make([]int64, len(fns))
+	for i, f := range fns {
+		seen[i] = f.seen.Load()
+	}
+	idx := make([]int, len(fns))
+	for i := range idx {
+		idx[i] = i
+	}
+	if len(p.fns.s) > 1 {
+		slices.SortStableFunc(idx, func(a, b int) int { return cmp.Compare(seen[b], seen[a]) })
+	}
+	st := Status{KeepAlive: p.cfg.KeepAlive.String(), Functions: len(fns), Hold: HoldRange{
 		Start: p.cfg.Hold.String(), Min: p.cfg.HoldMin.String(), Max: p.cfg.HoldMax.String(),
 		Adaptive: p.cfg.HoldMin < p.cfg.HoldMax,
 	}}
-	n := min(max(limit, 0), len(keys))
+	n := min(max(limit, 0), len(fns))
 	st.List = make([]FunctionStatus, 0, n)
-	for i := len(keys) - 1; i >= len(keys)-n; i-- {
-		f, _ := p.fns.Peek(keys[i])
-		fs := FunctionStatus{
-			Function:   f.name,
-			Warm:       f.instancesLive(now, p.cfg.KeepAlive),
-			Min:        p.wantLocked(f),
-			Burst:      switched(f, p.cfg.BurstFunctions, p.cfg.Burst) && !p.offLocked(f),
-			Chain:      switched(f, p.cfg.ChainFunctions, p.cfg.Chains) && !p.offLocked(f),
-			Warmups:    WarmupCounts{KeepAlive: f.sent[KeepAlive], Burst: f.sent[Burst], Chain: f.sent[Chain]},
-			ColdStarts: f.cold,
-			Failures:   f.fails,
-			HoldMs:     f.hold.Milliseconds(),
-			Rounds:     RoundCounts{Unverified: f.rounds[0], Verified: f.rounds[1]},
-		}
-		if f.rounds != [2]int64{} { // need measured
-			ms := float64(f.need.Microseconds()) / 1000
-			fs.NeedMs = &ms
-		}
-		if f.votes > 0 {
-			fs.Next = f.next
-		}
-		if now.Before(f.retryAt) {
-			t := f.retryAt.UTC()
-			fs.BackoffUntil = &t
-		}
-		st.List = append(st.List, fs)
+	for _, i := range idx[:n] {
+		st.List = append(st.List, p.functionStatus(fns[i], now))
 	}
 	st.Shown = len(st.List)
 	return st
+}
+
+// functionStatus is f's entry in Status.
+func (p *Pool) functionStatus(f *function, now time.Time) FunctionStatus {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	fs := FunctionStatus{
+		Function:   f.name,
+		Warm:       f.instancesLive(now, p.cfg.KeepAlive),
+		Min:        p.wantLocked(f),
+		Burst:      switched(f, p.cfg.BurstFunctions, p.cfg.Burst) && !p.offLocked(f),
+		Chain:      switched(f, p.cfg.ChainFunctions, p.cfg.Chains) && !p.offLocked(f),
+		Warmups:    WarmupCounts{KeepAlive: f.sent[KeepAlive], Burst: f.sent[Burst], Chain: f.sent[Chain]},
+		ColdStarts: f.cold,
+		Failures:   f.fails,
+		HoldMs:     f.hold.Milliseconds(),
+		Rounds:     RoundCounts{Unverified: f.rounds[0], Verified: f.rounds[1]},
+	}
+	if f.rounds != [2]int64{} { // need measured
+		ms := float64(f.need.Microseconds()) / 1000
+		fs.NeedMs = &ms
+	}
+	if f.votes > 0 {
+		fs.Next = f.next
+	}
+	if now.Before(f.retryAt) {
+		t := f.retryAt.UTC()
+		fs.BackoffUntil = &t
+	}
+	return fs
 }

@@ -5,9 +5,8 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
-
-	"github.com/hashicorp/golang-lru/v2/simplelru"
 
 	"github.com/sequoia-qos/sequoia/invocation"
 )
@@ -77,7 +76,10 @@ type Config struct {
 	KeepAlive time.Duration
 	// MaxFunctions bounds the functions remembered (1000); MaxChains the
 	// chains whose last function is remembered to learn successors
-	// (10000).
+	// (10000). Each bound is split over up to 16 shards of 64 entries at
+	// least (a bound below 128 keeps one): the least recently used entry
+	// of a shard goes first, so eviction is least recently used overall
+	// only approximately.
 	MaxFunctions, MaxChains int
 	// Headroom is the fraction of the limit warm-ups leave free; at least
 	// one slot is always left.
@@ -99,22 +101,44 @@ type Config struct {
 }
 
 // Pool keeps functions warm. Its methods are safe for concurrent use.
+//
+// Nothing on the request path (Arrived, Finished) takes a lock that all
+// requests share: functions and chains sit in sharded LRUs (shard.go), each
+// function's state has its own mutex, and the flags are atomic.
 type Pool struct {
 	cfg   Config
 	slots Slots
 	iv    Invoker
 
-	mu      sync.Mutex
-	fns     *simplelru.LRU[string, *function] // REQUIRES: mu
-	chains  *simplelru.LRU[string, string]    // chain id → its last function; REQUIRES: mu
-	signal  bool                              // the platform flags cold starts itself; REQUIRES: mu
-	closed  bool                              // REQUIRES: mu
+	fns    shards[*function]
+	chains shards[*function] // chain id → its last function
+	signal atomic.Bool       // the platform flags cold starts itself
+	closed atomic.Bool
+	// closing orders Close against a warm-up about to be sent: a sender
+	// adds itself to sending under the read lock, after checking closed;
+	// Close sets closed under the write lock, then waits for sending.
+	// Only sends take it, never a request that sends nothing.
+	closing sync.RWMutex
 	sending sync.WaitGroup
+	// epoch is when the pool was made. Functions are stamped when seen
+	// with the monotonic clock's time since, not Config.Now's: a test's
+	// clock may stand still, and Status orders functions across shards by
+	// their stamps. ownClock says Config.Now is not time.Now.
+	epoch    time.Time
+	ownClock bool
 }
 
 // function is what the pool believes about one function's instances.
+// Its fields are guarded by mu, but for name (fixed), seen and gone
+// (atomic).
 type function struct {
-	name      string
+	mu   sync.Mutex
+	name string
+	seen atomic.Int64 // when Arrived last saw it (Pool.stamp), for Status's order
+	// gone says the pool has forgotten it (evicted): a pointer kept to it
+	// (a chain's last step, a successor) no longer is name's state.
+	gone atomic.Bool
+
 	qualifier string
 	host      string // http: the Host the function was called with
 	path      string // http: "/" or "/name" (path routing)
@@ -130,8 +154,9 @@ type function struct {
 	warming              int         // warm-ups in flight
 	idle                 []time.Time // when each idle instance last finished, oldest first
 
-	next  string // the function that most often follows it in a chain
-	votes int
+	next   string // the function that most often follows it in a chain
+	votes  int
+	nextFn *function // next's state as last looked up; nil: look it up
 
 	fails   int       // consecutive failed warm-ups
 	retryAt time.Time // no warm-up before this
@@ -179,7 +204,8 @@ func New(cfg Config, slots Slots, iv Invoker) *Pool {
 	}
 	cfg.HoldMin = min(cfg.HoldMin, cfg.HoldMax)
 	cfg.Hold = min(max(cfg.Hold, cfg.HoldMin), cfg.HoldMax)
-	if cfg.Now == nil {
+	ownClock := cfg.Now != nil
+	if !ownClock {
 		cfg.Now = time.Now
 	}
 	if cfg.Log == nil {
@@ -188,26 +214,43 @@ func New(cfg Config, slots Slots, iv Invoker) *Pool {
 	if cfg.Reporter == nil {
 		cfg.Reporter = nopReporter{}
 	}
-	p := &Pool{cfg: cfg, slots: slots, iv: iv}
-	p.fns, _ = simplelru.NewLRU[string, *function](cfg.MaxFunctions, nil)
-	p.chains, _ = simplelru.NewLRU[string, string](cfg.MaxChains, nil)
-	return p
+	return &Pool{cfg: cfg, slots: slots, iv: iv, epoch: time.Now(), ownClock: ownClock,
+		fns:    newShards(cfg.MaxFunctions, func(_ string, f *function) { f.gone.Store(true) }),
+		chains: newShards[*function](cfg.MaxChains, nil)}
 }
 
 // Arrived records a real invocation before it queues: it counts as demand,
 // teaches the pool which function follows which in a chain, and may send
 // burst and chain warm-ups into idle capacity.
 //
-// Cost: one mutex, a few LRU look-ups, and for a chain id not seen before
-// an LRU insert (one allocation).
+// Cost: the function's shard and its own mutex, one at a time; in a
+// chain, also the chain's shard and the mutexes of the previous step's
+// function and of the next step's (found by pointer, their shards only
+// once forgotten), and an LRU insert (one allocation) for a chain id not
+// seen before. No lock that other functions' requests need, and never
+// two locks at once.
 func (p *Pool) Arrived(inv *invocation.Invocation) {
 	now := p.cfg.Now()
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.closed {
+	if p.closed.Load() {
 		return
 	}
-	f := p.functionLocked(inv.Function)
+	f := p.function(inv.Function)
+	f.seen.Store(p.stamp(now))
+	if inv.Chain != "" {
+		// Learnt even where chain pre-warm is off: a policy's hint may
+		// switch it on for the next function at any time.
+		if pf := p.chainStep(inv.Chain, f); pf != nil && pf.name != f.name {
+			if pf.gone.Load() {
+				pf, _ = p.fns.peek(pf.name)
+			}
+			if pf != nil {
+				pf.mu.Lock()
+				pf.vote(f.name)
+				pf.mu.Unlock()
+			}
+		}
+	}
+	f.mu.Lock()
 	p.learnLocked(f, inv)
 	f.hint = inv.Prewarm // the latest decision's; 0 when the policy gives none
 	f.real++
@@ -230,31 +273,63 @@ func (p *Pool) Arrived(inv *invocation.Invocation) {
 			p.warmLocked(f, f.sustained-f.warming, Burst, now)
 		}
 	}
-	if inv.Chain != "" && f.next != "" && f.votes > 0 {
-		if s, ok := p.fns.Peek(f.next); ok && s != f && switched(s, p.cfg.ChainFunctions, p.cfg.Chains) {
-			// Each invocation of f running now will call s. New instances
-			// come only from warm-ups that outnumber the idle ones (the
-			// platform hands idle ones out first), and those warm-ups
-			// hold every idle instance for a moment, just before s's
-			// callers arrive: worth it only when most are missing.
-			want, live := f.real+s.real, s.instancesLive(now, p.cfg.KeepAlive)
-			if short, idle := want-live, live-s.real-s.warming; short > 0 && short >= idle {
-				p.warmLocked(s, want-s.real-s.warming, Chain, now)
-			}
+	var next string
+	var s *function
+	if f.votes > 0 {
+		next, s = f.next, f.nextFn
+	}
+	running := f.real
+	f.mu.Unlock()
+	if inv.Chain == "" || next == "" {
+		return
+	}
+	if s == nil || s.gone.Load() {
+		var ok bool
+		if s, ok = p.fns.peek(next); !ok {
+			return
 		}
+		f.mu.Lock()
+		if f.next == next {
+			f.nextFn = s
+		}
+		f.mu.Unlock()
+	}
+	if s == f {
+		return
+	}
+	// f's lock is released before s's is taken: never two at once. f may
+	// have moved on meanwhile; the warm-ups below are an estimate anyway.
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !switched(s, p.cfg.ChainFunctions, p.cfg.Chains) {
+		return
+	}
+	// Each invocation of f running now will call s. New instances come
+	// only from warm-ups that outnumber the idle ones (the platform hands
+	// idle ones out first), and those warm-ups hold every idle instance
+	// for a moment, just before s's callers arrive: worth it only when
+	// most are missing.
+	want, live := running+s.real, s.instancesLive(now, p.cfg.KeepAlive)
+	if short, idle := want-live, live-s.real-s.warming; short > 0 && short >= idle {
+		p.warmLocked(s, want-s.real-s.warming, Chain, now)
 	}
 }
 
 // Finished records the end of a real invocation Arrived saw: the instance
 // goes back to idle, and a cold start is detected from the platform's
 // signal (inv.Resp) or the latency at the platform.
+//
+// Cost: the function's shard and its own mutex.
 func (p *Pool) Finished(inv *invocation.Invocation, latency time.Duration, err error) {
 	now := p.cfg.Now()
 	sig, known := coldSignal(inv)
-	p.mu.Lock()
-	f, ok := p.fns.Peek(inv.Function)
-	if !ok || f.real == 0 {
-		p.mu.Unlock()
+	f, ok := p.fns.peek(inv.Function)
+	if !ok {
+		return
+	}
+	f.mu.Lock()
+	if f.real == 0 {
+		f.mu.Unlock()
 		return
 	}
 	f.real--
@@ -265,18 +340,35 @@ func (p *Pool) Finished(inv *invocation.Invocation, latency time.Duration, err e
 		f.release(now)
 	}
 	if known {
-		p.signal = true
+		p.sawSignal()
 	}
 	cold := sig
-	if !p.signal && err == nil && latency > 0 {
+	if !p.signal.Load() && err == nil && latency > 0 {
 		cold = f.lat.cold(latency)
 	}
 	if cold {
 		f.cold++
 	}
-	p.mu.Unlock()
+	f.mu.Unlock()
 	if cold {
 		p.cfg.Reporter.ColdStart(inv.Function)
+	}
+}
+
+// stamp is the monotonic time since the pool was made, read from now
+// when it is time.Now's.
+func (p *Pool) stamp(now time.Time) int64 {
+	if p.ownClock {
+		now = time.Now()
+	}
+	return int64(now.Sub(p.epoch))
+}
+
+// sawSignal records that the platform flags cold starts; the flag is
+// written once, so that requests do not all write its cache line.
+func (p *Pool) sawSignal() {
+	if !p.signal.Load() {
+		p.signal.Store(true)
 	}
 }
 
@@ -287,18 +379,12 @@ func (p *Pool) Finished(inv *invocation.Invocation, latency time.Duration, err e
 func (p *Pool) Tick() {
 	now := p.cfg.Now()
 	margin := p.cfg.KeepAlive / 4
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.closed {
+	if p.closed.Load() {
 		return
 	}
-	for _, name := range p.fns.Keys() {
-		f, _ := p.fns.Peek(name)
-		n := p.wantLocked(f)
-		if n == 0 {
-			continue
-		}
-		if f.redo || f.instancesLive(now.Add(margin), p.cfg.KeepAlive) < n {
+	for _, f := range p.fns.values() {
+		f.mu.Lock()
+		if n := p.wantLocked(f); n > 0 && (f.redo || f.instancesLive(now.Add(margin), p.cfg.KeepAlive) < n) {
 			// N warm-ups in flight together keep N instances: fewer would
 			// reuse the most recent ones and let the oldest expire. A
 			// round that may have collapsed goes again with the raised
@@ -306,6 +392,7 @@ func (p *Pool) Tick() {
 			f.redo = false
 			p.warmLocked(f, n-f.real-f.warming, KeepAlive, now)
 		}
+		f.mu.Unlock()
 	}
 }
 
@@ -358,9 +445,9 @@ func (p *Pool) SetReporter(r Reporter) {
 
 // Close stops sending warm-ups and waits for those in flight.
 func (p *Pool) Close() {
-	p.mu.Lock()
-	p.closed = true
-	p.mu.Unlock()
+	p.closing.Lock()
+	p.closed.Store(true)
+	p.closing.Unlock()
 	p.sending.Wait()
 }
 
@@ -368,15 +455,15 @@ func (p *Pool) Close() {
 // running, warming, or idle and not yet expired.
 func (p *Pool) Warm(yield func(function string, n int)) {
 	now := p.cfg.Now()
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, name := range p.fns.Keys() {
-		f, _ := p.fns.Peek(name)
-		yield(name, f.instancesLive(now, p.cfg.KeepAlive))
+	for _, f := range p.fns.values() {
+		f.mu.Lock()
+		n := f.instancesLive(now, p.cfg.KeepAlive)
+		f.mu.Unlock()
+		yield(f.name, n)
 	}
 }
 
-// wantLocked is f's warm count. REQUIRES: p.mu.
+// wantLocked is f's warm count. REQUIRES: f.mu.
 func (p *Pool) wantLocked(f *function) int {
 	n, ok := p.cfg.Functions[f.name]
 	if !ok {
@@ -387,7 +474,7 @@ func (p *Pool) wantLocked(f *function) int {
 
 // offLocked reports whether every warm-up of f is switched off: listed
 // with 0 in Functions, and no pre-warm hint from the policy.
-// REQUIRES: p.mu.
+// REQUIRES: f.mu.
 func (p *Pool) offLocked(f *function) bool {
 	n, ok := p.cfg.Functions[f.name]
 	return ok && n == 0 && f.hint == 0
@@ -396,7 +483,7 @@ func (p *Pool) offLocked(f *function) bool {
 // switched reports whether burst or chain pre-warm is on for f: the
 // policy's hint, else f's entry in byFunction (BurstFunctions or
 // ChainFunctions), else on (Burst or Chains). Chain pre-warm is switched
-// by the function it would warm. REQUIRES: p.mu (f.hint).
+// by the function it would warm. REQUIRES: f.mu (f.hint).
 func switched(f *function, byFunction map[string]bool, on bool) bool {
 	if f.hint > 0 {
 		return true
@@ -407,18 +494,32 @@ func switched(f *function, byFunction map[string]bool, on bool) bool {
 	return on
 }
 
-// functionLocked returns f's state, remembering f. REQUIRES: p.mu.
-func (p *Pool) functionLocked(name string) *function {
-	if f, ok := p.fns.Get(name); ok {
+// function returns name's state, remembering name as used now.
+func (p *Pool) function(name string) *function {
+	sh := p.fns.of(name)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if f, ok := sh.lru.Get(name); ok {
 		return f
 	}
 	f := &function{name: name, hold: p.cfg.Hold}
-	p.fns.Add(name, f)
+	sh.lru.Add(name, f)
 	return f
 }
 
+// chainStep records f as chain's last function, and returns the one
+// before it (nil for the chain's first step).
+func (p *Pool) chainStep(chain string, f *function) *function {
+	sh := p.chains.of(chain)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	prev, _ := sh.lru.Peek(chain)
+	sh.lru.Add(chain, f) // marks it used, as Get did
+	return prev
+}
+
 // learnLocked remembers where inv's function is called from and how.
-// REQUIRES: p.mu.
+// REQUIRES: f.mu.
 func (p *Pool) learnLocked(f *function, inv *invocation.Invocation) {
 	if inv.Qualifier != f.qualifier {
 		f.qualifier = inv.Qualifier
@@ -440,27 +541,17 @@ func (p *Pool) learnLocked(f *function, inv *invocation.Invocation) {
 			f.path = path
 		}
 	}
-	if inv.Chain == "" {
-		return
-	}
-	// Learnt even where chain pre-warm is off: a policy's hint may switch
-	// it on for the next function at any time.
-	if prev, ok := p.chains.Get(inv.Chain); ok && prev != f.name {
-		if pf, ok := p.fns.Peek(prev); ok {
-			pf.vote(f.name)
-		}
-	}
-	p.chains.Add(inv.Chain, f.name)
 }
 
 // vote counts next as f's successor once (a majority vote over what was
 // seen: the successor changes only when another one is seen more often).
+// REQUIRES: f.mu.
 func (f *function) vote(next string) {
 	switch {
 	case f.next == next:
 		f.votes = min(f.votes+1, 16)
 	case f.votes == 0:
-		f.next, f.votes = next, 1
+		f.next, f.votes, f.nextFn = next, 1, nil
 	default:
 		f.votes--
 	}
@@ -468,7 +559,7 @@ func (f *function) vote(next string) {
 
 // takeLocked moves an idle instance, if any is still warm, to busy: the
 // most recent one, as platforms reuse them. It reports whether there was
-// one. REQUIRES: p.mu.
+// one. REQUIRES: f.mu.
 func (f *function) takeLocked(now time.Time, keepAlive time.Duration) bool {
 	f.expire(now, keepAlive)
 	n := len(f.idle)

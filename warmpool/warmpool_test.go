@@ -274,10 +274,10 @@ func TestMarkerReachesTheFunction(t *testing.T) {
 			p.Finished(inv, time.Millisecond, nil)
 			// The instance the invocation used is believed idle; expire it
 			// in the model so that keep-alive sends a warm-up.
-			p.mu.Lock()
-			f, _ := p.fns.Peek(tc.fn)
+			f := remembered(t, p, tc.fn)
+			f.mu.Lock()
 			f.idle = f.idle[:0]
-			p.mu.Unlock()
+			f.mu.Unlock()
 			p.Tick()
 			p.sending.Wait()
 
@@ -339,10 +339,10 @@ func TestPerFunctionSwitches(t *testing.T) {
 		inv.Prewarm = hint
 		p.Arrived(inv)
 		p.Finished(inv, time.Millisecond, nil)
-		p.mu.Lock()
-		f, _ := p.fns.Peek(fn)
+		f := remembered(t, p, fn)
+		f.mu.Lock()
 		f.idle = f.idle[:0] // every instance expired: keep-alive must act
-		p.mu.Unlock()
+		f.mu.Unlock()
 		p.Tick()
 		p.sending.Wait()
 	}
@@ -551,13 +551,13 @@ func TestBurstWarmsOnlyWhatDemandLacks(t *testing.T) {
 	}
 	p.Finished(first, time.Millisecond, nil)
 	warmInstances := func(n int) {
-		p.mu.Lock()
-		f, _ := p.fns.Peek("guest/f")
+		f := remembered(t, p, "guest/f")
+		f.mu.Lock()
 		f.idle = f.idle[:0]
 		for range n {
 			f.idle = append(f.idle, clk.now())
 		}
-		p.mu.Unlock()
+		f.mu.Unlock()
 	}
 	warmInstances(5)
 	var running []*invocation.Invocation
