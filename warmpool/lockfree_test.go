@@ -111,6 +111,13 @@ func TestRequestsTakeNoPoolWideLock(t *testing.T) {
 	p.fns.of(a).mu.Lock()
 	p.chains.of(chainA).mu.Lock()
 	p.closing.Lock()
+	release := sync.OnceFunc(func() {
+		p.closing.Unlock()
+		p.chains.of(chainA).mu.Unlock()
+		p.fns.of(a).mu.Unlock()
+		fa.mu.Unlock()
+	})
+	defer release() // before p.Close, should the test fail
 	withoutLock(t, "requests for another function", func() error {
 		for range 3 {
 			step(b, chainB)
@@ -118,10 +125,7 @@ func TestRequestsTakeNoPoolWideLock(t *testing.T) {
 		}
 		return nil
 	})
-	p.closing.Unlock()
-	p.chains.of(chainA).mu.Unlock()
-	p.fns.of(a).mu.Unlock()
-	fa.mu.Unlock()
+	release()
 
 	fb := remembered(t, p, b)
 	fb.mu.Lock()
