@@ -37,9 +37,10 @@ func BenchmarkArrivedFinished(b *testing.B) {
 			// successor to learn and pre-warm.
 			invs[i] = realInv("guest/f"+strconv.Itoa((i/2+i%2)%functions), "c"+strconv.Itoa(base+i/2))
 		}
-		// Goroutines start far apart in the sequence, as requests for
-		// one function do not come in lockstep.
-		i := (base / chains * 389) % len(invs)
+		// Goroutines start far apart in the sequence (their functions 27
+		// or more apart for up to 2 goroutines), as requests for one
+		// function do not come in lockstep.
+		i := (base / chains * 2 * 37) % len(invs)
 		for pb.Next() {
 			inv := invs[i]
 			p.Arrived(inv)
