@@ -13,10 +13,10 @@ import (
 // held for one look-up or insert; a function's state has a mutex of its
 // own (function.mu).
 //
-// Lock order: a shard's mutex is never held while taking another lock. A
-// function's mutex may be held while taking a shard's mutex (never the
-// other way round), the slots' (Slots.TryAcquireIdle) or Pool.closing;
-// never while taking another function's.
+// Lock order: a shard's mutex is never held while taking another lock
+// (its eviction callback only sets an atomic). A function's mutex is held
+// while taking only the slots' (Slots.TryAcquireIdle) and Pool.closing:
+// never a shard's, never another function's.
 
 // minShardEntries is the fewest entries a shard is given, and maxShards
 // the most shards: with a bound below two shards' worth, one shard keeps
@@ -37,7 +37,7 @@ func shardCount(size int) int {
 type shard[V any] struct {
 	mu  sync.Mutex
 	lru *simplelru.LRU[string, V] // REQUIRES: mu
-	_   [48]byte                  // a cache line of its own
+	_   [48]byte                  // padded to a cache line: neighbours' locks rarely share one
 }
 
 // shards is an LRU of at most size entries, split in shardCount(size)
