@@ -1,6 +1,7 @@
 package warmpool
 
 import (
+	"math/rand/v2"
 	"strconv"
 	"sync/atomic"
 	"testing"
@@ -31,16 +32,19 @@ func BenchmarkArrivedFinished(b *testing.B) {
 		// Each goroutine its own invocations: fasthttp headers are not
 		// safe to read from two goroutines at once.
 		invs := make([]*invocation.Invocation, chains)
-		base := int(next.Add(1)) * chains
-		for i := range invs {
-			// Chain i calls f(i) then f(i+1), so that every function has a
-			// successor to learn and pre-warm.
-			invs[i] = realInv("guest/f"+strconv.Itoa((i/2+i%2)%functions), "c"+strconv.Itoa(base+i/2))
+		g := next.Add(1)
+		base := int(g) * chains
+		// Chain k calls f(k) then f(k+1), so that every function has a
+		// successor to learn and pre-warm. Each goroutine takes the
+		// chains in an order of its own: in one cycle shared by all, a
+		// goroutine that caught up with another stayed in its wake (a
+		// convoy), which real traffic does not form.
+		for j, k := range rand.New(rand.NewPCG(uint64(g), 0)).Perm(chains / 2) {
+			for step := range 2 {
+				invs[2*j+step] = realInv("guest/f"+strconv.Itoa((k+step)%functions), "c"+strconv.Itoa(base+k))
+			}
 		}
-		// Goroutines start far apart in the sequence (their functions 27
-		// or more apart for up to 2 goroutines), as requests for one
-		// function do not come in lockstep.
-		i := (base / chains * 2 * 37) % len(invs)
+		i := 0
 		for pb.Next() {
 			inv := invs[i]
 			p.Arrived(inv)
