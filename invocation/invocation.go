@@ -94,6 +94,11 @@ type Invocation struct {
 	// the first, set by the proxy's retry loop.
 	Attempt int
 
+	// Warm is the warm pool's note between Arrived and Finished (the
+	// function's state, so that Finished need not look it up); nil when
+	// the pool is off or has not seen the invocation.
+	Warm any
+
 	// Req and Resp are the platform request as received and the response
 	// to return. They belong to the inbound server and must not be kept
 	// after the handler that owns them returns.

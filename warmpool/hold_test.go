@@ -98,7 +98,7 @@ func TestHoldAdapts(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			p := New(Config{Platform: invocation.OpenWhisk, Hold: 25 * ms, HoldMin: tc.min, HoldMax: tc.max}, sched, &fakeInvoker{})
 			defer p.Close()
-			f := p.function("guest/fn")
+			f := p.function("guest/fn", 0)
 			f.mu.Lock()
 			defer f.mu.Unlock()
 			for i, d := range tc.needs {

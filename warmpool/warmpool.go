@@ -223,19 +223,20 @@ func New(cfg Config, slots Slots, iv Invoker) *Pool {
 // teaches the pool which function follows which in a chain, and may send
 // burst and chain warm-ups into idle capacity.
 //
-// Cost: the function's shard and its own mutex, one at a time; in a
-// chain, also the chain's shard and the mutexes of the previous step's
-// function and of the next step's (found by pointer, their shards only
-// once forgotten), and an LRU insert (one allocation) for a chain id not
-// seen before. No lock that other functions' requests need, and never
-// two locks at once.
+// Cost: the function's shard and its own mutex, one at a time (the
+// shard's LRU reordered at most once per touchEvery); in a chain, also the
+// chain's shard and the mutexes of the previous step's function and of the
+// next step's (found by pointer, their shards only once forgotten), and an
+// LRU insert (one allocation) for a chain id not seen before. No lock that
+// other functions' requests need, and never two locks at once. It leaves
+// the function's state in inv.Warm for Finished.
 func (p *Pool) Arrived(inv *invocation.Invocation) {
 	now := p.cfg.Now()
 	if p.closed.Load() {
 		return
 	}
-	f := p.function(inv.Function)
-	f.seen.Store(p.stamp(now))
+	f := p.function(inv.Function, p.stamp(now))
+	inv.Warm = f
 	if inv.Chain != "" {
 		// Learnt even where chain pre-warm is off: a policy's hint may
 		// switch it on for the next function at any time.
@@ -319,13 +320,16 @@ func (p *Pool) Arrived(inv *invocation.Invocation) {
 // goes back to idle, and a cold start is detected from the platform's
 // signal (inv.Resp) or the latency at the platform.
 //
-// Cost: the function's shard and its own mutex.
+// Cost: the function's own mutex (Arrived left its state in inv.Warm;
+// without it, also the function's shard).
 func (p *Pool) Finished(inv *invocation.Invocation, latency time.Duration, err error) {
 	now := p.cfg.Now()
 	sig, known := coldSignal(inv)
-	f, ok := p.fns.peek(inv.Function)
+	f, ok := inv.Warm.(*function)
 	if !ok {
-		return
+		if f, ok = p.fns.peek(inv.Function); !ok {
+			return
+		}
 	}
 	f.mu.Lock()
 	if f.real == 0 {
@@ -494,15 +498,27 @@ func switched(f *function, byFunction map[string]bool, on bool) bool {
 	return on
 }
 
-// function returns name's state, remembering name as used now.
-func (p *Pool) function(name string) *function {
+// touchEvery is how often a function's recency is refreshed: its place in
+// the LRU and its stamp for Status are that much out of date at most.
+const touchEvery = time.Millisecond
+
+// function returns name's state, remembering name as used at stamp
+// (Pool.stamp).
+func (p *Pool) function(name string, stamp int64) *function {
 	sh := p.fns.of(name)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	if f, ok := sh.lru.Get(name); ok {
+	if f, ok := sh.lru.Peek(name); ok {
+		// Moved to the LRU's front, and stamped, at most once per
+		// touchEvery: the move writes list pointers other cores read.
+		if stamp-f.seen.Load() >= int64(touchEvery) {
+			sh.lru.Get(name)
+			f.seen.Store(stamp)
+		}
 		return f
 	}
 	f := &function{name: name, hold: p.cfg.Hold}
+	f.seen.Store(stamp)
 	sh.lru.Add(name, f)
 	return f
 }

@@ -612,3 +612,31 @@ func TestHintFollowsDecisions(t *testing.T) {
 		}
 	}
 }
+
+// TestForgetsLeastRecentlyUsed: with room for two functions, the one seen
+// again (after touchEvery, so that it is refreshed) is kept and the other
+// forgotten when a third arrives.
+func TestForgetsLeastRecentlyUsed(t *testing.T) {
+	p := New(Config{Platform: invocation.OpenWhisk, MaxFunctions: 2, MaxChains: 2}, busySlots{}, &fakeInvoker{})
+	defer p.Close()
+	names := func() []string {
+		var s []string
+		for _, f := range p.Status(10).List {
+			s = append(s, f.Function)
+		}
+		return s
+	}
+	arrive := func(fn string) {
+		inv := realInv(fn, "")
+		p.Arrived(inv)
+		p.Finished(inv, time.Millisecond, nil)
+	}
+	arrive("guest/a")
+	arrive("guest/b")
+	time.Sleep(2 * touchEvery)
+	arrive("guest/a")
+	arrive("guest/c")
+	if got := names(); len(got) != 2 || got[0] != "guest/c" || got[1] != "guest/a" {
+		t.Fatalf("remembered %v, want [guest/c guest/a]", got)
+	}
+}
