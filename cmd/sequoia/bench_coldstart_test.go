@@ -68,6 +68,9 @@ func TestBenchColdstartSmall(t *testing.T) {
 		t.Errorf("warm-up slot-time %v, want %v: %d warm-ups at the mean hold %v plus %d cold starts", st.WarmupSlotTime, want,
 			st.Warmups, h.Mean, st.WarmupColdStarts)
 	}
+	if want := time.Duration(st.WarmupColdStarts) * 100 * time.Millisecond; st.WarmupCreateTime != want {
+		t.Errorf("slot-time creating instances %v, want %v: %d warm-up cold starts of 100ms", st.WarmupCreateTime, want, st.WarmupColdStarts)
+	}
 	if without.Holds != nil || with.Holds == nil {
 		t.Errorf("burst holds %+v without the pool and %+v with it, want none and some", without.Holds, with.Holds)
 	}
