@@ -17,6 +17,7 @@ import (
 
 	"github.com/schollz/progressbar/v3"
 
+	"github.com/sequoia-qos/sequoia/config"
 	"github.com/sequoia-qos/sequoia/loadtest"
 	"github.com/sequoia-qos/sequoia/loadtest/emulator"
 )
@@ -59,6 +60,9 @@ type benchSpec struct {
 	Retries   int           `json:"client_retries"`
 	Targets   []string      `json:"targets"`
 	HAProxy   string        `json:"haproxy"`
+	// Headroom is SEQUOIA_ADMISSION_HEADROOM for the sequoia target; ""
+	// leaves sequoia's default.
+	Headroom string `json:"admission_headroom,omitempty"`
 }
 
 // benchRow is one target's figures.
@@ -100,9 +104,15 @@ func runBenchChains(ctx context.Context, args []string, out, progress io.Writer)
 	fs.IntVar(&b.Retries, "retries", 0, "client retries of a 429 while the deadline allows")
 	fs.StringVar(&targets, "targets", "direct,haproxy,sequoia", "comma-separated targets to run")
 	fs.StringVar(&b.HAProxy, "haproxy", "/usr/sbin/haproxy", "the haproxy binary")
+	fs.StringVar(&b.Headroom, "headroom", "", "sequoia's SEQUOIA_ADMISSION_HEADROOM (empty: its default)")
 	fs.BoolVar(&asJSON, "json", false, "print the report as JSON")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if b.Headroom != "" {
+		if _, err := config.LoadFrom([]string{"SEQUOIA_ADMISSION_HEADROOM=" + b.Headroom}); err != nil {
+			return fmt.Errorf("bench chains: -headroom: %w", err)
+		}
 	}
 	if b.Chains <= 0 || b.Steps <= 0 || b.Limit <= 0 || b.Exec < 0 || b.ColdStart < 0 || b.Deadline < 0 || b.Retries < 0 {
 		return fmt.Errorf("bench chains: -chains, -steps and -limit must be positive; -exec, -cold-start, -deadline and -retries not negative")
@@ -224,10 +234,15 @@ func startTarget(ctx context.Context, target string, b benchSpec, emuAddr string
 		url, stop, err := startHAProxy(ctx, b, emuAddr)
 		return url, stop, none, err
 	case "sequoia":
-		srv, stop, err := startLocal(ctx, emuAddr, log,
+		env := []string{
 			fmt.Sprintf("SEQUOIA_MAX_CONCURRENCY=%d", b.Limit),
 			fmt.Sprintf("SEQUOIA_QUEUE_CAPACITY=%d", b.Chains*b.Steps),
-			"SEQUOIA_LOG_LEVEL=error")
+			"SEQUOIA_LOG_LEVEL=error",
+		}
+		if b.Headroom != "" {
+			env = append(env, "SEQUOIA_ADMISSION_HEADROOM="+b.Headroom)
+		}
+		srv, stop, err := startLocal(ctx, emuAddr, log, env...)
 		if err != nil {
 			return "", nil, nil, err
 		}
