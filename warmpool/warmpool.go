@@ -320,16 +320,13 @@ func (p *Pool) Arrived(inv *invocation.Invocation) {
 // goes back to idle, and a cold start is detected from the platform's
 // signal (inv.Resp) or the latency at the platform.
 //
-// Cost: the function's own mutex (Arrived left its state in inv.Warm;
-// without it, also the function's shard).
+// Cost: the function's own mutex (Arrived left its state in inv.Warm).
 func (p *Pool) Finished(inv *invocation.Invocation, latency time.Duration, err error) {
 	now := p.cfg.Now()
 	sig, known := coldSignal(inv)
 	f, ok := inv.Warm.(*function)
 	if !ok {
-		if f, ok = p.fns.peek(inv.Function); !ok {
-			return
-		}
+		return // Arrived did not count it (the pool was closing)
 	}
 	f.mu.Lock()
 	if f.real == 0 {

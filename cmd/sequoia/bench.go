@@ -109,13 +109,12 @@ func runBenchChains(ctx context.Context, args []string, out, progress io.Writer)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if b.Headroom != "" {
-		if _, err := config.LoadFrom([]string{"SEQUOIA_ADMISSION_HEADROOM=" + b.Headroom}); err != nil {
-			return fmt.Errorf("bench chains: -headroom: %w", err)
-		}
-	}
 	if b.Chains <= 0 || b.Steps <= 0 || b.Limit <= 0 || b.Exec < 0 || b.ColdStart < 0 || b.Deadline < 0 || b.Retries < 0 {
 		return fmt.Errorf("bench chains: -chains, -steps and -limit must be positive; -exec, -cold-start, -deadline and -retries not negative")
+	}
+	// sequoia's settings are checked before any target runs.
+	if _, err := config.LoadFrom(b.sequoiaEnv()); err != nil {
+		return fmt.Errorf("bench chains: %w", err)
 	}
 	for _, t := range strings.Split(targets, ",") {
 		switch t = strings.TrimSpace(t); t {
@@ -234,15 +233,7 @@ func startTarget(ctx context.Context, target string, b benchSpec, emuAddr string
 		url, stop, err := startHAProxy(ctx, b, emuAddr)
 		return url, stop, none, err
 	case "sequoia":
-		env := []string{
-			fmt.Sprintf("SEQUOIA_MAX_CONCURRENCY=%d", b.Limit),
-			fmt.Sprintf("SEQUOIA_QUEUE_CAPACITY=%d", b.Chains*b.Steps),
-			"SEQUOIA_LOG_LEVEL=error",
-		}
-		if b.Headroom != "" {
-			env = append(env, "SEQUOIA_ADMISSION_HEADROOM="+b.Headroom)
-		}
-		srv, stop, err := startLocal(ctx, emuAddr, log, env...)
+		srv, stop, err := startLocal(ctx, emuAddr, log, b.sequoiaEnv()...)
 		if err != nil {
 			return "", nil, nil, err
 		}
@@ -250,6 +241,19 @@ func startTarget(ctx context.Context, target string, b benchSpec, emuAddr string
 			func() time.Duration { return srv.sched.Estimate("") }, nil
 	}
 	return "http://" + emuAddr, func() {}, none, nil
+}
+
+// sequoiaEnv is the sequoia target's configuration, over startLocal's.
+func (b benchSpec) sequoiaEnv() []string {
+	env := []string{
+		fmt.Sprintf("SEQUOIA_MAX_CONCURRENCY=%d", b.Limit),
+		fmt.Sprintf("SEQUOIA_QUEUE_CAPACITY=%d", b.Chains*b.Steps),
+		"SEQUOIA_LOG_LEVEL=error",
+	}
+	if b.Headroom != "" {
+		env = append(env, "SEQUOIA_ADMISSION_HEADROOM="+b.Headroom)
+	}
+	return env
 }
 
 // startHAProxy runs HAProxy in front of the emulator with maxconn set to the
