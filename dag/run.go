@@ -11,7 +11,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/sequoia-qos/sequoia/invocation"
-	"github.com/sequoia-qos/sequoia/proxy/upstream"
+	"github.com/sequoia-qos/sequoia/platform"
 	"github.com/sequoia-qos/sequoia/qos"
 )
 
@@ -590,9 +590,9 @@ func (r *Run) invoke(name string, n *Node, in []byte) (out []byte, throttled boo
 		svc.ev.NodeInvoked(false)
 		return nil, false, &Failure{Node: name, Message: err.Error(), err: err}
 	}
-	v, _ := upstream.Classify(svc.cfg.Platform, resp)
+	v, _ := platform.Classify(svc.cfg.Platform, resp)
 	status := resp.StatusCode()
-	if v == upstream.Done && status < 300 {
+	if v == platform.Done && status < 300 {
 		svc.ev.NodeInvoked(true)
 		body := resp.Body()
 		if !json.Valid(body) {
@@ -609,7 +609,7 @@ func (r *Run) invoke(name string, n *Node, in []byte) (out []byte, throttled boo
 		msg = msg[:512] + "..."
 	}
 	what := "the platform answered"
-	if v == upstream.FunctionError {
+	if v == platform.FunctionError {
 		what = "the function failed"
 	}
 	return nil, v.Throttled(), &Failure{Node: name, Status: status,

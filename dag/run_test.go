@@ -18,7 +18,7 @@ import (
 
 	"github.com/sequoia-qos/sequoia/invocation"
 	"github.com/sequoia-qos/sequoia/loadtest/emulator"
-	"github.com/sequoia-qos/sequoia/proxy/upstream"
+	"github.com/sequoia-qos/sequoia/platform"
 	"github.com/sequoia-qos/sequoia/qos"
 )
 
@@ -51,7 +51,7 @@ func newPlatformRig(t *testing.T, kind invocation.Platform, limit int, wrap func
 	go func() { _ = srv.Serve(ln) }()
 	t.Cleanup(func() { _ = emu.Shutdown(); _ = srv.Shutdown() })
 	sched := qos.New(qos.Config{Limit: limit, QueueCapacity: 1000, QueueTimeout: 30 * time.Second})
-	up, err := upstream.New(upstream.Config{URL: "http://" + ln.Addr().String(), Kind: kind, Timeout: 30 * time.Second, MaxConns: limit + 8})
+	up, err := platform.New(platform.Config{URL: "http://" + ln.Addr().String(), Kind: kind, Timeout: 30 * time.Second, MaxConns: limit + 8})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -231,7 +231,7 @@ func TestTaskTimeout(t *testing.T) {
 	r := newRig(t, 4, nil)
 	r.put(t, "slow", `{"start":"a","nodes":{"a":{"kind":"task","function":"f","timeout_ms":30}}}`)
 	_, st, _, f := r.run(t, "slow", `{"exec_ms":3000}`)
-	if st != Failed || f.Node != "a" || !errors.Is(f, upstream.ErrTimeout) {
+	if st != Failed || f.Node != "a" || !errors.Is(f, platform.ErrTimeout) {
 		t.Fatalf("status %s, failure %v: want node a timed out", st, f)
 	}
 }

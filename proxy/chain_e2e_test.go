@@ -12,7 +12,7 @@ import (
 	"github.com/sequoia-qos/sequoia/loadtest"
 	"github.com/sequoia-qos/sequoia/loadtest/emulator"
 	"github.com/sequoia-qos/sequoia/metrics"
-	"github.com/sequoia-qos/sequoia/proxy/upstream"
+	"github.com/sequoia-qos/sequoia/platform"
 	"github.com/sequoia-qos/sequoia/qos"
 )
 
@@ -34,7 +34,7 @@ func TestChainBurstEndToEnd(t *testing.T) {
 	// admission err on the safe side until it has observed invocations.
 	s := qos.New(qos.Config{Limit: limit, QueueCapacity: chains * steps, QueueTimeout: time.Minute,
 		DefaultEstimate: 100 * time.Millisecond, Events: m.NewChains()})
-	up, err := upstream.New(upstream.Config{URL: "http://" + emuAddr, Kind: invocation.OpenWhisk, Timeout: time.Minute, MaxConns: limit + 8})
+	up, err := platform.New(platform.Config{URL: "http://" + emuAddr, Kind: invocation.OpenWhisk, Timeout: time.Minute, MaxConns: limit + 8})
 	if err != nil {
 		t.Fatal(err)
 	}

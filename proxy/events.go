@@ -11,7 +11,7 @@ import (
 
 	"github.com/sequoia-qos/sequoia/invocation"
 	"github.com/sequoia-qos/sequoia/metrics"
-	"github.com/sequoia-qos/sequoia/proxy/upstream"
+	"github.com/sequoia-qos/sequoia/platform"
 	"github.com/sequoia-qos/sequoia/qos"
 )
 
@@ -187,7 +187,7 @@ func (e *events) deliver(ev *event) {
 // delivered counts an Event the platform (or the overflow platform) ran:
 // delivered, or function_error when the function failed.
 func (e *events) delivered(resp *fasthttp.Response) {
-	if v, _ := upstream.Classify(e.p.cfg.Platform, resp); v == upstream.FunctionError {
+	if v, _ := platform.Classify(e.p.cfg.Platform, resp); v == platform.FunctionError {
 		e.outcome.WithLabelValues("function_error").Inc()
 	} else {
 		e.outcome.WithLabelValues("delivered").Inc()

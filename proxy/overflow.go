@@ -9,11 +9,11 @@ import (
 
 	"github.com/sequoia-qos/sequoia/invocation"
 	"github.com/sequoia-qos/sequoia/metrics"
-	"github.com/sequoia-qos/sequoia/proxy/upstream"
+	"github.com/sequoia-qos/sequoia/platform"
 	"github.com/sequoia-qos/sequoia/qos"
 )
 
-// Overflow to a platform of another API (upstream.Translator) can fail in
+// Overflow to a platform of another API (platform.Translator) can fail in
 // ways the same-kind overflow cannot: the invocation cannot be expressed in
 // the other API (a name the default mapping cannot carry, a web action, a
 // body that is not JSON), or the other platform refuses it. The client then
@@ -76,7 +76,7 @@ func (p *Proxy) overflowFailed(primary, err error) error {
 	case errors.Is(primary, qos.ErrRefused):
 		base, outcome = errChainRefused, metrics.ChainRefused
 		retryAfter = qos.RetryAfterSeconds(primary)
-	case errors.Is(primary, upstream.ErrUnreachable):
+	case errors.Is(primary, platform.ErrUnreachable):
 		base, outcome = errUpstreamUnreachable, metrics.UpstreamError
 		retryAfter = 0
 	}
@@ -105,7 +105,7 @@ func (p *Proxy) overflowFailed(primary, err error) error {
 // overflowFailure counts err, the overflow's failure, under why it did not
 // run (a label of sequoia_overflow_failures_total), and returns why with
 // err's upstream error when it has one.
-func (p *Proxy) overflowFailure(err error) (why string, untranslatable *upstream.UntranslatableError, refused *upstream.OverflowError) {
+func (p *Proxy) overflowFailure(err error) (why string, untranslatable *platform.UntranslatableError, refused *platform.OverflowError) {
 	switch {
 	case errors.As(err, &untranslatable):
 		why = "untranslatable"
@@ -169,8 +169,8 @@ func (p *Proxy) overflowEvent(ev *event, reason string) bool {
 // on rate() sees no gap before the first retry, overflow or event).
 func (s *platformState) precreate() {
 	for _, r := range [...]string{
-		upstream.ThrottledConcurrency.String(), upstream.ThrottledRate.String(), upstream.ThrottledFunction.String(),
-		upstream.Unavailable.String(), "unreachable", "timeout", "refused", "queued",
+		platform.ThrottledConcurrency.String(), platform.ThrottledRate.String(), platform.ThrottledFunction.String(),
+		platform.Unavailable.String(), "unreachable", "timeout", "refused", "queued",
 	} {
 		s.retries.WithLabelValues(r)
 	}

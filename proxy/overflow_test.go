@@ -8,7 +8,7 @@ import (
 
 	"github.com/sequoia-qos/sequoia/invocation"
 	"github.com/sequoia-qos/sequoia/metrics"
-	"github.com/sequoia-qos/sequoia/proxy/upstream"
+	"github.com/sequoia-qos/sequoia/platform"
 	"github.com/sequoia-qos/sequoia/qos"
 )
 
@@ -18,7 +18,7 @@ import (
 // scrape.
 func TestSeriesExistAtStart(t *testing.T) {
 	m := metrics.New(10)
-	up, err := upstream.New(upstream.Config{URL: "http://127.0.0.1:1", Kind: invocation.OpenWhisk, Timeout: time.Second})
+	up, err := platform.New(platform.Config{URL: "http://127.0.0.1:1", Kind: invocation.OpenWhisk, Timeout: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}

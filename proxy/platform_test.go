@@ -17,7 +17,7 @@ import (
 
 	"github.com/sequoia-qos/sequoia/invocation"
 	"github.com/sequoia-qos/sequoia/metrics"
-	"github.com/sequoia-qos/sequoia/proxy/upstream"
+	"github.com/sequoia-qos/sequoia/platform"
 	"github.com/sequoia-qos/sequoia/qos"
 	"github.com/sequoia-qos/sequoia/qos/adaptive"
 )
@@ -86,15 +86,15 @@ func (f *fakeFeedback) OnThrottle()        { f.throttles.Add(1) }
 func (f *fakeFeedback) OnSuccess()         { f.successes.Add(1) }
 func (f *fakeFeedback) Hold(time.Duration) { f.holds.Add(1) }
 
-func startRetryProxy(t *testing.T, platform invocation.Platform, url string, limit int, rc RetryConfig, fb Feedback) (string, *qos.Scheduler) {
+func startRetryProxy(t *testing.T, kind invocation.Platform, url string, limit int, rc RetryConfig, fb Feedback) (string, *qos.Scheduler) {
 	t.Helper()
-	addr, s, _ := startRetryProxyP(t, platform, url, limit, rc, fb)
+	addr, s, _ := startRetryProxyP(t, kind, url, limit, rc, fb)
 	return addr, s
 }
 
-func startRetryProxyP(t *testing.T, platform invocation.Platform, url string, limit int, rc RetryConfig, fb Feedback) (string, *qos.Scheduler, *Proxy) {
+func startRetryProxyP(t *testing.T, kind invocation.Platform, url string, limit int, rc RetryConfig, fb Feedback) (string, *qos.Scheduler, *Proxy) {
 	t.Helper()
-	return startProxyConfig(t, url, limit, Config{Platform: platform, MaxBodyBytes: 1 << 20, Retry: rc, Feedback: fb})
+	return startProxyConfig(t, url, limit, Config{Platform: kind, MaxBodyBytes: 1 << 20, Retry: rc, Feedback: fb})
 }
 
 // startProxyConfig starts a proxy with cfg in front of url, with limit
@@ -102,7 +102,7 @@ func startRetryProxyP(t *testing.T, platform invocation.Platform, url string, li
 func startProxyConfig(t *testing.T, url string, limit int, cfg Config) (string, *qos.Scheduler, *Proxy) {
 	t.Helper()
 	s := qos.New(qos.Config{Limit: limit, QueueCapacity: 100, QueueTimeout: time.Minute})
-	up, err := upstream.New(upstream.Config{URL: url, Kind: cfg.Platform, Timeout: 10 * time.Second, MaxConns: 64})
+	up, err := platform.New(platform.Config{URL: url, Kind: cfg.Platform, Timeout: 10 * time.Second, MaxConns: 64})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -455,7 +455,7 @@ func TestRatePacing(t *testing.T) {
 		{429, nil, `{"error":"Too many requests in the last minute (count: 6001, allowed: 6000).","code":"x"}`}, ok200}})
 	rates := adaptive.NewRates(10, time.Minute)
 	s := qos.New(qos.Config{Limit: 2, QueueCapacity: 10, QueueTimeout: time.Minute})
-	up, err := upstream.New(upstream.Config{URL: "http://" + b.addr, Kind: invocation.OpenWhisk, Timeout: 10 * time.Second, MaxConns: 8})
+	up, err := platform.New(platform.Config{URL: "http://" + b.addr, Kind: invocation.OpenWhisk, Timeout: 10 * time.Second, MaxConns: 8})
 	if err != nil {
 		t.Fatal(err)
 	}

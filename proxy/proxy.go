@@ -17,7 +17,7 @@ import (
 	"github.com/sequoia-qos/sequoia/internal/intern"
 	"github.com/sequoia-qos/sequoia/invocation"
 	"github.com/sequoia-qos/sequoia/metrics"
-	"github.com/sequoia-qos/sequoia/proxy/upstream"
+	"github.com/sequoia-qos/sequoia/platform"
 	"github.com/sequoia-qos/sequoia/qos"
 )
 
@@ -50,8 +50,8 @@ type Config struct {
 	Retry    RetryConfig
 	Feedback Feedback
 	// Overflow, when set, carries invocations the primary cannot take in
-	// time or at all to a second platform: an upstream.Client of the same
-	// API, or an upstream.Translator to another (retry.go, overflow.go).
+	// time or at all to a second platform: an platform.Client of the same
+	// API, or an platform.Translator to another (retry.go, overflow.go).
 	Overflow qos.Invoker
 	// Rates, when set, paces tenants the platform throttled for their
 	// rate (retry.go).
@@ -149,7 +149,7 @@ func (p *Proxy) writeFailure(ctx *fasthttp.RequestCtx, fn *metrics.Function, err
 		p.writeError(ctx, errQueueTimeout)
 	case errors.Is(err, qos.ErrClientGone):
 		ctx.SetConnectionClose()
-	case errors.Is(err, upstream.ErrTimeout):
+	case errors.Is(err, platform.ErrTimeout):
 		p.writeError(ctx, errUpstreamTimeout)
 	default:
 		p.log.Warn("platform unreachable", "function", fn.Name, "err", err)
@@ -284,7 +284,7 @@ func (p *Proxy) route(ctx *fasthttp.RequestCtx, r *request) (route, error) {
 // uses no function concurrency, so it does not queue.
 func (p *Proxy) control(ctx *fasthttp.RequestCtx) {
 	if err := p.fwd.Forward(&ctx.Request, &ctx.Response); err != nil {
-		if errors.Is(err, upstream.ErrTimeout) {
+		if errors.Is(err, platform.ErrTimeout) {
 			p.writeError(ctx, errUpstreamTimeout)
 			return
 		}

@@ -16,7 +16,7 @@ import (
 
 	"github.com/sequoia-qos/sequoia/invocation"
 	"github.com/sequoia-qos/sequoia/metrics"
-	"github.com/sequoia-qos/sequoia/proxy/upstream"
+	"github.com/sequoia-qos/sequoia/platform"
 	"github.com/sequoia-qos/sequoia/qos"
 )
 
@@ -80,15 +80,15 @@ type testProxy struct {
 	m     *metrics.Metrics
 }
 
-func startProxy(t *testing.T, platform invocation.Platform, backendURL string, limit, queue int, timeout time.Duration) *testProxy {
+func startProxy(t *testing.T, kind invocation.Platform, backendURL string, limit, queue int, timeout time.Duration) *testProxy {
 	t.Helper()
 	m := metrics.New(100)
 	s := qos.New(qos.Config{Limit: limit, QueueCapacity: queue, QueueTimeout: timeout})
-	up, err := upstream.New(upstream.Config{URL: backendURL, Kind: platform, Timeout: 10 * time.Second, MaxConns: 64})
+	up, err := platform.New(platform.Config{URL: backendURL, Kind: kind, Timeout: 10 * time.Second, MaxConns: 64})
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := New(Config{Platform: platform, MaxBodyBytes: 1024}, s, up, m, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	p := New(Config{Platform: kind, MaxBodyBytes: 1024}, s, up, m, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -369,7 +369,7 @@ func inMemoryProxy(tb testing.TB) fasthttp.RequestHandler {
 	tb.Cleanup(func() { srv.Shutdown() }) //nolint:errcheck
 	m := metrics.New(100)
 	s := qos.New(qos.Config{Limit: 1000, QueueCapacity: 1000, QueueTimeout: time.Minute})
-	up, err := upstream.New(upstream.Config{URL: "http://" + ln.Addr().String(), Kind: invocation.OpenWhisk, Timeout: 10 * time.Second, MaxConns: 1000})
+	up, err := platform.New(platform.Config{URL: "http://" + ln.Addr().String(), Kind: invocation.OpenWhisk, Timeout: 10 * time.Second, MaxConns: 1000})
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -10,7 +10,7 @@ import (
 
 	"github.com/sequoia-qos/sequoia/invocation"
 	"github.com/sequoia-qos/sequoia/metrics"
-	"github.com/sequoia-qos/sequoia/proxy/upstream"
+	"github.com/sequoia-qos/sequoia/platform"
 	"github.com/sequoia-qos/sequoia/qos"
 )
 
@@ -153,22 +153,22 @@ func (f *feedbackInvoker) Invoke(inv *invocation.Invocation) error {
 	if err := f.fwd.Invoke(inv); err != nil {
 		return err
 	}
-	v, _ := upstream.Classify(f.kind, inv.Resp)
-	if v == upstream.ThrottledFunction && st != nil {
+	v, _ := platform.Classify(f.kind, inv.Resp)
+	if v == platform.ThrottledFunction && st != nil {
 		f.reserved.throttled(st)
 	}
-	if v == upstream.ThrottledRate && f.rates != nil {
-		f.rates.OnRateThrottle(inv.Tenant, upstream.RateAllowed(inv.Resp))
+	if v == platform.ThrottledRate && f.rates != nil {
+		f.rates.OnRateThrottle(inv.Tenant, platform.RateAllowed(inv.Resp))
 	}
 	if f.fb == nil {
 		return nil
 	}
 	switch v {
-	case upstream.ThrottledConcurrency:
+	case platform.ThrottledConcurrency:
 		f.fb.OnThrottle()
-	case upstream.ThrottledRate, upstream.ThrottledFunction, upstream.Unavailable:
+	case platform.ThrottledRate, platform.ThrottledFunction, platform.Unavailable:
 		// None says how many may run at once in the account.
-	case upstream.Accepted:
+	case platform.Accepted:
 		f.fb.Hold(f.estimate)
 		f.fb.OnSuccess()
 	default:
@@ -199,17 +199,17 @@ func (s *platformState) idempotent(inv *invocation.Invocation) bool {
 func (s *platformState) retryReason(kind invocation.Platform, inv *invocation.Invocation, err error, always bool) (reason string, hint time.Duration) {
 	switch {
 	case err == nil:
-		v, ra := upstream.Classify(kind, inv.Resp)
+		v, ra := platform.Classify(kind, inv.Resp)
 		switch {
 		case v.Throttled():
 			return v.String(), ra
-		case v == upstream.Unavailable && (always || s.idempotent(inv)):
+		case v == platform.Unavailable && (always || s.idempotent(inv)):
 			return v.String(), ra
 		}
 		return "", 0
-	case errors.Is(err, upstream.ErrUnreachable) && (always || s.idempotent(inv)):
+	case errors.Is(err, platform.ErrUnreachable) && (always || s.idempotent(inv)):
 		return "unreachable", 0
-	case errors.Is(err, upstream.ErrTimeout) && s.idempotent(inv):
+	case errors.Is(err, platform.ErrTimeout) && s.idempotent(inv):
 		return "timeout", 0
 	}
 	return "", 0
@@ -239,7 +239,7 @@ func (s *platformState) backoff(n int, hint time.Duration) time.Duration {
 // finish in time at the primary's effective limit) or the primary could not
 // be reached. The overflow platform's own limits are its own: the
 // invocation takes no slot there. An overflow platform of another API is
-// an upstream.Translator; when it cannot help, overflowFailed says why in
+// an platform.Translator; when it cannot help, overflowFailed says why in
 // the answer (overflow.go).
 func (p *Proxy) invoke(inv *invocation.Invocation, w qos.Watcher) (time.Duration, error) {
 	waited, err := p.invokeRetrying(inv, w)
@@ -252,7 +252,7 @@ func (p *Proxy) invoke(inv *invocation.Invocation, w qos.Watcher) (time.Duration
 		reason = "queue_full"
 	case errors.Is(err, qos.ErrRefused):
 		reason = "deadline"
-	case errors.Is(err, upstream.ErrUnreachable):
+	case errors.Is(err, platform.ErrUnreachable):
 		reason = "unreachable"
 	default:
 		return waited, err

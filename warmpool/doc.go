@@ -118,7 +118,7 @@
 // lock of their own. Tick, Warm and Status visit every shard in turn.
 //
 // Interfaces are declared here and kept small: Slots (qos.Scheduler),
-// Invoker (upstream.Client), Reporter (metrics.WarmPool).
+// Invoker (platform.Client), Reporter (metrics.WarmPool).
 //
 // # Usage
 //

@@ -10,7 +10,7 @@ import (
 
 	"github.com/sequoia-qos/sequoia/invocation"
 	"github.com/sequoia-qos/sequoia/loadtest/emulator"
-	"github.com/sequoia-qos/sequoia/proxy/upstream"
+	"github.com/sequoia-qos/sequoia/platform"
 	"github.com/sequoia-qos/sequoia/qos"
 )
 
@@ -54,14 +54,14 @@ func running(p *Pool) (stop func()) {
 
 // emulated starts the emulator with cfg, an OpenWhisk upstream client to
 // it and a scheduler of 20 slots, all closed when the test ends.
-func emulated(t *testing.T, cfg emulator.Config) (*emulator.Emulator, string, *upstream.Client, *qos.Scheduler) {
+func emulated(t *testing.T, cfg emulator.Config) (*emulator.Emulator, string, *platform.Client, *qos.Scheduler) {
 	t.Helper()
 	emu, addr, err := emulator.Start(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = emu.Shutdown() })
-	up, err := upstream.New(upstream.Config{URL: "http://" + addr, Kind: invocation.OpenWhisk, Timeout: 5 * time.Second, MaxConns: 20})
+	up, err := platform.New(platform.Config{URL: "http://" + addr, Kind: invocation.OpenWhisk, Timeout: 5 * time.Second, MaxConns: 20})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,7 +127,7 @@ func TestFailingWarmupsBackOff(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer emu.Shutdown() //nolint:errcheck
-	up, err := upstream.New(upstream.Config{URL: "http://" + addr, Kind: invocation.Lambda, Timeout: 5 * time.Second, MaxConns: 4})
+	up, err := platform.New(platform.Config{URL: "http://" + addr, Kind: invocation.Lambda, Timeout: 5 * time.Second, MaxConns: 4})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,7 +22,7 @@ type Slots interface {
 	Estimate(fn string) time.Duration
 }
 
-// Invoker sends one request to the platform (proxy/upstream.Client).
+// Invoker sends one request to the platform (platform.Client).
 type Invoker interface {
 	Invoke(inv *invocation.Invocation) error
 }

@@ -15,7 +15,7 @@ import (
 
 	"github.com/sequoia-qos/sequoia/invocation"
 	"github.com/sequoia-qos/sequoia/loadtest/emulator"
-	"github.com/sequoia-qos/sequoia/proxy/upstream"
+	"github.com/sequoia-qos/sequoia/platform"
 	"github.com/sequoia-qos/sequoia/qos"
 )
 
@@ -244,14 +244,14 @@ func TestMarkerReachesTheFunction(t *testing.T) {
 		{invocation.HTTP, "grep", "", "/grep/x", "127.0.0.1", "/grep", "", "grep"},
 	} {
 		t.Run(tc.platform.String()+"/"+tc.fn, func(t *testing.T) {
-			var signer *upstream.Signer
+			var signer *platform.Signer
 			if tc.platform == invocation.Lambda {
 				var err error
-				if signer, err = upstream.NewLambdaSigner(t.Context(), upstream.SignerConfig{Host: addr}); err != nil {
+				if signer, err = platform.NewLambdaSigner(t.Context(), platform.SignerConfig{Host: addr}); err != nil {
 					t.Fatal(err)
 				}
 			}
-			up, err := upstream.New(upstream.Config{URL: "http://" + addr, Kind: tc.platform, Timeout: 5 * time.Second, MaxConns: 4, Signer: signer})
+			up, err := platform.New(platform.Config{URL: "http://" + addr, Kind: tc.platform, Timeout: 5 * time.Second, MaxConns: 4, Signer: signer})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -7,6 +7,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/sequoia-qos/sequoia/loadtest/bench"
 )
 
 func main() {
@@ -41,11 +43,11 @@ func run(args []string) error {
 	case "emulate":
 		return runEmulate(ctx, args[1:], os.Stdout)
 	case "demo":
-		return runDemo(ctx, args[1:], os.Stdout)
+		return bench.Demo(ctx, args[1:], os.Stdout)
 	case "policy":
 		return runPolicy(ctx, args[1:], os.Stdout)
 	case "bench":
-		return runBench(ctx, args[1:], os.Stdout)
+		return bench.Run(ctx, args[1:], os.Stdout)
 	case "help", "-h", "--help":
 		fmt.Fprint(os.Stdout, usage)
 		return nil

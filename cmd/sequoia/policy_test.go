@@ -10,7 +10,6 @@ import (
 	"testing"
 
 	"github.com/sequoia-qos/sequoia/policies"
-	"github.com/sequoia-qos/sequoia/policy"
 )
 
 // copyShipped writes the shipped policies into a new directory, with
@@ -18,18 +17,8 @@ import (
 func copyShipped(t *testing.T, edit func(name, src string) string) string {
 	t.Helper()
 	dir := t.TempDir()
-	files, err := policy.ReadFiles(policies.FS)
-	if err != nil {
+	if err := policies.CopyTo(dir, edit); err != nil {
 		t.Fatal(err)
-	}
-	for _, f := range files {
-		src := string(f.Data)
-		if edit != nil {
-			src = edit(f.Name, src)
-		}
-		if err := os.WriteFile(filepath.Join(dir, f.Name), []byte(src), 0o644); err != nil {
-			t.Fatal(err)
-		}
 	}
 	return dir
 }

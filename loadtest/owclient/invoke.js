@@ -1,5 +1,5 @@
 // Drives the official OpenWhisk JavaScript client (npm "openwhisk") against
-// an apihost, for sequoia's tests (cmd/sequoia/platform_openwhisk_test.go).
+// an apihost, for sequoia's tests (serve/platform_openwhisk_test.go).
 // Prints one JSON object on stdout.
 //
 //   OW_APIHOST=http://127.0.0.1:8080 OW_AUTH=user:pass OW_NAMESPACE=guest \

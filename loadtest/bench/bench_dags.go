@@ -1,0 +1,245 @@
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/sequoia-qos/sequoia/loadtest/emulator"
+	"github.com/sequoia-qos/sequoia/serve"
+)
+
+// dagBenchSpec is the DAG benchmark's workload (issue 8).
+type dagBenchSpec struct {
+	Exec     time.Duration `json:"exec_ns"`        // every function's execution time
+	Steps    int           `json:"sequence_steps"` // the sequence's length
+	Width    int           `json:"map_width"`      // the map's items
+	Rounds   int           `json:"rounds"`         // measured runs of each, after 5 warm-up runs
+	Limit    int           `json:"limit"`          // sequoia's and the platform's concurrency for the overhead runs
+	Burst    int           `json:"burst_runs"`     // runs of the 3-node DAG started at once
+	BurstCap int           `json:"burst_limit"`    // concurrency during the burst
+	Deadline time.Duration `json:"burst_deadline_ns"`
+}
+
+// overheadRow is one DAG's orchestration overhead: a run's wall time at
+// its client minus the function time on its critical path.
+type overheadRow struct {
+	DAG      string        `json:"dag"`
+	Critical time.Duration `json:"critical_path_ns"`
+	P50      time.Duration `json:"overhead_p50_ns"`
+	P90      time.Duration `json:"overhead_p90_ns"`
+	Min      time.Duration `json:"overhead_min_ns"`
+	PerStep  time.Duration `json:"overhead_p50_per_step_ns"`
+}
+
+// burstRow is one burst of runs.
+type burstRow struct {
+	Deadline            time.Duration `json:"deadline_ns"`
+	Runs                int           `json:"runs"`
+	Admitted            int           `json:"admitted"`
+	Completed           int           `json:"completed"`
+	Refused             int           `json:"refused"`
+	Dropped             int           `json:"dropped_after_admission"`
+	PlatformInvocations int64         `json:"platform_invocations"`
+	PlatformThrottles   int64         `json:"platform_throttles"`
+	PeakConcurrency     int64         `json:"platform_peak_concurrency"`
+	Wall                time.Duration `json:"wall_ns"`
+}
+
+type dagBenchReport struct {
+	Spec     dagBenchSpec  `json:"spec"`
+	Overhead []overheadRow `json:"overhead"`
+	Bursts   []burstRow    `json:"bursts"`
+}
+
+func runBenchDags(ctx context.Context, args []string, out, progress io.Writer) error {
+	fs := flag.NewFlagSet("bench dags", flag.ContinueOnError)
+	fs.SetOutput(out)
+	b := defaultDagBench()
+	var asJSON bool
+	fs.DurationVar(&b.Exec, "exec", b.Exec, "execution time of every function")
+	fs.IntVar(&b.Steps, "steps", b.Steps, "length of the sequence")
+	fs.IntVar(&b.Width, "width", b.Width, "items of the map")
+	fs.IntVar(&b.Rounds, "rounds", b.Rounds, "measured runs of each DAG")
+	fs.IntVar(&b.Limit, "limit", b.Limit, "concurrency for the overhead runs (sequoia's and the platform's)")
+	fs.IntVar(&b.Burst, "burst", b.Burst, "runs of the 3-node DAG started at once")
+	fs.IntVar(&b.BurstCap, "burst-limit", b.BurstCap, "concurrency during the burst")
+	fs.DurationVar(&b.Deadline, "deadline", b.Deadline, "the burst's second round's deadline (the first has none)")
+	fs.BoolVar(&asJSON, "json", false, "print the report as JSON")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if b.Steps <= 0 || b.Width <= 0 || b.Rounds <= 0 || b.Limit < b.Width || b.Burst <= 0 || b.BurstCap <= 0 || b.Exec < 0 || b.Deadline < 0 {
+		return errors.New("bench dags: sizes must be positive, -limit at least -width")
+	}
+	rep, err := benchDags(ctx, b, progress)
+	if err != nil {
+		return err
+	}
+	return writeReport(out, asJSON, rep, func() { printDagReport(out, rep) })
+}
+
+func defaultDagBench() dagBenchSpec {
+	return dagBenchSpec{Exec: 20 * time.Millisecond, Steps: 10, Width: 80, Rounds: 30, Limit: 100,
+		Burst: 500, BurstCap: 50, Deadline: 400 * time.Millisecond}
+}
+
+func printDagReport(out io.Writer, rep dagBenchReport) {
+	ms := func(d time.Duration) string { return fmt.Sprintf("%.2f", float64(d)/float64(time.Millisecond)) }
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "dag\tcritical path ms\toverhead p50 ms\tp90 ms\tmin ms\tp50 per step ms\t")
+	for _, r := range rep.Overhead {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t\n", r.DAG, ms(r.Critical), ms(r.P50), ms(r.P90), ms(r.Min), ms(r.PerStep))
+	}
+	tw.Flush()
+	fmt.Fprintln(out)
+	tw = tabwriter.NewWriter(out, 0, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "burst deadline ms\truns\tadmitted\tcompleted\trefused\tdropped after admission\tplatform calls\tthrottles\tpeak\twall ms\t")
+	for _, r := range rep.Bursts {
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t\n", ms(r.Deadline), r.Runs, r.Admitted, r.Completed, r.Refused,
+			r.Dropped, r.PlatformInvocations, r.PlatformThrottles, r.PeakConcurrency, ms(r.Wall))
+	}
+	tw.Flush()
+}
+
+// benchThreeNodeDAG is the burst's DAG: a, then b and c in parallel.
+const benchThreeNodeDAG = `{"start":"a","nodes":{
+	"a":{"kind":"task","function":"a","next":"p"},
+	"p":{"kind":"parallel","branches":["b","c"]},
+	"b":{"kind":"task","function":"b","input":"/input"},
+	"c":{"kind":"task","function":"c","input":"/input"}}}`
+
+// benchDags runs sequoia in-process in front of an emulator whose functions
+// take exactly b.Exec, so that a run's critical-path function time is
+// known, and measures.
+func benchDags(ctx context.Context, b dagBenchSpec, progress io.Writer) (dagBenchReport, error) {
+	rep := dagBenchReport{Spec: b}
+	emu, emuAddr, err := serve.StartLocalPlatform("bench dags", emulator.Config{Limit: b.Limit, ExecTime: b.Exec, KeepAlive: time.Hour})
+	if err != nil {
+		return rep, err
+	}
+	defer emu.Shutdown()
+	srv, stop, err := serve.StartLocal(ctx, emuAddr, discardLog,
+		"SEQUOIA_BACKEND=http", "SEQUOIA_HTTP_ROUTE=path",
+		fmt.Sprintf("SEQUOIA_MAX_CONCURRENCY=%d", b.Limit), fmt.Sprintf("SEQUOIA_QUEUE_CAPACITY=%d", 3*b.Burst),
+		"SEQUOIA_LOG_LEVEL=error",
+		fmt.Sprintf("SEQUOIA_DAG_MAX_MAP_WIDTH=%d", max(b.Width, 1000)),
+		fmt.Sprintf("SEQUOIA_DAG_MAX_NODES=%d", max(b.Steps, 256)))
+	if err != nil {
+		return rep, err
+	}
+	defer stop()
+
+	addr := srv.DataAddr()
+	hc := &fasthttp.HostClient{Addr: addr, MaxConns: b.Burst + 16, ReadTimeout: 5 * time.Minute}
+	call := func(method, path, body string) (int, []byte, time.Duration, error) {
+		req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+		defer fasthttp.ReleaseRequest(req)
+		defer fasthttp.ReleaseResponse(resp)
+		req.SetRequestURI("http://" + addr + path)
+		req.Header.SetMethod(method)
+		req.SetBodyString(body)
+		start := time.Now()
+		err := hc.Do(req, resp)
+		return resp.StatusCode(), append([]byte(nil), resp.Body()...), time.Since(start), err
+	}
+	var seq strings.Builder
+	seq.WriteString(`{"start":"s0","nodes":{`)
+	for i := range b.Steps {
+		if i > 0 {
+			seq.WriteString(",")
+		}
+		next := ""
+		if i < b.Steps-1 {
+			next = fmt.Sprintf(`,"next":"s%d"`, i+1)
+		}
+		fmt.Fprintf(&seq, `"s%d":{"kind":"task","function":"step%d"%s}`, i, i, next)
+	}
+	seq.WriteString(`}}`)
+	seqName, mapName := fmt.Sprintf("sequence%d", b.Steps), fmt.Sprintf("map%d", b.Width)
+	for name, src := range map[string]string{
+		seqName: seq.String(),
+		mapName: `{"start":"m","nodes":{"m":{"kind":"map","items":"/items","do":"w"},"w":{"kind":"task","function":"item"}}}`,
+		"three": benchThreeNodeDAG,
+	} {
+		if code, body, _, err := call("PUT", "/sequoia/v1/dags/"+name, src); err != nil || code/100 != 2 {
+			return rep, fmt.Errorf("PUT %s: %d %s %v", name, code, body, err)
+		}
+	}
+	items := `{"input":{"items":[` + strings.TrimSuffix(strings.Repeat(`{"x":1},`, b.Width), ",") + `]}}`
+
+	measure := func(name, body string, critical time.Duration, steps int) error {
+		fmt.Fprintf(progress, "%-12s %d runs...\n", name, b.Rounds)
+		var over []time.Duration
+		for i := range b.Rounds + 5 {
+			code, out, d, err := call("POST", "/sequoia/v1/dags/"+name+"/runs", body)
+			if err != nil || code != 200 {
+				return fmt.Errorf("%s: %d %s %v", name, code, out, err)
+			}
+			if i >= 5 { // the first runs warm instances and estimates
+				over = append(over, d-critical)
+			}
+		}
+		slices.Sort(over)
+		p50 := over[len(over)/2]
+		rep.Overhead = append(rep.Overhead, overheadRow{DAG: name, Critical: critical, P50: p50,
+			P90: over[len(over)*9/10], Min: over[0], PerStep: p50 / time.Duration(steps)})
+		return nil
+	}
+	if err := measure(seqName, `{"input":{}}`, time.Duration(b.Steps)*b.Exec, b.Steps); err != nil {
+		return rep, err
+	}
+	if err := measure(mapName, items, b.Exec, 1); err != nil {
+		return rep, err
+	}
+
+	srv.Scheduler().SetLimit(b.BurstCap)
+	emu.SetLimit(b.BurstCap)
+	for _, deadline := range []time.Duration{0, b.Deadline} {
+		fmt.Fprintf(progress, "burst        %d runs, deadline %v...\n", b.Burst, deadline)
+		emu.Reset()
+		row := burstRow{Deadline: deadline, Runs: b.Burst}
+		var mu sync.Mutex
+		var wg sync.WaitGroup
+		body := fmt.Sprintf(`{"input":{},"deadline_ms":%d}`, deadline.Milliseconds())
+		start := time.Now()
+		for range b.Burst {
+			wg.Go(func() {
+				code, out, _, err := call("POST", "/sequoia/v1/dags/three/runs", body)
+				ok := false
+				if err == nil && code == 200 {
+					var arr []json.RawMessage
+					ok = json.Unmarshal(out, &arr) == nil && len(arr) == 2
+				}
+				mu.Lock()
+				defer mu.Unlock()
+				switch {
+				case err == nil && code == 429:
+					row.Refused++
+				case ok:
+					row.Admitted++
+					row.Completed++
+				default:
+					row.Admitted++
+					row.Dropped++
+				}
+			})
+		}
+		wg.Wait()
+		row.Wall = time.Since(start)
+		st := emu.Stats()
+		row.PlatformInvocations, row.PlatformThrottles, row.PeakConcurrency = st.Invocations, st.Throttles, st.PeakConcurrency
+		rep.Bursts = append(rep.Bursts, row)
+	}
+	return rep, nil
+}

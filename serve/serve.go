@@ -1,0 +1,235 @@
+package serve
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/sequoia-qos/sequoia/config"
+	"github.com/sequoia-qos/sequoia/dag"
+	"github.com/sequoia-qos/sequoia/invocation"
+	"github.com/sequoia-qos/sequoia/metrics"
+	"github.com/sequoia-qos/sequoia/platform"
+	"github.com/sequoia-qos/sequoia/policy"
+	"github.com/sequoia-qos/sequoia/proxy"
+	"github.com/sequoia-qos/sequoia/qos"
+	"github.com/sequoia-qos/sequoia/warmpool"
+)
+
+// NewLogger returns the logger c asks for (SEQUOIA_LOG_LEVEL and
+// SEQUOIA_LOG_FORMAT), writing to w.
+func NewLogger(c config.Serving, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(c.LogLevel))
+	opts := &slog.HandlerOptions{Level: level}
+	if c.LogFormat == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+// Server is `sequoia serve` wired together: the data port, the admin port
+// and what lies between them.
+type Server struct {
+	cfg     config.Config
+	log     *slog.Logger
+	metrics *metrics.Metrics
+	sched   *qos.Scheduler
+	up      *platform.Client
+	proxy   *proxy.Proxy
+	admin   *proxy.Admin
+	dataLn  net.Listener
+	adminLn net.Listener
+	plat    platformParts       // platforms.go
+	policy  *policy.Engine      // serve_policy.go
+	snaps   *policyStats        // policy_snapshot.go: what the policies read
+	decider *policy.Invocations // the proxy's Decider
+	dags    *dag.Service        // serve_dag.go
+	warm    *warmpool.Pool      // serve_warmpool.go; nil when SEQUOIA_PREWARM is off
+}
+
+// New builds the server and opens its listeners.
+func New(cfg config.Config, log *slog.Logger) (*Server, error) {
+	kind, _ := invocation.ParsePlatform(cfg.Backend.Kind)
+	s := &Server{cfg: cfg, log: log}
+	s.metrics = metrics.New(cfg.Limits.MaxFunctions)
+	sc := cfg.Scheduling
+	s.sched = qos.New(qos.Config{
+		Limit:           cfg.Limits.MaxConcurrency,
+		QueueCapacity:   cfg.Limits.QueueCapacity,
+		QueueTimeout:    cfg.Limits.QueueTimeout,
+		BatchShare:      sc.BatchShare,
+		TenantCap:       sc.TenantCap,
+		FunctionCap:     sc.FunctionCap,
+		MaxRate:         sc.MaxRate,
+		ChainTTL:        sc.ChainTTL,
+		MaxChains:       sc.MaxChains,
+		DefaultDeadline: sc.DefaultChainDeadline,
+		DefaultEstimate: sc.DefaultEstimate,
+		Headroom:        sc.AdmissionHeadroom,
+		ShortestFirst:   sc.ShortestFirst,
+		Events:          s.metrics.NewChains(),
+	})
+	s.metrics.WatchScheduler(s.sched)
+	s.metrics.WatchChains(s.sched)
+	defaultClass, _ := qos.ParseClass([]byte(sc.DefaultClass))
+	plat, err := newPlatformParts(cfg, kind, s.sched, s.metrics)
+	if err != nil {
+		return nil, err
+	}
+	s.plat = plat
+	up, err := platform.New(platform.Config{
+		URL:      cfg.Backend.URL,
+		Kind:     kind,
+		Timeout:  cfg.Backend.Timeout,
+		MaxConns: cfg.Limits.MaxConcurrency + 64, // room for control calls
+		Signer:   plat.signer,
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.up = up
+	if err := s.newPolicy(); err != nil {
+		return nil, err
+	}
+	s.newWarmPool(kind)
+	s.proxy = proxy.New(proxy.Config{
+		Decider:      s.decider,
+		Platform:     kind,
+		HTTPRoute:    cfg.Backend.HTTPRoute,
+		MaxBodyBytes: cfg.Serving.MaxBodyBytes,
+		DefaultClass: defaultClass,
+		Retry:        plat.retry,
+		Feedback:     plat.feedback,
+		Overflow:     plat.overflow,
+		Rates:        plat.rates,
+		Observer:     s.observer(),
+	}, s.sched, up, s.metrics, log)
+	if err := s.newDAGs(); err != nil {
+		return nil, err
+	}
+	s.admin = proxy.NewAdmin(s.metrics, s.status)
+	if cfg.Serving.AdminPprof {
+		s.admin.EnableProfiling()
+	}
+
+	if s.dataLn, err = net.Listen("tcp", cfg.Serving.Listen); err != nil {
+		return nil, fmt.Errorf("SEQUOIA_LISTEN: %w", err)
+	}
+	if s.adminLn, err = net.Listen("tcp", cfg.Serving.AdminListen); err != nil {
+		s.dataLn.Close()
+		return nil, fmt.Errorf("SEQUOIA_ADMIN_LISTEN: %w", err)
+	}
+	return s, nil
+}
+
+// Run serves until ctx ends, then drains: readiness fails, the data
+// listener closes after SEQUOIA_DRAIN_DELAY, queued and in-flight
+// invocations get SEQUOIA_SHUTDOWN_TIMEOUT to finish.
+func (s *Server) Run(ctx context.Context) error {
+	s.log.Info("sequoia serving",
+		"listen", s.dataLn.Addr().String(), "admin", s.adminLn.Addr().String(),
+		"backend", s.cfg.Backend.Kind, "backend_url", s.cfg.Backend.URL,
+		"max_concurrency", s.cfg.Limits.MaxConcurrency)
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return s.proxy.Serve(s.dataLn) })
+	g.Go(func() error { return s.admin.Serve(s.adminLn) })
+	g.Go(func() error { return s.policy.Run(gctx) })
+	g.Go(func() error { return s.runWarmPool(gctx.Done()) })
+	s.admin.SetReady(true)
+
+	g.Go(func() error {
+		<-gctx.Done()
+		s.admin.SetReady(false)
+		s.log.Info("draining", "in_flight", s.sched.InFlight(), "queued", s.sched.Queued())
+		if d := s.cfg.Serving.DrainDelay; d > 0 {
+			time.Sleep(d)
+		}
+		sctx, cancel := context.WithTimeout(context.Background(), s.cfg.Serving.ShutdownTimeout)
+		defer cancel()
+		err := s.proxy.Shutdown(sctx)
+		if !s.dags.Wait(sctx.Done()) {
+			s.log.Warn("shutdown: DAG runs still in progress", "active", s.dags.Active())
+		}
+		s.stopWarmPool()
+		if !s.proxy.WaitEvents(sctx.Done()) {
+			s.log.Warn("shutdown: Lambda Event invocations left undelivered", "pending", s.proxy.PendingEvents())
+		}
+		if err != nil {
+			s.log.Warn("shutdown timed out", "in_flight", s.sched.InFlight(), "queued", s.sched.Queued(), "err", err)
+		}
+		s.up.Close()
+		s.sched.Close()
+		_ = s.admin.Shutdown(context.Background())
+		s.log.Info("stopped")
+		return nil
+	})
+	if err := g.Wait(); err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	return nil
+}
+
+// statusListLimit bounds each list /sequoia/v1/status shows: the warm
+// pool's functions, those with a learned reserved-concurrency cap, and the
+// policy snapshot's functions and tenants.
+const statusListLimit = 100
+
+// status is /sequoia/v1/status.
+func (s *Server) status() any {
+	type queue struct {
+		Depth    int    `json:"depth"`
+		Capacity int    `json:"capacity"`
+		Timeout  string `json:"timeout"`
+	}
+	config := map[string]any{
+		"backend":          s.cfg.Backend.Kind,
+		"backend_url":      s.cfg.Backend.URL,
+		"max_concurrency":  s.cfg.Limits.MaxConcurrency,
+		"queue_capacity":   s.cfg.Limits.QueueCapacity,
+		"queue_timeout":    s.cfg.Limits.QueueTimeout.String(),
+		"max_body_bytes":   s.cfg.Serving.MaxBodyBytes,
+		"shutdown_timeout": s.cfg.Serving.ShutdownTimeout.String(),
+	}
+	if pc := s.cfg.Platforms; pc.OverflowURL != "" {
+		config["overflow_url"] = pc.OverflowURL
+		config["overflow_backend"] = cmp.Or(pc.OverflowBackend, s.cfg.Backend.Kind)
+	}
+	return struct {
+		InFlight int                 `json:"in_flight"`
+		Limit    int                 `json:"limit"`
+		Queues   map[string]queue    `json:"queues"`
+		Adaptive any                 `json:"adaptive"`
+		Policy   policy.Status       `json:"policy"`
+		WarmPool *warmpool.Status    `json:"warm_pool,omitempty"` // serve_warmpool.go
+		Reserved *proxy.ReservedCaps `json:"reserved_caps,omitempty"`
+		Snapshot *policySeen         `json:"policy_snapshot,omitempty"`
+		Config   map[string]any      `json:"config"`
+	}{
+		InFlight: s.sched.InFlight(),
+		Limit:    s.sched.Limit(),
+		Adaptive: adaptiveStatus(s.plat.limit, s.cfg.Limits.MaxConcurrency),
+		Policy:   s.policy.Status(),
+		WarmPool: s.warmStatus(),
+		Reserved: s.proxy.ReservedCaps(statusListLimit),
+		Snapshot: s.snaps.seen(statusListLimit),
+		Queues: map[string]queue{
+			"pending": {
+				Depth:    s.sched.Depth(qos.Pending, qos.Interactive) + s.sched.Depth(qos.Pending, qos.Batch),
+				Capacity: s.sched.QueueCapacity(), Timeout: s.sched.QueueTimeout().String(),
+			},
+			"chain_running": {
+				Depth:   s.sched.Depth(qos.ChainRunning, qos.Interactive) + s.sched.Depth(qos.ChainRunning, qos.Batch),
+				Timeout: s.sched.QueueTimeout().String(),
+			},
+		},
+		Config: config,
+	}
+}

@@ -1,0 +1,73 @@
+package serve
+
+import (
+	"github.com/sequoia-qos/sequoia/invocation"
+	"github.com/sequoia-qos/sequoia/proxy"
+	"github.com/sequoia-qos/sequoia/warmpool"
+)
+
+// newWarmPool builds the warm pool when SEQUOIA_PREWARM is on: warm-ups go
+// through the upstream client (re-signed for Lambda) in idle worker slots.
+func (s *Server) newWarmPool(kind invocation.Platform) {
+	w := s.cfg.WarmPool
+	if !w.Prewarm {
+		return
+	}
+	s.warm = warmpool.New(warmpool.Config{
+		Platform:       kind,
+		Min:            w.PrewarmMin,
+		Functions:      w.PrewarmFunctions,
+		Burst:          w.PrewarmBurst,
+		Chains:         w.PrewarmChains,
+		BurstFunctions: w.PrewarmBurstFunctions,
+		ChainFunctions: w.PrewarmChainsFunctions,
+		KeepAlive:      w.PlatformKeepAlive,
+		MaxFunctions:   w.PrewarmMaxFunctions,
+		MaxChains:      s.cfg.Scheduling.MaxChains,
+		Headroom:       w.PrewarmHeadroom,
+		Hold:           w.PrewarmHold,
+		HoldMin:        w.PrewarmHoldMin,
+		HoldMax:        w.PrewarmHoldMax,
+		Backoff:        w.PrewarmBackoff,
+		MaxBackoff:     w.PrewarmMaxBackoff,
+		Log:            s.log,
+	}, s.sched, s.up)
+	s.warm.SetReporter(s.metrics.NewWarmPool(s.warm.Warm))
+}
+
+// observer is what the proxy reports invocations to: the warm pool, or
+// nothing.
+func (s *Server) observer() proxy.Observer {
+	if s.warm == nil {
+		return nil
+	}
+	return s.warm
+}
+
+// warmStatus is the warm pool's section of /sequoia/v1/status: the
+// warm-pool settings, and per function (the most recently seen, at most
+// statusListLimit) its believed-warm estimate, warm count, switches,
+// warm-ups sent, cold starts seen, back-off, warm-up hold and rounds
+// verified. nil when the pool is off.
+func (s *Server) warmStatus() *warmpool.Status {
+	if s.warm == nil {
+		return nil
+	}
+	st := s.warm.Status(statusListLimit)
+	return &st
+}
+
+// runWarmPool runs keep-alive rounds until stop closes; stopWarmPool waits
+// for the warm-ups in flight.
+func (s *Server) runWarmPool(stop <-chan struct{}) error {
+	if s.warm != nil {
+		s.warm.Run(stop)
+	}
+	return nil
+}
+
+func (s *Server) stopWarmPool() {
+	if s.warm != nil {
+		s.warm.Close()
+	}
+}
