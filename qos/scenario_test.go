@@ -24,7 +24,7 @@ var rewrite = flag.Bool("rewrite", false, "rewrite the expected output of testda
 //
 // Commands:
 //
-//	new limit=N [capacity=N] [batch-share=F] [tenant-cap=N] [fn-cap=N] [rate=F] [estimate=D] [order=shortest-first]
+//	new limit=N [capacity=N] [batch-share=F] [tenant-cap=N] [fn-cap=N] [rate=F] [estimate=D] [headroom=F] [order=shortest-first]
 //	observe fn=F dur=D            feed the estimator one observed invocation
 //	at t=D                        set admission's clock to D after the start
 //	arrive name=X [fn=F] [tenant=T] [chain=C] [deadline=D] [steps=N] [class=batch] [priority=N] [fn-cap=N]
@@ -177,6 +177,7 @@ func (h *harness) run(cmd string) string {
 	a := args(h.t, fields[1:])
 	switch fields[0] {
 	case "new":
+		h.close() // a scenario may start over: the last scheduler's calls end
 		h.base = time.Now().Add(time.Hour)
 		h.now = h.base
 		h.ev = &recordEvents{}
@@ -203,6 +204,9 @@ func (h *harness) run(cmd string) string {
 		}
 		if v, ok := a["estimate"]; ok {
 			cfg.DefaultEstimate = h.dur(v)
+		}
+		if v, ok := a["headroom"]; ok {
+			cfg.Headroom = h.num(v)
 		}
 		cfg.ShortestFirst = a["order"] == "shortest-first"
 		h.s = New(cfg)

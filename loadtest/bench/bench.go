@@ -82,6 +82,8 @@ type benchRow struct {
 	// invocation's slot time when the burst started and when it ended.
 	EstimateBefore time.Duration `json:"step_estimate_before_ns,omitempty"`
 	EstimateAfter  time.Duration `json:"step_estimate_after_ns,omitempty"`
+	// AdmissionHeadroom is the headroom sequoia's admission ran with.
+	AdmissionHeadroom *float64 `json:"admission_headroom,omitempty"`
 }
 
 type benchReport struct {
@@ -149,7 +151,7 @@ func benchChains(ctx context.Context, b benchSpec, progress io.Writer) (benchRep
 
 	for _, target := range b.Targets {
 		row := benchRow{Summary: loadtest.Summary{Target: target, Chains: b.Chains}}
-		url, stop, estimate, err := startTarget(ctx, target, b, emuAddr, discardLog)
+		url, stop, estimate, err := startTarget(ctx, target, b, emuAddr, discardLog, &row)
 		if err != nil {
 			var miss *missingError
 			if !errors.As(err, &miss) {
@@ -229,7 +231,7 @@ func (e *missingError) Error() string { return e.what }
 
 // startTarget starts what a target needs and returns the base URL to burst
 // at, a func that stops it and one that reads sequoia's step estimate.
-func startTarget(ctx context.Context, target string, b benchSpec, emuAddr string, log *slog.Logger) (string, func(), func() time.Duration, error) {
+func startTarget(ctx context.Context, target string, b benchSpec, emuAddr string, log *slog.Logger, row *benchRow) (string, func(), func() time.Duration, error) {
 	none := func() time.Duration { return 0 }
 	switch target {
 	case "haproxy":
@@ -240,6 +242,8 @@ func startTarget(ctx context.Context, target string, b benchSpec, emuAddr string
 		if err != nil {
 			return "", nil, nil, err
 		}
+		h := srv.Config().Scheduling.AdmissionHeadroom
+		row.AdmissionHeadroom = &h
 		return "http://" + srv.DataAddr(), stop,
 			func() time.Duration { return srv.Scheduler().Estimate("") }, nil
 	}
