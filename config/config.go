@@ -84,6 +84,7 @@ type Config struct {
 	Policy     Policy    // policy.go
 	DAGs       DAGs      // dag.go
 	WarmPool   WarmPool  // warmpool.go
+	Cluster    Cluster   // cluster.go
 }
 
 // Scheduling configures chains, admission, classes and fairness.
@@ -259,6 +260,7 @@ func (c Config) Validate() error {
 	c.Policy.check(bad)
 	c.DAGs.check(bad)
 	c.WarmPool.check(l.MaxConcurrency, bad)
+	c.Cluster.check(bad)
 	return errors.Join(errs...)
 }
 

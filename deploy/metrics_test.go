@@ -57,7 +57,7 @@ func scrapeBinary(t *testing.T) (map[string]bool, string) {
 	for _, v := range config.Variables() {
 		known[v.Name] = true
 	}
-	env := []string{"SEQUOIA_LISTEN=127.0.0.1:0", "SEQUOIA_ADMIN_LISTEN=127.0.0.1:0", "SEQUOIA_BACKEND=openwhisk",
+	env := []string{"SEQUOIA_LISTEN=127.0.0.1:0", "SEQUOIA_ADMIN_LISTEN=127.0.0.1:0", "SEQUOIA_STATE_DIR=" + t.TempDir(), "SEQUOIA_BACKEND=openwhisk",
 		"SEQUOIA_BACKEND_URL=" + platform, "SEQUOIA_SHUTDOWN_TIMEOUT=1s", "SEQUOIA_LOG_FORMAT=json"}
 	for name, v := range optional {
 		if known[name] {

@@ -157,14 +157,13 @@ func TestBadDAGDirStopsStartUp(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "broken.json"), []byte(`{"start":"a","nodes":{"a":{"kind":"task","function":"f","next":"gone"}}}`), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := config.LoadFrom([]string{"SEQUOIA_LISTEN=127.0.0.1:0", "SEQUOIA_ADMIN_LISTEN=127.0.0.1:0", "SEQUOIA_DAG_DIR=" + dir})
+	cfg, err := config.LoadFrom([]string{"SEQUOIA_LISTEN=127.0.0.1:0", "SEQUOIA_ADMIN_LISTEN=127.0.0.1:0", "SEQUOIA_STATE_DIR=" + t.TempDir(), "SEQUOIA_DAG_DIR=" + dir})
 	if err != nil {
 		t.Fatal(err)
 	}
 	s, err := New(cfg, slog.New(slog.DiscardHandler))
 	if err == nil {
-		s.dataLn.Close()
-		s.adminLn.Close()
+		s.Close()
 		t.Fatal("newServer accepted a broken DAG")
 	}
 	for _, want := range []string{"SEQUOIA_DAG_DIR", "broken.json", `node "a"`, `missing node "gone"`} {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
 
 	"github.com/sequoia-qos/sequoia/config"
 	"github.com/sequoia-qos/sequoia/loadtest/emulator"
@@ -29,7 +30,14 @@ func StartLocalPlatform(what string, cfg emulator.Config) (*emulator.Emulator, s
 // benches do. env is applied over those defaults (later entries win). It
 // returns the server and a func that stops it and waits for it to end.
 func StartLocal(ctx context.Context, platformAddr string, log *slog.Logger, env ...string) (*Server, func(), error) {
+	// A state directory of its own, so that a demo or bench runs beside a
+	// sequoia serve of the same user; removed when it stops.
+	state, err := os.MkdirTemp("", "sequoia-local-")
+	if err != nil {
+		return nil, nil, err
+	}
 	cfg, err := config.LoadFrom(append([]string{
+		"SEQUOIA_STATE_DIR=" + state,
 		"SEQUOIA_LISTEN=127.0.0.1:0",
 		"SEQUOIA_ADMIN_LISTEN=127.0.0.1:0",
 		"SEQUOIA_BACKEND=openwhisk",
@@ -37,16 +45,18 @@ func StartLocal(ctx context.Context, platformAddr string, log *slog.Logger, env 
 		"SEQUOIA_QUEUE_TIMEOUT=5m",
 	}, env...))
 	if err != nil {
+		os.RemoveAll(state)
 		return nil, nil, err
 	}
 	srv, err := New(cfg, log)
 	if err != nil {
+		os.RemoveAll(state)
 		return nil, nil, err
 	}
 	sctx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- srv.Run(sctx) }()
-	return srv, func() { stop(); <-done }, nil
+	return srv, func() { stop(); <-done; os.RemoveAll(state) }, nil
 }
 
 // DataAddr is the data port's address.
@@ -69,3 +79,11 @@ func (s *Server) Config() config.Config { return s.cfg }
 
 // StatusListLimit bounds each list /sequoia/v1/status shows.
 const StatusListLimit = statusListLimit
+
+// Close releases what New opened, for a server that was built but never
+// run: its listeners and the NATS engine. Run releases them itself.
+func (s *Server) Close() {
+	s.dataLn.Close()
+	s.adminLn.Close()
+	_ = s.engine.Close()
+}

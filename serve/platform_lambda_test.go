@@ -251,7 +251,7 @@ func TestLambdaResigned(t *testing.T) {
 func TestLambdaMissingCredentials(t *testing.T) {
 	t.Setenv("AWS_ACCESS_KEY_ID", "")
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "")
-	cfg, err := config.LoadFrom([]string{"SEQUOIA_LISTEN=127.0.0.1:0", "SEQUOIA_ADMIN_LISTEN=127.0.0.1:0",
+	cfg, err := config.LoadFrom([]string{"SEQUOIA_LISTEN=127.0.0.1:0", "SEQUOIA_ADMIN_LISTEN=127.0.0.1:0", "SEQUOIA_STATE_DIR=" + t.TempDir(),
 		"SEQUOIA_BACKEND=lambda", "SEQUOIA_BACKEND_URL=http://127.0.0.1:1"})
 	if err != nil {
 		t.Fatal(err)
@@ -272,7 +272,7 @@ func TestLambdaMissingCredentials(t *testing.T) {
 func TestLambdaMissingRegion(t *testing.T) {
 	t.Setenv("AWS_REGION", "")
 	t.Setenv("AWS_DEFAULT_REGION", "")
-	cfg, err := config.LoadFrom([]string{"SEQUOIA_LISTEN=127.0.0.1:0", "SEQUOIA_ADMIN_LISTEN=127.0.0.1:0",
+	cfg, err := config.LoadFrom([]string{"SEQUOIA_LISTEN=127.0.0.1:0", "SEQUOIA_ADMIN_LISTEN=127.0.0.1:0", "SEQUOIA_STATE_DIR=" + t.TempDir(),
 		"SEQUOIA_BACKEND=lambda", "SEQUOIA_BACKEND_URL=http://127.0.0.1:1"})
 	if err != nil {
 		t.Fatal(err)

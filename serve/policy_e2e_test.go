@@ -132,8 +132,7 @@ func TestPolicyBadDirStopsStartup(t *testing.T) {
 	cfgErr := func() error {
 		s, err := newServerFromEnv(t, "SEQUOIA_BACKEND_URL=http://"+emuAddr, "SEQUOIA_POLICY_DIR="+dir)
 		if s != nil {
-			s.dataLn.Close()
-			s.adminLn.Close()
+			s.Close()
 		}
 		return err
 	}()
@@ -147,7 +146,7 @@ func TestPolicyBadDirStopsStartup(t *testing.T) {
 func newServerFromEnv(t *testing.T, env ...string) (*Server, error) {
 	t.Helper()
 	cfg, err := config.LoadFrom(append([]string{
-		"SEQUOIA_LISTEN=127.0.0.1:0", "SEQUOIA_ADMIN_LISTEN=127.0.0.1:0",
+		"SEQUOIA_LISTEN=127.0.0.1:0", "SEQUOIA_ADMIN_LISTEN=127.0.0.1:0", "SEQUOIA_STATE_DIR=" + t.TempDir(),
 	}, env...))
 	if err != nil {
 		return nil, err

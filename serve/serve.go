@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/sequoia-qos/sequoia/cluster"
 	"github.com/sequoia-qos/sequoia/config"
 	"github.com/sequoia-qos/sequoia/dag"
 	"github.com/sequoia-qos/sequoia/invocation"
@@ -48,11 +49,12 @@ type Server struct {
 	dataLn  net.Listener
 	adminLn net.Listener
 	plat    platformParts       // platforms.go
-	policy  *policy.Engine      // serve_policy.go
+	policy  *policy.Engine      // policy.go
 	snaps   *policyStats        // policy_snapshot.go: what the policies read
 	decider *policy.Invocations // the proxy's Decider
-	dags    *dag.Service        // serve_dag.go
-	warm    *warmpool.Pool      // serve_warmpool.go; nil when SEQUOIA_PREWARM is off
+	dags    *dag.Service        // dag.go
+	warm    *warmpool.Pool      // warmpool.go; nil when SEQUOIA_PREWARM is off
+	engine  *cluster.Engine     // NATS JetStream: embedded, or the cluster's
 }
 
 // New builds the server and opens its listeners.
@@ -120,11 +122,16 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 		s.admin.EnableProfiling()
 	}
 
+	if s.engine, err = cluster.Start(cluster.Options{Config: cfg.Cluster, Log: log}); err != nil {
+		return nil, err
+	}
 	if s.dataLn, err = net.Listen("tcp", cfg.Serving.Listen); err != nil {
+		_ = s.engine.Close()
 		return nil, fmt.Errorf("SEQUOIA_LISTEN: %w", err)
 	}
 	if s.adminLn, err = net.Listen("tcp", cfg.Serving.AdminListen); err != nil {
 		s.dataLn.Close()
+		_ = s.engine.Close()
 		return nil, fmt.Errorf("SEQUOIA_ADMIN_LISTEN: %w", err)
 	}
 	return s, nil
@@ -167,6 +174,9 @@ func (s *Server) Run(ctx context.Context) error {
 		}
 		s.up.Close()
 		s.sched.Close()
+		if err := s.engine.Close(); err != nil {
+			s.log.Warn("shutdown: NATS", "err", err)
+		}
 		_ = s.admin.Shutdown(context.Background())
 		s.log.Info("stopped")
 		return nil
@@ -208,9 +218,10 @@ func (s *Server) status() any {
 		Queues   map[string]queue    `json:"queues"`
 		Adaptive any                 `json:"adaptive"`
 		Policy   policy.Status       `json:"policy"`
-		WarmPool *warmpool.Status    `json:"warm_pool,omitempty"` // serve_warmpool.go
+		WarmPool *warmpool.Status    `json:"warm_pool,omitempty"` // warmpool.go
 		Reserved *proxy.ReservedCaps `json:"reserved_caps,omitempty"`
 		Snapshot *policySeen         `json:"policy_snapshot,omitempty"`
+		Cluster  cluster.Status      `json:"cluster"`
 		Config   map[string]any      `json:"config"`
 	}{
 		InFlight: s.sched.InFlight(),
@@ -230,6 +241,7 @@ func (s *Server) status() any {
 				Timeout: s.sched.QueueTimeout().String(),
 			},
 		},
-		Config: config,
+		Cluster: s.engine.Status(),
+		Config:  config,
 	}
 }

@@ -36,7 +36,7 @@ func startEmulator(t *testing.T, cfg emulator.Config) (*emulator.Emulator, strin
 func startServer(t *testing.T, env ...string) *Server {
 	t.Helper()
 	cfg, err := config.LoadFrom(append([]string{
-		"SEQUOIA_LISTEN=127.0.0.1:0", "SEQUOIA_ADMIN_LISTEN=127.0.0.1:0",
+		"SEQUOIA_LISTEN=127.0.0.1:0", "SEQUOIA_ADMIN_LISTEN=127.0.0.1:0", "SEQUOIA_STATE_DIR=" + t.TempDir(),
 	}, env...))
 	if err != nil {
 		t.Fatal(err)

@@ -80,7 +80,7 @@ func TestBadConfigStopsStartup(t *testing.T) {
 		{"SEQUOIA_BACKEND_URL", "ftp://x"},
 	} {
 		cmd := exec.Command(bin, "serve")
-		cmd.Env = append(os.Environ(), tt.name+"="+tt.value)
+		cmd.Env = append(os.Environ(), tt.name+"="+tt.value, "SEQUOIA_STATE_DIR="+t.TempDir())
 		var stderr bytes.Buffer
 		cmd.Stderr = &stderr
 		err := cmd.Run()
@@ -105,7 +105,7 @@ func TestSIGTERMDrains(t *testing.T) {
 	emu, emuAddr := startEmulator(t, emulator.Config{Limit: 2, ExecTime: 150 * time.Millisecond})
 	listen, admin := freeAddr(t), freeAddr(t)
 	cmd := exec.Command(bin, "serve")
-	cmd.Env = append(os.Environ(), "SEQUOIA_LISTEN="+listen, "SEQUOIA_ADMIN_LISTEN="+admin,
+	cmd.Env = append(os.Environ(), "SEQUOIA_LISTEN="+listen, "SEQUOIA_ADMIN_LISTEN="+admin, "SEQUOIA_STATE_DIR="+t.TempDir(),
 		"SEQUOIA_BACKEND=http", "SEQUOIA_BACKEND_URL=http://"+emuAddr, "SEQUOIA_MAX_CONCURRENCY=2",
 		"SEQUOIA_SHUTDOWN_TIMEOUT=1m", "SEQUOIA_DRAIN_DELAY=200ms")
 	stderr, _ := cmd.StderrPipe()

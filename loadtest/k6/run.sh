@@ -87,7 +87,7 @@ pids+=($!)
 emulator=$(waitlog "$work/emulate.log" "$!" 'listening on http://[0-9.]+:[0-9]+')
 emulator=${emulator#listening on }
 
-SEQUOIA_LISTEN=127.0.0.1:0 SEQUOIA_ADMIN_LISTEN=127.0.0.1:0 \
+SEQUOIA_LISTEN=127.0.0.1:0 SEQUOIA_ADMIN_LISTEN=127.0.0.1:0 SEQUOIA_STATE_DIR="${SEQUOIA_STATE_DIR:-$work/state}" \
   SEQUOIA_BACKEND=openwhisk SEQUOIA_BACKEND_URL="$emulator" \
   SEQUOIA_MAX_CONCURRENCY="${SEQUOIA_MAX_CONCURRENCY:-$LIMIT}" \
   SEQUOIA_SHUTDOWN_TIMEOUT="${SEQUOIA_SHUTDOWN_TIMEOUT:-5s}" SEQUOIA_LOG_FORMAT=json \
