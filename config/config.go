@@ -85,6 +85,8 @@ type Config struct {
 	DAGs       DAGs      // dag.go
 	WarmPool   WarmPool  // warmpool.go
 	Cluster    Cluster   // cluster.go
+	Edge       Edge      // edge.go
+	API        API       // edge.go
 }
 
 // Scheduling configures chains, admission, classes and fairness.
@@ -261,6 +263,8 @@ func (c Config) Validate() error {
 	c.DAGs.check(bad)
 	c.WarmPool.check(l.MaxConcurrency, bad)
 	c.Cluster.check(bad)
+	c.Edge.check(bad)
+	c.API.check(bad)
 	return errors.Join(errs...)
 }
 

@@ -1,6 +1,7 @@
 package dag
 
 import (
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -111,6 +112,13 @@ func (r *Run) Done() <-chan struct{} { return r.done }
 // Cancel stops the run: nothing more is invoked, invocations in flight
 // finish and are discarded. It reports whether the run was still going.
 func (r *Run) Cancel() bool { return r.stop(ErrCanceled) }
+
+// StartedWith reports whether auth is the non-empty Authorization the run
+// was started with (compared in constant time): who started a run may
+// cancel it.
+func (r *Run) StartedWith(auth []byte) bool {
+	return len(r.auth) > 0 && subtle.ConstantTimeCompare(r.auth, auth) == 1
+}
 
 // stop ends the run early with cause; the first cause wins.
 func (r *Run) stop(cause error) bool {

@@ -81,7 +81,12 @@ type Config struct {
 	// request, so that a policy's deny and scheduling fields hold for
 	// functions a run invokes too. nil: none.
 	Decider Decider
-	Log     *slog.Logger
+	// CheckTask checks a task's function and qualifier against the
+	// platform's naming rules, as its invoke API would parse them (the
+	// proxy's route parsers); a DAG with a task it refuses is invalid.
+	// nil: the generic check alone.
+	CheckTask func(function, qualifier string) error
+	Log       *slog.Logger
 }
 
 // Errors of the Service.
@@ -109,10 +114,12 @@ type Service struct {
 	finished *expirable.LRU[string, *Run]
 }
 
-// entry is a registered DAG and the JSON it was given as.
+// entry is a registered DAG, the JSON it was given as, and who
+// registered it ("" for SEQUOIA_DAG_DIR).
 type entry struct {
-	dag *DAG
-	src json.RawMessage
+	dag   *DAG
+	src   json.RawMessage
+	owner string
 }
 
 // New returns a Service that admits runs with sched and invokes their
@@ -157,12 +164,16 @@ func New(cfg Config, sched Scheduler, iv qos.Invoker) *Service {
 // Limits returns the limits in force.
 func (s *Service) Limits() Limits { return s.lim }
 
-// Put registers (or replaces) the DAG name from its JSON.
-func (s *Service) Put(name string, src []byte) error {
+// Put registers (or replaces) the DAG name from its JSON, with no owner.
+func (s *Service) Put(name string, src []byte) error { return s.PutOwned(name, src, "") }
+
+// PutOwned registers (or replaces) the DAG name from its JSON, owned by
+// owner: the caller the policy sees as its owner on the next write.
+func (s *Service) PutOwned(name string, src []byte, owner string) error {
 	if !ValidName(name) {
 		return invalid("bad dag name %q (1 to 128 letters, digits, '_', '-', '.')", name)
 	}
-	d, err := Parse(src, s.lim)
+	d, err := s.Parse(src)
 	if err != nil {
 		return err
 	}
@@ -171,8 +182,42 @@ func (s *Service) Put(name string, src []byte) error {
 	if _, ok := s.dags[name]; !ok && len(s.dags) >= s.cfg.MaxDAGs {
 		return ErrTooManyDAGs
 	}
-	s.dags[name] = &entry{dag: d, src: append(json.RawMessage(nil), src...)}
+	s.dags[name] = &entry{dag: d, src: append(json.RawMessage(nil), src...), owner: owner}
 	return nil
+}
+
+// Parse reads and validates a DAG as Put would, without registering it:
+// within the service's limits, every task's function checked by
+// Config.CheckTask.
+func (s *Service) Parse(src []byte) (*DAG, error) {
+	d, err := Parse(src, s.lim)
+	if err != nil {
+		return nil, err
+	}
+	if s.cfg.CheckTask != nil {
+		for _, name := range slices.Sorted(maps.Keys(d.Nodes)) {
+			n := d.Nodes[name]
+			if n.Kind != Task {
+				continue
+			}
+			if err := s.cfg.CheckTask(n.Function, n.Qualifier); err != nil {
+				return nil, &NodeError{Node: name, Problem: fmt.Sprintf("function %q: %v", n.Function, err)}
+			}
+		}
+	}
+	return d, nil
+}
+
+// Owner returns who registered DAG name ("" for none) and whether it is
+// registered.
+func (s *Service) Owner(name string) (string, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	e, ok := s.dags[name]
+	if !ok {
+		return "", false
+	}
+	return e.owner, true
 }
 
 // Get returns the JSON DAG name was registered with.
@@ -313,6 +358,21 @@ func (s *Service) Active() int {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	return len(s.active)
+}
+
+// CancelAll cancels every run in progress (shutdown, once its time has run
+// out) and returns how many it canceled.
+func (s *Service) CancelAll() int {
+	s.mu.RLock()
+	runs := slices.Collect(maps.Values(s.active))
+	s.mu.RUnlock()
+	n := 0
+	for _, r := range runs {
+		if r.Cancel() {
+			n++
+		}
+	}
+	return n
 }
 
 // Wait waits until no run is in progress or done closes; it reports

@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/sequoia-qos/sequoia/internal/intern"
+	"github.com/sequoia-qos/sequoia/platform"
 	"github.com/sequoia-qos/sequoia/qos"
 )
 
@@ -31,10 +32,11 @@ const (
 	ChainRefused                 // a new chain that could not finish within its deadline (429)
 	ChainDeadline                // the chain's deadline passed while queued (504)
 	PolicyDenied                 // refused by the policy (403); never invoked
+	Abandoned                    // given up at shutdown, queued (503) or at the platform (502)
 	numOutcomes
 )
 
-var outcomeNames = [numOutcomes]string{"forwarded", "queue_full", "queue_timeout", "client_gone", "upstream_error", "chain_refused", "chain_deadline", "policy_denied"}
+var outcomeNames = [numOutcomes]string{"forwarded", "queue_full", "queue_timeout", "client_gone", "upstream_error", "chain_refused", "chain_deadline", "policy_denied", "abandoned"}
 
 func (o Outcome) String() string { return outcomeNames[o] }
 
@@ -46,10 +48,13 @@ const (
 	BadRequest   Rejection = iota // malformed path or target (400)
 	NotFound                      // no known API shape (404)
 	BodyTooLarge                  // over SEQUOIA_MAX_BODY_BYTES (413)
+	HeadersTooLarge               // request line and headers over the read buffer (431)
+	RequestTimeout                // not received within SEQUOIA_HEADER_TIMEOUT or SEQUOIA_BODY_TIMEOUT (408)
+	Unauthorized                  // a write to sequoia's API without valid credentials (401)
 	numRejections
 )
 
-var rejectionNames = [numRejections]string{"bad_request", "not_found", "body_too_large"}
+var rejectionNames = [numRejections]string{"bad_request", "not_found", "body_too_large", "headers_too_large", "request_timeout", "unauthorized"}
 
 // Metrics holds sequoia's collectors.
 type Metrics struct {
@@ -200,6 +205,8 @@ func OutcomeOf(err error) Outcome {
 		return QueueTimeout
 	case errors.Is(err, qos.ErrClientGone):
 		return ClientGone
+	case errors.Is(err, qos.ErrShutdown), errors.Is(err, platform.ErrAborted):
+		return Abandoned
 	}
 	return UpstreamError
 }

@@ -14,10 +14,20 @@ import (
 	"github.com/sequoia-qos/sequoia/invocation"
 )
 
-// Errors Invoke returns when the platform gave no answer.
+// Errors Invoke returns when the platform gave no answer. Each says what
+// became of the request, because that decides whether it may be sent
+// again: ErrUnreachable was never sent (no connection could be made);
+// ErrSendFailed was not sent in full (the platform closed the connection
+// while the request was being written: it may have refused the upload);
+// ErrClosed was sent, and the platform closed the connection before its
+// answer was complete (the function may have run); ErrTimeout got no
+// answer in time; ErrAborted was cut at shutdown (Abort).
 var (
 	ErrTimeout     = errors.New("platform: platform did not answer in time")
 	ErrUnreachable = errors.New("platform: platform unreachable")
+	ErrSendFailed  = errors.New("platform: the platform closed the connection while the request was being sent")
+	ErrClosed      = errors.New("platform: the platform closed the connection before its answer was complete")
+	ErrAborted     = errors.New("platform: call abandoned at shutdown")
 )
 
 // Config configures a Client.
@@ -31,6 +41,10 @@ type Config struct {
 	// Authorization, when set, replaces every request's Authorization
 	// header: sequoia's own credentials (an overflow OpenWhisk's API key).
 	Authorization string
+	// Dial opens a connection to the platform's address; nil dials TCP
+	// (fasthttp.Dial). Every connection goes to the address of URL,
+	// whatever a request says.
+	Dial fasthttp.DialFunc
 }
 
 // Client forwards invocations to one platform.
@@ -42,6 +56,7 @@ type Client struct {
 	setHost bool
 	signer  *Signer
 	auth    []byte // replaces the client's Authorization; nil keeps it
+	conns   conns  // open connections, for Abort (abort.go)
 }
 
 // New returns a Client for cfg.URL.
@@ -58,9 +73,16 @@ func New(cfg Config) (*Client, error) {
 			addr = net.JoinHostPort(u.Hostname(), "80")
 		}
 	}
+	c := &Client{host: u.Host, setHost: cfg.Kind != invocation.HTTP, signer: cfg.Signer}
+	c.conns.dial = cfg.Dial
+	if c.conns.dial == nil {
+		c.conns.dial = fasthttp.Dial
+	}
 	hc := &fasthttp.HostClient{
-		Addr:                          addr,
-		Name:                          "sequoia",
+		Addr: addr,
+		// No Name and no default User-Agent: a request the client sent
+		// without one reaches the platform without one.
+		Dial:                          c.conns.open,
 		IsTLS:                         u.Scheme == "https",
 		MaxConns:                      cfg.MaxConns,
 		MaxConnWaitTimeout:            cfg.Timeout,
@@ -76,7 +98,7 @@ func New(cfg Config) (*Client, error) {
 	if hc.IsTLS {
 		hc.TLSConfig = &tls.Config{ServerName: u.Hostname(), MinVersion: tls.VersionTLS12}
 	}
-	c := &Client{hc: hc, host: u.Host, setHost: cfg.Kind != invocation.HTTP, signer: cfg.Signer}
+	c.hc = hc
 	if cfg.Authorization != "" {
 		c.auth = []byte(cfg.Authorization)
 	}
@@ -116,13 +138,31 @@ func (c *Client) Invoke(inv *invocation.Invocation) error {
 	}
 	if err != nil {
 		resp.Reset()
-		if errors.Is(err, fasthttp.ErrTimeout) || errors.Is(err, fasthttp.ErrNoFreeConns) {
-			return fmt.Errorf("%w: %v", ErrTimeout, err)
-		}
-		return fmt.Errorf("%w: %v", ErrUnreachable, err)
+		return c.failure(err)
 	}
 	PrepareResponse(&resp.Header)
 	return nil
+}
+
+// failure names what became of a request fasthttp could not complete: a
+// failed dial never sent it, a failed write did not send it in full (the
+// platform closed the connection early, as one that refuses an upload
+// does), anything else happened after it was sent.
+func (c *Client) failure(err error) error {
+	var op *net.OpError
+	switch {
+	case c.conns.aborted.Load():
+		return fmt.Errorf("%w: %v", ErrAborted, err)
+	case errors.Is(err, fasthttp.ErrTimeout) || errors.Is(err, fasthttp.ErrNoFreeConns):
+		return fmt.Errorf("%w: %v", ErrTimeout, err)
+	case errors.Is(err, fasthttp.ErrDialTimeout) || errors.Is(err, errAborting):
+		return fmt.Errorf("%w: %v", ErrUnreachable, err)
+	case errors.As(err, &op) && op.Op == "dial":
+		return fmt.Errorf("%w: %v", ErrUnreachable, err)
+	case errors.As(err, &op) && op.Op == "write":
+		return fmt.Errorf("%w: %v", ErrSendFailed, err)
+	}
+	return fmt.Errorf("%w: %v", ErrClosed, err)
 }
 
 // Forward sends a request that is not an invocation (the platform's other
@@ -135,3 +175,8 @@ func (c *Client) Forward(req *fasthttp.Request, resp *fasthttp.Response) error {
 
 // Close releases idle connections.
 func (c *Client) Close() { c.hc.CloseIdleConnections() }
+
+// Abort cuts every call in progress and refuses new ones: their Invoke
+// returns ErrAborted. It is for shutdown, once the time given to calls in
+// flight has run out. It returns how many connections it closed.
+func (c *Client) Abort() int { return c.conns.abort() }

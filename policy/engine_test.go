@@ -59,8 +59,8 @@ func priority(n string) string { return strings.Replace(priorityPolicy, "%d", n,
 
 func TestShippedDefaults(t *testing.T) {
 	e := newEngine(t, Options{})
-	if got := e.Status(); got.Source != "embedded" || got.Version == "" || len(got.Files) != 7 {
-		t.Errorf("status = %+v, want the 7 embedded policy files", got)
+	if got := e.Status(); got.Source != "embedded" || got.Version == "" || len(got.Files) != 8 {
+		t.Errorf("status = %+v, want the 8 embedded policy files", got)
 	}
 	first := decide(t, e, Input{Function: "f", Tenant: "a", Class: "interactive", Step: 1})
 	if first.Deny || first.Priority != nil || first.Class != "" || first.ConcurrencyCap != 0 {

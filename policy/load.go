@@ -172,6 +172,8 @@ type compiled struct {
 	consts        constants
 	pruned        int // rules left out as never holding (prune.go)
 	classes       []string
+	// dagAllowed and dagDeny are the DAG-write queries (dagwrite.go).
+	dagAllowed, dagDeny ast.Body
 }
 
 // compile parses, compiles and prepares the non-test files, then checks
@@ -236,7 +238,13 @@ func compileWith(ctx context.Context, files []File, classes []string, pruneDead 
 	if p.query, err = p.queryCompiler.Compile(decisionQuery); err != nil {
 		return nil, astProblems(err)
 	}
+	if err := p.compileDAG(); err != nil {
+		return nil, err
+	}
 	if err := p.validate(ctx); err != nil {
+		return nil, err
+	}
+	if err := p.validateDAG(ctx); err != nil {
 		return nil, err
 	}
 	return p, nil

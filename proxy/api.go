@@ -2,8 +2,10 @@ package proxy
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -11,16 +13,25 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/sequoia-qos/sequoia/dag"
+	"github.com/sequoia-qos/sequoia/invocation"
 	"github.com/sequoia-qos/sequoia/metrics"
 	"github.com/sequoia-qos/sequoia/qos"
 )
 
-// The DAG API on the data port (issue 8):
+// The DAG API on the data port:
 //
 //	GET            /sequoia/v1/dags                names of the registered DAGs
 //	PUT|GET|DELETE /sequoia/v1/dags/{name}
 //	POST           /sequoia/v1/dags/{name}/runs   synchronous; Prefer: respond-async → 202
 //	GET|DELETE     /sequoia/v1/runs/{id}          state; cancel
+//
+// Writes change what other callers' runs invoke, so PUT and DELETE of a
+// DAG need a bearer token (Config.APIAuth: SEQUOIA_API_TOKEN_FILE) and the
+// policy's consent (data.sequoia.dag_allowed); without a token source they
+// are refused, and DAGs come from SEQUOIA_DAG_DIR alone. Cancelling a run
+// needs a token or the Authorization the run was started with. A run's
+// tasks carry its caller's Authorization, so the platform checks each one
+// as it would a direct call.
 
 // ServeDAGs makes the proxy answer the DAG API with s. Call it before
 // Serve; without it /sequoia/v1/ answers 404.
@@ -63,7 +74,7 @@ func (p *Proxy) serveAPI(ctx *fasthttp.RequestCtx) {
 		}
 		switch m {
 		case fasthttp.MethodPut:
-			p.putDAG(ctx, name)
+			p.writeDAG(ctx, name, "put")
 		case fasthttp.MethodGet:
 			src, ok := p.dags.Get(name)
 			if !ok {
@@ -73,11 +84,7 @@ func (p *Proxy) serveAPI(ctx *fasthttp.RequestCtx) {
 			ctx.SetContentType("application/json")
 			ctx.SetBody(src)
 		case fasthttp.MethodDelete:
-			if !p.dags.Delete(name) {
-				p.apiError(ctx, fasthttp.StatusNotFound, "unknown_dag", "sequoia: no dag named "+strconv.Quote(name))
-				return
-			}
-			ctx.SetStatusCode(fasthttp.StatusNoContent)
+			p.writeDAG(ctx, name, "delete")
 		default:
 			p.methodNotAllowed(ctx, "PUT, GET, DELETE")
 		}
@@ -92,6 +99,10 @@ func (p *Proxy) serveAPI(ctx *fasthttp.RequestCtx) {
 		case fasthttp.MethodGet:
 			writeJSON(ctx, fasthttp.StatusOK, r.Snapshot())
 		case fasthttp.MethodDelete:
+			if _, ok := p.authenticate(ctx); !ok && !r.StartedWith(ctx.Request.Header.Peek(fasthttp.HeaderAuthorization)) {
+				p.unauthorized(ctx, "sequoia: cancelling a run needs a token of SEQUOIA_API_TOKEN_FILE or the Authorization the run was started with")
+				return
+			}
 			if !r.Cancel() {
 				p.apiError(ctx, fasthttp.StatusConflict, "run_ended", "sequoia: the run has already ended")
 				return
@@ -114,9 +125,65 @@ func (p *Proxy) serveAPI(ctx *fasthttp.RequestCtx) {
 	}
 }
 
-func (p *Proxy) putDAG(ctx *fasthttp.RequestCtx, name string) {
-	_, existed := p.dags.Get(name)
-	if err := p.dags.Put(name, ctx.PostBody()); err != nil {
+// authenticate returns the caller whose token the request carries.
+func (p *Proxy) authenticate(ctx *fasthttp.RequestCtx) (string, bool) {
+	if p.cfg.APIAuth == nil {
+		return "", false
+	}
+	return p.cfg.APIAuth.Authenticate(ctx.Request.Header.Peek(fasthttp.HeaderAuthorization))
+}
+
+func (p *Proxy) unauthorized(ctx *fasthttp.RequestCtx, msg string) {
+	p.m.Reject(metrics.Unauthorized)
+	ctx.Response.Header.Set(fasthttp.HeaderWWWAuthenticate, `Bearer realm="sequoia"`)
+	p.apiError(ctx, fasthttp.StatusUnauthorized, "unauthorized", msg)
+}
+
+// writeDAG registers, replaces (action "put") or deletes ("delete") DAG
+// name for a caller with a token, if the policy allows it. Nothing changes
+// before both are known. Writes are serialised, so the owner the policy is
+// asked about is the one replaced.
+func (p *Proxy) writeDAG(ctx *fasthttp.RequestCtx, name, action string) {
+	if p.cfg.APIAuth == nil {
+		p.m.Reject(metrics.Unauthorized)
+		p.apiError(ctx, fasthttp.StatusForbidden, "dag_writes_disabled",
+			"sequoia: DAG writes need SEQUOIA_API_TOKEN_FILE, which is not set; register DAGs with SEQUOIA_DAG_DIR")
+		return
+	}
+	caller, ok := p.authenticate(ctx)
+	if !ok {
+		p.unauthorized(ctx, "sequoia: registering, replacing or deleting a DAG needs Authorization: Bearer TOKEN, a token of SEQUOIA_API_TOKEN_FILE")
+		return
+	}
+	w := DAGWrite{Action: action, DAG: name, Caller: caller}
+	var src []byte
+	if action == "put" {
+		src = ctx.PostBody()
+		d, err := p.dags.Parse(src)
+		if err != nil {
+			p.apiError(ctx, fasthttp.StatusBadRequest, "invalid_dag", "sequoia: "+err.Error())
+			return
+		}
+		w.Functions, w.Tenants = p.taskTargets(d)
+	}
+	p.dagWrites.Lock()
+	defer p.dagWrites.Unlock()
+	w.Owner, w.Exists = p.dags.Owner(name)
+	if action == "delete" && !w.Exists {
+		p.apiError(ctx, fasthttp.StatusNotFound, "unknown_dag", "sequoia: no dag named "+strconv.Quote(name))
+		return
+	}
+	if ok, reason := p.cfg.APIAuth.AllowDAG(w); !ok {
+		p.apiError(ctx, fasthttp.StatusForbidden, "dag_write_denied", "sequoia: "+cmp.Or(reason, "denied by policy"))
+		return
+	}
+	if action == "delete" {
+		p.dags.Delete(name)
+		p.log.Info("dag deleted", "dag", name, "caller", caller)
+		ctx.SetStatusCode(fasthttp.StatusNoContent)
+		return
+	}
+	if err := p.dags.PutOwned(name, src, caller); err != nil {
 		switch {
 		case errors.Is(err, dag.ErrTooManyDAGs):
 			p.apiError(ctx, fasthttp.StatusInsufficientStorage, "too_many_dags", "sequoia: "+err.Error())
@@ -125,12 +192,76 @@ func (p *Proxy) putDAG(ctx *fasthttp.RequestCtx, name string) {
 		}
 		return
 	}
+	p.log.Info("dag registered", "dag", name, "caller", caller, "replaced", w.Exists)
 	ctx.Response.Header.Set("Location", "/sequoia/v1/dags/"+name)
-	if existed {
+	if w.Exists {
 		ctx.SetStatusCode(fasthttp.StatusOK)
 	} else {
 		ctx.SetStatusCode(fasthttp.StatusCreated)
 	}
+}
+
+// taskTargets returns the functions d's tasks invoke and their tenants, as
+// the data port names them, each sorted without repeats.
+func (p *Proxy) taskTargets(d *dag.DAG) (functions, tenants []string) {
+	fns, quals := d.Tasks()
+	for i, f := range fns {
+		fn, tenant, err := p.TaskTarget(f, quals[i])
+		if err != nil {
+			continue // Parse has refused it already
+		}
+		functions = append(functions, fn)
+		if tenant != "" {
+			tenants = append(tenants, tenant)
+		}
+	}
+	slices.Sort(functions)
+	slices.Sort(tenants)
+	return slices.Compact(functions), slices.Compact(tenants)
+}
+
+// TaskTarget parses a DAG task's function (and Lambda qualifier) as the
+// data port parses an invoke request for this platform, and returns the
+// function and tenant it names. A name the platform's invoke API would not
+// route to that one function is refused: an OpenWhisk name beyond
+// "ns/[pkg/]action", a Lambda name with a '/', an http name of more than
+// one path segment, or one that does not start with a letter or a digit
+// (such as the platform's own "_stats").
+func (p *Proxy) TaskTarget(function, qualifier string) (fn, tenant string, err error) {
+	var rt route
+	scratch := make([]byte, 0, len(function)+8)
+	switch p.cfg.Platform {
+	case invocation.OpenWhisk:
+		ns, action, ok := strings.Cut(function, "/")
+		if !ok {
+			ns, action = "_", function
+		}
+		path := "/api/v1/namespaces/" + ns + "/actions/" + action
+		if e := checkRawPath([]byte(path)); e != nil {
+			return "", "", errors.New(e.message)
+		}
+		rt, err = parseOpenWhisk(methodPost, []byte(path), scratch)
+	case invocation.Lambda:
+		if strings.ContainsAny(function, "/?#%") {
+			return "", "", errors.New("a Lambda function name or ARN has no '/', '?', '#' or '%'")
+		}
+		rt, err = parseLambda(methodPost, []byte("/2015-03-31/functions/"+function+"/invocations"), []byte(qualifier))
+	default:
+		if function == "" || !(function[0] >= 'a' && function[0] <= 'z' || function[0] >= 'A' && function[0] <= 'Z' || function[0] >= '0' && function[0] <= '9') {
+			return "", "", errors.New("an http function's name starts with a letter or a digit")
+		}
+		rt, err = parseHTTP(httpRoutePath, nil, []byte("/"+function))
+		if err == nil && string(rt.function) != function {
+			return "", "", errors.New("an http function's name is one path segment: no '/'")
+		}
+	}
+	if err != nil {
+		return "", "", err
+	}
+	if rt.kind != routeInvoke {
+		return "", "", errors.New("not an invocation of the platform's API")
+	}
+	return string(rt.function), string(rt.tenant), nil
 }
 
 var preferAsync = []byte("respond-async")
@@ -205,6 +336,13 @@ func (p *Proxy) startRun(ctx *fasthttp.RequestCtx, name string) {
 		ctx.SetContentType("application/json")
 		ctx.SetBody(out)
 	case dag.Canceled:
+		if p.abandoning.Load() {
+			// Cancelled by a shutdown that ran out of time.
+			p.abandoned[abandonedInFlight].Add(1)
+			ctx.Response.Header.SetCanonical(headerRetry, retryAfterOne)
+			p.runError(ctx, fasthttp.StatusServiceUnavailable, "run_abandoned", r.ID, fail)
+			return
+		}
 		p.runError(ctx, fasthttp.StatusConflict, "run_canceled", r.ID, fail)
 	case dag.TimedOut:
 		p.runError(ctx, fasthttp.StatusGatewayTimeout, "run_deadline", r.ID, fail)

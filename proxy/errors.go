@@ -64,7 +64,15 @@ var (
 	errUpstreamTimeout = render(&apiError{fasthttp.StatusGatewayTimeout, "platform_timeout",
 		"sequoia: the platform did not answer within SEQUOIA_BACKEND_TIMEOUT", 0})
 	errUpstreamUnreachable = render(&apiError{fasthttp.StatusBadGateway, "platform_unreachable",
-		"sequoia: the platform could not be reached", 0})
+		"sequoia: the platform could not be reached (no connection could be made)", 0})
+	errUpstreamClosed = render(&apiError{fasthttp.StatusBadGateway, "platform_closed",
+		"sequoia: the platform closed the connection before its answer was complete; the function may have run", 0})
+	errUpstreamSendFailed = render(&apiError{fasthttp.StatusBadGateway, "platform_refused_request",
+		"sequoia: the platform closed the connection while the request was being sent, before reading it all; it may refuse a body this large", 0})
+	errShuttingDown = render(&apiError{fasthttp.StatusServiceUnavailable, "shutting_down",
+		"sequoia: shutting down; the invocation was not sent to the platform, retry after Retry-After seconds", 1})
+	errAbandonedInFlight = render(&apiError{fasthttp.StatusBadGateway, "shutdown_abandoned",
+		"sequoia: shut down before the platform answered (SEQUOIA_SHUTDOWN_TIMEOUT); the function may have run", 0})
 	errBadTarget = render(&apiError{fasthttp.StatusBadRequest, "bad_request",
 		"sequoia: only origin-form request targets (/path) are accepted; sequoia forwards only to its configured backend", 0})
 	errNoAPI = render(&apiError{fasthttp.StatusNotFound, "not_found",

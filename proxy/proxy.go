@@ -39,6 +39,17 @@ type Config struct {
 	HTTPRoute    string // auto, host or path (http backends)
 	MaxBodyBytes int
 	MaxTenants   int
+	// MaxConns caps the open client connections (edge.go); 0: no cap.
+	MaxConns int
+	// HeaderTimeout bounds reading a request's line and headers, from its
+	// first byte (a new connection's, from its accept); BodyTimeout bounds
+	// reading its body and writing its answer; IdleTimeout bounds a
+	// keep-alive connection's wait for its next request. Zero takes 10s,
+	// 60s and 90s.
+	HeaderTimeout, BodyTimeout, IdleTimeout time.Duration
+	// APIAuth, when set, authorizes writes to sequoia's own API (the DAG
+	// registry, api.go); nil refuses them all.
+	APIAuth APIAuth
 	// DefaultClass is the class of invocations without a known
 	// X-Sequoia-Priority (qos.Interactive or qos.Batch).
 	DefaultClass uint8
@@ -84,6 +95,13 @@ type Proxy struct {
 	ids       *qos.ChainIDs
 	plat      platformState // retries, feedback, Lambda Events: retry.go, events.go
 	dags      *dag.Service  // the DAG API under /sequoia/v1/ (api.go); nil: 404
+	edge      edgeState     // connections: edge.go
+	held      heldCalls     // invocations in progress: held.go
+	// abandoning is set once shutdown gave up waiting (Abandon): what
+	// is still waiting is answered at once (shutdown.go).
+	abandoning atomic.Bool
+	abandoned  [numAbandoned]atomic.Int64
+	dagWrites  sync.Mutex // serialises DAG writes (api.go)
 }
 
 // request is the per-request state the handler keeps, pooled.
@@ -93,6 +111,7 @@ type request struct {
 	scratch []byte
 	chainID []byte // an assigned chain id is built here
 	watch   connWatch
+	shard   uint8 // its heldCalls shard
 }
 
 // WatchGone implements qos.Watcher by watching the client's connection.
@@ -107,6 +126,15 @@ func New(cfg Config, sched Scheduler, fwd Forwarder, m *metrics.Metrics, log *sl
 	if cfg.MaxTenants <= 0 {
 		cfg.MaxTenants = 10000
 	}
+	if cfg.HeaderTimeout <= 0 {
+		cfg.HeaderTimeout = 10 * time.Second
+	}
+	if cfg.BodyTimeout <= 0 {
+		cfg.BodyTimeout = 60 * time.Second
+	}
+	if cfg.IdleTimeout <= 0 {
+		cfg.IdleTimeout = 90 * time.Second
+	}
 	p := &Proxy{cfg: cfg, sched: sched, fwd: fwd, m: m, log: log, ids: chainIDs(sched)}
 	switch cfg.HTTPRoute {
 	case "host":
@@ -115,23 +143,43 @@ func New(cfg Config, sched Scheduler, fwd Forwarder, m *metrics.Metrics, log *sl
 		p.httpRoute = httpRoutePath
 	}
 	p.tenants = intern.New(cfg.MaxTenants, func(s string) string { return s }, "_other")
-	p.reqs.New = func() any { return &request{scratch: make([]byte, 0, 128)} }
+	var shards atomic.Uint32
+	p.reqs.New = func() any {
+		return &request{scratch: make([]byte, 0, 128), shard: uint8(shards.Add(1) % heldShards)}
+	}
 	p.plat.init(p)
+	p.edge.init(p)
+	p.held.init()
 	p.srv = &fasthttp.Server{
 		Handler:               p.serve,
 		ErrorHandler:          p.serveError,
+		ConnState:             p.connState,
 		Name:                  "sequoia",
 		MaxRequestBodySize:    cfg.MaxBodyBytes,
 		NoDefaultServerHeader: true,
 		NoDefaultDate:         true,
 		NoDefaultContentType:  true,
 		CloseOnShutdown:       true,
-		IdleTimeout:           90 * time.Second,
-		ReadTimeout:           60 * time.Second,
-		ReadBufferSize:        16 << 10,
-		Logger:                slogPrinter{log},
+		// ReadTimeout runs from a request's first byte (a new
+		// connection's accept) to the end of its headers; HeaderReceived
+		// gives a body its own time.
+		ReadTimeout:    cfg.HeaderTimeout,
+		HeaderReceived: p.headerReceived,
+		WriteTimeout:   cfg.BodyTimeout,
+		IdleTimeout:    cfg.IdleTimeout,
+		ReadBufferSize: readBufferSize,
+		Logger:         slogPrinter{log},
 	}
 	return p
+}
+
+// headerReceived gives a request with a body SEQUOIA_BODY_TIMEOUT to
+// send it.
+func (p *Proxy) headerReceived(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
+	if h.ContentLength() == 0 {
+		return fasthttp.RequestConfig{}
+	}
+	return fasthttp.RequestConfig{ReadTimeout: p.cfg.BodyTimeout}
 }
 
 // writeFailure answers an invocation the scheduler or the platform client
@@ -149,16 +197,48 @@ func (p *Proxy) writeFailure(ctx *fasthttp.RequestCtx, fn *metrics.Function, err
 		p.writeError(ctx, errQueueTimeout)
 	case errors.Is(err, qos.ErrClientGone):
 		ctx.SetConnectionClose()
+	case errors.Is(err, qos.ErrShutdown):
+		p.abandoned[abandonedQueued].Add(1)
+		p.writeError(ctx, errShuttingDown)
+	case errors.Is(err, platform.ErrAborted):
+		p.abandoned[abandonedInFlight].Add(1)
+		p.writeError(ctx, errAbandonedInFlight)
+	default:
+		p.writePlatformFailure(ctx, fn.Name, err)
+	}
+}
+
+// writePlatformFailure answers a call the platform client could not
+// complete, saying what became of it.
+func (p *Proxy) writePlatformFailure(ctx *fasthttp.RequestCtx, function string, err error) {
+	switch {
 	case errors.Is(err, platform.ErrTimeout):
 		p.writeError(ctx, errUpstreamTimeout)
+	case errors.Is(err, platform.ErrClosed):
+		p.log.Warn("platform closed the connection before answering in full", "function", function, "err", err)
+		p.writeError(ctx, errUpstreamClosed)
+	case errors.Is(err, platform.ErrSendFailed):
+		p.log.Warn("platform closed the connection while the request was sent", "function", function,
+			"body_bytes", len(ctx.Request.Body()), "err", err)
+		p.writeError(ctx, errUpstreamSendFailed)
+	case errors.Is(err, platform.ErrAborted):
+		p.abandoned[abandonedInFlight].Add(1)
+		p.writeError(ctx, errAbandonedInFlight)
 	default:
-		p.log.Warn("platform unreachable", "function", fn.Name, "err", err)
+		p.log.Warn("platform unreachable", "function", function, "err", err)
 		p.writeError(ctx, errUpstreamUnreachable)
 	}
 }
 
-// Serve accepts connections on ln until Shutdown.
-func (p *Proxy) Serve(ln net.Listener) error { return p.srv.Serve(ln) }
+// Serve accepts connections on ln until Shutdown, through the edge
+// listener (edge.go): it keeps serving through accept errors and caps the
+// open connections.
+func (p *Proxy) Serve(ln net.Listener) error {
+	el := newEdgeListener(ln, &p.edge, p.cfg.MaxConns, func(err error, backoff time.Duration) {
+		p.log.Warn("accepting connections failed; retrying", "err", err, "backoff", backoff)
+	})
+	return p.srv.Serve(el)
+}
 
 // Shutdown stops accepting connections and waits, until ctx ends, for the
 // requests in progress (queued ones included) to finish.
@@ -173,6 +253,18 @@ func (p *Proxy) Handler() fasthttp.RequestHandler { return p.serve }
 var apiPrefix = []byte("/sequoia/v1/")
 
 func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
+	if ec, ok := ctx.Conn().(*edgeConn); ok {
+		ec.handle()
+	}
+	if p.closing.Load() {
+		// Every answer given while shutting down ends its connection.
+		defer ctx.SetConnectionClose()
+	}
+	if e := checkHeaders(ctx.Request.Header.RawHeaders()); e != nil { // headers.go
+		p.reject(ctx, metrics.BadRequest, e)
+		ctx.SetConnectionClose()
+		return
+	}
 	target := ctx.Request.Header.RequestURI()
 	if len(target) == 0 || target[0] != '/' {
 		// Absolute-form and authority-form targets are how forward
@@ -180,8 +272,8 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 		p.reject(ctx, metrics.BadRequest, errBadTarget)
 		return
 	}
-	if !checkRawPath(target) { // paths.go
-		p.reject(ctx, metrics.BadRequest, errPathEscape)
+	if e := checkRawPath(target); e != nil { // paths.go
+		p.reject(ctx, metrics.BadRequest, e)
 		return
 	}
 	path := ctx.Path()
@@ -237,11 +329,20 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 	if p.lambdaShortcut(ctx, inv) { // Event and DryRun: events.go
 		return
 	}
+	if p.abandoning.Load() {
+		// Shutdown has given up on what is queued: nothing new waits.
+		fn.Count(metrics.Abandoned)
+		p.abandoned[abandonedQueued].Add(1)
+		p.writeError(ctx, errShuttingDown)
+		return
+	}
 	r.ctx = ctx
 	if p.cfg.Observer != nil {
 		p.cfg.Observer.Arrived(inv)
 	}
+	p.held.add(r) // held.go
 	waited, err := p.invoke(inv, r) // with retries: retry.go
+	p.held.remove(r)
 	r.ctx = nil
 	atPlatform := time.Since(inv.Arrival) - waited
 	if p.cfg.Observer != nil {
@@ -252,7 +353,9 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 	switch {
 	case err == nil:
 		fn.Observe(metrics.Forwarded, atPlatform)
-		p.m.PlatformStatus(ctx.Response.StatusCode())
+		status := ctx.Response.StatusCode()
+		p.m.PlatformStatus(status)
+		addRetryAfter(&ctx.Response)
 	case oa != nil:
 		fn.Count(oa.outcome)
 		p.writeError(ctx, oa.e)
@@ -284,14 +387,21 @@ func (p *Proxy) route(ctx *fasthttp.RequestCtx, r *request) (route, error) {
 // uses no function concurrency, so it does not queue.
 func (p *Proxy) control(ctx *fasthttp.RequestCtx) {
 	if err := p.fwd.Forward(&ctx.Request, &ctx.Response); err != nil {
-		if errors.Is(err, platform.ErrTimeout) {
-			p.writeError(ctx, errUpstreamTimeout)
-			return
-		}
-		p.writeError(ctx, errUpstreamUnreachable)
+		p.writePlatformFailure(ctx, "", err)
 		return
 	}
 	p.m.PlatformStatus(ctx.Response.StatusCode())
+	addRetryAfter(&ctx.Response)
+}
+
+var retryAfterOne = []byte("1")
+
+// addRetryAfter gives a platform 503 without a Retry-After one of a
+// second: every 503 a client gets through sequoia says when to retry.
+func addRetryAfter(resp *fasthttp.Response) {
+	if resp.StatusCode() == fasthttp.StatusServiceUnavailable && len(resp.Header.PeekBytes(headerRetry)) == 0 {
+		resp.Header.SetCanonical(headerRetry, retryAfterOne)
+	}
 }
 
 // qualifiers interns the few Lambda qualifiers in use.
@@ -302,17 +412,6 @@ func internQualifier(q []byte) string {
 		return ""
 	}
 	return qualifiers.Get(q)
-}
-
-// serveError answers requests fasthttp could not read.
-func (p *Proxy) serveError(ctx *fasthttp.RequestCtx, err error) {
-	if errors.Is(err, fasthttp.ErrBodyTooLarge) {
-		p.reject(ctx, metrics.BodyTooLarge, &apiError{413, "body_too_large",
-			"request body exceeds SEQUOIA_MAX_BODY_BYTES", 0})
-		return
-	}
-	p.reject(ctx, metrics.BadRequest, &apiError{400, "bad_request", "malformed request", 0})
-	ctx.SetConnectionClose()
 }
 
 func (p *Proxy) reject(ctx *fasthttp.RequestCtx, why metrics.Rejection, e *apiError) {

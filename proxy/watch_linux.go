@@ -58,11 +58,6 @@ func (w *connWatch) run() {
 	}
 }
 
-func isTimeout(err error) bool {
-	var ne net.Error
-	return errors.As(err, &ne) && ne.Timeout()
-}
-
 // stop ends the watch and restores the connection's read deadline.
 func (w *connWatch) stop() {
 	if w.conn == nil {
@@ -74,4 +69,30 @@ func (w *connWatch) stop() {
 	<-w.done
 	_ = w.conn.SetReadDeadline(time.Time{})
 	*w = connWatch{}
+}
+
+// peerGone reports whether c's peer has closed it: a peek at the socket
+// reads an end of file or an error. A connection that is already closed
+// (the handler returned meanwhile) is not counted: the runtime refuses to
+// touch its descriptor, so a reused descriptor is never peeked at.
+func peerGone(c net.Conn) bool {
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return false
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	gone := false
+	_ = rc.Control(func(fd uintptr) {
+		var buf [1]byte
+		n, _, err := unix.Recvfrom(int(fd), buf[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
+		switch {
+		case errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR):
+		case err != nil || n == 0:
+			gone = true
+		}
+	})
+	return gone
 }

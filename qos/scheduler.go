@@ -17,6 +17,8 @@ var (
 	ErrQueueFull    = errors.New("qos: queue full")
 	ErrQueueTimeout = errors.New("qos: timed out waiting for a worker slot")
 	ErrClientGone   = errors.New("qos: client went away while queued")
+	// ErrShutdown ends the waits that Abandon gave up on.
+	ErrShutdown = errors.New("qos: shutting down: the wait for a worker slot was abandoned")
 )
 
 // Invoker performs one admitted invocation at the platform.
@@ -95,6 +97,11 @@ type Scheduler struct {
 	ev      Events
 	waiters sync.Pool
 
+	// stop closes when Abandon is called: every waiter leaves with
+	// ErrShutdown, and none queues any more.
+	stop     chan struct{}
+	stopOnce sync.Once
+
 	// Slots held in Do per function, tenant and class, for the policy
 	// snapshot (inflight.go).
 	fnFlight, tenantFlight flightTable
@@ -114,7 +121,7 @@ type waiter struct {
 
 // New returns a Scheduler with cfg's sizes.
 func New(cfg Config) *Scheduler {
-	s := &Scheduler{timeout: cfg.QueueTimeout, capacity: cfg.QueueCapacity}
+	s := &Scheduler{timeout: cfg.QueueTimeout, capacity: cfg.QueueCapacity, stop: make(chan struct{})}
 	s.limit.Store(int64(cfg.Limit))
 	s.fnFlight, s.tenantFlight = newFlightTable(), newFlightTable()
 	share := cfg.BatchShare
@@ -299,6 +306,12 @@ func (s *Scheduler) acquireSlow(inv *invocation.Invocation, w Watcher) (time.Dur
 		s.waiters.Put(wt)
 		return time.Since(start), time.Time{}, nil
 	}
+	if s.stopped() {
+		s.waiting.Add(-1)
+		s.mu.Unlock()
+		s.waiters.Put(wt)
+		return 0, time.Time{}, ErrShutdown
+	}
 	if kind == Pending && pq.Len() >= s.capacity || timeout <= 0 {
 		s.waiting.Add(-1)
 		s.mu.Unlock()
@@ -340,6 +353,8 @@ func (s *Scheduler) acquireSlow(inv *invocation.Invocation, w Watcher) (time.Dur
 	case <-wt.timer.C:
 	case <-gone:
 		err = ErrClientGone
+	case <-s.stop:
+		err = ErrShutdown
 	}
 	wt.timer.Stop()
 	if gone != nil {
@@ -438,6 +453,26 @@ func (s *Scheduler) dispatchLocked() {
 		wt.granted = now
 		s.waiting.Add(-1)
 		wt.ready <- struct{}{}
+	}
+}
+
+// Abandon ends every wait for a slot with ErrShutdown, and refuses every
+// wait from now on with it; an invocation that finds a free slot at once
+// still takes it. It is for shutdown, once the time given to the queues
+// has run out, so that each waiting caller can be answered. It returns
+// the number of waits it ended.
+func (s *Scheduler) Abandon() int {
+	n := s.Queued()
+	s.stopOnce.Do(func() { close(s.stop) })
+	return n
+}
+
+func (s *Scheduler) stopped() bool {
+	select {
+	case <-s.stop:
+		return true
+	default:
+		return false
 	}
 }
 
