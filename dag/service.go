@@ -231,11 +231,12 @@ func (s *Service) Get(name string) (json.RawMessage, bool) {
 	return e.src, true
 }
 
-// Names returns the registered DAGs' names, sorted.
+// Names returns the registered DAGs' names, sorted (an empty list, not
+// nil, when there are none).
 func (s *Service) Names() []string {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	return slices.Sorted(maps.Keys(s.dags))
+	return append([]string{}, slices.Sorted(maps.Keys(s.dags))...)
 }
 
 // Delete removes DAG name; runs in progress go on.

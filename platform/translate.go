@@ -47,6 +47,9 @@ type Translator struct {
 	pool     sync.Pool
 }
 
+// Abort cuts the overflow platform's calls in progress (Client.Abort).
+func (t *Translator) Abort() int { return t.c.Abort() }
+
 // TranslatorConfig configures NewTranslator.
 type TranslatorConfig struct {
 	// From is the primary's API, the one clients speak.

@@ -240,6 +240,9 @@ func (p *Proxy) Serve(ln net.Listener) error {
 	return p.srv.Serve(el)
 }
 
+// MaxConns returns the cap on open client connections (0: none).
+func (p *Proxy) MaxConns() int { return p.cfg.MaxConns }
+
 // Shutdown stops accepting connections and waits, until ctx ends, for the
 // requests in progress (queued ones included) to finish.
 func (p *Proxy) Shutdown(ctx context.Context) error {

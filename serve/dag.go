@@ -35,6 +35,8 @@ func (s *Server) newDAGs() error {
 		Events:    ev,
 		Observer:  s.nodeObserver(), // per-function metrics, and the warm pool's chain pre-warm and warm estimate
 		Decider:   s.decider,        // a policy's deny and scheduling fields hold for nodes too
+		// A task names a function as the data port would parse it.
+		CheckTask: func(fn, qualifier string) error { _, _, err := s.proxy.TaskTarget(fn, qualifier); return err },
 		Log:       s.log,
 	}, s.sched, s.proxy.Invoker())
 	if c.DAGDir != "" {

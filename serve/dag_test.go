@@ -46,6 +46,25 @@ func (c apiClient) want(status int, method, path, body string, hdr ...string) (*
 	return resp, b
 }
 
+// apiTokens writes a SEQUOIA_API_TOKEN_FILE with the callers ops and
+// shop, and returns its variable.
+func apiTokens(t *testing.T) string {
+	t.Helper()
+	f := filepath.Join(t.TempDir(), "tokens")
+	if err := os.WriteFile(f, []byte("# name token\nops "+opsToken+"\nshop "+shopToken+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return "SEQUOIA_API_TOKEN_FILE=" + f
+}
+
+const (
+	opsToken  = "ops-0123456789abcdef"
+	shopToken = "shop-0123456789abcdef"
+)
+
+// asOps is the Authorization of the caller ops.
+var asOps = []string{"Authorization", "Bearer " + opsToken}
+
 const threeNodeDAG = `{"start":"a","nodes":{
 	"a":{"kind":"task","function":"a","next":"p"},
 	"p":{"kind":"parallel","branches":["b","c"]},
@@ -59,11 +78,11 @@ func TestDAGAPI(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := startServer(t, "SEQUOIA_BACKEND=http", "SEQUOIA_BACKEND_URL=http://"+emuAddr, "SEQUOIA_HTTP_ROUTE=path",
-		"SEQUOIA_MAX_CONCURRENCY=10", "SEQUOIA_DAG_DIR="+dir, "SEQUOIA_DAG_MAX_NODE_BYTES=1000")
+		"SEQUOIA_MAX_CONCURRENCY=10", "SEQUOIA_DAG_DIR="+dir, "SEQUOIA_DAG_MAX_NODE_BYTES=1000", apiTokens(t))
 	c := apiClient{t, "http://" + s.dataLn.Addr().String()}
 
-	c.want(201, "PUT", "/sequoia/v1/dags/three", threeNodeDAG)
-	c.want(200, "PUT", "/sequoia/v1/dags/three", threeNodeDAG)
+	c.want(201, "PUT", "/sequoia/v1/dags/three", threeNodeDAG, asOps...)
+	c.want(200, "PUT", "/sequoia/v1/dags/three", threeNodeDAG, asOps...)
 	if _, b := c.want(200, "GET", "/sequoia/v1/dags/three", ""); b != threeNodeDAG {
 		t.Errorf("GET returned %s", b)
 	}
@@ -105,7 +124,7 @@ func TestDAGAPI(t *testing.T) {
 	if snap.Status != "succeeded" || len(snap.Nodes) != 4 || !strings.Contains(string(snap.Output), `"input":{"k":8}`) {
 		t.Errorf("async run: %s", b)
 	}
-	c.want(409, "DELETE", loc, "") // already ended
+	c.want(409, "DELETE", loc, "", asOps...) // already ended
 
 	// A failing node: 502 naming it.
 	_, b = c.want(502, "POST", "/sequoia/v1/dags/three/runs", `{"input":{"fail":true}}`)
@@ -115,18 +134,18 @@ func TestDAGAPI(t *testing.T) {
 
 	// Cancel an asynchronous run while its first node runs.
 	resp, _ = c.want(202, "POST", "/sequoia/v1/dags/three/runs", `{"input":{"exec_ms":400}}`, "Prefer", "respond-async")
-	_, b = c.want(200, "DELETE", resp.Header.Get("Location"), "")
+	_, b = c.want(200, "DELETE", resp.Header.Get("Location"), "", asOps...)
 	if !strings.Contains(b, `"status":"canceled"`) {
 		t.Errorf("cancel answered %s", b)
 	}
 
 	// Bad input.
 	before := emu.Stats().Invocations
-	_, b = c.want(400, "PUT", "/sequoia/v1/dags/bad", `{"start":"a","nodes":{"a":{"kind":"task","function":"f","next":"b"},"b":{"kind":"task","function":"f","next":"a"}}}`)
+	_, b = c.want(400, "PUT", "/sequoia/v1/dags/bad", `{"start":"a","nodes":{"a":{"kind":"task","function":"f","next":"b"},"b":{"kind":"task","function":"f","next":"a"}}}`, asOps...)
 	if !strings.Contains(b, "cycle") || !strings.Contains(b, `node \"a\"`) {
 		t.Errorf("cycle answered %s", b)
 	}
-	_, b = c.want(400, "PUT", "/sequoia/v1/dags/bad", `{"start":"a","nodes":{"a":{"kind":"fork"}}}`)
+	_, b = c.want(400, "PUT", "/sequoia/v1/dags/bad", `{"start":"a","nodes":{"a":{"kind":"fork"}}}`, asOps...)
 	if !strings.Contains(b, `unknown kind`) {
 		t.Errorf("unknown kind answered %s", b)
 	}
@@ -146,7 +165,7 @@ func TestDAGAPI(t *testing.T) {
 		t.Errorf("bad inputs and a refused run made %d invocations", got-before)
 	}
 
-	c.want(204, "DELETE", "/sequoia/v1/dags/three", "")
+	c.want(204, "DELETE", "/sequoia/v1/dags/three", "", asOps...)
 	c.want(404, "GET", "/sequoia/v1/dags/three", "")
 }
 
@@ -183,9 +202,9 @@ func TestDAGNodesFollowPolicy(t *testing.T) {
 	emu, emuAddr := startEmulator(t, emulator.Config{Limit: 50})
 	dir := copyShipped(t, edit(t, "deny.rego", "deny_functions := {}", `deny_functions := {"c": "under audit"}`))
 	s := startServer(t, "SEQUOIA_BACKEND=http", "SEQUOIA_BACKEND_URL=http://"+emuAddr, "SEQUOIA_HTTP_ROUTE=path",
-		"SEQUOIA_MAX_CONCURRENCY=10", "SEQUOIA_POLICY_DIR="+dir, "SEQUOIA_POLICY_TIMEOUT=1m")
+		"SEQUOIA_MAX_CONCURRENCY=10", "SEQUOIA_POLICY_DIR="+dir, "SEQUOIA_POLICY_TIMEOUT=1m", apiTokens(t))
 	c := apiClient{t, "http://" + s.dataLn.Addr().String()}
-	c.want(201, "PUT", "/sequoia/v1/dags/three", threeNodeDAG)
+	c.want(201, "PUT", "/sequoia/v1/dags/three", threeNodeDAG, asOps...)
 	_, b := c.want(502, "POST", "/sequoia/v1/dags/three/runs", `{"input":{"k":1}}`)
 	var f struct {
 		Node   string `json:"node"`
@@ -210,4 +229,107 @@ func TestDAGNodesFollowPolicy(t *testing.T) {
 			t.Errorf("/metrics lacks %q", want)
 		}
 	}
+}
+
+// TestDAGWritesNeedAuthorization replays the attack that left the DAG API
+// open: a caller without credentials replaced another tenant's DAG with one
+// whose task is "steal", and the victim's next run sent its body and
+// Authorization there. Every unauthenticated write is refused with 401 and
+// changes nothing; a caller with a token may not replace or delete another
+// caller's DAG (the shipped dags.rego); task names the platform's invoke
+// API would not route as one function are refused; a run is cancelled
+// only by a token or the Authorization it was started with.
+func TestDAGWritesNeedAuthorization(t *testing.T) {
+	emu, emuAddr := startEmulator(t, emulator.Config{Limit: 50})
+	s := startServer(t, "SEQUOIA_BACKEND=http", "SEQUOIA_BACKEND_URL=http://"+emuAddr, "SEQUOIA_HTTP_ROUTE=path",
+		"SEQUOIA_MAX_CONCURRENCY=10", apiTokens(t))
+	c := apiClient{t, "http://" + s.dataLn.Addr().String()}
+	asShop := []string{"Authorization", "Bearer " + shopToken}
+	const checkout = `{"start":"pay","nodes":{"pay":{"kind":"task","function":"pay"}}}`
+	const steal = `{"start":"x","nodes":{"x":{"kind":"task","function":"steal"}}}`
+	c.want(201, "PUT", "/sequoia/v1/dags/checkout", checkout, asShop...)
+
+	for _, hdr := range [][]string{
+		nil,
+		{"Authorization", "Bearer wrong-token-0123456789"},
+		{"Authorization", "Bearer " + shopToken + "x"},
+		{"Authorization", "Basic " + shopToken},
+		{"Authorization", shopToken},
+		{"X-Api-Key", shopToken},
+	} {
+		for _, m := range []string{"PUT", "DELETE"} {
+			resp, b := c.want(401, m, "/sequoia/v1/dags/checkout", steal, hdr...)
+			if resp.Header.Get("WWW-Authenticate") == "" || !strings.Contains(b, "unauthorized") {
+				t.Errorf("%s with %v: %v %s, want a Bearer challenge", m, hdr, resp.Header, b)
+			}
+		}
+		c.want(401, "PUT", "/sequoia/v1/dags/new", steal, hdr...)
+	}
+	c.want(404, "GET", "/sequoia/v1/dags/new", "")
+
+	// Another caller with a token: the policy keeps the DAG its owner's.
+	_, b := c.want(403, "PUT", "/sequoia/v1/dags/checkout", steal, asOps...)
+	if !strings.Contains(b, `belongs to \"shop\"`) {
+		t.Errorf("replace by another caller answered %s", b)
+	}
+	c.want(403, "DELETE", "/sequoia/v1/dags/checkout", "", asOps...)
+	if _, b := c.want(200, "GET", "/sequoia/v1/dags/checkout", ""); b != checkout {
+		t.Fatalf("the DAG changed: %s", b)
+	}
+	c.want(200, "POST", "/sequoia/v1/dags/checkout/runs", `{"input":{}}`, "Authorization", "Bearer victim")
+	if st := emu.Stats().Functions; st["steal"].Invocations != 0 || st["pay"].Invocations != 1 {
+		t.Errorf("platform ran steal %d and pay %d times, want 0 and 1", st["steal"].Invocations, st["pay"].Invocations)
+	}
+
+	// Task names: one function of the platform's invoke API, no more.
+	for _, fn := range []string{"_stats", "a/b", ".well-known", "a%2fb"} {
+		_, b := c.want(400, "PUT", "/sequoia/v1/dags/odd", `{"start":"x","nodes":{"x":{"kind":"task","function":"`+fn+`"}}}`, asShop...)
+		if !strings.Contains(b, `node \"x\"`) {
+			t.Errorf("function %q answered %s", fn, b)
+		}
+	}
+
+	// Cancelling a run: its starter or a token.
+	resp, _ := c.want(202, "POST", "/sequoia/v1/dags/checkout/runs", `{"input":{"exec_ms":500}}`,
+		"Prefer", "respond-async", "Authorization", "Bearer victim")
+	loc := resp.Header.Get("Location")
+	c.want(401, "DELETE", loc, "")
+	c.want(401, "DELETE", loc, "", "Authorization", "Bearer other")
+	// 200 once the call in flight ended, 202 if it took longer than the
+	// cancel waits: either way, cancelled.
+	if resp, b := c.do("DELETE", loc, "", "Authorization", "Bearer victim"); resp.StatusCode/100 != 2 {
+		t.Errorf("cancel by its starter answered %d %s", resp.StatusCode, b)
+	}
+
+	c.want(204, "DELETE", "/sequoia/v1/dags/checkout", "", asShop...)
+	_, m := httpGet(t, "http://"+s.adminLn.Addr().String()+"/metrics")
+	if !strings.Contains(m, `sequoia_rejected_requests_total{reason="unauthorized"} 20`+"\n") {
+		t.Errorf("/metrics does not count the 20 unauthenticated writes:\n%s", grepLines(m, "rejected"))
+	}
+}
+
+// TestDAGWritesOffWithoutTokens: with no SEQUOIA_API_TOKEN_FILE, DAG writes
+// are refused, whatever the caller sends; DAGs come from SEQUOIA_DAG_DIR.
+func TestDAGWritesOffWithoutTokens(t *testing.T) {
+	_, emuAddr := startEmulator(t, emulator.Config{Limit: 5})
+	s := startServer(t, "SEQUOIA_BACKEND=http", "SEQUOIA_BACKEND_URL=http://"+emuAddr)
+	c := apiClient{t, "http://" + s.dataLn.Addr().String()}
+	for _, m := range []string{"PUT", "DELETE"} {
+		if _, b := c.want(403, m, "/sequoia/v1/dags/d", threeNodeDAG, asOps...); !strings.Contains(b, "SEQUOIA_API_TOKEN_FILE") {
+			t.Errorf("%s answered %s", m, b)
+		}
+	}
+	if _, b := c.want(200, "GET", "/sequoia/v1/dags", ""); b != `{"dags":[]}` {
+		t.Errorf("dags = %s", b)
+	}
+}
+
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/sequoia-qos/sequoia/cluster"
 	"github.com/sequoia-qos/sequoia/config"
 	"github.com/sequoia-qos/sequoia/dag"
+	"github.com/sequoia-qos/sequoia/internal/logsum"
 	"github.com/sequoia-qos/sequoia/invocation"
 	"github.com/sequoia-qos/sequoia/metrics"
 	"github.com/sequoia-qos/sequoia/platform"
@@ -25,16 +26,24 @@ import (
 )
 
 // NewLogger returns the logger c asks for (SEQUOIA_LOG_LEVEL and
-// SEQUOIA_LOG_FORMAT), writing to w.
+// SEQUOIA_LOG_FORMAT), writing to w. Repeated lines are summarised: the
+// first of each level and message passes in every LogRepeatInterval, and
+// one line then counts the others (internal/logsum). Run writes the counts
+// still pending before it returns.
 func NewLogger(c config.Serving, w io.Writer) *slog.Logger {
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(c.LogLevel))
 	opts := &slog.HandlerOptions{Level: level}
+	var h slog.Handler = slog.NewJSONHandler(w, opts)
 	if c.LogFormat == "text" {
-		return slog.New(slog.NewTextHandler(w, opts))
+		h = slog.NewTextHandler(w, opts)
 	}
-	return slog.New(slog.NewJSONHandler(w, opts))
+	return slog.New(logsum.New(h, LogRepeatInterval))
 }
+
+// LogRepeatInterval is how often a log line of one level and message may
+// be written; the others are counted in a summary line.
+const LogRepeatInterval = 10 * time.Second
 
 // Server is `sequoia serve` wired together: the data port, the admin port
 // and what lies between them.
@@ -61,6 +70,10 @@ type Server struct {
 func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 	kind, _ := invocation.ParsePlatform(cfg.Backend.Kind)
 	s := &Server{cfg: cfg, log: log}
+	nofile, err := raiseNoFile()
+	if err != nil {
+		log.Warn("could not raise the file-descriptor limit", "limit", nofile, "err", err)
+	}
 	s.metrics = metrics.New(cfg.Limits.MaxFunctions)
 	sc := cfg.Scheduling
 	s.sched = qos.New(qos.Config{
@@ -82,6 +95,13 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 	s.metrics.WatchScheduler(s.sched)
 	s.metrics.WatchChains(s.sched)
 	defaultClass, _ := qos.ParseClass([]byte(sc.DefaultClass))
+	var auth proxy.APIAuth
+	var tokens *proxy.TokenFile
+	if f := cfg.API.APITokenFile; f != "" {
+		if tokens, err = proxy.NewTokenFile(f); err != nil {
+			return nil, fmt.Errorf("SEQUOIA_API_TOKEN_FILE: %w", err)
+		}
+	}
 	plat, err := newPlatformParts(cfg, kind, s.sched, s.metrics)
 	if err != nil {
 		return nil, err
@@ -102,18 +122,35 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 		return nil, err
 	}
 	s.newWarmPool(kind)
+	if tokens != nil {
+		auth = apiAuth{tokens: tokens, policy: s.policy}
+	}
+	conns := maxConns(cfg.Edge.MaxConns, cfg.Limits.MaxConcurrency, cfg.Platforms.OverflowURL != "", nofile)
+	log.Info("data port limits", "max_conns", conns, "nofile", nofile,
+		"header_timeout", cfg.Edge.HeaderTimeout, "body_timeout", cfg.Edge.BodyTimeout, "idle_timeout", cfg.Edge.IdleTimeout,
+		"dag_writes", tokens != nil)
+	if nofile > 0 && uint64(conns) > nofile {
+		log.Warn("SEQUOIA_MAX_CONNS is above the file-descriptor limit: connections past the limit fail to be accepted (sequoia keeps serving)",
+			"max_conns", conns, "nofile", nofile)
+	}
 	s.proxy = proxy.New(proxy.Config{
-		Decider:      s.decider,
-		Platform:     kind,
-		HTTPRoute:    cfg.Backend.HTTPRoute,
-		MaxBodyBytes: cfg.Serving.MaxBodyBytes,
-		DefaultClass: defaultClass,
-		Retry:        plat.retry,
-		Feedback:     plat.feedback,
-		Overflow:     plat.overflow,
-		Rates:        plat.rates,
-		Observer:     s.observer(),
+		Decider:       s.decider,
+		Platform:      kind,
+		HTTPRoute:     cfg.Backend.HTTPRoute,
+		MaxBodyBytes:  cfg.Serving.MaxBodyBytes,
+		MaxConns:      conns,
+		HeaderTimeout: cfg.Edge.HeaderTimeout,
+		BodyTimeout:   cfg.Edge.BodyTimeout,
+		IdleTimeout:   cfg.Edge.IdleTimeout,
+		APIAuth:       auth,
+		DefaultClass:  defaultClass,
+		Retry:         plat.retry,
+		Feedback:      plat.feedback,
+		Overflow:      plat.overflow,
+		Rates:         plat.rates,
+		Observer:      s.observer(),
 	}, s.sched, up, s.metrics, log)
+	s.metrics.Registry().MustRegister(s.heldGauges()...) // edge.go
 	if err := s.newDAGs(); err != nil {
 		return nil, err
 	}
@@ -139,8 +176,14 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 
 // Run serves until ctx ends, then drains: readiness fails, the data
 // listener closes after SEQUOIA_DRAIN_DELAY, queued and in-flight
-// invocations get SEQUOIA_SHUTDOWN_TIMEOUT to finish.
+// invocations get SEQUOIA_SHUTDOWN_TIMEOUT to finish. If that time runs
+// out, what is left is given up (abandon) and every client still waiting
+// is answered; Run then returns an *AbandonedError that says what was
+// given up.
 func (s *Server) Run(ctx context.Context) error {
+	if h, ok := s.log.Handler().(*logsum.Handler); ok {
+		defer h.Close() // the counts of repeated lines still pending
+	}
 	s.log.Info("sequoia serving",
 		"listen", s.dataLn.Addr().String(), "admin", s.adminLn.Addr().String(),
 		"backend", s.cfg.Backend.Kind, "backend_url", s.cfg.Backend.URL,
@@ -152,6 +195,7 @@ func (s *Server) Run(ctx context.Context) error {
 	g.Go(func() error { return s.runWarmPool(gctx.Done()) })
 	s.admin.SetReady(true)
 
+	var abandoned *AbandonedError
 	g.Go(func() error {
 		<-gctx.Done()
 		s.admin.SetReady(false)
@@ -159,18 +203,15 @@ func (s *Server) Run(ctx context.Context) error {
 		if d := s.cfg.Serving.DrainDelay; d > 0 {
 			time.Sleep(d)
 		}
-		sctx, cancel := context.WithTimeout(context.Background(), s.cfg.Serving.ShutdownTimeout)
+		timeout := s.cfg.Serving.ShutdownTimeout
+		sctx, cancel := context.WithTimeout(context.Background(), timeout)
 		defer cancel()
 		err := s.proxy.Shutdown(sctx)
-		if !s.dags.Wait(sctx.Done()) {
-			s.log.Warn("shutdown: DAG runs still in progress", "active", s.dags.Active())
-		}
+		runsDone := s.dags.Wait(sctx.Done())
 		s.stopWarmPool()
-		if !s.proxy.WaitEvents(sctx.Done()) {
-			s.log.Warn("shutdown: Lambda Event invocations left undelivered", "pending", s.proxy.PendingEvents())
-		}
-		if err != nil {
-			s.log.Warn("shutdown timed out", "in_flight", s.sched.InFlight(), "queued", s.sched.Queued(), "err", err)
+		eventsDone := s.proxy.WaitEvents(sctx.Done())
+		if err != nil || !runsDone || !eventsDone {
+			abandoned = s.abandon(timeout)
 		}
 		s.up.Close()
 		s.sched.Close()
@@ -178,13 +219,58 @@ func (s *Server) Run(ctx context.Context) error {
 			s.log.Warn("shutdown: NATS", "err", err)
 		}
 		_ = s.admin.Shutdown(context.Background())
-		s.log.Info("stopped")
+		if abandoned != nil {
+			s.log.Error("stopped, work abandoned", "abandoned", abandoned.Error())
+		} else {
+			s.log.Info("stopped")
+		}
 		return nil
 	})
 	if err := g.Wait(); err != nil && !errors.Is(err, context.Canceled) {
 		return err
 	}
+	if abandoned != nil {
+		return abandoned
+	}
 	return nil
+}
+
+// answerGrace bounds the wait, after abandon, for the answers to the
+// requests given up to be written.
+const answerGrace = 3 * time.Second
+
+// abandon gives up on what SEQUOIA_SHUTDOWN_TIMEOUT did not see finish:
+// queued invocations are answered 503 with Retry-After (the scheduler ends
+// their waits), calls in progress at the platform are cut and answered
+// 502, DAG runs are cancelled; then it waits (answerGrace) for those
+// answers to be written. It returns what was given up, or nil if nothing
+// was.
+func (s *Server) abandon(timeout time.Duration) *AbandonedError {
+	events := s.proxy.PendingEvents()
+	s.log.Warn("shutdown timed out: answering every request still waiting",
+		"timeout", timeout, "in_flight", s.sched.InFlight(), "queued", s.sched.Queued(),
+		"dag_runs", s.dags.Active(), "events", events)
+	s.proxy.Abandon()
+	s.sched.Abandon()
+	runs := s.dags.CancelAll()
+	s.up.Abort()
+	if o, ok := s.plat.overflow.(interface{ Abort() int }); ok {
+		o.Abort()
+	}
+	answered := s.proxy.WaitAnswered(answerGrace)
+	queued, inFlight := s.proxy.Abandoned()
+	ae := &AbandonedError{Timeout: timeout}
+	ae.Add("invocations still queued (answered 503 with Retry-After)", queued)
+	ae.Add("invocations cut at the platform (answered 502)", inFlight)
+	ae.Add("DAG runs cancelled", runs)
+	ae.Add("Lambda Event invocations not delivered", events)
+	if !answered {
+		ae.Add("requests whose answer was not written within "+answerGrace.String(), s.proxy.Answering())
+	}
+	if len(ae.Work) == 0 {
+		return nil
+	}
+	return ae
 }
 
 // statusListLimit bounds each list /sequoia/v1/status shows: the warm
@@ -207,6 +293,7 @@ func (s *Server) status() any {
 		"queue_timeout":    s.cfg.Limits.QueueTimeout.String(),
 		"max_body_bytes":   s.cfg.Serving.MaxBodyBytes,
 		"shutdown_timeout": s.cfg.Serving.ShutdownTimeout.String(),
+		"max_conns":        s.proxy.MaxConns(),
 	}
 	if pc := s.cfg.Platforms; pc.OverflowURL != "" {
 		config["overflow_url"] = pc.OverflowURL
@@ -221,6 +308,7 @@ func (s *Server) status() any {
 		WarmPool *warmpool.Status    `json:"warm_pool,omitempty"` // warmpool.go
 		Reserved *proxy.ReservedCaps `json:"reserved_caps,omitempty"`
 		Snapshot *policySeen         `json:"policy_snapshot,omitempty"`
+		Held     heldStatus          `json:"held"` // edge.go
 		Cluster  cluster.Status      `json:"cluster"`
 		Config   map[string]any      `json:"config"`
 	}{
@@ -231,6 +319,7 @@ func (s *Server) status() any {
 		WarmPool: s.warmStatus(),
 		Reserved: s.proxy.ReservedCaps(statusListLimit),
 		Snapshot: s.snaps.seen(statusListLimit),
+		Held:     s.heldStatus(10),
 		Queues: map[string]queue{
 			"pending": {
 				Depth:    s.sched.Depth(qos.Pending, qos.Interactive) + s.sched.Depth(qos.Pending, qos.Batch),

@@ -16,10 +16,10 @@ import (
 func TestWarmPoolSeesDAGsAndEvents(t *testing.T) {
 	emu, emuAddr := startEmulator(t, emulator.Config{Limit: 20})
 	s := startServer(t, "SEQUOIA_BACKEND=lambda", "SEQUOIA_BACKEND_URL=http://"+emuAddr, "SEQUOIA_MAX_CONCURRENCY=10",
-		"SEQUOIA_PREWARM=true", "SEQUOIA_PREWARM_MIN=0", "SEQUOIA_PREWARM_FUNCTIONS=ev=2", "SEQUOIA_PLATFORM_KEEPALIVE=10m")
+		"SEQUOIA_PREWARM=true", "SEQUOIA_PREWARM_MIN=0", "SEQUOIA_PREWARM_FUNCTIONS=ev=2", "SEQUOIA_PLATFORM_KEEPALIVE=10m", apiTokens(t))
 	c := apiClient{t, "http://" + s.dataLn.Addr().String()}
 	c.want(201, "PUT", "/sequoia/v1/dags/ab",
-		`{"start":"a","nodes":{"a":{"kind":"task","function":"a","next":"b"},"b":{"kind":"task","function":"b"}}}`)
+		`{"start":"a","nodes":{"a":{"kind":"task","function":"a","next":"b"},"b":{"kind":"task","function":"b"}}}`, asOps...)
 	c.want(200, "POST", "/sequoia/v1/dags/ab/runs", `{"input":{}}`)
 	c.want(202, "POST", "/2015-03-31/functions/ev/invocations", `{}`, "X-Amz-Invocation-Type", "Event")
 	s.proxy.WaitEvents(nil) // delivered

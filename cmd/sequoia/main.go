@@ -9,12 +9,15 @@ import (
 	"syscall"
 
 	"github.com/sequoia-qos/sequoia/loadtest/bench"
+	"github.com/sequoia-qos/sequoia/serve"
 )
 
+// main exits 1 on an error, and 3 when serve shut down with work
+// abandoned (SEQUOIA_SHUTDOWN_TIMEOUT ran out).
 func main() {
 	if err := run(os.Args[1:]); err != nil {
 		fmt.Fprintln(os.Stderr, "sequoia:", err)
-		os.Exit(1)
+		os.Exit(serve.ExitCode(err))
 	}
 }
 

@@ -7,6 +7,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -129,10 +131,40 @@ func benchDags(ctx context.Context, b dagBenchSpec, progress io.Writer) (dagBenc
 		return rep, err
 	}
 	defer emu.Shutdown()
+	// The DAGs are registered from a directory (SEQUOIA_DAG_DIR): writes
+	// through the API need a token.
+	var seq strings.Builder
+	seq.WriteString(`{"start":"s0","nodes":{`)
+	for i := range b.Steps {
+		if i > 0 {
+			seq.WriteString(",")
+		}
+		next := ""
+		if i < b.Steps-1 {
+			next = fmt.Sprintf(`,"next":"s%d"`, i+1)
+		}
+		fmt.Fprintf(&seq, `"s%d":{"kind":"task","function":"step%d"%s}`, i, i, next)
+	}
+	seq.WriteString(`}}`)
+	seqName, mapName := fmt.Sprintf("sequence%d", b.Steps), fmt.Sprintf("map%d", b.Width)
+	dagDir, err := os.MkdirTemp("", "sequoia-bench-dags-")
+	if err != nil {
+		return rep, err
+	}
+	defer os.RemoveAll(dagDir)
+	for name, src := range map[string]string{
+		seqName: seq.String(),
+		mapName: `{"start":"m","nodes":{"m":{"kind":"map","items":"/items","do":"w"},"w":{"kind":"task","function":"item"}}}`,
+		"three": benchThreeNodeDAG,
+	} {
+		if err := os.WriteFile(filepath.Join(dagDir, name+".json"), []byte(src), 0o644); err != nil {
+			return rep, err
+		}
+	}
 	srv, stop, err := serve.StartLocal(ctx, emuAddr, discardLog,
 		"SEQUOIA_BACKEND=http", "SEQUOIA_HTTP_ROUTE=path",
 		fmt.Sprintf("SEQUOIA_MAX_CONCURRENCY=%d", b.Limit), fmt.Sprintf("SEQUOIA_QUEUE_CAPACITY=%d", 3*b.Burst),
-		"SEQUOIA_LOG_LEVEL=error",
+		"SEQUOIA_LOG_LEVEL=error", "SEQUOIA_DAG_DIR="+dagDir,
 		fmt.Sprintf("SEQUOIA_DAG_MAX_MAP_WIDTH=%d", max(b.Width, 1000)),
 		fmt.Sprintf("SEQUOIA_DAG_MAX_NODES=%d", max(b.Steps, 256)))
 	if err != nil {
@@ -152,29 +184,6 @@ func benchDags(ctx context.Context, b dagBenchSpec, progress io.Writer) (dagBenc
 		start := time.Now()
 		err := hc.Do(req, resp)
 		return resp.StatusCode(), append([]byte(nil), resp.Body()...), time.Since(start), err
-	}
-	var seq strings.Builder
-	seq.WriteString(`{"start":"s0","nodes":{`)
-	for i := range b.Steps {
-		if i > 0 {
-			seq.WriteString(",")
-		}
-		next := ""
-		if i < b.Steps-1 {
-			next = fmt.Sprintf(`,"next":"s%d"`, i+1)
-		}
-		fmt.Fprintf(&seq, `"s%d":{"kind":"task","function":"step%d"%s}`, i, i, next)
-	}
-	seq.WriteString(`}}`)
-	seqName, mapName := fmt.Sprintf("sequence%d", b.Steps), fmt.Sprintf("map%d", b.Width)
-	for name, src := range map[string]string{
-		seqName: seq.String(),
-		mapName: `{"start":"m","nodes":{"m":{"kind":"map","items":"/items","do":"w"},"w":{"kind":"task","function":"item"}}}`,
-		"three": benchThreeNodeDAG,
-	} {
-		if code, body, _, err := call("PUT", "/sequoia/v1/dags/"+name, src); err != nil || code/100 != 2 {
-			return rep, fmt.Errorf("PUT %s: %d %s %v", name, code, body, err)
-		}
 	}
 	items := `{"input":{"items":[` + strings.TrimSuffix(strings.Repeat(`{"x":1},`, b.Width), ",") + `]}}`
 
