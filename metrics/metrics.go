@@ -45,12 +45,12 @@ type Rejection uint8
 
 // Rejections, the values of the "reason" label.
 const (
-	BadRequest   Rejection = iota // malformed path or target (400)
-	NotFound                      // no known API shape (404)
-	BodyTooLarge                  // over SEQUOIA_MAX_BODY_BYTES (413)
-	HeadersTooLarge               // request line and headers over the read buffer (431)
-	RequestTimeout                // not received within SEQUOIA_HEADER_TIMEOUT or SEQUOIA_BODY_TIMEOUT (408)
-	Unauthorized                  // a write to sequoia's API without valid credentials (401)
+	BadRequest      Rejection = iota // malformed path or target (400)
+	NotFound                         // no known API shape (404)
+	BodyTooLarge                     // over SEQUOIA_MAX_BODY_BYTES (413)
+	HeadersTooLarge                  // request line and headers over the read buffer (431)
+	RequestTimeout                   // not received within SEQUOIA_HEADER_TIMEOUT or SEQUOIA_BODY_TIMEOUT (408)
+	Unauthorized                     // a write to sequoia's API without valid credentials (401)
 	numRejections
 )
 

@@ -343,7 +343,7 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 	if p.cfg.Observer != nil {
 		p.cfg.Observer.Arrived(inv)
 	}
-	p.held.add(r) // held.go
+	p.held.add(r)                   // held.go
 	waited, err := p.invoke(inv, r) // with retries: retry.go
 	p.held.remove(r)
 	r.ctx = nil
