@@ -240,6 +240,14 @@ func (p *Proxy) Serve(ln net.Listener) error {
 	return p.srv.Serve(el)
 }
 
+// closeIfClosing makes every answer given once shutdown has begun end its
+// connection.
+func (p *Proxy) closeIfClosing(ctx *fasthttp.RequestCtx) {
+	if p.closing.Load() {
+		ctx.SetConnectionClose()
+	}
+}
+
 // MaxConns returns the cap on open client connections (0: none).
 func (p *Proxy) MaxConns() int { return p.cfg.MaxConns }
 
@@ -259,10 +267,7 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 	if ec, ok := ctx.Conn().(*edgeConn); ok {
 		ec.handle()
 	}
-	if p.closing.Load() {
-		// Every answer given while shutting down ends its connection.
-		defer ctx.SetConnectionClose()
-	}
+	defer p.closeIfClosing(ctx)
 	if e := checkHeaders(ctx.Request.Header.RawHeaders()); e != nil { // headers.go
 		p.reject(ctx, metrics.BadRequest, e)
 		ctx.SetConnectionClose()

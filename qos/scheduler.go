@@ -373,7 +373,7 @@ func (s *Scheduler) acquireSlow(inv *invocation.Invocation, w Watcher) (time.Dur
 			// one passes it on.
 			<-wt.ready
 			granted = wt.granted
-			if err == ErrClientGone {
+			if err == ErrClientGone || err == ErrShutdown {
 				s.waiters.Put(wt)
 				s.Release(inv)
 				return time.Since(start), time.Time{}, err
@@ -430,6 +430,9 @@ func (s *Scheduler) dispatch() {
 //
 // REQUIRES: s.mu held.
 func (s *Scheduler) dispatchLocked() {
+	if s.stopped() {
+		return // Abandon wakes every waiter; none is granted a slot
+	}
 	var now time.Time
 	for {
 		q := s.queues[ChainRunning]
