@@ -13,29 +13,30 @@ import (
 // cluster that replicas of one deployment share.
 type Cluster struct {
 	// NatsURL is the external NATS servers to use, comma-separated
-	// (nats://a:4222,nats://b:4222). Empty: an embedded NATS JetStream
-	// server with no listener, its files under SEQUOIA_STATE_DIR: one
+	// (`nats://a:4222,nats://b:4222`). Empty: an embedded NATS JetStream
+	// server with no listener, its files under SEQUOIA_STATE_DIR, for one
 	// replica on its own.
 	NatsURL string `env:"NATS_URL" envDefault:""`
 	// Name is the cluster's name: replicas with the same name on the same
 	// NATS share one platform budget, their chains and durable work.
 	// Several deployments may share one NATS under different names.
 	Name string `env:"CLUSTER" envDefault:"sequoia"`
-	// StateDir is where the embedded NATS server keeps its files (durable
-	// work). Empty: $XDG_STATE_HOME/sequoia, else ~/.local/state/sequoia,
-	// else a directory under the system's temporary directory. The
-	// container image sets /var/lib/sequoia, a volume in the manifests.
+	// StateDir is where the embedded NATS server keeps its files. Empty:
+	// `$XDG_STATE_HOME/sequoia`, else `~/.local/state/sequoia`, else a
+	// directory under the temporary directory (the container image sets
+	// `/var/lib/sequoia`).
 	StateDir string `env:"STATE_DIR" envDefault:""`
 	// NatsCreds is a NATS credentials file (JWT and NKey seed) for the
 	// external NATS.
 	NatsCreds string `env:"NATS_CREDS" envDefault:""`
 	// NatsCA is a PEM file of the certificate authorities that sign the
-	// external NATS servers' certificates (tls:// URLs).
+	// external NATS servers' certificates (`tls://` URLs).
 	NatsCA string `env:"NATS_CA" envDefault:""`
-	// NatsCert and NatsKey are a PEM client certificate and its key, for
-	// NATS servers that ask for one.
+	// NatsCert is a PEM client certificate for NATS servers that ask for
+	// one, with SEQUOIA_NATS_KEY.
 	NatsCert string `env:"NATS_CERT" envDefault:""`
-	NatsKey  string `env:"NATS_KEY" envDefault:""`
+	// NatsKey is the client certificate's key, a PEM file.
+	NatsKey string `env:"NATS_KEY" envDefault:""`
 }
 
 var clusterName = regexp.MustCompile(`^[A-Za-z0-9_-]{1,32}$`)
