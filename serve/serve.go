@@ -162,6 +162,10 @@ func (s *Server) Run(ctx context.Context) error {
 		sctx, cancel := context.WithTimeout(context.Background(), s.cfg.Serving.ShutdownTimeout)
 		defer cancel()
 		err := s.proxy.Shutdown(sctx)
+		// fasthttp's Shutdown closes only the listeners Serve has taken:
+		// one called before Serve began would leave Serve accepting for
+		// ever. Closing the listener ends it either way.
+		_ = s.dataLn.Close()
 		if !s.dags.Wait(sctx.Done()) {
 			s.log.Warn("shutdown: DAG runs still in progress", "active", s.dags.Active())
 		}
