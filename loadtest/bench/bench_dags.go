@@ -3,7 +3,6 @@ package bench
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/sequoia-qos/sequoia/internal/cli"
 	"github.com/sequoia-qos/sequoia/loadtest/emulator"
 	"github.com/sequoia-qos/sequoia/serve"
 )
@@ -62,9 +62,17 @@ type dagBenchReport struct {
 	Bursts   []burstRow    `json:"bursts"`
 }
 
+const dagsUsage = `usage: sequoia bench dags [flags]
+
+Against an emulated platform: the orchestration overhead of DAG runs (wall
+time less the critical path's function time, client HTTP included) for a
+-steps sequence and a -width map, over -rounds runs each; then -burst
+concurrent runs of a 3-node DAG (a then b ‖ c) through -burst-limit slots,
+without a deadline and with -deadline. --json prints the report as JSON.
+`
+
 func runBenchDags(ctx context.Context, args []string, out, progress io.Writer) error {
 	fs := flag.NewFlagSet("bench dags", flag.ContinueOnError)
-	fs.SetOutput(out)
 	b := defaultDagBench()
 	var asJSON bool
 	fs.DurationVar(&b.Exec, "exec", b.Exec, "execution time of every function")
@@ -76,11 +84,14 @@ func runBenchDags(ctx context.Context, args []string, out, progress io.Writer) e
 	fs.IntVar(&b.BurstCap, "burst-limit", b.BurstCap, "concurrency during the burst")
 	fs.DurationVar(&b.Deadline, "deadline", b.Deadline, "the burst's second round's deadline (the first has none)")
 	fs.BoolVar(&asJSON, "json", false, "print the report as JSON")
-	if err := fs.Parse(args); err != nil {
+	if help, err := cli.Parse(fs, dagsUsage, args, out); help || err != nil {
 		return err
 	}
+	if fs.NArg() > 0 {
+		return cli.Usagef("bench dags", "unexpected argument %q", fs.Arg(0))
+	}
 	if b.Steps <= 0 || b.Width <= 0 || b.Rounds <= 0 || b.Limit < b.Width || b.Burst <= 0 || b.BurstCap <= 0 || b.Exec < 0 || b.Deadline < 0 {
-		return errors.New("bench dags: sizes must be positive, -limit at least -width")
+		return cli.Usagef("bench dags", "sizes must be positive, -limit at least -width")
 	}
 	rep, err := benchDags(ctx, b, progress)
 	if err != nil {
