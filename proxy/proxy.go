@@ -139,6 +139,10 @@ func New(cfg Config, sched Scheduler, fwd Forwarder, m *metrics.Metrics, log *sl
 func (p *Proxy) writeFailure(ctx *fasthttp.RequestCtx, fn *metrics.Function, err error) {
 	switch {
 	case errors.Is(err, qos.ErrRefused):
+		if e := neverFits(err, "chain"); e != nil {
+			p.writeError(ctx, e)
+			break
+		}
 		p.writeError(ctx, errChainRefused)
 		ctx.Response.Header.Set(fasthttp.HeaderRetryAfter, strconv.Itoa(qos.RetryAfterSeconds(err)))
 	case errors.Is(err, qos.ErrDeadline):

@@ -23,9 +23,19 @@ var (
 // RefusedError is ErrRefused with an estimate of when capacity frees up.
 type RefusedError struct {
 	RetryAfter time.Duration
+	// Never marks a chain that could not finish within its budget even
+	// with the platform to itself, at the durations observed so far:
+	// waiting would not help. Needs is its own work then (its steps one
+	// after another, and the rate limit), Allowed its budget less the
+	// headroom.
+	Never          bool
+	Needs, Allowed time.Duration
 }
 
 func (e *RefusedError) Error() string {
+	if e.Never {
+		return fmt.Sprintf("%v: it needs about %v alone, over the %v its deadline allows", ErrRefused, e.Needs, e.Allowed)
+	}
 	return fmt.Sprintf("%v (retry after %v)", ErrRefused, e.RetryAfter)
 }
 
@@ -270,6 +280,9 @@ func (a *admission) admit(inv *invocation.Invocation, f *flight) (*chain, time.T
 		func(ln *timeline) (int64, int64) { return a.est.project(ln, work, steps, limit, now.UnixNano()) },
 		func(ln *timeline, start int64) booking { return a.est.reserve(ln, start, work, steps, limit) })
 	if err != nil {
+		if a.est.observed(f) {
+			a.hopeless(err, budget, work, steps)
+		}
 		a.ev.ChainRefused(inv.Class)
 		return nil, now, err
 	}
@@ -286,6 +299,23 @@ func (a *admission) admit(inv *invocation.Invocation, f *flight) (*chain, time.T
 	}
 	a.ev.ChainStarted(inv.Class)
 	return c, now, nil
+}
+
+// hopeless marks err, the refusal of a chain with budget whose own work
+// (its steps one after another on an idle platform) is alone, as never
+// fitting when that work, or its steps at the rate limit, overshoots the
+// budget less the headroom.
+func (a *admission) hopeless(err error, budget, alone time.Duration, steps int) {
+	r, ok := err.(*RefusedError)
+	if !ok || budget <= 0 {
+		return
+	}
+	if a.est.rate > 0 {
+		alone = max(alone, time.Duration(float64(steps)/a.est.rate*float64(time.Second)))
+	}
+	if allowed := budget - time.Duration(a.headroom*float64(budget)); alone > allowed {
+		r.Never, r.Needs, r.Allowed = true, alone, allowed
+	}
 }
 
 // place books a new chain on the timeline for limit worker slots: on a
@@ -449,7 +479,8 @@ func retryAfterSeconds(d time.Duration) int {
 }
 
 // RetryAfterSeconds is the Retry-After value for err: the refusal's
-// estimate, or 1.
+// estimate, or 1. A refusal that is Never has none to give: callers
+// answer it without Retry-After.
 func RetryAfterSeconds(err error) int {
 	var r *RefusedError
 	if errors.As(err, &r) {

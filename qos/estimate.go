@@ -115,6 +115,17 @@ func (e *estimator) durationOf(f *flight) time.Duration {
 	return e.def
 }
 
+// observed reports whether f's function (nil: any function) has been
+// observed, so that its estimate is not the configured default.
+func (e *estimator) observed(f *flight) bool {
+	if f != nil {
+		_, ok := f.slot.value()
+		return ok
+	}
+	_, ok := e.all.value()
+	return ok
+}
+
 // work is the slot time of a chain of steps invocations, the first of the
 // function f stands for, on its critical path: its first step, then each
 // later one (of any function) after the caller's turnaround.

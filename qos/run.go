@@ -58,6 +58,9 @@ func (s *Scheduler) AdmitRun(p RunPlan) (time.Time, error) {
 	bk, finish, deadline, err := a.place(limit, now, budget, project,
 		func(ln *timeline, start int64) booking { return a.est.reserve(ln, start, p.Critical, steps, limit) })
 	if err != nil {
+		if a.est.observed(nil) {
+			a.hopeless(err, budget, max(p.Critical, p.Work/time.Duration(limit)), steps)
+		}
 		a.ev.ChainRefused(p.Class)
 		return time.Time{}, err
 	}

@@ -308,6 +308,8 @@ func describe(err error) string {
 	switch {
 	case err == nil:
 		return "done"
+	case errors.As(err, &r) && r.Never:
+		return "refused, never fits: needs " + fmtDur(r.Needs) + ", allowed " + fmtDur(r.Allowed)
 	case errors.As(err, &r):
 		return "refused, retry after " + fmtDur(r.RetryAfter)
 	}
