@@ -19,6 +19,7 @@ import (
 	"github.com/sequoia-qos/sequoia/metrics"
 	"github.com/sequoia-qos/sequoia/platform"
 	"github.com/sequoia-qos/sequoia/qos"
+	"github.com/sequoia-qos/sequoia/tracing"
 )
 
 // Scheduler is what the proxy needs of qos: run an invocation through the
@@ -56,6 +57,9 @@ type Config struct {
 	// Rates, when set, paces tenants the platform throttled for their
 	// rate (retry.go).
 	Rates RatePacer
+	// Tracer, when set, traces every invocation (OpenTelemetry); nil
+	// costs nothing.
+	Tracer *tracing.Tracer
 	// Observer, when set, hears of every invocation that goes to the
 	// scheduler (the warm pool).
 	Observer Observer
@@ -93,6 +97,7 @@ type request struct {
 	scratch []byte
 	chainID []byte // an assigned chain id is built here
 	watch   connWatch
+	span    *tracing.Invocation // nil unless Config.Tracer is set
 }
 
 // WatchGone implements qos.Watcher by watching the client's connection.
@@ -235,17 +240,22 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 		p.reject(ctx, metrics.BadRequest, e)
 		return
 	}
-	if p.refusedByPolicy(ctx, inv, fn) {
+	r.span = nil
+	if p.cfg.Tracer != nil {
+		r.span = p.cfg.Tracer.Start(traceCarrier{&ctx.Request.Header}, inv) // tracing.go
+	}
+	if p.refusedByPolicy(ctx, inv, fn, r.span) {
 		return
 	}
 	if p.lambdaShortcut(ctx, inv) { // Event and DryRun: events.go
+		r.span.End(inv, ctx.Response.StatusCode(), 0, nil)
 		return
 	}
 	r.ctx = ctx
 	if p.cfg.Observer != nil {
 		p.cfg.Observer.Arrived(inv)
 	}
-	waited, err := p.invoke(inv, r) // with retries: retry.go
+	waited, err := p.invoke(inv, r, r.span) // with retries: retry.go
 	r.ctx = nil
 	atPlatform := time.Since(inv.Arrival) - waited
 	if p.cfg.Observer != nil {
@@ -265,6 +275,7 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 		p.writeFailure(ctx, fn, err)
 	}
 	ctx.Response.Header.Set("X-Sequoia-Chain-Id", inv.Chain)
+	r.span.End(inv, ctx.Response.StatusCode(), waited, err)
 }
 
 // route parses the request into a route for the configured platform.

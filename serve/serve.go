@@ -8,8 +8,11 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
+	"runtime/debug"
 	"time"
 
+	"go.opentelemetry.io/otel"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/sequoia-qos/sequoia/cluster"
@@ -21,6 +24,7 @@ import (
 	"github.com/sequoia-qos/sequoia/policy"
 	"github.com/sequoia-qos/sequoia/proxy"
 	"github.com/sequoia-qos/sequoia/qos"
+	"github.com/sequoia-qos/sequoia/tracing"
 	"github.com/sequoia-qos/sequoia/warmpool"
 )
 
@@ -55,12 +59,24 @@ type Server struct {
 	dags    *dag.Service        // dag.go
 	warm    *warmpool.Pool      // warmpool.go; nil when SEQUOIA_PREWARM is off
 	engine  *cluster.Engine     // NATS JetStream: embedded, or the cluster's
+	tracer  *tracing.Tracer     // nil unless OTEL_EXPORTER_OTLP_ENDPOINT is set
+	// stopTracing flushes and stops the span exporter.
+	stopTracing func(context.Context) error
 }
 
 // New builds the server and opens its listeners.
 func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 	kind, _ := invocation.ParsePlatform(cfg.Backend.Kind)
 	s := &Server{cfg: cfg, log: log}
+	tr, stopTracing, err := tracing.Setup(context.Background(), os.Getenv, buildVersion())
+	if err != nil {
+		return nil, err
+	}
+	s.tracer, s.stopTracing = tr, stopTracing
+	if tr != nil {
+		otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) { log.Warn("tracing", "err", err) }))
+		log.Info("tracing: exporting spans over OTLP/HTTP")
+	}
 	s.metrics = metrics.New(cfg.Limits.MaxFunctions)
 	sc := cfg.Scheduling
 	s.sched = qos.New(qos.Config{
@@ -113,6 +129,7 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 		Overflow:     plat.overflow,
 		Rates:        plat.rates,
 		Observer:     s.observer(),
+		Tracer:       s.tracer,
 	}, s.sched, up, s.metrics, log)
 	if err := s.newDAGs(); err != nil {
 		return nil, err
@@ -182,6 +199,11 @@ func (s *Server) Run(ctx context.Context) error {
 			s.log.Warn("shutdown: NATS", "err", err)
 		}
 		_ = s.admin.Shutdown(context.Background())
+		tctx, tcancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if err := s.stopTracing(tctx); err != nil {
+			s.log.Warn("shutdown: tracing", "err", err)
+		}
+		tcancel()
 		s.log.Info("stopped")
 		return nil
 	})
@@ -189,6 +211,15 @@ func (s *Server) Run(ctx context.Context) error {
 		return err
 	}
 	return nil
+}
+
+// buildVersion is the module's version the binary was built at, for the
+// spans' service.version.
+func buildVersion() string {
+	if info, ok := debug.ReadBuildInfo(); ok && info.Main.Version != "" {
+		return info.Main.Version
+	}
+	return "(devel)"
 }
 
 // statusListLimit bounds each list /sequoia/v1/status shows: the warm
