@@ -104,29 +104,34 @@ type Invocation struct {
 
 // Start opens the span of inv, which arrived at inv.Arrival, as a child of
 // the W3C trace context (traceparent, tracestate) its request carries, if
-// any. The request's headers are read, never changed.
+// any. The request's headers are read, never changed. It returns nil when
+// the sampler leaves the invocation out.
 func (t *Tracer) Start(h Carrier, inv *invocation.Invocation) *Invocation {
 	if t == nil {
 		return nil
 	}
 	parent := t.prop.Extract(context.Background(), readOnly{h})
-	attrs := []attribute.KeyValue{
+	ctx, sp := t.tr.Start(parent, "sequoia invoke", trace.WithSpanKind(trace.SpanKindServer), trace.WithTimestamp(inv.Arrival))
+	if !sp.IsRecording() {
+		// Sampled out: nothing more to build or record.
+		return nil
+	}
+	sp.SetName("sequoia invoke " + inv.Function)
+	sp.SetAttributes(
 		semconv.FaaSInvokedName(inv.Function),
 		attribute.String("sequoia.platform", inv.Platform.String()),
 		attribute.String("sequoia.tenant", inv.Tenant),
 		attribute.String("sequoia.chain.id", inv.Chain),
-	}
+	)
 	if inv.Budget > 0 {
-		attrs = append(attrs, attribute.Int64("sequoia.chain.deadline_ms", inv.Budget.Milliseconds()))
+		sp.SetAttributes(attribute.Int64("sequoia.chain.deadline_ms", inv.Budget.Milliseconds()))
 	}
 	if inv.Steps > 0 {
-		attrs = append(attrs, attribute.Int("sequoia.chain.steps", inv.Steps))
+		sp.SetAttributes(attribute.Int("sequoia.chain.steps", inv.Steps))
 	}
 	if x := h.Get("X-Amzn-Trace-Id"); x != "" {
-		attrs = append(attrs, attribute.String("aws.xray.trace_header", x))
+		sp.SetAttributes(attribute.String("aws.xray.trace_header", x))
 	}
-	ctx, sp := t.tr.Start(parent, "sequoia invoke "+inv.Function, trace.WithSpanKind(trace.SpanKindServer),
-		trace.WithTimestamp(inv.Arrival), trace.WithAttributes(attrs...))
 	return &Invocation{t: t, ctx: ctx, root: sp}
 }
 

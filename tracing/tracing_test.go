@@ -144,3 +144,18 @@ func TestSetupFromEnvironment(t *testing.T) {
 		}
 	}
 }
+
+// A sampled-out invocation (its caller's traceparent says not sampled)
+// records nothing and builds nothing.
+func TestSampledOut(t *testing.T) {
+	tr, exp := newTracer(t)
+	inv := &invocation.Invocation{Function: "f", Arrival: time.Now()}
+	sp := tr.Start(headers{"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00"}, inv)
+	if sp != nil {
+		t.Fatal("a sampled-out invocation got a span")
+	}
+	sp.End(inv, 200, 0, nil)
+	if n := len(exp.GetSpans()); n != 0 {
+		t.Errorf("%d spans exported", n)
+	}
+}
