@@ -393,3 +393,17 @@ func (s *Store) Status() Status {
 	st.Functions = s.disp.activeCount()
 	return st
 }
+
+// Undelivered reads the store's count of events accepted and neither
+// delivered nor dead-lettered, now (the gauge lags by up to a second).
+func (s *Store) Undelivered(ctx context.Context) (int, error) {
+	st := s.current()
+	if st == nil {
+		return 0, ErrUnavailable
+	}
+	info, err := st.events.Info(ctx)
+	if err != nil {
+		return 0, err
+	}
+	return int(info.State.Msgs), nil
+}

@@ -437,4 +437,3 @@ func TestRedeliveryAcrossReplicas(t *testing.T) {
 	eventually(t, "delivered by the second replica", func() bool { return len(r.attempts()) == 1 })
 	eventually(t, "counted redelivered", func() bool { return value(t, s2.m.redelivered) == 1 })
 }
-

@@ -385,8 +385,8 @@ func TestLambdaEvents(t *testing.T) {
 	}
 	b.mu.Unlock()
 	for series, want := range map[string]float64{
-		`sequoia_events_total{outcome="accepted"}`:                       3,
-		`sequoia_events_total{outcome="delivered"}`:                      1,
+		`sequoia_events_total{outcome="accepted"}`:                      3,
+		`sequoia_events_total{outcome="delivered"}`:                     1,
 		`sequoia_events_dead_lettered_total{reason="RetriesExhausted"}`: 1,
 		`sequoia_events_dead_lettered_total{reason="EventAgeExceeded"}`: 1,
 	} {

@@ -15,6 +15,7 @@ import (
 	"github.com/sequoia-qos/sequoia/cluster"
 	"github.com/sequoia-qos/sequoia/config"
 	"github.com/sequoia-qos/sequoia/dag"
+	"github.com/sequoia-qos/sequoia/events"
 	"github.com/sequoia-qos/sequoia/invocation"
 	"github.com/sequoia-qos/sequoia/metrics"
 	"github.com/sequoia-qos/sequoia/platform"
@@ -55,6 +56,7 @@ type Server struct {
 	dags    *dag.Service        // dag.go
 	warm    *warmpool.Pool      // warmpool.go; nil when SEQUOIA_PREWARM is off
 	engine  *cluster.Engine     // NATS JetStream: embedded, or the cluster's
+	events  *events.Store       // events.go: Lambda Events, durable
 }
 
 // New builds the server and opens its listeners.
@@ -102,6 +104,14 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 		return nil, err
 	}
 	s.newWarmPool(kind)
+	if s.engine, err = cluster.Start(cluster.Options{Config: cfg.Cluster, Log: log,
+		MaxPayload: int32(min(64<<20, max(8<<20, cfg.Serving.MaxBodyBytes+64<<10)))}); err != nil {
+		return nil, err
+	}
+	if err := s.newEvents(); err != nil {
+		_ = s.engine.Close()
+		return nil, err
+	}
 	s.proxy = proxy.New(proxy.Config{
 		Decider:      s.decider,
 		Platform:     kind,
@@ -113,28 +123,35 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 		Overflow:     plat.overflow,
 		Rates:        plat.rates,
 		Observer:     s.observer(),
+		Events:       s.events,
 	}, s.sched, up, s.metrics, log)
 	if err := s.newDAGs(); err != nil {
+		s.closeDurable()
 		return nil, err
 	}
 	s.admin = proxy.NewAdmin(s.metrics, s.status)
+	s.admin.Handle("GET /sequoia/v1/events/dead", s.serveDead) // events.go
 	if cfg.Serving.AdminPprof {
 		s.admin.EnableProfiling()
 	}
 
-	if s.engine, err = cluster.Start(cluster.Options{Config: cfg.Cluster, Log: log}); err != nil {
-		return nil, err
-	}
 	if s.dataLn, err = net.Listen("tcp", cfg.Serving.Listen); err != nil {
-		_ = s.engine.Close()
+		s.closeDurable()
 		return nil, fmt.Errorf("SEQUOIA_LISTEN: %w", err)
 	}
 	if s.adminLn, err = net.Listen("tcp", cfg.Serving.AdminListen); err != nil {
 		s.dataLn.Close()
-		_ = s.engine.Close()
+		s.closeDurable()
 		return nil, fmt.Errorf("SEQUOIA_ADMIN_LISTEN: %w", err)
 	}
 	return s, nil
+}
+
+// closeDurable stops the event store and closes the engine, for a New
+// that fails half-way.
+func (s *Server) closeDurable() {
+	s.events.Stop(context.Background())
+	_ = s.engine.Close()
 }
 
 // Run serves until ctx ends, then drains: readiness fails, the data
@@ -145,6 +162,7 @@ func (s *Server) Run(ctx context.Context) error {
 		"listen", s.dataLn.Addr().String(), "admin", s.adminLn.Addr().String(),
 		"backend", s.cfg.Backend.Kind, "backend_url", s.cfg.Backend.URL,
 		"max_concurrency", s.cfg.Limits.MaxConcurrency)
+	s.events.Start(s.proxy)
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return s.proxy.Serve(s.dataLn) })
 	g.Go(func() error { return s.admin.Serve(s.adminLn) })
@@ -152,6 +170,7 @@ func (s *Server) Run(ctx context.Context) error {
 	g.Go(func() error { return s.runWarmPool(gctx.Done()) })
 	s.admin.SetReady(true)
 
+	var lost error // work abandoned in flight at shutdown: the exit code says so
 	g.Go(func() error {
 		<-gctx.Done()
 		s.admin.SetReady(false)
@@ -162,13 +181,18 @@ func (s *Server) Run(ctx context.Context) error {
 		sctx, cancel := context.WithTimeout(context.Background(), s.cfg.Serving.ShutdownTimeout)
 		defer cancel()
 		err := s.proxy.Shutdown(sctx)
+		// Events not delivered yet stay in the store; those still at the
+		// platform when the time is up are abandoned (delivered again
+		// later, maybe twice).
+		abandoned := s.events.Stop(sctx)
+		if abandoned > 0 {
+			s.log.Warn("shutdown: Lambda Event deliveries abandoned at the platform", "abandoned", abandoned)
+			lost = fmt.Errorf("shutdown: %d Lambda Event deliveries abandoned in flight (they will be delivered again)", abandoned)
+		}
 		if !s.dags.Wait(sctx.Done()) {
 			s.log.Warn("shutdown: DAG runs still in progress", "active", s.dags.Active())
 		}
 		s.stopWarmPool()
-		if !s.proxy.WaitEvents(sctx.Done()) {
-			s.log.Warn("shutdown: Lambda Event invocations left undelivered", "pending", s.proxy.PendingEvents())
-		}
 		if err != nil {
 			s.log.Warn("shutdown timed out", "in_flight", s.sched.InFlight(), "queued", s.sched.Queued(), "err", err)
 		}
@@ -184,7 +208,7 @@ func (s *Server) Run(ctx context.Context) error {
 	if err := g.Wait(); err != nil && !errors.Is(err, context.Canceled) {
 		return err
 	}
-	return nil
+	return lost
 }
 
 // statusListLimit bounds each list /sequoia/v1/status shows: the warm
@@ -222,6 +246,7 @@ func (s *Server) status() any {
 		Reserved *proxy.ReservedCaps `json:"reserved_caps,omitempty"`
 		Snapshot *policySeen         `json:"policy_snapshot,omitempty"`
 		Cluster  cluster.Status      `json:"cluster"`
+		Events   events.Status       `json:"events"`
 		Config   map[string]any      `json:"config"`
 	}{
 		InFlight: s.sched.InFlight(),
@@ -242,6 +267,7 @@ func (s *Server) status() any {
 			},
 		},
 		Cluster: s.engine.Status(),
+		Events:  s.events.Status(),
 		Config:  config,
 	}
 }

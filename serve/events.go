@@ -1,0 +1,79 @@
+package serve
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+
+	"github.com/sequoia-qos/sequoia/events"
+)
+
+// newEvents opens the event store on the engine: the Lambda Event
+// invocations the proxy accepts are stored there before the 202, and
+// delivered from there by every replica (package events).
+func (s *Server) newEvents() error {
+	c, pc := s.cfg.Events, s.cfg.Platforms
+	conc := c.EventConcurrency
+	if conc == 0 {
+		conc = s.cfg.Limits.MaxConcurrency
+	}
+	st, err := events.Open(s.engine, events.Config{
+		MaxEvents:    pc.MaxEvents,
+		MaxBytes:     c.EventMaxBytes,
+		MaxAge:       pc.EventMaxAge,
+		MaxRetries:   c.EventMaxRetries,
+		RetryDelay:   c.EventRetryDelay,
+		DedupWindow:  c.EventDedupWindow,
+		DeadMax:      c.EventDeadMax,
+		OnFailureURL: c.EventOnFailureURL,
+		Concurrency:  conc,
+		Lease:        c.DurableLease,
+		Replicas:     s.cfg.Cluster.NatsReplicas,
+		Log:          s.log,
+	}, events.NewMetrics(s.metrics.Registry()))
+	if err != nil {
+		return err
+	}
+	s.events = st
+	return nil
+}
+
+// serveDead answers GET /sequoia/v1/events/dead on the admin port: the
+// dead letters, newest first, ?limit (at most 100, default 20) at a time,
+// from ?before (the previous page's next_before).
+func (s *Server) serveDead(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	limit, before := 20, uint64(0)
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > events.MaxDeadPage {
+			http.Error(w, "limit must be 1 to "+strconv.Itoa(events.MaxDeadPage), http.StatusBadRequest)
+			return
+		}
+		limit = n
+	}
+	if v := q.Get("before"); v != "" {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil || n == 0 {
+			http.Error(w, "before must be a positive sequence (a page's next_before)", http.StatusBadRequest)
+			return
+		}
+		before = n
+	}
+	dead, next, err := s.events.Dead(r.Context(), limit, before)
+	if err != nil {
+		code := http.StatusInternalServerError
+		if errors.Is(err, events.ErrUnavailable) {
+			code = http.StatusServiceUnavailable
+			w.Header().Set("Retry-After", "1")
+		}
+		http.Error(w, err.Error(), code)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(struct {
+		Dead       []events.DeadLetter `json:"dead"`
+		NextBefore uint64              `json:"next_before,omitempty"`
+	}{dead, next})
+}
