@@ -1,8 +1,10 @@
 package serve
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 
@@ -76,4 +78,31 @@ func (s *Server) serveDead(w http.ResponseWriter, r *http.Request) {
 		Dead       []events.DeadLetter `json:"dead"`
 		NextBefore uint64              `json:"next_before,omitempty"`
 	}{dead, next})
+}
+
+// stopDurable begins stopping the durable work, at the start of the
+// shutdown: Event deliveries stop (those waiting for a slot go back to the
+// store) and async DAG runs are suspended (in the journal, for another
+// replica or the next start). The returned function waits, until ctx
+// ends, for the work at the platform, and returns an error saying what it
+// abandoned there (delivered or run again later, maybe twice), nil if
+// nothing.
+func (s *Server) stopDurable(ctx context.Context) (wait func() error) {
+	evc, runc := make(chan int, 1), make(chan int, 1)
+	go func() { evc <- s.events.Stop(ctx) }()
+	go func() { runc <- s.dags.Suspend(ctx) }()
+	return func() error {
+		evs, runs := <-evc, <-runc
+		s.runs.Close() // the other replicas take the suspended runs at once
+		var errs []error
+		if evs > 0 {
+			s.log.Warn("shutdown: Lambda Event deliveries abandoned at the platform", "abandoned", evs)
+			errs = append(errs, fmt.Errorf("shutdown: %d Lambda Event deliveries abandoned in flight (they will be delivered again)", evs))
+		}
+		if runs > 0 {
+			s.log.Warn("shutdown: async DAG runs abandoned with a task at the platform", "abandoned", runs)
+			errs = append(errs, fmt.Errorf("shutdown: %d async DAG runs abandoned with a task in flight (it runs again when they resume)", runs))
+		}
+		return errors.Join(errs...)
+	}
 }

@@ -57,6 +57,7 @@ type Server struct {
 	warm    *warmpool.Pool      // warmpool.go; nil when SEQUOIA_PREWARM is off
 	engine  *cluster.Engine     // NATS JetStream: embedded, or the cluster's
 	events  *events.Store       // events.go: Lambda Events, durable
+	runs    *events.Runs        // dag.go: the journal of async DAG runs
 }
 
 // New builds the server and opens its listeners.
@@ -151,6 +152,9 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 // that fails half-way.
 func (s *Server) closeDurable() {
 	s.events.Stop(context.Background())
+	if s.runs != nil {
+		s.runs.Close()
+	}
 	_ = s.engine.Close()
 }
 
@@ -163,6 +167,7 @@ func (s *Server) Run(ctx context.Context) error {
 		"backend", s.cfg.Backend.Kind, "backend_url", s.cfg.Backend.URL,
 		"max_concurrency", s.cfg.Limits.MaxConcurrency)
 	s.events.Start(s.proxy)
+	s.runs.Start(s.dags) // resumes the runs a dead replica (or the last start) left
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return s.proxy.Serve(s.dataLn) })
 	g.Go(func() error { return s.admin.Serve(s.adminLn) })
@@ -180,15 +185,9 @@ func (s *Server) Run(ctx context.Context) error {
 		}
 		sctx, cancel := context.WithTimeout(context.Background(), s.cfg.Serving.ShutdownTimeout)
 		defer cancel()
+		durable := s.stopDurable(sctx) // events.go
 		err := s.proxy.Shutdown(sctx)
-		// Events not delivered yet stay in the store; those still at the
-		// platform when the time is up are abandoned (delivered again
-		// later, maybe twice).
-		abandoned := s.events.Stop(sctx)
-		if abandoned > 0 {
-			s.log.Warn("shutdown: Lambda Event deliveries abandoned at the platform", "abandoned", abandoned)
-			lost = fmt.Errorf("shutdown: %d Lambda Event deliveries abandoned in flight (they will be delivered again)", abandoned)
-		}
+		lost = durable()
 		if !s.dags.Wait(sctx.Done()) {
 			s.log.Warn("shutdown: DAG runs still in progress", "active", s.dags.Active())
 		}
@@ -247,6 +246,7 @@ func (s *Server) status() any {
 		Snapshot *policySeen         `json:"policy_snapshot,omitempty"`
 		Cluster  cluster.Status      `json:"cluster"`
 		Events   events.Status       `json:"events"`
+		Journal  events.RunsStatus   `json:"dag_journal"`
 		Config   map[string]any      `json:"config"`
 	}{
 		InFlight: s.sched.InFlight(),
@@ -268,6 +268,7 @@ func (s *Server) status() any {
 		},
 		Cluster: s.engine.Status(),
 		Events:  s.events.Status(),
+		Journal: s.runs.Status(),
 		Config:  config,
 	}
 }
