@@ -31,8 +31,9 @@ import (
 // letters. A replica that dies holding events lets their lease lapse, and
 // JetStream delivers them again, to any replica.
 
-// maxFetch bounds the events pulled from one function in one turn.
-const maxFetch = 8
+// maxFetch bounds the events pulled from one function in one turn; a
+// turn takes the free slots' share of one function, at least one.
+const maxFetch = 32
 
 type dispatcher struct {
 	s     *Store
@@ -51,6 +52,16 @@ type dispatcher struct {
 
 	deliveries sync.WaitGroup
 	done       chan struct{} // closed when the dispatch loop returns
+
+	// With the embedded server, whose consumer state lags its deliveries
+	// by up to 100 ms on disk, the events in delivery are written down
+	// before their attempts start (inflight.{replica} in the state
+	// bucket), so that after a crash of the process the next start knows
+	// which of its deliveries repeat one (suspects).
+	markers  bool
+	marked   map[uint64]struct{} // REQUIRES: mu
+	suspects map[uint64]struct{} // REQUIRES: mu
+	loaded   sync.Once
 }
 
 func (d *dispatcher) init(s *Store) {
@@ -60,6 +71,8 @@ func (d *dispatcher) init(s *Store) {
 	d.dirty = map[string]bool{}
 	d.consumers = map[string]jetstream.Consumer{}
 	d.done = make(chan struct{})
+	d.markers = s.e.Embedded()
+	d.marked, d.suspects = map[uint64]struct{}{}, map[uint64]struct{}{}
 }
 
 func (d *dispatcher) start(dl Deliverer) {
@@ -187,9 +200,13 @@ func (d *dispatcher) dispatchLoop() {
 		case <-d.s.stopping:
 			return
 		}
+		share := 1
+		if a := d.activeCount(); a > 0 {
+			share = max(1, (cap(d.slots)-len(d.slots)+1)/a)
+		}
 		n := 1
 	more:
-		for n < maxFetch {
+		for n < min(share, maxFetch) {
 			select {
 			case d.slots <- struct{}{}:
 				n++
@@ -228,15 +245,21 @@ func (d *dispatcher) pull(n int) int {
 		return 0
 	}
 	batch, err := c.FetchNoWait(n)
-	got := 0
+	var msgs []jetstream.Msg
 	if err == nil {
 		for msg := range batch.Messages() {
-			got++
-			d.s.m.delivering.Add(1)
-			d.deliveries.Add(1)
-			go d.deliver(st, msg)
+			msgs = append(msgs, msg)
 		}
 		err = batch.Error()
+	}
+	got := len(msgs)
+	if got > 0 && d.markers {
+		d.mark(st, msgs)
+	}
+	for _, msg := range msgs {
+		d.s.m.delivering.Add(1)
+		d.deliveries.Add(1)
+		go d.deliver(st, msg)
 	}
 	if err != nil && !errors.Is(err, jetstream.ErrNoMessages) {
 		if errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrConsumerDeleted) {
@@ -325,14 +348,17 @@ func (d *dispatcher) deliver(st *streams, msg jetstream.Msg) {
 		_ = msg.Term()
 		return
 	}
+	defer d.unmark(meta.Sequence.Stream)
 	var a attempts
+	repeat := d.suspect(meta.Sequence.Stream)
 	if meta.NumDelivered > 1 {
 		a = d.loadAttempts(st, meta.Sequence.Stream)
-		if int(meta.NumDelivered)-1 > a.Naks {
-			// Delivered before and neither acknowledged nor handed
-			// back: its replica stopped answering while it ran.
-			s.m.redelivered.Inc()
-		}
+		// Delivered before and neither acknowledged nor handed back:
+		// its replica stopped answering while it ran.
+		repeat = repeat || int(meta.NumDelivered)-1 > a.Naks
+	}
+	if repeat {
+		s.m.redelivered.Inc()
 	}
 	ev, err := decode(msg.Headers(), msg.Data())
 	if err != nil {
@@ -444,22 +470,123 @@ func (d *dispatcher) forget(st *streams, seq uint64, a *attempts) {
 }
 
 // heartbeat renews msg's lease every third of it until the returned
-// function is called.
+// function is called. Cost: a timer; a delivery shorter than a third of
+// the lease sends nothing.
 func (d *dispatcher) heartbeat(msg jetstream.Msg) (stop func()) {
-	done := make(chan struct{})
-	go func() {
-		t := time.NewTicker(d.s.cfg.Lease / 3)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-t.C:
-				_ = msg.InProgress()
+	every := d.s.cfg.Lease / 3
+	var mu sync.Mutex
+	stopped := false
+	var t *time.Timer
+	mu.Lock()
+	t = time.AfterFunc(every, func() {
+		_ = msg.InProgress()
+		mu.Lock()
+		if !stopped {
+			t.Reset(every)
+		}
+		mu.Unlock()
+	})
+	mu.Unlock()
+	return func() {
+		mu.Lock()
+		stopped = true
+		t.Stop()
+		mu.Unlock()
+	}
+}
+
+// markerKey is this replica's in-flight marker in the state bucket.
+func (d *dispatcher) markerKey() string { return "inflight." + keyToken(d.s.e.Replica()) }
+
+// mark writes down, before their attempts start, the events in delivery
+// with msgs among them (the whole set, one write per pull).
+func (d *dispatcher) mark(st *streams, msgs []jetstream.Msg) {
+	d.mu.Lock()
+	for _, m := range msgs {
+		if meta, err := m.Metadata(); err == nil {
+			d.marked[meta.Sequence.Stream] = struct{}{}
+		}
+	}
+	b := make([]byte, 0, 12*len(d.marked))
+	for seq := range d.marked {
+		b = strconv.AppendUint(b, seq, 10)
+		b = append(b, ',')
+	}
+	d.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := st.state.Put(ctx, d.markerKey(), b); err != nil {
+		d.s.log.Warn("events: cannot mark the events in delivery; a crash now would not count their repeats", "err", err)
+	}
+}
+
+func (d *dispatcher) unmark(seq uint64) {
+	if !d.markers {
+		return
+	}
+	d.mu.Lock()
+	delete(d.marked, seq)
+	d.mu.Unlock()
+}
+
+// suspect reports (once) whether a process that died had event seq in
+// delivery.
+func (d *dispatcher) suspect(seq uint64) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	_, ok := d.suspects[seq]
+	delete(d.suspects, seq)
+	return ok
+}
+
+// loadSuspects reads the markers the previous processes on these files
+// left (the embedded server: this process is alone on them) and removes
+// them. Once, before the first pull.
+func (d *dispatcher) loadSuspects(st *streams) {
+	if !d.markers {
+		return
+	}
+	d.loaded.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		l, err := st.state.ListKeysFiltered(ctx, "inflight.*")
+		if err != nil {
+			return
+		}
+		var old []string
+		for key := range l.Keys() {
+			if key == d.markerKey() {
+				continue
+			}
+			old = append(old, key)
+			if e, err := st.state.Get(ctx, key); err == nil {
+				for _, f := range strings.Split(string(e.Value()), ",") {
+					seq, err := strconv.ParseUint(f, 10, 64)
+					if err != nil {
+						continue
+					}
+					// Still in the store: not delivered yet.
+					if _, err := st.events.GetMsg(ctx, seq); err == nil {
+						d.mu.Lock()
+						d.suspects[seq], d.marked[seq] = struct{}{}, struct{}{}
+						d.mu.Unlock()
+					}
+				}
 			}
 		}
-	}()
-	return func() { close(done) }
+		// Carried over under this process's marker until delivered, in
+		// case it dies before.
+		d.mark(st, nil)
+		for _, key := range old {
+			_ = st.state.Purge(ctx, key)
+		}
+		d.mu.Lock()
+		n := len(d.suspects)
+		d.mu.Unlock()
+		if n > 0 {
+			d.s.log.Info("events: deliveries in flight when the last process stopped; they run again", "events", n)
+		}
+	})
 }
 
 // wait waits, until ctx ends, for the deliveries in progress, and returns
@@ -470,12 +597,17 @@ func (d *dispatcher) wait(ctx context.Context) int {
 	}
 	all := make(chan struct{})
 	go func() { d.deliveries.Wait(); close(all) }()
+	left := 0
 	select {
 	case <-all:
-		return 0
 	case <-ctx.Done():
-		return int(d.s.m.delivering.Load())
+		left = int(d.s.m.delivering.Load())
 	}
+	if st := d.s.current(); st != nil && d.markers {
+		// Only the abandoned are suspects at the next start.
+		d.mark(st, nil)
+	}
+	return left
 }
 
 // Headers of a dead letter, besides the event's own.

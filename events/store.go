@@ -236,7 +236,7 @@ func (s *Store) ensure(ctx context.Context) error {
 		History:     1,
 		// An entry outlives its event by an hour at most.
 		TTL:      c.MaxAge + time.Hour,
-		MaxBytes: max(16<<20, int64(c.MaxEvents)*8<<10),
+		MaxBytes: max(16<<20, min(c.MaxBytes, int64(c.MaxEvents)*5<<10)),
 		Storage:  jetstream.FileStorage,
 		Replicas: c.Replicas,
 	})
@@ -245,6 +245,7 @@ func (s *Store) ensure(ctx context.Context) error {
 	}
 	st := &streams{events: events, dead: dead, state: state,
 		epoch: strconv.FormatInt(events.CachedInfo().Created.Unix(), 36)}
+	s.disp.loadSuspects(st)
 	s.mu.Lock()
 	s.streams, s.lastErr = st, nil
 	s.mu.Unlock()

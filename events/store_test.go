@@ -23,7 +23,7 @@ import (
 )
 
 // startEngine starts an engine: embedded in dir, or on the NATS at url.
-func startEngine(t *testing.T, dir, url string) *cluster.Engine {
+func startEngine(t testing.TB, dir, url string) *cluster.Engine {
 	t.Helper()
 	e, err := cluster.Start(cluster.Options{Config: config.Cluster{Name: "t", StateDir: dir, NatsURL: url}})
 	if err != nil {

@@ -9,12 +9,16 @@ import (
 	"strconv"
 
 	"github.com/sequoia-qos/sequoia/events"
+	"github.com/sequoia-qos/sequoia/proxy"
 )
 
 // newEvents opens the event store on the engine: the Lambda Event
 // invocations the proxy accepts are stored there before the 202, and
 // delivered from there by every replica (package events).
 func (s *Server) newEvents() error {
+	if s.memoryEvents {
+		return nil
+	}
 	c, pc := s.cfg.Events, s.cfg.Platforms
 	conc := c.EventConcurrency
 	if conc == 0 {
@@ -41,10 +45,31 @@ func (s *Server) newEvents() error {
 	return nil
 }
 
+// eventQueue is where the proxy puts Events: the store, or nil for the
+// proxy's in-process queue (InMemoryEvents).
+func (s *Server) eventQueue() proxy.EventQueue {
+	if s.events == nil {
+		return nil
+	}
+	return s.events
+}
+
+func (s *Server) eventsStatus() *events.Status {
+	if s.events == nil {
+		return nil
+	}
+	st := s.events.Status()
+	return &st
+}
+
 // serveDead answers GET /sequoia/v1/events/dead on the admin port: the
 // dead letters, newest first, ?limit (at most 100, default 20) at a time,
 // from ?before (the previous page's next_before).
 func (s *Server) serveDead(w http.ResponseWriter, r *http.Request) {
+	if s.events == nil {
+		http.Error(w, "no event store (in-memory events)", http.StatusNotFound)
+		return
+	}
 	q := r.URL.Query()
 	limit, before := 20, uint64(0)
 	if v := q.Get("limit"); v != "" {
@@ -89,7 +114,13 @@ func (s *Server) serveDead(w http.ResponseWriter, r *http.Request) {
 // nothing.
 func (s *Server) stopDurable(ctx context.Context) (wait func() error) {
 	evc, runc := make(chan int, 1), make(chan int, 1)
-	go func() { evc <- s.events.Stop(ctx) }()
+	go func() {
+		if s.events == nil {
+			evc <- s.proxy.MemoryEvents().Stop(ctx) // all lost
+			return
+		}
+		evc <- s.events.Stop(ctx)
+	}()
 	go func() { runc <- s.dags.Suspend(ctx) }()
 	return func() error {
 		evs, runs := <-evc, <-runc

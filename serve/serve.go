@@ -58,12 +58,26 @@ type Server struct {
 	engine  *cluster.Engine     // NATS JetStream: embedded, or the cluster's
 	events  *events.Store       // events.go: Lambda Events, durable
 	runs    *events.Runs        // dag.go: the journal of async DAG runs
+	// memoryEvents: Events stay in the process (InMemoryEvents); events
+	// is nil.
+	memoryEvents bool
 }
 
+// Option changes how New builds the server.
+type Option func(*Server)
+
+// InMemoryEvents keeps Lambda Event invocations in the process, as sequoia
+// did before its event store: they are lost when it exits. For measuring
+// the store's cost against it (sequoia bench events), never for serving.
+func InMemoryEvents() Option { return func(s *Server) { s.memoryEvents = true } }
+
 // New builds the server and opens its listeners.
-func New(cfg config.Config, log *slog.Logger) (*Server, error) {
+func New(cfg config.Config, log *slog.Logger, opts ...Option) (*Server, error) {
 	kind, _ := invocation.ParsePlatform(cfg.Backend.Kind)
 	s := &Server{cfg: cfg, log: log}
+	for _, o := range opts {
+		o(s)
+	}
 	s.metrics = metrics.New(cfg.Limits.MaxFunctions)
 	sc := cfg.Scheduling
 	s.sched = qos.New(qos.Config{
@@ -109,7 +123,7 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 		MaxPayload: int32(min(64<<20, max(8<<20, cfg.Serving.MaxBodyBytes+64<<10)))}); err != nil {
 		return nil, err
 	}
-	if err := s.newEvents(); err != nil {
+	if err := s.newEvents(); err != nil { // events.go
 		_ = s.engine.Close()
 		return nil, err
 	}
@@ -124,7 +138,7 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 		Overflow:     plat.overflow,
 		Rates:        plat.rates,
 		Observer:     s.observer(),
-		Events:       s.events,
+		Events:       s.eventQueue(),
 	}, s.sched, up, s.metrics, log)
 	if err := s.newDAGs(); err != nil {
 		s.closeDurable()
@@ -151,7 +165,9 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 // closeDurable stops the event store and closes the engine, for a New
 // that fails half-way.
 func (s *Server) closeDurable() {
-	s.events.Stop(context.Background())
+	if s.events != nil {
+		s.events.Stop(context.Background())
+	}
 	if s.runs != nil {
 		s.runs.Close()
 	}
@@ -166,7 +182,9 @@ func (s *Server) Run(ctx context.Context) error {
 		"listen", s.dataLn.Addr().String(), "admin", s.adminLn.Addr().String(),
 		"backend", s.cfg.Backend.Kind, "backend_url", s.cfg.Backend.URL,
 		"max_concurrency", s.cfg.Limits.MaxConcurrency)
-	s.events.Start(s.proxy)
+	if s.events != nil {
+		s.events.Start(s.proxy)
+	}
 	s.runs.Start(s.dags) // resumes the runs a dead replica (or the last start) left
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return s.proxy.Serve(s.dataLn) })
@@ -245,7 +263,7 @@ func (s *Server) status() any {
 		Reserved *proxy.ReservedCaps `json:"reserved_caps,omitempty"`
 		Snapshot *policySeen         `json:"policy_snapshot,omitempty"`
 		Cluster  cluster.Status      `json:"cluster"`
-		Events   events.Status       `json:"events"`
+		Events   *events.Status      `json:"events,omitempty"`
 		Journal  events.RunsStatus   `json:"dag_journal"`
 		Config   map[string]any      `json:"config"`
 	}{
@@ -267,7 +285,7 @@ func (s *Server) status() any {
 			},
 		},
 		Cluster: s.engine.Status(),
-		Events:  s.events.Status(),
+		Events:  s.eventsStatus(),
 		Journal: s.runs.Status(),
 		Config:  config,
 	}

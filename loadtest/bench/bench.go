@@ -26,6 +26,7 @@ import (
 const benchUsage = `usage: sequoia bench chains [flags]
        sequoia bench coldstart [flags]
        sequoia bench dags [flags]
+       sequoia bench events [flags]
 
 Bursts function chains at an emulated platform three ways (directly,
 through HAProxy with maxconn = the platform limit, through sequoia) and
@@ -34,6 +35,9 @@ coldstart: bursts after an idle period without and with the warm pool, and
 a steady run that measures what the warm-ups cost (-h for its flags).
 dags: orchestration overhead of a sequence and a map of DAG runs, and a
 burst of runs of a 3-node DAG (-h for its flags).
+events: Lambda Event acceptance with the durable store against the
+in-memory queue, sequoia SIGKILLed during delivery (embedded, and two
+replicas on an external NATS), an async DAG run SIGKILLed mid-run.
 `
 
 // Run runs `sequoia bench NAME [flags]`: the report goes to out, progress
@@ -45,9 +49,12 @@ func Run(ctx context.Context, args []string, out io.Writer) error {
 	if len(args) > 0 && args[0] == "dags" {
 		return runBenchDags(ctx, args[1:], out, os.Stderr) // bench_dags.go
 	}
+	if len(args) > 0 && args[0] == "events" {
+		return runBenchEvents(ctx, args[1:], out, os.Stderr) // bench_events.go
+	}
 	if len(args) == 0 || args[0] != "chains" {
 		fmt.Fprint(os.Stderr, benchUsage)
-		return fmt.Errorf("bench: want a benchmark name (chains, coldstart, dags)")
+		return fmt.Errorf("bench: want a benchmark name (chains, coldstart, dags, events)")
 	}
 	return runBenchChains(ctx, args[1:], out, os.Stderr)
 }
