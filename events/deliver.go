@@ -435,12 +435,12 @@ func (d *dispatcher) handBack(st *streams, msg jetstream.Msg, meta *jetstream.Ms
 	time.AfterFunc(delay+time.Millisecond, func() { d.activate(tok) })
 }
 
-// ack acknowledges msg and waits for the store's confirmation, so that an
-// acknowledged event is never delivered again.
+// ack acknowledges msg. It does not wait for the server's confirmation:
+// the connection keeps the order of what is sent on it, so the next marker
+// or pull reaches the server after it; an acknowledgement lost with a
+// crash makes a repeat, counted as such (the marker still names it).
 func (d *dispatcher) ack(msg jetstream.Msg) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := msg.DoubleAck(ctx); err != nil {
+	if err := msg.Ack(); err != nil {
 		d.s.log.Warn("events: acknowledgement lost; the event will be delivered again", "err", err)
 	}
 }

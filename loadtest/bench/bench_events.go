@@ -31,6 +31,7 @@ import (
 type eventsSpec struct {
 	Events    int           `json:"events"`         // per scenario
 	Clients   int           `json:"clients"`        // concurrent clients sending them
+	Rate      int           `json:"accept_rate"`    // the paced acceptance run's events per second
 	Kills     int           `json:"kills"`          // SIGKILLs during delivery
 	Exec      time.Duration `json:"exec_ns"`        // the platform's time per event
 	Limit     int           `json:"limit"`          // SEQUOIA_MAX_CONCURRENCY
@@ -41,19 +42,26 @@ type eventsSpec struct {
 	Binary    string        `json:"sequoia_binary"` // what the kill scenarios run
 }
 
-// acceptRow is one way of accepting Events, measured at the clients.
+// acceptRow is one way of accepting Events, measured at the clients: as
+// fast as Clients connections go (closed loop: the most it accepts), and
+// paced at Rate events per second (open loop: latency counted from each
+// event's scheduled send, so a stall delays the ones behind it too).
 type acceptRow struct {
 	Store      string        `json:"store"`
-	Events     int           `json:"events"`
-	Errors     int           `json:"errors"`
-	PerSecond  float64       `json:"accepted_per_second"`
-	P50        time.Duration `json:"p50_ns"`
-	P99        time.Duration `json:"p99_ns"`
-	Max        time.Duration `json:"max_ns"`
-	RatioP99   float64       `json:"p99_vs_memory"`
-	RatioRate  float64       `json:"rate_vs_memory"`
 	Sync       string        `json:"state_sync,omitempty"`
 	Durability string        `json:"durability"`
+	Events     int           `json:"events"`
+	Errors     int           `json:"errors"`
+	PerSecond  float64       `json:"accepted_per_second"` // closed loop
+	P50        time.Duration `json:"p50_ns"`              // closed loop
+	P99        time.Duration `json:"p99_ns"`              // closed loop
+	Max        time.Duration `json:"max_ns"`              // closed loop
+	PacedRate  float64       `json:"paced_per_second"`    // achieved
+	PacedP50   time.Duration `json:"paced_p50_ns"`
+	PacedP99   time.Duration `json:"paced_p99_ns"`
+	PacedMax   time.Duration `json:"paced_max_ns"`
+	RatioRate  float64       `json:"rate_vs_memory"`
+	RatioP99   float64       `json:"paced_p99_vs_memory"`
 }
 
 // killRow is one crash scenario: events accepted, sequoia SIGKILLed during
@@ -89,7 +97,7 @@ type eventsReport struct {
 }
 
 func defaultEventsBench() eventsSpec {
-	return eventsSpec{Events: 10000, Clients: 16, Kills: 3, Exec: 20 * time.Millisecond, Limit: 50, Lease: 2 * time.Second,
+	return eventsSpec{Events: 10000, Clients: 16, Rate: 5000, Kills: 3, Exec: 20 * time.Millisecond, Limit: 25, Lease: 2 * time.Second,
 		DAGTasks: 6, DAGExec: 500 * time.Millisecond, Scenarios: []string{"accept", "kill", "cluster", "dag"}}
 }
 
@@ -101,6 +109,7 @@ func runBenchEvents(ctx context.Context, args []string, out, progress io.Writer)
 	var asJSON bool
 	fs.IntVar(&b.Events, "events", b.Events, "events in each scenario")
 	fs.IntVar(&b.Clients, "clients", b.Clients, "concurrent clients sending them")
+	fs.IntVar(&b.Rate, "rate", b.Rate, "events per second of the paced acceptance run")
 	fs.IntVar(&b.Kills, "kills", b.Kills, "SIGKILLs of sequoia during delivery")
 	fs.DurationVar(&b.Exec, "exec", b.Exec, "the platform's time per event")
 	fs.IntVar(&b.Limit, "limit", b.Limit, "SEQUOIA_MAX_CONCURRENCY")
@@ -114,7 +123,7 @@ func runBenchEvents(ctx context.Context, args []string, out, progress io.Writer)
 		return err
 	}
 	b.Scenarios = strings.Split(scenarios, ",")
-	if b.Events <= 0 || b.Clients <= 0 || b.Kills < 0 || b.Limit <= 0 || b.Exec < 0 || b.Lease < time.Second || b.DAGTasks < 2 {
+	if b.Events <= 0 || b.Clients <= 0 || b.Rate <= 0 || b.Kills < 0 || b.Limit <= 0 || b.Exec < 0 || b.Lease < time.Second || b.DAGTasks < 2 {
 		return errors.New("bench events: -events, -clients and -limit must be positive, -lease at least 1s, -dag-tasks at least 2")
 	}
 	if b.Binary == "" {
@@ -193,13 +202,16 @@ func benchAccept(ctx context.Context, b eventsSpec) ([]acceptRow, error) {
 		if err != nil {
 			return nil, err
 		}
-		row := acceptBurst(srv.DataAddr(), b)
+		row := acceptBurst(srv.DataAddr(), b, 0)
+		paced := acceptBurst(srv.DataAddr(), b, b.Rate)
 		stop()
+		row.PacedRate, row.PacedP50, row.PacedP99, row.PacedMax = paced.PerSecond, paced.P50, paced.P99, paced.Max
+		row.Errors += paced.Errors
 		row.Store, row.Sync, row.Durability = v.name, v.sync, v.durability
 		rows = append(rows, row)
 	}
 	for i := range rows {
-		rows[i].RatioP99 = float64(rows[i].P99) / float64(max(rows[0].P99, 1))
+		rows[i].RatioP99 = float64(rows[i].PacedP99) / float64(max(rows[0].PacedP99, 1))
 		rows[i].RatioRate = rows[i].PerSecond / max(rows[0].PerSecond, 1)
 	}
 	return rows, nil
@@ -212,38 +224,49 @@ func cmpOr(a, b string) string {
 	return b
 }
 
-// acceptBurst sends b.Events Events to addr from b.Clients connections
-// and measures each request's latency.
-func acceptBurst(addr string, b eventsSpec) acceptRow {
-	client := &fasthttp.HostClient{Addr: addr, MaxConns: b.Clients}
+// acceptBurst sends b.Events Events to addr and measures each request's
+// latency: from b.Clients connections as fast as they go (rate 0), or
+// paced at rate per second, each latency counted from its scheduled send.
+func acceptBurst(addr string, b eventsSpec, rate int) acceptRow {
+	client := &fasthttp.HostClient{Addr: addr, MaxConns: 1024}
 	lat := make([]time.Duration, b.Events)
-	var next, errs atomic.Int64
-	var wg sync.WaitGroup
+	var errs atomic.Int64
 	start := time.Now()
-	for range b.Clients {
-		wg.Go(func() {
-			req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
-			defer fasthttp.ReleaseRequest(req)
-			defer fasthttp.ReleaseResponse(resp)
-			for {
-				i := int(next.Add(1) - 1)
-				if i >= b.Events {
-					return
+	tag := strconv.FormatInt(start.UnixNano(), 36)
+	send := func(i int, from time.Time) {
+		req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+		defer fasthttp.ReleaseRequest(req)
+		defer fasthttp.ReleaseResponse(resp)
+		req.SetRequestURI("http://" + addr + "/2015-03-31/functions/f" + strconv.Itoa(i%8) + "/invocations")
+		req.Header.SetMethod(fasthttp.MethodPost)
+		req.Header.Set("X-Amz-Invocation-Type", "Event")
+		req.Header.Set("Amz-Sdk-Invocation-Id", "bench-"+strconv.Itoa(i)+"-"+tag)
+		req.SetBodyString(`{"id":` + strconv.Itoa(i) + `}`)
+		err := client.Do(req, resp)
+		lat[i] = time.Since(from)
+		if err != nil || resp.StatusCode() != fasthttp.StatusAccepted {
+			errs.Add(1)
+		}
+	}
+	var wg sync.WaitGroup
+	if rate <= 0 {
+		var next atomic.Int64
+		for range b.Clients {
+			wg.Go(func() {
+				for i := int(next.Add(1) - 1); i < b.Events; i = int(next.Add(1) - 1) {
+					send(i, time.Now())
 				}
-				req.Reset()
-				req.SetRequestURI("http://" + addr + "/2015-03-31/functions/f" + strconv.Itoa(i%8) + "/invocations")
-				req.Header.SetMethod(fasthttp.MethodPost)
-				req.Header.Set("X-Amz-Invocation-Type", "Event")
-				req.Header.Set("Amz-Sdk-Invocation-Id", "bench-"+strconv.Itoa(i)+"-"+strconv.FormatInt(start.UnixNano(), 36))
-				req.SetBodyString(`{"id":` + strconv.Itoa(i) + `}`)
-				t := time.Now()
-				err := client.Do(req, resp)
-				lat[i] = time.Since(t)
-				if err != nil || resp.StatusCode() != fasthttp.StatusAccepted {
-					errs.Add(1)
-				}
+			})
+		}
+	} else {
+		every := time.Second / time.Duration(rate)
+		for i := range b.Events {
+			at := start.Add(time.Duration(i) * every)
+			if d := time.Until(at); d > 0 {
+				time.Sleep(d)
 			}
-		})
+			wg.Go(func() { send(i, at) })
+		}
 	}
 	wg.Wait()
 	wall := time.Since(start)
@@ -509,10 +532,10 @@ func printEventsReport(out io.Writer, rep eventsReport) {
 	ms := func(d time.Duration) string { return fmt.Sprintf("%.2f", float64(d)/float64(time.Millisecond)) }
 	if len(rep.Accept) > 0 {
 		tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', tabwriter.AlignRight)
-		fmt.Fprintln(tw, "store\tsync\tevents\terrors\taccepted/s\tp50 ms\tp99 ms\tmax ms\tp99 vs memory\trate vs memory\t")
+		fmt.Fprintf(tw, "store\tsync\tevents\terrors\tmost accepted/s\tvs memory\tp99 ms\tat %d/s: p50 ms\tp99 ms\tmax ms\tp99 vs memory\t\n", rep.Spec.Rate)
 		for _, r := range rep.Accept {
-			fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%.0f\t%s\t%s\t%s\t%.2fx\t%.2fx\t\n", r.Store, cmpOr(r.Sync, "-"), r.Events, r.Errors,
-				r.PerSecond, ms(r.P50), ms(r.P99), ms(r.Max), r.RatioP99, r.RatioRate)
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%.0f\t%.2fx\t%s\t%s\t%s\t%s\t%.2fx\t\n", r.Store, cmpOr(r.Sync, "-"), r.Events, r.Errors,
+				r.PerSecond, r.RatioRate, ms(r.P99), ms(r.PacedP50), ms(r.PacedP99), ms(r.PacedMax), r.RatioP99)
 		}
 		tw.Flush()
 		fmt.Fprintln(out)
