@@ -77,6 +77,9 @@ type killRow struct {
 	RepeatPct   float64       `json:"repeats_pct"`
 	Redelivered float64       `json:"redelivered_counted"` // sequoia_events_redelivered_total, summed over the processes
 	Wall        time.Duration `json:"wall_ns"`
+	// SIGTERMExits are the last processes' exits on SIGTERM once all was
+	// delivered: "0" when nothing was in flight.
+	SIGTERMExits []string `json:"sigterm_exits"`
 }
 
 // dagKillRow is an async DAG run whose sequoia is SIGKILLed mid-run.
@@ -412,6 +415,14 @@ func benchKill(ctx context.Context, b eventsSpec, cluster bool, progress io.Writ
 	row.Distinct, row.Repeats = rec.count(b.Events)
 	row.Lost = row.Accepted - row.Distinct
 	row.RepeatPct = 100 * float64(row.Repeats) / float64(max(row.Distinct, 1))
+	for _, p := range procs {
+		exit := "0"
+		if err := p.term(); err != nil {
+			exit = err.Error()
+		}
+		row.SIGTERMExits = append(row.SIGTERMExits, exit)
+	}
+	procs = nil
 	return row, nil
 }
 

@@ -72,6 +72,11 @@ func TestBenchEventsSmall(t *testing.T) {
 		if r.Repeats > kills*limit {
 			t.Errorf("%s: %d repeats, more than the %d events in flight at %d kills", r.Mode, r.Repeats, kills*limit, kills)
 		}
+		for _, exit := range r.SIGTERMExits {
+			if exit != "0" {
+				t.Errorf("%s: exit on SIGTERM with nothing in flight: %s, want 0", r.Mode, exit)
+			}
+		}
 		if r.Redelivered < float64(r.Repeats) {
 			t.Errorf("%s: sequoia counted %v redeliveries for %d repeats at the platform", r.Mode, r.Redelivered, r.Repeats)
 		}
