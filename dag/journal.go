@@ -159,6 +159,32 @@ func (s *Service) Suspend(ctx context.Context) (abandoned int) {
 	return abandoned
 }
 
+// Yield stops the journaled runs this process holds, as Suspend does,
+// without waiting and without refusing new ones: the replica lost the
+// journal for longer than its lease, so another replica takes its runs
+// over, and running them here too would run their tasks twice.
+func (s *Service) Yield() {
+	s.mu.RLock()
+	var runs []*Run
+	for _, r := range s.active {
+		if r.durable {
+			runs = append(runs, r)
+		}
+	}
+	s.mu.RUnlock()
+	for _, r := range runs {
+		r.stop(errSuspend)
+	}
+}
+
+// Holds reports whether this process holds run id (in progress).
+func (s *Service) Holds(id string) bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	_, ok := s.active[id]
+	return ok
+}
+
 // Suspending reports whether Suspend was called: journaled runs start no
 // task any more.
 func (s *Service) Suspending() bool { return s.suspending.Load() }

@@ -284,19 +284,25 @@ func (s *Service) Start(name string, rr RunRequest) (*Run, error) {
 		return nil, err
 	}
 	r.Deadline = deadline
-	if rr.Durable && s.cfg.Journal != nil {
-		if s.suspending.Load() {
-			s.sched.EndRun(r.ID, true)
-			return nil, fmt.Errorf("%w: shutting down", ErrJournal)
-		}
-		r.durable = true
+	durable := rr.Durable && s.cfg.Journal != nil
+	if durable && s.suspending.Load() {
+		s.sched.EndRun(r.ID, true)
+		return nil, fmt.Errorf("%w: shutting down", ErrJournal)
+	}
+	r.durable = durable
+	s.mu.Lock()
+	s.active[r.ID] = r // before the journal has it: Resume never takes it for a lost run
+	s.mu.Unlock()
+	if durable {
 		if err := s.begin(r, e.src, rr.Input); err != nil { // journal.go
+			s.mu.Lock()
+			delete(s.active, r.ID)
+			s.mu.Unlock()
 			s.sched.EndRun(r.ID, true)
 			return nil, err
 		}
 	}
 	s.mu.Lock()
-	s.active[r.ID] = r
 	s.wg.Add(1)
 	s.mu.Unlock()
 	s.ev.RunStarted()

@@ -51,6 +51,10 @@ type Runs struct {
 	stopping chan struct{}
 	stopOnce sync.Once
 	loops    sync.WaitGroup
+
+	// Used by tick only.
+	lastBeat time.Time // the last heartbeat written
+	yielded  bool      // runs were yielded since: take back those nobody took
 }
 
 // RunsConfig configures Runs.
@@ -67,9 +71,13 @@ type RunsConfig struct {
 	Log      *slog.Logger
 }
 
-// Resumer resumes a run from the journal: dag.Service.
+// Resumer resumes a run from the journal: dag.Service. Yield stops the
+// journaled runs it holds (this replica was cut off from the journal for
+// a lease: the others take them over); Holds says whether it holds one.
 type Resumer interface {
 	Resume(rec *dag.RunRecord, done map[string]json.RawMessage) error
+	Yield()
+	Holds(id string) bool
 }
 
 // runEntry is run.{id}'s value.
@@ -370,8 +378,22 @@ func (j *Runs) tick() {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), j.cfg.Lease/3)
 	defer cancel()
+	j.mu.Lock()
+	svc := j.svc
+	j.mu.Unlock()
 	if _, err := kv.Put(ctx, "live."+j.me, []byte(time.Now().UTC().Format(time.RFC3339))); err != nil {
+		if !j.yielded && !j.lastBeat.IsZero() && time.Since(j.lastBeat) > j.cfg.Lease {
+			// Cut off for a lease: the others are taking these runs.
+			j.log.Warn("dag journal: no heartbeat for a lease; yielding this replica's async runs", "err", err)
+			svc.Yield()
+			j.yielded = true
+		}
 		return
+	}
+	j.lastBeat = time.Now()
+	if j.yielded {
+		j.yielded = false
+		j.reclaim(ctx, kv, svc)
 	}
 	mine, err := kv.Get(ctx, "live."+j.me)
 	if err != nil {
@@ -412,6 +434,36 @@ func (j *Runs) tick() {
 	}
 }
 
+// reclaim resumes the runs this replica yielded that nobody took over
+// (the journal still names it their owner).
+func (j *Runs) reclaim(ctx context.Context, kv jetstream.KeyValue, svc Resumer) {
+	keys, err := j.keys(ctx, kv, "own."+j.me+".*")
+	if err != nil {
+		return
+	}
+	for _, k := range keys {
+		id := strings.TrimPrefix(k, "own."+j.me+".")
+		if svc.Holds(id) {
+			continue
+		}
+		e, err := kv.Get(ctx, "run."+id)
+		if err != nil {
+			continue
+		}
+		var re runEntry
+		if json.Unmarshal(e.Value(), &re) != nil || re.Owner != j.me {
+			_ = kv.Purge(ctx, k)
+			continue
+		}
+		// A rewrite at the revision read: fails if another replica
+		// claimed the run meanwhile.
+		if _, err := kv.Update(ctx, "run."+id, e.Value(), e.Revision()); err != nil {
+			continue
+		}
+		j.resume(ctx, kv, &re)
+	}
+}
+
 // claim takes run id over from the dead replica from and resumes it.
 func (j *Runs) claim(ctx context.Context, kv jetstream.KeyValue, from, id string) {
 	e, err := kv.Get(ctx, "run."+id)
@@ -440,9 +492,15 @@ func (j *Runs) claim(ctx context.Context, kv jetstream.KeyValue, from, id string
 		j.log.Warn("dag journal: cannot index a claimed run", "run", id, "err", err)
 	}
 	_ = kv.Purge(ctx, "own."+from+"."+id)
+	j.resume(ctx, kv, &re)
+}
+
+// resume resumes the run of re with its completed tasks.
+func (j *Runs) resume(ctx context.Context, kv jetstream.KeyValue, re *runEntry) {
+	id := re.Record.ID
 	entries, err := j.done(ctx, kv, id)
 	if err != nil {
-		j.log.Warn("dag journal: cannot read a claimed run's progress; its tasks run again", "run", id, "err", err)
+		j.log.Warn("dag journal: cannot read a run's progress; its tasks run again", "run", id, "err", err)
 	}
 	done := make(map[string]json.RawMessage, len(entries))
 	for _, n := range entries {
