@@ -221,6 +221,15 @@ func (e *Engine) Conn() *nats.Conn { return e.nc }
 // JetStream is the JetStream context on Conn.
 func (e *Engine) JetStream() jetstream.JetStream { return e.js }
 
+// StateDir is the embedded server's directory (SEQUOIA_STATE_DIR, locked
+// by this process); "" with an external NATS.
+func (e *Engine) StateDir() string {
+	if e.srv == nil {
+		return ""
+	}
+	return e.cfg.StateDirectory()
+}
+
 // Embedded says whether the server runs in this process.
 func (e *Engine) Embedded() bool { return e.srv != nil }
 

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -55,10 +57,13 @@ type dispatcher struct {
 
 	// With the embedded server, whose consumer state lags its deliveries
 	// by up to 100 ms on disk, the events in delivery are written down
-	// before their attempts start (inflight.{replica} in the state
-	// bucket), so that after a crash of the process the next start knows
-	// which of its deliveries repeat one (suspects).
-	markers  bool
+	// (a file of this process's under the state directory, one write per
+	// pull) before their attempts start, so that after a crash of the
+	// process the next start knows which of its deliveries repeat one
+	// (suspects). The file survives a crash of the process as the store
+	// does (the operating system has it).
+	markers  string              // the markers' directory; "" for none
+	marker   *os.File            // this process's; REQUIRES: mu
 	marked   map[uint64]struct{} // REQUIRES: mu
 	suspects map[uint64]struct{} // REQUIRES: mu
 	loaded   sync.Once
@@ -71,7 +76,9 @@ func (d *dispatcher) init(s *Store) {
 	d.dirty = map[string]bool{}
 	d.consumers = map[string]jetstream.Consumer{}
 	d.done = make(chan struct{})
-	d.markers = s.e.Embedded()
+	if dir := s.e.StateDir(); dir != "" {
+		d.markers = filepath.Join(dir, "events-inflight")
+	}
 	d.marked, d.suspects = map[uint64]struct{}{}, map[uint64]struct{}{}
 }
 
@@ -253,8 +260,8 @@ func (d *dispatcher) pull(n int) int {
 		err = batch.Error()
 	}
 	got := len(msgs)
-	if got > 0 && d.markers {
-		d.mark(st, msgs)
+	if got > 0 && d.markers != "" {
+		d.mark(msgs)
 	}
 	for _, msg := range msgs {
 		d.s.m.delivering.Add(1)
@@ -495,33 +502,41 @@ func (d *dispatcher) heartbeat(msg jetstream.Msg) (stop func()) {
 	}
 }
 
-// markerKey is this replica's in-flight marker in the state bucket.
-func (d *dispatcher) markerKey() string { return "inflight." + keyToken(d.s.e.Replica()) }
-
-// mark writes down, before their attempts start, the events in delivery
-// with msgs among them (the whole set, one write per pull).
-func (d *dispatcher) mark(st *streams, msgs []jetstream.Msg) {
+// mark writes down, before their attempts start, the events in delivery,
+// with msgs among them: the whole set, in one write.
+func (d *dispatcher) mark(msgs []jetstream.Msg) {
 	d.mu.Lock()
+	defer d.mu.Unlock()
 	for _, m := range msgs {
 		if meta, err := m.Metadata(); err == nil {
 			d.marked[meta.Sequence.Stream] = struct{}{}
 		}
 	}
-	b := make([]byte, 0, 12*len(d.marked))
+	if d.marker == nil {
+		if err := os.MkdirAll(d.markers, 0o700); err != nil {
+			d.s.log.Warn("events: cannot mark the events in delivery; a crash now would not count their repeats", "err", err)
+			return
+		}
+		f, err := os.OpenFile(filepath.Join(d.markers, keyToken(d.s.e.Replica())), os.O_RDWR|os.O_CREATE, 0o600)
+		if err != nil {
+			d.s.log.Warn("events: cannot mark the events in delivery; a crash now would not count their repeats", "err", err)
+			return
+		}
+		d.marker = f
+	}
+	b := make([]byte, 0, 12*len(d.marked)+1)
 	for seq := range d.marked {
 		b = strconv.AppendUint(b, seq, 10)
 		b = append(b, ',')
 	}
-	d.mu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if _, err := st.state.Put(ctx, d.markerKey(), b); err != nil {
+	// The line ends the set; a longer one written before may follow it.
+	if _, err := d.marker.WriteAt(append(b, '\n'), 0); err != nil {
 		d.s.log.Warn("events: cannot mark the events in delivery; a crash now would not count their repeats", "err", err)
 	}
 }
 
 func (d *dispatcher) unmark(seq uint64) {
-	if !d.markers {
+	if d.markers == "" {
 		return
 	}
 	d.mu.Lock()
@@ -540,45 +555,47 @@ func (d *dispatcher) suspect(seq uint64) bool {
 }
 
 // loadSuspects reads the markers the previous processes on these files
-// left (the embedded server: this process is alone on them) and removes
-// them. Once, before the first pull.
+// left (the embedded server: this process is alone on them), carries over
+// those still in the store, and removes the others' files. Once, before
+// the first pull.
 func (d *dispatcher) loadSuspects(st *streams) {
-	if !d.markers {
+	if d.markers == "" {
 		return
 	}
 	d.loaded.Do(func() {
+		files, _ := filepath.Glob(filepath.Join(d.markers, "*"))
+		mine := filepath.Join(d.markers, keyToken(d.s.e.Replica()))
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		l, err := st.state.ListKeysFiltered(ctx, "inflight.*")
-		if err != nil {
-			return
-		}
 		var old []string
-		for key := range l.Keys() {
-			if key == d.markerKey() {
+		for _, f := range files {
+			if f == mine {
 				continue
 			}
-			old = append(old, key)
-			if e, err := st.state.Get(ctx, key); err == nil {
-				for _, f := range strings.Split(string(e.Value()), ",") {
-					seq, err := strconv.ParseUint(f, 10, 64)
-					if err != nil {
-						continue
-					}
-					// Still in the store: not delivered yet.
-					if _, err := st.events.GetMsg(ctx, seq); err == nil {
-						d.mu.Lock()
-						d.suspects[seq], d.marked[seq] = struct{}{}, struct{}{}
-						d.mu.Unlock()
-					}
+			old = append(old, f)
+			b, err := os.ReadFile(f)
+			if err != nil {
+				continue
+			}
+			line, _, _ := strings.Cut(string(b), "\n")
+			for _, field := range strings.Split(line, ",") {
+				seq, err := strconv.ParseUint(field, 10, 64)
+				if err != nil {
+					continue
+				}
+				// Still in the store: not delivered yet.
+				if _, err := st.events.GetMsg(ctx, seq); err == nil {
+					d.mu.Lock()
+					d.suspects[seq], d.marked[seq] = struct{}{}, struct{}{}
+					d.mu.Unlock()
 				}
 			}
 		}
 		// Carried over under this process's marker until delivered, in
 		// case it dies before.
-		d.mark(st, nil)
-		for _, key := range old {
-			_ = st.state.Purge(ctx, key)
+		d.mark(nil)
+		for _, f := range old {
+			_ = os.Remove(f)
 		}
 		d.mu.Lock()
 		n := len(d.suspects)
@@ -587,6 +604,26 @@ func (d *dispatcher) loadSuspects(st *streams) {
 			d.s.log.Info("events: deliveries in flight when the last process stopped; they run again", "events", n)
 		}
 	})
+}
+
+// closeMarker writes down the abandoned deliveries (none: it removes the
+// file) once deliveries stopped.
+func (d *dispatcher) closeMarker() {
+	if d.markers == "" {
+		return
+	}
+	d.mark(nil)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.marker == nil {
+		return
+	}
+	name := d.marker.Name()
+	_ = d.marker.Close()
+	d.marker = nil
+	if len(d.marked) == 0 {
+		_ = os.Remove(name)
+	}
 }
 
 // wait waits, until ctx ends, for the deliveries in progress, and returns
@@ -603,10 +640,8 @@ func (d *dispatcher) wait(ctx context.Context) int {
 	case <-ctx.Done():
 		left = int(d.s.m.delivering.Load())
 	}
-	if st := d.s.current(); st != nil && d.markers {
-		// Only the abandoned are suspects at the next start.
-		d.mark(st, nil)
-	}
+	// Only the abandoned are suspects at the next start.
+	d.closeMarker()
 	return left
 }
 

@@ -231,7 +231,7 @@ func cmpOr(a, b string) string {
 // latency: from b.Clients connections as fast as they go (rate 0), or
 // paced at rate per second, each latency counted from its scheduled send.
 func acceptBurst(addr string, b eventsSpec, rate int) acceptRow {
-	client := &fasthttp.HostClient{Addr: addr, MaxConns: 1024}
+	client := &fasthttp.HostClient{Addr: addr, MaxConns: 256, MaxConnWaitTimeout: time.Minute}
 	lat := make([]time.Duration, b.Events)
 	var errs atomic.Int64
 	start := time.Now()
@@ -262,17 +262,40 @@ func acceptBurst(addr string, b eventsSpec, rate int) acceptRow {
 			})
 		}
 	} else {
-		every := time.Second / time.Duration(rate)
-		for i := range b.Events {
-			at := start.Add(time.Duration(i) * every)
-			if d := time.Until(at); d > 0 {
-				time.Sleep(d)
-			}
-			wg.Go(func() { send(i, at) })
+		// Every millisecond, the events due by then go to 256 senders;
+		// each latency counts from its event's due time.
+		type job struct {
+			i  int
+			at time.Time
 		}
+		jobs := make(chan job, b.Events)
+		for range 256 {
+			wg.Go(func() {
+				for j := range jobs {
+					send(j.i, j.at)
+				}
+			})
+		}
+		every := time.Second / time.Duration(rate)
+		t := time.NewTicker(time.Millisecond)
+		for i := 0; i < b.Events; {
+			now := <-t.C
+			for ; i < b.Events; i++ {
+				at := start.Add(time.Duration(i) * every)
+				if at.After(now) {
+					break
+				}
+				jobs <- job{i, at}
+			}
+		}
+		t.Stop()
+		close(jobs)
 	}
 	wg.Wait()
 	wall := time.Since(start)
+	// The first tenth warms up (connections, the server's workers, the
+	// store's first blocks) and is left out of the percentiles.
+	lat = lat[len(lat)/10:]
 	slices.Sort(lat)
 	return acceptRow{Events: b.Events, Errors: int(errs.Load()), PerSecond: float64(b.Events) / wall.Seconds(),
 		P50: lat[len(lat)/2], P99: lat[len(lat)*99/100], Max: lat[len(lat)-1]}
