@@ -31,6 +31,7 @@ type Config struct {
 	DAGs       DAGs       // dag.go
 	WarmPool   WarmPool   // warmpool.go
 	Cluster    Cluster    // cluster.go
+	Events     Events     // events.go
 }
 
 // Load reads the configuration from the environment and checks it.
@@ -116,6 +117,7 @@ func (c Config) problems(envMap map[string]string) []error {
 	c.DAGs.check(bad)
 	c.WarmPool.check(c.Limits.MaxConcurrency, bad)
 	c.Cluster.check(bad)
+	c.Events.check(bad)
 	return report(found, envMap)
 }
 

@@ -100,5 +100,18 @@ var reference = []Concern{
 		{Name: "SEQUOIA_NATS_CA", Default: "", Doc: "a PEM file of the certificate authorities that sign the external NATS servers' certificates (`tls://` URLs)."},
 		{Name: "SEQUOIA_NATS_CERT", Default: "", Doc: "a PEM client certificate for NATS servers that ask for one, with SEQUOIA_NATS_KEY."},
 		{Name: "SEQUOIA_NATS_KEY", Default: "", Doc: "the client certificate's key, a PEM file."},
+		{Name: "SEQUOIA_NATS_REPLICAS", Default: "1", Doc: "how many NATS servers keep a copy of each of sequoia's streams and buckets (Events, dead letters, the DAG run journal) on the external NATS: 3 survives the loss of one server. 1 with the embedded server."},
+		{Name: "SEQUOIA_STATE_SYNC", Default: "2m", Doc: "how often the embedded server forces its files to disk (fsync): a duration, or \"always\". Every accepted write reaches the files (the operating system) before it is acknowledged, so a crash of the process loses nothing; a crash of the machine may lose the writes of the last interval. \"always\" forces every write to disk before it is acknowledged, at a cost in latency measured in docs/events.md."},
+	}},
+	{Title: "Events", Doc: "Durable asynchronous work: Lambda Event invocations and async DAG runs, kept in NATS JetStream (the embedded server's files, or the cluster's streams) from before sequoia answers 202 until they are done. SEQUOIA_EVENT_MAX_AGE and SEQUOIA_MAX_EVENTS (Platforms) bound how long and how many.", Variables: []VariableDoc{
+		{Name: "SEQUOIA_EVENT_MAX_RETRIES", Default: "2", Doc: "how many times an Event whose function failed is run again, as Lambda's MaximumRetryAttempts (0 to 2). Throttles and platform errors are retried apart from it, until SEQUOIA_EVENT_MAX_AGE."},
+		{Name: "SEQUOIA_EVENT_RETRY_DELAY", Default: "1m", Doc: "the wait before the first retry of an Event whose function failed, doubled for the second (Lambda waits 1 and 2 minutes)."},
+		{Name: "SEQUOIA_EVENT_DEDUP_WINDOW", Default: "2m", Doc: "how long the same request (the same SDK invocation id, or the same Idempotency-Key) is recognised and not enqueued twice. Each event accepted within the window costs about 100 bytes of the NATS server's memory."},
+		{Name: "SEQUOIA_EVENT_MAX_BYTES", Default: "1073741824", Doc: "bounds the undelivered events' stream, and separately the dead letters', in bytes; beyond it Events are answered 429."},
+		{Name: "SEQUOIA_EVENT_DEAD_MAX", Default: "10000", Doc: "how many dead letters (events that exhausted their retries or their age) are kept; the oldest go first."},
+		{Name: "SEQUOIA_EVENT_ON_FAILURE_URL", Default: "", Doc: "when set, receives each dead letter as a POST of Lambda's on-failure destination record (JSON), retried with backoff."},
+		{Name: "SEQUOIA_EVENT_CONCURRENCY", Default: "0", Doc: "bounds the events one replica delivers at once (waiting for a slot included); 0 means SEQUOIA_MAX_CONCURRENCY."},
+		{Name: "SEQUOIA_DURABLE_LEASE", Default: "30s", Doc: "how long work a replica holds (an Event being delivered, an async DAG run) waits, once that replica stops answering (a crash, a partition), before another replica, or this one restarted, takes it over. Holders renew every third of it."},
+		{Name: "SEQUOIA_RUN_JOURNAL_MAX_BYTES", Default: "1073741824", Doc: "bounds the journal of async DAG runs in bytes (their requests, completed nodes' outputs, finished runs kept for SEQUOIA_RUN_RETENTION); beyond it async runs are answered 503."},
 	}},
 }

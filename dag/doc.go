@@ -41,6 +41,17 @@
 //     Scheduler.Do with the proxy's platform client. The first failure,
 //     a cancel or the deadline stops the run: queued invocations leave
 //     their queue (Run is their qos.Watcher), nothing more is invoked.
+//   - Journal (journal.go) makes async runs (RunRequest.Durable) outlive
+//     the process: Start records the run (RunRecord: the DAG's source, the
+//     input, the deadline) before it returns, each task's output is
+//     recorded under its instance key (the node's path through the flows
+//     that entered it, with an index per sequence step, branch and map
+//     item) before the next node starts, and the end once it ended.
+//     Resume runs a record again, answering the recorded tasks from the
+//     journal; Suspend (shutdown) and Yield (cut off from the journal)
+//     stop durable runs where they are, their tasks at the platform
+//     finished and recorded. Package events implements Journal on NATS
+//     JetStream.
 //
 // Usage:
 //

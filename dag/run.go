@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -25,6 +26,10 @@ const (
 	Failed    Status = "failed"
 	Canceled  Status = "canceled"
 	TimedOut  Status = "deadline_exceeded"
+	// Suspended: a journaled run this process stopped at shutdown, left
+	// in the journal as running, to be resumed by another replica or the
+	// next start.
+	Suspended Status = "suspended"
 )
 
 // Node states.
@@ -40,6 +45,7 @@ const (
 var (
 	ErrCanceled = errors.New("dag: run canceled")
 	ErrDeadline = errors.New("dag: run deadline passed")
+	errSuspend  = errors.New("dag: run suspended at shutdown")
 )
 
 // Failure is why a run failed: the node and what happened there.
@@ -73,6 +79,10 @@ type Run struct {
 	svc   *Service
 	class uint8
 	auth  []byte
+	// durable: an async run, journaled (Config.Journal); replay holds the
+	// outputs of the tasks it completed before a resume, by instance key.
+	durable bool
+	replay  map[string]json.RawMessage
 
 	bytes       atomic.Int64 // outputs so far
 	workers     atomic.Int64 // fan-out goroutines running
@@ -102,7 +112,10 @@ type NodeState struct {
 	FunctionMs  float64   `json:"function_ms"`       // tasks: time holding a worker slot, summed
 	QueuedMs    float64   `json:"queued_ms"`         // tasks: time waiting for one, summed
 	Error       string    `json:"error,omitempty"`
-	active      int
+	// Replayed counts the task's runs answered from the journal after the
+	// run was resumed, without invoking the function again.
+	Replayed int `json:"replayed,omitempty"`
+	active   int
 }
 
 // Done is closed when the run has ended.
@@ -187,7 +200,7 @@ func (r *Run) StopWatch() {}
 
 // execute runs the DAG on input and records the end.
 func (r *Run) execute(input []byte) {
-	out, err := r.flow(r.dag.Start, input)
+	out, err := r.flow("", r.dag.Start, input)
 	if c := r.stopped(); c != nil && (err == nil || errors.Is(err, errStopped)) {
 		err = c
 	}
@@ -213,6 +226,8 @@ func (r *Run) finish(out []byte, err error) {
 		r.status, r.fail = Canceled, &Failure{Message: err.Error(), err: err}
 	case errors.Is(err, ErrDeadline):
 		r.status, r.fail = TimedOut, &Failure{Message: err.Error(), err: err}
+	case errors.Is(err, errSuspend):
+		r.status = Suspended
 	default:
 		r.status = Failed
 		if !errors.As(err, &r.fail) {
@@ -227,16 +242,20 @@ func (r *Run) finish(out []byte, err error) {
 	status := r.status
 	r.mu.Unlock()
 	r.once.Do(func() { close(r.abort) })
+	if r.durable && status != Suspended {
+		r.svc.journalEnd(r)
+	}
 	r.svc.ended(r, status)
 	close(r.done)
 }
 
 // flow runs the node name, then its Next, and so on; the last output is
-// the flow's.
-func (r *Run) flow(name string, in []byte) ([]byte, error) {
+// the flow's. path is where the flow was entered (journaled runs only: it
+// makes each task's instance key).
+func (r *Run) flow(path, name string, in []byte) ([]byte, error) {
 	for name != "" {
 		n := r.dag.Nodes[name]
-		out, err := r.node(name, n, in)
+		out, err := r.node(r.instance(path, name), name, n, in)
 		if err != nil {
 			return nil, err
 		}
@@ -245,13 +264,24 @@ func (r *Run) flow(name string, in []byte) ([]byte, error) {
 	return in, nil
 }
 
-// node runs one node on its input.
-func (r *Run) node(name string, n *Node, in []byte) ([]byte, error) {
+// instance is the key of node name entered in the flow at path: unique in
+// the run (cycles are refused, and fan-out and sequence steps add an
+// index), and the same when a resumed run passes there again. Empty for
+// runs that are not journaled.
+func (r *Run) instance(path, name string) string {
+	if !r.durable {
+		return ""
+	}
+	return path + "/" + name
+}
+
+// node runs one node on its input; key is its instance key.
+func (r *Run) node(key, name string, n *Node, in []byte) ([]byte, error) {
 	if err := r.stopped(); err != nil {
 		return nil, errStopped
 	}
 	r.enter(name)
-	out, err := r.nodeBody(name, n, in)
+	out, err := r.nodeBody(key, name, n, in)
 	if err == nil && len(out) > r.svc.lim.MaxNodeBytes {
 		err = &Failure{Node: name, Message: fmt.Sprintf("output of %d bytes exceeds the per-node payload limit of %d", len(out), r.svc.lim.MaxNodeBytes)}
 	}
@@ -271,7 +301,7 @@ func (r *Run) node(name string, n *Node, in []byte) ([]byte, error) {
 	return out, err
 }
 
-func (r *Run) nodeBody(name string, n *Node, in []byte) ([]byte, error) {
+func (r *Run) nodeBody(key, name string, n *Node, in []byte) ([]byte, error) {
 	if !n.input.whole() || n.Kind == Choice || n.Kind == Map {
 		v, err := decode(in)
 		if err != nil {
@@ -289,28 +319,28 @@ func (r *Run) nodeBody(name string, n *Node, in []byte) ([]byte, error) {
 		case Choice:
 			for _, rule := range n.Choices {
 				if rule.holds(v) {
-					return r.flow(rule.Next, in)
+					return r.flow(key, rule.Next, in)
 				}
 			}
-			return r.flow(n.Default, in)
+			return r.flow(key, n.Default, in)
 		case Map:
-			return r.mapItems(name, n, v)
+			return r.mapItems(key, name, n, v)
 		}
 	}
 	switch n.Kind {
 	case Task:
-		return r.task(name, n, in)
+		return r.task(key, name, n, in)
 	case Sequence:
 		var err error
-		for _, s := range n.Steps {
-			if in, err = r.flow(s, in); err != nil {
+		for i, s := range n.Steps {
+			if in, err = r.flow(r.indexed(key, i), s, in); err != nil {
 				return nil, err
 			}
 		}
 		return in, nil
 	case Parallel:
 		return r.fanOut(len(n.Branches), len(n.Branches), func(i int) ([]byte, error) {
-			return r.flow(n.Branches[i], in)
+			return r.flow(r.indexed(key, i), n.Branches[i], in)
 		})
 	}
 	return nil, &Failure{Node: name, Message: fmt.Sprintf("unknown kind %q", n.Kind)}
@@ -324,8 +354,16 @@ func pick(sel selector, v any) (any, error) {
 	return got, nil
 }
 
+// indexed is the path of the i-th flow a node at key enters.
+func (r *Run) indexed(key string, i int) string {
+	if !r.durable {
+		return ""
+	}
+	return key + "#" + strconv.Itoa(i)
+}
+
 // mapItems runs n.Do once per item of the array n.Items selects.
-func (r *Run) mapItems(name string, n *Node, v any) ([]byte, error) {
+func (r *Run) mapItems(key, name string, n *Node, v any) ([]byte, error) {
 	got, err := pick(n.items, v)
 	if err != nil {
 		return nil, &Failure{Node: name, Message: "items " + err.Error()}
@@ -346,7 +384,7 @@ func (r *Run) mapItems(name string, n *Node, v any) ([]byte, error) {
 		if err != nil {
 			return nil, &Failure{Node: name, Message: err.Error()}
 		}
-		return r.flow(n.Do, b)
+		return r.flow(r.indexed(key, i), n.Do, b)
 	})
 }
 
@@ -480,8 +518,27 @@ func (r *Run) exit(name string, err error) {
 
 // task invokes n's function through the scheduler, trying again as n.Retry
 // says. Platform throttles (which the scheduler's limit should prevent)
-// are retried on top, a few times.
-func (r *Run) task(name string, n *Node, in []byte) ([]byte, error) {
+// are retried on top, a few times. A journaled run records the output
+// under the task's instance key; resumed, it takes the recorded output
+// instead of invoking again.
+func (r *Run) task(key, name string, n *Node, in []byte) ([]byte, error) {
+	if out, ok := r.replay[key]; ok && r.durable {
+		r.mu.Lock()
+		r.nodes[name].Replayed++
+		r.mu.Unlock()
+		return out, nil
+	}
+	out, err := r.attempt(name, n, in)
+	if err == nil && r.durable {
+		// Before the next node starts: a node completed is a node that
+		// never runs again.
+		r.svc.journalNode(r, key, name, out)
+	}
+	return out, err
+}
+
+// attempt invokes n's function until it succeeds or its retries run out.
+func (r *Run) attempt(name string, n *Node, in []byte) ([]byte, error) {
 	attempts, backoff := 1, time.Duration(0)
 	if n.Retry != nil {
 		attempts, backoff = n.Retry.MaxAttempts, time.Duration(n.Retry.BackoffMs)*time.Millisecond

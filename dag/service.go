@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/golang-lru/v2/expirable"
@@ -81,6 +82,10 @@ type Config struct {
 	// request, so that a policy's deny and scheduling fields hold for
 	// functions a run invokes too. nil: none.
 	Decider Decider
+	// Journal keeps durable runs (async ones) so that another replica, or
+	// the next start, resumes them (journal.go). nil: none, and async runs
+	// die with the process.
+	Journal Journal
 	Log     *slog.Logger
 }
 
@@ -107,6 +112,8 @@ type Service struct {
 	wg     sync.WaitGroup    // runs in progress
 
 	finished *expirable.LRU[string, *Run]
+
+	suspending atomic.Bool // journal.go
 }
 
 // entry is a registered DAG and the JSON it was given as.
@@ -230,6 +237,9 @@ type RunRequest struct {
 	// Auth is passed on to every invocation as its Authorization header
 	// (OpenWhisk's credentials); nil for none.
 	Auth []byte
+	// Durable journals the run (Config.Journal) before Start returns, so
+	// that it outlives this process: for runs answered 202.
+	Durable bool
 }
 
 // Start admits a run of DAG name and starts it. A run that cannot meet
@@ -274,8 +284,25 @@ func (s *Service) Start(name string, rr RunRequest) (*Run, error) {
 		return nil, err
 	}
 	r.Deadline = deadline
+	durable := rr.Durable && s.cfg.Journal != nil
+	if durable && s.suspending.Load() {
+		s.sched.EndRun(r.ID, true)
+		return nil, fmt.Errorf("%w: shutting down", ErrJournal)
+	}
+	r.durable = durable
 	s.mu.Lock()
-	s.active[r.ID] = r
+	s.active[r.ID] = r // before the journal has it: Resume never takes it for a lost run
+	s.mu.Unlock()
+	if durable {
+		if err := s.begin(r, e.src, rr.Input); err != nil { // journal.go
+			s.mu.Lock()
+			delete(s.active, r.ID)
+			s.mu.Unlock()
+			s.sched.EndRun(r.ID, true)
+			return nil, err
+		}
+	}
+	s.mu.Lock()
 	s.wg.Add(1)
 	s.mu.Unlock()
 	s.ev.RunStarted()

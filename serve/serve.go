@@ -15,6 +15,7 @@ import (
 	"github.com/sequoia-qos/sequoia/cluster"
 	"github.com/sequoia-qos/sequoia/config"
 	"github.com/sequoia-qos/sequoia/dag"
+	"github.com/sequoia-qos/sequoia/events"
 	"github.com/sequoia-qos/sequoia/invocation"
 	"github.com/sequoia-qos/sequoia/metrics"
 	"github.com/sequoia-qos/sequoia/platform"
@@ -55,12 +56,28 @@ type Server struct {
 	dags    *dag.Service        // dag.go
 	warm    *warmpool.Pool      // warmpool.go; nil when SEQUOIA_PREWARM is off
 	engine  *cluster.Engine     // NATS JetStream: embedded, or the cluster's
+	events  *events.Store       // events.go: Lambda Events, durable
+	runs    *events.Runs        // dag.go: the journal of async DAG runs
+	// memoryEvents: Events stay in the process (InMemoryEvents); events
+	// is nil.
+	memoryEvents bool
 }
 
+// Option changes how New builds the server.
+type Option func(*Server)
+
+// InMemoryEvents keeps Lambda Event invocations in the process, as sequoia
+// did before its event store: they are lost when it exits. For measuring
+// the store's cost against it (sequoia bench events), never for serving.
+func InMemoryEvents() Option { return func(s *Server) { s.memoryEvents = true } }
+
 // New builds the server and opens its listeners.
-func New(cfg config.Config, log *slog.Logger) (*Server, error) {
+func New(cfg config.Config, log *slog.Logger, opts ...Option) (*Server, error) {
 	kind, _ := invocation.ParsePlatform(cfg.Backend.Kind)
 	s := &Server{cfg: cfg, log: log}
+	for _, o := range opts {
+		o(s)
+	}
 	s.metrics = metrics.New(cfg.Limits.MaxFunctions)
 	sc := cfg.Scheduling
 	s.sched = qos.New(qos.Config{
@@ -102,6 +119,14 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 		return nil, err
 	}
 	s.newWarmPool(kind)
+	if s.engine, err = cluster.Start(cluster.Options{Config: cfg.Cluster, Log: log,
+		MaxPayload: int32(min(64<<20, max(8<<20, cfg.Serving.MaxBodyBytes+64<<10)))}); err != nil {
+		return nil, err
+	}
+	if err := s.newEvents(); err != nil { // events.go
+		_ = s.engine.Close()
+		return nil, err
+	}
 	s.proxy = proxy.New(proxy.Config{
 		Decider:      s.decider,
 		Platform:     kind,
@@ -113,28 +138,40 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 		Overflow:     plat.overflow,
 		Rates:        plat.rates,
 		Observer:     s.observer(),
+		Events:       s.eventQueue(),
 	}, s.sched, up, s.metrics, log)
 	if err := s.newDAGs(); err != nil {
+		s.closeDurable()
 		return nil, err
 	}
 	s.admin = proxy.NewAdmin(s.metrics, s.status)
+	s.admin.Handle("GET /sequoia/v1/events/dead", s.serveDead) // events.go
 	if cfg.Serving.AdminPprof {
 		s.admin.EnableProfiling()
 	}
 
-	if s.engine, err = cluster.Start(cluster.Options{Config: cfg.Cluster, Log: log}); err != nil {
-		return nil, err
-	}
 	if s.dataLn, err = net.Listen("tcp", cfg.Serving.Listen); err != nil {
-		_ = s.engine.Close()
+		s.closeDurable()
 		return nil, fmt.Errorf("SEQUOIA_LISTEN: %w", err)
 	}
 	if s.adminLn, err = net.Listen("tcp", cfg.Serving.AdminListen); err != nil {
 		s.dataLn.Close()
-		_ = s.engine.Close()
+		s.closeDurable()
 		return nil, fmt.Errorf("SEQUOIA_ADMIN_LISTEN: %w", err)
 	}
 	return s, nil
+}
+
+// closeDurable stops the event store and closes the engine, for a New
+// that fails half-way.
+func (s *Server) closeDurable() {
+	if s.events != nil {
+		s.events.Stop(context.Background())
+	}
+	if s.runs != nil {
+		s.runs.Close()
+	}
+	_ = s.engine.Close()
 }
 
 // Run serves until ctx ends, then drains: readiness fails, the data
@@ -145,6 +182,10 @@ func (s *Server) Run(ctx context.Context) error {
 		"listen", s.dataLn.Addr().String(), "admin", s.adminLn.Addr().String(),
 		"backend", s.cfg.Backend.Kind, "backend_url", s.cfg.Backend.URL,
 		"max_concurrency", s.cfg.Limits.MaxConcurrency)
+	if s.events != nil {
+		s.events.Start(s.proxy)
+	}
+	s.runs.Start(s.dags) // resumes the runs a dead replica (or the last start) left
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return s.proxy.Serve(s.dataLn) })
 	g.Go(func() error { return s.admin.Serve(s.adminLn) })
@@ -152,6 +193,7 @@ func (s *Server) Run(ctx context.Context) error {
 	g.Go(func() error { return s.runWarmPool(gctx.Done()) })
 	s.admin.SetReady(true)
 
+	var lost error // work abandoned in flight at shutdown: the exit code says so
 	g.Go(func() error {
 		<-gctx.Done()
 		s.admin.SetReady(false)
@@ -161,18 +203,17 @@ func (s *Server) Run(ctx context.Context) error {
 		}
 		sctx, cancel := context.WithTimeout(context.Background(), s.cfg.Serving.ShutdownTimeout)
 		defer cancel()
+		durable := s.stopDurable(sctx) // events.go
 		err := s.proxy.Shutdown(sctx)
 		// fasthttp's Shutdown closes only the listeners Serve has taken:
 		// one called before Serve began would leave Serve accepting for
 		// ever. Closing the listener ends it either way.
 		_ = s.dataLn.Close()
+		lost = durable()
 		if !s.dags.Wait(sctx.Done()) {
 			s.log.Warn("shutdown: DAG runs still in progress", "active", s.dags.Active())
 		}
 		s.stopWarmPool()
-		if !s.proxy.WaitEvents(sctx.Done()) {
-			s.log.Warn("shutdown: Lambda Event invocations left undelivered", "pending", s.proxy.PendingEvents())
-		}
 		if err != nil {
 			s.log.Warn("shutdown timed out", "in_flight", s.sched.InFlight(), "queued", s.sched.Queued(), "err", err)
 		}
@@ -188,7 +229,7 @@ func (s *Server) Run(ctx context.Context) error {
 	if err := g.Wait(); err != nil && !errors.Is(err, context.Canceled) {
 		return err
 	}
-	return nil
+	return lost
 }
 
 // statusListLimit bounds each list /sequoia/v1/status shows: the warm
@@ -226,6 +267,8 @@ func (s *Server) status() any {
 		Reserved *proxy.ReservedCaps `json:"reserved_caps,omitempty"`
 		Snapshot *policySeen         `json:"policy_snapshot,omitempty"`
 		Cluster  cluster.Status      `json:"cluster"`
+		Events   *events.Status      `json:"events,omitempty"`
+		Journal  events.RunsStatus   `json:"dag_journal"`
 		Config   map[string]any      `json:"config"`
 	}{
 		InFlight: s.sched.InFlight(),
@@ -246,6 +289,8 @@ func (s *Server) status() any {
 			},
 		},
 		Cluster: s.engine.Status(),
+		Events:  s.eventsStatus(),
+		Journal: s.runs.Status(),
 		Config:  config,
 	}
 }
