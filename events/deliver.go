@@ -62,11 +62,15 @@ type dispatcher struct {
 	// process the next start knows which of its deliveries repeat one
 	// (suspects). The file survives a crash of the process as the store
 	// does (the operating system has it).
-	markers  string              // the markers' directory; "" for none
-	marker   *os.File            // this process's; REQUIRES: mu
-	marked   map[uint64]struct{} // REQUIRES: mu
-	suspects map[uint64]struct{} // REQUIRES: mu
-	loaded   sync.Once
+	markers string              // the markers' directory; "" for none
+	marker  *os.File            // this process's; REQUIRES: mu
+	marked  map[uint64]struct{} // REQUIRES: mu
+	// lingering are acknowledged events the marker still names for
+	// markLinger, unless the store is closing (closing).
+	lingering map[uint64]struct{} // REQUIRES: mu
+	closing   bool                // REQUIRES: mu
+	suspects  map[uint64]struct{} // REQUIRES: mu
+	loaded    sync.Once
 }
 
 func (d *dispatcher) init(s *Store) {
@@ -447,6 +451,9 @@ func (d *dispatcher) handBack(st *streams, msg jetstream.Msg, meta *jetstream.Ms
 // or pull reaches the server after it; an acknowledgement lost with a
 // crash makes a repeat, counted as such (the marker still names it).
 func (d *dispatcher) ack(msg jetstream.Msg) {
+	if meta, err := msg.Metadata(); err == nil {
+		d.linger(meta.Sequence.Stream)
+	}
 	if err := msg.Ack(); err != nil {
 		d.s.log.Warn("events: acknowledgement lost; the event will be delivered again", "err", err)
 	}
@@ -524,10 +531,18 @@ func (d *dispatcher) mark(msgs []jetstream.Msg) {
 		}
 		d.marker = f
 	}
-	b := make([]byte, 0, 12*len(d.marked)+1)
+	b := make([]byte, 0, 12*(len(d.marked)+len(d.lingering))+1)
 	for seq := range d.marked {
 		b = strconv.AppendUint(b, seq, 10)
 		b = append(b, ',')
+	}
+	if !d.closing {
+		for seq := range d.lingering {
+			if _, ok := d.marked[seq]; !ok {
+				b = strconv.AppendUint(b, seq, 10)
+				b = append(b, ',')
+			}
+		}
 	}
 	// The line ends the set; a longer one written before may follow it.
 	if _, err := d.marker.WriteAt(append(b, '\n'), 0); err != nil {
@@ -535,21 +550,38 @@ func (d *dispatcher) mark(msgs []jetstream.Msg) {
 	}
 }
 
-// markLinger is how long an event stays named in the marker after its
-// delivery ended. The embedded server writes what an acknowledgement
-// changed (the consumer's state, the message's removal) to its files a
-// little later, so an event acknowledged just before a crash can come
-// back; while the marker still names it, its repeat is counted. Naming an
-// event longer costs nothing: only an event that does come back counts.
+// markLinger is how long an acknowledged event stays named in the marker.
+// The embedded server writes what an acknowledgement changed (the
+// consumer's state, the message's removal) to its files a little later, so
+// an event acknowledged just before a crash can come back; while the
+// marker still names it, its repeat is counted. Naming an event longer
+// costs nothing: only an event that does come back counts. A clean stop
+// names none: the server writes its state when it shuts down.
 const markLinger = 2 * time.Second
 
 func (d *dispatcher) unmark(seq uint64) {
 	if d.markers == "" {
 		return
 	}
+	d.mu.Lock()
+	delete(d.marked, seq)
+	d.mu.Unlock()
+}
+
+// linger keeps acknowledged event seq named in the marker for markLinger.
+func (d *dispatcher) linger(seq uint64) {
+	if d.markers == "" {
+		return
+	}
+	d.mu.Lock()
+	if d.lingering == nil {
+		d.lingering = map[uint64]struct{}{}
+	}
+	d.lingering[seq] = struct{}{}
+	d.mu.Unlock()
 	time.AfterFunc(markLinger, func() {
 		d.mu.Lock()
-		delete(d.marked, seq)
+		delete(d.lingering, seq)
 		d.mu.Unlock()
 	})
 }
@@ -622,6 +654,9 @@ func (d *dispatcher) closeMarker() {
 	if d.markers == "" {
 		return
 	}
+	d.mu.Lock()
+	d.closing = true
+	d.mu.Unlock()
 	d.mark(nil)
 	d.mu.Lock()
 	defer d.mu.Unlock()
