@@ -1,6 +1,7 @@
 package dag
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/json"
 	"errors"
@@ -274,6 +275,7 @@ func (s *Service) Start(name string, rr RunRequest) (*Run, error) {
 		return nil, err
 	}
 	r.Deadline = deadline
+	r.ctx, r.cancel = context.WithCancel(context.Background())
 	s.mu.Lock()
 	s.active[r.ID] = r
 	s.wg.Add(1)
