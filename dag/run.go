@@ -84,8 +84,8 @@ type Run struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	once   sync.Once
-	done        chan struct{}
-	timer       *time.Timer
+	done   chan struct{}
+	timer  *time.Timer
 
 	mu     sync.Mutex
 	cause  error // REQUIRES: mu; why abort closed
