@@ -50,7 +50,14 @@ type Failure struct {
 	// Status is the platform's HTTP status when the function or the
 	// platform answered with an error, 0 otherwise.
 	Status int `json:"status,omitempty"`
-	err    error
+	// ErrorName and Cause are a state machine's error (Step Functions'
+	// Error and Cause): a function's error type, States.TaskFailed,
+	// States.Timeout, a Fail state's Error, ...
+	ErrorName string `json:"error_name,omitempty"`
+	Cause     string `json:"cause,omitempty"`
+	err       error
+	errType   string // the function's own error name, when its answer gave one
+	body      string // the function's or the platform's answer, for an ASL Cause
 }
 
 func (f *Failure) Error() string {
@@ -70,10 +77,12 @@ type Run struct {
 	Created  time.Time
 	Deadline time.Time // zero: none
 
-	dag   *DAG
-	svc   *Service
-	class uint8
-	auth  []byte
+	dag     *DAG
+	machine *Machine // a state machine's run instead (asl_run.go)
+	asl     *aslRun
+	svc     *Service
+	class   uint8
+	auth    []byte
 
 	bytes       atomic.Int64 // outputs so far
 	workers     atomic.Int64 // fan-out goroutines running
@@ -197,7 +206,13 @@ func (r *Run) StopWatch() {}
 
 // execute runs the DAG on input and records the end.
 func (r *Run) execute(input []byte) {
-	out, err := r.flow(r.root(), r.dag.Start, input)
+	var out []byte
+	var err error
+	if r.machine != nil {
+		out, err = r.runMachine(input)
+	} else {
+		out, err = r.flow(r.root(), r.dag.Start, input)
+	}
 	if c := r.stopped(); c != nil && (err == nil || errors.Is(err, errStopped)) {
 		err = c
 	}
@@ -591,8 +606,13 @@ func (r *Run) invoke(sc scope, name string, n *Node, in []byte) (out []byte, thr
 	if v == platform.FunctionError {
 		what = "the function failed"
 	}
+	full := resp.Body()
+	if len(full) > maxCause {
+		full = full[:maxCause]
+	}
 	return nil, v.Throttled(), &Failure{Node: name, Status: status,
-		Message: fmt.Sprintf("%s (%d %s): %s", what, status, v, msg)}
+		Message: fmt.Sprintf("%s (%d %s): %s", what, status, v, msg),
+		errType: functionErrorType(full), body: string(full)}
 }
 
 // maxQueueWait bounds the wait for a slot of a run without a deadline:
@@ -603,4 +623,21 @@ const maxQueueWait = time.Hour
 // at name.
 func (r *Run) plannedSteps(name string) int {
 	return newPlanner(r.dag, func(string) time.Duration { return 0 }).flow(name).Steps
+}
+
+// maxCause bounds the answer kept as a failure's cause (Step Functions'
+// limit for a Cause).
+const maxCause = 32768
+
+// functionErrorType is the error name a function's error answer gives:
+// Lambda's errorType, or an "errorType" member of any platform's JSON
+// answer; "" if none.
+func functionErrorType(body []byte) string {
+	var e struct {
+		ErrorType string `json:"errorType"`
+	}
+	if json.Unmarshal(body, &e) != nil {
+		return ""
+	}
+	return e.ErrorType
 }
