@@ -521,10 +521,17 @@ func parseResource(res string) (*aslTask, error) {
 			return nil, fmt.Errorf("%q is not an ARN", res)
 		}
 		service := parts[2]
+		if service == "states" && len(parts) == 7 {
+			parts[5] += ":" + parts[6] // arn:aws:states:::lambda:invoke
+			parts = parts[:6]
+		}
 		switch {
 		case service == "lambda" && len(parts) == 7 && strings.HasPrefix(parts[5], "function"):
 			// arn:aws:lambda:region:account:function:name[:qualifier]
 			name, qual, _ := strings.Cut(parts[6], ":")
+			if qual == "$LATEST" {
+				qual = "" // the same function
+			}
 			if !validFunction(name) || strings.Contains(name, "/") || qual != "" && !validFunction(qual) {
 				return nil, fmt.Errorf("%q: bad function name or qualifier", res)
 			}

@@ -55,7 +55,7 @@ func compileRule(raw json.RawMessage, top bool) (*choiceRule, error) {
 	delete(m, "Next")
 	delete(m, "Comment")
 	if _, ok := m["Condition"]; ok {
-		return nil, errors.New("Condition is JSONata, which sequoia does not run; use Variable and a comparison")
+		return nil, errors.New("the Condition field is JSONata, which sequoia does not run; use Variable and a comparison")
 	}
 	for _, key := range []string{"And", "Or"} {
 		sub, ok := m[key]
@@ -63,11 +63,11 @@ func compileRule(raw json.RawMessage, top bool) (*choiceRule, error) {
 			continue
 		}
 		if len(m) != 1 {
-			return nil, fmt.Errorf("%s stands alone in its rule", key)
+			return nil, fmt.Errorf("an %s stands alone in its rule", key)
 		}
 		var list []json.RawMessage
 		if err := json.Unmarshal(sub, &list); err != nil || len(list) == 0 {
-			return nil, fmt.Errorf("%s takes a non-empty array of rules", key)
+			return nil, fmt.Errorf("an %s takes a non-empty array of rules", key)
 		}
 		for i, s := range list {
 			c, err := compileRule(s, false)
@@ -84,11 +84,11 @@ func compileRule(raw json.RawMessage, top bool) (*choiceRule, error) {
 	}
 	if sub, ok := m["Not"]; ok {
 		if len(m) != 1 {
-			return nil, errors.New("Not stands alone in its rule")
+			return nil, errors.New("a Not stands alone in its rule")
 		}
 		c, err := compileRule(sub, false)
 		if err != nil {
-			return nil, fmt.Errorf("Not: %v", err)
+			return nil, fmt.Errorf("in Not: %v", err)
 		}
 		r.not = c
 		return r, nil
@@ -99,7 +99,7 @@ func compileRule(raw json.RawMessage, top bool) (*choiceRule, error) {
 	}
 	var err error
 	if r.variable, err = compilePath(variable); err != nil {
-		return nil, fmt.Errorf("Variable: %v", err)
+		return nil, fmt.Errorf("in Variable: %v", err)
 	}
 	delete(m, "Variable")
 	if len(m) != 1 {

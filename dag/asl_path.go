@@ -77,7 +77,7 @@ func compileRefPath(s string) (*aslPath, error) {
 		return nil, fmt.Errorf("%q: a reference path cannot name the context object", s)
 	}
 	if !ap.single {
-		return nil, fmt.Errorf("%q is not a reference path: only member names and non-negative indexes, no wildcard, slice, filter or ..", s)
+		return nil, fmt.Errorf("%q is not a reference path: only member names and non-negative indexes, no wildcard, slice, filter or descendant (..)", s)
 	}
 	return ap, nil
 }

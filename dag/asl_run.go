@@ -150,7 +150,7 @@ func (r *Run) runState(sc scope, st *aslState, raw any) (out any, next string, e
 		if err != nil {
 			return nil, "", err
 		}
-		if !r.svc.wait(sc, r, d) {
+		if d > 0 && !r.svc.wait(sc, r, d) {
 			return nil, "", errStopped
 		}
 		out, err := r.outputPath(st, eff, cx)
@@ -433,6 +433,9 @@ func lambdaTarget(s string) (*aslTask, error) {
 		return parseResource(s)
 	}
 	name, qual, _ := strings.Cut(s, ":")
+	if qual == "$LATEST" {
+		qual = ""
+	}
 	if !validFunction(name) || strings.Contains(name, "/") || qual != "" && !validFunction(qual) {
 		return nil, fmt.Errorf("%q is not a function name", s)
 	}
