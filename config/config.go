@@ -85,6 +85,7 @@ type Config struct {
 	DAGs       DAGs      // dag.go
 	WarmPool   WarmPool  // warmpool.go
 	Cluster    Cluster   // cluster.go
+	SLO        SLO       // slo.go
 }
 
 // Scheduling configures chains, admission, classes and fairness.
@@ -261,6 +262,7 @@ func (c Config) Validate() error {
 	c.DAGs.check(bad)
 	c.WarmPool.check(l.MaxConcurrency, bad)
 	c.Cluster.check(bad)
+	c.SLO.check(bad)
 	return errors.Join(errs...)
 }
 

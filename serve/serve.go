@@ -21,6 +21,7 @@ import (
 	"github.com/sequoia-qos/sequoia/policy"
 	"github.com/sequoia-qos/sequoia/proxy"
 	"github.com/sequoia-qos/sequoia/qos"
+	"github.com/sequoia-qos/sequoia/slo"
 	"github.com/sequoia-qos/sequoia/warmpool"
 )
 
@@ -39,22 +40,24 @@ func NewLogger(c config.Serving, w io.Writer) *slog.Logger {
 // Server is `sequoia serve` wired together: the data port, the admin port
 // and what lies between them.
 type Server struct {
-	cfg     config.Config
-	log     *slog.Logger
-	metrics *metrics.Metrics
-	sched   *qos.Scheduler
-	up      *platform.Client
-	proxy   *proxy.Proxy
-	admin   *proxy.Admin
-	dataLn  net.Listener
-	adminLn net.Listener
-	plat    platformParts       // platforms.go
-	policy  *policy.Engine      // policy.go
-	snaps   *policyStats        // policy_snapshot.go: what the policies read
-	decider *policy.Invocations // the proxy's Decider
-	dags    *dag.Service        // dag.go
-	warm    *warmpool.Pool      // warmpool.go; nil when SEQUOIA_PREWARM is off
-	engine  *cluster.Engine     // NATS JetStream: embedded, or the cluster's
+	cfg       config.Config
+	log       *slog.Logger
+	metrics   *metrics.Metrics
+	sched     *qos.Scheduler
+	up        *platform.Client
+	proxy     *proxy.Proxy
+	admin     *proxy.Admin
+	dataLn    net.Listener
+	adminLn   net.Listener
+	plat      platformParts       // platforms.go
+	policy    *policy.Engine      // policy.go
+	snaps     *policyStats        // policy_snapshot.go: what the policies read
+	decider   *policy.Invocations // the proxy's Decider
+	dags      *dag.Service        // dag.go
+	warm      *warmpool.Pool      // warmpool.go; nil when SEQUOIA_PREWARM is off
+	engine    *cluster.Engine     // NATS JetStream: embedded, or the cluster's
+	slo       *slo.Tracker        // slo.go; nil without SEQUOIA_SLO_FILE
+	sloNotify *slo.Notifier       // nil without SEQUOIA_SLO_WEBHOOK_URL
 }
 
 // New builds the server and opens its listeners.
@@ -62,6 +65,9 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 	kind, _ := invocation.ParsePlatform(cfg.Backend.Kind)
 	s := &Server{cfg: cfg, log: log}
 	s.metrics = metrics.New(cfg.Limits.MaxFunctions)
+	if err := s.newSLO(); err != nil {
+		return nil, err
+	}
 	sc := cfg.Scheduling
 	s.sched = qos.New(qos.Config{
 		Limit:           cfg.Limits.MaxConcurrency,
@@ -77,7 +83,7 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 		DefaultEstimate: sc.DefaultEstimate,
 		Headroom:        sc.AdmissionHeadroom,
 		ShortestFirst:   sc.ShortestFirst,
-		Events:          s.metrics.NewChains(),
+		Events:          s.chainEvents(s.metrics.NewChains()),
 	})
 	s.metrics.WatchScheduler(s.sched)
 	s.metrics.WatchChains(s.sched)
@@ -150,6 +156,7 @@ func (s *Server) Run(ctx context.Context) error {
 	g.Go(func() error { return s.admin.Serve(s.adminLn) })
 	g.Go(func() error { return s.policy.Run(gctx) })
 	g.Go(func() error { return s.runWarmPool(gctx.Done()) })
+	g.Go(func() error { return s.runSLO(gctx.Done()) })
 	s.admin.SetReady(true)
 
 	g.Go(func() error {
@@ -221,6 +228,7 @@ func (s *Server) status() any {
 		WarmPool *warmpool.Status    `json:"warm_pool,omitempty"` // warmpool.go
 		Reserved *proxy.ReservedCaps `json:"reserved_caps,omitempty"`
 		Snapshot *policySeen         `json:"policy_snapshot,omitempty"`
+		SLO      *sloStatus          `json:"slo,omitempty"` // slo.go
 		Cluster  cluster.Status      `json:"cluster"`
 		Config   map[string]any      `json:"config"`
 	}{
@@ -231,6 +239,7 @@ func (s *Server) status() any {
 		WarmPool: s.warmStatus(),
 		Reserved: s.proxy.ReservedCaps(statusListLimit),
 		Snapshot: s.snaps.seen(statusListLimit),
+		SLO:      s.sloStatus(),
 		Queues: map[string]queue{
 			"pending": {
 				Depth:    s.sched.Depth(qos.Pending, qos.Interactive) + s.sched.Depth(qos.Pending, qos.Batch),
