@@ -204,11 +204,13 @@ func (n *Notifier) alert(st State, name string, started time.Time) Alert {
 			labels[k] = v
 		}
 	}
-	sev := "page"
+	// The workbook's page is critical, its ticket a warning, as in the
+	// shipped rules.
+	sev := "critical"
 	summary := fmt.Sprintf("SLO %s burns its error budget fast", st.Name)
 	switch name {
 	case AlertSlowBurn:
-		sev, summary = "ticket", fmt.Sprintf("SLO %s burns its error budget", st.Name)
+		sev, summary = "warning", fmt.Sprintf("SLO %s burns its error budget", st.Name)
 	case AlertBudgetExhausted:
 		summary = fmt.Sprintf("SLO %s is breached: its error budget over %s is spent", st.Name, st.Window)
 	}

@@ -38,9 +38,9 @@ var burnWindows = []burnWindow{
 
 // Alert names, as sequoia's webhook and the shipped rules name them.
 const (
-	AlertFastBurn        = "SequoiaSLOFastBurn"        // severity page
-	AlertSlowBurn        = "SequoiaSLOSlowBurn"        // severity ticket
-	AlertBudgetExhausted = "SequoiaSLOBudgetExhausted" // the objective is breached over its window
+	AlertFastBurn        = "SequoiaSLOFastBurn"        // the workbook's page: severity critical
+	AlertSlowBurn        = "SequoiaSLOSlowBurn"        // the workbook's ticket: severity warning
+	AlertBudgetExhausted = "SequoiaSLOBudgetExhausted" // the objective is breached over its window: critical
 )
 
 // objective is a declared Objective being tracked.
@@ -174,7 +174,12 @@ func New(cfg Config) *Tracker {
 		ob.coarse = newHistory(max(o.window/8640, t.cfg.Interval), 8642)
 		ob.fine.add(start)
 		ob.coarse.add(start)
-		ob.state = State{Name: o.Name, Kind: o.Kind, Target: o.Target, Window: o.windowString(), BudgetRemaining: 1, SLI: 1}
+		ob.state = State{Name: o.Name, Kind: o.Kind, Target: o.Target, Window: o.windowString(), BudgetRemaining: 1, SLI: 1,
+			BurnRates: map[string]float64{}}
+		for _, w := range burnWindows {
+			ob.state.BurnRates[windowName(ob.scale(w.Long))] = 0
+			ob.state.BurnRates[windowName(ob.scale(w.Short))] = 0
+		}
 		if o.Class != "" {
 			c, _ := qos.ParseClass([]byte(o.Class))
 			ob.class = int(c)
