@@ -332,3 +332,40 @@ func TestASLPlan(t *testing.T) {
 		t.Errorf("map plan %+v: want 5 steps in 3 rounds of 2", p)
 	}
 }
+
+// TestASLWaitHoldsNoSlot: with one worker slot, a run waiting in a Wait
+// state lets another run's task through.
+func TestASLWaitHoldsNoSlot(t *testing.T) {
+	r := newRig(t, 1, nil)
+	release := make(chan struct{})
+	waiting := make(chan struct{}, 1)
+	r.svc.wait = func(sc scope, _ *Run, d time.Duration) bool {
+		waiting <- struct{}{}
+		select {
+		case <-release:
+			return true
+		case <-sc.ctx.Done():
+			return false
+		}
+	}
+	r.put(t, "waits", `{"StartAt":"A","States":{"A":{"Type":"Task","Resource":"a","Next":"W"},
+		"W":{"Type":"Wait","Seconds":3600,"Next":"B"},"B":{"Type":"Task","Resource":"b","End":true}}}`)
+	r.put(t, "other", `{"StartAt":"T","States":{"T":{"Type":"Task","Resource":"t","End":true}}}`)
+	a, err := r.svc.Start("waits", RunRequest{Input: json.RawMessage(`{}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-waiting
+	_, st, _, f := r.run(t, "other", `{}`)
+	if st != Succeeded {
+		t.Fatalf("the other run, while the first waits on the only slot's worth of work: %s (%v)", st, f)
+	}
+	close(release)
+	<-a.Done()
+	if st, _, f := a.Result(); st != Succeeded {
+		t.Fatalf("the waiting run: %s (%v)", st, f)
+	}
+	if n := r.emu.Stats().Invocations; n != 3 {
+		t.Errorf("%d invocations, want 3", n)
+	}
+}
