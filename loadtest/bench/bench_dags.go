@@ -288,7 +288,7 @@ func aslMachines(b dagBenchSpec) []struct {
 		if i == b.Steps-1 {
 			end = `"End":true`
 		}
-		fmt.Fprintf(&seq, `"T%d":{"Type":"Task","Resource":"arn:aws:lambda:us-east-1:123456789012:function:step%d","ResultPath":"$.r%d",%s}`, i, i, i, end)
+		fmt.Fprintf(&seq, `"T%d":{"Type":"Task","Resource":"arn:aws:lambda:us-east-1:123456789012:function:step%d",%s}`, i, i, end)
 	}
 	seq.WriteString(`}}`)
 	items := `{"items":[` + strings.TrimSuffix(strings.Repeat(`{"x":1},`, b.Width), ",") + `]}`
