@@ -61,13 +61,18 @@ type Server struct {
 }
 
 // New builds the server and opens its listeners.
-func New(cfg config.Config, log *slog.Logger) (*Server, error) {
+func New(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 	kind, _ := invocation.ParsePlatform(cfg.Backend.Kind)
 	s := &Server{cfg: cfg, log: log}
 	s.metrics = metrics.New(cfg.Limits.MaxFunctions)
 	if err := s.newSLO(); err != nil {
 		return nil, err
 	}
+	defer func() {
+		if err != nil && s.sloNotify != nil {
+			s.sloNotify.Close() // its delivery goroutine
+		}
+	}()
 	sc := cfg.Scheduling
 	s.sched = qos.New(qos.Config{
 		Limit:           cfg.Limits.MaxConcurrency,

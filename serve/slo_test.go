@@ -3,6 +3,7 @@ package serve
 import (
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sequoia-qos/sequoia/config"
 	"github.com/sequoia-qos/sequoia/loadtest/emulator"
 	"github.com/sequoia-qos/sequoia/policy"
 	"github.com/sequoia-qos/sequoia/slo"
@@ -184,5 +186,23 @@ func TestMeasureSLONotifyLatency(t *testing.T) {
 	t.Logf("worst of %d: %v; goal: within one interval (1s)", rounds, worst.Round(time.Millisecond))
 	if worst > 1100*time.Millisecond {
 		t.Errorf("worst %v is over one interval", worst)
+	}
+}
+
+// A bad objectives file stops start-up with a message naming the variable
+// and the objective.
+func TestSLOFileRefused(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "slo.json")
+	if err := os.WriteFile(file, []byte(`{"objectives":[{"name":"x","kind":"latency","target":0.9}]}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.LoadFrom([]string{"SEQUOIA_LISTEN=127.0.0.1:0", "SEQUOIA_ADMIN_LISTEN=127.0.0.1:0",
+		"SEQUOIA_STATE_DIR=" + t.TempDir(), "SEQUOIA_SLO_FILE=" + file})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = New(cfg, slog.New(slog.DiscardHandler))
+	if err == nil || !strings.Contains(err.Error(), "SEQUOIA_SLO_FILE") || !strings.Contains(err.Error(), `objectives[0] ("x")`) {
+		t.Fatalf("New = %v, want an error naming SEQUOIA_SLO_FILE and the objective", err)
 	}
 }

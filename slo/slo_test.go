@@ -304,3 +304,28 @@ func TestNotifierDedupRetryResolve(t *testing.T) {
 		t.Errorf("%d resolutions told over %d messages, want each of the 3 alerts once", resolved, len(msgs)-1)
 	}
 }
+
+// FuzzParse: Parse never panics; what it refuses wraps ErrInvalid; what
+// it accepts tracks and evaluates.
+func FuzzParse(f *testing.F) {
+	f.Add([]byte(`{"objectives":[{"name":"a","kind":"latency","function":"f","percentile":99,"threshold_ms":300,"window":"1h"}]}`))
+	f.Add([]byte(`{"objectives":[{"name":"b","kind":"chains","class":"batch","target":0.9,"labels":{"team":"x"}}]}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		objs, err := Parse(b)
+		if err != nil {
+			if !errors.Is(err, ErrInvalid) && !strings.Contains(err.Error(), "invalid") {
+				t.Fatalf("error %v does not wrap ErrInvalid", err)
+			}
+			return
+		}
+		if len(objs) > 8 {
+			return // large sets cost memory, not coverage
+		}
+		tr := New(Config{Objectives: objs, Interval: time.Second})
+		for _, st := range tr.Evaluate() {
+			if st.BudgetRemaining != 1 || len(st.Alerts) != 0 {
+				t.Fatalf("no events, yet %+v", st)
+			}
+		}
+	})
+}
