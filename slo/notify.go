@@ -94,6 +94,7 @@ type group struct {
 	told     string               // the firing set last enqueued
 	lastSent time.Time            // when it was last enqueued
 	pending  *Message
+	inflight *Message // being posted (the sender's)
 	attempts int
 	next     time.Time // when the pending message may be tried (real time)
 }
@@ -173,7 +174,7 @@ func (n *Notifier) Update(states []State) {
 		if set == g.told && !repeat {
 			continue
 		}
-		if g.pending != nil {
+		if g.pending != nil && g.pending != g.inflight {
 			n.superseded.Add(1)
 		}
 		g.told, g.lastSent = set, now
@@ -244,7 +245,13 @@ func (n *Notifier) message(st State, g *group) *Message {
 		m.Alerts = append(m.Alerts, n.alert(st, name, g.firing[name]))
 		m.Status = "firing"
 	}
-	m.Alerts = append(m.Alerts, g.resolved...)
+	for _, r := range g.resolved {
+		// A message being posted tells its resolutions; if it fails,
+		// settle hands them to this one.
+		if g.inflight == nil || !hasAlert(g.inflight, r) {
+			m.Alerts = append(m.Alerts, r)
+		}
+	}
 	m.CommonLabels, m.CommonAnnotations = common(m.Alerts, func(a Alert) map[string]string { return a.Labels }),
 		common(m.Alerts, func(a Alert) map[string]string { return a.Annotations })
 	return m
@@ -292,6 +299,7 @@ func (n *Notifier) run() {
 				continue
 			}
 			name, msg = k, g.pending
+			g.inflight = msg
 			break
 		}
 		n.mu.Unlock()
@@ -321,6 +329,7 @@ func (n *Notifier) settle(name string, msg *Message, err error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	g := n.groups[name]
+	g.inflight = nil
 	if err == nil {
 		n.delivered.Add(1)
 		if g.pending == msg {
@@ -339,7 +348,18 @@ func (n *Notifier) settle(name string, msg *Message, err error) {
 	n.failed.Add(1)
 	n.cfg.Log.Warn("slo webhook delivery failed; retrying", "slo", name, "err", err)
 	if g.pending != msg {
-		return // replaced meanwhile: the newer one is tried at once
+		// Replaced meanwhile: the newer one is tried at once, and
+		// carries the resolutions this one failed to tell.
+		if g.pending != nil {
+			for _, a := range msg.Alerts {
+				if a.Status == "resolved" && !hasAlert(g.pending, a) {
+					g.pending.Alerts = append(g.pending.Alerts, a)
+				}
+			}
+			g.pending.CommonLabels = common(g.pending.Alerts, func(a Alert) map[string]string { return a.Labels })
+			g.pending.CommonAnnotations = common(g.pending.Alerts, func(a Alert) map[string]string { return a.Annotations })
+		}
+		return
 	}
 	g.attempts++
 	d := n.cfg.Backoff << min(g.attempts-1, 20)
@@ -377,4 +397,15 @@ func (n *Notifier) post(m *Message) error {
 		return errors.New("webhook answered " + resp.Status)
 	}
 	return nil
+}
+
+// hasAlert reports whether m holds the alert a (same fingerprint, status
+// and end).
+func hasAlert(m *Message, a Alert) bool {
+	for _, x := range m.Alerts {
+		if x.Fingerprint == a.Fingerprint && x.Status == a.Status && x.EndsAt.Equal(a.EndsAt) {
+			return true
+		}
+	}
+	return false
 }
