@@ -32,6 +32,7 @@ type Config struct {
 	WarmPool   WarmPool   // warmpool.go
 	Cluster    Cluster    // cluster.go
 	Events     Events     // events.go
+	SLO        SLO        // slo.go
 }
 
 // Load reads the configuration from the environment and checks it.
@@ -118,6 +119,7 @@ func (c Config) problems(envMap map[string]string) []error {
 	c.WarmPool.check(c.Limits.MaxConcurrency, bad)
 	c.Cluster.check(bad)
 	c.Events.check(bad)
+	c.SLO.check(bad)
 	return report(found, envMap)
 }
 

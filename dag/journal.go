@@ -86,15 +86,29 @@ func (s *Service) Resume(rec *RunRecord, done map[string]json.RawMessage) error 
 	}
 	r := &Run{ID: rec.ID, DAG: rec.DAG, Created: rec.Created, Deadline: rec.Deadline, svc: s, class: rec.Class, auth: rec.Auth,
 		durable: true, replay: done, abort: make(chan struct{}), done: make(chan struct{}), status: Running}
-	d, err := Parse(rec.Source, s.lim)
+	r.ctx, r.cancel = context.WithCancel(context.Background())
+	// A state machine starts over (its tasks are not journaled); a DAG
+	// takes the outputs of the tasks it completed.
+	var d *DAG
+	var err error
+	if IsASL(rec.Source) {
+		if r.machine, err = ParseASL(rec.Source, s.lim); err == nil {
+			d = &DAG{Nodes: map[string]*Node{}}
+			r.nodes = make(map[string]*NodeState, len(r.machine.names))
+			for _, n := range r.machine.names {
+				r.nodes[n] = &NodeState{State: statePending}
+			}
+		}
+	} else if d, err = Parse(rec.Source, s.lim); err == nil {
+		r.nodes = make(map[string]*NodeState, len(d.Nodes))
+		for n := range d.Nodes {
+			r.nodes[n] = &NodeState{State: statePending}
+		}
+	}
 	if err != nil {
-		d = &DAG{Nodes: map[string]*Node{}}
+		d, r.nodes = &DAG{Nodes: map[string]*Node{}}, map[string]*NodeState{}
 	}
 	r.dag = d
-	r.nodes = make(map[string]*NodeState, len(d.Nodes))
-	for n := range d.Nodes {
-		r.nodes[n] = &NodeState{State: statePending}
-	}
 	s.mu.Lock()
 	s.active[r.ID] = r
 	s.wg.Add(1)
@@ -116,7 +130,12 @@ func (s *Service) Resume(rec *RunRecord, done map[string]json.RawMessage) error 
 	if derr != nil {
 		in = nil
 	}
-	p := d.PlanInput(s.sched.Estimate, in)
+	var p Plan
+	if r.machine != nil {
+		p = r.machine.Plan(s.sched.Estimate, s.cfg.Platform, in, s.now())
+	} else {
+		p = d.PlanInput(s.sched.Estimate, in)
+	}
 	if _, err := s.sched.AdmitRun(qos.RunPlan{Chain: r.ID, Class: r.class, Budget: budget,
 		Critical: p.Critical, Work: p.Work, Steps: p.Steps}); err != nil {
 		go r.finish(nil, ErrDeadline)

@@ -3,6 +3,7 @@ package dag
 import (
 	"encoding/json"
 	"maps"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -191,5 +192,45 @@ func TestYieldAndSuspend(t *testing.T) {
 	r.svc.Suspend(t.Context())
 	if _, err := r.svc.Start("slow", RunRequest{Input: json.RawMessage(`{}`), Durable: true}); err == nil {
 		t.Error("a durable run started while suspending")
+	}
+}
+
+// TestJournalResumesStateMachine: an async run of a state machine is
+// journaled like a DAG's; resumed, it starts over (its tasks are not
+// journaled) and ends with the same output.
+func TestJournalResumesStateMachine(t *testing.T) {
+	r, j := journaledRig(t)
+	r.put(t, "asl", `{"StartAt":"A","States":{
+		"A":{"Type":"Task","Resource":"fa","Next":"B"},
+		"B":{"Type":"Task","Resource":"fb","End":true}}}`)
+	run, err := r.svc.Start("asl", RunRequest{Input: json.RawMessage(`{"n":1}`), Durable: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-run.Done()
+	if st, _, f := run.Result(); st != Succeeded {
+		t.Fatalf("run: %s %v", st, f)
+	}
+	if len(j.done(run.ID)) != 0 {
+		t.Errorf("a state machine's tasks were journaled: %v", slicesOf(j.done(run.ID)))
+	}
+	before := r.emu.Stats().Invocations
+	rec := *j.begun[run.ID]
+	rec.ID = "run-asl-resumed"
+	if err := r.svc.Resume(&rec, nil); err != nil {
+		t.Fatal(err)
+	}
+	again, ok := r.svc.Run("run-asl-resumed")
+	if !ok {
+		t.Fatal("the resumed run is not held")
+	}
+	<-again.Done()
+	// The emulator echoes: B's output holds A's.
+	if st2, out2, f2 := again.Result(); st2 != Succeeded || !strings.Contains(string(out2), `"function":"fb"`) ||
+		!strings.Contains(string(out2), `"function":"fa","input":{"n":1}`) {
+		t.Errorf("resumed: %s %s (%v), want succeeded with fb's answer to fa's", st2, out2, f2)
+	}
+	if n := r.emu.Stats().Invocations - before; n != 2 {
+		t.Errorf("the resumed state machine invoked %d tasks, want 2 (it starts over)", n)
 	}
 }

@@ -1,6 +1,7 @@
 package dag
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/json"
 	"errors"
@@ -114,12 +115,18 @@ type Service struct {
 	finished *expirable.LRU[string, *Run]
 
 	suspending atomic.Bool // journal.go
+
+	// now and wait are the clock of Wait states and retry intervals;
+	// tests replace them.
+	now  func() time.Time
+	wait func(sc scope, r *Run, d time.Duration) bool
 }
 
 // entry is a registered DAG and the JSON it was given as.
 type entry struct {
-	dag *DAG
-	src json.RawMessage
+	dag     *DAG
+	machine *Machine // a state machine instead of a DAG
+	src     json.RawMessage
 }
 
 // New returns a Service that admits runs with sched and invokes their
@@ -158,6 +165,7 @@ func New(cfg Config, sched Scheduler, iv qos.Invoker) *Service {
 		s.log = slog.New(slog.DiscardHandler)
 	}
 	s.finished = expirable.NewLRU[string, *Run](cfg.MaxRuns, nil, cfg.Retention)
+	s.now, s.wait = time.Now, waitHoldingNoSlot
 	return s
 }
 
@@ -169,7 +177,13 @@ func (s *Service) Put(name string, src []byte) error {
 	if !ValidName(name) {
 		return invalid("bad dag name %q (1 to 128 letters, digits, '_', '-', '.')", name)
 	}
-	d, err := Parse(src, s.lim)
+	e := &entry{src: append(json.RawMessage(nil), src...)}
+	var err error
+	if IsASL(src) {
+		e.machine, err = ParseASL(src, s.lim) // asl.go
+	} else {
+		e.dag, err = Parse(src, s.lim)
+	}
 	if err != nil {
 		return err
 	}
@@ -178,7 +192,7 @@ func (s *Service) Put(name string, src []byte) error {
 	if _, ok := s.dags[name]; !ok && len(s.dags) >= s.cfg.MaxDAGs {
 		return ErrTooManyDAGs
 	}
-	s.dags[name] = &entry{dag: d, src: append(json.RawMessage(nil), src...)}
+	s.dags[name] = e
 	return nil
 }
 
@@ -262,21 +276,33 @@ func (s *Service) Start(name string, rr RunRequest) (*Run, error) {
 		return nil, ErrTooManyRuns
 	}
 	d := e.dag
-	budget := rr.Budget
-	if budget <= 0 {
-		budget = time.Duration(d.DeadlineMs) * time.Millisecond
-	}
-	r := &Run{ID: "run-" + strings.ToLower(rand.Text()), DAG: name, Created: time.Now(), dag: d, svc: s,
-		class: rr.Class, auth: rr.Auth, abort: make(chan struct{}), done: make(chan struct{}),
-		status: Running, nodes: make(map[string]*NodeState, len(d.Nodes))}
-	for n := range d.Nodes {
-		r.nodes[n] = &NodeState{State: statePending}
-	}
+	r := &Run{ID: "run-" + strings.ToLower(rand.Text()), DAG: name, Created: time.Now(), dag: d, machine: e.machine, svc: s,
+		class: rr.Class, auth: rr.Auth, abort: make(chan struct{}), done: make(chan struct{}), status: Running}
 	in, err := decode(rr.Input)
 	if err != nil {
 		return nil, invalid("input is not JSON: %v", err)
 	}
-	p := d.PlanInput(s.sched.Estimate, in)
+	budget := rr.Budget
+	var p Plan
+	if m := e.machine; m != nil {
+		if budget <= 0 {
+			budget = m.timeout
+		}
+		r.nodes = make(map[string]*NodeState, len(m.names))
+		for _, n := range m.names {
+			r.nodes[n] = &NodeState{State: statePending}
+		}
+		p = m.Plan(s.sched.Estimate, s.cfg.Platform, in, s.now())
+	} else {
+		if budget <= 0 {
+			budget = time.Duration(d.DeadlineMs) * time.Millisecond
+		}
+		r.nodes = make(map[string]*NodeState, len(d.Nodes))
+		for n := range d.Nodes {
+			r.nodes[n] = &NodeState{State: statePending}
+		}
+		p = d.PlanInput(s.sched.Estimate, in)
+	}
 	deadline, err := s.sched.AdmitRun(qos.RunPlan{Chain: r.ID, Class: rr.Class, Budget: budget,
 		Critical: p.Critical, Work: p.Work, Steps: p.Steps})
 	if err != nil {
@@ -284,6 +310,7 @@ func (s *Service) Start(name string, rr RunRequest) (*Run, error) {
 		return nil, err
 	}
 	r.Deadline = deadline
+	r.ctx, r.cancel = context.WithCancel(context.Background())
 	durable := rr.Durable && s.cfg.Journal != nil
 	if durable && s.suspending.Load() {
 		s.sched.EndRun(r.ID, true)
@@ -353,4 +380,22 @@ func (s *Service) Wait(done <-chan struct{}) bool {
 	case <-done:
 		return false
 	}
+}
+
+// touchEvery is how often a run that waits (a Wait state, a retry's
+// interval) renews its place in the scheduler's chain table, so that its
+// next invocations stay continuations however long it waits.
+const touchEvery = 20 * time.Second
+
+// waitHoldingNoSlot waits d for r, holding no worker slot, unless sc ends
+// first (false).
+func waitHoldingNoSlot(sc scope, r *Run, d time.Duration) bool {
+	for d > touchEvery {
+		if !pause(sc, touchEvery) {
+			return false
+		}
+		r.svc.sched.TouchRun(r.ID)
+		d -= touchEvery
+	}
+	return pause(sc, d)
 }

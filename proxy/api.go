@@ -241,6 +241,9 @@ func (p *Proxy) runError(ctx *fasthttp.RequestCtx, status int, code, id string, 
 		if f.Status != 0 {
 			body["status"] = f.Status
 		}
+		if f.ErrorName != "" { // a state machine's Error and Cause
+			body["error_name"], body["cause"] = f.ErrorName, f.Cause
+		}
 	}
 	writeJSON(ctx, status, body)
 }

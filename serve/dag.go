@@ -72,7 +72,7 @@ func (s *Server) nodeObserver() dag.Observer {
 
 type nodeObserver struct {
 	m    *metrics.Metrics
-	warm proxy.Observer // nil: the pool is off
+	warm proxy.Observer // the warm pool and the objectives' tracker; nil: neither
 }
 
 func (o nodeObserver) Arrived(inv *invocation.Invocation) {

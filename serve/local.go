@@ -92,4 +92,7 @@ func (s *Server) Close() {
 	s.dataLn.Close()
 	s.adminLn.Close()
 	s.closeDurable()
+	if s.sloNotify != nil {
+		s.sloNotify.Close()
+	}
 }

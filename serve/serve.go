@@ -22,6 +22,7 @@ import (
 	"github.com/sequoia-qos/sequoia/policy"
 	"github.com/sequoia-qos/sequoia/proxy"
 	"github.com/sequoia-qos/sequoia/qos"
+	"github.com/sequoia-qos/sequoia/slo"
 	"github.com/sequoia-qos/sequoia/warmpool"
 )
 
@@ -61,6 +62,8 @@ type Server struct {
 	// memoryEvents: Events stay in the process (InMemoryEvents); events
 	// is nil.
 	memoryEvents bool
+	slo          *slo.Tracker  // slo.go; nil without SEQUOIA_SLO_FILE
+	sloNotify    *slo.Notifier // nil without SEQUOIA_SLO_WEBHOOK_URL
 }
 
 // Option changes how New builds the server.
@@ -72,13 +75,21 @@ type Option func(*Server)
 func InMemoryEvents() Option { return func(s *Server) { s.memoryEvents = true } }
 
 // New builds the server and opens its listeners.
-func New(cfg config.Config, log *slog.Logger, opts ...Option) (*Server, error) {
+func New(cfg config.Config, log *slog.Logger, opts ...Option) (_ *Server, err error) {
 	kind, _ := invocation.ParsePlatform(cfg.Backend.Kind)
 	s := &Server{cfg: cfg, log: log}
 	for _, o := range opts {
 		o(s)
 	}
 	s.metrics = metrics.New(cfg.Limits.MaxFunctions)
+	if err := s.newSLO(); err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil && s.sloNotify != nil {
+			s.sloNotify.Close() // its delivery goroutine
+		}
+	}()
 	sc := cfg.Scheduling
 	s.sched = qos.New(qos.Config{
 		Limit:           cfg.Limits.MaxConcurrency,
@@ -94,7 +105,7 @@ func New(cfg config.Config, log *slog.Logger, opts ...Option) (*Server, error) {
 		DefaultEstimate: sc.DefaultEstimate,
 		Headroom:        sc.AdmissionHeadroom,
 		ShortestFirst:   sc.ShortestFirst,
-		Events:          s.metrics.NewChains(),
+		Events:          s.chainEvents(s.metrics.NewChains()),
 	})
 	s.metrics.WatchScheduler(s.sched)
 	s.metrics.WatchChains(s.sched)
@@ -191,6 +202,7 @@ func (s *Server) Run(ctx context.Context) error {
 	g.Go(func() error { return s.admin.Serve(s.adminLn) })
 	g.Go(func() error { return s.policy.Run(gctx) })
 	g.Go(func() error { return s.runWarmPool(gctx.Done()) })
+	g.Go(func() error { return s.runSLO(gctx.Done()) })
 	s.admin.SetReady(true)
 
 	var lost error // work abandoned in flight at shutdown: the exit code says so
@@ -266,6 +278,7 @@ func (s *Server) status() any {
 		WarmPool *warmpool.Status    `json:"warm_pool,omitempty"` // warmpool.go
 		Reserved *proxy.ReservedCaps `json:"reserved_caps,omitempty"`
 		Snapshot *policySeen         `json:"policy_snapshot,omitempty"`
+		SLO      *sloStatus          `json:"slo,omitempty"` // slo.go
 		Cluster  cluster.Status      `json:"cluster"`
 		Events   *events.Status      `json:"events,omitempty"`
 		Journal  events.RunsStatus   `json:"dag_journal"`
@@ -278,6 +291,7 @@ func (s *Server) status() any {
 		WarmPool: s.warmStatus(),
 		Reserved: s.proxy.ReservedCaps(statusListLimit),
 		Snapshot: s.snaps.seen(statusListLimit),
+		SLO:      s.sloStatus(),
 		Queues: map[string]queue{
 			"pending": {
 				Depth:    s.sched.Depth(qos.Pending, qos.Interactive) + s.sched.Depth(qos.Pending, qos.Batch),
