@@ -88,7 +88,7 @@ func wantStatus(t *testing.T, r response, want int) {
 // eventually waits for cond, for background work that has no reply to wait on.
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(time.Minute)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)
