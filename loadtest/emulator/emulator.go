@@ -66,7 +66,7 @@ type Emulator struct {
 	failWarmups                                          atomic.Bool
 
 	mode     Mode  // fixed at New
-	queueCap int64 // ModeQueue's most waiting calls, fixed at New
+	queueCap int64 // ModeQueue's most waiting calls, fixed at New; 0 in other modes
 	queue    waitq // ModeQueue's waiting calls
 
 	// gen is bumped by Reset; instances taken before a reset are not
@@ -112,9 +112,11 @@ func New(cfg Config) *Emulator {
 		mode:  cfg.Mode,
 	}
 	e.SetLimit(cfg.Limit)
-	e.queueCap = int64(cfg.Queue)
-	if e.queueCap <= 0 {
-		e.queueCap = 10 * e.limit.Load()
+	if e.mode == ModeQueue {
+		e.queueCap = int64(cfg.Queue)
+		if e.queueCap <= 0 {
+			e.queueCap = 10 * e.limit.Load()
+		}
 	}
 	e.SetExecTime(cfg.ExecTime)
 	e.SetColdStart(cfg.ColdStart)

@@ -527,7 +527,7 @@ func TestSetLimitAtRuntime(t *testing.T) {
 	if err := json.Unmarshal(r.body, &got); err != nil {
 		t.Fatal(err)
 	}
-	if want := (Settings{Limit: 2, ExecMs: 0.5, KeepAliveMs: 60000}); got != want {
+	if want := (Settings{Limit: 2, ExecMs: 0.5, KeepAliveMs: 60000, Mode: "account"}); got != want {
 		t.Errorf("settings = %+v, want %+v", got, want)
 	}
 	wantStatus(t, do(t, "POST", base+"/fn", ""), 200)
