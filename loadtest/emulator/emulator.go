@@ -38,8 +38,11 @@ type Config struct {
 	Mode Mode
 	// Queue is how many calls ModeQueue lets wait for a slot; <= 0
 	// means 10 x Limit, Knative's queue-proxy's depth.
-	Queue  int
-	Logger *slog.Logger // may be nil
+	Queue int
+	// IgnoreHold makes warm-ups answer at once, ignoring
+	// sequoia_warmup_hold_ms, as a function that does not honour it.
+	IgnoreHold bool
+	Logger     *slog.Logger // may be nil
 }
 
 // DefaultConfig is the configuration of `sequoia emulate` without flags:
@@ -65,9 +68,10 @@ type Emulator struct {
 	limit, execTime, coldStart, keepAlive, ratePerMinute atomic.Int64
 	failWarmups                                          atomic.Bool
 
-	mode     Mode  // fixed at New
-	queueCap int64 // ModeQueue's most waiting calls, fixed at New; 0 in other modes
-	queue    waitq // ModeQueue's waiting calls
+	mode       Mode  // fixed at New
+	ignoreHold bool  // fixed at New
+	queueCap   int64 // ModeQueue's most waiting calls, fixed at New; 0 in other modes
+	queue      waitq // ModeQueue's waiting calls
 
 	// gen is bumped by Reset; instances taken before a reset are not
 	// returned to the pool and their completions are not counted.
@@ -110,6 +114,8 @@ func New(cfg Config) *Emulator {
 		now:   time.Now,
 		done:  make(chan struct{}),
 		mode:  cfg.Mode,
+
+		ignoreHold: cfg.IgnoreHold,
 	}
 	e.SetLimit(cfg.Limit)
 	if e.mode == ModeQueue {
@@ -248,6 +254,7 @@ func (e *Emulator) Config() Config {
 		FailWarmups:   e.failWarmups.Load(),
 		Mode:          e.mode,
 		Queue:         int(e.queueCap),
+		IgnoreHold:    e.ignoreHold,
 	}
 }
 

@@ -126,6 +126,9 @@ func (e *Emulator) handle(ctx *fasthttp.RequestCtx) {
 	}
 	if c.warmup {
 		exec = c.hold
+		if e.ignoreHold {
+			exec = 0
+		}
 	}
 	if !c.blocking {
 		fail, warmup := c.fail, c.warmup
