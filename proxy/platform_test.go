@@ -86,9 +86,9 @@ type fakeFeedback struct {
 
 func (f *fakeFeedback) InFlight() int { return 1 }
 func (f *fakeFeedback) OnThrottle()   { f.throttles.Add(1) }
-func (f *fakeFeedback) OnSuccess(fn string, inFlight int, rtt time.Duration) {
+func (f *fakeFeedback) OnSuccess(fn string, inFlight int, sent time.Time) {
 	f.successes.Add(1)
-	if rtt > 0 {
+	if !sent.IsZero() {
 		f.latencies.Add(1)
 	}
 }

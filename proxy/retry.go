@@ -24,9 +24,9 @@ type Feedback interface {
 	// call's slot is still held.
 	OnThrottle()
 	// OnSuccess: anything else the platform ran or refused, of function
-	// fn, sent with inFlight in flight and answered rtt later; rtt 0 when
-	// the latency is not the function's run (202s, errors).
-	OnSuccess(fn string, inFlight int, rtt time.Duration)
+	// fn, sent at sent with inFlight in flight, answered now; sent is zero
+	// when the latency is not the function's run (202s, errors).
+	OnSuccess(fn string, inFlight int, sent time.Time)
 	// Hold: background work accepted (202) that runs about d.
 	Hold(d time.Duration)
 	// Limit is the limit now, for the throttle episodes' log.
@@ -199,16 +199,15 @@ func (f *feedbackInvoker) Invoke(inv *invocation.Invocation) error {
 		// None says how many may run at once in the account.
 	case platform.Accepted:
 		f.fb.Hold(f.estimate)
-		f.fb.OnSuccess(inv.Function, sentFlight, 0)
+		f.fb.OnSuccess(inv.Function, sentFlight, time.Time{})
 	case platform.Done:
 		// The latency of a 2xx is the function's run; a 4xx's is not.
-		var rtt time.Duration
-		if c := inv.Resp.StatusCode(); c >= 200 && c < 300 {
-			rtt = max(time.Since(sent), 1)
+		if c := inv.Resp.StatusCode(); c < 200 || c >= 300 {
+			sent = time.Time{}
 		}
-		f.fb.OnSuccess(inv.Function, sentFlight, rtt)
+		f.fb.OnSuccess(inv.Function, sentFlight, sent)
 	default:
-		f.fb.OnSuccess(inv.Function, sentFlight, 0)
+		f.fb.OnSuccess(inv.Function, sentFlight, time.Time{})
 	}
 	return nil
 }

@@ -72,19 +72,25 @@ func (l *Limit) OnThrottle() {
 }
 
 // OnSuccess records an invocation the platform ran (its function may have
-// failed: that says nothing about concurrency): of function fn, sent when
-// inFlight calls were in flight (InFlight then, itself included), answered
-// rtt later. rtt 0 gives no latency sample: for answers whose latency is
-// not the function's run (202s, function errors).
+// failed: that says nothing about concurrency): of function fn, sent at
+// sent when inFlight calls were in flight (InFlight then, itself
+// included), answered now. A zero sent gives no latency sample: for
+// answers whose latency is not the function's run (202s, function
+// errors).
 //
-// Cost: one lock, one clock read, two atomic loads; with a latency
-// sample, one map lookup.
-func (l *Limit) OnSuccess(fn string, inFlight int, rtt time.Duration) {
+// Cost: one lock, one clock read (the answer's time, which the round trip
+// shares), two atomic loads; with a latency sample, one map lookup.
+func (l *Limit) OnSuccess(fn string, inFlight int, sent time.Time) {
 	used := l.InFlight()
+	now := l.now()
+	var rtt time.Duration
+	if !sent.IsZero() {
+		rtt = max(now.Sub(sent), 1)
+	}
 	l.mu.Lock()
 	cuts, reverted := l.aimd.Cuts, l.aimd.Reverted
 	before := l.aimd.Limit()
-	changed := l.aimd.Success(l.now(), used, Sample{Function: fn, RTT: rtt, InFlight: inFlight})
+	changed := l.aimd.Success(now, used, Sample{Function: fn, RTT: rtt, InFlight: inFlight})
 	after := l.aimd.Limit()
 	cut, undone := l.aimd.Cuts != cuts, l.aimd.Reverted != reverted
 	ratio := l.aimd.cutRatio

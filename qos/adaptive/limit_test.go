@@ -27,7 +27,7 @@ func TestLimitConcurrent(t *testing.T) {
 				case i%300 == 0:
 					l.Hold(time.Millisecond)
 				default:
-					l.OnSuccess("f", int(inflight.Load()), time.Duration(1+i%7)*time.Millisecond)
+					l.OnSuccess("f", int(inflight.Load()), time.Now().Add(-time.Duration(1+i%7)*time.Millisecond))
 				}
 				if n := l.Limit(); n < 1 || n > 40 {
 					t.Errorf("limit %d out of [1, 40]", n)
