@@ -391,8 +391,12 @@ func TestLiveInstancesCountsBusy(t *testing.T) {
 	for range 2 {
 		wantStatus(t, do(t, "POST", base+hold, `{"exec_ms":60000}`), 202)
 	}
-	for fs := e.Stats().Functions["guest/hold"]; fs.InFlight < 2; fs = e.Stats().Functions["guest/hold"] {
-		time.Sleep(time.Millisecond)
+	// An invocation is in flight from its admission, before it takes (or
+	// cold-starts) its instance: wait for both instances, up to a minute.
+	for end := time.Now().Add(time.Minute); time.Now().Before(end); time.Sleep(time.Millisecond) {
+		if fs := e.Stats().Functions["guest/hold"]; fs.InFlight >= 2 && fs.LiveInstances >= 2 {
+			break
+		}
 	}
 	if fs := e.Stats().Functions["guest/hold"]; fs.WarmInstances != 0 || fs.LiveInstances != 2 {
 		t.Errorf("two running: warm %d, live %d; want 0, 2", fs.WarmInstances, fs.LiveInstances)
