@@ -285,7 +285,7 @@ func TestIgnoresHoldDetected(t *testing.T) {
 	}{
 		{ms, false}, {ms, false}, {ms, true}, // three early in a row
 		{ms, true},
-		{21 * ms, false}, // verified: it held this time
+		{21 * ms, false},                                        // verified: it held this time
 		{ms, false}, {ms, false}, {21 * ms, false}, {ms, false}, // never three in a row
 	} {
 		feed(step.answered)
