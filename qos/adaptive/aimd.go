@@ -211,19 +211,26 @@ func (a *AIMD) Throttle(now time.Time, inFlight int) bool {
 
 // Success records an invocation the platform ran, answered at now while
 // used slots (held and reserved) were in use, with what its latency tells
-// (s may be empty), and reports whether the limit changed.
+// (s may have only InFlight, the calls in flight when it was sent), and
+// reports whether the limit changed.
 func (a *AIMD) Success(now time.Time, used int, s Sample) bool {
 	changed := false
 	if s.RTT > 0 && s.Function != "" && a.cfg.Tolerance > 0 {
 		changed = a.observe(now, s)
 	}
-	return a.grow(now, used) || changed
+	return a.grow(now, max(used, s.InFlight)) || changed
 }
 
-// grow raises the limit when it is what holds the work back (at least 90%
-// of it in use), not within Quiet of the last throttle or cut: by one per
-// success in the slow start, else by one per window of `limit` successes
-// (one step per round of the pool, like TCP's congestion avoidance).
+// inUse is the share of the limit in use from which it is taken to hold
+// the work back: below the warm pool's headroom (a tenth of the limit, at
+// least a slot), so that warm-ups filling the idle slots count.
+const inUse = 0.8
+
+// grow raises the limit when it is what holds the work back (at least
+// inUse of it in use when the call was sent or answered), not within
+// Quiet of the last throttle or cut: by one per success in the slow start,
+// else by one per window of `limit` successes (one step per round of the
+// pool, like TCP's congestion avoidance).
 func (a *AIMD) grow(now time.Time, used int) bool {
 	if a.limit >= float64(a.cfg.Ceiling) {
 		a.slowStart = false
@@ -232,7 +239,7 @@ func (a *AIMD) grow(now time.Time, used int) bool {
 	if !a.lastSignal.IsZero() && now.Sub(a.lastSignal) < a.cfg.Quiet {
 		return false
 	}
-	if float64(used) < 0.9*a.limit {
+	if float64(used) < inUse*a.limit {
 		return false
 	}
 	if a.slowing(now) {
