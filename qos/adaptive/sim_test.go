@@ -26,22 +26,20 @@ type runtimeModel struct {
 type simEvent struct {
 	at   time.Duration
 	seq  int
-	kind int // evAnswer, evRetry, evRun (a queued call starts)
+	kind int // evAnswer, evRetry
 	call *simCall
 }
 
 const (
 	evAnswer = iota
 	evRetry
-	evStart
 )
 
 type simCall struct {
-	attempt     int
-	sent        time.Duration
-	sentFlight  int
-	throttled   bool
-	startedWait bool
+	attempt    int
+	sent       time.Duration
+	sentFlight int
+	throttled  bool
 }
 
 type eventQ []simEvent
