@@ -31,6 +31,8 @@ type Config struct {
 	DAGs       DAGs       // dag.go
 	WarmPool   WarmPool   // warmpool.go
 	Cluster    Cluster    // cluster.go
+	Events     Events     // events.go
+	SLO        SLO        // slo.go
 }
 
 // Load reads the configuration from the environment and checks it.
@@ -116,6 +118,8 @@ func (c Config) problems(envMap map[string]string) []error {
 	c.DAGs.check(bad)
 	c.WarmPool.check(c.Limits.MaxConcurrency, bad)
 	c.Cluster.check(bad)
+	c.Events.check(bad)
+	c.SLO.check(bad)
 	return report(found, envMap)
 }
 

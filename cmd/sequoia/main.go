@@ -30,6 +30,7 @@ commands:
   bench     chains: the chain-burst benchmark against direct, HAProxy and sequoia (table or --json)
             coldstart: cold starts in a burst without and with the warm pool, and a steady run
             dags: DAG orchestration overhead and a burst of runs
+            events: durable Lambda Events: acceptance cost, SIGKILLs during delivery, an async DAG run killed mid-run
   version   the build: module version, Go version, VCS revision
 
 'sequoia <command> --help' describes a command and its flags.

@@ -27,6 +27,7 @@ import (
 const benchUsage = `usage: sequoia bench chains [flags]
        sequoia bench coldstart [flags]
        sequoia bench dags [flags]
+       sequoia bench events [flags]
 
 chains: bursts function chains at an emulated platform three ways
 (directly, through HAProxy with maxconn = the platform limit, through
@@ -36,6 +37,9 @@ coldstart: bursts after an idle period without and with the warm pool, and
 a steady run that measures what the warm-ups cost.
 dags: orchestration overhead of a sequence and a map of DAG runs, and a
 burst of runs of a 3-node DAG.
+events: Lambda Event acceptance with the durable store against the
+in-memory queue, sequoia SIGKILLed during delivery (embedded, and two
+replicas on an external NATS), an async DAG run SIGKILLed mid-run.
 
 'sequoia bench NAME --help' lists a benchmark's flags (docs/benchmarks.md).
 `
@@ -57,7 +61,7 @@ Progress goes to standard error.
 // to standard error.
 func Run(ctx context.Context, args []string, out io.Writer) error {
 	if len(args) == 0 {
-		return cli.Usagef("bench", "want a benchmark name: chains, coldstart or dags")
+		return cli.Usagef("bench", "want a benchmark name: chains, coldstart, dags or events")
 	}
 	switch args[0] {
 	case "chains":
@@ -66,11 +70,13 @@ func Run(ctx context.Context, args []string, out io.Writer) error {
 		return runBenchColdstart(ctx, args[1:], out, os.Stderr) // bench_coldstart.go
 	case "dags":
 		return runBenchDags(ctx, args[1:], out, os.Stderr) // bench_dags.go
+	case "events":
+		return runBenchEvents(ctx, args[1:], out, os.Stderr) // bench_events.go
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(out, benchUsage)
 		return nil
 	}
-	return cli.Usagef("bench", "unknown benchmark %q: want chains, coldstart or dags", args[0])
+	return cli.Usagef("bench", "unknown benchmark %q: want chains, coldstart, dags or events", args[0])
 }
 
 // benchSpec is the chain-burst benchmark's workload.
