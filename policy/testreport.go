@@ -182,9 +182,12 @@ func plug(e *topdown.Event, t *ast.Term) *ast.Term {
 	}
 	out := t.Value
 	for range 8 { // a local's value may name other locals
-		next, err := ast.TransformVars(out, func(v ast.Var) (ast.Value, error) {
+		// Transform rewrites terms in place: work on a copy, never on
+		// the trace's terms, the compiled policy's or OPA's interned
+		// ones, which other evaluations share.
+		next, err := ast.TransformVars(ast.NewTerm(out).Copy().Value, func(v ast.Var) (ast.Value, error) {
 			if x := e.Locals.Get(v); x != nil {
-				return x, nil
+				return ast.NewTerm(x).Copy().Value, nil
 			}
 			return v, nil
 		})
