@@ -71,8 +71,7 @@ func firstLine(lines int) int {
 }
 
 // lock locks line i of the timeline for limit worker slots and readies it
-// at now: sized to its share, and the unplanned steps recorded since the
-// last reader booked on it. The caller unlocks ln.mu.
+// at now: sized to its share. The caller unlocks ln.mu.
 func (e *estimator) lock(i, limit int, now int64) *timeline {
 	n, k := timelineSlots(limit)
 	i %= k
@@ -83,7 +82,6 @@ func (e *estimator) lock(i, limit int, now int64) *timeline {
 		share++
 	}
 	ln.resize(share, now)
-	e.book(ln, now)
 	return ln
 }
 
@@ -104,9 +102,10 @@ func (e *estimator) project(ln *timeline, work time.Duration, steps, limit int, 
 	limit = max(limit, 1)
 	start = max(now, ln.slots[0].free)
 	finish = start + int64(work)
-	// Fluid bounds: the steps already admitted and this chain's, spread
-	// over every slot, and over the rate limit.
-	out := float64(e.outstanding.Load())
+	// Fluid bounds: the steps already admitted (and unplanned ones
+	// running) and this chain's, spread over every slot, and over the
+	// rate limit.
+	out := e.ahead()
 	fluid := now + int64((out*float64(e.duration(""))+float64(work))/float64(limit))
 	finish = max(finish, fluid)
 	if e.rate > 0 {
@@ -153,32 +152,6 @@ func (e *estimator) settle(b booking, now int64) {
 	sl.free = max(now, sl.free-slack)
 	sl.shifted += slack
 	heap.Fix(&b.line.slots, sl.idx)
-}
-
-// book puts the unplanned steps recorded since the last call (extend) on
-// ln at now, each on the slot that frees first, as if booked when they
-// were dispatched (they are booked later, so at most as pessimistic as
-// the time since). Beyond one round of the line, the rest is spread
-// evenly. REQUIRES: ln.mu.
-func (e *estimator) book(ln *timeline, now int64) {
-	n := e.unplannedSteps.Swap(0)
-	if n <= 0 || len(ln.slots) == 0 {
-		return
-	}
-	w := e.unplannedWork.Swap(0)
-	d := w / n
-	one := min(n, int64(len(ln.slots)))
-	for range one {
-		ln.slots[0].free = max(now, ln.slots[0].free) + d
-		heap.Fix(&ln.slots, 0)
-	}
-	if rest := n - one; rest > 0 {
-		each := rest * d / int64(len(ln.slots))
-		for _, sl := range ln.slots {
-			sl.free = max(now, sl.free) + each
-		}
-		heap.Init(&ln.slots)
-	}
 }
 
 type slotHeap []*slot
