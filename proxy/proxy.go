@@ -101,6 +101,10 @@ func (r *request) WatchGone() <-chan struct{} { return r.watch.start(r.ctx.Conn(
 // StopWatch implements qos.Watcher.
 func (r *request) StopWatch() { r.watch.stop() }
 
+// Gone implements qos.GoneChecker: whether the client has already closed
+// its connection, so that the answer about to be written reaches nobody.
+func (r *request) Gone() bool { return r.ctx != nil && connGone(r.ctx.Conn()) }
+
 // New returns a Proxy that runs invocations through sched and forwards them
 // with fwd.
 func New(cfg Config, sched Scheduler, fwd Forwarder, m *metrics.Metrics, log *slog.Logger) *Proxy {

@@ -75,3 +75,26 @@ func (w *connWatch) stop() {
 	_ = w.conn.SetReadDeadline(time.Time{})
 	*w = connWatch{}
 }
+
+// connGone reports, without waiting, whether the client of c has closed
+// or reset the connection: a peek that finds end of file or an error.
+// Unread data (a pipelined request) or nothing yet means it is still
+// there, and so does a connection that cannot be peeked at. One system
+// call.
+func connGone(c net.Conn) bool {
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return false
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	gone := false
+	_ = rc.Control(func(fd uintptr) {
+		var buf [1]byte
+		n, _, err := unix.Recvfrom(int(fd), buf[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
+		gone = err == nil && n == 0 || err != nil && !errors.Is(err, unix.EAGAIN) && !errors.Is(err, unix.EINTR)
+	})
+	return gone
+}

@@ -76,6 +76,7 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 		DefaultDeadline: sc.DefaultChainDeadline,
 		DefaultEstimate: sc.DefaultEstimate,
 		Headroom:        sc.AdmissionHeadroom,
+		MaxHeadroom:     sc.AdmissionHeadroomMax,
 		ShortestFirst:   sc.ShortestFirst,
 		Events:          s.metrics.NewChains(),
 	})
