@@ -88,7 +88,7 @@ func TestAnswerToClientThatLeftIsADrop(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	go p.Serve(ln) //nolint:errcheck
+	go p.Serve(ln)         //nolint:errcheck
 	defer p.srv.Shutdown() //nolint:errcheck
 
 	c, err := net.Dial("tcp", ln.Addr().String())
