@@ -4,8 +4,11 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"strconv"
 	"testing"
 	"time"
+
+	"github.com/valyala/fasthttp"
 
 	"github.com/sequoia-qos/sequoia/invocation"
 	"github.com/sequoia-qos/sequoia/metrics"
@@ -145,5 +148,101 @@ func TestAnswerToClientThatLeftIsADrop(t *testing.T) {
 	}
 	if h := s.Headroom(); h <= 0.05 {
 		t.Errorf("headroom %v after a client left late in its budget, want it above 0.05", h)
+	}
+}
+
+// TestReceivedAt: the kernel's record of when a request's bytes arrived
+// goes back past the time it then waited to be read.
+func TestReceivedAt(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	s, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := c.Write([]byte("GET / HTTP/1.1\r\n\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond) // the request waits, unread
+	now := time.Now()
+	at := receivedAt(s, now)
+	if at.IsZero() || now.Sub(at) < 150*time.Millisecond || now.Sub(at) > time.Minute {
+		t.Errorf("received %v before now, want at least the 200ms it waited", now.Sub(at))
+	}
+}
+
+// TestReceivedFirstRequestOnConnection: a chain's first request on a
+// connection its client opened for it runs from the connection's accept
+// when the client was slow to send it, unless that is longer ago than
+// half the budget (an idle pooled connection); later requests on the
+// connection run from their own arrival.
+func TestReceivedFirstRequestOnConnection(t *testing.T) {
+	accepted := make(chan struct{}, 10)
+	got := make(chan time.Duration, 10)
+	srv := &fasthttp.Server{
+		Handler: func(ctx *fasthttp.RequestCtx) {
+			budget := time.Duration(ctx.QueryArgs().GetUintOrZero("budget_ms")) * time.Millisecond
+			now := time.Now()
+			got <- now.Sub(received(ctx, now, budget))
+		},
+		ConnState: func(_ net.Conn, s fasthttp.ConnState) {
+			if s == fasthttp.StateNew {
+				accepted <- struct{}{}
+			}
+		},
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)     //nolint:errcheck
+	defer srv.Shutdown() //nolint:errcheck
+	send := func(c net.Conn, budgetMs int) time.Duration {
+		t.Helper()
+		if _, err := io.WriteString(c, "GET /?budget_ms="+strconv.Itoa(budgetMs)+" HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case d := <-got:
+			buf := make([]byte, 4096)
+			_, _ = c.Read(buf) // the answer
+			return d
+		case <-time.After(time.Minute):
+			t.Fatal("no answer within a minute")
+		}
+		return 0
+	}
+	dial := func() net.Conn {
+		t.Helper()
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		<-accepted
+		time.Sleep(300 * time.Millisecond) // a client slow to send
+		return c
+	}
+
+	c := dial()
+	defer c.Close()
+	if d := send(c, 10000); d < 150*time.Millisecond {
+		t.Errorf("first request, 10s budget: runs from %v before its handling, want from the accept, 300ms before", d)
+	}
+	if d := send(c, 10000); d > 150*time.Millisecond {
+		t.Errorf("second request on the connection: runs from %v before its handling, want from its own arrival", d)
+	}
+	c2 := dial()
+	defer c2.Close()
+	if d := send(c2, 400); d > 150*time.Millisecond {
+		t.Errorf("first request, 400ms budget, accepted 300ms before: runs from %v before, want from its own arrival", d)
 	}
 }

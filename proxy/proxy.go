@@ -235,6 +235,9 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 		p.reject(ctx, metrics.BadRequest, e)
 		return
 	}
+	if inv.Budget > 0 {
+		inv.Received = received(ctx, inv.Arrival, inv.Budget)
+	}
 	if p.refusedByPolicy(ctx, inv, fn) {
 		return
 	}
@@ -265,6 +268,24 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 		p.writeFailure(ctx, fn, err)
 	}
 	ctx.Response.Header.Set("X-Sequoia-Chain-Id", inv.Chain)
+}
+
+// received is when the request of ctx, which carries a chain budget,
+// reached this host, as far as sequoia can tell: a new chain's budget runs
+// from then, since its client's clock was already running. That is when
+// the kernel received it (it may have waited to be accepted and read) or,
+// for the first request on a connection, the connection's accept if that
+// came first: the client had opened the connection to send it, and was
+// slow to. An accept longer ago than half the budget is an idle pooled
+// connection's, not this request's.
+func received(ctx *fasthttp.RequestCtx, now time.Time, budget time.Duration) time.Time {
+	at := receivedAt(ctx.Conn(), now)
+	if ctx.ConnRequestNum() == 1 {
+		if ct := ctx.ConnTime(); (at.IsZero() || ct.Before(at)) && now.Sub(ct) <= budget/2 {
+			at = ct
+		}
+	}
+	return at
 }
 
 // route parses the request into a route for the configured platform.

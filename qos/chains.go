@@ -121,6 +121,10 @@ type chain struct {
 	seq     uint64  // the id's counter if it is in the ring (ring.go); 0 in the table
 
 	ended atomic.Bool // whoever sets it ends the chain (admission.end)
+	// settled is set when the rest of its booking was given back before
+	// it ended: a chain of unknown length that made as many steps as it
+	// was booked for, earlier than booked.
+	settled atomic.Bool
 	// quiet is set when the chain ended because its caller went quiet
 	// (quiet.go): a request for it after that shows the caller was only
 	// slow.
@@ -300,7 +304,7 @@ func (a *admission) endAt(c *chain, o ChainOutcome, last, now time.Time) {
 	a.live.Add(-1)
 	// A booking's end only moves earlier (settle), so one already past
 	// leaves nothing to give back.
-	if c.booking.end > now.UnixNano() {
+	if c.booking.end > now.UnixNano() && !c.settled.Load() {
 		a.est.settle(c.booking, now.UnixNano())
 	}
 	a.est.outstanding.Add(-int64(c.remaining.Swap(0)))
@@ -345,20 +349,29 @@ func (a *admission) admit(inv *invocation.Invocation, f *flight) (*chain, time.T
 	if budget <= 0 {
 		budget = a.defaultDeadline
 	}
+	// The chain's budget runs from when its first request reached this
+	// host, if the proxy could tell: its client's clock started then (or
+	// earlier), not when sequoia got round to reading it.
+	start := now
+	if r := inv.Received; !r.IsZero() && r.Before(now) {
+		start = r
+	}
 	steps := a.est.expectedSteps(f, inv.Steps)
-	work := a.est.work(f, steps)
+	critical, slot := a.est.work(f, steps)
 	limit := a.limit()
 	headroom := a.hr.value()
-	bk, finish, deadline, err := a.place(limit, now, budget, headroom,
-		func(ln *timeline) (int64, int64) { return a.est.project(ln, work, steps, limit, now.UnixNano()) },
-		func(ln *timeline, start int64) booking { return a.est.reserve(ln, start, work, steps, limit) })
+	bk, finish, deadline, err := a.place(limit, start, now, budget, headroom,
+		func(ln *timeline) (int64, int64) {
+			return a.est.project(ln, critical, slot, steps, limit, now.UnixNano())
+		},
+		func(ln *timeline, start int64) booking { return a.est.reserve(ln, start, slot, steps, limit) })
 	if err != nil {
 		a.ev.ChainRefused(inv.Class)
 		return nil, now, err
 	}
 	c = &chain{booking: bk,
-		entry: f, class: inv.Class, start: now, deadline: deadline, headroom: headroom,
-		steps: inv.Steps, predicted: time.Duration(finish - now.UnixNano()),
+		entry: f, class: inv.Class, start: start, deadline: deadline, headroom: headroom,
+		steps: inv.Steps, predicted: time.Duration(finish - start.UnixNano()),
 	}
 	c.remaining.Store(int32(steps))
 	c.requests.Store(1)
@@ -372,13 +385,14 @@ func (a *admission) admit(inv *invocation.Invocation, f *flight) (*chain, time.T
 	return c, now, nil
 }
 
-// place books a new chain on the timeline for limit worker slots: on a
-// line picked at random, or, if the chain does not fit there (fits with
-// budget refuses it), on the first other line where it fits. project
+// place books a new chain, arrived at now with budget from from, on the
+// timeline for limit worker slots: on a line picked at random, or, if the
+// chain does not fit there (fits refuses it), on the first other line
+// where it fits. project
 // gives the chain's start and finish on a locked line, reserve books it
 // there. It returns the booking, the projected finish and the deadline,
 // or the refusal with the shortest wait over every line.
-func (a *admission) place(limit int, now time.Time, budget time.Duration, headroom float64,
+func (a *admission) place(limit int, from, now time.Time, budget time.Duration, headroom float64,
 	project func(ln *timeline) (start, finish int64),
 	reserve func(ln *timeline, start int64) booking) (booking, int64, time.Time, error) {
 	_, lines := timelineSlots(limit)
@@ -387,7 +401,7 @@ func (a *admission) place(limit int, now time.Time, budget time.Duration, headro
 	for j := range lines {
 		ln := a.est.lock(first+j, limit, now.UnixNano())
 		start, finish := project(ln)
-		deadline, err := fits(now, budget, headroom, finish)
+		deadline, err := fits(from, budget, headroom, finish)
 		if err == nil {
 			bk := reserve(ln, start)
 			ln.mu.Unlock()
@@ -401,17 +415,17 @@ func (a *admission) place(limit int, now time.Time, budget time.Duration, headro
 	return booking{}, 0, time.Time{}, refused
 }
 
-// fits returns the deadline of a chain admitted at now with budget (zero:
-// none) if its projected finish leaves the headroom (a fraction of the
-// budget) kept for what sequoia cannot see (the caller's network and
+// fits returns the deadline of a chain whose budget (zero: none) runs
+// from start if its projected finish leaves the headroom (a fraction of
+// the budget) kept for what sequoia cannot see (the caller's network and
 // accept delays, its own clock), else a *RefusedError: the same chain
 // sent later by as much as it overshoots would fit, if nothing else is
 // admitted meanwhile.
-func fits(now time.Time, budget time.Duration, headroom float64, finish int64) (time.Time, error) {
+func fits(start time.Time, budget time.Duration, headroom float64, finish int64) (time.Time, error) {
 	if budget <= 0 {
 		return time.Time{}, nil
 	}
-	deadline := now.Add(budget)
+	deadline := start.Add(budget)
 	reserve := int64(headroom * float64(budget))
 	if over := finish - (deadline.UnixNano() - reserve); over > 0 {
 		return time.Time{}, &RefusedError{RetryAfter: time.Duration(over)}
@@ -470,6 +484,14 @@ func (a *admission) finished(c *chain, f *flight, hold time.Duration, ok, unplan
 	if c.steps <= 0 || done < c.steps {
 		if c.seq == 0 && !c.run && !c.watched.Load() && c.watched.CompareAndSwap(false, true) {
 			a.idle.push(c)
+		}
+		// A chain of unknown length that has made the steps it was
+		// booked for, sooner than booked, gives the rest back now, as a
+		// chain that said its length does when it ends: waiting until
+		// its caller has gone quiet would leave phantom work meanwhile.
+		if c.steps <= 0 && !c.run && c.remaining.Load() == 0 && c.running.Load() == 0 &&
+			c.booking.end > end.UnixNano() && c.settled.CompareAndSwap(false, true) {
+			a.est.settle(c.booking, end.UnixNano())
 		}
 		return
 	}

@@ -121,12 +121,15 @@ func (e *estimator) durationOf(f *flight) time.Duration {
 	return e.def
 }
 
-// work is the slot time of a chain of steps invocations, the first of the
-// function f stands for, on its critical path: its first step, then each
-// later one (of any function) after the caller's turnaround.
-func (e *estimator) work(f *flight, steps int) time.Duration {
+// work is what a chain of steps invocations, the first of the function f
+// stands for, costs: critical is its duration (its first step, then each
+// later one, of any function, after the caller's turnaround), slot the
+// worker-slot time it holds (its steps alone: during a turnaround its
+// slot serves other chains).
+func (e *estimator) work(f *flight, steps int) (critical, slot time.Duration) {
 	gap, _ := e.gap.value()
-	return e.durationOf(f) + time.Duration(steps-1)*(e.durationOf(nil)+time.Duration(gap))
+	slot = e.durationOf(f) + time.Duration(steps-1)*e.durationOf(nil)
+	return slot + time.Duration(steps-1)*time.Duration(gap), slot
 }
 
 // learnSteps records that a chain entered at f's function made n

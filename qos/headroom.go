@@ -17,8 +17,9 @@ import (
 // in time: a step answered after the chain's deadline, or to a client that
 // had already left, or a client that left while its step waited. Each such
 // chain shows how much reserve would have kept it safe (missed); the
-// headroom moves a quarter of the way up to that, up to its ceiling
-// (SEQUOIA_ADMISSION_HEADROOM_MAX). Each chain with a deadline that
+// headroom moves a quarter of the way up to that, asking at most twice
+// what the chain was admitted with (so that one bad burst at most doubles
+// it), up to its ceiling (SEQUOIA_ADMISSION_HEADROOM_MAX). Each chain with a deadline that
 // completes in time takes 1/headroomDecay of the learned part back
 // (kept), so that a reserve learned from a bad spell fades after a few
 // thousand good chains. One word, updated without a lock.
@@ -71,7 +72,8 @@ func (h *headroom) missed(c *chain, at time.Time) {
 		return
 	}
 	f := start + int64(c.predicted)
-	need := min(float64(max(a, d)-min(a, f))/float64(budget)+headroomMargin, h.ceiling)
+	need := float64(max(a, d)-min(a, f))/float64(budget) + headroomMargin
+	need = min(need, max(2*c.headroom, c.headroom+2*headroomMargin), h.ceiling)
 	for {
 		old := h.bits.Load()
 		v := math.Float64frombits(old)

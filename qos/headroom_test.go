@@ -23,11 +23,19 @@ func TestHeadroomLearnsAndFades(t *testing.T) {
 	if got := h.value(); got != 0.05 {
 		t.Fatalf("starts at %v, want the floor 0.05", got)
 	}
-	// An answer 20ms late for a chain projected to finish at 900ms needs
-	// 120ms + 1%: the headroom moves a quarter of the way to 13%.
-	h.missed(missedChain(900*time.Millisecond, 0.05), time.Unix(0, int64(1020*time.Millisecond)))
-	if got, want := h.value(), 0.05+(0.13-0.05)*headroomStep; math.Abs(got-want) > 1e-9 {
+	// An answer 20ms late for a chain projected to finish at 950ms needs
+	// 70ms + 1%: the headroom moves a quarter of the way to 8%.
+	h.missed(missedChain(950*time.Millisecond, 0.05), time.Unix(0, int64(1020*time.Millisecond)))
+	if got, want := h.value(), 0.05+(0.08-0.05)*headroomStep; math.Abs(got-want) > 1e-9 {
 		t.Errorf("after a late answer: %v, want %v", got, want)
+	}
+	// One that would need 13% asks at most twice the 5% its chain was
+	// admitted with.
+	var capped headroom
+	capped.init(0.05, 0.5)
+	capped.missed(missedChain(900*time.Millisecond, 0.05), time.Unix(0, int64(1020*time.Millisecond)))
+	if got, want := capped.value(), 0.05+(0.10-0.05)*headroomStep; math.Abs(got-want) > 1e-9 {
+		t.Errorf("after a miss that needed 13%%: %v, want %v", got, want)
 	}
 	// A miss that needed less than is kept changes nothing.
 	before := h.value()
@@ -41,12 +49,12 @@ func TestHeadroomLearnsAndFades(t *testing.T) {
 	if h.value() != before {
 		t.Errorf("an early departure: %v, want it unchanged at %v", h.value(), before)
 	}
-	// Misses never take it past the ceiling.
-	for range 100 {
-		h.missed(missedChain(100*time.Millisecond, 0.05), time.Unix(0, int64(2*time.Second)))
+	// Misses never take it past the ceiling, however many bursts ask.
+	for range 200 {
+		h.missed(missedChain(100*time.Millisecond, h.value()), time.Unix(0, int64(2*time.Second)))
 	}
 	if got := h.value(); math.Abs(got-0.5) > 1e-6 || got > 0.5 {
-		t.Errorf("after 100 large misses: %v, want about the ceiling 0.5", got)
+		t.Errorf("after 200 large misses: %v, want about the ceiling 0.5", got)
 	}
 	// Chains completed in time bring it back to the floor, not below.
 	for range 100 * headroomDecay {

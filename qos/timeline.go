@@ -95,18 +95,18 @@ func (ln *timeline) resize(n int, now int64) {
 	}
 }
 
-// project returns when a chain of steps invocations and work (estimator.work)
-// arriving now would start and finish on ln, in a pool of limit slots.
-// REQUIRES: ln.mu.
-func (e *estimator) project(ln *timeline, work time.Duration, steps, limit int, now int64) (start, finish int64) {
+// project returns when a chain of steps invocations, of duration critical
+// and slot time slot (estimator.work), arriving now would start and finish
+// on ln, in a pool of limit slots. REQUIRES: ln.mu.
+func (e *estimator) project(ln *timeline, critical, slot time.Duration, steps, limit int, now int64) (start, finish int64) {
 	limit = max(limit, 1)
 	start = max(now, ln.slots[0].free)
-	finish = start + int64(work)
+	finish = start + int64(critical)
 	// Fluid bounds: the steps already admitted (and unplanned ones
 	// running) and this chain's, spread over every slot, and over the
 	// rate limit.
 	out := e.ahead()
-	fluid := now + int64((out*float64(e.duration(""))+float64(work))/float64(limit))
+	fluid := now + int64((out*float64(e.duration(""))+float64(slot))/float64(limit))
 	finish = max(finish, fluid)
 	if e.rate > 0 {
 		finish = max(finish, now+int64((out+float64(steps))/e.rate*float64(time.Second)))
@@ -114,8 +114,10 @@ func (e *estimator) project(ln *timeline, work time.Duration, steps, limit int, 
 	return start, finish
 }
 
-// reserve books a projected chain on ln, in a pool of limit slots.
-// REQUIRES: ln.mu.
+// reserve books a projected chain on ln, in a pool of limit slots: its
+// slot holds it for work, its slot time (a chain's critical path is
+// longer by its callers' turnarounds, during which its slot serves other
+// chains). REQUIRES: ln.mu.
 func (e *estimator) reserve(ln *timeline, start int64, work time.Duration, steps, limit int) booking {
 	if n, _ := timelineSlots(limit); limit > n {
 		work = time.Duration(float64(work) * float64(n) / float64(limit))

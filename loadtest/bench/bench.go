@@ -466,14 +466,6 @@ func (c *sequoiaCounts) minus(before *sequoiaCounts) *sequoiaCounts {
 	return d
 }
 
-// droppedTotal is every drop sequoia counted, whatever the reason.
-func (c *sequoiaCounts) droppedTotal() int {
-	n := 0
-	for _, v := range c.Dropped {
-		n += v
-	}
-	return n
-}
 
 // sequoiaEnv is the sequoia target's configuration, over startLocal's.
 func (b benchSpec) sequoiaEnv() []string {
