@@ -466,7 +466,6 @@ func (c *sequoiaCounts) minus(before *sequoiaCounts) *sequoiaCounts {
 	return d
 }
 
-
 // sequoiaEnv is the sequoia target's configuration, over startLocal's.
 func (b benchSpec) sequoiaEnv() []string {
 	env := []string{
