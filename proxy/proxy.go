@@ -59,6 +59,9 @@ type Config struct {
 	// Observer, when set, hears of every invocation that goes to the
 	// scheduler (the warm pool).
 	Observer Observer
+	// Events is where Lambda Event invocations are stored before the 202
+	// (events.go); nil: an in-process queue that loses them on exit.
+	Events EventQueue
 }
 
 // Observer hears of invocations: Arrived before one queues, Finished once
@@ -241,7 +244,7 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 	if p.refusedByPolicy(ctx, inv, fn) {
 		return
 	}
-	if p.lambdaShortcut(ctx, inv) { // Event and DryRun: events.go
+	if p.lambdaShortcut(ctx, inv, rt.function) { // Event and DryRun: events.go
 		return
 	}
 	r.ctx = ctx

@@ -51,8 +51,13 @@ type RetryConfig struct {
 	// Event invocation; 0 means 6h, Lambda's own maximum.
 	EventMaxAge time.Duration
 	// MaxEvents bounds Event invocations accepted and not yet delivered;
-	// 0 means 10000.
-	MaxEvents int
+	// 0 means 10000. EventMaxRetries and EventRetryDelay are the retries
+	// after a function error and the wait before the first (0 means 1m).
+	// All three apply to the default in-process queue only: a
+	// Config.Events queue has its own.
+	MaxEvents       int
+	EventMaxRetries int
+	EventRetryDelay time.Duration
 	// ReservedQuiet, when positive on a Lambda platform, learns reserved-
 	// concurrency throttles as per-function caps that grow back by one
 	// every ReservedQuiet without such a throttle (reserved.go).
@@ -82,6 +87,9 @@ func (c RetryConfig) withDefaults() RetryConfig {
 	if c.MaxEvents <= 0 {
 		c.MaxEvents = 10000
 	}
+	if c.EventRetryDelay <= 0 {
+		c.EventRetryDelay = time.Minute
+	}
 	return c
 }
 
@@ -98,7 +106,7 @@ type platformState struct {
 	// overflowFailures counts invocations the overflow did not run
 	// (overflow.go).
 	overflowFailures *prometheus.CounterVec
-	events           events
+	events           eventState // events.go
 }
 
 func (s *platformState) init(p *Proxy) {
@@ -114,7 +122,7 @@ func (s *platformState) init(p *Proxy) {
 	}
 	s.retries = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: metrics.Namespace, Name: "retries_total",
-		Help: "Invocations sent to the platform again, by why: throttled_concurrency, throttled_rate, throttled_function, unavailable, unreachable, timeout; and Lambda Events waiting again for a slot: refused, queued.",
+		Help: "Invocations sent to the platform again, by why: throttled_concurrency, throttled_rate, throttled_function, unavailable, unreachable, timeout (Lambda Events: sequoia_events_retried_total).",
 	}, []string{"reason"})
 	s.overflows = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: metrics.Namespace, Name: "overflow_total",
@@ -125,7 +133,6 @@ func (s *platformState) init(p *Proxy) {
 	s.precreate() // overflow.go
 	if p.m != nil {
 		p.m.Registry().MustRegister(s.retries, s.overflows, s.overflowFailures)
-		p.m.Registry().MustRegister(s.events.collectors()...)
 		if s.reserved != nil {
 			p.m.Registry().MustRegister(s.reserved.collector())
 		}
@@ -196,18 +203,18 @@ func (s *platformState) idempotent(inv *invocation.Invocation) bool {
 // always safe: the platform refused before starting. A platform 503/504,
 // an unreachable platform or a timeout may have run the function, so only
 // idempotent invocations retry them. Function errors never retry.
-func (s *platformState) retryReason(kind invocation.Platform, inv *invocation.Invocation, err error, always bool) (reason string, hint time.Duration) {
+func (s *platformState) retryReason(kind invocation.Platform, inv *invocation.Invocation, err error) (reason string, hint time.Duration) {
 	switch {
 	case err == nil:
 		v, ra := platform.Classify(kind, inv.Resp)
 		switch {
 		case v.Throttled():
 			return v.String(), ra
-		case v == platform.Unavailable && (always || s.idempotent(inv)):
+		case v == platform.Unavailable && s.idempotent(inv):
 			return v.String(), ra
 		}
 		return "", 0
-	case errors.Is(err, platform.ErrUnreachable) && (always || s.idempotent(inv)):
+	case errors.Is(err, platform.ErrUnreachable) && s.idempotent(inv):
 		return "unreachable", 0
 	case errors.Is(err, platform.ErrTimeout) && s.idempotent(inv):
 		return "timeout", 0
@@ -296,7 +303,7 @@ func (p *Proxy) invokeRetrying(inv *invocation.Invocation, w qos.Watcher) (time.
 		if inv.Attempt+1 >= s.retry.MaxAttempts {
 			return waited, err
 		}
-		reason, hint := s.retryReason(p.cfg.Platform, inv, err, false)
+		reason, hint := s.retryReason(p.cfg.Platform, inv, err)
 		if reason == "" {
 			return waited, err
 		}

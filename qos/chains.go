@@ -530,6 +530,10 @@ func (a *admission) abandoned(c *chain, inv *invocation.Invocation, err error) {
 		switch {
 		case errors.Is(err, ErrDeadline):
 			a.end(c, ChainDropped, now)
+		case errors.Is(err, ErrClientGone) && c.run:
+			// A run withdraws the invocations it no longer needs
+			// (cancelled branches) and reports its own outcome at
+			// EndRun.
 		case errors.Is(err, ErrClientGone) && !c.deadline.IsZero():
 			// Its client left while it waited, before sequoia's
 			// deadline: the client's own came first.

@@ -38,6 +38,8 @@ func newPlatformParts(cfg config.Config, kind invocation.Platform, sched *qos.Sc
 		BackgroundEstimate: pc.BackgroundEstimate,
 		EventMaxAge:        pc.EventMaxAge,
 		MaxEvents:          pc.MaxEvents,
+		EventMaxRetries:    cfg.Events.EventMaxRetries, // for InMemoryEvents only
+		EventRetryDelay:    cfg.Events.EventRetryDelay,
 	}}
 	if kind == invocation.Lambda {
 		u, err := url.Parse(cfg.Backend.URL)

@@ -15,12 +15,14 @@ import (
 	"github.com/sequoia-qos/sequoia/cluster"
 	"github.com/sequoia-qos/sequoia/config"
 	"github.com/sequoia-qos/sequoia/dag"
+	"github.com/sequoia-qos/sequoia/events"
 	"github.com/sequoia-qos/sequoia/invocation"
 	"github.com/sequoia-qos/sequoia/metrics"
 	"github.com/sequoia-qos/sequoia/platform"
 	"github.com/sequoia-qos/sequoia/policy"
 	"github.com/sequoia-qos/sequoia/proxy"
 	"github.com/sequoia-qos/sequoia/qos"
+	"github.com/sequoia-qos/sequoia/slo"
 	"github.com/sequoia-qos/sequoia/warmpool"
 )
 
@@ -55,13 +57,39 @@ type Server struct {
 	dags    *dag.Service        // dag.go
 	warm    *warmpool.Pool      // warmpool.go; nil when SEQUOIA_PREWARM is off
 	engine  *cluster.Engine     // NATS JetStream: embedded, or the cluster's
+	events  *events.Store       // events.go: Lambda Events, durable
+	runs    *events.Runs        // dag.go: the journal of async DAG runs
+	// memoryEvents: Events stay in the process (InMemoryEvents); events
+	// is nil.
+	memoryEvents bool
+	slo          *slo.Tracker  // slo.go; nil without SEQUOIA_SLO_FILE
+	sloNotify    *slo.Notifier // nil without SEQUOIA_SLO_WEBHOOK_URL
 }
 
+// Option changes how New builds the server.
+type Option func(*Server)
+
+// InMemoryEvents keeps Lambda Event invocations in the process, as sequoia
+// did before its event store: they are lost when it exits. For measuring
+// the store's cost against it (sequoia bench events), never for serving.
+func InMemoryEvents() Option { return func(s *Server) { s.memoryEvents = true } }
+
 // New builds the server and opens its listeners.
-func New(cfg config.Config, log *slog.Logger) (*Server, error) {
+func New(cfg config.Config, log *slog.Logger, opts ...Option) (_ *Server, err error) {
 	kind, _ := invocation.ParsePlatform(cfg.Backend.Kind)
 	s := &Server{cfg: cfg, log: log}
+	for _, o := range opts {
+		o(s)
+	}
 	s.metrics = metrics.New(cfg.Limits.MaxFunctions)
+	if err := s.newSLO(); err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil && s.sloNotify != nil {
+			s.sloNotify.Close() // its delivery goroutine
+		}
+	}()
 	sc := cfg.Scheduling
 	s.sched = qos.New(qos.Config{
 		Limit:           cfg.Limits.MaxConcurrency,
@@ -78,7 +106,7 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 		Headroom:        sc.AdmissionHeadroom,
 		MaxHeadroom:     sc.AdmissionHeadroomMax,
 		ShortestFirst:   sc.ShortestFirst,
-		Events:          s.metrics.NewChains(),
+		Events:          s.chainEvents(s.metrics.NewChains()),
 	})
 	s.metrics.WatchScheduler(s.sched)
 	s.metrics.WatchChains(s.sched)
@@ -103,6 +131,14 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 		return nil, err
 	}
 	s.newWarmPool(kind)
+	if s.engine, err = cluster.Start(cluster.Options{Config: cfg.Cluster, Log: log,
+		MaxPayload: int32(min(64<<20, max(8<<20, cfg.Serving.MaxBodyBytes+64<<10)))}); err != nil {
+		return nil, err
+	}
+	if err := s.newEvents(); err != nil { // events.go
+		_ = s.engine.Close()
+		return nil, err
+	}
 	s.proxy = proxy.New(proxy.Config{
 		Decider:      s.decider,
 		Platform:     kind,
@@ -114,28 +150,40 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 		Overflow:     plat.overflow,
 		Rates:        plat.rates,
 		Observer:     s.observer(),
+		Events:       s.eventQueue(),
 	}, s.sched, up, s.metrics, log)
 	if err := s.newDAGs(); err != nil {
+		s.closeDurable()
 		return nil, err
 	}
 	s.admin = proxy.NewAdmin(s.metrics, s.status)
+	s.admin.Handle("GET /sequoia/v1/events/dead", s.serveDead) // events.go
 	if cfg.Serving.AdminPprof {
 		s.admin.EnableProfiling()
 	}
 
-	if s.engine, err = cluster.Start(cluster.Options{Config: cfg.Cluster, Log: log}); err != nil {
-		return nil, err
-	}
 	if s.dataLn, err = net.Listen("tcp", cfg.Serving.Listen); err != nil {
-		_ = s.engine.Close()
+		s.closeDurable()
 		return nil, fmt.Errorf("SEQUOIA_LISTEN: %w", err)
 	}
 	if s.adminLn, err = net.Listen("tcp", cfg.Serving.AdminListen); err != nil {
 		s.dataLn.Close()
-		_ = s.engine.Close()
+		s.closeDurable()
 		return nil, fmt.Errorf("SEQUOIA_ADMIN_LISTEN: %w", err)
 	}
 	return s, nil
+}
+
+// closeDurable stops the event store and closes the engine, for a New
+// that fails half-way.
+func (s *Server) closeDurable() {
+	if s.events != nil {
+		s.events.Stop(context.Background())
+	}
+	if s.runs != nil {
+		s.runs.Close()
+	}
+	_ = s.engine.Close()
 }
 
 // Run serves until ctx ends, then drains: readiness fails, the data
@@ -146,13 +194,19 @@ func (s *Server) Run(ctx context.Context) error {
 		"listen", s.dataLn.Addr().String(), "admin", s.adminLn.Addr().String(),
 		"backend", s.cfg.Backend.Kind, "backend_url", s.cfg.Backend.URL,
 		"max_concurrency", s.cfg.Limits.MaxConcurrency)
+	if s.events != nil {
+		s.events.Start(s.proxy)
+	}
+	s.runs.Start(s.dags) // resumes the runs a dead replica (or the last start) left
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return s.proxy.Serve(s.dataLn) })
 	g.Go(func() error { return s.admin.Serve(s.adminLn) })
 	g.Go(func() error { return s.policy.Run(gctx) })
 	g.Go(func() error { return s.runWarmPool(gctx.Done()) })
+	g.Go(func() error { return s.runSLO(gctx.Done()) })
 	s.admin.SetReady(true)
 
+	var lost error // work abandoned in flight at shutdown: the exit code says so
 	g.Go(func() error {
 		<-gctx.Done()
 		s.admin.SetReady(false)
@@ -162,14 +216,17 @@ func (s *Server) Run(ctx context.Context) error {
 		}
 		sctx, cancel := context.WithTimeout(context.Background(), s.cfg.Serving.ShutdownTimeout)
 		defer cancel()
+		durable := s.stopDurable(sctx) // events.go
 		err := s.proxy.Shutdown(sctx)
+		// fasthttp's Shutdown closes only the listeners Serve has taken:
+		// one called before Serve began would leave Serve accepting for
+		// ever. Closing the listener ends it either way.
+		_ = s.dataLn.Close()
+		lost = durable()
 		if !s.dags.Wait(sctx.Done()) {
 			s.log.Warn("shutdown: DAG runs still in progress", "active", s.dags.Active())
 		}
 		s.stopWarmPool()
-		if !s.proxy.WaitEvents(sctx.Done()) {
-			s.log.Warn("shutdown: Lambda Event invocations left undelivered", "pending", s.proxy.PendingEvents())
-		}
 		if err != nil {
 			s.log.Warn("shutdown timed out", "in_flight", s.sched.InFlight(), "queued", s.sched.Queued(), "err", err)
 		}
@@ -185,7 +242,7 @@ func (s *Server) Run(ctx context.Context) error {
 	if err := g.Wait(); err != nil && !errors.Is(err, context.Canceled) {
 		return err
 	}
-	return nil
+	return lost
 }
 
 // statusListLimit bounds each list /sequoia/v1/status shows: the warm
@@ -222,7 +279,10 @@ func (s *Server) status() any {
 		WarmPool *warmpool.Status    `json:"warm_pool,omitempty"` // warmpool.go
 		Reserved *proxy.ReservedCaps `json:"reserved_caps,omitempty"`
 		Snapshot *policySeen         `json:"policy_snapshot,omitempty"`
+		SLO      *sloStatus          `json:"slo,omitempty"` // slo.go
 		Cluster  cluster.Status      `json:"cluster"`
+		Events   *events.Status      `json:"events,omitempty"`
+		Journal  events.RunsStatus   `json:"dag_journal"`
 		Config   map[string]any      `json:"config"`
 	}{
 		InFlight: s.sched.InFlight(),
@@ -232,6 +292,7 @@ func (s *Server) status() any {
 		WarmPool: s.warmStatus(),
 		Reserved: s.proxy.ReservedCaps(statusListLimit),
 		Snapshot: s.snaps.seen(statusListLimit),
+		SLO:      s.sloStatus(),
 		Queues: map[string]queue{
 			"pending": {
 				Depth:    s.sched.Depth(qos.Pending, qos.Interactive) + s.sched.Depth(qos.Pending, qos.Batch),
@@ -243,6 +304,8 @@ func (s *Server) status() any {
 			},
 		},
 		Cluster: s.engine.Status(),
+		Events:  s.eventsStatus(),
+		Journal: s.runs.Status(),
 		Config:  config,
 	}
 }

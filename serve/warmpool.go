@@ -35,13 +35,23 @@ func (s *Server) newWarmPool(kind invocation.Platform) {
 	s.warm.SetReporter(s.metrics.NewWarmPool(s.warm.Warm))
 }
 
-// observer is what the proxy reports invocations to: the warm pool, or
-// nothing.
+// observer is what the proxy and DAG nodes report invocations to: the
+// warm pool and the objectives' tracker, either, or nothing.
 func (s *Server) observer() proxy.Observer {
-	if s.warm == nil {
-		return nil
+	var o observers // slo.go
+	if s.warm != nil {
+		o = append(o, s.warm)
 	}
-	return s.warm
+	if s.slo != nil {
+		o = append(o, s.slo)
+	}
+	switch len(o) {
+	case 0:
+		return nil
+	case 1:
+		return o[0]
+	}
+	return o
 }
 
 // warmStatus is the warm pool's section of /sequoia/v1/status: the

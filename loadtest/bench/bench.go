@@ -19,6 +19,7 @@ import (
 	"github.com/schollz/progressbar/v3"
 
 	"github.com/sequoia-qos/sequoia/config"
+	"github.com/sequoia-qos/sequoia/internal/cli"
 	"github.com/sequoia-qos/sequoia/loadtest"
 	"github.com/sequoia-qos/sequoia/loadtest/emulator"
 	"github.com/sequoia-qos/sequoia/serve"
@@ -27,32 +28,63 @@ import (
 const benchUsage = `usage: sequoia bench chains [flags]
        sequoia bench coldstart [flags]
        sequoia bench dags [flags]
+       sequoia bench events [flags]
 
-Bursts function chains at an emulated platform three ways (directly,
-through HAProxy with maxconn = the platform limit, through sequoia) and
-prints completed, refused at entry, dropped mid-chain, latency, queueing
-time and makespan; -clients fasthttp,nethttp,k6 and -scenarios
-burst,untold,bursts drive it with other clients and traffic shapes.
+chains: bursts function chains at an emulated platform three ways
+(directly, through HAProxy with maxconn = the platform limit, through
+sequoia) and prints completed, refused at entry, dropped mid-chain, latency,
+queueing time and makespan, driven by several clients and scenarios.
 coldstart: bursts after an idle period without and with the warm pool, and
-a steady run that measures what the warm-ups cost (-h for its flags).
+a steady run that measures what the warm-ups cost.
 dags: orchestration overhead of a sequence and a map of DAG runs, and a
-burst of runs of a 3-node DAG (-h for its flags).
+burst of runs of a 3-node DAG.
+events: Lambda Event acceptance with the durable store against the
+in-memory queue, sequoia SIGKILLed during delivery (embedded, and two
+replicas on an external NATS), an async DAG run SIGKILLed mid-run.
+
+'sequoia bench NAME --help' lists a benchmark's flags (docs/benchmarks.md).
+`
+
+const chainsUsage = `usage: sequoia bench chains [flags]
+
+Starts an emulated platform and bursts -chains chains of -steps steps at it
+three ways: directly, through HAProxy with maxconn = the platform limit
+(skipped with a note when HAProxy is missing), and through sequoia. Each
+target gets a warm-up first; the client gives up on a chain when its
+deadline passes. -clients picks who sends the chains: fasthttp (a kept-alive
+connection per chain), nethttp (net/http, a fresh connection per chain), k6
+(a virtual user per chain; skipped with a note when k6 is missing). Each
+scenario of -scenarios runs on targets started for it: burst (one burst),
+untold (-untold chains that say neither length nor deadline, then the
+burst), bursts (-bursts bursts back to back). Prints, per burst, completed,
+refused at entry, dropped mid-chain, failed, client 429s, p50/p99 chain
+latency, queueing time, makespan, platform invocations and wasted
+invocations, with the physical bound (limit × deadline ÷ (steps × exec));
+then sequoia's own counters (drops by reason, the learned headroom) and its
+queueing time against HAProxy's. --json prints the report as JSON.
+Progress goes to standard error.
 `
 
 // Run runs `sequoia bench NAME [flags]`: the report goes to out, progress
 // to standard error.
 func Run(ctx context.Context, args []string, out io.Writer) error {
-	if len(args) > 0 && args[0] == "coldstart" {
+	if len(args) == 0 {
+		return cli.Usagef("bench", "want a benchmark name: chains, coldstart, dags or events")
+	}
+	switch args[0] {
+	case "chains":
+		return runBenchChains(ctx, args[1:], out, os.Stderr)
+	case "coldstart":
 		return runBenchColdstart(ctx, args[1:], out, os.Stderr) // bench_coldstart.go
-	}
-	if len(args) > 0 && args[0] == "dags" {
+	case "dags":
 		return runBenchDags(ctx, args[1:], out, os.Stderr) // bench_dags.go
+	case "events":
+		return runBenchEvents(ctx, args[1:], out, os.Stderr) // bench_events.go
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(out, benchUsage)
+		return nil
 	}
-	if len(args) == 0 || args[0] != "chains" {
-		fmt.Fprint(os.Stderr, benchUsage)
-		return fmt.Errorf("bench: want a benchmark name (chains, coldstart, dags)")
-	}
-	return runBenchChains(ctx, args[1:], out, os.Stderr)
+	return cli.Usagef("bench", "unknown benchmark %q: want chains, coldstart, dags or events", args[0])
 }
 
 // benchSpec is the chain-burst benchmark's workload.
@@ -140,7 +172,6 @@ type benchReport struct {
 
 func runBenchChains(ctx context.Context, args []string, out, progress io.Writer) error {
 	fs := flag.NewFlagSet("bench chains", flag.ContinueOnError)
-	fs.SetOutput(out)
 	var b benchSpec
 	var targets, clients, scenarios string
 	var asJSON bool
@@ -160,19 +191,22 @@ func runBenchChains(ctx context.Context, args []string, out, progress io.Writer)
 	fs.StringVar(&b.K6, "k6", "", "the k6 binary (empty: $K6, the one loadtest/k6/run.sh caches, or k6 on the PATH)")
 	fs.StringVar(&b.Headroom, "headroom", "", "sequoia's SEQUOIA_ADMISSION_HEADROOM (empty: its default)")
 	fs.BoolVar(&asJSON, "json", false, "print the report as JSON")
-	if err := fs.Parse(args); err != nil {
+	if help, err := cli.Parse(fs, chainsUsage, args, out); help || err != nil {
 		return err
+	}
+	if fs.NArg() > 0 {
+		return cli.Usagef("bench chains", "unexpected argument %q", fs.Arg(0))
 	}
 	if b.Chains <= 0 || b.Steps <= 0 || b.Limit <= 0 || b.Exec < 0 || b.ColdStart < 0 || b.Deadline < 0 || b.Retries < 0 ||
 		b.Untold < 0 || b.Bursts <= 0 {
-		return fmt.Errorf("bench chains: -chains, -steps, -limit and -bursts must be positive; -exec, -cold-start, -deadline, -retries and -untold not negative")
+		return cli.Usagef("bench chains", "-chains, -steps, -limit and -bursts must be positive; -exec, -cold-start, -deadline, -retries and -untold not negative")
 	}
 	if b.Untold == 0 {
 		b.Untold = b.Chains
 	}
 	// sequoia's settings are checked before any target runs.
 	if _, err := config.LoadFrom(b.sequoiaEnv()); err != nil {
-		return fmt.Errorf("bench chains: %w", err)
+		return cli.Usagef("bench chains", "%s", strings.ReplaceAll(err.Error(), "\n", "; "))
 	}
 	var err error
 	if b.Targets, err = pick("target", targets, []string{"direct", "haproxy", "sequoia"}); err != nil {
@@ -197,7 +231,7 @@ func pick(what, list string, known []string) ([]string, error) {
 	for _, v := range strings.Split(list, ",") {
 		v = strings.TrimSpace(v)
 		if !slices.Contains(known, v) {
-			return nil, fmt.Errorf("bench chains: unknown %s %q (want %s)", what, v, strings.Join(known, ", "))
+			return nil, cli.Usagef("bench chains", "unknown %s %q (want %s)", what, v, strings.Join(known, ", "))
 		}
 		out = append(out, v)
 	}

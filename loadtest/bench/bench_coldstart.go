@@ -17,6 +17,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/schollz/progressbar/v3"
 
+	"github.com/sequoia-qos/sequoia/internal/cli"
 	"github.com/sequoia-qos/sequoia/loadtest"
 	"github.com/sequoia-qos/sequoia/loadtest/emulator"
 	"github.com/sequoia-qos/sequoia/serve"
@@ -159,8 +160,6 @@ type coldReport struct {
 
 func runBenchColdstart(ctx context.Context, args []string, out, progress io.Writer) error {
 	fs := flag.NewFlagSet("bench coldstart", flag.ContinueOnError)
-	fs.SetOutput(out)
-	fs.Usage = func() { fmt.Fprint(out, coldstartUsage); fs.PrintDefaults() }
 	var b coldSpec
 	var asJSON bool
 	fs.IntVar(&b.Chains, "chains", 20, "chains in each burst")
@@ -178,8 +177,11 @@ func runBenchColdstart(ctx context.Context, args []string, out, progress io.Writ
 	fs.DurationVar(&b.BurstEvery, "burst-every", 30*time.Second, "a burst of -chains chains this often in the steady run")
 	fs.BoolVar(&b.SteadyBaseline, "steady-baseline", false, "run the steady run without the pool too, first, and report what the pool adds to occupied slot-time")
 	fs.BoolVar(&asJSON, "json", false, "print the report as JSON")
-	if err := fs.Parse(args); err != nil {
+	if help, err := cli.Parse(fs, coldstartUsage, args, out); help || err != nil {
 		return err
+	}
+	if fs.NArg() > 0 {
+		return cli.Usagef("bench coldstart", "unexpected argument %q", fs.Arg(0))
 	}
 	if b.Idle == 0 {
 		b.Idle = 2*b.KeepAlive + time.Second
@@ -195,7 +197,7 @@ func runBenchColdstart(ctx context.Context, args []string, out, progress io.Writ
 	}
 	if b.Chains <= 0 || b.Steps <= 0 || b.Limit <= 0 || b.Exec < 0 || b.ColdStart < 0 || b.KeepAlive <= 0 ||
 		b.Idle < 0 || b.Prewarm < 0 || b.Prewarm > b.Limit || b.SteadyPrewarm > b.Limit || b.Steady < 0 || b.Rate <= 0 || b.BurstEvery <= 0 {
-		return fmt.Errorf("bench coldstart: -chains, -steps, -limit, -keepalive, -rate and -burst-every must be positive; -prewarm and -steady-prewarm at most -limit; the rest not negative")
+		return cli.Usagef("bench coldstart", "-chains, -steps, -limit, -keepalive, -rate and -burst-every must be positive; -prewarm and -steady-prewarm at most -limit; the rest not negative")
 	}
 	rep, err := benchColdstart(ctx, b, progress)
 	if err != nil {

@@ -19,6 +19,11 @@ const (
 	DefaultKeepAlive = 10 * time.Minute
 )
 
+// MaxBodyBytes is the largest request body the emulator takes, Lambda's
+// limit for a synchronous invocation's payload (6 MiB); larger ones are
+// answered 413.
+const MaxBodyBytes = 6 << 20
+
 // maxDelay caps an execution time or cold start asked for by a payload or
 // the config endpoint, so a typo cannot park a slot for days.
 const maxDelay = 15 * time.Minute
@@ -109,6 +114,8 @@ func New(cfg Config) *Emulator {
 	e.srv = &fasthttp.Server{
 		Handler:                       e.handle,
 		Name:                          "sequoia-emulator",
+		MaxRequestBodySize:            MaxBodyBytes,
+		ErrorHandler:                  writeRequestError,
 		CloseOnShutdown:               true,
 		DisablePreParseMultipartForm:  true,
 		NoDefaultContentType:          true,
