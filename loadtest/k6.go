@@ -27,7 +27,11 @@ var ErrNoK6 = errors.New("k6 is missing (loadtest/k6/run.sh installs it: go inst
 // else k6 on the PATH; ErrNoK6 if there is none.
 func FindK6(path string) (string, error) {
 	if path != "" {
-		return exec.LookPath(path)
+		p, err := exec.LookPath(path)
+		if err != nil {
+			return "", fmt.Errorf("%w: %s not found", ErrNoK6, path)
+		}
+		return p, nil
 	}
 	cands := []string{os.Getenv("K6"), os.Getenv("K6_CACHE_DIR")}
 	if cands[1] != "" {
