@@ -149,9 +149,12 @@ type benchRow struct {
 	// Sequoia is what sequoia's own metrics counted over the burst (the
 	// untold scenario's first chains, which end during it, taken out).
 	Sequoia *sequoiaCounts `json:"sequoia_counted,omitempty"`
-	// ActiveAfter is how many chains sequoia still had active a while
-	// after the untold scenario's measured burst (0: all ended).
-	ActiveAfter int `json:"sequoia_active_chains_after,omitempty"`
+	// UntoldActive is how many of the untold scenario's first chains
+	// sequoia had not yet ended as the measured burst started (their
+	// callers not quiet long enough), ActiveAfter how many chains it still
+	// had active a while after the burst (0: all ended).
+	UntoldActive int `json:"untold_chains_active_before,omitempty"`
+	ActiveAfter  int `json:"sequoia_active_chains_after,omitempty"`
 }
 
 // sequoiaCounts are sequoia's chain counters' increase over a burst.
@@ -322,7 +325,7 @@ func benchScenario(ctx context.Context, b benchSpec, scenario, client, target, k
 		_ = bar.Finish()
 		return res.Summary(), nil
 	}
-	untold := 0
+	untold := false
 	if scenario == "untold" {
 		// Chains that say neither their length nor a deadline, as most
 		// clients' do not, all run to their end; the measured burst
@@ -332,7 +335,7 @@ func benchScenario(ctx context.Context, b benchSpec, scenario, client, target, k
 		if err != nil {
 			return nil, err
 		}
-		untold = s.Completed
+		untold = true
 		fmt.Fprintf(progress, "%s untold: %d of %d completed\n", label, s.Completed, b.Untold)
 		time.Sleep(2 * b.Exec)
 	}
@@ -348,6 +351,11 @@ func benchScenario(ctx context.Context, b benchSpec, scenario, client, target, k
 		}
 		before, counted := emu.Stats(), tgt.counts()
 		row.EstimateBefore, row.HeadroomBefore = tgt.estimate(), tgt.headroom()
+		if untold {
+			// The untold chains whose callers have not been quiet long
+			// enough yet: still active, as the measured burst starts.
+			row.UntoldActive = tgt.active()
+		}
 		s, err := burst(loadtest.ChainSpec{Chains: b.Chains, Steps: b.Steps, Deadline: b.Deadline,
 			EnforceDeadline: b.Deadline > 0, Retries: b.Retries, Exec: b.Exec}, fmt.Sprintf("burst %d", k))
 		if err != nil {
@@ -356,16 +364,16 @@ func benchScenario(ctx context.Context, b benchSpec, scenario, client, target, k
 		time.Sleep(2 * b.Exec) // let abandoned invocations finish at the platform
 		after := emu.Stats()
 		row.EstimateAfter, row.HeadroomAfter = tgt.estimate(), tgt.headroom()
-		if untold > 0 {
+		if untold {
 			// The untold chains end (completed) once their callers have
 			// been quiet a while: wait for them, to count them apart.
 			row.ActiveAfter = tgt.waitQuiet(10 * time.Second)
 		}
 		row.Sequoia = tgt.counts().minus(counted)
 		if row.Sequoia != nil {
-			row.Sequoia.Completed -= untold
-			untold = 0
+			row.Sequoia.Completed -= row.UntoldActive
 		}
+		untold = false
 		row.Summary = s
 		row.Target = target
 		row.PlatformInvocations = after.Invocations - before.Invocations
@@ -379,6 +387,10 @@ func benchScenario(ctx context.Context, b benchSpec, scenario, client, target, k
 		if row.Dropped > 0 {
 			fmt.Fprintf(progress, "%s dropped: %d answered 504 by the target, %d past the client's deadline or otherwise\n",
 				label, row.DroppedBy504, row.Dropped-row.DroppedBy504)
+		}
+		if row.UntoldActive > 0 || row.ActiveAfter > 0 {
+			fmt.Fprintf(progress, "%s untold chains still active when the burst started: %d; chains active after it: %d\n",
+				label, row.UntoldActive, row.ActiveAfter)
 		}
 		if row.EstimateBefore > 0 {
 			fmt.Fprintf(progress, "%s step estimate: %v before the burst, %v after; headroom %.3f before, %.3f after\n", label,
@@ -441,6 +453,14 @@ func (t *runningTarget) headroom() float64 {
 		return 0
 	}
 	return t.srv.Scheduler().Headroom()
+}
+
+// active is sequoia's count of active chains (0 for other targets).
+func (t *runningTarget) active() int {
+	if t.srv == nil {
+		return 0
+	}
+	return t.srv.Scheduler().ActiveChains()
 }
 
 // waitQuiet waits, up to limit, until sequoia has no active chain, and
