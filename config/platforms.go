@@ -74,18 +74,31 @@ type Platforms struct {
 	// `default.example.com`); empty reaches it by path `/{service}`.
 	OverflowHTTPDomain string `env:"OVERFLOW_HTTP_DOMAIN" envDefault:""`
 
-	// Adaptive lowers the concurrency limit below SEQUOIA_MAX_CONCURRENCY
-	// (then the ceiling) when the platform throttles, and probes back up
-	// when it stops.
+	// Adaptive learns the platform's real concurrency limit under
+	// SEQUOIA_MAX_CONCURRENCY (the ceiling): down on throttles and on
+	// latency rising with concurrency, back up when they stop.
 	Adaptive bool `env:"ADAPTIVE" envDefault:"true"`
-	// AdaptiveBackoff is the multiplicative decrease of the limit on a
-	// concurrency throttle.
+	// AdaptiveInitial is where the limit starts: it grows by one per
+	// success while in use (doubling each round trip) until the platform
+	// throttles, queues, or the ceiling is reached. 0 starts at the
+	// ceiling.
+	AdaptiveInitial int `env:"ADAPTIVE_INITIAL" envDefault:"10"`
+	// AdaptiveBackoff multiplies the limit on a concurrency throttle, at
+	// most once per cooldown; every throttle also lowers it to the calls
+	// in flight when it came, less one.
 	AdaptiveBackoff float64 `env:"ADAPTIVE_BACKOFF" envDefault:"0.9"`
-	// AdaptiveCooldown is the least time between two decreases.
+	// AdaptiveCooldown is the least time between two multiplicative
+	// decreases.
 	AdaptiveCooldown time.Duration `env:"ADAPTIVE_COOLDOWN" envDefault:"100ms"`
-	// AdaptiveQuiet is the time without a throttle before the limit
-	// probes back up (by one per window of `limit` successes).
+	// AdaptiveQuiet is how long without a throttle or queueing cut before
+	// the limit probes back up.
 	AdaptiveQuiet time.Duration `env:"ADAPTIVE_QUIET" envDefault:"1s"`
+	// AdaptiveTolerance is the latency ratio (a call's round trip over
+	// its function's least recent one) from which a platform whose every
+	// call slows down as more are in flight is taken to be queueing them
+	// (Knative's queue-proxy): the limit is cut to what it runs at once.
+	// 0 turns the latency signal off.
+	AdaptiveTolerance float64 `env:"ADAPTIVE_TOLERANCE" envDefault:"1.5"`
 }
 
 // check reports the values that parse but make no sense; backend is
@@ -115,6 +128,12 @@ func (p Platforms) check(backend string, bad func(name string, v any, why string
 	}
 	if p.MaxEvents <= 0 {
 		bad("MAX_EVENTS", p.MaxEvents, "must be positive")
+	}
+	if p.AdaptiveInitial < 0 {
+		bad("ADAPTIVE_INITIAL", p.AdaptiveInitial, "must not be negative (0 starts at SEQUOIA_MAX_CONCURRENCY)")
+	}
+	if p.AdaptiveTolerance != 0 && !(p.AdaptiveTolerance > 1 && p.AdaptiveTolerance <= 100) {
+		bad("ADAPTIVE_TOLERANCE", p.AdaptiveTolerance, "must be 0 (off) or above 1 and at most 100")
 	}
 	if !(p.AdaptiveBackoff > 0 && p.AdaptiveBackoff < 1) || math.IsNaN(p.AdaptiveBackoff) {
 		bad("ADAPTIVE_BACKOFF", p.AdaptiveBackoff, "must be between 0 and 1, exclusive")

@@ -80,11 +80,20 @@ func (s *scripted) count(fn string) int {
 }
 
 // fakeFeedback counts what the adaptive limit hears.
-type fakeFeedback struct{ throttles, successes, holds atomic.Int64 }
+type fakeFeedback struct {
+	throttles, successes, holds, latencies atomic.Int64
+}
 
-func (f *fakeFeedback) OnThrottle()        { f.throttles.Add(1) }
-func (f *fakeFeedback) OnSuccess()         { f.successes.Add(1) }
+func (f *fakeFeedback) InFlight() int { return 1 }
+func (f *fakeFeedback) OnThrottle()   { f.throttles.Add(1) }
+func (f *fakeFeedback) OnSuccess(fn string, inFlight int, sent time.Time) {
+	f.successes.Add(1)
+	if !sent.IsZero() {
+		f.latencies.Add(1)
+	}
+}
 func (f *fakeFeedback) Hold(time.Duration) { f.holds.Add(1) }
+func (f *fakeFeedback) Limit() int         { return 10 }
 
 func startRetryProxy(t *testing.T, kind invocation.Platform, url string, limit int, rc RetryConfig, fb Feedback) (string, *qos.Scheduler) {
 	t.Helper()

@@ -171,6 +171,7 @@ func (p *Proxy) Serve(ln net.Listener) error { return p.srv.Serve(ln) }
 // requests in progress (queued ones included) to finish.
 func (p *Proxy) Shutdown(ctx context.Context) error {
 	p.closing.Store(true)
+	defer p.plat.episodes.flush() // throttles.go: the last episode's counts
 	return p.srv.ShutdownWithContext(ctx)
 }
 
@@ -261,7 +262,11 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 	oa := asOverflowAnswer(err) // overflow.go
 	switch {
 	case err == nil:
-		fn.Observe(metrics.Forwarded, atPlatform)
+		o := metrics.Forwarded
+		if p.plat.relayedThrottle(p.cfg.Platform, inv) { // retry.go
+			o = metrics.PlatformThrottled
+		}
+		fn.Observe(o, atPlatform)
 		p.m.PlatformStatus(ctx.Response.StatusCode())
 	case oa != nil:
 		fn.Count(oa.outcome)

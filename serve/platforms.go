@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"time"
 
@@ -27,7 +28,7 @@ type platformParts struct {
 	rates    proxy.RatePacer // OpenWhisk's per-namespace rate throttles, or nil
 }
 
-func newPlatformParts(cfg config.Config, kind invocation.Platform, sched *qos.Scheduler, m *metrics.Metrics) (platformParts, error) {
+func newPlatformParts(cfg config.Config, kind invocation.Platform, sched *qos.Scheduler, m *metrics.Metrics, log *slog.Logger) (platformParts, error) {
 	pc := cfg.Platforms
 	parts := platformParts{retry: proxy.RetryConfig{
 		MaxAttempts:        pc.RetryMaxAttempts,
@@ -70,12 +71,18 @@ func newPlatformParts(cfg config.Config, kind invocation.Platform, sched *qos.Sc
 		parts.retry.ReservedQuiet = pc.AdaptiveQuiet
 	}
 	if pc.Adaptive {
+		tolerance := pc.AdaptiveTolerance
+		if tolerance == 0 {
+			tolerance = -1 // off
+		}
 		parts.limit = adaptive.New(adaptive.Config{
-			Ceiling:  cfg.Limits.MaxConcurrency,
-			Backoff:  pc.AdaptiveBackoff,
-			Cooldown: pc.AdaptiveCooldown,
-			Quiet:    pc.AdaptiveQuiet,
-		}, sched.SetLimit, sched.InFlight)
+			Ceiling:   cfg.Limits.MaxConcurrency,
+			Initial:   pc.AdaptiveInitial,
+			Backoff:   pc.AdaptiveBackoff,
+			Cooldown:  pc.AdaptiveCooldown,
+			Quiet:     pc.AdaptiveQuiet,
+			Tolerance: tolerance,
+		}, sched.SetLimit, sched.InFlight, log)
 		parts.feedback = parts.limit
 		m.Registry().MustRegister(parts.limit.Collectors(metrics.Namespace)...)
 	}
@@ -128,12 +135,9 @@ func adaptiveStatus(l *adaptive.Limit, ceiling int) any {
 	if l == nil {
 		return map[string]any{"enabled": false, "ceiling": ceiling}
 	}
-	return map[string]any{
-		"enabled":         true,
-		"ceiling":         ceiling,
-		"limit":           l.Limit(),
-		"effective_limit": l.Effective(),
-		"background_held": l.Held(),
-		"throttles":       l.Throttles(),
-	}
+	return struct {
+		Enabled bool `json:"enabled"`
+		Ceiling int  `json:"ceiling"`
+		adaptive.Status
+	}{true, ceiling, l.Status()}
 }

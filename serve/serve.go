@@ -111,7 +111,7 @@ func New(cfg config.Config, log *slog.Logger, opts ...Option) (_ *Server, err er
 	s.metrics.WatchScheduler(s.sched)
 	s.metrics.WatchChains(s.sched)
 	defaultClass, _ := qos.ParseClass([]byte(sc.DefaultClass))
-	plat, err := newPlatformParts(cfg, kind, s.sched, s.metrics)
+	plat, err := newPlatformParts(cfg, kind, s.sched, s.metrics, log)
 	if err != nil {
 		return nil, err
 	}

@@ -232,7 +232,8 @@ func TestStatusReservedCaps(t *testing.T) {
 func TestStatusPolicySnapshot(t *testing.T) {
 	_, emuAddr := startEmulator(t, emulator.Config{Limit: 50, ExecTime: 2 * time.Second})
 	s := startServer(t, "SEQUOIA_BACKEND=lambda", "SEQUOIA_BACKEND_URL=http://"+emuAddr,
-		"SEQUOIA_MAX_CONCURRENCY=20", "SEQUOIA_POLICY_REFRESH=20ms")
+		"SEQUOIA_MAX_CONCURRENCY=20", "SEQUOIA_POLICY_REFRESH=20ms",
+		"SEQUOIA_ADAPTIVE_INITIAL=0") // the limit starts at the ceiling, 20
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	for range 3 {

@@ -33,6 +33,8 @@ func runEmulate(ctx context.Context, args []string, stdout io.Writer) error {
 	keepAlive := fs.Duration("keepalive", def.KeepAlive, "how long an idle instance stays warm")
 	rate := fs.Int("rate-per-minute", 0, "per-namespace OpenWhisk invocations per minute (0 = no limit)")
 	failWarmups := fs.Bool("fail-warmups", false, "make warm-up invocations fail")
+	modeName := fs.String("mode", "account", "how a call over --limit is answered: account (the platform's throttle), refuse (429, as OpenFaaS's of-watchdog with max_inflight), queue (wait in a queue of --queue, then 503, as Knative's queue-proxy), serial (one at a time, 400 beyond, as the Lambda Runtime Interface Emulator)")
+	queue := fs.Int("queue", 0, "with --mode queue: how many calls may wait for a slot (0 = 10 x --limit)")
 	if help, err := cli.Parse(fs, emulateUsage, args, stdout); help || err != nil {
 		return err
 	}
@@ -49,6 +51,12 @@ func runEmulate(ctx context.Context, args []string, stdout io.Writer) error {
 		return cli.Usagef("emulate", "--keepalive must be positive, got %v", *keepAlive)
 	case *rate < 0:
 		return cli.Usagef("emulate", "--rate-per-minute must not be negative, got %d", *rate)
+	case *queue < 0:
+		return cli.Usagef("emulate", "--queue must not be negative, got %d", *queue)
+	}
+	mode, err := emulator.ParseMode(*modeName)
+	if err != nil {
+		return cli.Usagef("emulate", "--mode: %v", err)
 	}
 
 	log := slog.Default().With("component", "emulator")
@@ -63,10 +71,12 @@ func runEmulate(ctx context.Context, args []string, stdout io.Writer) error {
 		KeepAlive:     *keepAlive,
 		RatePerMinute: *rate,
 		FailWarmups:   *failWarmups,
+		Mode:          mode,
+		Queue:         *queue,
 		Logger:        log,
 	})
-	fmt.Fprintf(stdout, "sequoia emulate: listening on http://%s (limit %d, exec %v, cold start %v, keep-alive %v, rate/min/namespace %d)\n",
-		ln.Addr(), *limit, *exec, *coldStart, *keepAlive, *rate)
+	fmt.Fprintf(stdout, "sequoia emulate: listening on http://%s (mode %s, limit %d, exec %v, cold start %v, keep-alive %v, rate/min/namespace %d)\n",
+		ln.Addr(), mode, e.Config().Limit, *exec, *coldStart, *keepAlive, *rate)
 
 	served := make(chan error, 1)
 	go func() { served <- e.Serve(ln) }()

@@ -90,7 +90,7 @@ func wantStatus(t *testing.T, r response, want int) {
 // eventually waits for cond, for background work that has no reply to wait on.
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(time.Minute)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)
@@ -533,7 +533,7 @@ func TestSetLimitAtRuntime(t *testing.T) {
 	if err := json.Unmarshal(r.body, &got); err != nil {
 		t.Fatal(err)
 	}
-	if want := (Settings{Limit: 2, ExecMs: 0.5, KeepAliveMs: 60000}); got != want {
+	if want := (Settings{Limit: 2, ExecMs: 0.5, KeepAliveMs: 60000, Mode: "account"}); got != want {
 		t.Errorf("settings = %+v, want %+v", got, want)
 	}
 	wantStatus(t, do(t, "POST", base+"/fn", ""), 200)
