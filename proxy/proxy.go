@@ -109,6 +109,10 @@ func (r *request) WatchGone() <-chan struct{} { return r.watch.start(r.ctx.Conn(
 // StopWatch implements qos.Watcher.
 func (r *request) StopWatch() { r.watch.stop() }
 
+// Gone implements qos.GoneChecker: whether the client has already closed
+// its connection, so that the answer about to be written reaches nobody.
+func (r *request) Gone() bool { return r.ctx != nil && connGone(r.ctx.Conn()) }
+
 // New returns a Proxy that runs invocations through sched and forwards them
 // with fwd.
 func New(cfg Config, sched Scheduler, fwd Forwarder, m *metrics.Metrics, log *slog.Logger) *Proxy {
@@ -244,6 +248,9 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 		p.reject(ctx, metrics.BadRequest, e)
 		return
 	}
+	if inv.Budget > 0 {
+		inv.Received = received(ctx, inv.Arrival, inv.Budget)
+	}
 	r.span = nil
 	if p.cfg.Tracer != nil {
 		r.span = p.cfg.Tracer.Start(traceCarrier{&ctx.Request.Header}, inv) // tracing.go
@@ -284,6 +291,24 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 	}
 	ctx.Response.Header.Set("X-Sequoia-Chain-Id", inv.Chain)
 	r.span.End(inv, ctx.Response.StatusCode(), waited, err)
+}
+
+// received is when the request of ctx, which carries a chain budget,
+// reached this host, as far as sequoia can tell: a new chain's budget runs
+// from then, since its client's clock was already running. That is when
+// the kernel received it (it may have waited to be accepted and read) or,
+// for the first request on a connection, the connection's accept if that
+// came first: the client had opened the connection to send it, and was
+// slow to. An accept longer ago than half the budget is an idle pooled
+// connection's, not this request's.
+func received(ctx *fasthttp.RequestCtx, now time.Time, budget time.Duration) time.Time {
+	at := receivedAt(ctx.Conn(), now)
+	if ctx.ConnRequestNum() == 1 {
+		if ct := ctx.ConnTime(); (at.IsZero() || ct.Before(at)) && now.Sub(ct) <= budget/2 {
+			at = ct
+		}
+	}
+	return at
 }
 
 // route parses the request into a route for the configured platform.

@@ -125,6 +125,7 @@ func New(cfg config.Config, log *slog.Logger, opts ...Option) (_ *Server, err er
 		DefaultDeadline: sc.DefaultChainDeadline,
 		DefaultEstimate: sc.DefaultEstimate,
 		Headroom:        sc.AdmissionHeadroom,
+		MaxHeadroom:     sc.AdmissionHeadroomMax,
 		ShortestFirst:   sc.ShortestFirst,
 		Events:          s.chainEvents(s.metrics.NewChains()),
 	})
