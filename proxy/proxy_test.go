@@ -82,8 +82,14 @@ type testProxy struct {
 
 func startProxy(t *testing.T, kind invocation.Platform, backendURL string, limit, queue int, timeout time.Duration) *testProxy {
 	t.Helper()
+	return startProxySched(t, kind, backendURL, qos.New(qos.Config{Limit: limit, QueueCapacity: queue, QueueTimeout: timeout}))
+}
+
+// startProxySched is startProxy with a scheduler of the test's own (one
+// whose admission reads a fake clock, say).
+func startProxySched(t *testing.T, kind invocation.Platform, backendURL string, s *qos.Scheduler) *testProxy {
+	t.Helper()
 	m := metrics.New(100)
-	s := qos.New(qos.Config{Limit: limit, QueueCapacity: queue, QueueTimeout: timeout})
 	up, err := platform.New(platform.Config{URL: backendURL, Kind: kind, Timeout: 10 * time.Second, MaxConns: 64})
 	if err != nil {
 		t.Fatal(err)
