@@ -234,16 +234,23 @@ func TestRetryBudget(t *testing.T) {
 }
 
 // TestRetryReleasesSlot: a retry waits its backoff without its slot, so
-// another invocation runs meanwhile even with a single slot.
+// another invocation runs meanwhile even with a single slot. The backoff
+// is a minute, longer than the test: the first client leaves during it.
 func TestRetryReleasesSlot(t *testing.T) {
 	b := startScripted(t, map[string][]answer{"first": {lambdaThrottle, ok200}})
-	addr, sched := startRetryProxy(t, invocation.Lambda, "http://"+b.addr, 1,
-		RetryConfig{BaseBackoff: 2 * time.Second, MaxBackoff: 2 * time.Second}, nil)
-	done := make(chan *fasthttp.Response, 1)
-	go func() { done <- rawRequest(t, addr, lambdaInvoke("first")) }()
-	for b.count("first") == 0 {
-		time.Sleep(time.Millisecond)
+	addr, sched, p := startRetryProxyP(t, invocation.Lambda, "http://"+b.addr, 1,
+		RetryConfig{BaseBackoff: time.Minute, MaxBackoff: time.Minute, MaxElapsed: time.Hour}, nil)
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
 	}
+	defer c.Close()
+	if _, err := io.WriteString(c, lambdaInvoke("first")); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the first call's slot given back during its backoff", func() bool {
+		return b.count("first") == 1 && sched.InFlight() == 0
+	})
 	second := rawRequest(t, addr, lambdaInvoke("second"))
 	if second.StatusCode() != 200 {
 		t.Errorf("second: %d", second.StatusCode())
@@ -251,11 +258,14 @@ func TestRetryReleasesSlot(t *testing.T) {
 	if n := b.count("first"); n != 1 {
 		t.Errorf("first was retried (%d calls) before the second ran: the slot was held during the backoff", n)
 	}
-	if r := <-done; r.StatusCode() != 200 || b.count("first") != 2 {
-		t.Errorf("first: %d after %d calls", r.StatusCode(), b.count("first"))
-	}
-	if sched.InFlight() != 0 {
-		t.Errorf("%d slots still held", sched.InFlight())
+	// The first client leaves during its backoff: its request ends there,
+	// not retried, holding nothing.
+	c.Close()
+	eventually(t, "the first request to end as its client left", func() bool {
+		return requestsTotal(t, p, "first", "client_gone") == 1
+	})
+	if n := b.count("first"); n != 1 || sched.InFlight() != 0 || sched.Queued() != 0 {
+		t.Errorf("first: %d calls; %d slots held, %d queued", n, sched.InFlight(), sched.Queued())
 	}
 }
 
@@ -400,6 +410,41 @@ func TestLambdaEvents(t *testing.T) {
 	if resp.StatusCode() != 400 || string(resp.Header.Peek("X-Amzn-ErrorType")) != "InvalidParameterValueException" || b.count("odd") != 0 {
 		t.Errorf("unknown type: %d %q, %d calls", resp.StatusCode(), resp.Header.Peek("X-Amzn-ErrorType"), b.count("odd"))
 	}
+}
+
+// eventually polls cond until it holds, failing t after a minute: the
+// minute bounds no speed, it turns a hang into a failure.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for end := time.Now().Add(time.Minute); !cond(); time.Sleep(time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatalf("waited a minute for %s", what)
+		}
+	}
+}
+
+// requestsTotal reads sequoia_requests_total{function=fn,outcome=outcome}.
+func requestsTotal(t *testing.T, p *Proxy, fn, outcome string) float64 {
+	t.Helper()
+	families, err := p.m.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() != "sequoia_requests_total" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			got := map[string]string{}
+			for _, l := range m.GetLabel() {
+				got[l.GetName()] = l.GetValue()
+			}
+			if got["function"] == fn && got["outcome"] == outcome {
+				return m.GetCounter().GetValue()
+			}
+		}
+	}
+	return 0
 }
 
 func testCounter(c prometheus.Counter) float64 {
