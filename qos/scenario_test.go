@@ -179,13 +179,19 @@ func (h *harness) run(cmd string) string {
 	case "new":
 		h.close() // a scenario may start over: the last scheduler's calls end
 		h.base = time.Now().Add(time.Hour)
+		h.clockMu.Lock() // the last scheduler's calls may still read it
 		h.now = h.base
+		h.clockMu.Unlock()
 		h.ev = &recordEvents{}
 		h.calls = map[string]*call{}
 		h.started = make(chan string, 100)
+		// The chain table's sweeper runs on the real clock (reading the
+		// script's): a TTL longer than any script keeps it from ending
+		// chains between two commands, at a moment that would depend on
+		// the machine's speed.
 		cfg := Config{
 			Limit: int(h.num(a["limit"])), QueueCapacity: 100, QueueTimeout: 10 * time.Hour,
-			Events: h.ev, Now: h.clock,
+			ChainTTL: 10 * time.Hour, Events: h.ev, Now: h.clock,
 		}
 		if v, ok := a["capacity"]; ok {
 			cfg.QueueCapacity = int(h.num(v))
@@ -271,9 +277,10 @@ func (h *harness) arrive(a map[string]string) string {
 	c := &call{inv: inv, release: make(chan int, 1), done: make(chan error, 1)}
 	h.calls[name] = c
 	before := h.s.Queued()
+	started := h.started // a later "new" replaces it while this call may still run
 	go func() {
 		_, err := h.s.Do(inv, nil, invokerFunc2(func() {
-			h.started <- name
+			started <- name
 			<-c.release
 		}))
 		c.done <- err
