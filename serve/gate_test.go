@@ -24,6 +24,8 @@ type gate struct {
 	arrived []string                 // labels, in the order they reached the platform
 	waiting map[string]chan struct{} // held requests by label
 	open    bool                     // every request passes
+	inside  map[string]int           // requests at the gate or the emulator, by path
+	peaks   map[string]int           // the most of them at once
 }
 
 // startGatedEmulator starts an emulator with cfg behind a gate and returns
@@ -33,13 +35,19 @@ func startGatedEmulator(t *testing.T, cfg emulator.Config) (*emulator.Emulator, 
 	t.Helper()
 	cfg.Logger = quietLogger()
 	emu := emulator.New(cfg)
-	g := &gate{waiting: map[string]chan struct{}{}}
+	g := &gate{waiting: map[string]chan struct{}{}, inside: map[string]int{}, peaks: map[string]int{}}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	h := emu.Handler()
-	srv := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) { g.pass(ctx.PostBody()); h(ctx) }}
+	srv := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
+		path := string(ctx.Path())
+		g.enter(path, +1)
+		defer g.enter(path, -1)
+		g.pass(ctx.PostBody())
+		h(ctx)
+	}}
 	go srv.Serve(ln) //nolint:errcheck
 	t.Cleanup(func() {
 		g.openAll()
@@ -47,6 +55,22 @@ func startGatedEmulator(t *testing.T, cfg emulator.Config) (*emulator.Emulator, 
 		_ = emu.Shutdown()
 	})
 	return emu, ln.Addr().String(), g
+}
+
+// enter counts a request of path coming in (+1) or going out (-1).
+func (g *gate) enter(path string, n int) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.inside[path] += n
+	g.peaks[path] = max(g.peaks[path], g.inside[path])
+}
+
+// peak returns the most requests of path the platform (the gate and the
+// emulator behind it) had at once.
+func (g *gate) peak(path string) int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.peaks[path]
 }
 
 // pass logs the request with body and returns when it may go on.
