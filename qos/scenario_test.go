@@ -141,6 +141,9 @@ func (h *harness) close() {
 		default:
 		}
 	}
+	if h.s != nil {
+		h.s.Close() // its sweepers: with -count=N, N×scripts of them would tick on
+	}
 }
 
 func args(t *testing.T, fields []string) map[string]string {
