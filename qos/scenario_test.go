@@ -164,6 +164,9 @@ func (h *harness) close() {
 		default:
 		}
 	}
+	if h.s != nil {
+		h.s.Close() // its sweepers: with -count=N, N×scripts of them would tick on
+	}
 }
 
 func args(t *testing.T, fields []string) map[string]string {
@@ -201,16 +204,20 @@ func (h *harness) run(cmd string) string {
 	switch fields[0] {
 	case "new":
 		h.close() // a scenario may start over: the last scheduler's calls end
-		h.clockMu.Lock()
+		h.clockMu.Lock() // the last scheduler's calls may still read it
 		h.base = time.Now().Add(time.Hour)
 		h.now = h.base
 		h.clockMu.Unlock()
 		h.ev = &recordEvents{}
 		h.calls = map[string]*call{}
 		h.started = make(chan string, 100)
+		// The chain table's sweeper runs on the real clock (reading the
+		// script's): a TTL longer than any script keeps it from ending
+		// chains between two commands, at a moment that would depend on
+		// the machine's speed.
 		cfg := Config{
 			Limit: int(h.num(a["limit"])), QueueCapacity: 100, QueueTimeout: 10 * time.Hour,
-			Events: h.ev, Now: h.clock,
+			ChainTTL: 10 * time.Hour, Events: h.ev, Now: h.clock,
 		}
 		if v, ok := a["capacity"]; ok {
 			cfg.QueueCapacity = int(h.num(v))

@@ -37,11 +37,12 @@ func TestLimitConcurrent(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	for l.Held() != 0 {
-		time.Sleep(time.Millisecond)
-	}
-	if got, want := int(applied.Load()), l.Effective(); got != want {
-		t.Errorf("scheduler limit %d, want the effective %d", got, want)
+	// A hold's expiry gives its slot back, then applies: wait for both.
+	// (A minute bounds no speed: it turns a stale limit into a failure.)
+	for end := time.Now().Add(time.Minute); l.Held() != 0 || int(applied.Load()) != l.Effective(); time.Sleep(time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatalf("scheduler limit %d, want the effective %d (held %d)", applied.Load(), l.Effective(), l.Held())
+		}
 	}
 	if got := l.Throttles(); got != 8*2000/50 {
 		t.Errorf("throttles %d, want %d", got, 8*2000/50)
@@ -66,11 +67,10 @@ func TestHoldTakesSlots(t *testing.T) {
 
 	l2 := New(Config{Ceiling: 3}, func(n int) { applied.Store(int64(n)) }, func() int { return 0 }, nil)
 	l2.Hold(time.Millisecond)
-	for l2.Held() != 0 {
-		time.Sleep(time.Millisecond)
-	}
-	if got := applied.Load(); got != 3 {
-		t.Errorf("after the hold expired: %d, want 3", got)
+	for end := time.Now().Add(time.Minute); l2.Held() != 0 || applied.Load() != 3; time.Sleep(time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatalf("a minute after a 1ms hold: limit %d, held %d; want 3, 0", applied.Load(), l2.Held())
+		}
 	}
 }
 
