@@ -413,8 +413,16 @@ func benchKill(ctx context.Context, b eventsSpec, cluster bool, progress io.Writ
 			}
 			time.Sleep(2 * time.Millisecond)
 		}
-		row.Redelivered += procs[0].metric("sequoia_events_redelivered_total")
+		// sequoia's count is read with the platform paused, so that no
+		// repeat runs between the read and the kill uncounted.
+		rec.pause()
+		n, err := procs[0].metric("sequoia_events_redelivered_total")
+		if err != nil {
+			return row, fmt.Errorf("sequoia's count before SIGKILL %d: %w", k, err)
+		}
+		row.Redelivered += n
 		procs[0].kill()
+		rec.resume()
 		last = rec.distinct.Load()
 		fmt.Fprintf(progress, "  SIGKILL %d at %d delivered\n", k, last)
 		a, err := startSequoia(b.Binary, envA)
@@ -432,10 +440,16 @@ func benchKill(ctx context.Context, b eventsSpec, cluster bool, progress io.Writ
 	}
 	row.Wall = time.Since(start)
 	time.Sleep(b.Lease + time.Second) // late repeats, if any, land too
-	for _, p := range procs {
-		row.Redelivered += p.metric("sequoia_events_redelivered_total")
-	}
+	rec.pause()
 	row.Distinct, row.Repeats = rec.count(b.Events)
+	for _, p := range procs {
+		n, err := p.metric("sequoia_events_redelivered_total")
+		if err != nil {
+			return row, fmt.Errorf("sequoia's count at the end: %w", err)
+		}
+		row.Redelivered += n
+	}
+	rec.resume()
 	row.Lost = row.Accepted - row.Distinct
 	row.RepeatPct = 100 * float64(row.Repeats) / float64(max(row.Distinct, 1))
 	for _, p := range procs {

@@ -35,6 +35,12 @@ type recorder struct {
 	mu       sync.Mutex
 	ids      map[int]int    // event id: times run
 	fns      map[string]int // function: times run
+
+	// gate orders the runs against the bench's reads of sequoia's counts:
+	// while paused (pause holds it), every invocation is answered 503
+	// without running; a run is recorded under a read lock.
+	gate   sync.RWMutex
+	paused bool // REQUIRES: gate
 }
 
 func startRecorder(exec, slow time.Duration) (*recorder, error) {
@@ -65,6 +71,14 @@ func (r *recorder) serve(ctx *fasthttp.RequestCtx) {
 		ID *int `json:"id"`
 	}
 	_ = json.Unmarshal(ctx.PostBody(), &body)
+	r.gate.RLock()
+	if r.paused {
+		r.gate.RUnlock()
+		ctx.Response.Header.Set("X-Amzn-ErrorType", "ServiceException")
+		ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)
+		ctx.SetBodyString(`{"Type":"Service","message":"the bench paused the platform"}`)
+		return
+	}
 	r.calls.Add(1)
 	r.mu.Lock()
 	r.fns[fn]++
@@ -74,6 +88,7 @@ func (r *recorder) serve(ctx *fasthttp.RequestCtx) {
 		}
 	}
 	r.mu.Unlock()
+	r.gate.RUnlock()
 	d := r.exec
 	if strings.HasPrefix(fn, "slow") {
 		d = r.slow
@@ -81,6 +96,22 @@ func (r *recorder) serve(ctx *fasthttp.RequestCtx) {
 	time.Sleep(d)
 	ctx.SetContentType("application/json")
 	ctx.SetBodyString(`{"ok":true,"fn":"` + fn + `"}`)
+}
+
+// pause stops the platform running anything, once the runs under way are
+// recorded: until resume, it answers 503 (Lambda's ServiceException, which
+// sequoia retries later). sequoia counts a redelivery before it sends it,
+// so a count read while paused includes every repeat recorded so far.
+func (r *recorder) pause() {
+	r.gate.Lock()
+	r.paused = true
+	r.gate.Unlock()
+}
+
+func (r *recorder) resume() {
+	r.gate.Lock()
+	r.paused = false
+	r.gate.Unlock()
 }
 
 // count returns the distinct ids run and the repeats (runs beyond the
@@ -195,19 +226,37 @@ func (p *sequoiaProc) term() error {
 }
 
 // metric reads one sample (name with its labels, as exposed) from the
-// process's /metrics; 0 when absent or unreachable.
-func (p *sequoiaProc) metric(sample string) float64 {
+// process's /metrics, trying for up to a minute: a count the bench sums
+// must not be lost to a slow answer.
+func (p *sequoiaProc) metric(sample string) (float64, error) {
+	deadline := time.Now().Add(time.Minute)
+	for {
+		v, err := p.readMetric(sample)
+		if err == nil || time.Now().After(deadline) {
+			return v, err
+		}
+		select {
+		case <-p.done:
+			return 0, fmt.Errorf("%s: sequoia exited (%v)", sample, p.err)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+func (p *sequoiaProc) readMetric(sample string) (float64, error) {
 	code, body, err := fasthttp.GetTimeout(nil, "http://"+p.admin+"/metrics", 5*time.Second)
-	if err != nil || code != 200 {
-		return 0
+	if err != nil {
+		return 0, err
+	}
+	if code != 200 {
+		return 0, fmt.Errorf("/metrics answered %d", code)
 	}
 	for _, line := range bytes.Split(body, []byte("\n")) {
 		if rest, ok := bytes.CutPrefix(line, []byte(sample+" ")); ok {
-			v, _ := strconv.ParseFloat(string(rest), 64)
-			return v
+			return strconv.ParseFloat(string(rest), 64)
 		}
 	}
-	return 0
+	return 0, fmt.Errorf("no sample %s in /metrics", sample)
 }
 
 // tailBuffer keeps a process's last log lines, for error messages.
