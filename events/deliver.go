@@ -29,7 +29,8 @@ import (
 // lease every third of it; it acknowledges the event once the platform
 // ran it, or hands it back with a delay (a retry), or moves it to the dead
 // letters. A replica that dies holding events lets their lease lapse, and
-// JetStream delivers them again, to any replica.
+// JetStream delivers them again, to any replica: repeats.go counts those
+// that may run twice.
 
 // maxFetch bounds the events pulled from one function in one turn; a
 // turn takes the free slots' share of one function, at least one.

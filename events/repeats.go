@@ -23,7 +23,10 @@ import (
 // attempt was counted against that earlier one yet. Each repeat at the
 // platform is so counted once, before it happens; an attempt that never
 // reached the platform (it waited for a slot, was throttled, or its
-// replica died first) is not one.
+// replica died first) is not one. Retries are not repeats: a function
+// error, or an attempt the Deliverer answered Retry (nothing ran, by its
+// contract), hands the event back, and the next attempt counts in
+// sequoia_events_retried_total instead.
 //
 // This replica knows its own attempts: owed holds, per event, the latest
 // attempt that may have run and is not settled. The earlier attempts of
@@ -34,18 +37,25 @@ import (
 //     directory names the events of owed. It is written before an attempt
 //     goes out (one write covers the attempts that go out meanwhile), and
 //     an event leaves it once its acknowledgement is confirmed by the
-//     server, which has then written the event's removal to its files: an
-//     event the marker no longer names cannot come back after a crash. The
+//     server, which has then written the event's removal to its files (so
+//     that an event the marker no longer names cannot come back after a
+//     crash), or as soon as the platform answered that it ran nothing. The
 //     next start reads the markers left by dead processes, keeps the
 //     events still in the store, and owes them.
 //   - In a cluster (the server outlives the replicas), the server's
 //     delivery count: a delivery whose count exceeds the hand-backs and
 //     the deliveries already counted against (the state bucket's Naks and
-//     Blamed) follows one that may have run. A counted delivery records
-//     Blamed before it goes out. A replica that died before its attempt
-//     went out, or between an attempt that ran nothing and its hand-back,
-//     cannot say so: the next delivery counts (an over-count; making it
-//     exact would cost a write to the cluster before every attempt).
+//     Blamed) follows one that may have run.
+//
+// What is counted that did not repeat, and cannot be told apart: alone, a
+// crash in the instant between the marker write and the request reaching
+// the platform, or between the platform's answer that it ran nothing and
+// the marker write that forgets it; two attempts of one event at once in
+// a process (a lease lapsed), when the platform answers the earlier
+// without running it after the later was counted; in a cluster, a replica
+// that died before its attempt went out, or between an answer that it ran
+// nothing and its hand-back (knowing would cost a write to the cluster
+// before every attempt).
 
 // attempt is one delivery's attempt, as far as counting repeats goes.
 type attempt struct {
@@ -57,7 +67,7 @@ type attempt struct {
 	// were handed back nor had an attempt counted against them (the
 	// cluster's count; unused alone).
 	unaccounted int
-	// Set under the dispatcher's mu.
+	// REQUIRES: repeats.mu.
 	sent      bool // Sending was called
 	unsettled bool // answered, but its acknowledgement is not confirmed
 }

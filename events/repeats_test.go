@@ -258,8 +258,11 @@ func TestRepeatsCountedAcrossACrash(t *testing.T) {
 			}
 			img := plat.image(t)
 
-			next := startProcess(t, img, repeatCfg, newPlatform(nil), nil)
-			left, err := next.s.Undelivered(context.Background())
+			var left int
+			var err error
+			next := startProcess(t, img, repeatCfg, newPlatform(nil), func(r *repeats) {
+				left, err = r.d.s.Undelivered(context.Background()) // before deliveries start
+			})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -302,10 +305,11 @@ func TestRepeatsCarriedOverTwoCrashes(t *testing.T) {
 				p.crash()
 				<-stop
 				return Result{Verdict: Stopped}
-			}), nil)
-			if !second.s.disp.rep.isOwed(1) {
-				t.Error("the event at the platform at the first crash is not owed")
-			}
+			}), func(r *repeats) {
+				if !r.isOwed(1) {
+					t.Error("the event at the platform at the first crash is not owed")
+				}
+			})
 			third := startProcess(t, second.p.image(t), repeatCfg, newPlatform(nil), nil)
 			eventually(t, "delivered by the third process", func() bool { return third.p.ran(0) == 1 })
 			checkExact(t, c.wantRuns, first, second, third)
@@ -410,9 +414,12 @@ func TestOwedFromMarkers(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(markers, "dead-replica"), []byte("1,7,\n99,"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	pr := startProcess(t, dir, repeatCfg, newPlatform(nil), nil)
-	if !pr.s.disp.rep.isOwed(1) || pr.s.disp.rep.isOwed(7) || pr.s.disp.rep.isOwed(99) {
-		t.Errorf("owed 1: %v, 7: %v, 99 (after the line): %v; want only 1", pr.s.disp.rep.isOwed(1), pr.s.disp.rep.isOwed(7), pr.s.disp.rep.isOwed(99))
+	var owed [3]bool // 1, 7, 99 once open, before deliveries start
+	pr := startProcess(t, dir, repeatCfg, newPlatform(nil), func(r *repeats) {
+		owed = [3]bool{r.isOwed(1), r.isOwed(7), r.isOwed(99)}
+	})
+	if owed != [3]bool{true, false, false} {
+		t.Errorf("owed 1, 7, 99 (after the line): %v; want only 1", owed)
 	}
 	if _, err := os.Stat(filepath.Join(markers, "dead-replica")); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("the dead process's marker is still there: %v", err)
