@@ -356,6 +356,7 @@ func (d *dispatcher) deliver(st *streams, msg jetstream.Msg) {
 		d.deadLetter(st, msg, meta, ev, &a, reasonAge, "")
 		return
 	}
+	at.fn, at.delivery = ev.Function, ev.Delivery
 	ev.OnSending(func() { d.rep.sending(at, &a) })
 
 	stopBeat := d.heartbeat(msg)

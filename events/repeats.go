@@ -59,7 +59,9 @@ import (
 
 // attempt is one delivery's attempt, as far as counting repeats goes.
 type attempt struct {
-	seq uint64
+	seq      uint64
+	fn       string // the event's function, for the log
+	delivery int    // the server's delivery count, for the log
 	// since is the change of owed that named the event: the marker
 	// names it once written as of since.
 	since uint64
@@ -71,6 +73,11 @@ type attempt struct {
 	sent      bool // Sending was called
 	unsettled bool // answered, but its acknowledgement is not confirmed
 }
+
+// LogRedelivering is the message of the line logged (at info, with the
+// function, seq and delivery) for each attempt counted in
+// sequoia_events_redelivered_total, before it goes out.
+const LogRedelivering = "events: an event that may have run already goes to the platform again"
 
 // inherited stands in owed for an attempt of a process that died.
 var inherited = &attempt{}
@@ -147,6 +154,9 @@ func (r *repeats) sending(at *attempt, state *attempts) {
 	}
 	if repeat {
 		r.d.s.m.redelivered.Inc()
+		// Written before the attempt goes out, like the count: a log
+		// outlives a SIGKILL that loses the count (bench events reads it).
+		r.d.s.log.Info(LogRedelivering, "function", at.fn, "seq", at.seq, "delivery", at.delivery)
 	}
 	// Also when the event was owed already: the write naming it may
 	// still be under way.

@@ -12,8 +12,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-
-	"github.com/valyala/fasthttp"
 )
 
 // sequoiaBinary builds the sequoia command once per test binary: the kill
@@ -93,42 +91,5 @@ func TestBenchEventsSmall(t *testing.T) {
 	}
 	if !strings.Contains(rep.Kills[1].Mode, "cluster") {
 		t.Errorf("second kill row is %q", rep.Kills[1].Mode)
-	}
-}
-
-// TestRecorderPause: while the bench reads sequoia's counts, the platform
-// runs nothing (503), so that no repeat lands uncounted; it runs again
-// once resumed.
-func TestRecorderPause(t *testing.T) {
-	rec, err := startRecorder(0, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rec.close()
-	post := func(id int) int {
-		req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
-		defer fasthttp.ReleaseRequest(req)
-		defer fasthttp.ReleaseResponse(resp)
-		req.SetRequestURI("http://" + rec.addr() + "/2015-03-31/functions/f/invocations")
-		req.Header.SetMethod(fasthttp.MethodPost)
-		req.SetBodyString(fmt.Sprintf(`{"id":%d}`, id))
-		if err := fasthttp.Do(req, resp); err != nil {
-			t.Fatal(err)
-		}
-		return resp.StatusCode()
-	}
-	rec.pause()
-	if code := post(1); code != 503 {
-		t.Errorf("paused: %d, want 503", code)
-	}
-	if d, r := rec.count(3); d != 0 || r != 0 || rec.calls.Load() != 0 {
-		t.Errorf("paused: %d distinct, %d repeats, %d calls recorded; want none", d, r, rec.calls.Load())
-	}
-	rec.resume()
-	if code := post(1); code != 200 {
-		t.Errorf("resumed: %d, want 200", code)
-	}
-	if d, _ := rec.count(3); d != 1 {
-		t.Errorf("resumed: %d distinct, want 1", d)
 	}
 }

@@ -2,7 +2,6 @@ package bench
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -18,6 +16,8 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/sequoia-qos/sequoia/events"
 )
 
 // recorder is the Lambda-shaped platform of `sequoia bench events`: it
@@ -35,12 +35,6 @@ type recorder struct {
 	mu       sync.Mutex
 	ids      map[int]int    // event id: times run
 	fns      map[string]int // function: times run
-
-	// gate orders the runs against the bench's reads of sequoia's counts:
-	// while paused (pause holds it), every invocation is answered 503
-	// without running; a run is recorded under a read lock.
-	gate   sync.RWMutex
-	paused bool // REQUIRES: gate
 }
 
 func startRecorder(exec, slow time.Duration) (*recorder, error) {
@@ -71,14 +65,6 @@ func (r *recorder) serve(ctx *fasthttp.RequestCtx) {
 		ID *int `json:"id"`
 	}
 	_ = json.Unmarshal(ctx.PostBody(), &body)
-	r.gate.RLock()
-	if r.paused {
-		r.gate.RUnlock()
-		ctx.Response.Header.Set("X-Amzn-ErrorType", "ServiceException")
-		ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)
-		ctx.SetBodyString(`{"Type":"Service","message":"the bench paused the platform"}`)
-		return
-	}
 	r.calls.Add(1)
 	r.mu.Lock()
 	r.fns[fn]++
@@ -88,7 +74,6 @@ func (r *recorder) serve(ctx *fasthttp.RequestCtx) {
 		}
 	}
 	r.mu.Unlock()
-	r.gate.RUnlock()
 	d := r.exec
 	if strings.HasPrefix(fn, "slow") {
 		d = r.slow
@@ -96,22 +81,6 @@ func (r *recorder) serve(ctx *fasthttp.RequestCtx) {
 	time.Sleep(d)
 	ctx.SetContentType("application/json")
 	ctx.SetBodyString(`{"ok":true,"fn":"` + fn + `"}`)
-}
-
-// pause stops the platform running anything, once the runs under way are
-// recorded: until resume, it answers 503 (Lambda's ServiceException, which
-// sequoia retries later). sequoia counts a redelivery before it sends it,
-// so a count read while paused includes every repeat recorded so far.
-func (r *recorder) pause() {
-	r.gate.Lock()
-	r.paused = true
-	r.gate.Unlock()
-}
-
-func (r *recorder) resume() {
-	r.gate.Lock()
-	r.paused = false
-	r.gate.Unlock()
 }
 
 // count returns the distinct ids run and the repeats (runs beyond the
@@ -141,6 +110,13 @@ type sequoiaProc struct {
 	done  chan struct{} // closed when the process has exited
 	err   error         // its exit, once done
 	tail  *tailBuffer
+	// redelivered counts the process's log lines of attempts it counted
+	// in sequoia_events_redelivered_total (events.LogRedelivering). Each
+	// is written before its attempt goes out, and a SIGKILL loses none
+	// (the pipe has them), where a scrape of the counter before the kill
+	// misses those counted between the scrape and the kill. Complete
+	// once done.
+	redelivered atomic.Int64
 }
 
 // freePort returns a loopback address that was free a moment ago: a
@@ -168,7 +144,7 @@ func startSequoia(bin string, env []string) (*sequoiaProc, error) {
 			cmd.Env = append(cmd.Env, kv)
 		}
 	}
-	cmd.Env = append(append(append(cmd.Env, fakeAWS...), "SEQUOIA_LOG_FORMAT=json"), env...)
+	cmd.Env = append(append(append(cmd.Env, fakeAWS...), "SEQUOIA_LOG_FORMAT=json", "SEQUOIA_LOG_LEVEL=info"), env...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		return nil, err
@@ -184,6 +160,9 @@ func startSequoia(bin string, env []string) (*sequoiaProc, error) {
 		for sc.Scan() {
 			line := sc.Text()
 			p.tail.add(line)
+			if strings.Contains(line, redeliveringMsg) {
+				p.redelivered.Add(1)
+			}
 			if strings.Contains(line, `"msg":"sequoia serving"`) {
 				if m := regexp.MustCompile(`"admin":"([^"]+)"`).FindStringSubmatch(line); m != nil {
 					select {
@@ -207,6 +186,10 @@ func startSequoia(bin string, env []string) (*sequoiaProc, error) {
 	}
 }
 
+// redeliveringMsg is events.LogRedelivering as it appears in a JSON log
+// line.
+var redeliveringMsg = `"msg":"` + events.LogRedelivering + `"`
+
 // kill SIGKILLs the process and waits for it.
 func (p *sequoiaProc) kill() {
 	_ = p.cmd.Process.Signal(syscall.SIGKILL)
@@ -223,40 +206,6 @@ func (p *sequoiaProc) term() error {
 		p.kill()
 		return errors.New("sequoia did not exit within 2 minutes of SIGTERM")
 	}
-}
-
-// metric reads one sample (name with its labels, as exposed) from the
-// process's /metrics, trying for up to a minute: a count the bench sums
-// must not be lost to a slow answer.
-func (p *sequoiaProc) metric(sample string) (float64, error) {
-	deadline := time.Now().Add(time.Minute)
-	for {
-		v, err := p.readMetric(sample)
-		if err == nil || time.Now().After(deadline) {
-			return v, err
-		}
-		select {
-		case <-p.done:
-			return 0, fmt.Errorf("%s: sequoia exited (%v)", sample, p.err)
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-}
-
-func (p *sequoiaProc) readMetric(sample string) (float64, error) {
-	code, body, err := fasthttp.GetTimeout(nil, "http://"+p.admin+"/metrics", 5*time.Second)
-	if err != nil {
-		return 0, err
-	}
-	if code != 200 {
-		return 0, fmt.Errorf("/metrics answered %d", code)
-	}
-	for _, line := range bytes.Split(body, []byte("\n")) {
-		if rest, ok := bytes.CutPrefix(line, []byte(sample+" ")); ok {
-			return strconv.ParseFloat(string(rest), 64)
-		}
-	}
-	return 0, fmt.Errorf("no sample %s in /metrics", sample)
 }
 
 // tailBuffer keeps a process's last log lines, for error messages.
