@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sequoia-qos/sequoia/cluster"
 	"github.com/sequoia-qos/sequoia/cluster/natstest"
 )
 
@@ -112,7 +113,17 @@ type process struct {
 // nil, sets the store's test hooks before it starts.
 func startProcess(t *testing.T, dir string, cfg Config, p *platform, setup func(*repeats)) *process {
 	t.Helper()
-	e := startEngine(t, dir, "")
+	return startOn(t, startEngine(t, dir, ""), dir, cfg, p, setup)
+}
+
+// startReplica starts a replica on the NATS at url (dir is empty).
+func startReplica(t *testing.T, url string, cfg Config, p *platform, setup func(*repeats)) *process {
+	t.Helper()
+	return startOn(t, startEngine(t, "", url), "", cfg, p, setup)
+}
+
+func startOn(t *testing.T, e *cluster.Engine, dir string, cfg Config, p *platform, setup func(*repeats)) *process {
+	t.Helper()
 	s := openStore(t, e, cfg)
 	if setup != nil {
 		setup(&s.disp.rep)
@@ -327,52 +338,9 @@ func TestRepeatsCarriedOverTwoCrashes(t *testing.T) {
 // crash count two repeats.
 func TestRepeatWhileAttemptRuns(t *testing.T) {
 	cfg := Config{Concurrency: 4, Lease: 300 * time.Millisecond}
-	t.Run("both answered", func(t *testing.T) {
-		secondIn, firstSettled := make(chan struct{}), make(chan struct{})
-		var countedBefore, owedAfter atomic.Bool
-		pr := startProcess(t, t.TempDir(), cfg, newPlatform(func(p *platform, ev *Event, n int, stop <-chan struct{}) Result {
-			p.run(ev, n)
-			switch ev.Delivery {
-			case 1:
-				<-secondIn
-			case 2:
-				countedBefore.Store(value(t, p.proc.s.m.redelivered) == 1)
-				close(secondIn)
-				<-firstSettled
-				owedAfter.Store(p.proc.s.disp.rep.isOwed(ev.Seq))
-			}
-			return Result{Verdict: Delivered, Status: 200}
-		}), func(r *repeats) {
-			r.noHeartbeat = true
-			r.hook = func(point string, _ uint64) {
-				// The first attempt's settlement, once the second runs.
-				if point == "settled" {
-					select {
-					case <-secondIn:
-						select {
-						case <-firstSettled:
-						default:
-							close(firstSettled)
-						}
-					default:
-					}
-				}
-			}
-		})
-		if _, err := pr.s.Accept(event("f", 0)); err != nil {
-			t.Fatal(err)
-		}
-		eventually(t, "both attempts settled", func() bool {
-			return value(t, pr.s.m.outcome.WithLabelValues("delivered")) == 2
-		})
-		if !countedBefore.Load() {
-			t.Error("the second attempt was not counted before it went out")
-		}
-		if !owedAfter.Load() {
-			t.Error("the second attempt was forgotten when the first was acknowledged")
-		}
-		checkExact(t, 2, pr)
-	})
+	for _, mode := range []string{"embedded", "cluster"} {
+		t.Run("both answered, "+mode, func(t *testing.T) { bothAnswered(t, mode, cfg) })
+	}
 	t.Run("both at the platform at a crash", func(t *testing.T) {
 		pr := startProcess(t, t.TempDir(), cfg, newPlatform(func(p *platform, ev *Event, n int, stop <-chan struct{}) Result {
 			p.run(ev, n)
@@ -389,6 +357,62 @@ func TestRepeatWhileAttemptRuns(t *testing.T) {
 		eventually(t, "delivered after the crash", func() bool { return next.p.ran(0) == 1 })
 		checkExact(t, 3, pr, next)
 	})
+}
+
+// bothAnswered: the first attempt waits until the second (its lease
+// lapsed) went out, and is acknowledged while the second runs.
+func bothAnswered(t *testing.T, mode string, cfg Config) {
+	secondIn, firstSettled := make(chan struct{}), make(chan struct{})
+	var countedBefore, owedAfter atomic.Bool
+	plat := newPlatform(func(p *platform, ev *Event, n int, stop <-chan struct{}) Result {
+		p.run(ev, n)
+		switch ev.Delivery {
+		case 1:
+			<-secondIn
+		case 2:
+			countedBefore.Store(value(t, p.proc.s.m.redelivered) == 1)
+			close(secondIn)
+			<-firstSettled
+			owedAfter.Store(p.proc.s.disp.rep.isOwed(ev.Seq))
+		}
+		return Result{Verdict: Delivered, Status: 200}
+	})
+	setup := func(r *repeats) {
+		r.noHeartbeat = true
+		r.hook = func(point string, _ uint64) {
+			// The first attempt's settlement, once the second runs.
+			if point == "settled" {
+				select {
+				case <-secondIn:
+					select {
+					case <-firstSettled:
+					default:
+						close(firstSettled)
+					}
+				default:
+				}
+			}
+		}
+	}
+	var pr *process
+	if mode == "cluster" {
+		pr = startReplica(t, natstest.Start(t).URL(), cfg, plat, setup)
+	} else {
+		pr = startProcess(t, t.TempDir(), cfg, plat, setup)
+	}
+	if _, err := pr.s.Accept(event("f", 0)); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "both attempts settled", func() bool {
+		return value(t, pr.s.m.outcome.WithLabelValues("delivered")) == 2
+	})
+	if !countedBefore.Load() {
+		t.Error("the second attempt was not counted before it went out")
+	}
+	if !owedAfter.Load() {
+		t.Error("the second attempt was forgotten when the first was acknowledged")
+	}
+	checkExact(t, 2, pr)
 }
 
 // TestOwedFromMarkers: a start owes the events a dead process's marker
