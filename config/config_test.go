@@ -37,6 +37,8 @@ func TestBadValuesNameTheVariable(t *testing.T) {
 		{"SEQUOIA_MAX_BODY_BYTES=big", "SEQUOIA_MAX_BODY_BYTES", "big"},
 		{"SEQUOIA_LOG_LEVEL=loud", "SEQUOIA_LOG_LEVEL", "loud"},
 		{"SEQUOIA_HTTP_ROUTE=dns", "SEQUOIA_HTTP_ROUTE", "dns"},
+		{"SEQUOIA_ADMISSION_HEADROOM_MAX=0.95", "SEQUOIA_ADMISSION_HEADROOM_MAX", "0.95"},
+		{"SEQUOIA_ADMISSION_HEADROOM_MAX=0.01", "SEQUOIA_ADMISSION_HEADROOM_MAX", "0.01"},
 	}
 	for _, tt := range tests {
 		_, err := LoadFrom([]string{tt.env})

@@ -8,8 +8,9 @@ import (
 // Scheduling configures chains, admission, classes and fairness.
 type Scheduling struct {
 	// ChainTTL is how long the active-chain table remembers a chain after
-	// its last request (a chain is also forgotten once its deadline
-	// passes).
+	// it started (a chain is also forgotten once its deadline passes); it
+	// is also the longest a chain of unknown length waits for its quiet
+	// caller before it ends.
 	ChainTTL time.Duration `env:"CHAIN_TTL" envDefault:"5m"`
 	// MaxChains is the size of the active-chain table; the least recently
 	// seen chain is forgotten first.
@@ -23,9 +24,16 @@ type Scheduling struct {
 	DefaultEstimate time.Duration `env:"DEFAULT_ESTIMATE" envDefault:"100ms"`
 	// AdmissionHeadroom is the fraction of each chain's budget admission
 	// keeps in reserve for delays sequoia cannot see (the callers'
-	// network, connection accept): a chain is admitted only if it is
-	// projected to finish within (1 - headroom) × its budget.
+	// network, their clocks running before their requests arrive): a chain
+	// is admitted only if it is projected to finish within (1 - headroom) ×
+	// its budget. It is where the learned headroom starts, and its floor.
 	AdmissionHeadroom float64 `env:"ADMISSION_HEADROOM" envDefault:"0.05"`
+	// AdmissionHeadroomMax is the most headroom admission learns to keep
+	// from answers that came too late for their clients (written after the
+	// chain's deadline, or to a client that had left); from
+	// `SEQUOIA_ADMISSION_HEADROOM` to 0.9, and equal to it for a fixed
+	// headroom.
+	AdmissionHeadroomMax float64 `env:"ADMISSION_HEADROOM_MAX" envDefault:"0.5"`
 	// ShortestFirst orders the waiters of one class and tenant by their
 	// function's observed duration, shortest first, instead of earliest
 	// deadline first.
@@ -63,6 +71,9 @@ func (sc Scheduling) check(bad func(name string, v any, why string)) {
 	}
 	if !(sc.AdmissionHeadroom >= 0 && sc.AdmissionHeadroom <= 0.9) {
 		bad("ADMISSION_HEADROOM", sc.AdmissionHeadroom, "must be between 0 and 0.9")
+	}
+	if !(sc.AdmissionHeadroomMax >= sc.AdmissionHeadroom && sc.AdmissionHeadroomMax <= 0.9) {
+		bad("ADMISSION_HEADROOM_MAX", sc.AdmissionHeadroomMax, "must be between SEQUOIA_ADMISSION_HEADROOM and 0.9")
 	}
 	if sc.DefaultClass != "interactive" && sc.DefaultClass != "batch" {
 		bad("DEFAULT_CLASS", sc.DefaultClass, "must be interactive or batch")

@@ -192,6 +192,9 @@ func (p *Proxy) startRun(ctx *fasthttp.RequestCtx, name string) {
 			p.apiError(ctx, fasthttp.StatusRequestEntityTooLarge, "input_too_large", "sequoia: "+err.Error()+" (SEQUOIA_DAG_MAX_NODE_BYTES)")
 		case errors.Is(err, dag.ErrInvalid):
 			p.apiError(ctx, fasthttp.StatusBadRequest, "bad_request", "sequoia: "+err.Error())
+		case errors.Is(err, qos.ErrRefused) && neverFits(err, "run") != nil:
+			nf := neverFits(err, "run")
+			p.apiError(ctx, nf.status, nf.code, nf.message)
 		case errors.Is(err, qos.ErrRefused):
 			ctx.Response.Header.Set(fasthttp.HeaderRetryAfter, strconv.Itoa(qos.RetryAfterSeconds(err)))
 			p.apiError(ctx, fasthttp.StatusTooManyRequests, "run_refused", "sequoia: this run cannot finish within its deadline given the work admitted ahead of it; retry after Retry-After seconds")

@@ -35,6 +35,10 @@
 //     creates the retry and overflow series at start-up.
 //     reserved.go learns Lambda reserved-concurrency throttles as
 //     per-function caps (Invocation.FunctionCap) that probe back up.
+//   - tracing.go reads a request's trace headers for Config.Tracer (package
+//     tracing), which, when set, records each invocation's spans: the
+//     handler starts them, retry.go records each attempt and retry. The
+//     headers themselves are forwarded untouched.
 //   - admin.go serves /metrics, /healthz, /readyz and /sequoia/v1/status,
 //     and what serve adds with Handle (/sequoia/v1/events/dead).
 //

@@ -77,6 +77,9 @@ func (p *Proxy) overflowFailed(primary, err error) error {
 	case errors.Is(primary, qos.ErrRefused):
 		base, outcome = errChainRefused, metrics.ChainRefused
 		retryAfter = qos.RetryAfterSeconds(primary)
+		if nf := neverFits(primary, "chain"); nf != nil {
+			base, retryAfter = nf, 0
+		}
 	case errors.Is(primary, platform.ErrUnreachable):
 		base, outcome = errUpstreamUnreachable, metrics.UpstreamError
 		retryAfter = 0

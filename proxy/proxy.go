@@ -19,6 +19,7 @@ import (
 	"github.com/sequoia-qos/sequoia/metrics"
 	"github.com/sequoia-qos/sequoia/platform"
 	"github.com/sequoia-qos/sequoia/qos"
+	"github.com/sequoia-qos/sequoia/tracing"
 )
 
 // Scheduler is what the proxy needs of qos: run an invocation through the
@@ -56,6 +57,9 @@ type Config struct {
 	// Rates, when set, paces tenants the platform throttled for their
 	// rate (retry.go).
 	Rates RatePacer
+	// Tracer, when set, traces every invocation (OpenTelemetry); nil
+	// costs nothing.
+	Tracer *tracing.Tracer
 	// Observer, when set, hears of every invocation that goes to the
 	// scheduler (the warm pool).
 	Observer Observer
@@ -96,6 +100,7 @@ type request struct {
 	scratch []byte
 	chainID []byte // an assigned chain id is built here
 	watch   connWatch
+	span    *tracing.Invocation // nil unless Config.Tracer is set
 }
 
 // WatchGone implements qos.Watcher by watching the client's connection.
@@ -103,6 +108,10 @@ func (r *request) WatchGone() <-chan struct{} { return r.watch.start(r.ctx.Conn(
 
 // StopWatch implements qos.Watcher.
 func (r *request) StopWatch() { r.watch.stop() }
+
+// Gone implements qos.GoneChecker: whether the client has already closed
+// its connection, so that the answer about to be written reaches nobody.
+func (r *request) Gone() bool { return r.ctx != nil && connGone(r.ctx.Conn()) }
 
 // New returns a Proxy that runs invocations through sched and forwards them
 // with fwd.
@@ -142,6 +151,10 @@ func New(cfg Config, sched Scheduler, fwd Forwarder, m *metrics.Metrics, log *sl
 func (p *Proxy) writeFailure(ctx *fasthttp.RequestCtx, fn *metrics.Function, err error) {
 	switch {
 	case errors.Is(err, qos.ErrRefused):
+		if e := neverFits(err, "chain"); e != nil {
+			p.writeError(ctx, e)
+			break
+		}
 		p.writeError(ctx, errChainRefused)
 		ctx.Response.Header.Set(fasthttp.HeaderRetryAfter, strconv.Itoa(qos.RetryAfterSeconds(err)))
 	case errors.Is(err, qos.ErrDeadline):
@@ -235,17 +248,25 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 		p.reject(ctx, metrics.BadRequest, e)
 		return
 	}
-	if p.refusedByPolicy(ctx, inv, fn) {
+	if inv.Budget > 0 {
+		inv.Received = received(ctx, inv.Arrival, inv.Budget)
+	}
+	r.span = nil
+	if p.cfg.Tracer != nil {
+		r.span = p.cfg.Tracer.Start(traceCarrier{&ctx.Request.Header}, inv) // tracing.go
+	}
+	if p.refusedByPolicy(ctx, inv, fn, r.span) {
 		return
 	}
 	if p.lambdaShortcut(ctx, inv, rt.function) { // Event and DryRun: events.go
+		r.span.End(inv, ctx.Response.StatusCode(), 0, nil)
 		return
 	}
 	r.ctx = ctx
 	if p.cfg.Observer != nil {
 		p.cfg.Observer.Arrived(inv)
 	}
-	waited, err := p.invoke(inv, r) // with retries: retry.go
+	waited, err := p.invoke(inv, r, r.span) // with retries: retry.go
 	r.ctx = nil
 	atPlatform := time.Since(inv.Arrival) - waited
 	if p.cfg.Observer != nil {
@@ -269,6 +290,25 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 		p.writeFailure(ctx, fn, err)
 	}
 	ctx.Response.Header.Set("X-Sequoia-Chain-Id", inv.Chain)
+	r.span.End(inv, ctx.Response.StatusCode(), waited, err)
+}
+
+// received is when the request of ctx, which carries a chain budget,
+// reached this host, as far as sequoia can tell: a new chain's budget runs
+// from then, since its client's clock was already running. That is when
+// the kernel received it (it may have waited to be accepted and read) or,
+// for the first request on a connection, the connection's accept if that
+// came first: the client had opened the connection to send it, and was
+// slow to. An accept longer ago than half the budget is an idle pooled
+// connection's, not this request's.
+func received(ctx *fasthttp.RequestCtx, now time.Time, budget time.Duration) time.Time {
+	at := receivedAt(ctx.Conn(), now)
+	if ctx.ConnRequestNum() == 1 {
+		if ct := ctx.ConnTime(); (at.IsZero() || ct.Before(at)) && now.Sub(ct) <= budget/2 {
+			at = ct
+		}
+	}
+	return at
 }
 
 // route parses the request into a route for the configured platform.

@@ -12,6 +12,7 @@ import (
 	"github.com/sequoia-qos/sequoia/metrics"
 	"github.com/sequoia-qos/sequoia/platform"
 	"github.com/sequoia-qos/sequoia/qos"
+	"github.com/sequoia-qos/sequoia/tracing"
 )
 
 // Feedback is what the proxy tells the adaptive concurrency limit
@@ -299,8 +300,8 @@ func (s *platformState) backoff(n int, hint time.Duration) time.Duration {
 // invocation takes no slot there. An overflow platform of another API is
 // an platform.Translator; when it cannot help, overflowFailed says why in
 // the answer (overflow.go).
-func (p *Proxy) invoke(inv *invocation.Invocation, w qos.Watcher) (time.Duration, error) {
-	waited, err := p.invokeRetrying(inv, w)
+func (p *Proxy) invoke(inv *invocation.Invocation, w qos.Watcher, span *tracing.Invocation) (time.Duration, error) {
+	waited, err := p.invokeRetrying(inv, w, span)
 	if p.cfg.Overflow == nil || err == nil {
 		return waited, err
 	}
@@ -330,7 +331,7 @@ func (p *Proxy) invoke(inv *invocation.Invocation, w qos.Watcher) (time.Duration
 // each retry goes back through the queues and waits for a slot like any
 // other invocation, and none waits past the invocation's deadline (its
 // chain's, else its arrival plus MaxElapsed).
-func (p *Proxy) invokeRetrying(inv *invocation.Invocation, w qos.Watcher) (time.Duration, error) {
+func (p *Proxy) invokeRetrying(inv *invocation.Invocation, w qos.Watcher, span *tracing.Invocation) (time.Duration, error) {
 	s := &p.plat
 	var waited time.Duration
 	policyCap := inv.FunctionCap
@@ -349,8 +350,15 @@ func (p *Proxy) invokeRetrying(inv *invocation.Invocation, w qos.Watcher) (time.
 				waited += d
 			}
 		}
+		var start time.Time
+		if span != nil {
+			start = time.Now()
+		}
 		wt, err := p.sched.Do(inv, w, s.iv)
 		waited += wt
+		if span != nil {
+			span.Attempt(inv, start, wt, time.Now(), inv.Resp.StatusCode(), err)
+		}
 		if inv.Attempt+1 >= s.retry.MaxAttempts {
 			return waited, err
 		}
@@ -362,6 +370,7 @@ func (p *Proxy) invokeRetrying(inv *invocation.Invocation, w qos.Watcher) (time.
 		if s.pastDeadline(inv, delay) {
 			return waited, err
 		}
+		span.Retry(reason, delay)
 		if !pause(delay, w) {
 			return waited, qos.ErrClientGone
 		}

@@ -157,12 +157,13 @@ func TestChainsConcurrent(t *testing.T) {
 }
 
 type countEvents struct {
-	started, completed atomic.Int64
+	started, completed, ended atomic.Int64
 }
 
 func (c *countEvents) ChainStarted(uint8) { c.started.Add(1) }
 func (c *countEvents) ChainRefused(uint8) {}
 func (c *countEvents) ChainEnded(_ uint8, o ChainOutcome, _, _ time.Duration) {
+	c.ended.Add(1)
 	if o == ChainCompleted {
 		c.completed.Add(1)
 	}

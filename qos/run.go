@@ -44,7 +44,7 @@ func (s *Scheduler) AdmitRun(p RunPlan) (time.Time, error) {
 	// projected free, and until the steps admitted ahead, spread over
 	// every slot, are done. Its critical path follows.
 	project := func(ln *timeline) (int64, int64) {
-		out := float64(a.est.outstanding.Load())
+		out := a.est.ahead()
 		ahead := int64(out * float64(a.est.duration("")) / float64(limit))
 		start := max(now.UnixNano(), ln.slots[0].free, now.UnixNano()+ahead)
 		finish := start + int64(p.Critical)
@@ -55,15 +55,20 @@ func (s *Scheduler) AdmitRun(p RunPlan) (time.Time, error) {
 		}
 		return start, finish
 	}
-	bk, finish, deadline, err := a.place(limit, now, budget, project,
+	headroom := a.hr.value()
+	bk, finish, deadline, err := a.place(limit, now, now, budget, headroom, project,
 		func(ln *timeline, start int64) booking { return a.est.reserve(ln, start, p.Critical, steps, limit) })
 	if err != nil {
+		if a.est.observed(nil) {
+			a.hopeless(err, budget, max(p.Critical, p.Work/time.Duration(limit)), steps)
+		}
 		a.ev.ChainRefused(p.Class)
 		return time.Time{}, err
 	}
-	c := &chain{booking: bk, class: p.Class, start: now, deadline: deadline,
+	c := &chain{booking: bk, class: p.Class, start: now, deadline: deadline, headroom: headroom,
 		predicted: time.Duration(finish - now.UnixNano()), run: true}
 	c.remaining.Store(int32(steps))
+	a.live.Add(1)
 	a.store(p.Chain, c, false, now) // ends a forgotten chain of that id, if any
 	a.ev.ChainStarted(p.Class)
 	return deadline, nil

@@ -69,8 +69,11 @@ type Config struct {
 	DefaultDeadline time.Duration // budget of chains without X-Sequoia-Deadline-Ms; 0 = none
 	DefaultEstimate time.Duration // an invocation's slot time before any is observed (default 100ms)
 	// Headroom is the fraction of each chain's budget admission keeps in
-	// reserve for delays it cannot observe (0 to 0.9).
-	Headroom float64
+	// reserve for delays it cannot observe (0 to 0.9): the least it keeps,
+	// and where it starts. MaxHeadroom (Headroom to 0.9; 0 means 0.5) is
+	// the most it learns to keep from answers that came too late for
+	// their clients; MaxHeadroom = Headroom keeps it fixed.
+	Headroom, MaxHeadroom float64
 	// ShortestFirst orders waiters of one class and tenant by their
 	// function's estimated duration (shortest job first) instead of by
 	// deadline. Deadlines still end waits.
@@ -78,6 +81,11 @@ type Config struct {
 
 	Events Events           // where to report; nil for nowhere
 	Now    func() time.Time // admission's clock; nil for time.Now
+
+	// sweepEvery is how often idle chains are checked for quiet callers
+	// (0: a quarter of quietFloor; negative: never, for tests that sweep
+	// by hand).
+	sweepEvery time.Duration
 }
 
 // Scheduler is the bounded worker pool, its two queues and chain admission.
@@ -185,7 +193,7 @@ func (s *Scheduler) Do(inv *invocation.Invocation, w Watcher, iv Invoker) (time.
 		granted = admitted // a free slot at once: no need to read the clock again
 	}
 	tc := s.tenantFlight.GetString(inv.Tenant)
-	s.adm.dispatched(c, fc)
+	unplanned := s.adm.dispatched(c)
 	if s.lim != nil {
 		// Hold the slot while waiting for a token, so that invocations
 		// still reach the platform in the scheduler's order.
@@ -206,7 +214,7 @@ func (s *Scheduler) Do(inv *invocation.Invocation, w Watcher, iv Invoker) (time.
 	end := s.adm.now()
 	s.Release(inv)
 	ok := err == nil && (inv.Resp == nil || inv.Resp.StatusCode() < 500 && inv.Resp.StatusCode() != 429)
-	s.adm.finished(c, fc, end.Sub(granted), ok, end)
+	s.adm.finished(c, fc, end.Sub(granted), ok, unplanned, end, w)
 	return waited, err
 }
 

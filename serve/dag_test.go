@@ -137,10 +137,11 @@ func TestDAGAPI(t *testing.T) {
 	c.want(405, "PATCH", "/sequoia/v1/dags/three", "")
 	c.want(404, "GET", "/sequoia/v1/other", "")
 
-	// A deadline the critical path cannot meet: refused, nothing runs.
-	resp, _ = c.want(429, "POST", "/sequoia/v1/dags/three/runs", `{"input":{},"deadline_ms":1}`)
-	if resp.Header.Get("Retry-After") == "" {
-		t.Error("refusal without Retry-After")
+	// A deadline the critical path could never meet, even alone: refused
+	// for good (422, no Retry-After), nothing runs.
+	resp, b = c.want(422, "POST", "/sequoia/v1/dags/three/runs", `{"input":{},"deadline_ms":1}`)
+	if resp.Header.Get("Retry-After") != "" || !strings.Contains(b, "deadline_too_short") {
+		t.Errorf("a hopeless run: Retry-After %q, %s", resp.Header.Get("Retry-After"), b)
 	}
 	if got := emu.Stats().Invocations; got != before {
 		t.Errorf("bad inputs and a refused run made %d invocations", got-before)

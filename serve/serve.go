@@ -8,8 +8,11 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
+	"runtime/debug"
 	"time"
 
+	"go.opentelemetry.io/otel"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/sequoia-qos/sequoia/cluster"
@@ -23,6 +26,7 @@ import (
 	"github.com/sequoia-qos/sequoia/proxy"
 	"github.com/sequoia-qos/sequoia/qos"
 	"github.com/sequoia-qos/sequoia/slo"
+	"github.com/sequoia-qos/sequoia/tracing"
 	"github.com/sequoia-qos/sequoia/warmpool"
 )
 
@@ -57,8 +61,11 @@ type Server struct {
 	dags    *dag.Service        // dag.go
 	warm    *warmpool.Pool      // warmpool.go; nil when SEQUOIA_PREWARM is off
 	engine  *cluster.Engine     // NATS JetStream: embedded, or the cluster's
-	events  *events.Store       // events.go: Lambda Events, durable
-	runs    *events.Runs        // dag.go: the journal of async DAG runs
+	tracer  *tracing.Tracer     // nil unless OTEL_EXPORTER_OTLP_ENDPOINT is set
+	// stopTracing flushes and stops the span exporter.
+	stopTracing func(context.Context) error
+	events      *events.Store // events.go: Lambda Events, durable
+	runs        *events.Runs  // dag.go: the journal of async DAG runs
 	// memoryEvents: Events stay in the process (InMemoryEvents); events
 	// is nil.
 	memoryEvents bool
@@ -80,6 +87,20 @@ func New(cfg config.Config, log *slog.Logger, opts ...Option) (_ *Server, err er
 	s := &Server{cfg: cfg, log: log}
 	for _, o := range opts {
 		o(s)
+	}
+	tr, stopTracing, err := tracing.Setup(context.Background(), os.Getenv, buildVersion())
+	if err != nil {
+		return nil, err
+	}
+	s.tracer, s.stopTracing = tr, stopTracing
+	defer func() {
+		if err != nil {
+			_ = stopTracing(context.Background())
+		}
+	}()
+	if tr != nil {
+		otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) { log.Warn("tracing", "err", err) }))
+		log.Info("tracing: exporting spans over OTLP/HTTP")
 	}
 	s.metrics = metrics.New(cfg.Limits.MaxFunctions)
 	if err := s.newSLO(); err != nil {
@@ -104,6 +125,7 @@ func New(cfg config.Config, log *slog.Logger, opts ...Option) (_ *Server, err er
 		DefaultDeadline: sc.DefaultChainDeadline,
 		DefaultEstimate: sc.DefaultEstimate,
 		Headroom:        sc.AdmissionHeadroom,
+		MaxHeadroom:     sc.AdmissionHeadroomMax,
 		ShortestFirst:   sc.ShortestFirst,
 		Events:          s.chainEvents(s.metrics.NewChains()),
 	})
@@ -149,6 +171,7 @@ func New(cfg config.Config, log *slog.Logger, opts ...Option) (_ *Server, err er
 		Overflow:     plat.overflow,
 		Rates:        plat.rates,
 		Observer:     s.observer(),
+		Tracer:       s.tracer,
 		Events:       s.eventQueue(),
 	}, s.sched, up, s.metrics, log)
 	if err := s.newDAGs(); err != nil {
@@ -235,6 +258,11 @@ func (s *Server) Run(ctx context.Context) error {
 			s.log.Warn("shutdown: NATS", "err", err)
 		}
 		_ = s.admin.Shutdown(context.Background())
+		tctx, tcancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if err := s.stopTracing(tctx); err != nil {
+			s.log.Warn("shutdown: tracing", "err", err)
+		}
+		tcancel()
 		s.log.Info("stopped")
 		return nil
 	})
@@ -242,6 +270,15 @@ func (s *Server) Run(ctx context.Context) error {
 		return err
 	}
 	return lost
+}
+
+// buildVersion is the module's version the binary was built at, for the
+// spans' service.version.
+func buildVersion() string {
+	if info, ok := debug.ReadBuildInfo(); ok && info.Main.Version != "" {
+		return info.Main.Version
+	}
+	return "(devel)"
 }
 
 // statusListLimit bounds each list /sequoia/v1/status shows: the warm

@@ -10,9 +10,11 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/sequoia-qos/sequoia/internal/cli"
+	"github.com/sequoia-qos/sequoia/policies"
 	"github.com/sequoia-qos/sequoia/policy"
 )
 
@@ -28,8 +30,11 @@ const policyCheckUsage = `usage: sequoia policy check DIR
 
 Compiles DIR's .rego files as 'sequoia serve' would load them, validates
 the decision they make against its schema, and runs their Rego tests
-(*_test.rego). Each problem is printed as DIR/file:line: message. Exits 1
-when there is any problem.
+(*_test.rego). Each problem is printed as DIR/file:line: message: a bad
+decision field at the contribution that set it, a failing test at its
+failing expression, followed by the input it gave, the value it expected
+and the value it got, and whether it is a shipped test that checks the
+shipped policies alone. Exits 1 when there is any problem.
 `
 
 const policyEvalUsage = `usage: sequoia policy eval --input FILE [--dir DIR] [--timeout 1s]
@@ -81,6 +86,7 @@ func runPolicyCheck(ctx context.Context, args []string, stdout io.Writer) error 
 	tests, err := policy.Check(ctx, files, nil)
 	var perr *policy.Error
 	if errors.As(err, &perr) {
+		explainShippedTests(ctx, files, perr.Problems)
 		for _, p := range perr.Problems {
 			if p.File != "" {
 				p.File = filepath.Join(dir, p.File)
@@ -144,6 +150,70 @@ func runPolicyEval(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	_, err = fmt.Fprintf(stdout, "%s\n", out)
 	return err
+}
+
+// explainShippedTests says which failing tests are shipped tests that
+// check the shipped policies alone: a test of decision.rego's merge (or of
+// one policy through the whole decision) expects exactly what the shipped
+// files contribute, so a file added beside them fails it without anything
+// being wrong. Such a test is one whose file is the shipped one unchanged
+// and that passes with the directory's shipped files alone.
+func explainShippedTests(ctx context.Context, files []policy.File, problems []policy.Problem) {
+	shipped := map[string][]byte{}
+	entries, err := fs.ReadDir(policies.FS, ".")
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		if b, err := fs.ReadFile(policies.FS, e.Name()); err == nil {
+			shipped[e.Name()] = b
+		}
+	}
+	var alone []policy.File
+	var added []string
+	for _, f := range files {
+		if _, ok := shipped[f.Name]; ok {
+			alone = append(alone, f)
+		} else if !f.IsTest() {
+			added = append(added, f.Name)
+		}
+	}
+	if len(added) == 0 {
+		return
+	}
+	failsAlone := map[string]bool{}
+	if _, err := policy.Check(ctx, alone, nil); err != nil {
+		var perr *policy.Error
+		if !errors.As(err, &perr) {
+			return // the shipped files do not even load alone: nothing to say
+		}
+		for _, p := range perr.Problems {
+			if p.Test == "" {
+				return
+			}
+			failsAlone[p.Test] = true
+		}
+	}
+	for i, p := range problems {
+		if p.Test == "" || failsAlone[p.Test] || !sameAsShipped(files, shipped, p.File) {
+			continue
+		}
+		problems[i].Details = append(problems[i].Details, fmt.Sprintf(
+			"a shipped test of the shipped policies alone: it passes without %s; change it to expect what they contribute, or delete it",
+			strings.Join(added, ", ")))
+	}
+}
+
+// sameAsShipped reports whether the file named name is a shipped file,
+// unchanged.
+func sameAsShipped(files []policy.File, shipped map[string][]byte, name string) bool {
+	for _, f := range files {
+		if f.Name == name {
+			b, ok := shipped[name]
+			return ok && string(b) == string(f.Data)
+		}
+	}
+	return false
 }
 
 // pathError is a file system error as one line that names the path once:

@@ -659,7 +659,7 @@ func TestStartAndHandler(t *testing.T) {
 // synchronous limit, as sequoia's SEQUOIA_MAX_BODY_BYTES default does, and
 // refuses one byte more with 413.
 func TestBodyLimitIsLambdas(t *testing.T) {
-	_, base := start(t, Config{ExecTime: time.Millisecond, ColdStart: -1})
+	_, base := start(t, Config{ExecTime: time.Millisecond, ColdStart: 0})
 	url := base + "/2015-03-31/functions/big/invocations"
 	body := func(n int) string {
 		const head, tail = `{"pad":"`, `"}`
