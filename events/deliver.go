@@ -418,6 +418,7 @@ func (d *dispatcher) handBack(st *streams, msg jetstream.Msg, meta *jetstream.Ms
 	d.rep.at("handing back", meta.Sequence.Stream)
 	a.Naks++
 	d.putAttempts(st, meta.Sequence.Stream, a)
+	d.rep.at("recorded", meta.Sequence.Stream)
 	var err error
 	if delay > 0 {
 		err = msg.NakWithDelay(delay)

@@ -538,3 +538,39 @@ func TestClusterCountsEachLossOnce(t *testing.T) {
 		t.Errorf("the second replica counted %v, want 1", got)
 	}
 }
+
+// TestClusterHandBackRecorded: on an external NATS, a replica dies once it
+// recorded the hand-back of an attempt the platform throttled, before the
+// hand-back itself: the next delivery, after the lease, is no repeat.
+func TestClusterHandBackRecorded(t *testing.T) {
+	ns := natstest.Start(t)
+	hold := make(chan struct{})
+	e1dead := make(chan struct{})
+	p1 := newPlatform(func(p *platform, ev *Event, n int, stop <-chan struct{}) Result {
+		ev.Sending()
+		return Result{Verdict: Retry, Reason: "throttled_concurrency", Delay: time.Hour, Status: 429}
+	})
+	e1 := startEngine(t, "", ns.URL())
+	r1 := startOn(t, e1, "", repeatCfg, p1, func(r *repeats) {
+		r.hook = func(point string, _ uint64) {
+			if point == "recorded" {
+				p1.kill()
+				_ = e1.Close() // dies before the hand-back
+				close(e1dead)
+				<-hold
+			}
+		}
+	})
+	t.Cleanup(func() { close(hold) }) // before the store stops
+	if _, err := r1.s.Accept(event("f", 0)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-e1dead:
+	case <-time.After(time.Minute):
+		t.Fatal("the first replica never handed the event back")
+	}
+	r2 := startReplica(t, ns.URL(), repeatCfg, newPlatform(nil), nil)
+	eventually(t, "delivered by the second replica", func() bool { return r2.p.ran(0) == 1 })
+	checkExact(t, 1, r1, r2)
+}
