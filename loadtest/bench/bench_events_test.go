@@ -15,12 +15,13 @@ import (
 )
 
 // sequoiaBinary builds the sequoia command once per test binary: the kill
-// scenarios SIGKILL real processes.
+// scenarios SIGKILL real processes. TestMain removes it.
 var sequoiaBinary = sync.OnceValues(func() (string, error) {
 	dir, err := os.MkdirTemp("", "sequoia-bench-bin")
 	if err != nil {
 		return "", err
 	}
+	binDir = dir
 	bin := filepath.Join(dir, "sequoia")
 	out, err := exec.Command("go", "build", "-o", bin, "../../cmd/sequoia").CombinedOutput()
 	if err != nil {
@@ -28,6 +29,17 @@ var sequoiaBinary = sync.OnceValues(func() (string, error) {
 	}
 	return bin, nil
 })
+
+// binDir is where sequoiaBinary built the command, if it did.
+var binDir string
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binDir != "" {
+		_ = os.RemoveAll(binDir)
+	}
+	os.Exit(code)
+}
 
 // TestBenchEventsSmall runs `sequoia bench events --json` on a small
 // workload, the short version of the goals: every accepted event is
