@@ -39,7 +39,11 @@ func BenchmarkDeliver(b *testing.B) {
 	}
 	defer s.Stop(b.Context())
 	var done atomic.Int64
-	s.Start(DelivererFunc(func(*Event, <-chan struct{}) Result { done.Add(1); return Result{Verdict: Delivered} }))
+	s.Start(DelivererFunc(func(ev *Event, _ <-chan struct{}) Result {
+		ev.Sending()
+		done.Add(1)
+		return Result{Verdict: Delivered}
+	}))
 	req := request("f", 1)
 	b.ReportAllocs()
 	for i := range b.N {

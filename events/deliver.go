@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -31,7 +29,8 @@ import (
 // lease every third of it; it acknowledges the event once the platform
 // ran it, or hands it back with a delay (a retry), or moves it to the dead
 // letters. A replica that dies holding events lets their lease lapse, and
-// JetStream delivers them again, to any replica.
+// JetStream delivers them again, to any replica: repeats.go counts those
+// that may run twice.
 
 // maxFetch bounds the events pulled from one function in one turn; a
 // turn takes the free slots' share of one function, at least one.
@@ -55,22 +54,7 @@ type dispatcher struct {
 	deliveries sync.WaitGroup
 	done       chan struct{} // closed when the dispatch loop returns
 
-	// With the embedded server, whose consumer state lags its deliveries
-	// by up to 100 ms on disk, the events in delivery are written down
-	// (a file of this process's under the state directory, one write per
-	// pull) before their attempts start, so that after a crash of the
-	// process the next start knows which of its deliveries repeat one
-	// (suspects). The file survives a crash of the process as the store
-	// does (the operating system has it).
-	markers string              // the markers' directory; "" for none
-	marker  *os.File            // this process's; REQUIRES: mu
-	marked  map[uint64]struct{} // REQUIRES: mu
-	// lingering are acknowledged events the marker still names for
-	// markLinger, unless the store is closing (closing).
-	lingering map[uint64]struct{} // REQUIRES: mu
-	closing   bool                // REQUIRES: mu
-	suspects  map[uint64]struct{} // REQUIRES: mu
-	loaded    sync.Once
+	rep repeats // repeats.go
 }
 
 func (d *dispatcher) init(s *Store) {
@@ -80,15 +64,13 @@ func (d *dispatcher) init(s *Store) {
 	d.dirty = map[string]bool{}
 	d.consumers = map[string]jetstream.Consumer{}
 	d.done = make(chan struct{})
-	if dir := s.e.StateDir(); dir != "" {
-		d.markers = filepath.Join(dir, "events-inflight")
-	}
-	d.marked, d.suspects = map[uint64]struct{}{}, map[uint64]struct{}{}
+	d.rep.init(d)
 }
 
 func (d *dispatcher) start(dl Deliverer) {
 	d.d = dl
-	d.s.loops.Add(1)
+	d.s.loops.Add(2)
+	go d.rep.markerLoop()
 	go d.discoverLoop()
 	go d.dispatchLoop()
 }
@@ -264,9 +246,6 @@ func (d *dispatcher) pull(n int) int {
 		err = batch.Error()
 	}
 	got := len(msgs)
-	if got > 0 && d.markers != "" {
-		d.mark(msgs)
-	}
 	for _, msg := range msgs {
 		d.s.m.delivering.Add(1)
 		d.deliveries.Add(1)
@@ -333,6 +312,7 @@ func (d *dispatcher) consumer(st *streams, tok string) (jetstream.Consumer, erro
 // handed back for a retry: the next delivery reads it.
 type attempts struct {
 	Naks           int    `json:"n"`            // hand-backs (retries, stops) so far
+	Blamed         int    `json:"b,omitempty"`  // deliveries an attempt was counted redelivered against
 	FunctionErrors int    `json:"f,omitempty"`  // attempts whose function failed
 	Status         int    `json:"s,omitempty"`  // the last answer's status
 	Error          string `json:"e,omitempty"`  // the last failure
@@ -359,77 +339,86 @@ func (d *dispatcher) deliver(st *streams, msg jetstream.Msg) {
 		_ = msg.Term()
 		return
 	}
-	defer d.unmark(meta.Sequence.Stream)
+	seq := meta.Sequence.Stream
 	var a attempts
-	repeat := d.suspect(meta.Sequence.Stream)
+	at := &attempt{seq: seq}
 	if meta.NumDelivered > 1 {
-		a = d.loadAttempts(st, meta.Sequence.Stream)
-		// Delivered before and neither acknowledged nor handed back:
-		// its replica stopped answering while it ran.
-		repeat = repeat || int(meta.NumDelivered)-1 > a.Naks
-	}
-	if repeat {
-		s.m.redelivered.Inc()
+		a = d.loadAttempts(st, seq)
+		at.unaccounted = max(0, int(meta.NumDelivered)-1-a.Naks-a.Blamed)
 	}
 	ev, err := decode(msg.Headers(), msg.Data())
 	if err != nil {
 		d.deadLetter(st, msg, meta, nil, &a, reasonUndecodable, err.Error())
 		return
 	}
-	ev.Seq, ev.Delivery, ev.FunctionErrors = meta.Sequence.Stream, int(meta.NumDelivered), a.FunctionErrors
+	ev.Seq, ev.Delivery, ev.FunctionErrors = seq, int(meta.NumDelivered), a.FunctionErrors
 	if time.Since(ev.Arrival) > s.cfg.MaxAge {
 		d.deadLetter(st, msg, meta, ev, &a, reasonAge, "")
 		return
 	}
+	at.fn, at.delivery = ev.Function, ev.Delivery
+	ev.OnSending(func() { d.rep.sending(at, &a) })
 
 	stopBeat := d.heartbeat(msg)
 	res := d.d.Deliver(ev, s.stopping)
 	stopBeat()
+	d.rep.at("answered", seq)
 
+	// An attempt that ran nothing is forgotten at once; one that ran, once
+	// its outcome is settled in the store.
 	a.Status, a.Error, a.FunctionError = res.Status, truncate(res.Error, maxErrorText), res.FunctionError
+	settled := true
 	switch res.Verdict {
 	case Delivered:
-		d.ack(msg)
-		d.forget(st, meta.Sequence.Stream, &a)
+		settled = d.ack(msg)
+		d.forget(st, seq, &a)
 		s.m.count("delivered")
 	case Stopped:
+		d.rep.ranNothing(at)
 		d.handBack(st, msg, meta, &a, 0)
 	case Rejected:
-		d.deadLetter(st, msg, meta, ev, &a, reasonRejected, "")
+		d.rep.ranNothing(at)
+		settled = d.deadLetter(st, msg, meta, ev, &a, reasonRejected, "")
 	case FunctionError:
 		a.FunctionErrors++
 		if a.FunctionErrors > s.cfg.MaxRetries {
-			d.deadLetter(st, msg, meta, ev, &a, reasonRetries, "")
-			return
+			settled = d.deadLetter(st, msg, meta, ev, &a, reasonRetries, "")
+			break
 		}
-		d.retry(st, msg, meta, ev, &a, "function_error", s.cfg.RetryDelay<<(a.FunctionErrors-1))
+		settled = d.retry(st, msg, meta, ev, &a, "function_error", s.cfg.RetryDelay<<(a.FunctionErrors-1))
 	case Retry:
+		d.rep.ranNothing(at)
 		d.retry(st, msg, meta, ev, &a, res.Reason, res.Delay)
 	}
+	if settled {
+		d.rep.settle(at)
+	} else {
+		d.rep.unsure(at)
+	}
+	d.rep.at("settled", seq)
 }
 
 // retry hands the event back to be delivered again after delay, or moves
-// it to the dead letters if that would be past its age.
-func (d *dispatcher) retry(st *streams, msg jetstream.Msg, meta *jetstream.MsgMetadata, ev *Event, a *attempts, reason string, delay time.Duration) {
+// it to the dead letters if that would be past its age. It reports
+// whether the event's fate is settled in the store (see deadLetter).
+func (d *dispatcher) retry(st *streams, msg jetstream.Msg, meta *jetstream.MsgMetadata, ev *Event, a *attempts, reason string, delay time.Duration) (settled bool) {
 	if time.Since(ev.Arrival)+delay > d.s.cfg.MaxAge {
-		d.deadLetter(st, msg, meta, ev, a, reasonAge, "")
-		return
+		return d.deadLetter(st, msg, meta, ev, a, reasonAge, "")
 	}
 	d.handBack(st, msg, meta, a, delay)
 	d.s.m.retry(reason)
+	return true
 }
 
 // handBack records the hand-back, then gives the event back to the store,
 // to be delivered again (to any replica) after delay.
 func (d *dispatcher) handBack(st *streams, msg jetstream.Msg, meta *jetstream.MsgMetadata, a *attempts, delay time.Duration) {
+	// Recorded first: a delivery that follows a hand-back is not a repeat.
+	// Not fatal if it fails: the retry happens, counted as a repeat.
+	d.rep.at("handing back", meta.Sequence.Stream)
 	a.Naks++
-	b, _ := json.Marshal(a)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if _, err := st.state.Put(ctx, stateKey(st, meta.Sequence.Stream), b); err != nil {
-		// Not fatal: the retry happens, its count may be lost.
-		d.s.log.Warn("events: cannot record a retry", "err", err)
-	}
+	d.putAttempts(st, meta.Sequence.Stream, a)
+	d.rep.at("recorded", meta.Sequence.Stream)
 	var err error
 	if delay > 0 {
 		err = msg.NakWithDelay(delay)
@@ -446,17 +435,27 @@ func (d *dispatcher) handBack(st *streams, msg jetstream.Msg, meta *jetstream.Ms
 	time.AfterFunc(delay+time.Millisecond, func() { d.activate(tok) })
 }
 
-// ack acknowledges msg. It does not wait for the server's confirmation:
-// the connection keeps the order of what is sent on it, so the next marker
-// or pull reaches the server after it; an acknowledgement lost with a
-// crash makes a repeat, counted as such (the marker still names it).
-func (d *dispatcher) ack(msg jetstream.Msg) {
-	if meta, err := msg.Metadata(); err == nil {
-		d.linger(meta.Sequence.Stream)
+// ack acknowledges msg and reports whether the event cannot come back.
+// Alone, it waits for the server's confirmation: the embedded server has
+// then removed the event from its files (it writes a removal in place),
+// so a crash after it cannot bring the event back, and the marker may
+// forget it. In a cluster the server outlives this replica, and an
+// acknowledgement lost with it makes a delivery the server counts: it
+// does not wait.
+func (d *dispatcher) ack(msg jetstream.Msg) (settled bool) {
+	if d.rep.markers == "" {
+		if err := msg.Ack(); err != nil {
+			d.s.log.Warn("events: acknowledgement lost; the event will be delivered again", "err", err)
+		}
+		return true
 	}
-	if err := msg.Ack(); err != nil {
-		d.s.log.Warn("events: acknowledgement lost; the event will be delivered again", "err", err)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := msg.DoubleAck(ctx); err != nil {
+		d.s.log.Warn("events: acknowledgement not confirmed; the event may be delivered again", "err", err)
+		return false
 	}
+	return true
 }
 
 func (d *dispatcher) loadAttempts(st *streams, seq uint64) attempts {
@@ -487,6 +486,9 @@ func (d *dispatcher) forget(st *streams, seq uint64, a *attempts) {
 // function is called. Cost: a timer; a delivery shorter than a third of
 // the lease sends nothing.
 func (d *dispatcher) heartbeat(msg jetstream.Msg) (stop func()) {
+	if d.rep.noHeartbeat {
+		return func() {}
+	}
 	every := d.s.cfg.Lease / 3
 	var mu sync.Mutex
 	stopped := false
@@ -509,168 +511,6 @@ func (d *dispatcher) heartbeat(msg jetstream.Msg) (stop func()) {
 	}
 }
 
-// mark writes down, before their attempts start, the events in delivery,
-// with msgs among them: the whole set, in one write.
-func (d *dispatcher) mark(msgs []jetstream.Msg) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	for _, m := range msgs {
-		if meta, err := m.Metadata(); err == nil {
-			d.marked[meta.Sequence.Stream] = struct{}{}
-		}
-	}
-	if d.marker == nil {
-		if err := os.MkdirAll(d.markers, 0o700); err != nil {
-			d.s.log.Warn("events: cannot mark the events in delivery; a crash now would not count their repeats", "err", err)
-			return
-		}
-		f, err := os.OpenFile(filepath.Join(d.markers, keyToken(d.s.e.Replica())), os.O_RDWR|os.O_CREATE, 0o600)
-		if err != nil {
-			d.s.log.Warn("events: cannot mark the events in delivery; a crash now would not count their repeats", "err", err)
-			return
-		}
-		d.marker = f
-	}
-	b := make([]byte, 0, 12*(len(d.marked)+len(d.lingering))+1)
-	for seq := range d.marked {
-		b = strconv.AppendUint(b, seq, 10)
-		b = append(b, ',')
-	}
-	if !d.closing {
-		for seq := range d.lingering {
-			if _, ok := d.marked[seq]; !ok {
-				b = strconv.AppendUint(b, seq, 10)
-				b = append(b, ',')
-			}
-		}
-	}
-	// The line ends the set; a longer one written before may follow it.
-	if _, err := d.marker.WriteAt(append(b, '\n'), 0); err != nil {
-		d.s.log.Warn("events: cannot mark the events in delivery; a crash now would not count their repeats", "err", err)
-	}
-}
-
-// markLinger is how long an acknowledged event stays named in the marker.
-// The embedded server writes what an acknowledgement changed (the
-// consumer's state, the message's removal) to its files a little later, so
-// an event acknowledged just before a crash can come back; while the
-// marker still names it, its repeat is counted. Naming an event longer
-// costs nothing: only an event that does come back counts. A clean stop
-// names none: the server writes its state when it shuts down.
-const markLinger = 2 * time.Second
-
-func (d *dispatcher) unmark(seq uint64) {
-	if d.markers == "" {
-		return
-	}
-	d.mu.Lock()
-	delete(d.marked, seq)
-	d.mu.Unlock()
-}
-
-// linger keeps acknowledged event seq named in the marker for markLinger.
-func (d *dispatcher) linger(seq uint64) {
-	if d.markers == "" {
-		return
-	}
-	d.mu.Lock()
-	if d.lingering == nil {
-		d.lingering = map[uint64]struct{}{}
-	}
-	d.lingering[seq] = struct{}{}
-	d.mu.Unlock()
-	time.AfterFunc(markLinger, func() {
-		d.mu.Lock()
-		delete(d.lingering, seq)
-		d.mu.Unlock()
-	})
-}
-
-// suspect reports (once) whether a process that died had event seq in
-// delivery.
-func (d *dispatcher) suspect(seq uint64) bool {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	_, ok := d.suspects[seq]
-	delete(d.suspects, seq)
-	return ok
-}
-
-// loadSuspects reads the markers the previous processes on these files
-// left (the embedded server: this process is alone on them), carries over
-// those still in the store, and removes the others' files. Once, before
-// the first pull.
-func (d *dispatcher) loadSuspects(st *streams) {
-	if d.markers == "" {
-		return
-	}
-	d.loaded.Do(func() {
-		files, _ := filepath.Glob(filepath.Join(d.markers, "*"))
-		mine := filepath.Join(d.markers, keyToken(d.s.e.Replica()))
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		var old []string
-		for _, f := range files {
-			if f == mine {
-				continue
-			}
-			old = append(old, f)
-			b, err := os.ReadFile(f)
-			if err != nil {
-				continue
-			}
-			line, _, _ := strings.Cut(string(b), "\n")
-			for _, field := range strings.Split(line, ",") {
-				seq, err := strconv.ParseUint(field, 10, 64)
-				if err != nil {
-					continue
-				}
-				// Still in the store: not delivered yet.
-				if _, err := st.events.GetMsg(ctx, seq); err == nil {
-					d.mu.Lock()
-					d.suspects[seq], d.marked[seq] = struct{}{}, struct{}{}
-					d.mu.Unlock()
-				}
-			}
-		}
-		// Carried over under this process's marker until delivered, in
-		// case it dies before.
-		d.mark(nil)
-		for _, f := range old {
-			_ = os.Remove(f)
-		}
-		d.mu.Lock()
-		n := len(d.suspects)
-		d.mu.Unlock()
-		if n > 0 {
-			d.s.log.Info("events: deliveries in flight when the last process stopped; they run again", "events", n)
-		}
-	})
-}
-
-// closeMarker writes down the abandoned deliveries (none: it removes the
-// file) once deliveries stopped.
-func (d *dispatcher) closeMarker() {
-	if d.markers == "" {
-		return
-	}
-	d.mu.Lock()
-	d.closing = true
-	d.mu.Unlock()
-	d.mark(nil)
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.marker == nil {
-		return
-	}
-	name := d.marker.Name()
-	_ = d.marker.Close()
-	d.marker = nil
-	if len(d.marked) == 0 {
-		_ = os.Remove(name)
-	}
-}
-
 // wait waits, until ctx ends, for the deliveries in progress, and returns
 // how many are still running. REQUIRES: the store is stopping.
 func (d *dispatcher) wait(ctx context.Context) int {
@@ -685,8 +525,8 @@ func (d *dispatcher) wait(ctx context.Context) int {
 	case <-ctx.Done():
 		left = int(d.s.m.delivering.Load())
 	}
-	// Only the abandoned are suspects at the next start.
-	d.closeMarker()
+	// Only the abandoned are owed at the next start.
+	d.rep.close()
 	return left
 }
 
@@ -704,8 +544,9 @@ const (
 
 // deadLetter moves the event to the dead letters, then acknowledges it.
 // If the dead letter cannot be written, the event is handed back and
-// tried again later: it is never dropped.
-func (d *dispatcher) deadLetter(st *streams, msg jetstream.Msg, meta *jetstream.MsgMetadata, ev *Event, a *attempts, reason, why string) {
+// tried again later: it is never dropped. It reports whether the event's
+// fate is settled in the store (see ack).
+func (d *dispatcher) deadLetter(st *streams, msg jetstream.Msg, meta *jetstream.MsgMetadata, ev *Event, a *attempts, reason, why string) (settled bool) {
 	s := d.s
 	h := nats.Header{}
 	for k, vs := range msg.Headers() {
@@ -737,10 +578,10 @@ func (d *dispatcher) deadLetter(st *streams, msg jetstream.Msg, meta *jetstream.
 		jetstream.WithMsgID("dead."+st.epoch+"."+strconv.FormatUint(meta.Sequence.Stream, 10)))
 	if err != nil {
 		s.log.Warn("events: cannot write a dead letter; the event stays in the store", "err", err)
-		_ = msg.NakWithDelay(5 * time.Second)
-		return
+		d.handBack(st, msg, meta, a, 5*time.Second)
+		return true
 	}
-	d.ack(msg)
+	settled = d.ack(msg)
 	d.forget(st, meta.Sequence.Stream, a)
 	s.m.deadLetter(reason)
 	fn := ""
@@ -749,6 +590,7 @@ func (d *dispatcher) deadLetter(st *streams, msg jetstream.Msg, meta *jetstream.
 	}
 	s.log.Warn("events: event dead-lettered", "function", fn, "reason", reason,
 		"attempts", meta.NumDelivered, "last_status", a.Status, "last_error", truncate(a.Error, 200))
+	return settled
 }
 
 // headerSafe makes s fit in a NATS header value: one line.

@@ -7,8 +7,10 @@ import (
 
 // Deliverer makes one attempt at delivering an event: the proxy, which
 // runs it through the scheduler (batch class, under the budget) at the
-// platform. It must return Stopped, having run nothing, if stop closes
-// while the event still waits for a slot.
+// platform. It calls ev.Sending just before the event's request goes to
+// a platform (an attempt that never does is taken as having run nothing,
+// and its repeat is not counted). It must return Stopped, having run
+// nothing, if stop closes while the event still waits for a slot.
 type Deliverer interface {
 	Deliver(ev *Event, stop <-chan struct{}) Result
 }

@@ -9,14 +9,16 @@
 // cluster's servers with SEQUOIA_NATS_URL) and acknowledged before the
 // answer. Delivery is at least once: an event is acknowledged after the
 // platform ran it; a replica that dies holding one lets its lease lapse,
-// and another (or the same, restarted) delivers it again, counted as
-// redelivered. Lambda's semantics hold: a function error is retried
-// SEQUOIA_EVENT_MAX_RETRIES times, throttles and platform errors until
-// SEQUOIA_EVENT_MAX_AGE, and what fails for good becomes a dead letter. A
-// client that retries the same request (the same SDK invocation id, or
-// Idempotency-Key) within the de-duplication window is not enqueued twice.
-// One function's backlog never holds back another's events, and
-// deliveries run through the scheduler in the batch class.
+// and another (or the same, restarted) delivers it again. An attempt that
+// may run an event a second time is counted as redelivered before it goes
+// out (see repeats.go for the few over-counts left). Lambda's semantics
+// hold: a function error is retried SEQUOIA_EVENT_MAX_RETRIES times,
+// throttles and platform errors until SEQUOIA_EVENT_MAX_AGE, and what
+// fails for good becomes a dead letter. A client that retries the same
+// request (the same SDK invocation id, or Idempotency-Key) within the
+// de-duplication window is not enqueued twice. One function's backlog
+// never holds back another's events, and deliveries run through the
+// scheduler in the batch class.
 //
 // Internal organisation.
 //
@@ -38,7 +40,12 @@
 //     while it runs, then acknowledges, hands back with a delay (a retry:
 //     NakWithDelay) or dead-letters the event.
 //   - Deliverer (deliverer.go) is what makes one attempt: the proxy. It
-//     answers with a Verdict.
+//     calls Event.Sending just before the request goes out, and answers
+//     with a Verdict.
+//   - Repeats (repeats.go) are counted from the attempts that may have run
+//     and are not settled in the store: this replica's own, those of dead
+//     processes named in a marker file under the state directory (alone),
+//     and the server's delivery counts (in a cluster).
 //   - Dead letters (dead.go) are listed by Store.Dead, newest first, and,
 //     with SEQUOIA_EVENT_ON_FAILURE_URL, posted as Lambda's on-failure
 //     records through a shared durable consumer (BackOff, MaxDeliver).

@@ -41,7 +41,26 @@ type Event struct {
 	Seq            uint64
 	Delivery       int
 	FunctionErrors int
+
+	sending func() // see Sending; nil: nothing to tell
 }
+
+// Sending tells the store that the attempt is about to reach the
+// platform. A Deliverer calls it before each send of the event's request
+// (the calls after an attempt's first cost a lock): it counts the attempt
+// in sequoia_events_redelivered_total when an earlier attempt may have
+// run the event and was never settled, and returns once the store has
+// written down that this one may run, so that a crash from then on counts
+// the next. An attempt that never calls it is taken as having run nothing.
+func (ev *Event) Sending() {
+	if ev.sending != nil {
+		ev.sending()
+	}
+}
+
+// OnSending sets what Sending calls: the store sets it for each attempt;
+// a Deliverer's tests may set their own.
+func (ev *Event) OnSending(f func()) { ev.sending = f }
 
 // NATS headers an event is stored with; its Request is the message's data.
 const (

@@ -48,7 +48,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"outcome"}),
 		redelivered: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: "sequoia", Name: "events_redelivered_total",
-			Help: "Event deliveries made again because the replica delivering them stopped answering (a crash, a lease that lapsed): the platform may have run these twice.",
+			Help: "Event attempts that may run an event at the platform a second time: an earlier attempt may have run it and was never settled (its replica died, or its lease lapsed while it ran). Counted before the attempt goes out; retries after a function error or a throttle are in sequoia_events_retried_total.",
 		}),
 		retried: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "sequoia", Name: "events_retried_total",

@@ -245,7 +245,7 @@ func (s *Store) ensure(ctx context.Context) error {
 	}
 	st := &streams{events: events, dead: dead, state: state,
 		epoch: strconv.FormatInt(events.CachedInfo().Created.Unix(), 36)}
-	s.disp.loadSuspects(st)
+	s.disp.rep.loadSuspects(st)
 	s.mu.Lock()
 	s.streams, s.lastErr = st, nil
 	s.mu.Unlock()

@@ -73,6 +73,7 @@ func (r *recorder) Deliver(ev *Event, stop <-chan struct{}) Result {
 			return Result{Verdict: Stopped}
 		}
 	}
+	ev.Sending()
 	var b struct{ N int }
 	body := ev.Request[strings.Index(string(ev.Request), "\r\n\r\n")+4:]
 	_ = json.Unmarshal(body, &b)
@@ -402,7 +403,7 @@ func TestStopAbandons(t *testing.T) {
 	s := openStore(t, e, Config{Concurrency: 1})
 	hold := make(chan struct{})
 	defer close(hold)
-	s.Start(DelivererFunc(func(*Event, <-chan struct{}) Result { <-hold; return Result{Verdict: Delivered} }))
+	s.Start(DelivererFunc(func(ev *Event, _ <-chan struct{}) Result { ev.Sending(); <-hold; return Result{Verdict: Delivered} }))
 	if _, err := s.Accept(event("f", 1)); err != nil {
 		t.Fatal(err)
 	}
@@ -423,7 +424,7 @@ func TestRedeliveryAcrossReplicas(t *testing.T) {
 	s1 := openStore(t, e1, Config{Lease: time.Second})
 	hold := make(chan struct{})
 	defer close(hold)
-	s1.Start(DelivererFunc(func(*Event, <-chan struct{}) Result { <-hold; return Result{Verdict: Delivered} }))
+	s1.Start(DelivererFunc(func(ev *Event, _ <-chan struct{}) Result { ev.Sending(); <-hold; return Result{Verdict: Delivered} }))
 	if _, err := s1.Accept(event("f", 1)); err != nil {
 		t.Fatal(err)
 	}

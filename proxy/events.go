@@ -92,6 +92,19 @@ type delivery struct {
 	resp fasthttp.Response
 	rd   bytes.Reader
 	br   *bufio.Reader
+	send sendingInvoker
+}
+
+// sendingInvoker tells the event store that an attempt is about to reach
+// the platform (events.Event.Sending), then sends it.
+type sendingInvoker struct {
+	iv qos.Invoker
+	ev *events.Event
+}
+
+func (s *sendingInvoker) Invoke(inv *invocation.Invocation) error {
+	s.ev.Sending()
+	return s.iv.Invoke(inv)
 }
 
 func (e *eventState) init(p *Proxy) {
@@ -156,7 +169,8 @@ func (p *Proxy) acceptEvent(ctx *fasthttp.RequestCtx, inv *invocation.Invocation
 // Deliver makes one attempt at an event (events.Deliverer): through the
 // scheduler in the batch class, held to the learned reserved concurrency
 // as a call is, seen by the warm pool, sent to the overflow platform when
-// the primary cannot take it now.
+// the primary cannot take it now. It calls ev.Sending just before the
+// request goes to a platform.
 func (p *Proxy) Deliver(ev *events.Event, stop <-chan struct{}) events.Result {
 	s := &p.plat
 	d := s.events.pool.Get().(*delivery)
@@ -164,6 +178,7 @@ func (p *Proxy) Deliver(ev *events.Event, stop <-chan struct{}) events.Result {
 		d.req.Reset()
 		d.resp.Reset()
 		d.inv = invocation.Invocation{}
+		d.send = sendingInvoker{}
 		s.events.pool.Put(d)
 	}()
 	d.rd.Reset(ev.Request)
@@ -195,7 +210,8 @@ func (p *Proxy) Deliver(ev *events.Event, stop <-chan struct{}) events.Result {
 	if obs != nil {
 		obs.Arrived(inv)
 	}
-	waited, err := p.sched.Do(inv, stopWatcher(stop), s.iv)
+	d.send = sendingInvoker{iv: s.iv, ev: ev}
+	waited, err := p.sched.Do(inv, stopWatcher(stop), &d.send)
 	if obs != nil {
 		obs.Finished(inv, time.Since(start)-waited, err)
 	}
@@ -220,7 +236,7 @@ func (p *Proxy) Deliver(ev *events.Event, stop <-chan struct{}) events.Result {
 	default:
 		reason = "unreachable"
 	}
-	if p.overflowEvent(inv, reason) { // overflow.go
+	if p.overflowEvent(inv, reason, ev) { // overflow.go
 		return p.eventAnswer(&d.resp, inv)
 	}
 	return events.Result{Verdict: events.Retry, Reason: reason, Delay: s.backoff(inv.Attempt, hint), Error: err.Error()}

@@ -7,6 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/valyala/fasthttp"
 
+	"github.com/sequoia-qos/sequoia/events"
 	"github.com/sequoia-qos/sequoia/invocation"
 	"github.com/sequoia-qos/sequoia/metrics"
 	"github.com/sequoia-qos/sequoia/platform"
@@ -139,8 +140,8 @@ func (p *Proxy) sendOverflow(inv *invocation.Invocation, reason string) error {
 // is unreachable; reason is Deliver's) to the overflow platform, and
 // reports whether it answered (inv.Resp). When the overflow cannot take it
 // either, the event goes back to the store for another attempt at the
-// primary.
-func (p *Proxy) overflowEvent(inv *invocation.Invocation, reason string) bool {
+// primary. ev hears that the attempt goes out (events.Event.Sending).
+func (p *Proxy) overflowEvent(inv *invocation.Invocation, reason string, ev *events.Event) bool {
 	if p.cfg.Overflow == nil {
 		return false
 	}
@@ -156,6 +157,7 @@ func (p *Proxy) overflowEvent(inv *invocation.Invocation, reason string) bool {
 		return false
 	}
 	attempt := inv.Attempt
+	ev.Sending()
 	err := p.sendOverflow(inv, why)
 	inv.Attempt = attempt
 	if err != nil {

@@ -15,12 +15,13 @@ import (
 )
 
 // sequoiaBinary builds the sequoia command once per test binary: the kill
-// scenarios SIGKILL real processes.
+// scenarios SIGKILL real processes. TestMain removes it.
 var sequoiaBinary = sync.OnceValues(func() (string, error) {
 	dir, err := os.MkdirTemp("", "sequoia-bench-bin")
 	if err != nil {
 		return "", err
 	}
+	binDir = dir
 	bin := filepath.Join(dir, "sequoia")
 	out, err := exec.Command("go", "build", "-o", bin, "../../cmd/sequoia").CombinedOutput()
 	if err != nil {
@@ -28,6 +29,17 @@ var sequoiaBinary = sync.OnceValues(func() (string, error) {
 	}
 	return bin, nil
 })
+
+// binDir is where sequoiaBinary built the command, if it did.
+var binDir string
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binDir != "" {
+		_ = os.RemoveAll(binDir)
+	}
+	os.Exit(code)
+}
 
 // TestBenchEventsSmall runs `sequoia bench events --json` on a small
 // workload, the short version of the goals: every accepted event is
@@ -66,6 +78,7 @@ func TestBenchEventsSmall(t *testing.T) {
 		t.Fatalf("kill rows: %+v", rep.Kills)
 	}
 	for _, r := range rep.Kills {
+		t.Logf("%s: %d repeats at the platform, %v counted by sequoia", r.Mode, r.Repeats, r.Redelivered)
 		if r.Accepted != events || r.Distinct != events || r.Lost != 0 {
 			t.Errorf("%s: %d accepted, %d delivered, %d lost; want all %d delivered", r.Mode, r.Accepted, r.Distinct, r.Lost, events)
 		}

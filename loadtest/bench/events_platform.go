@@ -2,7 +2,6 @@ package bench
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -18,6 +16,8 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/sequoia-qos/sequoia/events"
 )
 
 // recorder is the Lambda-shaped platform of `sequoia bench events`: it
@@ -110,6 +110,13 @@ type sequoiaProc struct {
 	done  chan struct{} // closed when the process has exited
 	err   error         // its exit, once done
 	tail  *tailBuffer
+	// redelivered counts the process's log lines of attempts it counted
+	// in sequoia_events_redelivered_total (events.LogRedelivering). Each
+	// is written before its attempt goes out, and a SIGKILL loses none
+	// (the pipe has them), where a scrape of the counter before the kill
+	// misses those counted between the scrape and the kill. Complete
+	// once done.
+	redelivered atomic.Int64
 }
 
 // freePort returns a loopback address that was free a moment ago: a
@@ -137,7 +144,7 @@ func startSequoia(bin string, env []string) (*sequoiaProc, error) {
 			cmd.Env = append(cmd.Env, kv)
 		}
 	}
-	cmd.Env = append(append(append(cmd.Env, fakeAWS...), "SEQUOIA_LOG_FORMAT=json"), env...)
+	cmd.Env = append(append(append(cmd.Env, fakeAWS...), "SEQUOIA_LOG_FORMAT=json", "SEQUOIA_LOG_LEVEL=info"), env...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		return nil, err
@@ -153,6 +160,9 @@ func startSequoia(bin string, env []string) (*sequoiaProc, error) {
 		for sc.Scan() {
 			line := sc.Text()
 			p.tail.add(line)
+			if strings.Contains(line, redeliveringMsg) {
+				p.redelivered.Add(1)
+			}
 			if strings.Contains(line, `"msg":"sequoia serving"`) {
 				if m := regexp.MustCompile(`"admin":"([^"]+)"`).FindStringSubmatch(line); m != nil {
 					select {
@@ -176,6 +186,10 @@ func startSequoia(bin string, env []string) (*sequoiaProc, error) {
 	}
 }
 
+// redeliveringMsg is events.LogRedelivering as it appears in a JSON log
+// line.
+var redeliveringMsg = `"msg":"` + events.LogRedelivering + `"`
+
 // kill SIGKILLs the process and waits for it.
 func (p *sequoiaProc) kill() {
 	_ = p.cmd.Process.Signal(syscall.SIGKILL)
@@ -192,22 +206,6 @@ func (p *sequoiaProc) term() error {
 		p.kill()
 		return errors.New("sequoia did not exit within 2 minutes of SIGTERM")
 	}
-}
-
-// metric reads one sample (name with its labels, as exposed) from the
-// process's /metrics; 0 when absent or unreachable.
-func (p *sequoiaProc) metric(sample string) float64 {
-	code, body, err := fasthttp.GetTimeout(nil, "http://"+p.admin+"/metrics", 5*time.Second)
-	if err != nil || code != 200 {
-		return 0
-	}
-	for _, line := range bytes.Split(body, []byte("\n")) {
-		if rest, ok := bytes.CutPrefix(line, []byte(sample+" ")); ok {
-			v, _ := strconv.ParseFloat(string(rest), 64)
-			return v
-		}
-	}
-	return 0
 }
 
 // tailBuffer keeps a process's last log lines, for error messages.
