@@ -203,7 +203,7 @@ func (h *harness) run(cmd string) string {
 	a := args(h.t, fields[1:])
 	switch fields[0] {
 	case "new":
-		h.close() // a scenario may start over: the last scheduler's calls end
+		h.close()        // a scenario may start over: the last scheduler's calls end
 		h.clockMu.Lock() // the last scheduler's calls may still read it
 		h.base = time.Now().Add(time.Hour)
 		h.now = h.base
