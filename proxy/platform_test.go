@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 	"github.com/valyala/fasthttp"
 
 	"github.com/sequoia-qos/sequoia/invocation"
@@ -492,12 +491,6 @@ func requestsTotal(t *testing.T, p *Proxy, fn, outcome string) float64 {
 		}
 	}
 	return 0
-}
-
-func testCounter(c prometheus.Counter) float64 {
-	var m dto.Metric
-	_ = c.Write(&m)
-	return m.GetCounter().GetValue()
 }
 
 func TestOpenWhiskTenant(t *testing.T) {
