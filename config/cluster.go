@@ -1,11 +1,14 @@
 package config
 
 import (
+	"bytes"
+	"fmt"
 	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"time"
 )
 
 // Cluster configures the engine sequoia keeps shared and durable state on:
@@ -36,6 +39,26 @@ type Cluster struct {
 	// NATS servers that ask for one.
 	NatsCert string `env:"NATS_CERT" envDefault:""`
 	NatsKey  string `env:"NATS_KEY" envDefault:""`
+	// NatsReplicas is how many copies of sequoia's buckets an external
+	// NATS cluster keeps; 0: 3 when it has three servers or more, else 1
+	// (the embedded server keeps one).
+	NatsReplicas int `env:"NATS_REPLICAS" envDefault:"0"`
+	// LeaseTTL is how long a replica's lease of the platform budget
+	// outlives its last word: a replica killed without a goodbye loses its
+	// lease this long after it last spoke, and the others take it up; a
+	// replica cut off from NATS keeps its lease this long, then falls back
+	// to a safe share (the budget divided by the replicas it last knew).
+	LeaseTTL time.Duration `env:"LEASE_TTL" envDefault:"5s"`
+	// LeaseInterval is how often a replica tells the others its demand
+	// and moves its lease towards its share: an idle replica's slots reach
+	// a busy one within about two intervals.
+	LeaseInterval time.Duration `env:"LEASE_INTERVAL" envDefault:"200ms"`
+	// KeyFile is a file (a mounted secret) holding the key, 32 bytes or
+	// more, that signs the admission tickets carried by the chain ids
+	// sequoia assigns, so that any replica honours a chain another
+	// admitted without a look-up. Empty: the first replica makes one and
+	// stores it in NATS for the others.
+	KeyFile string `env:"CLUSTER_KEY_FILE" envDefault:""`
 }
 
 var clusterName = regexp.MustCompile(`^[A-Za-z0-9_-]{1,32}$`)
@@ -69,6 +92,35 @@ func (c Cluster) check(bad func(name string, v any, why string)) {
 	if (c.NatsCert == "") != (c.NatsKey == "") {
 		bad("NATS_CERT", c.NatsCert, "and SEQUOIA_NATS_KEY go together")
 	}
+	if c.NatsReplicas < 0 || c.NatsReplicas > 5 {
+		bad("NATS_REPLICAS", c.NatsReplicas, "must be 0 (automatic) to 5")
+	}
+	if c.LeaseTTL < 500*time.Millisecond || c.LeaseTTL > time.Minute {
+		bad("LEASE_TTL", c.LeaseTTL, "must be between 500ms and 1m")
+	}
+	if c.LeaseInterval < 10*time.Millisecond || c.LeaseInterval > c.LeaseTTL/3 {
+		bad("LEASE_INTERVAL", c.LeaseInterval, "must be at least 10ms and at most a third of SEQUOIA_LEASE_TTL")
+	}
+	if c.KeyFile != "" {
+		if b, err := os.ReadFile(c.KeyFile); err != nil {
+			bad("CLUSTER_KEY_FILE", c.KeyFile, "must be a readable file")
+		} else if len(bytes.TrimSpace(b)) < 32 {
+			bad("CLUSTER_KEY_FILE", c.KeyFile, "must hold a key of 32 bytes or more")
+		}
+	}
+}
+
+// Key reads the ticket key from KeyFile (surrounding white space
+// trimmed); nil without a file.
+func (c Cluster) Key() ([]byte, error) {
+	if c.KeyFile == "" {
+		return nil, nil
+	}
+	b, err := os.ReadFile(c.KeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("SEQUOIA_CLUSTER_KEY_FILE: %w", err)
+	}
+	return bytes.TrimSpace(b), nil
 }
 
 // StateDirectory is the directory the embedded NATS server keeps its files

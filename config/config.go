@@ -61,7 +61,9 @@ type Backend struct {
 // Limits configures the worker pool and its queue.
 type Limits struct {
 	// MaxConcurrency is the platform concurrency this proxy may use: never
-	// more invocations than this are in flight at the platform.
+	// more invocations than this are in flight at the platform. Replicas
+	// of one cluster (SEQUOIA_NATS_URL, SEQUOIA_CLUSTER) share it: it is
+	// the budget of them all, leased out by demand.
 	MaxConcurrency int `env:"MAX_CONCURRENCY" envDefault:"100"`
 	// QueueCapacity bounds how many invocations may wait for a slot;
 	// beyond it requests are answered 429.
@@ -122,7 +124,9 @@ type Scheduling struct {
 	TenantCap   int `env:"TENANT_CAP" envDefault:"0"`
 	FunctionCap int `env:"FUNCTION_CAP" envDefault:"0"`
 	// MaxRate bounds invocations per second sent to the platform (e.g. 1
-	// for OpenWhisk's default 60 per minute); 0 means no bound.
+	// for OpenWhisk's default 60 per minute); 0 means no bound. Replicas
+	// of one cluster share it, in proportion to their leases of
+	// SEQUOIA_MAX_CONCURRENCY.
 	MaxRate float64 `env:"MAX_RATE" envDefault:"0"`
 }
 

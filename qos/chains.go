@@ -84,6 +84,9 @@ type chain struct {
 
 	booking booking // its slot's fields: REQUIRES booking.line.mu
 	seq     uint64  // the id's counter if it is in the ring (ring.go); 0 in the table
+	// remote is set when another replica of a cluster admitted the chain
+	// (remote.go): its steps here report there.
+	remote *remoteChain
 
 	ended atomic.Bool // whoever sets it ends the chain (admission.end)
 
@@ -114,6 +117,9 @@ type admission struct {
 	defaultDeadline time.Duration
 	// headroom is the fraction of a budget admission keeps in reserve.
 	headroom float64
+	// remote, in a cluster, knows the chains other replicas admitted
+	// (remote.go); nil alone.
+	remote Remote
 }
 
 func newAdmission(cfg Config, limit func() int, fn flightTable) *admission {
@@ -124,6 +130,7 @@ func newAdmission(cfg Config, limit func() int, fn flightTable) *admission {
 		limit:           limit,
 		defaultDeadline: cfg.DefaultDeadline,
 		headroom:        min(max(cfg.Headroom, 0), 0.9),
+		remote:          cfg.Remote,
 	}
 	if a.ev == nil {
 		a.ev = nopEvents{}
@@ -229,6 +236,9 @@ func (a *admission) end(c *chain, o ChainOutcome, now time.Time) {
 		a.est.settle(c.booking, now.UnixNano())
 	}
 	a.est.outstanding.Add(-int64(c.remaining.Swap(0)))
+	if c.remote != nil {
+		return // the replica that admitted it counts it
+	}
 	if o == ChainCompleted && c.entry != nil {
 		a.est.learnSteps(c.entry, int(c.done.Load()))
 	}
@@ -245,6 +255,9 @@ func (a *admission) admit(inv *invocation.Invocation, f *flight) (*chain, time.T
 	var c *chain
 	if inv.Chain != "" && !inv.ChainAssigned {
 		c, _ = a.lookup(inv.Chain, now)
+		if c == nil && a.remote != nil {
+			c = a.adopt(inv, now) // remote.go: a chain another replica admitted
+		}
 	}
 	if c != nil && (c.deadline.IsZero() || !now.After(c.deadline)) {
 		if last := c.lastEnd.Swap(0); last != 0 && !c.run {
@@ -282,6 +295,9 @@ func (a *admission) admit(inv *invocation.Invocation, f *flight) (*chain, time.T
 	inv.Deadline = deadline
 	if inv.Chain != "" {
 		a.store(inv.Chain, c, inv.ChainAssigned, now)
+		if a.remote != nil {
+			a.remote.Admitted(inv, steps) // remote.go: other replicas may see its steps
+		}
 		inv.ChainAssigned = false // a retry looks its chain up
 	}
 	a.ev.ChainStarted(inv.Class)
@@ -357,6 +373,10 @@ func (a *admission) dispatched(c *chain, f *flight) {
 // for hold. A chain of known length ends with its last step.
 func (a *admission) finished(c *chain, f *flight, hold time.Duration, ok bool, end time.Time) {
 	a.est.observe(f, hold)
+	if c.remote != nil {
+		a.reportStep(c, ok) // remote.go
+		return
+	}
 	if !ok {
 		c.failed.Store(true)
 	}
@@ -375,6 +395,10 @@ func (a *admission) finished(c *chain, f *flight, hold time.Duration, ok bool, e
 // abandoned records a step of c that never ran because of err.
 func (a *admission) abandoned(c *chain, inv *invocation.Invocation, err error) {
 	if c.ended.Load() {
+		return
+	}
+	if c.remote != nil {
+		a.reportAbandoned(c, err) // remote.go
 		return
 	}
 	if inv.Continuation {
