@@ -458,6 +458,13 @@ func (l *Leases) applyLocked(n int) {
 	l.local.Apply(n, r)
 }
 
+// Joined says whether the table has given this replica a lease yet.
+func (l *Leases) Joined() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.joined
+}
+
 // ClusterInFlight returns the invocations in flight at the other replicas,
 // as last heard. Cost: one atomic load.
 func (l *Leases) ClusterInFlight() int { return int(l.clusterInFlight.Load()) }

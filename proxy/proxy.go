@@ -59,6 +59,10 @@ type Config struct {
 	// Observer, when set, hears of every invocation that goes to the
 	// scheduler (the warm pool).
 	Observer Observer
+	// Cluster, when set, carries admission tickets on the chain ids the
+	// proxy assigns and settles client-chosen ids' registrations
+	// (cluster.go): replicas of a cluster.
+	Cluster Cluster
 }
 
 // Observer hears of invocations: Arrived before one queues, Finished once
@@ -242,6 +246,9 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 		p.cfg.Observer.Arrived(inv)
 	}
 	waited, err := p.invoke(inv, r) // with retries: retry.go
+	if inv.Cluster != nil {
+		p.cfg.Cluster.Settle(inv) // cluster.go
+	}
 	r.ctx = nil
 	atPlatform := time.Since(inv.Arrival) - waited
 	if p.cfg.Observer != nil {
@@ -260,7 +267,7 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 		fn.Count(metrics.OutcomeOf(err)) // the one mapping, shared with DAG nodes
 		p.writeFailure(ctx, fn, err)
 	}
-	ctx.Response.Header.Set("X-Sequoia-Chain-Id", inv.Chain)
+	p.answerChainID(ctx, inv, &r.chainID)
 }
 
 // route parses the request into a route for the configured platform.

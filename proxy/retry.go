@@ -108,8 +108,11 @@ func (s *platformState) init(p *Proxy) {
 	if s.retry.ReservedQuiet > 0 && p.cfg.Platform == invocation.Lambda {
 		s.reserved = newReservedCaps(s.retry.ReservedQuiet, nil)
 	}
+	if p.cfg.Cluster != nil {
+		s.iv = ticketInvoker{next: s.iv} // cluster.go
+	}
 	if s.feedback != nil || s.rates != nil || s.reserved != nil {
-		s.iv = &feedbackInvoker{fwd: p.fwd, kind: p.cfg.Platform, fb: s.feedback, rates: s.rates,
+		s.iv = &feedbackInvoker{fwd: s.iv, kind: p.cfg.Platform, fb: s.feedback, rates: s.rates,
 			estimate: s.retry.BackgroundEstimate, reserved: s.reserved}
 	}
 	s.retries = prometheus.NewCounterVec(prometheus.CounterOpts{

@@ -85,5 +85,5 @@ const StatusListLimit = statusListLimit
 func (s *Server) Close() {
 	s.dataLn.Close()
 	s.adminLn.Close()
-	_ = s.engine.Close()
+	_ = s.stopCluster()
 }

@@ -54,15 +54,38 @@ type Server struct {
 	decider *policy.Invocations // the proxy's Decider
 	dags    *dag.Service        // dag.go
 	warm    *warmpool.Pool      // warmpool.go; nil when SEQUOIA_PREWARM is off
-	engine  *cluster.Engine     // NATS JetStream: embedded, or the cluster's
+	cl      clusterParts        // cluster.go: NATS JetStream, leases, chains
 }
 
 // New builds the server and opens its listeners.
-func New(cfg config.Config, log *slog.Logger) (*Server, error) {
+func New(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 	kind, _ := invocation.ParsePlatform(cfg.Backend.Kind)
 	s := &Server{cfg: cfg, log: log}
 	s.metrics = metrics.New(cfg.Limits.MaxFunctions)
 	sc := cfg.Scheduling
+	// The NATS engine first: admission learns from it of the chains
+	// other replicas admitted (cluster.go).
+	if s.cl.engine, err = cluster.Start(cluster.Options{Config: cfg.Cluster, Log: log}); err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			_ = s.stopCluster()
+		}
+	}()
+	var remote qos.Remote
+	if !s.cl.engine.Embedded() {
+		key, err := cfg.Cluster.Key()
+		if err != nil {
+			return nil, err
+		}
+		s.cl.chains = cluster.NewChains(s.cl.engine, cluster.ChainsConfig{
+			Key: key, TTL: sc.ChainTTL, Log: log,
+			Apply: func(id string, o qos.StepOutcome) { s.sched.RemoteStep(id, o) },
+			Peers: func() int { return max(1, s.cl.leases.Replicas()) },
+		})
+		remote = s.cl.chains
+	}
 	s.sched = qos.New(qos.Config{
 		Limit:           cfg.Limits.MaxConcurrency,
 		QueueCapacity:   cfg.Limits.QueueCapacity,
@@ -77,16 +100,19 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 		DefaultEstimate: sc.DefaultEstimate,
 		Headroom:        sc.AdmissionHeadroom,
 		ShortestFirst:   sc.ShortestFirst,
+		Remote:          remote,
 		Events:          s.metrics.NewChains(),
 	})
+	s.cl.local = &localReplica{sched: s.sched}
 	s.metrics.WatchScheduler(s.sched)
 	s.metrics.WatchChains(s.sched)
 	defaultClass, _ := qos.ParseClass([]byte(sc.DefaultClass))
-	plat, err := newPlatformParts(cfg, kind, s.sched, s.metrics)
+	plat, err := newPlatformParts(cfg, kind, s.cl.local, s.metrics)
 	if err != nil {
 		return nil, err
 	}
 	s.plat = plat
+	s.cl.local.lim = plat.limit
 	up, err := platform.New(platform.Config{
 		URL:      cfg.Backend.URL,
 		Kind:     kind,
@@ -102,6 +128,10 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 		return nil, err
 	}
 	s.newWarmPool(kind)
+	var pc proxy.Cluster
+	if s.cl.chains != nil {
+		pc = s.cl.chains
+	}
 	s.proxy = proxy.New(proxy.Config{
 		Decider:      s.decider,
 		Platform:     kind,
@@ -113,6 +143,7 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 		Overflow:     plat.overflow,
 		Rates:        plat.rates,
 		Observer:     s.observer(),
+		Cluster:      pc,
 	}, s.sched, up, s.metrics, log)
 	if err := s.newDAGs(); err != nil {
 		return nil, err
@@ -122,16 +153,14 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 		s.admin.EnableProfiling()
 	}
 
-	if s.engine, err = cluster.Start(cluster.Options{Config: cfg.Cluster, Log: log}); err != nil {
+	if err = s.startCluster(); err != nil {
 		return nil, err
 	}
 	if s.dataLn, err = net.Listen("tcp", cfg.Serving.Listen); err != nil {
-		_ = s.engine.Close()
 		return nil, fmt.Errorf("SEQUOIA_LISTEN: %w", err)
 	}
 	if s.adminLn, err = net.Listen("tcp", cfg.Serving.AdminListen); err != nil {
 		s.dataLn.Close()
-		_ = s.engine.Close()
 		return nil, fmt.Errorf("SEQUOIA_ADMIN_LISTEN: %w", err)
 	}
 	return s, nil
@@ -150,7 +179,7 @@ func (s *Server) Run(ctx context.Context) error {
 	g.Go(func() error { return s.admin.Serve(s.adminLn) })
 	g.Go(func() error { return s.policy.Run(gctx) })
 	g.Go(func() error { return s.runWarmPool(gctx.Done()) })
-	s.admin.SetReady(true)
+	g.Go(func() error { s.readyOnceJoined(gctx); return nil })
 
 	g.Go(func() error {
 		<-gctx.Done()
@@ -174,7 +203,7 @@ func (s *Server) Run(ctx context.Context) error {
 		}
 		s.up.Close()
 		s.sched.Close()
-		if err := s.engine.Close(); err != nil {
+		if err := s.stopCluster(); err != nil {
 			s.log.Warn("shutdown: NATS", "err", err)
 		}
 		_ = s.admin.Shutdown(context.Background())
@@ -221,7 +250,7 @@ func (s *Server) status() any {
 		WarmPool *warmpool.Status    `json:"warm_pool,omitempty"` // warmpool.go
 		Reserved *proxy.ReservedCaps `json:"reserved_caps,omitempty"`
 		Snapshot *policySeen         `json:"policy_snapshot,omitempty"`
-		Cluster  cluster.Status      `json:"cluster"`
+		Cluster  clusterStatus       `json:"cluster"`
 		Config   map[string]any      `json:"config"`
 	}{
 		InFlight: s.sched.InFlight(),
@@ -241,7 +270,7 @@ func (s *Server) status() any {
 				Timeout: s.sched.QueueTimeout().String(),
 			},
 		},
-		Cluster: s.engine.Status(),
+		Cluster: s.clusterStatus(),
 		Config:  config,
 	}
 }
