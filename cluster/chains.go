@@ -43,12 +43,12 @@ import (
 type Chains struct {
 	e       *Engine
 	tickets Tickets
-	own     string          // this replica's origin: its ids' hex digits
+	own     string // this replica's origin: its ids' hex digits
 	apply   func(id string, o qos.StepOutcome)
-	peers   func() int      // live replicas, this one included
+	peers   func() int // live replicas, this one included
 	log     *slog.Logger
-	ttl     time.Duration   // how long a client-chosen id's chain is kept
-	wait    time.Duration   // bounds a look-up and a registration's wait
+	ttl     time.Duration // how long a client-chosen id's chain is kept
+	wait    time.Duration // bounds a look-up and a registration's wait
 	metrics *chainMetrics
 
 	mu     sync.Mutex

@@ -162,7 +162,9 @@ func TestClusterNoNATSOnRequests(t *testing.T) {
 	_, emuAddr := startEmulator(t, emulator.Config{Limit: 50})
 	rs := startReplicas(t, ns.URL(), emuAddr, 2, 20)
 	const chains = 100
-	requestOps := func() float64 { return rs[0].cl.engine.Ops(cluster.PathRequest) + rs[1].cl.engine.Ops(cluster.PathRequest) }
+	requestOps := func() float64 {
+		return rs[0].cl.engine.Ops(cluster.PathRequest) + rs[1].cl.engine.Ops(cluster.PathRequest)
+	}
 	run := func(assign bool) {
 		var wg sync.WaitGroup
 		c := &fasthttp.Client{MaxConnsPerHost: 200}
