@@ -25,8 +25,9 @@ type clusterParts struct {
 	shared *cluster.Shared
 }
 
-// estimatesEvery is how often a replica shares its estimates.
-const estimatesEvery = 5 * time.Second
+// estimatesEvery is how often a replica shares its estimates (a variable
+// for tests).
+var estimatesEvery = 5 * time.Second
 
 // estimatesShared bounds the functions a replica shares estimates of.
 const estimatesShared = 500

@@ -12,6 +12,8 @@ import (
 	"github.com/sequoia-qos/sequoia/cluster"
 	"github.com/sequoia-qos/sequoia/cluster/natstest"
 	"github.com/sequoia-qos/sequoia/loadtest/emulator"
+	"github.com/sequoia-qos/sequoia/qos"
+	"github.com/sequoia-qos/sequoia/qos/adaptive"
 )
 
 // startReplicas starts n sequoia replicas of one cluster on the NATS at
@@ -202,4 +204,46 @@ func TestClusterNoNATSOnRequests(t *testing.T) {
 	waitUntil(t, "every chain counted completed where it was admitted", func() bool {
 		return chainsCounter(rs[0], "chains_completed_total")+chainsCounter(rs[1], "chains_completed_total") == 2*chains
 	})
+}
+
+// TestClusterSharesEstimates: what one replica learned (a function's
+// slot time) reaches a replica that has not seen the function, through
+// NATS in the background.
+func TestClusterSharesEstimates(t *testing.T) {
+	defer func(d time.Duration) { estimatesEvery = d }(estimatesEvery)
+	estimatesEvery = 20 * time.Millisecond
+	ns := natstest.Start(t)
+	_, emuAddr := startEmulator(t, emulator.Config{Limit: 20})
+	rs := startReplicas(t, ns.URL(), emuAddr, 2, 10)
+	rs[0].sched.Observe("guest/learned", 123*time.Millisecond)
+	waitUntil(t, "the other replica seeded", func() bool { return rs[1].sched.Estimate("guest/learned") == 123*time.Millisecond })
+}
+
+// TestLeaseCapsAdaptiveLimit: the scheduler runs on the lease, capped by
+// the adaptive limit, less the slots held for background work.
+func TestLeaseCapsAdaptiveLimit(t *testing.T) {
+	sched := qos.New(qos.Config{Limit: 1})
+	defer sched.Close()
+	l := &localReplica{sched: sched}
+	lim := adaptive.New(adaptive.Config{Ceiling: 50, Cooldown: time.Nanosecond}, l.SetLimit, l.InFlight)
+	l.lim = lim
+	l.Apply(20, 0)
+	if got := sched.Limit(); got != 20 {
+		t.Fatalf("limit on a lease of 20 = %d", got)
+	}
+	for lim.Limit() > 15 {
+		lim.OnThrottle()
+		time.Sleep(time.Microsecond)
+	}
+	if got, want := sched.Limit(), min(20, lim.Limit()); got != want {
+		t.Errorf("limit with the adaptive limit at %d = %d, want %d", lim.Limit(), got, want)
+	}
+	lim.Hold(time.Hour)
+	if got, want := sched.Limit(), min(20, lim.Limit())-1; got != want {
+		t.Errorf("limit with one slot held = %d, want %d", got, want)
+	}
+	l.Apply(0, 0)
+	if got := sched.Limit(); got != 0 {
+		t.Errorf("limit without a lease = %d, want 0", got)
+	}
 }
