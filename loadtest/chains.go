@@ -31,6 +31,10 @@ type ChainSpec struct {
 	// Retries is how often a step answered 429 is retried (after 20ms, or
 	// after Retry-After if the answer has one) while the deadline allows.
 	Retries int
+	// AssignedIDs sends the first step without an X-Sequoia-Chain-Id and
+	// the later steps with the id the answer carried, as a caller that
+	// lets sequoia assign ids does; else each chain chooses its own.
+	AssignedIDs bool
 	// Client, when set, sends the requests (so that a burst can reuse the
 	// connections a warm-up opened); else a new one is made and closed.
 	Client *fasthttp.Client
@@ -128,7 +132,9 @@ func runChain(ctx context.Context, c *fasthttp.Client, spec ChainSpec, i int, th
 		req.SetRequestURI(fmt.Sprintf("%s/api/v1/namespaces/%s/actions/step%d?blocking=true&result=true", spec.BaseURL, spec.Namespace, step))
 		req.Header.SetMethod(fasthttp.MethodPost)
 		req.Header.SetContentType("application/json")
-		req.Header.Set("X-Sequoia-Chain-Id", chainID)
+		if !spec.AssignedIDs || step > 1 {
+			req.Header.Set("X-Sequoia-Chain-Id", chainID)
+		}
 		if step == 1 {
 			if spec.Deadline > 0 {
 				req.Header.Set("X-Sequoia-Deadline-Ms", strconv.FormatInt(spec.Deadline.Milliseconds(), 10))
@@ -140,6 +146,9 @@ func runChain(ctx context.Context, c *fasthttp.Client, spec ChainSpec, i int, th
 		code := resp.StatusCode()
 		if code == fasthttp.StatusTooManyRequests {
 			throttles.Add(1)
+		}
+		if spec.AssignedIDs && step == 1 {
+			chainID = string(resp.Header.Peek("X-Sequoia-Chain-Id"))
 		}
 		if err != nil || code < 200 || code > 299 {
 			out := failedAt(step)

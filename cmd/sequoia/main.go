@@ -28,6 +28,7 @@ commands:
   bench     chains: the chain-burst benchmark against direct, HAProxy and sequoia (table or --json)
             coldstart: cold starts in a burst without and with the warm pool, and a steady run
             dags: DAG orchestration overhead and a burst of runs
+            cluster: replicas sharing one budget against one replica, a SIGKILL, a NATS outage
 `
 
 func run(args []string) error {

@@ -26,6 +26,7 @@ import (
 const benchUsage = `usage: sequoia bench chains [flags]
        sequoia bench coldstart [flags]
        sequoia bench dags [flags]
+       sequoia bench cluster [flags]
 
 Bursts function chains at an emulated platform three ways (directly,
 through HAProxy with maxconn = the platform limit, through sequoia) and
@@ -34,6 +35,8 @@ coldstart: bursts after an idle period without and with the warm pool, and
 a steady run that measures what the warm-ups cost (-h for its flags).
 dags: orchestration overhead of a sequence and a map of DAG runs, and a
 burst of runs of a 3-node DAG (-h for its flags).
+cluster: replicas sharing one budget behind a round-robin balancer, against
+one replica, then a SIGKILL of a replica and a NATS outage (-h for its flags).
 `
 
 // Run runs `sequoia bench NAME [flags]`: the report goes to out, progress
@@ -45,9 +48,12 @@ func Run(ctx context.Context, args []string, out io.Writer) error {
 	if len(args) > 0 && args[0] == "dags" {
 		return runBenchDags(ctx, args[1:], out, os.Stderr) // bench_dags.go
 	}
+	if len(args) > 0 && args[0] == "cluster" {
+		return runBenchCluster(ctx, args[1:], out, os.Stderr) // bench_cluster.go
+	}
 	if len(args) == 0 || args[0] != "chains" {
 		fmt.Fprint(os.Stderr, benchUsage)
-		return fmt.Errorf("bench: want a benchmark name (chains, coldstart, dags)")
+		return fmt.Errorf("bench: want a benchmark name (chains, coldstart, dags, cluster)")
 	}
 	return runBenchChains(ctx, args[1:], out, os.Stderr)
 }
