@@ -70,6 +70,7 @@ type Leases struct {
 	okSince  time.Time // since when rounds succeed (zero while they fail)
 	lastN    int       // live replicas, this one included, as last counted
 	table    map[string]int
+	rev      uint64   // the revision table was read or written at
 	changes  [2]int64 // lease grows and shrinks written
 
 	stop      chan struct{}
@@ -123,6 +124,8 @@ type heartbeat struct {
 	Budget   int    `json:"budget"`
 	Fallback bool   `json:"fallback,omitempty"`
 	Leaving  bool   `json:"leaving,omitempty"`
+	// Rev is the revision of the leases document the replica last read.
+	Rev uint64 `json:"rev"`
 }
 
 type peer struct {
@@ -220,7 +223,7 @@ func (l *Leases) round() {
 	d := l.local.Demand()
 	l.mu.Lock()
 	hb := heartbeat{Replica: l.e.replica, Origin: l.cfg.Origin, Lease: l.lease, Applied: l.applied,
-		Demand: d, Adaptive: l.local.Adaptive(), Budget: l.cfg.Budget, Fallback: l.fallback}
+		Demand: d, Adaptive: l.local.Adaptive(), Budget: l.cfg.Budget, Fallback: l.fallback, Rev: l.rev}
 	l.mu.Unlock()
 	l.publish(hb)
 
@@ -229,6 +232,9 @@ func (l *Leases) round() {
 	doc, rev, err := l.read(ctx)
 	if err != nil {
 		l.log.Debug("cluster: leases read", "err", err)
+		if l.confirmed(now) {
+			return
+		}
 		l.failed(now, err)
 		return
 	}
@@ -244,6 +250,7 @@ func (l *Leases) round() {
 	cur := doc.Leases[l.e.replica]
 	l.lease = cur
 	l.table = maps.Clone(doc.Leases)
+	l.rev = rev
 
 	// Entries of replicas gone for the TTL go in the same write.
 	next := tableDoc{Leases: map[string]int{}}
@@ -300,6 +307,7 @@ func (l *Leases) round() {
 		}
 		l.lease = write
 		l.table = maps.Clone(next.Leases)
+		l.rev = 0 // the next read tells the revision written
 	}
 	l.joined = l.joined || l.lease > 0
 	// A grown lease is used once written; an unchanged one (or one taken
@@ -364,6 +372,51 @@ func (l *Leases) writeLocked(ctx context.Context, doc tableDoc, rev uint64) erro
 		l.e.Op("kv_update", PathBackground)
 	}
 	return err
+}
+
+// confirmed handles a round that could not read the leases (JetStream
+// unreachable) while core NATS carries heartbeats: if every other replica
+// of the leases last read here is heard, none on a safe share of its own
+// making aside, and each last read the same revision, then no one could
+// have changed the leases since (a change is a write JetStream would have
+// taken, and whoever wrote it would have read it), so this replica's
+// lease still stands: it counts as a successful round, and a replica on
+// a safe share takes its lease back. This is what lets replicas have the
+// whole budget again as soon as NATS is back, before JetStream has
+// recovered its streams.
+func (l *Leases) confirmed(now time.Time) bool {
+	if !l.e.Connected() {
+		return false
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.rev == 0 || !l.joined {
+		return false
+	}
+	for name := range l.table {
+		if name == l.e.replica {
+			continue
+		}
+		p, ok := l.peers[name]
+		if !ok || now.Sub(p.heard) > l.cfg.TTL || p.heard.Before(l.lastOK) || p.hb.Rev != l.rev {
+			return false
+		}
+	}
+	for name, p := range l.peers {
+		// A replica unknown to the table, heard since: it may have
+		// written a newer revision.
+		if _, ok := l.table[name]; !ok && now.Sub(p.heard) <= l.cfg.TTL && p.hb.Rev != l.rev {
+			return false
+		}
+	}
+	if l.fallback {
+		l.fallback = false
+		l.log.Info("cluster: NATS is back and every replica holds the leases as this one does; lease taken back before JetStream answers",
+			"after", now.Sub(l.fellBack).Round(time.Millisecond))
+	}
+	l.lastOK = now
+	l.applyLocked(l.lease)
+	return true
 }
 
 // failed notes a round that could not reach NATS: past the TTL since the

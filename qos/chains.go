@@ -118,8 +118,10 @@ type admission struct {
 	// headroom is the fraction of a budget admission keeps in reserve.
 	headroom float64
 	// remote, in a cluster, knows the chains other replicas admitted
-	// (remote.go); nil alone.
+	// (remote.go), and expiry gives back what the chains admitted here
+	// reserved and never used by their deadline; nil alone.
 	remote Remote
+	expiry *expiry
 }
 
 func newAdmission(cfg Config, limit func() int, fn flightTable) *admission {
@@ -150,6 +152,9 @@ func newAdmission(cfg Config, limit func() int, fn flightTable) *admission {
 		ttl = 5 * time.Minute
 	}
 	a.table = ttlcache.NewWithClock(size, ttl, a.evicted, a.now)
+	if a.remote != nil {
+		a.expiry = newExpiry(a) // remote.go
+	}
 	a.ids = NewChainIDs()
 	a.ring = newRing(size, ttl, a.now, func(c *chain) { a.evicted("", c) })
 	return a
@@ -296,7 +301,7 @@ func (a *admission) admit(inv *invocation.Invocation, f *flight) (*chain, time.T
 	if inv.Chain != "" {
 		a.store(inv.Chain, c, inv.ChainAssigned, now)
 		if a.remote != nil {
-			a.remote.Admitted(inv, steps) // remote.go: other replicas may see its steps
+			a.clusterAdmitted(inv, c, steps) // remote.go: other replicas may see its steps
 		}
 		inv.ChainAssigned = false // a retry looks its chain up
 	}
@@ -364,6 +369,9 @@ func (a *admission) dispatched(c *chain, f *flight) {
 			a.est.outstanding.Add(-1)
 			return
 		}
+	}
+	if c.remote != nil {
+		return // remote.go: the origin's reservation stands for it
 	}
 	a.est.extend(f)
 }
@@ -464,6 +472,9 @@ func (s *Scheduler) ChainIDs() *ChainIDs { return s.adm.ids }
 func (s *Scheduler) Close() {
 	s.adm.table.Close()
 	s.adm.ring.Close()
+	if s.adm.expiry != nil {
+		s.adm.expiry.close()
+	}
 }
 
 // retryAfterSeconds rounds d up to whole seconds, at least 1, as

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"iter"
 	"math"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -247,3 +249,97 @@ func (s *Scheduler) Seed(slot, turnaround time.Duration, functions iter.Seq2[str
 // Prefix is what every id g assigns starts with ("sq-<16 hex>-"): unique
 // to this process, so that another replica can tell whose id it is.
 func (g *ChainIDs) Prefix() string { return g.prefix }
+
+// clusterAdmitted tells the cluster that c, a new chain, was admitted here
+// for inv, and has what it reserved given back at its deadline if its
+// steps do not come back here to use it (expiry).
+func (a *admission) clusterAdmitted(inv *invocation.Invocation, c *chain, steps int) {
+	a.remote.Admitted(inv, steps)
+	if !c.deadline.IsZero() && a.expiry != nil {
+		a.expiry.add(c)
+	}
+}
+
+// expiry gives back, at each chain's deadline, the steps it reserved and
+// no replica used: in a cluster a chain's later steps may run at another
+// replica, which reports them (RemoteStep), but a report can be lost (that
+// replica killed, NATS away, a client-chosen id not found there), and a
+// chain cannot come back after its deadline anyway. So the fluid bound
+// never counts work that will not come. Chains are kept in shards, each
+// under its own lock (a new chain takes one); a sweeper walks them.
+type expiry struct {
+	a      *admission
+	shards [expiryShards]expiryShard
+	next   atomic.Uint32
+	stop   chan struct{}
+	done   chan struct{}
+	once   sync.Once
+}
+
+const (
+	expiryShards = 16
+	expiryEvery  = 50 * time.Millisecond
+)
+
+type expiryShard struct {
+	mu     sync.Mutex
+	chains []*chain // REQUIRES mu
+	_      [40]byte // keeps two shards' locks off one cache line
+}
+
+func newExpiry(a *admission) *expiry {
+	x := &expiry{a: a, stop: make(chan struct{}), done: make(chan struct{})}
+	go x.run()
+	return x
+}
+
+// add keeps c until its deadline. Cost: one shard's lock, an append.
+func (x *expiry) add(c *chain) {
+	sh := &x.shards[x.next.Add(1)%expiryShards]
+	sh.mu.Lock()
+	sh.chains = append(sh.chains, c)
+	sh.mu.Unlock()
+}
+
+func (x *expiry) run() {
+	defer close(x.done)
+	t := time.NewTicker(expiryEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-x.stop:
+			return
+		case <-t.C:
+			x.sweep(x.a.now())
+		}
+	}
+}
+
+// sweep gives back the reserved steps of the chains whose deadline passed
+// by now, and forgets them and the ended ones.
+func (x *expiry) sweep(now time.Time) {
+	for i := range x.shards {
+		sh := &x.shards[i]
+		sh.mu.Lock()
+		keep := sh.chains[:0]
+		for _, c := range sh.chains {
+			switch {
+			case c.ended.Load():
+			case now.After(c.deadline):
+				x.a.est.outstanding.Add(-int64(c.remaining.Swap(0)))
+			default:
+				keep = append(keep, c)
+			}
+		}
+		clear(sh.chains[len(keep):])
+		sh.chains = keep
+		sh.mu.Unlock()
+	}
+}
+
+func (x *expiry) close() {
+	x.once.Do(func() {
+		close(x.stop)
+		<-x.done
+	})
+}

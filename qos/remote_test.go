@@ -216,3 +216,32 @@ func TestEstimatesSeed(t *testing.T) {
 		t.Errorf("g, learned here = %v, want 99ms kept", got)
 	}
 }
+
+// TestExpiryGivesBackAtDeadline: in a cluster, what a chain reserved and
+// no replica used is given back at its deadline (its later steps may have
+// run elsewhere unreported).
+func TestExpiryGivesBackAtDeadline(t *testing.T) {
+	now := time.Unix(1000, 0)
+	r := &testRemote{}
+	s := New(Config{Limit: 4, QueueCapacity: 10, QueueTimeout: time.Hour, Remote: r, Now: func() time.Time { return now }})
+	defer s.Close()
+	for _, tc := range []struct {
+		id     string
+		budget time.Duration
+	}{{"soon", time.Second}, {"later", time.Hour}} {
+		if _, _, err := s.adm.admit(&invocation.Invocation{Function: "f", Chain: tc.id, Steps: 3, Budget: tc.budget}, s.fnFlight.GetString("f")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := s.adm.est.outstanding.Load(); got != 6 {
+		t.Fatalf("outstanding = %d, want 6", got)
+	}
+	s.adm.expiry.sweep(now.Add(500 * time.Millisecond))
+	if got := s.adm.est.outstanding.Load(); got != 6 {
+		t.Errorf("outstanding before any deadline = %d, want 6", got)
+	}
+	s.adm.expiry.sweep(now.Add(2 * time.Second))
+	if got := s.adm.est.outstanding.Load(); got != 3 {
+		t.Errorf("outstanding past the first deadline = %d, want 3", got)
+	}
+}

@@ -337,6 +337,7 @@ type replicaStatus struct {
 		Leases    *struct {
 			Applied  int  `json:"applied"`
 			Lease    int  `json:"lease"`
+			Target   int  `json:"target"`
 			Fallback bool `json:"fallback"`
 			Replicas []struct {
 				Name string `json:"name"`
@@ -385,6 +386,28 @@ func applied(rs []*replica) (sum int, fallback bool, ok bool) {
 		fallback = fallback || st.Cluster.Leases.Fallback
 	}
 	return sum, fallback, true
+}
+
+// settled waits until the replicas are idle and their leases at their
+// shares (an even split): a burst then meets the cluster as it is between
+// bursts, not as the warm-up left it.
+func settled(ctx context.Context, rs []*replica, budget int) {
+	for end := time.Now().Add(30 * time.Second); time.Now().Before(end) && ctx.Err() == nil; time.Sleep(50 * time.Millisecond) {
+		sum, lo, hi := 0, budget, 0
+		ok := true
+		for _, r := range rs {
+			st, err := r.status()
+			if err != nil || st.Cluster.Leases.Applied != st.Cluster.Leases.Target {
+				ok = false
+				break
+			}
+			a := st.Cluster.Leases.Applied
+			sum, lo, hi = sum+a, min(lo, a), max(hi, a)
+		}
+		if ok && sum == budget && hi-lo <= 1 {
+			return
+		}
+	}
 }
 
 // startCluster starts n replicas on the bench's NATS (or one alone on the
@@ -498,7 +521,8 @@ backend sequoia
 // functions.
 func (cb *clusterBench) warm(ctx context.Context, url string, client *fasthttp.Client) {
 	b := cb.spec
-	loadtest.RunChains(ctx, loadtest.ChainSpec{BaseURL: url, Client: client, Chains: b.Chains, Steps: 1, ExecMs: 1, Namespace: "warmup"})
+	loadtest.RunChains(ctx, loadtest.ChainSpec{BaseURL: url, Client: client, Chains: b.Chains, Steps: 1, ExecMs: 1,
+		Namespace: "warmup", AssignedIDs: b.IDs == "assigned"})
 	for range 2 {
 		loadtest.RunChains(ctx, loadtest.ChainSpec{BaseURL: url, Client: client, Chains: b.Limit, Steps: b.Steps,
 			AssignedIDs: b.IDs == "assigned"})
@@ -523,6 +547,15 @@ func (cb *clusterBench) measure(rs []*replica, row *clusterRow, f func() loadtes
 	row.RequestOps, row.BackgroundOps = req1-req0, bg1-bg0
 	fmt.Fprintf(cb.progress, "%-22s %d completed, %d refused, %d dropped, %d failed; platform: %d throttles, peak %d\n",
 		row.Setup, row.Completed, row.Refused, row.Dropped, row.Failed, row.PlatformThrottles, row.PeakConcurrency)
+	if row.Dropped+row.Failed > 0 {
+		by := map[int]int{}
+		for _, c := range res.Chains {
+			if c.Outcome == loadtest.Dropped || c.Outcome == loadtest.Failed {
+				by[c.Status]++
+			}
+		}
+		fmt.Fprintf(cb.progress, "%-22s dropped or failed, by the status that ended them (0: the client's deadline or an error): %v\n", row.Setup, by)
+	}
 }
 
 // w1 runs the W1 bursts against one replica and against the cluster.
@@ -544,6 +577,7 @@ func (cb *clusterBench) w1(ctx context.Context) ([]clusterRow, error) {
 			if d == 0 {
 				continue
 			}
+			settled(ctx, rs, b.Limit)
 			row := clusterRow{Setup: setup, Deadline: d}
 			cb.measure(rs, &row, func() loadtest.Result {
 				return loadtest.RunChains(ctx, loadtest.ChainSpec{BaseURL: url, Client: client, Chains: b.Chains,
@@ -582,7 +616,12 @@ func (cb *clusterBench) stream(ctx context.Context, what string) (clusterRow, er
 	client := loadtest.NewClient(int(b.Rate*row.Deadline.Seconds())+b.Chains, 2*time.Minute)
 	defer client.CloseIdleConnections()
 	cb.warm(ctx, url, client)
+	settled(ctx, rs, b.Limit)
 	chains := int(b.Rate * b.Run.Seconds())
+	var survivorsOps [2]float64
+	if what == "SIGKILL" {
+		survivorsOps[0], survivorsOps[1] = ops(rs[:len(rs)-1])
+	}
 	var watch sync.WaitGroup
 	watch.Add(1)
 	go func() {
@@ -639,7 +678,8 @@ func (cb *clusterBench) stream(ctx context.Context, what string) (clusterRow, er
 	watch.Wait()
 	if what == "SIGKILL" {
 		// The killed replica is gone: the survivors' figures only.
-		row.RequestOps, row.BackgroundOps = ops(rs[:len(rs)-1])
+		req, bg := ops(rs[:len(rs)-1])
+		row.RequestOps, row.BackgroundOps = req-survivorsOps[0], bg-survivorsOps[1]
 	}
 	return row, nil
 }
