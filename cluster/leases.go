@@ -72,6 +72,7 @@ type Leases struct {
 	table    map[string]int
 	rev      uint64   // the revision table was read or written at
 	changes  [2]int64 // lease grows and shrinks written
+	byPeers  int64    // rounds the others' heartbeats confirmed (confirmed)
 
 	stop      chan struct{}
 	done      chan struct{}
@@ -415,6 +416,7 @@ func (l *Leases) confirmed(now time.Time) bool {
 			"after", now.Sub(l.fellBack).Round(time.Millisecond))
 	}
 	l.lastOK = now
+	l.byPeers++
 	l.applyLocked(l.lease)
 	return true
 }
@@ -583,6 +585,10 @@ type LeaseStatus struct {
 	Interval      string    `json:"lease_interval"`
 	Grown         int64     `json:"leases_grown"`
 	Shrunk        int64     `json:"leases_shrunk"`
+	// ConfirmedByPeers counts rounds that could not read the leases
+	// (JetStream away) but whose lease every other replica's heartbeat
+	// confirmed.
+	ConfirmedByPeers int64 `json:"rounds_confirmed_by_peers"`
 	Replicas      []Replica `json:"replicas"`
 }
 
@@ -609,7 +615,7 @@ func (l *Leases) Status() LeaseStatus {
 	defer l.mu.Unlock()
 	st := LeaseStatus{Budget: l.cfg.Budget, Effective: l.budget, Rate: l.cfg.Rate, Lease: l.lease, Applied: l.applied,
 		Target: l.target, Fallback: l.fallback, LastRound: l.lastOK, TTL: l.cfg.TTL.String(),
-		Interval: l.cfg.Interval.String(), Grown: l.changes[0], Shrunk: l.changes[1]}
+		Interval: l.cfg.Interval.String(), Grown: l.changes[0], Shrunk: l.changes[1], ConfirmedByPeers: l.byPeers}
 	if l.fallback {
 		st.FallbackSince = l.fellBack
 	}

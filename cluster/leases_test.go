@@ -286,3 +286,44 @@ func testLog(t *testing.T, i int) *slog.Logger {
 type tWriter struct{ t *testing.T }
 
 func (w tWriter) Write(b []byte) (int, error) { w.t.Log(string(b)); return len(b), nil }
+
+// TestLeasesStandWithoutJetStream: with two of three NATS nodes down,
+// JetStream has no quorum and the leases cannot be read, but core NATS
+// still carries heartbeats: every replica confirms the others hold the
+// leases as it does, so none falls back to a safe share, however long
+// that lasts; and when the nodes return, the leases move again.
+func TestLeasesStandWithoutJetStream(t *testing.T) {
+	nc := natstest.StartCluster(t, 3)
+	g := newLeaseGroup(t, nc.URL(), 30, time.Second)
+	for range 3 {
+		g.add()
+	}
+	g.replicas[0].set(func(d *Demand) { d.Pending[0] = 100 })
+	g.waitFor("the busy replica holding most", func(s []int) bool { return s[0] == 28 && s[1] == 1 && s[2] == 1 })
+	nc.Nodes[1].Stop()
+	nc.Nodes[2].Stop()
+	rounds := int64(3 * g.ttl / (20 * time.Millisecond)) // three TTLs' worth
+	g.waitFor("rounds confirmed by the others for three TTLs", func([]int) bool {
+		for _, l := range g.leases {
+			if l.Status().ConfirmedByPeers < rounds {
+				return false
+			}
+		}
+		return true
+	})
+	for i, l := range g.leases {
+		if st := l.Status(); st.Fallback {
+			t.Errorf("replica %d fell back while its lease was confirmed", i)
+		}
+	}
+	if s := g.slots(); s[0] != 28 || s[1] != 1 || s[2] != 1 {
+		t.Errorf("slots without JetStream %v, want the leases [28 1 1]", s)
+	}
+	if err := nc.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	g.replicas[0].set(func(d *Demand) { *d = Demand{} })
+	g.replicas[2].set(func(d *Demand) { d.Pending[0] = 100 })
+	g.waitFor("the leases moving again", func(s []int) bool { return s[2] == 28 })
+	g.checkPeak()
+}
