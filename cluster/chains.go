@@ -465,7 +465,7 @@ type chainMetrics struct {
 }
 
 func newChainMetrics() *chainMetrics {
-	return &chainMetrics{
+	m := &chainMetrics{
 		resolved: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "sequoia", Subsystem: "cluster", Name: "remote_chains_total",
 			Help: "Chains unknown here looked for among those other replicas admitted, by how (ticket: read from the id sequoia assigned; lookup: a client-chosen id, looked up once per chain and replica) and result (found: a continuation here; not_found: a new chain; bad: a ticket that did not verify; error: NATS did not answer in time).",
@@ -479,12 +479,29 @@ func newChainMetrics() *chainMetrics {
 			Help: "Reports received from other replicas of steps they ran (or dropped) of chains this replica admitted.",
 		}),
 	}
+	// Every series from the start, at zero: dashboards and alerts find
+	// them on a replica alone too.
+	for _, via := range []string{"ticket", "lookup"} {
+		for _, r := range []string{"found", "not_found", "bad", "error"} {
+			m.resolved.WithLabelValues(via, r)
+		}
+	}
+	for _, r := range []string{"stored", "late", "error"} {
+		m.registered.WithLabelValues(r)
+	}
+	return m
+}
+
+func (m *chainMetrics) collectors() []prometheus.Collector {
+	return []prometheus.Collector{m.resolved, m.registered, m.reports}
 }
 
 // Collectors returns Chains' metrics.
-func (c *Chains) Collectors() []prometheus.Collector {
-	return []prometheus.Collector{c.metrics.resolved, c.metrics.registered, c.metrics.reports}
-}
+func (c *Chains) Collectors() []prometheus.Collector { return c.metrics.collectors() }
+
+// ChainCollectors returns Chains' metrics for a replica that has no other
+// replicas' chains to know (the embedded server): every series at zero.
+func ChainCollectors() []prometheus.Collector { return newChainMetrics().collectors() }
 
 // Interface guard.
 var _ qos.Remote = (*Chains)(nil)

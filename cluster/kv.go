@@ -21,11 +21,19 @@ const (
 
 // opsCounter counts the NATS operations sequoia makes, by kind and path.
 func newOpsCounter() *prometheus.CounterVec {
-	return prometheus.NewCounterVec(prometheus.CounterOpts{
+	c := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "sequoia", Subsystem: "cluster", Name: "nats_operations_total",
 		Help: "NATS operations sequoia made, by op (kv_get, kv_keys, kv_put, kv_update, kv_create, kv_delete, publish) and path: request (on a request's path: a client-chosen chain id's look-up or registration, at most one each per chain and replica) or background (leases, step reports, shared estimates). Requests with ids sequoia assigned make none.",
 	}, []string{"op", "path"})
+	for _, op := range opNames {
+		for _, p := range []string{PathRequest, PathBackground} {
+			c.WithLabelValues(op, p) // every series from the start, at zero
+		}
+	}
+	return c
 }
+
+var opNames = []string{"kv_get", "kv_keys", "kv_put", "kv_update", "kv_create", "kv_delete", "publish"}
 
 // Op counts one NATS operation made on path.
 func (e *Engine) Op(op, path string) { e.ops.WithLabelValues(op, path).Inc() }
@@ -34,7 +42,7 @@ func (e *Engine) Op(op, path string) { e.ops.WithLabelValues(op, path).Inc() }
 // ""), for tests and benches.
 func (e *Engine) Ops(path string) float64 {
 	var n float64
-	for _, op := range []string{"kv_get", "kv_keys", "kv_put", "kv_update", "kv_create", "kv_delete", "publish"} {
+	for _, op := range opNames {
 		for _, p := range []string{PathRequest, PathBackground} {
 			if path == "" || p == path {
 				n += counterValue(e.ops.WithLabelValues(op, p))

@@ -56,6 +56,8 @@ func (s *Server) startCluster() error {
 			return err
 		}
 		s.metrics.Registry().MustRegister(c.chains.Collectors()...)
+	} else {
+		s.metrics.Registry().MustRegister(cluster.ChainCollectors()...)
 	}
 	if err := c.leases.Start(); err != nil {
 		return err
