@@ -588,8 +588,8 @@ type LeaseStatus struct {
 	// ConfirmedByPeers counts rounds that could not read the leases
 	// (JetStream away) but whose lease every other replica's heartbeat
 	// confirmed.
-	ConfirmedByPeers int64 `json:"rounds_confirmed_by_peers"`
-	Replicas      []Replica `json:"replicas"`
+	ConfirmedByPeers int64     `json:"rounds_confirmed_by_peers"`
+	Replicas         []Replica `json:"replicas"`
 }
 
 // Replica is one replica as this one last heard it.
