@@ -56,17 +56,12 @@ func (e *Engine) Ops(path string) float64 {
 func (e *Engine) Collectors() []prometheus.Collector { return []prometheus.Collector{e.ops} }
 
 // bucketReplicas is how many copies of a bucket the NATS cluster keeps:
-// SEQUOIA_NATS_REPLICAS, or by default 1 for the embedded server and 3 for
-// an external NATS of three servers or more (what it told the connection),
-// else 1.
+// SEQUOIA_NATS_REPLICAS (one with the embedded server).
 func (e *Engine) bucketReplicas() int {
-	if e.cfg.NatsReplicas > 0 {
-		return e.cfg.NatsReplicas
-	}
-	if e.srv != nil || len(e.nc.Servers()) < 3 {
+	if e.srv != nil {
 		return 1
 	}
-	return 3
+	return max(1, e.cfg.NatsReplicas)
 }
 
 // openBucket opens the key-value bucket named what in this cluster's

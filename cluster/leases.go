@@ -513,6 +513,17 @@ func (l *Leases) applyLocked(n int) {
 	l.local.Apply(n, r)
 }
 
+// SetBudget changes the budget this replica shares out (what
+// SEQUOIA_MAX_CONCURRENCY said at start) and makes a round at once, so
+// that a lower budget applies here before SetBudget returns (every replica
+// of a cluster must be given the same).
+func (l *Leases) SetBudget(n int) {
+	l.mu.Lock()
+	l.cfg.Budget = max(n, 1)
+	l.mu.Unlock()
+	l.round()
+}
+
 // Joined says whether the table has given this replica a lease yet.
 func (l *Leases) Joined() bool {
 	l.mu.Lock()
@@ -539,12 +550,12 @@ func (l *Leases) Close() {
 		}
 		l.mu.Lock()
 		l.applyLocked(0)
-		kv := l.kv
+		kv, budget := l.kv, l.cfg.Budget
 		l.mu.Unlock()
 		if kv == nil || !l.e.Connected() {
 			return
 		}
-		l.publish(heartbeat{Replica: l.e.replica, Leaving: true, Budget: l.cfg.Budget})
+		l.publish(heartbeat{Replica: l.e.replica, Leaving: true, Budget: budget})
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
 		for range 5 {

@@ -60,6 +60,7 @@ type leaseGroup struct {
 	url      string
 	budget   int
 	ttl      time.Duration
+	copies   int // SEQUOIA_NATS_REPLICAS; 0: 1
 	sum      atomic.Int64
 	peak     atomic.Int64
 	replicas []*testReplica
@@ -75,7 +76,7 @@ func newLeaseGroup(t *testing.T, url string, budget int, ttl time.Duration) *lea
 func (g *leaseGroup) add() int {
 	g.t.Helper()
 	i := len(g.replicas)
-	e, err := Start(Options{Config: config.Cluster{Name: "test", NatsURL: g.url}, Replica: fmt.Sprint("r", i)})
+	e, err := Start(Options{Config: config.Cluster{Name: "test", NatsURL: g.url, NatsReplicas: max(1, g.copies)}, Replica: fmt.Sprint("r", i)})
 	if err != nil {
 		g.t.Fatal(err)
 	}
@@ -263,11 +264,13 @@ func TestLeasesFallbackAndRejoin(t *testing.T) {
 	g.checkPeak()
 }
 
-// TestLeasesBucketReplicated: on a three-node NATS cluster the leases
-// live in a bucket of three copies.
+// TestLeasesBucketReplicated: with SEQUOIA_NATS_REPLICAS=3 on a
+// three-node NATS cluster the leases live in a bucket of three copies,
+// read from its leader.
 func TestLeasesBucketReplicated(t *testing.T) {
 	nc := natstest.StartCluster(t, 3)
 	g := newLeaseGroup(t, nc.URL(), 10, 5*time.Second)
+	g.copies = 3
 	g.add()
 	g.waitFor("a lease", func(s []int) bool { return s[0] == 10 })
 	s, err := g.engines[0].js.Stream(context.Background(), "KV_"+g.engines[0].Name("leases"))

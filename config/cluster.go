@@ -2,6 +2,7 @@ package config
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"net/url"
 	"os"
@@ -16,33 +17,43 @@ import (
 // cluster that replicas of one deployment share.
 type Cluster struct {
 	// NatsURL is the external NATS servers to use, comma-separated
-	// (nats://a:4222,nats://b:4222). Empty: an embedded NATS JetStream
-	// server with no listener, its files under SEQUOIA_STATE_DIR: one
+	// (`nats://a:4222,nats://b:4222`). Empty: an embedded NATS JetStream
+	// server with no listener, its files under SEQUOIA_STATE_DIR, for one
 	// replica on its own.
 	NatsURL string `env:"NATS_URL" envDefault:""`
 	// Name is the cluster's name: replicas with the same name on the same
 	// NATS share one platform budget, their chains and durable work.
 	// Several deployments may share one NATS under different names.
 	Name string `env:"CLUSTER" envDefault:"sequoia"`
-	// StateDir is where the embedded NATS server keeps its files (durable
-	// work). Empty: $XDG_STATE_HOME/sequoia, else ~/.local/state/sequoia,
-	// else a directory under the system's temporary directory. The
-	// container image sets /var/lib/sequoia, a volume in the manifests.
+	// StateDir is where the embedded NATS server keeps its files. Empty:
+	// `$XDG_STATE_HOME/sequoia`, else `~/.local/state/sequoia`, else a
+	// directory under the temporary directory (the container image sets
+	// `/var/lib/sequoia`).
 	StateDir string `env:"STATE_DIR" envDefault:""`
 	// NatsCreds is a NATS credentials file (JWT and NKey seed) for the
 	// external NATS.
 	NatsCreds string `env:"NATS_CREDS" envDefault:""`
 	// NatsCA is a PEM file of the certificate authorities that sign the
-	// external NATS servers' certificates (tls:// URLs).
+	// external NATS servers' certificates (`tls://` URLs).
 	NatsCA string `env:"NATS_CA" envDefault:""`
-	// NatsCert and NatsKey are a PEM client certificate and its key, for
-	// NATS servers that ask for one.
+	// NatsCert is a PEM client certificate for NATS servers that ask for
+	// one, with SEQUOIA_NATS_KEY.
 	NatsCert string `env:"NATS_CERT" envDefault:""`
-	NatsKey  string `env:"NATS_KEY" envDefault:""`
-	// NatsReplicas is how many copies of sequoia's buckets an external
-	// NATS cluster keeps; 0: 3 when it has three servers or more, else 1
-	// (the embedded server keeps one).
-	NatsReplicas int `env:"NATS_REPLICAS" envDefault:"0"`
+	// NatsKey is the client certificate's key, a PEM file.
+	NatsKey string `env:"NATS_KEY" envDefault:""`
+	// NatsReplicas is how many NATS servers keep a copy of each of
+	// sequoia's streams and buckets (Events, dead letters, the DAG run
+	// journal) on the external NATS: 3 survives the loss of one server. 1
+	// with the embedded server.
+	NatsReplicas int `env:"NATS_REPLICAS" envDefault:"1"`
+	// StateSync is how often the embedded server forces its files to disk
+	// (fsync): a duration, or "always". Every accepted write reaches the
+	// files (the operating system) before it is acknowledged, so a crash
+	// of the process loses nothing; a crash of the machine may lose the
+	// writes of the last interval. "always" forces every write to disk
+	// before it is acknowledged, at a cost in latency measured in
+	// docs/events.md.
+	StateSync string `env:"STATE_SYNC" envDefault:"2m"`
 	// LeaseTTL is how long a replica's lease of the platform budget
 	// outlives its last word: a replica killed without a goodbye loses its
 	// lease this long after it last spoke, and the others take it up; a
@@ -89,11 +100,16 @@ func (c Cluster) check(bad func(name string, v any, why string)) {
 			bad(name, path, "must be a readable file")
 		}
 	}
+	if c.NatsReplicas < 1 || c.NatsReplicas > 5 {
+		bad("NATS_REPLICAS", c.NatsReplicas, "must be 1 to 5")
+	} else if c.NatsReplicas > 1 && c.NatsURL == "" {
+		bad("NATS_REPLICAS", c.NatsReplicas, "is for an external NATS cluster: set SEQUOIA_NATS_URL too (the embedded server keeps one copy)")
+	}
+	if _, _, err := c.SyncPolicy(); err != nil {
+		bad("STATE_SYNC", c.StateSync, err.Error())
+	}
 	if (c.NatsCert == "") != (c.NatsKey == "") {
 		bad("NATS_CERT", c.NatsCert, "and SEQUOIA_NATS_KEY go together")
-	}
-	if c.NatsReplicas < 0 || c.NatsReplicas > 5 {
-		bad("NATS_REPLICAS", c.NatsReplicas, "must be 0 (automatic) to 5")
 	}
 	if c.LeaseTTL < 500*time.Millisecond || c.LeaseTTL > time.Minute {
 		bad("LEASE_TTL", c.LeaseTTL, "must be between 500ms and 1m")
@@ -136,4 +152,20 @@ func (c Cluster) StateDirectory() string {
 		return filepath.Join(home, ".local", "state", "sequoia")
 	}
 	return filepath.Join(os.TempDir(), "sequoia-state")
+}
+
+// SyncPolicy reads StateSync: always, or the interval between two fsyncs
+// (empty: 2m, the NATS server's default).
+func (c Cluster) SyncPolicy() (always bool, every time.Duration, err error) {
+	switch c.StateSync {
+	case "always":
+		return true, 0, nil
+	case "":
+		return false, 2 * time.Minute, nil
+	}
+	d, err := time.ParseDuration(c.StateSync)
+	if err != nil || d <= 0 {
+		return false, 0, errors.New(`must be "always" or a positive duration (like 2m)`)
+	}
+	return false, d, nil
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -583,16 +584,34 @@ func duration(t testing.TB, name string, env map[string]string) time.Duration {
 func checkRules(t testing.TB, source string, groups []monitoringv1.RuleGroup) {
 	t.Helper()
 	n := 0
+	recorded := map[string]bool{}
+	var uses []string
 	for _, g := range groups {
 		for _, r := range g.Rules {
 			n++
+			if r.Record != "" {
+				// A recording rule: a level:metric:operations name, an
+				// expression, nothing else.
+				if r.Alert != "" || r.Expr.String() == "" || len(r.Labels) > 0 || len(r.Annotations) > 0 ||
+					!regexp.MustCompile(`^sequoia:[a-z0-9_]+:[a-z0-9_]+$`).MatchString(r.Record) {
+					t.Errorf("%s: recording rule %q needs a sequoia:metric:operations name and an expr, and no alert, labels or annotations", source, r.Record)
+				}
+				recorded[r.Record] = true
+				continue
+			}
 			if r.Alert == "" || r.Expr.String() == "" || r.Labels["severity"] == "" || r.Annotations["summary"] == "" || r.Annotations["description"] == "" {
 				t.Errorf("%s: rule %q needs alert, expr, a severity label, summary and description", source, r.Alert)
 			}
+			uses = append(uses, regexp.MustCompile(`\bsequoia:[a-z0-9_]+:[a-z0-9_]+`).FindAllString(r.Expr.String(), -1)...)
 		}
 	}
 	if n == 0 {
 		t.Errorf("%s: no rules", source)
+	}
+	for _, u := range uses {
+		if !recorded[u] {
+			t.Errorf("%s: an alert uses %s, which no rule records", source, u)
+		}
 	}
 }
 

@@ -83,15 +83,26 @@ func (p *Proxy) serveAPI(ctx *fasthttp.RequestCtx) {
 		}
 	case strings.HasPrefix(rest, "runs/"):
 		id := rest[len("runs/"):]
-		r, ok := p.dags.Run(id)
-		if !ok {
-			p.apiError(ctx, fasthttp.StatusNotFound, "unknown_run", "sequoia: no run "+strconv.Quote(id)+" (finished runs are kept for SEQUOIA_RUN_RETENTION)")
-			return
-		}
+		r, local := p.dags.Run(id)
 		switch m {
 		case fasthttp.MethodGet:
-			writeJSON(ctx, fasthttp.StatusOK, r.Snapshot())
+			// A run of another replica, or of this one before a
+			// restart, is read from the journal.
+			snap, ok := p.dags.Snapshot(id)
+			if !ok {
+				p.apiError(ctx, fasthttp.StatusNotFound, "unknown_run", "sequoia: no run "+strconv.Quote(id)+" (finished runs are kept for SEQUOIA_RUN_RETENTION)")
+				return
+			}
+			writeJSON(ctx, fasthttp.StatusOK, snap)
 		case fasthttp.MethodDelete:
+			if !local {
+				if _, ok := p.dags.Snapshot(id); ok {
+					p.apiError(ctx, fasthttp.StatusConflict, "run_elsewhere", "sequoia: the run is held by another replica (or has ended there); cancel it there")
+					return
+				}
+				p.apiError(ctx, fasthttp.StatusNotFound, "unknown_run", "sequoia: no run "+strconv.Quote(id)+" (finished runs are kept for SEQUOIA_RUN_RETENTION)")
+				return
+			}
 			if !r.Cancel() {
 				p.apiError(ctx, fasthttp.StatusConflict, "run_ended", "sequoia: the run has already ended")
 				return
@@ -168,6 +179,10 @@ func (p *Proxy) startRun(ctx *fasthttp.RequestCtx, name string) {
 	if a := ctx.Request.Header.Peek(fasthttp.HeaderAuthorization); len(a) > 0 {
 		rr.Auth = append([]byte(nil), a...)
 	}
+	// A run answered 202 is journaled first: another replica, or the next
+	// start, finishes it if this process dies.
+	async := bytes.Contains(ctx.Request.Header.Peek("Prefer"), preferAsync)
+	rr.Durable = async
 	r, err := p.dags.Start(name, rr)
 	if err != nil {
 		switch {
@@ -180,6 +195,9 @@ func (p *Proxy) startRun(ctx *fasthttp.RequestCtx, name string) {
 		case errors.Is(err, qos.ErrRefused):
 			ctx.Response.Header.Set(fasthttp.HeaderRetryAfter, strconv.Itoa(qos.RetryAfterSeconds(err)))
 			p.apiError(ctx, fasthttp.StatusTooManyRequests, "run_refused", "sequoia: this run cannot finish within its deadline given the work admitted ahead of it; retry after Retry-After seconds")
+		case errors.Is(err, dag.ErrJournal):
+			ctx.Response.Header.Set(fasthttp.HeaderRetryAfter, "1")
+			p.apiError(ctx, fasthttp.StatusServiceUnavailable, "journal_unavailable", "sequoia: the run journal did not record the run, so it was not started; retry later")
 		case errors.Is(err, dag.ErrTooManyRuns):
 			ctx.Response.Header.Set(fasthttp.HeaderRetryAfter, "1")
 			p.apiError(ctx, fasthttp.StatusTooManyRequests, "too_many_runs", "sequoia: too many runs in progress (SEQUOIA_MAX_RUNS)")
@@ -192,7 +210,7 @@ func (p *Proxy) startRun(ctx *fasthttp.RequestCtx, name string) {
 	ctx.Response.Header.Set("Location", loc)
 	ctx.Response.Header.Set("X-Sequoia-Run-Id", r.ID)
 	ctx.Response.Header.Set("X-Sequoia-Chain-Id", r.ID)
-	if bytes.Contains(ctx.Request.Header.Peek("Prefer"), preferAsync) {
+	if async {
 		ctx.Response.Header.Set("Preference-Applied", "respond-async")
 		writeJSON(ctx, fasthttp.StatusAccepted, map[string]string{"id": r.ID, "status": string(dag.Running), "location": loc})
 		return
@@ -222,6 +240,9 @@ func (p *Proxy) runError(ctx *fasthttp.RequestCtx, status int, code, id string, 
 		}
 		if f.Status != 0 {
 			body["status"] = f.Status
+		}
+		if f.ErrorName != "" { // a state machine's Error and Cause
+			body["error_name"], body["cause"] = f.ErrorName, f.Cause
 		}
 	}
 	writeJSON(ctx, status, body)

@@ -131,12 +131,13 @@ func (p *Proxy) sendOverflow(inv *invocation.Invocation, reason string) error {
 	return p.cfg.Overflow.Invoke(inv)
 }
 
-// overflowEvent sends a Lambda Event the primary cannot take now (its
-// queue is full, the work admitted ahead cannot finish in time, or it is
-// unreachable; reason is deliver's) to the overflow platform, and reports
-// whether it ran there. When the overflow cannot take it either, delivery
-// goes on at the primary, with its backoff, until SEQUOIA_EVENT_MAX_AGE.
-func (p *Proxy) overflowEvent(ev *event, reason string) bool {
+// overflowEvent sends a Lambda Event's attempt the primary cannot take now
+// (its queue is full, the work admitted ahead cannot finish in time, or it
+// is unreachable; reason is Deliver's) to the overflow platform, and
+// reports whether it answered (inv.Resp). When the overflow cannot take it
+// either, the event goes back to the store for another attempt at the
+// primary.
+func (p *Proxy) overflowEvent(inv *invocation.Invocation, reason string) bool {
 	if p.cfg.Overflow == nil {
 		return false
 	}
@@ -151,16 +152,15 @@ func (p *Proxy) overflowEvent(ev *event, reason string) bool {
 	default:
 		return false
 	}
-	attempt := ev.inv.Attempt
-	err := p.sendOverflow(&ev.inv, why)
-	ev.inv.Attempt = attempt
+	attempt := inv.Attempt
+	err := p.sendOverflow(inv, why)
+	inv.Attempt = attempt
 	if err != nil {
 		p.overflowFailure(err)
-		p.log.Warn("event invocation could not overflow", "function", ev.inv.Function, "err", err)
-		ev.resp.Reset()
+		p.log.Warn("event invocation could not overflow", "function", inv.Function, "err", err)
+		inv.Resp.Reset()
 		return false
 	}
-	p.plat.events.delivered(&ev.resp) // events.go
 	return true
 }
 
@@ -170,7 +170,7 @@ func (p *Proxy) overflowEvent(ev *event, reason string) bool {
 func (s *platformState) precreate() {
 	for _, r := range [...]string{
 		platform.ThrottledConcurrency.String(), platform.ThrottledRate.String(), platform.ThrottledFunction.String(),
-		platform.Unavailable.String(), "unreachable", "timeout", "refused", "queued",
+		platform.Unavailable.String(), "unreachable", "timeout",
 	} {
 		s.retries.WithLabelValues(r)
 	}
@@ -180,10 +180,4 @@ func (s *platformState) precreate() {
 	for _, r := range overflowFailures {
 		s.overflowFailures.WithLabelValues(r)
 	}
-	for _, o := range eventOutcomes {
-		s.events.outcome.WithLabelValues(o)
-	}
 }
-
-// eventOutcomes are the label values of sequoia_events_total (events.go).
-var eventOutcomes = [...]string{"accepted", "refused", "delivered", "function_error", "expired", "failed"}

@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -12,7 +13,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 	"github.com/valyala/fasthttp"
 
 	"github.com/sequoia-qos/sequoia/invocation"
@@ -80,11 +80,20 @@ func (s *scripted) count(fn string) int {
 }
 
 // fakeFeedback counts what the adaptive limit hears.
-type fakeFeedback struct{ throttles, successes, holds atomic.Int64 }
+type fakeFeedback struct {
+	throttles, successes, holds, latencies atomic.Int64
+}
 
-func (f *fakeFeedback) OnThrottle()        { f.throttles.Add(1) }
-func (f *fakeFeedback) OnSuccess()         { f.successes.Add(1) }
+func (f *fakeFeedback) InFlight() int { return 1 }
+func (f *fakeFeedback) OnThrottle()   { f.throttles.Add(1) }
+func (f *fakeFeedback) OnSuccess(fn string, inFlight int, sent time.Time) {
+	f.successes.Add(1)
+	if !sent.IsZero() {
+		f.latencies.Add(1)
+	}
+}
 func (f *fakeFeedback) Hold(time.Duration) { f.holds.Add(1) }
+func (f *fakeFeedback) Limit() int         { return 10 }
 
 func startRetryProxy(t *testing.T, kind invocation.Platform, url string, limit int, rc RetryConfig, fb Feedback) (string, *qos.Scheduler) {
 	t.Helper()
@@ -350,8 +359,9 @@ func segments(p string) int {
 }
 
 // TestLambdaEvents: an Event is answered 202 at once, then delivered by
-// sequoia as a synchronous call, retried on throttles until it runs or its
-// maximum age passes; a function error is not retried.
+// sequoia as a synchronous call (here by the default in-process queue),
+// retried on throttles until it runs or its maximum age passes; a function
+// error is retried SEQUOIA_EVENT_MAX_RETRIES times (here none).
 func TestLambdaEvents(t *testing.T) {
 	b := startScripted(t, map[string][]answer{
 		"ev":     {lambdaThrottle, lambdaThrottle, ok200},
@@ -366,12 +376,12 @@ func TestLambdaEvents(t *testing.T) {
 			t.Errorf("%s: %d %q, want an empty 202", fn, resp.StatusCode(), resp.Body())
 		}
 	}
-	p.WaitEvents(nil)
+	p.MemoryEvents().Wait(nil)
 	if n := b.count("ev"); n != 3 {
 		t.Errorf("ev: %d calls, want 3 (two throttles, then delivered)", n)
 	}
 	if n := b.count("broken"); n != 1 {
-		t.Errorf("broken: %d calls, want 1 (a function error is not retried)", n)
+		t.Errorf("broken: %d calls, want 1 (no retries configured)", n)
 	}
 	if n := b.count("never"); n < 2 {
 		t.Errorf("never: %d calls, want retries until its maximum age", n)
@@ -383,13 +393,18 @@ func TestLambdaEvents(t *testing.T) {
 		}
 	}
 	b.mu.Unlock()
-	for outcome, want := range map[string]float64{"accepted": 3, "delivered": 1, "function_error": 1, "expired": 1} {
-		if got := testCounter(p.plat.events.outcome.WithLabelValues(outcome)); got != want {
-			t.Errorf("events_total{outcome=%q} = %v, want %v", outcome, got, want)
+	for series, want := range map[string]float64{
+		`sequoia_events_total{outcome="accepted"}`:                      3,
+		`sequoia_events_total{outcome="delivered"}`:                     1,
+		`sequoia_events_dead_lettered_total{reason="RetriesExhausted"}`: 1,
+		`sequoia_events_dead_lettered_total{reason="EventAgeExceeded"}`: 1,
+	} {
+		if got := gathered(t, p.m.Registry(), series); got != want {
+			t.Errorf("%s = %v, want %v", series, got, want)
 		}
 	}
-	if p.PendingEvents() != 0 || sched.InFlight() != 0 {
-		t.Errorf("%d events pending, %d slots held", p.PendingEvents(), sched.InFlight())
+	if p.MemoryEvents().Pending() != 0 || sched.InFlight() != 0 {
+		t.Errorf("%d events pending, %d slots held", p.MemoryEvents().Pending(), sched.InFlight())
 	}
 
 	// DryRun runs nothing and is forwarded at once; an unknown type is 400.
@@ -402,10 +417,31 @@ func TestLambdaEvents(t *testing.T) {
 	}
 }
 
-func testCounter(c prometheus.Counter) float64 {
-	var m dto.Metric
-	_ = c.Write(&m)
-	return m.GetCounter().GetValue()
+// gathered returns the value of one series, written name{label="value"}
+// (one label at most), from reg.
+func gathered(t *testing.T, reg prometheus.Gatherer, series string) float64 {
+	t.Helper()
+	name, label, _ := strings.Cut(strings.TrimSuffix(series, "}"), "{")
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			got := ""
+			for _, l := range m.GetLabel() {
+				got = l.GetName() + "=" + strconv.Quote(l.GetValue())
+			}
+			if got == label {
+				return m.GetCounter().GetValue() + m.GetGauge().GetValue()
+			}
+		}
+	}
+	t.Fatalf("no series %s", series)
+	return 0
 }
 
 func TestOpenWhiskTenant(t *testing.T) {

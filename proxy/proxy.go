@@ -63,6 +63,9 @@ type Config struct {
 	// proxy assigns and settles client-chosen ids' registrations
 	// (cluster.go): replicas of a cluster.
 	Cluster Cluster
+	// Events is where Lambda Event invocations are stored before the 202
+	// (events.go); nil: an in-process queue that loses them on exit.
+	Events EventQueue
 }
 
 // Observer hears of invocations: Arrived before one queues, Finished once
@@ -168,6 +171,7 @@ func (p *Proxy) Serve(ln net.Listener) error { return p.srv.Serve(ln) }
 // requests in progress (queued ones included) to finish.
 func (p *Proxy) Shutdown(ctx context.Context) error {
 	p.closing.Store(true)
+	defer p.plat.episodes.flush() // throttles.go: the last episode's counts
 	return p.srv.ShutdownWithContext(ctx)
 }
 
@@ -238,7 +242,7 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 	if p.refusedByPolicy(ctx, inv, fn) {
 		return
 	}
-	if p.lambdaShortcut(ctx, inv) { // Event and DryRun: events.go
+	if p.lambdaShortcut(ctx, inv, rt.function) { // Event and DryRun: events.go
 		return
 	}
 	r.ctx = ctx
@@ -258,7 +262,11 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 	oa := asOverflowAnswer(err) // overflow.go
 	switch {
 	case err == nil:
-		fn.Observe(metrics.Forwarded, atPlatform)
+		o := metrics.Forwarded
+		if p.plat.relayedThrottle(p.cfg.Platform, inv) { // retry.go
+			o = metrics.PlatformThrottled
+		}
+		fn.Observe(o, atPlatform)
 		p.m.PlatformStatus(ctx.Response.StatusCode())
 	case oa != nil:
 		fn.Count(oa.outcome)

@@ -410,9 +410,13 @@ func (a *admission) abandoned(c *chain, inv *invocation.Invocation, err error) {
 		return
 	}
 	if inv.Continuation {
-		if errors.Is(err, ErrDeadline) {
+		switch {
+		case errors.Is(err, ErrDeadline):
 			a.end(c, ChainDropped, a.now())
-		} else {
+		case !c.run || !errors.Is(err, ErrClientGone):
+			// A run withdraws the invocations it no longer needs
+			// (cancelled branches) and reports its own outcome at
+			// EndRun.
 			c.failed.Store(true)
 		}
 		return

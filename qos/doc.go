@@ -59,7 +59,11 @@
 //   - Watcher is the small interface the caller gives to learn that its
 //     client went away while queued (the proxy watches the TCP connection).
 //     A wait that ends while a grant races with it returns the grant
-//     (departure) or keeps it (timeout, deadline: the slot is used).
+//     (departure) or keeps it (timeout, deadline: the slot is used). A
+//     Watcher that is also a Withdrawer (a DAG run's cancelled branch) is
+//     asked after every grant: withdrawn, it gives the slot back
+//     uninvoked. SkipRunSteps gives back a run's reserved steps it will
+//     not make.
 //   - Invoker is what Do calls once a slot is held: the platform client.
 //     With SEQUOIA_MAX_RATE the slot holder waits for a token first, so
 //     invocations still reach the platform in the scheduler's order.

@@ -90,3 +90,27 @@ func (s *Scheduler) TouchRun(chain string) {
 		a.renew(chain, c, now)
 	}
 }
+
+// SkipRunSteps gives back n of the steps AdmitRun reserved for the run
+// chain that it will never make (the branches a k-of-n fan-out cancelled),
+// so that admission stops counting them as work ahead of later chains.
+// It gives back no more than are still reserved. Cost: a few atomic
+// operations and the chain table's lock, briefly.
+func (s *Scheduler) SkipRunSteps(chain string, n int) {
+	a := s.adm
+	c, ok := a.lookup(chain, a.now())
+	if !ok || n <= 0 {
+		return
+	}
+	for {
+		r := c.remaining.Load()
+		k := min(int32(n), r)
+		if k <= 0 {
+			return
+		}
+		if c.remaining.CompareAndSwap(r, r-k) {
+			a.est.outstanding.Add(-int64(k))
+			return
+		}
+	}
+}

@@ -178,8 +178,10 @@ func (h *harness) run(cmd string) string {
 	switch fields[0] {
 	case "new":
 		h.close() // a scenario may start over: the last scheduler's calls end
+		h.clockMu.Lock()
 		h.base = time.Now().Add(time.Hour)
 		h.now = h.base
+		h.clockMu.Unlock()
 		h.ev = &recordEvents{}
 		h.calls = map[string]*call{}
 		h.started = make(chan string, 100)
@@ -271,9 +273,10 @@ func (h *harness) arrive(a map[string]string) string {
 	c := &call{inv: inv, release: make(chan int, 1), done: make(chan error, 1)}
 	h.calls[name] = c
 	before := h.s.Queued()
+	started, s := h.started, h.s // a later "new" replaces them
 	go func() {
-		_, err := h.s.Do(inv, nil, invokerFunc2(func() {
-			h.started <- name
+		_, err := s.Do(inv, nil, invokerFunc2(func() {
+			started <- name
 			<-c.release
 		}))
 		c.done <- err

@@ -35,6 +35,15 @@ type Watcher interface {
 	StopWatch()
 }
 
+// Withdrawer is a Watcher whose caller may give up its invocation after it
+// was granted a slot but before it is invoked: a DAG run's k-of-n branch
+// that the k-th success made useless while it waited. Do asks after every
+// grant; a withdrawn invocation gives its slot back at once, is never
+// invoked, and ends with ErrClientGone.
+type Withdrawer interface {
+	Withdrawn() bool
+}
+
 // Config sizes a Scheduler.
 type Config struct {
 	Limit         int           // worker slots
@@ -170,6 +179,11 @@ func (s *Scheduler) Do(inv *invocation.Invocation, w Watcher, iv Invoker) (time.
 	if err != nil {
 		s.adm.abandoned(c, inv, err)
 		return waited, err
+	}
+	if wd, ok := w.(Withdrawer); ok && wd.Withdrawn() {
+		s.Release(inv)
+		s.adm.abandoned(c, inv, ErrClientGone)
+		return waited, ErrClientGone
 	}
 	if granted.IsZero() {
 		granted = admitted // a free slot at once: no need to read the clock again

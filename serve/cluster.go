@@ -12,13 +12,12 @@ import (
 	"github.com/sequoia-qos/sequoia/qos/adaptive"
 )
 
-// clusterParts is cluster mode wired in: the NATS engine (embedded, or the
-// cluster's), the lease of the platform budget (one code path alone or
+// clusterParts is cluster mode wired in, on the server's NATS engine
+// (embedded, or the cluster's): the lease of the platform budget (one code path alone or
 // not: alone, the lease is the whole budget), the chains other replicas
 // admitted (an external NATS only: alone, no one else admits any) and the
 // shared estimates.
 type clusterParts struct {
-	engine *cluster.Engine
 	local  *localReplica
 	leases *cluster.Leases
 	chains *cluster.Chains // nil with the embedded server
@@ -44,7 +43,7 @@ func (s *Server) startCluster() error {
 	c := &s.cl
 	c.local.Apply(0, 0)
 	cc := s.cfg.Cluster
-	c.leases = cluster.NewLeases(c.engine, cluster.LeaseConfig{
+	c.leases = cluster.NewLeases(s.engine, cluster.LeaseConfig{
 		Budget: s.cfg.Limits.MaxConcurrency, Rate: s.cfg.Scheduling.MaxRate,
 		TTL: cc.LeaseTTL, Interval: cc.LeaseInterval,
 		Origin: originOf(s.sched.ChainIDs().Prefix()),
@@ -62,16 +61,17 @@ func (s *Server) startCluster() error {
 	if err := c.leases.Start(); err != nil {
 		return err
 	}
-	c.shared = cluster.NewShared(c.engine, learner{s}, estimatesEvery, s.log)
+	c.shared = cluster.NewShared(s.engine, learner{s}, estimatesEvery, s.log)
 	c.shared.Start(time.Second)
-	s.metrics.Registry().MustRegister(c.engine.Collectors()...)
-	s.metrics.Registry().MustRegister(cluster.NewCollector(c.engine, c.leases))
+	s.metrics.Registry().MustRegister(s.engine.Collectors()...)
+	s.metrics.Registry().MustRegister(cluster.NewCollector(s.engine, c.leases))
 	return nil
 }
 
-// stopCluster leaves the cluster (the lease goes back at once) and closes
-// the engine. Call it once the scheduler is done.
-func (s *Server) stopCluster() error {
+// stopCluster leaves the cluster (the lease goes back at once) and stops
+// sending reports and estimates; the engine stays open. Call it once the
+// scheduler is done.
+func (s *Server) stopCluster() {
 	c := &s.cl
 	if c.leases != nil {
 		c.leases.Close()
@@ -82,7 +82,6 @@ func (s *Server) stopCluster() error {
 	if c.shared != nil {
 		c.shared.Close()
 	}
-	return c.engine.Close()
 }
 
 // readyOnceJoined makes the admin port ready once the replica has a
@@ -113,9 +112,9 @@ type clusterStatus struct {
 
 func (s *Server) clusterStatus() clusterStatus {
 	c := &s.cl
-	st := clusterStatus{Status: c.engine.Status(), NATSOperations: map[string]float64{
-		cluster.PathRequest:    c.engine.Ops(cluster.PathRequest),
-		cluster.PathBackground: c.engine.Ops(cluster.PathBackground),
+	st := clusterStatus{Status: s.engine.Status(), NATSOperations: map[string]float64{
+		cluster.PathRequest:    s.engine.Ops(cluster.PathRequest),
+		cluster.PathBackground: s.engine.Ops(cluster.PathBackground),
 	}}
 	if c.leases != nil {
 		ls := c.leases.Status()
@@ -127,8 +126,8 @@ func (s *Server) clusterStatus() clusterStatus {
 // localReplica is this replica as the leases see it: the scheduler's
 // demand, and where a lease is applied. The scheduler's limit is the
 // lease, capped by the adaptive limit (what the platform was found to
-// take) less the slots held for background work; the rate is the lease's
-// share of SEQUOIA_MAX_RATE.
+// take: the lease is its cap, SetCap) less the slots held for background
+// work; the rate is the lease's share of SEQUOIA_MAX_RATE.
 type localReplica struct {
 	sched  *qos.Scheduler
 	lim    *adaptive.Limit // nil when SEQUOIA_ADAPTIVE is off
@@ -154,20 +153,34 @@ func (l *localReplica) Demand() cluster.Demand {
 // Apply implements cluster.Local.
 func (l *localReplica) Apply(slots int, rate float64) {
 	l.mu.Lock()
-	defer l.mu.Unlock()
 	l.slots, l.rate = slots, rate
-	l.applyLocked()
+	lim := l.lim
+	if lim == nil {
+		l.applyLocked()
+		l.mu.Unlock()
+		return
+	}
+	l.mu.Unlock()
+	lim.SetCap(max(slots, 1)) // applies through SetLimit, which holds it to slots
 }
 
-// Adaptive implements cluster.Local.
+// Adaptive implements cluster.Local: the adaptive limit once it has found
+// something of the platform's; 0 while it still grows from its start (a
+// replica just started must not pull the others' budget down to its
+// SEQUOIA_ADAPTIVE_INITIAL).
 func (l *localReplica) Adaptive() int {
 	if l.lim == nil {
 		return 0
 	}
-	return l.lim.Limit()
+	if st := l.lim.Status(); !st.SlowStart {
+		return st.Limit
+	}
+	return 0
 }
 
-// SetLimit is where the adaptive limit applies its own: the lease caps it.
+// SetLimit is where the adaptive limit applies its own (already capped by
+// the lease): held to the lease, which may be 0 (the adaptive limit's
+// floor is 1).
 func (l *localReplica) SetLimit(int) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -175,8 +188,8 @@ func (l *localReplica) SetLimit(int) {
 }
 
 // InFlight is the cluster's invocations in flight, for the adaptive
-// limit's "in use": this replica's now and the others' as last heard (its
-// limit is its view of the platform's, which they share).
+// limit: this replica's now and the others' as last heard (its limit is
+// its view of the platform's, which they share).
 func (l *localReplica) InFlight() int {
 	n := l.sched.InFlight()
 	if l.leases != nil {
@@ -189,7 +202,7 @@ func (l *localReplica) InFlight() int {
 func (l *localReplica) applyLocked() {
 	n := l.slots
 	if l.lim != nil && n > 0 {
-		n = max(1, min(n, l.lim.Limit())-l.lim.Held())
+		n = min(n, l.lim.Effective())
 	}
 	l.sched.SetLimit(n)
 	if l.rate > 0 {

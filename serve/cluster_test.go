@@ -165,7 +165,7 @@ func TestClusterNoNATSOnRequests(t *testing.T) {
 	rs := startReplicas(t, ns.URL(), emuAddr, 2, 20)
 	const chains = 100
 	requestOps := func() float64 {
-		return rs[0].cl.engine.Ops(cluster.PathRequest) + rs[1].cl.engine.Ops(cluster.PathRequest)
+		return rs[0].engine.Ops(cluster.PathRequest) + rs[1].engine.Ops(cluster.PathRequest)
 	}
 	run := func(assign bool) {
 		var wg sync.WaitGroup
@@ -220,27 +220,28 @@ func TestClusterSharesEstimates(t *testing.T) {
 }
 
 // TestLeaseCapsAdaptiveLimit: the scheduler runs on the lease, capped by
-// the adaptive limit, less the slots held for background work.
+// the adaptive limit, less the slots held for background work; a lease of
+// none is none, though the adaptive limit never goes below one.
 func TestLeaseCapsAdaptiveLimit(t *testing.T) {
 	sched := qos.New(qos.Config{Limit: 1})
 	defer sched.Close()
 	l := &localReplica{sched: sched}
-	lim := adaptive.New(adaptive.Config{Ceiling: 50, Cooldown: time.Nanosecond}, l.SetLimit, l.InFlight)
+	lim := adaptive.New(adaptive.Config{Ceiling: 50, Initial: 15}, l.SetLimit, l.InFlight, nil)
 	l.lim = lim
 	l.Apply(20, 0)
-	if got := sched.Limit(); got != 20 {
-		t.Fatalf("limit on a lease of 20 = %d", got)
+	if got := sched.Limit(); got != 15 {
+		t.Fatalf("limit on a lease of 20 with the adaptive limit at 15 = %d, want 15", got)
 	}
-	for lim.Limit() > 15 {
-		lim.OnThrottle()
-		time.Sleep(time.Microsecond)
+	if l.Adaptive() != 0 {
+		t.Errorf("a limit still in slow start told the others %d, want 0 (nothing learned)", l.Adaptive())
 	}
-	if got, want := sched.Limit(), min(20, lim.Limit()); got != want {
-		t.Errorf("limit with the adaptive limit at %d = %d, want %d", lim.Limit(), got, want)
+	l.Apply(10, 0)
+	if got := sched.Limit(); got != 10 {
+		t.Errorf("limit on a lease of 10 = %d, want 10", got)
 	}
 	lim.Hold(time.Hour)
-	if got, want := sched.Limit(), min(20, lim.Limit())-1; got != want {
-		t.Errorf("limit with one slot held = %d, want %d", got, want)
+	if got := sched.Limit(); got != 9 {
+		t.Errorf("limit with one slot held = %d, want 9", got)
 	}
 	l.Apply(0, 0)
 	if got := sched.Limit(); got != 0 {

@@ -6,12 +6,17 @@
 // scheduler, the platform clients and what the backend kind adds to them
 // (platforms.go: SigV4 signing, the adaptive limit, retries, overflow),
 // the policy engine and the snapshot it reads (policy.go,
-// policy_snapshot.go), the warm pool (warmpool.go), the proxy, the DAG
-// service (dag.go) and the admin endpoints with /sequoia/v1/status. Run
-// serves until its context ends, then drains: readiness fails first, the
-// data listener closes after SEQUOIA_DRAIN_DELAY, and queued and in-flight
-// work gets SEQUOIA_SHUTDOWN_TIMEOUT. local.go starts a server in-process
-// on loopback ports, for the demo, the benches and tests.
+// policy_snapshot.go), the warm pool (warmpool.go), the NATS engine and
+// the durable event store on it (events.go), the proxy, the DAG service
+// with its run journal (dag.go) and the admin endpoints with
+// /sequoia/v1/status and /sequoia/v1/events/dead. Run serves until its
+// context ends, then drains: readiness fails first, Event deliveries stop
+// and async DAG runs are suspended (their undelivered work stays in the
+// store), the data listener closes after SEQUOIA_DRAIN_DELAY, and queued
+// and in-flight work gets SEQUOIA_SHUTDOWN_TIMEOUT; Run returns an error
+// when it abandoned Event deliveries or run tasks at the platform.
+// local.go starts a server in-process on loopback ports, for the demo,
+// the benches and tests.
 //
 // Usage:
 //

@@ -296,7 +296,7 @@ func TestOverflowLambdaEvents(t *testing.T) {
 	second, secondAddr := startEmulator(t, emulator.Config{Limit: 5})
 	s := startServer(t, "SEQUOIA_BACKEND=lambda", "SEQUOIA_BACKEND_URL=http://"+freeAddr(t),
 		"SEQUOIA_OVERFLOW_URL=http://"+secondAddr, "SEQUOIA_OVERFLOW_BACKEND=openwhisk",
-		"SEQUOIA_OVERFLOW_OPENWHISK_AUTH="+overflowOWKey)
+		"SEQUOIA_OVERFLOW_OPENWHISK_AUTH="+overflowOWKey, "SEQUOIA_EVENT_MAX_RETRIES=0")
 	c := lambdaClient(s.dataLn.Addr().String(), 1)
 	for _, fn := range []string{"bg", "bgfail"} {
 		payload := `{"k":1}`
@@ -309,14 +309,14 @@ func TestOverflowLambdaEvents(t *testing.T) {
 			t.Fatalf("Event %s: %v %v", fn, out, err)
 		}
 	}
-	waitFor(func() bool { return s.proxy.PendingEvents() == 0 })
+	waitEventsDone(t, s)
 	st := second.Stats()
 	if st.Functions["_/bg"].Completed != 1 || st.Functions["_/bgfail"].Invocations != 1 {
 		t.Errorf("overflow ran bg %d times and bgfail %d times, want 1 and 1", st.Functions["_/bg"].Completed, st.Functions["_/bgfail"].Invocations)
 	}
 	_, text := httpGet(t, "http://"+s.adminLn.Addr().String()+"/metrics")
-	for _, m := range []string{`sequoia_events_total{outcome="delivered"} 1`, `sequoia_events_total{outcome="function_error"} 1`,
-		`sequoia_overflow_total{reason="unreachable"} 2`, `sequoia_events_total{outcome="expired"} 0`} {
+	for _, m := range []string{`sequoia_events_total{outcome="delivered"} 1`, `sequoia_events_dead_lettered_total{reason="RetriesExhausted"} 1`,
+		`sequoia_overflow_total{reason="unreachable"} 2`, `sequoia_events_dead_lettered_total{reason="EventAgeExceeded"} 0`} {
 		if !strings.Contains(text, m) {
 			t.Errorf("/metrics has no %s", m)
 		}

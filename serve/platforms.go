@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"time"
 
@@ -34,7 +35,7 @@ type limiter interface {
 	InFlight() int
 }
 
-func newPlatformParts(cfg config.Config, kind invocation.Platform, sched limiter, m *metrics.Metrics) (platformParts, error) {
+func newPlatformParts(cfg config.Config, kind invocation.Platform, sched limiter, m *metrics.Metrics, log *slog.Logger) (platformParts, error) {
 	pc := cfg.Platforms
 	parts := platformParts{retry: proxy.RetryConfig{
 		MaxAttempts:        pc.RetryMaxAttempts,
@@ -45,6 +46,8 @@ func newPlatformParts(cfg config.Config, kind invocation.Platform, sched limiter
 		BackgroundEstimate: pc.BackgroundEstimate,
 		EventMaxAge:        pc.EventMaxAge,
 		MaxEvents:          pc.MaxEvents,
+		EventMaxRetries:    cfg.Events.EventMaxRetries, // for InMemoryEvents only
+		EventRetryDelay:    cfg.Events.EventRetryDelay,
 	}}
 	if kind == invocation.Lambda {
 		u, err := url.Parse(cfg.Backend.URL)
@@ -75,12 +78,18 @@ func newPlatformParts(cfg config.Config, kind invocation.Platform, sched limiter
 		parts.retry.ReservedQuiet = pc.AdaptiveQuiet
 	}
 	if pc.Adaptive {
+		tolerance := pc.AdaptiveTolerance
+		if tolerance == 0 {
+			tolerance = -1 // off
+		}
 		parts.limit = adaptive.New(adaptive.Config{
-			Ceiling:  cfg.Limits.MaxConcurrency,
-			Backoff:  pc.AdaptiveBackoff,
-			Cooldown: pc.AdaptiveCooldown,
-			Quiet:    pc.AdaptiveQuiet,
-		}, sched.SetLimit, sched.InFlight)
+			Ceiling:   cfg.Limits.MaxConcurrency,
+			Initial:   pc.AdaptiveInitial,
+			Backoff:   pc.AdaptiveBackoff,
+			Cooldown:  pc.AdaptiveCooldown,
+			Quiet:     pc.AdaptiveQuiet,
+			Tolerance: tolerance,
+		}, sched.SetLimit, sched.InFlight, log)
 		parts.feedback = parts.limit
 		m.Registry().MustRegister(parts.limit.Collectors(metrics.Namespace)...)
 	}
@@ -133,12 +142,9 @@ func adaptiveStatus(l *adaptive.Limit, ceiling int) any {
 	if l == nil {
 		return map[string]any{"enabled": false, "ceiling": ceiling}
 	}
-	return map[string]any{
-		"enabled":         true,
-		"ceiling":         ceiling,
-		"limit":           l.Limit(),
-		"effective_limit": l.Effective(),
-		"background_held": l.Held(),
-		"throttles":       l.Throttles(),
-	}
+	return struct {
+		Enabled bool `json:"enabled"`
+		Ceiling int  `json:"ceiling"`
+		adaptive.Status
+	}{true, ceiling, l.Status()}
 }

@@ -15,12 +15,14 @@ import (
 	"github.com/sequoia-qos/sequoia/cluster"
 	"github.com/sequoia-qos/sequoia/config"
 	"github.com/sequoia-qos/sequoia/dag"
+	"github.com/sequoia-qos/sequoia/events"
 	"github.com/sequoia-qos/sequoia/invocation"
 	"github.com/sequoia-qos/sequoia/metrics"
 	"github.com/sequoia-qos/sequoia/platform"
 	"github.com/sequoia-qos/sequoia/policy"
 	"github.com/sequoia-qos/sequoia/proxy"
 	"github.com/sequoia-qos/sequoia/qos"
+	"github.com/sequoia-qos/sequoia/slo"
 	"github.com/sequoia-qos/sequoia/warmpool"
 )
 
@@ -54,32 +56,60 @@ type Server struct {
 	decider *policy.Invocations // the proxy's Decider
 	dags    *dag.Service        // dag.go
 	warm    *warmpool.Pool      // warmpool.go; nil when SEQUOIA_PREWARM is off
-	cl      clusterParts        // cluster.go: NATS JetStream, leases, chains
+	engine  *cluster.Engine     // NATS JetStream: embedded, or the cluster's
+	cl      clusterParts        // cluster.go: leases, chains across replicas, shared estimates
+	events  *events.Store       // events.go: Lambda Events, durable
+	runs    *events.Runs        // dag.go: the journal of async DAG runs
+	// memoryEvents: Events stay in the process (InMemoryEvents); events
+	// is nil.
+	memoryEvents bool
+	slo          *slo.Tracker  // slo.go; nil without SEQUOIA_SLO_FILE
+	sloNotify    *slo.Notifier // nil without SEQUOIA_SLO_WEBHOOK_URL
 }
 
+// Option changes how New builds the server.
+type Option func(*Server)
+
+// InMemoryEvents keeps Lambda Event invocations in the process, as sequoia
+// did before its event store: they are lost when it exits. For measuring
+// the store's cost against it (sequoia bench events), never for serving.
+func InMemoryEvents() Option { return func(s *Server) { s.memoryEvents = true } }
+
 // New builds the server and opens its listeners.
-func New(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
+func New(cfg config.Config, log *slog.Logger, opts ...Option) (_ *Server, err error) {
 	kind, _ := invocation.ParsePlatform(cfg.Backend.Kind)
 	s := &Server{cfg: cfg, log: log}
+	for _, o := range opts {
+		o(s)
+	}
 	s.metrics = metrics.New(cfg.Limits.MaxFunctions)
+	if err := s.newSLO(); err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil && s.sloNotify != nil {
+			s.sloNotify.Close() // its delivery goroutine
+		}
+	}()
 	sc := cfg.Scheduling
 	// The NATS engine first: admission learns from it of the chains
 	// other replicas admitted (cluster.go).
-	if s.cl.engine, err = cluster.Start(cluster.Options{Config: cfg.Cluster, Log: log}); err != nil {
+	if s.engine, err = cluster.Start(cluster.Options{Config: cfg.Cluster, Log: log,
+		MaxPayload: int32(min(64<<20, max(8<<20, cfg.Serving.MaxBodyBytes+64<<10)))}); err != nil {
 		return nil, err
 	}
 	defer func() {
 		if err != nil {
-			_ = s.stopCluster()
+			s.closeDurable()
 		}
 	}()
 	var remote qos.Remote
-	if !s.cl.engine.Embedded() {
+	if !s.engine.Embedded() {
 		key, err := cfg.Cluster.Key()
 		if err != nil {
 			return nil, err
 		}
-		s.cl.chains = cluster.NewChains(s.cl.engine, cluster.ChainsConfig{
+		s.cl.chains = cluster.NewChains(s.engine, cluster.ChainsConfig{
 			Key: key, TTL: sc.ChainTTL, Log: log,
 			Apply: func(id string, o qos.StepOutcome) { s.sched.RemoteStep(id, o) },
 			Peers: func() int { return max(1, s.cl.leases.Replicas()) },
@@ -101,13 +131,13 @@ func New(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 		Headroom:        sc.AdmissionHeadroom,
 		ShortestFirst:   sc.ShortestFirst,
 		Remote:          remote,
-		Events:          s.metrics.NewChains(),
+		Events:          s.chainEvents(s.metrics.NewChains()),
 	})
 	s.cl.local = &localReplica{sched: s.sched}
 	s.metrics.WatchScheduler(s.sched)
 	s.metrics.WatchChains(s.sched)
 	defaultClass, _ := qos.ParseClass([]byte(sc.DefaultClass))
-	plat, err := newPlatformParts(cfg, kind, s.cl.local, s.metrics)
+	plat, err := newPlatformParts(cfg, kind, s.cl.local, s.metrics, log)
 	if err != nil {
 		return nil, err
 	}
@@ -128,6 +158,9 @@ func New(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 		return nil, err
 	}
 	s.newWarmPool(kind)
+	if err := s.newEvents(); err != nil { // events.go
+		return nil, err
+	}
 	var pc proxy.Cluster
 	if s.cl.chains != nil {
 		pc = s.cl.chains
@@ -143,17 +176,19 @@ func New(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 		Overflow:     plat.overflow,
 		Rates:        plat.rates,
 		Observer:     s.observer(),
+		Events:       s.eventQueue(),
 		Cluster:      pc,
 	}, s.sched, up, s.metrics, log)
 	if err := s.newDAGs(); err != nil {
 		return nil, err
 	}
 	s.admin = proxy.NewAdmin(s.metrics, s.status)
+	s.admin.Handle("GET /sequoia/v1/events/dead", s.serveDead) // events.go
 	if cfg.Serving.AdminPprof {
 		s.admin.EnableProfiling()
 	}
 
-	if err = s.startCluster(); err != nil {
+	if err = s.startCluster(); err != nil { // cluster.go
 		return nil, err
 	}
 	if s.dataLn, err = net.Listen("tcp", cfg.Serving.Listen); err != nil {
@@ -166,6 +201,19 @@ func New(cfg config.Config, log *slog.Logger) (_ *Server, err error) {
 	return s, nil
 }
 
+// closeDurable stops the event store, leaves the cluster and closes the
+// engine, for a New that fails half-way.
+func (s *Server) closeDurable() {
+	if s.events != nil {
+		s.events.Stop(context.Background())
+	}
+	if s.runs != nil {
+		s.runs.Close()
+	}
+	s.stopCluster()
+	_ = s.engine.Close()
+}
+
 // Run serves until ctx ends, then drains: readiness fails, the data
 // listener closes after SEQUOIA_DRAIN_DELAY, queued and in-flight
 // invocations get SEQUOIA_SHUTDOWN_TIMEOUT to finish.
@@ -174,13 +222,19 @@ func (s *Server) Run(ctx context.Context) error {
 		"listen", s.dataLn.Addr().String(), "admin", s.adminLn.Addr().String(),
 		"backend", s.cfg.Backend.Kind, "backend_url", s.cfg.Backend.URL,
 		"max_concurrency", s.cfg.Limits.MaxConcurrency)
+	if s.events != nil {
+		s.events.Start(s.proxy)
+	}
+	s.runs.Start(s.dags) // resumes the runs a dead replica (or the last start) left
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return s.proxy.Serve(s.dataLn) })
 	g.Go(func() error { return s.admin.Serve(s.adminLn) })
 	g.Go(func() error { return s.policy.Run(gctx) })
 	g.Go(func() error { return s.runWarmPool(gctx.Done()) })
-	g.Go(func() error { s.readyOnceJoined(gctx); return nil })
+	g.Go(func() error { return s.runSLO(gctx.Done()) })
+	g.Go(func() error { s.readyOnceJoined(gctx); return nil }) // cluster.go
 
+	var lost error // work abandoned in flight at shutdown: the exit code says so
 	g.Go(func() error {
 		<-gctx.Done()
 		s.admin.SetReady(false)
@@ -190,20 +244,24 @@ func (s *Server) Run(ctx context.Context) error {
 		}
 		sctx, cancel := context.WithTimeout(context.Background(), s.cfg.Serving.ShutdownTimeout)
 		defer cancel()
+		durable := s.stopDurable(sctx) // events.go
 		err := s.proxy.Shutdown(sctx)
+		// fasthttp's Shutdown closes only the listeners Serve has taken:
+		// one called before Serve began would leave Serve accepting for
+		// ever. Closing the listener ends it either way.
+		_ = s.dataLn.Close()
+		lost = durable()
 		if !s.dags.Wait(sctx.Done()) {
 			s.log.Warn("shutdown: DAG runs still in progress", "active", s.dags.Active())
 		}
 		s.stopWarmPool()
-		if !s.proxy.WaitEvents(sctx.Done()) {
-			s.log.Warn("shutdown: Lambda Event invocations left undelivered", "pending", s.proxy.PendingEvents())
-		}
 		if err != nil {
 			s.log.Warn("shutdown timed out", "in_flight", s.sched.InFlight(), "queued", s.sched.Queued(), "err", err)
 		}
 		s.up.Close()
 		s.sched.Close()
-		if err := s.stopCluster(); err != nil {
+		s.stopCluster() // the lease goes back at once
+		if err := s.engine.Close(); err != nil {
 			s.log.Warn("shutdown: NATS", "err", err)
 		}
 		_ = s.admin.Shutdown(context.Background())
@@ -213,7 +271,7 @@ func (s *Server) Run(ctx context.Context) error {
 	if err := g.Wait(); err != nil && !errors.Is(err, context.Canceled) {
 		return err
 	}
-	return nil
+	return lost
 }
 
 // statusListLimit bounds each list /sequoia/v1/status shows: the warm
@@ -250,7 +308,10 @@ func (s *Server) status() any {
 		WarmPool *warmpool.Status    `json:"warm_pool,omitempty"` // warmpool.go
 		Reserved *proxy.ReservedCaps `json:"reserved_caps,omitempty"`
 		Snapshot *policySeen         `json:"policy_snapshot,omitempty"`
+		SLO      *sloStatus          `json:"slo,omitempty"` // slo.go
 		Cluster  clusterStatus       `json:"cluster"`
+		Events   *events.Status      `json:"events,omitempty"`
+		Journal  events.RunsStatus   `json:"dag_journal"`
 		Config   map[string]any      `json:"config"`
 	}{
 		InFlight: s.sched.InFlight(),
@@ -260,6 +321,7 @@ func (s *Server) status() any {
 		WarmPool: s.warmStatus(),
 		Reserved: s.proxy.ReservedCaps(statusListLimit),
 		Snapshot: s.snaps.seen(statusListLimit),
+		SLO:      s.sloStatus(),
 		Queues: map[string]queue{
 			"pending": {
 				Depth:    s.sched.Depth(qos.Pending, qos.Interactive) + s.sched.Depth(qos.Pending, qos.Batch),
@@ -271,6 +333,8 @@ func (s *Server) status() any {
 			},
 		},
 		Cluster: s.clusterStatus(),
+		Events:  s.eventsStatus(),
+		Journal: s.runs.Status(),
 		Config:  config,
 	}
 }

@@ -232,7 +232,8 @@ func TestStatusReservedCaps(t *testing.T) {
 func TestStatusPolicySnapshot(t *testing.T) {
 	_, emuAddr := startEmulator(t, emulator.Config{Limit: 50, ExecTime: 2 * time.Second})
 	s := startServer(t, "SEQUOIA_BACKEND=lambda", "SEQUOIA_BACKEND_URL=http://"+emuAddr,
-		"SEQUOIA_MAX_CONCURRENCY=20", "SEQUOIA_POLICY_REFRESH=20ms")
+		"SEQUOIA_MAX_CONCURRENCY=20", "SEQUOIA_POLICY_REFRESH=20ms",
+		"SEQUOIA_ADAPTIVE_INITIAL=0") // the limit starts at the ceiling, 20
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	for range 3 {
@@ -296,4 +297,34 @@ func freeAddr(t *testing.T) string {
 	}
 	defer ln.Close()
 	return ln.Addr().String()
+}
+
+// TestRunStopsRightAfterStart: a server cancelled as soon as it runs
+// (SIGTERM during start-up) stops, whether or not its data listener had
+// begun to serve.
+func TestRunStopsRightAfterStart(t *testing.T) {
+	_, addr := startEmulator(t, emulator.Config{Limit: 4})
+	for range 20 {
+		cfg, err := config.LoadFrom([]string{"SEQUOIA_LISTEN=127.0.0.1:0", "SEQUOIA_ADMIN_LISTEN=127.0.0.1:0",
+			"SEQUOIA_STATE_DIR=" + t.TempDir(), "SEQUOIA_BACKEND_URL=http://" + addr})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		done := make(chan error, 1)
+		go func() { done <- s.Run(ctx) }()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("run: %v", err)
+			}
+		case <-time.After(time.Minute):
+			t.Fatal("Run did not return within a minute of its context ending")
+		}
+	}
 }

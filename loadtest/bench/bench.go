@@ -18,6 +18,7 @@ import (
 	"github.com/schollz/progressbar/v3"
 
 	"github.com/sequoia-qos/sequoia/config"
+	"github.com/sequoia-qos/sequoia/internal/cli"
 	"github.com/sequoia-qos/sequoia/loadtest"
 	"github.com/sequoia-qos/sequoia/loadtest/emulator"
 	"github.com/sequoia-qos/sequoia/serve"
@@ -26,36 +27,61 @@ import (
 const benchUsage = `usage: sequoia bench chains [flags]
        sequoia bench coldstart [flags]
        sequoia bench dags [flags]
+       sequoia bench events [flags]
        sequoia bench cluster [flags]
 
-Bursts function chains at an emulated platform three ways (directly,
-through HAProxy with maxconn = the platform limit, through sequoia) and
-prints completed, refused at entry, dropped mid-chain, latency and makespan.
+chains: bursts function chains at an emulated platform three ways
+(directly, through HAProxy with maxconn = the platform limit, through
+sequoia) and prints completed, refused at entry, dropped mid-chain, latency
+and makespan.
 coldstart: bursts after an idle period without and with the warm pool, and
-a steady run that measures what the warm-ups cost (-h for its flags).
+a steady run that measures what the warm-ups cost.
 dags: orchestration overhead of a sequence and a map of DAG runs, and a
-burst of runs of a 3-node DAG (-h for its flags).
+burst of runs of a 3-node DAG.
+events: Lambda Event acceptance with the durable store against the
+in-memory queue, sequoia SIGKILLed during delivery (embedded, and two
+replicas on an external NATS), an async DAG run SIGKILLed mid-run.
 cluster: replicas sharing one budget behind a round-robin balancer, against
-one replica, then a SIGKILL of a replica and a NATS outage (-h for its flags).
+one replica on W1, then a SIGKILL of a replica and a NATS outage mid-stream.
+
+'sequoia bench NAME --help' lists a benchmark's flags (docs/benchmarks.md).
+`
+
+const chainsUsage = `usage: sequoia bench chains [flags]
+
+Starts an emulated platform and bursts -chains chains of -steps steps at it
+three ways: directly, through HAProxy with maxconn = the platform limit
+(skipped with a note when HAProxy is missing), and through sequoia. Each
+target gets a warm-up first; the client gives up on a chain when its
+deadline passes. Prints completed, refused at entry, dropped mid-chain,
+failed, client 429s, p50/p99 chain latency, makespan, platform invocations
+and wasted invocations, with the physical bound
+(limit × deadline ÷ (steps × exec)); --json prints the report as JSON.
+Progress goes to standard error.
 `
 
 // Run runs `sequoia bench NAME [flags]`: the report goes to out, progress
 // to standard error.
 func Run(ctx context.Context, args []string, out io.Writer) error {
-	if len(args) > 0 && args[0] == "coldstart" {
+	if len(args) == 0 {
+		return cli.Usagef("bench", "want a benchmark name: chains, coldstart, dags, events or cluster")
+	}
+	switch args[0] {
+	case "chains":
+		return runBenchChains(ctx, args[1:], out, os.Stderr)
+	case "coldstart":
 		return runBenchColdstart(ctx, args[1:], out, os.Stderr) // bench_coldstart.go
-	}
-	if len(args) > 0 && args[0] == "dags" {
+	case "dags":
 		return runBenchDags(ctx, args[1:], out, os.Stderr) // bench_dags.go
-	}
-	if len(args) > 0 && args[0] == "cluster" {
+	case "events":
+		return runBenchEvents(ctx, args[1:], out, os.Stderr) // bench_events.go
+	case "cluster":
 		return runBenchCluster(ctx, args[1:], out, os.Stderr) // bench_cluster.go
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(out, benchUsage)
+		return nil
 	}
-	if len(args) == 0 || args[0] != "chains" {
-		fmt.Fprint(os.Stderr, benchUsage)
-		return fmt.Errorf("bench: want a benchmark name (chains, coldstart, dags, cluster)")
-	}
-	return runBenchChains(ctx, args[1:], out, os.Stderr)
+	return cli.Usagef("bench", "unknown benchmark %q: want chains, coldstart, dags, events or cluster", args[0])
 }
 
 // benchSpec is the chain-burst benchmark's workload.
@@ -102,7 +128,6 @@ type benchReport struct {
 
 func runBenchChains(ctx context.Context, args []string, out, progress io.Writer) error {
 	fs := flag.NewFlagSet("bench chains", flag.ContinueOnError)
-	fs.SetOutput(out)
 	var b benchSpec
 	var targets string
 	var asJSON bool
@@ -117,22 +142,25 @@ func runBenchChains(ctx context.Context, args []string, out, progress io.Writer)
 	fs.StringVar(&b.HAProxy, "haproxy", "/usr/sbin/haproxy", "the haproxy binary")
 	fs.StringVar(&b.Headroom, "headroom", "", "sequoia's SEQUOIA_ADMISSION_HEADROOM (empty: its default)")
 	fs.BoolVar(&asJSON, "json", false, "print the report as JSON")
-	if err := fs.Parse(args); err != nil {
+	if help, err := cli.Parse(fs, chainsUsage, args, out); help || err != nil {
 		return err
 	}
+	if fs.NArg() > 0 {
+		return cli.Usagef("bench chains", "unexpected argument %q", fs.Arg(0))
+	}
 	if b.Chains <= 0 || b.Steps <= 0 || b.Limit <= 0 || b.Exec < 0 || b.ColdStart < 0 || b.Deadline < 0 || b.Retries < 0 {
-		return fmt.Errorf("bench chains: -chains, -steps and -limit must be positive; -exec, -cold-start, -deadline and -retries not negative")
+		return cli.Usagef("bench chains", "-chains, -steps and -limit must be positive; -exec, -cold-start, -deadline and -retries not negative")
 	}
 	// sequoia's settings are checked before any target runs.
 	if _, err := config.LoadFrom(b.sequoiaEnv()); err != nil {
-		return fmt.Errorf("bench chains: %w", err)
+		return cli.Usagef("bench chains", "%s", strings.ReplaceAll(err.Error(), "\n", "; "))
 	}
 	for _, t := range strings.Split(targets, ",") {
 		switch t = strings.TrimSpace(t); t {
 		case "direct", "haproxy", "sequoia":
 			b.Targets = append(b.Targets, t)
 		default:
-			return fmt.Errorf("bench chains: unknown target %q (want direct, haproxy or sequoia)", t)
+			return cli.Usagef("bench chains", "unknown target %q (want direct, haproxy or sequoia)", t)
 		}
 	}
 	rep, err := benchChains(ctx, b, progress)
