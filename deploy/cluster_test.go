@@ -81,6 +81,10 @@ func checkCluster(t testing.TB, objs []object, d *appsv1.Deployment, replicas in
 		t.Fatalf("%d StatefulSets, want one NATS", len(sets))
 	}
 	checkNATS(t, objs, sets[0], natsURL)
+	if n := replicasOf(sets[0].Spec.Replicas); env["SEQUOIA_NATS_REPLICAS"] != fmt.Sprint(min(3, n)) {
+		t.Errorf("SEQUOIA_NATS_REPLICAS=%q with a NATS of %d nodes: want %d, or losing one node loses the leases, chains and Events it holds",
+			env["SEQUOIA_NATS_REPLICAS"], n, min(3, n))
+	}
 }
 
 // natsArgs reads "--name=value" arguments; a flag without a value maps to
@@ -258,6 +262,10 @@ func TestClusterChecksCatchBrokenManifests(t *testing.T) {
 		"autoscaler elsewhere": {func(o []object) {
 			ofKind[autoscalingv2.HorizontalPodAutoscaler](o)[0].Spec.ScaleTargetRef.Name = "other"
 		}, "scaleTargetRef"},
+		"one copy on three nodes": {func(o []object) {
+			c, _ := sequoiaContainer(ofKind[appsv1.Deployment](o)[0])
+			c.Env = slices.DeleteFunc(c.Env, func(e corev1.EnvVar) bool { return e.Name == "SEQUOIA_NATS_REPLICAS" })
+		}, "SEQUOIA_NATS_REPLICAS"},
 		"state dir unmounted": {func(o []object) {
 			c, _ := sequoiaContainer(ofKind[appsv1.Deployment](o)[0])
 			c.VolumeMounts = slices.DeleteFunc(c.VolumeMounts, func(m corev1.VolumeMount) bool { return m.MountPath == "/var/lib/sequoia" })

@@ -41,8 +41,8 @@ app.kubernetes.io/part-of: sequoia
 {{- if has $k (list "SEQUOIA_LISTEN" "SEQUOIA_ADMIN_LISTEN" "SEQUOIA_DRAIN_DELAY" "SEQUOIA_SHUTDOWN_TIMEOUT" "SEQUOIA_POLICY_DIR" "SEQUOIA_STATE_DIR") -}}
 {{- fail (printf "config.%s: set by the chart (see ports, shutdown, policies and state)" $k) -}}
 {{- end -}}
-{{- if and (eq $k "SEQUOIA_NATS_URL") $.Values.nats.enabled -}}
-{{- fail "config.SEQUOIA_NATS_URL: set by the chart to its NATS (nats.enabled); set nats.enabled false to use another" -}}
+{{- if and (has $k (list "SEQUOIA_NATS_URL" "SEQUOIA_NATS_REPLICAS")) $.Values.nats.enabled -}}
+{{- fail (printf "config.%s: set by the chart to its NATS (nats.enabled); set nats.enabled false to use another" $k) -}}
 {{- end -}}
 {{- end -}}
 {{- $cluster := or .Values.nats.enabled .Values.config.SEQUOIA_NATS_URL -}}
@@ -105,6 +105,8 @@ app.kubernetes.io/instance: {{ .Release.Name }}
     {{- if .Values.nats.enabled }}
     - name: SEQUOIA_NATS_URL
       value: "nats://{{ include "sequoia.natsName" . }}:4222"
+    - name: SEQUOIA_NATS_REPLICAS
+      value: "{{ min 3 (int .Values.nats.replicas) }}"
     {{- end }}
     {{- range $k, $v := .Values.config }}
     - name: {{ $k }}
