@@ -8,7 +8,10 @@
 // the Sequoia study compares (completion counts, p50/p99 chain latency,
 // makespan). A chain is driven by its client, as a function calling the
 // next function would: step k+1 is sent when step k answers, with the same
-// X-Sequoia-Chain-Id.
+// X-Sequoia-Chain-Id (its own, or with AssignedIDs the one sequoia
+// answered its first step with). Balancer (balancer.go) is a small
+// round-robin load balancer, per request, for the cluster bench where
+// HAProxy is not installed.
 //
 // Usage:
 //
