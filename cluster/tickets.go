@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/base64"
 	"hash"
 	"strconv"
@@ -46,12 +47,19 @@ type keyRing struct {
 
 type macKey struct {
 	key  []byte
-	pool sync.Pool // of hash.Hash
+	pool sync.Pool // of *macState
+}
+
+// macState is a MAC and room for its sum, reused together so that signing
+// allocates nothing.
+type macState struct {
+	h   hash.Hash
+	sum [sha256.Size]byte
 }
 
 func newMACKey(key []byte) *macKey {
 	k := &macKey{key: bytes.Clone(key)}
-	k.pool.New = func() any { return hmac.New(sha256.New, k.key) }
+	k.pool.New = func() any { return &macState{h: hmac.New(sha256.New, k.key)} }
 	return k
 }
 
@@ -75,13 +83,13 @@ func (t *Tickets) HasKey() bool { return t.keys.Load() != nil }
 
 // sign appends the MAC of msg under k, in base64url, to dst.
 func (k *macKey) sign(dst, msg []byte) []byte {
-	h := k.pool.Get().(hash.Hash)
-	h.Reset()
-	h.Write(msg)
-	var sum [sha256.Size]byte
-	mac := h.Sum(sum[:0])
-	k.pool.Put(h)
-	return base64.RawURLEncoding.AppendEncode(dst, mac[:macBytes])
+	st := k.pool.Get().(*macState)
+	st.h.Reset()
+	st.h.Write(msg)
+	mac := st.h.Sum(st.sum[:0])
+	dst = base64.RawURLEncoding.AppendEncode(dst, mac[:macBytes])
+	k.pool.Put(st)
+	return dst
 }
 
 // Mint appends to dst the ticket of the chain id (an id sequoia assigned)
@@ -136,8 +144,8 @@ func (t *Tickets) Read(id, ticket string) (deadline time.Time, steps int, ok boo
 	if err != nil || n < 0 {
 		return time.Time{}, 0, false
 	}
-	var buf [160]byte
-	msg := append(append(append(buf[:0], id...), '.'), body[:len(body)-1]...)
+	msg := make([]byte, 0, len(id)+len(body))
+	msg = append(append(append(msg, id...), '.'), body[:len(body)-1]...)
 	if !r.cur.verify(msg, mac) && (r.prev == nil || !r.prev.verify(msg, mac)) {
 		return time.Time{}, 0, false
 	}
@@ -149,7 +157,8 @@ func (t *Tickets) Read(id, ticket string) (deadline time.Time, steps int, ok boo
 
 func (k *macKey) verify(msg []byte, mac string) bool {
 	var buf [macChars]byte
-	return hmac.Equal(k.sign(buf[:0], msg), []byte(mac))
+	got := k.sign(buf[:0], msg)
+	return subtle.ConstantTimeCompare(got, []byte(mac)) == 1
 }
 
 func cutByte(s string, sep byte) (before, after string, found bool) {

@@ -205,3 +205,30 @@ func FuzzParseChainRecord(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkMint is what a new chain's ticket costs the replica that
+// admits it (the request path, in a cluster).
+func BenchmarkMint(b *testing.B) {
+	var tk Tickets
+	tk.SetKey(testKey)
+	id := qos.NewChainIDs().Prefix() + "k3a"
+	deadline := time.Now().Add(time.Second)
+	var buf [maxTicket]byte
+	b.ReportAllocs()
+	for b.Loop() {
+		tk.Mint(buf[:0], id, deadline, 2)
+	}
+}
+
+// BenchmarkRead is what reading another replica's ticket costs.
+func BenchmarkRead(b *testing.B) {
+	var tk Tickets
+	tk.SetKey(testKey)
+	id := qos.NewChainIDs().Prefix() + "k3a"
+	t, _ := tk.Mint(nil, id, time.Now().Add(time.Second), 2)
+	ticket := string(t)
+	b.ReportAllocs()
+	for b.Loop() {
+		tk.Read(id, ticket)
+	}
+}
