@@ -70,7 +70,6 @@ type Leases struct {
 	okSince  time.Time // since when rounds succeed (zero while they fail)
 	lastN    int       // live replicas, this one included, as last counted
 	table    map[string]int
-	rev      uint64   // the revision table was read or written at
 	changes  [2]int64 // lease grows and shrinks written
 	byPeers  int64    // rounds the others' heartbeats confirmed (confirmed)
 
@@ -125,8 +124,6 @@ type heartbeat struct {
 	Budget   int    `json:"budget"`
 	Fallback bool   `json:"fallback,omitempty"`
 	Leaving  bool   `json:"leaving,omitempty"`
-	// Rev is the revision of the leases document the replica last read.
-	Rev uint64 `json:"rev"`
 }
 
 type peer struct {
@@ -212,6 +209,18 @@ func (l *Leases) publish(hb heartbeat) {
 	}
 }
 
+// silence is how long a replica may go unheard before the others take its
+// lease back: two intervals short of the TTL, so that its slots are in
+// use again within the TTL of its last word (it takes a round to see it
+// gone and one more for the last of the others to grow).
+func (l *Leases) silence() time.Duration { return l.cfg.TTL - 2*l.cfg.Interval }
+
+// keep is how long a replica cut off from NATS keeps its lease after its
+// last good round before it falls back to a safe share: one interval
+// short of the others' silence, so that it stops counting on its lease
+// before they take it back.
+func (l *Leases) keep() time.Duration { return l.cfg.TTL - 3*l.cfg.Interval }
+
 // timeout bounds one round's NATS calls, so that a round stuck on an
 // unreachable NATS does not hold back the next heartbeat for long.
 func (l *Leases) timeout() time.Duration {
@@ -224,7 +233,7 @@ func (l *Leases) round() {
 	d := l.local.Demand()
 	l.mu.Lock()
 	hb := heartbeat{Replica: l.e.replica, Origin: l.cfg.Origin, Lease: l.lease, Applied: l.applied,
-		Demand: d, Adaptive: l.local.Adaptive(), Budget: l.cfg.Budget, Fallback: l.fallback, Rev: l.rev}
+		Demand: d, Adaptive: l.local.Adaptive(), Budget: l.cfg.Budget, Fallback: l.fallback}
 	l.mu.Unlock()
 	l.publish(hb)
 
@@ -251,7 +260,6 @@ func (l *Leases) round() {
 	cur := doc.Leases[l.e.replica]
 	l.lease = cur
 	l.table = maps.Clone(doc.Leases)
-	l.rev = rev
 
 	// Entries of replicas gone for the TTL go in the same write.
 	next := tableDoc{Leases: map[string]int{}}
@@ -308,7 +316,6 @@ func (l *Leases) round() {
 		}
 		l.lease = write
 		l.table = maps.Clone(next.Leases)
-		l.rev = 0 // the next read tells the revision written
 	}
 	l.joined = l.joined || l.lease > 0
 	// A grown lease is used once written; an unchanged one (or one taken
@@ -376,43 +383,46 @@ func (l *Leases) writeLocked(ctx context.Context, doc tableDoc, rev uint64) erro
 }
 
 // confirmed handles a round that could not read the leases (JetStream
-// unreachable) while core NATS carries heartbeats: if every other replica
-// of the leases last read here is heard, none on a safe share of its own
-// making aside, and each last read the same revision, then no one could
-// have changed the leases since (a change is a write JetStream would have
-// taken, and whoever wrote it would have read it), so this replica's
-// lease still stands: it counts as a successful round, and a replica on
-// a safe share takes its lease back. This is what lets replicas have the
-// whole budget again as soon as NATS is back, before JetStream has
-// recovered its streams.
+// unreachable) while core NATS carries heartbeats. A replica changes only
+// its own entry, and each replica's heartbeat tells its own entry as it
+// holds it: so if every other replica of the leases last read here has
+// been heard since this replica's last good round, and the entries all
+// the replicas heard tell (this one's included) add up to no more than
+// the budget, the leases in force are what they tell, and this replica's
+// lease stands: the round counts as a good one, and a replica on a safe
+// share takes its lease back. This is what keeps the budget whole while
+// JetStream is away (NATS lost its quorum) and gives replicas their
+// leases back as soon as NATS returns after an outage, before JetStream
+// has recovered its streams.
 func (l *Leases) confirmed(now time.Time) bool {
 	if !l.e.Connected() {
 		return false
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.rev == 0 || !l.joined {
+	if !l.joined || l.lastOK.IsZero() {
 		return false
 	}
 	for name := range l.table {
 		if name == l.e.replica {
 			continue
 		}
-		p, ok := l.peers[name]
-		if !ok || now.Sub(p.heard) > l.cfg.TTL || p.heard.Before(l.lastOK) || p.hb.Rev != l.rev {
-			return false
+		if p, ok := l.peers[name]; !ok || p.heard.Before(l.lastOK) {
+			return false // not heard since: it may have changed the leases
 		}
 	}
-	for name, p := range l.peers {
-		// A replica unknown to the table, heard since: it may have
-		// written a newer revision.
-		if _, ok := l.table[name]; !ok && now.Sub(p.heard) <= l.cfg.TTL && p.hb.Rev != l.rev {
-			return false
+	sum := l.lease
+	for _, p := range l.peers {
+		if now.Sub(p.heard) <= l.cfg.TTL {
+			sum += p.hb.Lease
 		}
+	}
+	if sum > l.cfg.Budget {
+		return false
 	}
 	if l.fallback {
 		l.fallback = false
-		l.log.Info("cluster: NATS is back and every replica holds the leases as this one does; lease taken back before JetStream answers",
+		l.log.Info("cluster: NATS is back and the replicas' leases add up within the budget; lease taken back before JetStream answers",
 			"after", now.Sub(l.fellBack).Round(time.Millisecond))
 	}
 	l.lastOK = now
@@ -427,7 +437,7 @@ func (l *Leases) failed(now time.Time, err error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.okSince = time.Time{}
-	if l.fallback || !l.joined || now.Sub(l.lastOK) < l.cfg.TTL {
+	if l.fallback || !l.joined || now.Sub(l.lastOK) < l.keep() {
 		return
 	}
 	l.fallback, l.fellBack = true, now
@@ -462,7 +472,7 @@ func (l *Leases) liveLocked(now time.Time, doc tableDoc, d Demand, self heartbea
 	needs := []Need{needOf(l.e.replica, d, l.cfg.Budget)}
 	var inFlight int64
 	for name, p := range l.peers {
-		if now.Sub(p.heard) > l.cfg.TTL {
+		if now.Sub(p.heard) > l.silence() {
 			delete(l.peers, name)
 			continue
 		}
@@ -470,7 +480,7 @@ func (l *Leases) liveLocked(now time.Time, doc tableDoc, d Demand, self heartbea
 		needs = append(needs, needOf(name, p.hb.Demand, l.cfg.Budget))
 		inFlight += int64(p.hb.Demand.InFlight)
 	}
-	inTouch := now.Sub(l.okSince) >= l.cfg.TTL
+	inTouch := now.Sub(l.okSince) >= l.silence()
 	for name, n := range doc.Leases {
 		if live[name] || inTouch {
 			continue

@@ -54,15 +54,18 @@ type Cluster struct {
 	// before it is acknowledged, at a cost in latency measured in
 	// docs/events.md.
 	StateSync string `env:"STATE_SYNC" envDefault:"2m"`
-	// LeaseTTL is how long a replica's lease of the platform budget
-	// outlives its last word: a replica killed without a goodbye loses its
-	// lease this long after it last spoke, and the others take it up; a
-	// replica cut off from NATS keeps its lease this long, then falls back
-	// to a safe share (the budget divided by the replicas it last knew).
+	// LeaseTTL bounds how long a replica's lease of the platform budget
+	// outlives its last word: the slots of a replica killed without a
+	// goodbye are in use at the others within it (they take them back
+	// two SEQUOIA_LEASE_INTERVALs short of it); a replica cut off from
+	// NATS keeps its lease until three intervals short of it, then falls
+	// back to a safe share (the budget divided by the replicas it last
+	// knew).
 	LeaseTTL time.Duration `env:"LEASE_TTL" envDefault:"5s"`
 	// LeaseInterval is how often a replica tells the others its demand
 	// and moves its lease towards its share: an idle replica's slots reach
-	// a busy one within about two intervals.
+	// a busy one within about two intervals. At most a fifth of
+	// SEQUOIA_LEASE_TTL.
 	LeaseInterval time.Duration `env:"LEASE_INTERVAL" envDefault:"200ms"`
 	// KeyFile is a file (a mounted secret) holding the key, 32 bytes or
 	// more, that signs the admission tickets carried by the chain ids
@@ -114,8 +117,8 @@ func (c Cluster) check(bad func(name string, v any, why string)) {
 	if c.LeaseTTL < 500*time.Millisecond || c.LeaseTTL > time.Minute {
 		bad("LEASE_TTL", c.LeaseTTL, "must be between 500ms and 1m")
 	}
-	if c.LeaseInterval < 10*time.Millisecond || c.LeaseInterval > c.LeaseTTL/3 {
-		bad("LEASE_INTERVAL", c.LeaseInterval, "must be at least 10ms and at most a third of SEQUOIA_LEASE_TTL")
+	if c.LeaseInterval < 10*time.Millisecond || c.LeaseInterval > c.LeaseTTL/5 {
+		bad("LEASE_INTERVAL", c.LeaseInterval, "must be at least 10ms and at most a fifth of SEQUOIA_LEASE_TTL")
 	}
 	if c.KeyFile != "" {
 		if b, err := os.ReadFile(c.KeyFile); err != nil {
