@@ -140,7 +140,7 @@ func (c *Chains) connect(ctx context.Context) {
 	missing := c.kv == nil
 	c.mu.Unlock()
 	if missing {
-		kv, err := c.e.openBucket(ctx, "chains", c.ttl)
+		kv, err := c.e.openBucket(ctx, "chains", c.ttl, true)
 		if err != nil {
 			c.log.Debug("cluster: chains bucket not yet available", "err", err)
 			return
@@ -154,7 +154,7 @@ func (c *Chains) connect(ctx context.Context) {
 // loadKey reads the cluster's ticket key from the leases bucket, creating
 // it if no replica did yet.
 func (c *Chains) loadKey(ctx context.Context) error {
-	kv, err := c.e.openBucket(ctx, "leases", 0)
+	kv, err := c.e.openBucket(ctx, "leases", 0, false)
 	if err != nil {
 		return err
 	}

@@ -107,7 +107,7 @@ func (s *Shared) exchange(ctx context.Context, publish bool) {
 	s.mu.Unlock()
 	if kv == nil {
 		var err error
-		if kv, err = s.e.openBucket(ctx, "estimates", sharedTTL); err != nil {
+		if kv, err = s.e.openBucket(ctx, "estimates", sharedTTL, true); err != nil {
 			s.log.Debug("cluster: estimates bucket not yet available", "err", err)
 			return
 		}

@@ -66,11 +66,13 @@ func (e *Engine) bucketReplicas() int {
 
 // openBucket opens the key-value bucket named what in this cluster's
 // namespace, creating it if it does not exist: file storage, one value
-// per key, entries older than ttl dropped (0: never). Unlike the client's
-// own default its reads go to the stream's leader (no direct gets), so
-// that a value read after a write acknowledged elsewhere is that value:
-// a follower may lag.
-func (e *Engine) openBucket(ctx context.Context, what string, ttl time.Duration) (jetstream.KeyValue, error) {
+// per key, entries older than ttl dropped (0: never). With direct, reads
+// are direct gets that any of the stream's servers answers, the fast
+// path for many small reads (a client-chosen chain id's look-up); without
+// it, reads go to the stream's leader, so that a value read after a write
+// acknowledged elsewhere is that value (the leases), since a follower may
+// lag by a moment.
+func (e *Engine) openBucket(ctx context.Context, what string, ttl time.Duration, direct bool) (jetstream.KeyValue, error) {
 	name := e.Name(what)
 	kv, err := e.js.KeyValue(ctx, name)
 	if err == nil {
@@ -98,6 +100,7 @@ func (e *Engine) openBucket(ctx context.Context, what string, ttl time.Duration)
 		DenyDelete:        true,
 		Duplicates:        dup,
 		Discard:           jetstream.DiscardNew,
+		AllowDirect:       direct,
 	})
 	if err != nil && !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
 		return nil, fmt.Errorf("cluster: bucket %s: %w", name, err)

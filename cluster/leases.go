@@ -330,7 +330,7 @@ func (l *Leases) read(ctx context.Context) (tableDoc, uint64, error) {
 	l.mu.Unlock()
 	if kv == nil {
 		var err error
-		if kv, err = l.e.openBucket(ctx, "leases", 0); err != nil {
+		if kv, err = l.e.openBucket(ctx, "leases", 0, false); err != nil {
 			return tableDoc{}, 0, err
 		}
 		l.mu.Lock()

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -337,14 +338,22 @@ type replicaStatus struct {
 		Leases    *struct {
 			Applied  int  `json:"applied"`
 			Lease    int  `json:"lease"`
-			Target   int  `json:"target"`
-			Fallback bool `json:"fallback"`
+			Target    int  `json:"target"`
+			Effective int  `json:"effective_budget"`
+			Fallback  bool `json:"fallback"`
 			Replicas []struct {
 				Name string `json:"name"`
 			} `json:"replicas"`
 		} `json:"leases"`
 		Ops map[string]float64 `json:"nats_operations"`
 	} `json:"cluster"`
+	Adaptive struct {
+		Enabled   bool  `json:"enabled"`
+		Limit     int   `json:"limit"`
+		SlowStart bool  `json:"slow_start"`
+		Cuts      int64 `json:"queueing_cuts"`
+		Throttles int64 `json:"throttles"`
+	} `json:"adaptive"`
 }
 
 var statusClient = &http.Client{Timeout: 2 * time.Second}
@@ -547,6 +556,16 @@ func (cb *clusterBench) measure(rs []*replica, row *clusterRow, f func() loadtes
 	row.RequestOps, row.BackgroundOps = req1-req0, bg1-bg0
 	fmt.Fprintf(cb.progress, "%-22s %d completed, %d refused, %d dropped, %d failed; platform: %d throttles, peak %d\n",
 		row.Setup, row.Completed, row.Refused, row.Dropped, row.Failed, row.PlatformThrottles, row.PeakConcurrency)
+	for i, r := range rs {
+		if st, err := r.status(); err == nil {
+			a := st.Adaptive
+			fmt.Fprintf(cb.progress, "%-22s replica %d: lease %d, effective budget %d; adaptive limit %d (slow start %v, %d queueing cuts, %d throttles)\n",
+				row.Setup, i, st.Cluster.Leases.Lease, st.Cluster.Leases.Effective, a.Limit, a.SlowStart, a.Cuts, a.Throttles)
+		}
+	}
+	if st := chainCounts(rs); st != "" {
+		fmt.Fprintf(cb.progress, "%-22s %s\n", row.Setup, st)
+	}
 	if row.Dropped+row.Failed > 0 {
 		by := map[int]int{}
 		for _, c := range res.Chains {
@@ -717,4 +736,36 @@ func printCluster(out io.Writer, rep clusterReport) {
 				s.KillAfter, s.Run, s.Outage, r.FallbackSeen, r.MinApplied, ms(r.FullAgain))
 		}
 	}
+}
+
+// chainCounts sums, over the replicas, how chains of other replicas were
+// found and how client-chosen ids were registered (so far), for the
+// progress output.
+func chainCounts(rs []*replica) string {
+	sums := map[string]float64{}
+	for _, r := range rs {
+		resp, err := statusClient.Get("http://" + r.admin + "/metrics")
+		if err != nil {
+			continue
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		for _, line := range strings.Split(string(b), "\n") {
+			for _, m := range []string{"sequoia_cluster_remote_chains_total", "sequoia_cluster_chain_registrations_total"} {
+				if strings.HasPrefix(line, m+"{") {
+					name, v, _ := strings.Cut(line, " ")
+					f, _ := strconv.ParseFloat(v, 64)
+					if f > 0 {
+						sums[strings.TrimPrefix(name, "sequoia_cluster_")] += f
+					}
+				}
+			}
+		}
+	}
+	var parts []string
+	for k, v := range sums {
+		parts = append(parts, fmt.Sprintf("%s %.0f", k, v))
+	}
+	slices.Sort(parts)
+	return strings.Join(parts, ", ")
 }
