@@ -57,6 +57,9 @@ func TestBenchClusterSmall(t *testing.T) {
 			t.Errorf("no %q row in %v", s, rep.Rows)
 		}
 	}
+	if rep.Shift <= 0 {
+		t.Errorf("the busy replica never got the idle one's slots")
+	}
 	if r := setups["SIGKILL"]; r.Reclaimed <= 0 {
 		t.Errorf("the killed replica's slots were never taken back: %+v", r)
 	}
