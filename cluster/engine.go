@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sequoia-qos/sequoia/config"
 )
@@ -32,6 +33,7 @@ type Engine struct {
 	lock    *dirLock       // the state directory's, with the embedded server
 	nc      *nats.Conn
 	js      jetstream.JetStream
+	ops     *prometheus.CounterVec // NATS operations made (kv.go)
 
 	connected atomic.Bool
 	mu        sync.Mutex
@@ -62,7 +64,7 @@ type Options struct {
 // keeps reconnecting in the background (Connected says false): a
 // temporary outage must not stop sequoia.
 func Start(o Options) (*Engine, error) {
-	e := &Engine{cfg: o.Config, replica: o.Replica, log: o.Log, since: time.Now()}
+	e := &Engine{cfg: o.Config, replica: o.Replica, log: o.Log, since: time.Now(), ops: newOpsCounter()}
 	if e.log == nil {
 		e.log = slog.New(slog.DiscardHandler)
 	}

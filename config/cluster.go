@@ -1,7 +1,9 @@
 package config
 
 import (
+	"bytes"
 	"errors"
+	"fmt"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -52,6 +54,25 @@ type Cluster struct {
 	// before it is acknowledged, at a cost in latency measured in
 	// docs/events.md.
 	StateSync string `env:"STATE_SYNC" envDefault:"2m"`
+	// LeaseTTL bounds how long a replica's lease of the platform budget
+	// outlives its last word: the slots of a replica killed without a
+	// goodbye are in use at the others within it (they take them back
+	// two SEQUOIA_LEASE_INTERVALs short of it); a replica cut off from
+	// NATS keeps its lease until three intervals short of it, then falls
+	// back to a safe share (the budget divided by the replicas it last
+	// knew).
+	LeaseTTL time.Duration `env:"LEASE_TTL" envDefault:"5s"`
+	// LeaseInterval is how often a replica tells the others its demand
+	// and moves its lease towards its share: an idle replica's slots reach
+	// a busy one within about two intervals. At most a fifth of
+	// SEQUOIA_LEASE_TTL.
+	LeaseInterval time.Duration `env:"LEASE_INTERVAL" envDefault:"200ms"`
+	// KeyFile is a file (a mounted secret) holding the key, 32 bytes or
+	// more, that signs the admission tickets carried by the chain ids
+	// sequoia assigns, so that any replica honours a chain another
+	// admitted without a look-up. Empty: the first replica makes one and
+	// stores it in NATS for the others.
+	KeyFile string `env:"CLUSTER_KEY_FILE" envDefault:""`
 }
 
 var clusterName = regexp.MustCompile(`^[A-Za-z0-9_-]{1,32}$`)
@@ -93,6 +114,32 @@ func (c Cluster) check(bad func(name string, v any, why string)) {
 	if (c.NatsCert == "") != (c.NatsKey == "") {
 		bad("NATS_CERT", c.NatsCert, "and SEQUOIA_NATS_KEY go together")
 	}
+	if c.LeaseTTL < 500*time.Millisecond || c.LeaseTTL > time.Minute {
+		bad("LEASE_TTL", c.LeaseTTL, "must be between 500ms and 1m")
+	}
+	if c.LeaseInterval < 10*time.Millisecond || c.LeaseInterval > c.LeaseTTL/5 {
+		bad("LEASE_INTERVAL", c.LeaseInterval, "must be at least 10ms and at most a fifth of SEQUOIA_LEASE_TTL")
+	}
+	if c.KeyFile != "" {
+		if b, err := os.ReadFile(c.KeyFile); err != nil {
+			bad("CLUSTER_KEY_FILE", c.KeyFile, "must be a readable file")
+		} else if len(bytes.TrimSpace(b)) < 32 {
+			bad("CLUSTER_KEY_FILE", c.KeyFile, "must hold a key of 32 bytes or more")
+		}
+	}
+}
+
+// Key reads the ticket key from KeyFile (surrounding white space
+// trimmed); nil without a file.
+func (c Cluster) Key() ([]byte, error) {
+	if c.KeyFile == "" {
+		return nil, nil
+	}
+	b, err := os.ReadFile(c.KeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("SEQUOIA_CLUSTER_KEY_FILE: %w", err)
+	}
+	return bytes.TrimSpace(b), nil
 }
 
 // StateDirectory is the directory the embedded NATS server keeps its files

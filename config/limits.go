@@ -6,7 +6,9 @@ import "time"
 type Limits struct {
 	// MaxConcurrency is the platform concurrency this proxy may use (its
 	// worker slots): never more invocations than this are in flight at
-	// the platform.
+	// the platform. Replicas of one cluster (SEQUOIA_NATS_URL,
+	// SEQUOIA_CLUSTER) share it: it is the budget of them all, leased to
+	// each by demand.
 	MaxConcurrency int `env:"MAX_CONCURRENCY" envDefault:"100"`
 	// QueueCapacity is the most invocations that may wait for a slot;
 	// beyond it, requests are answered 429.

@@ -20,7 +20,7 @@ var reference = []Concern{
 		{Name: "SEQUOIA_HTTP_ROUTE", Default: "auto", Doc: "says how an `http` backend's function is named: by `host` (the Host header's first label), by `path` (the first path segment), or `auto` (Host when it is a DNS name with a dot, else the path)."},
 	}},
 	{Title: "Limits", Doc: "The worker pool and its queue.", Variables: []VariableDoc{
-		{Name: "SEQUOIA_MAX_CONCURRENCY", Default: "100", Doc: "the platform concurrency this proxy may use (its worker slots): never more invocations than this are in flight at the platform."},
+		{Name: "SEQUOIA_MAX_CONCURRENCY", Default: "100", Doc: "the platform concurrency this proxy may use (its worker slots): never more invocations than this are in flight at the platform. Replicas of one cluster (SEQUOIA_NATS_URL, SEQUOIA_CLUSTER) share it: it is the budget of them all, leased to each by demand."},
 		{Name: "SEQUOIA_QUEUE_CAPACITY", Default: "1000", Doc: "the most invocations that may wait for a slot; beyond it, requests are answered 429."},
 		{Name: "SEQUOIA_QUEUE_TIMEOUT", Default: "30s", Doc: "the longest one invocation waits for a slot; past it, the request is answered 503."},
 		{Name: "SEQUOIA_MAX_FUNCTIONS", Default: "1000", Doc: "the number of distinct functions that get their own metric series and state; the rest are counted as `_other`."},
@@ -37,7 +37,7 @@ var reference = []Concern{
 		{Name: "SEQUOIA_BATCH_SHARE", Default: "0.2", Doc: "the share of slot grants the batch class gets while both classes wait (between 0 and 1, exclusive); interactive gets the rest."},
 		{Name: "SEQUOIA_TENANT_CAP", Default: "0", Doc: "the most slots one tenant may hold at once; 0 means no cap."},
 		{Name: "SEQUOIA_FUNCTION_CAP", Default: "0", Doc: "the most slots one function may hold at once; 0 means no cap."},
-		{Name: "SEQUOIA_MAX_RATE", Default: "0", Doc: "bounds the invocations per second sent to the platform (e.g. 1 for OpenWhisk's default 60 per minute); 0 means no bound."},
+		{Name: "SEQUOIA_MAX_RATE", Default: "0", Doc: "bounds the invocations per second sent to the platform (e.g. 1 for OpenWhisk's default 60 per minute); 0 means no bound. Replicas of one cluster share it, in proportion to their leases of SEQUOIA_MAX_CONCURRENCY."},
 	}},
 	{Title: "Platforms", Doc: "How sequoia speaks to the platform: Lambda signing, retries, background work and Lambda Events, overflow to a second platform, and the adaptive concurrency limit.", Variables: []VariableDoc{
 		{Name: "SEQUOIA_LAMBDA_REGION", Default: "", Doc: "the AWS region `lambda` requests are signed for; empty means the standard chain's (`AWS_REGION`, the shared config). Credentials always come from the standard AWS chain (environment, shared files, web identity, container or instance role); start-up fails naming what is missing. SEQUOIA_BACKEND_URL is the endpoint (`https://lambda.{region}.amazonaws.com`)."},
@@ -105,6 +105,9 @@ var reference = []Concern{
 		{Name: "SEQUOIA_NATS_KEY", Default: "", Doc: "the client certificate's key, a PEM file."},
 		{Name: "SEQUOIA_NATS_REPLICAS", Default: "1", Doc: "how many NATS servers keep a copy of each of sequoia's streams and buckets (Events, dead letters, the DAG run journal) on the external NATS: 3 survives the loss of one server. 1 with the embedded server."},
 		{Name: "SEQUOIA_STATE_SYNC", Default: "2m", Doc: "how often the embedded server forces its files to disk (fsync): a duration, or \"always\". Every accepted write reaches the files (the operating system) before it is acknowledged, so a crash of the process loses nothing; a crash of the machine may lose the writes of the last interval. \"always\" forces every write to disk before it is acknowledged, at a cost in latency measured in docs/events.md."},
+		{Name: "SEQUOIA_LEASE_TTL", Default: "5s", Doc: "bounds how long a replica's lease of the platform budget outlives its last word: the slots of a replica killed without a goodbye are in use at the others within it (they take them back two SEQUOIA_LEASE_INTERVALs short of it); a replica cut off from NATS keeps its lease until three intervals short of it, then falls back to a safe share (the budget divided by the replicas it last knew)."},
+		{Name: "SEQUOIA_LEASE_INTERVAL", Default: "200ms", Doc: "how often a replica tells the others its demand and moves its lease towards its share: an idle replica's slots reach a busy one within about two intervals. At most a fifth of SEQUOIA_LEASE_TTL."},
+		{Name: "SEQUOIA_CLUSTER_KEY_FILE", Default: "", Doc: "a file (a mounted secret) holding the key, 32 bytes or more, that signs the admission tickets carried by the chain ids sequoia assigns, so that any replica honours a chain another admitted without a look-up. Empty: the first replica makes one and stores it in NATS for the others."},
 	}},
 	{Title: "Events", Doc: "Durable asynchronous work: Lambda Event invocations and async DAG runs, kept in NATS JetStream (the embedded server's files, or the cluster's streams) from before sequoia answers 202 until they are done. SEQUOIA_EVENT_MAX_AGE and SEQUOIA_MAX_EVENTS (Platforms) bound how long and how many.", Variables: []VariableDoc{
 		{Name: "SEQUOIA_EVENT_MAX_RETRIES", Default: "2", Doc: "how many times an Event whose function failed is run again, as Lambda's MaximumRetryAttempts (0 to 2). Throttles and platform errors are retried apart from it, until SEQUOIA_EVENT_MAX_AGE."},

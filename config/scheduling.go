@@ -53,6 +53,8 @@ type Scheduling struct {
 	FunctionCap int `env:"FUNCTION_CAP" envDefault:"0"`
 	// MaxRate bounds the invocations per second sent to the platform (e.g.
 	// 1 for OpenWhisk's default 60 per minute); 0 means no bound.
+	// Replicas of one cluster share it, in proportion to their leases of
+	// SEQUOIA_MAX_CONCURRENCY.
 	MaxRate float64 `env:"MAX_RATE" envDefault:"0"`
 }
 

@@ -72,6 +72,15 @@ type Invocation struct {
 	// clears it once the chain is admitted, so that a retry of the same
 	// invocation finds its chain.
 	ChainAssigned bool
+	// ChainTicket is, in a cluster, the signed admission ticket that rides
+	// on a chain id sequoia assigned ("<Chain>.<ticket>"): as received, or
+	// the one issued when this replica admits the chain; the proxy sends
+	// and answers the id with it. Empty outside a cluster.
+	ChainTicket string
+	// Cluster is the cluster's note between admission and the answer (a
+	// client-chosen id's registration, awaited before the first answer);
+	// nil outside a cluster.
+	Cluster any
 	// Budget is the chain's deadline from X-Sequoia-Deadline-Ms, counted
 	// from its first request; 0 when not given. Steps is
 	// X-Sequoia-Chain-Steps, 0 when not given. Both matter on a chain's

@@ -43,6 +43,10 @@ type ChainSpec struct {
 	// of fasthttp: a client unlike the bench's own, whose clock starts
 	// before its connection is even accepted.
 	NetHTTP bool
+	// AssignedIDs sends the first step without an X-Sequoia-Chain-Id and
+	// the later steps with the id the answer carried, as a caller that
+	// lets sequoia assign ids does; else each chain chooses its own.
+	AssignedIDs bool
 	// Client, when set, sends the requests (so that a burst can reuse the
 	// connections a warm-up opened); else a new one is made and closed.
 	// Not used with NetHTTP.
@@ -166,6 +170,9 @@ func runChain(ctx context.Context, c *fasthttp.Client, spec ChainSpec, i int, th
 		if code == fasthttp.StatusTooManyRequests {
 			throttles.Add(1)
 		}
+		if spec.AssignedIDs && step == 1 {
+			chainID = string(resp.Header.Peek("X-Sequoia-Chain-Id"))
+		}
 		if out, failed := stepFailed(step, code); failed {
 			return ChainResult{Outcome: out, FailStep: step, Status: code, Latency: time.Since(start), Steps: steps}
 		}
@@ -189,10 +196,14 @@ func (spec ChainSpec) stepURL(step int) string {
 	return fmt.Sprintf("%s/api/v1/namespaces/%s/actions/step%d?blocking=true&result=true", spec.BaseURL, spec.Namespace, step)
 }
 
-// headers are the sequoia headers of a chain's step: its id, and on the
-// first step its deadline and (unless untold) its length.
+// headers are the sequoia headers of a chain's step: its id (none on the
+// first step with AssignedIDs), and on the first step its deadline and
+// (unless untold) its length.
 func (spec ChainSpec) headers(chainID string, step int) [][2]string {
-	h := [][2]string{{"X-Sequoia-Chain-Id", chainID}}
+	var h [][2]string
+	if !spec.AssignedIDs || step > 1 {
+		h = append(h, [2]string{"X-Sequoia-Chain-Id", chainID})
+	}
 	if step == 1 {
 		if spec.Deadline > 0 {
 			h = append(h, [2]string{"X-Sequoia-Deadline-Ms", strconv.FormatInt(spec.Deadline.Milliseconds(), 10)})

@@ -39,6 +39,11 @@
 //     tracing), which, when set, records each invocation's spans: the
 //     handler starts them, retry.go records each attempt and retry. The
 //     headers themselves are forwarded untouched.
+//   - cluster.go, in a cluster (Config.Cluster): a received chain id of
+//     sequoia's shape is split into the id and the admission ticket riding
+//     on it (Invocation.ChainTicket); the ticket admission issues for a new
+//     chain is put on the id the function receives and the answer carries;
+//     a client-chosen id's registration is awaited before the first answer.
 //   - admin.go serves /metrics, /healthz, /readyz and /sequoia/v1/status,
 //     and what serve adds with Handle (/sequoia/v1/events/dead).
 //

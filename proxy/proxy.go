@@ -63,6 +63,10 @@ type Config struct {
 	// Observer, when set, hears of every invocation that goes to the
 	// scheduler (the warm pool).
 	Observer Observer
+	// Cluster, when set, carries admission tickets on the chain ids the
+	// proxy assigns and settles client-chosen ids' registrations
+	// (cluster.go): replicas of a cluster.
+	Cluster Cluster
 	// Events is where Lambda Event invocations are stored before the 202
 	// (events.go); nil: an in-process queue that loses them on exit.
 	Events EventQueue
@@ -267,6 +271,9 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 		p.cfg.Observer.Arrived(inv)
 	}
 	waited, err := p.invoke(inv, r, r.span) // with retries: retry.go
+	if inv.Cluster != nil {
+		p.cfg.Cluster.Settle(inv) // cluster.go
+	}
 	r.ctx = nil
 	atPlatform := time.Since(inv.Arrival) - waited
 	if p.cfg.Observer != nil {
@@ -289,7 +296,7 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 		fn.Count(metrics.OutcomeOf(err)) // the one mapping, shared with DAG nodes
 		p.writeFailure(ctx, fn, err)
 	}
-	ctx.Response.Header.Set("X-Sequoia-Chain-Id", inv.Chain)
+	p.answerChainID(ctx, inv, &r.chainID)
 	r.span.End(inv, ctx.Response.StatusCode(), waited, err)
 }
 

@@ -135,7 +135,11 @@ func (s *platformState) init(p *Proxy) {
 	}
 	s.episodes = newThrottleEpisodes(p.log, throttleQuiet, limit) // throttles.go
 	s.attempts = newAttempts()
-	s.iv = &feedbackInvoker{fwd: p.fwd, kind: p.cfg.Platform, fb: s.feedback, rates: s.rates,
+	var fwd qos.Invoker = p.fwd
+	if p.cfg.Cluster != nil {
+		fwd = ticketInvoker{next: fwd} // cluster.go
+	}
+	s.iv = &feedbackInvoker{fwd: fwd, kind: p.cfg.Platform, fb: s.feedback, rates: s.rates,
 		estimate: s.retry.BackgroundEstimate, reserved: s.reserved, episodes: s.episodes, attempts: s.attempts}
 	s.retries = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: metrics.Namespace, Name: "retries_total",

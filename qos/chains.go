@@ -129,6 +129,9 @@ type chain struct {
 
 	booking booking // its slot's fields: REQUIRES booking.line.mu
 	seq     uint64  // the id's counter if it is in the ring (ring.go); 0 in the table
+	// remote is set when another replica of a cluster admitted the chain
+	// (remote.go): its steps here report there.
+	remote *remoteChain
 
 	ended atomic.Bool // whoever sets it ends the chain (admission.end)
 	// settled is set when the rest of its booking was given back before
@@ -184,6 +187,11 @@ type admission struct {
 	stop    chan struct{}
 	stopped sync.WaitGroup
 	close   sync.Once
+	// remote, in a cluster, knows the chains other replicas admitted
+	// (remote.go), and expiry gives back what the chains admitted here
+	// reserved and never used by their deadline; nil alone.
+	remote Remote
+	expiry *expiry
 }
 
 func newAdmission(cfg Config, limit func() int, fn flightTable) *admission {
@@ -194,6 +202,7 @@ func newAdmission(cfg Config, limit func() int, fn flightTable) *admission {
 		limit:           limit,
 		defaultDeadline: cfg.DefaultDeadline,
 		stop:            make(chan struct{}),
+		remote:          cfg.Remote,
 	}
 	a.hr.init(cfg.Headroom, cfg.MaxHeadroom)
 	if a.ev == nil {
@@ -215,6 +224,9 @@ func newAdmission(cfg Config, limit func() int, fn flightTable) *admission {
 	}
 	a.ttl = ttl
 	a.table = ttlcache.NewWithClock(size, ttl, a.evicted, a.now)
+	if a.remote != nil {
+		a.expiry = newExpiry(a) // remote.go
+	}
 	a.ids = NewChainIDs()
 	a.ring = newRing(size, ttl, a.now, func(c *chain) { a.evicted("", c) }, a.idleCheck)
 	if cfg.sweepEvery >= 0 {
@@ -311,6 +323,9 @@ func (a *admission) endAt(c *chain, o ChainOutcome, last, now time.Time) {
 	if !c.ended.CompareAndSwap(false, true) {
 		return
 	}
+	if c.remote != nil {
+		return // the replica that admitted it counts it, and booked nothing here
+	}
 	a.live.Add(-1)
 	// A booking's end only moves earlier (settle), so one already past
 	// leaves nothing to give back.
@@ -339,6 +354,9 @@ func (a *admission) admit(inv *invocation.Invocation, f *flight) (*chain, time.T
 	var c *chain
 	if inv.Chain != "" && !inv.ChainAssigned {
 		c, _ = a.lookup(inv.Chain, now)
+		if c == nil && a.remote != nil {
+			c = a.adopt(inv, now) // remote.go: a chain another replica admitted
+		}
 	}
 	if c != nil && (c.deadline.IsZero() || !now.After(c.deadline)) {
 		// The caller's turnaround between two steps: the chain holds no
@@ -392,6 +410,9 @@ func (a *admission) admit(inv *invocation.Invocation, f *flight) (*chain, time.T
 	inv.Deadline = deadline
 	if inv.Chain != "" {
 		a.store(inv.Chain, c, inv.ChainAssigned, now)
+		if a.remote != nil {
+			a.clusterAdmitted(inv, c, steps) // remote.go: other replicas may see its steps
+		}
 		inv.ChainAssigned = false // a retry looks its chain up
 	}
 	a.ev.ChainStarted(inv.Class)
@@ -408,8 +429,8 @@ func (a *admission) hopeless(err error, budget, alone time.Duration, steps int) 
 	if !ok || budget <= 0 {
 		return
 	}
-	if a.est.rate > 0 {
-		alone = max(alone, time.Duration(float64(steps)/a.est.rate*float64(time.Second)))
+	if a.est.rate() > 0 {
+		alone = max(alone, time.Duration(float64(steps)/a.est.rate()*float64(time.Second)))
 	}
 	if allowed := budget - time.Duration(a.hr.floor*float64(budget)); alone > allowed {
 		r.Never, r.Needs, r.Allowed = true, alone, allowed
@@ -480,6 +501,9 @@ func (a *admission) dispatched(c *chain) (unplanned bool) {
 			return false
 		}
 	}
+	if c.remote != nil {
+		return false // remote.go: the origin's reservation stands for it
+	}
 	a.est.unplanned.Add(1)
 	return true
 }
@@ -495,6 +519,11 @@ func (a *admission) finished(c *chain, f *flight, hold time.Duration, ok, unplan
 	a.est.observe(f, hold)
 	if unplanned {
 		a.est.unplanned.Add(-1)
+	}
+	if c.remote != nil {
+		c.running.Add(-1)
+		a.reportStep(c, ok, end) // remote.go
+		return
 	}
 	if !ok {
 		c.failed.Store(true)
@@ -557,6 +586,10 @@ func (a *admission) abandoned(c *chain, inv *invocation.Invocation, err error) {
 		return
 	}
 	now := a.now()
+	if c.remote != nil {
+		a.reportAbandoned(c, err) // remote.go
+		return
+	}
 	if inv.Continuation {
 		switch {
 		case errors.Is(err, ErrDeadline):
@@ -647,6 +680,9 @@ func (s *Scheduler) Close() {
 	s.adm.ring.Close()
 	s.adm.close.Do(func() { close(s.adm.stop) })
 	s.adm.stopped.Wait()
+	if s.adm.expiry != nil {
+		s.adm.expiry.close()
+	}
 }
 
 // retryAfterSeconds rounds d up to whole seconds, at least 1, as

@@ -80,6 +80,15 @@
 //     asked after every grant: withdrawn, it gives the slot back
 //     uninvoked. SkipRunSteps gives back a run's reserved steps it will
 //     not make.
+//   - Remote (remote.go), in a cluster, is how admission meets the other
+//     replicas: a chain unknown here that another replica admitted (its
+//     id's ticket, or one look-up) is adopted as a continuation, books
+//     nothing (the admitting replica's reservation stands for it) and
+//     reports its steps there; reports of this replica's chains' steps
+//     run elsewhere (RemoteStep) take their reserved steps and end them;
+//     what no replica used is given back at the chain's deadline (expiry).
+//     SetRate, Committed, Estimates and Seed serve the cluster's leases
+//     and shared estimates, from the background.
 //   - Invoker is what Do calls once a slot is held: the platform client.
 //     With SEQUOIA_MAX_RATE the slot holder waits for a token first, so
 //     invocations still reach the platform in the scheduler's order.

@@ -78,14 +78,21 @@ type estimator struct {
 	// reservation (a chain longer than expected).
 	unplanned atomic.Int64
 	def       time.Duration
-	rate      float64 // invocations per second; 0 = unlimited
+	// rateBits is the rate limit in invocations per second (float64
+	// bits; 0 = unlimited): a cluster lease may change it (SetRate).
+	rateBits atomic.Uint64
 
 	lines [maxLines]timeline
 }
 
 func newEstimator(def time.Duration, rate float64, fn flightTable) *estimator {
-	return &estimator{fn: fn, def: def, rate: rate}
+	e := &estimator{fn: fn, def: def}
+	e.rateBits.Store(math.Float64bits(rate))
+	return e
 }
+
+// rate is the rate limit in invocations per second; 0 = unlimited.
+func (e *estimator) rate() float64 { return math.Float64frombits(e.rateBits.Load()) }
 
 // observe records that an invocation of f (a flight table entry, nil for
 // none) held its slot for d.

@@ -50,8 +50,8 @@ func (s *Scheduler) AdmitRun(p RunPlan) (time.Time, error) {
 		finish := start + int64(p.Critical)
 		// And all of its own work spread over the pool, after that ahead.
 		finish = max(finish, now.UnixNano()+ahead+int64(p.Work)/int64(limit))
-		if a.est.rate > 0 {
-			finish = max(finish, now.UnixNano()+int64((out+float64(steps))/a.est.rate*float64(time.Second)))
+		if r := a.est.rate(); r > 0 {
+			finish = max(finish, now.UnixNano()+int64((out+float64(steps))/r*float64(time.Second)))
 		}
 		return start, finish
 	}

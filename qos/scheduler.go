@@ -79,6 +79,10 @@ type Config struct {
 	// deadline. Deadlines still end waits.
 	ShortestFirst bool
 
+	// Remote, in a cluster, knows the chains other replicas admitted
+	// (remote.go); nil for a replica alone.
+	Remote Remote
+
 	Events Events           // where to report; nil for nowhere
 	Now    func() time.Time // admission's clock; nil for time.Now
 

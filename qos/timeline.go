@@ -108,8 +108,8 @@ func (e *estimator) project(ln *timeline, critical, slot time.Duration, steps, l
 	out := e.ahead()
 	fluid := now + int64((out*float64(e.duration(""))+float64(slot))/float64(limit))
 	finish = max(finish, fluid)
-	if e.rate > 0 {
-		finish = max(finish, now+int64((out+float64(steps))/e.rate*float64(time.Second)))
+	if r := e.rate(); r > 0 {
+		finish = max(finish, now+int64((out+float64(steps))/r*float64(time.Second)))
 	}
 	return start, finish
 }

@@ -70,6 +70,11 @@ func (s *Server) DataAddr() string { return s.dataLn.Addr().String() }
 // AdminAddr is the admin port's address.
 func (s *Server) AdminAddr() string { return s.adminLn.Addr().String() }
 
+// SetBudget changes SEQUOIA_MAX_CONCURRENCY while serving, for benches
+// that shrink the platform under a running server: the lease (alone, the
+// whole budget) follows before it returns.
+func (s *Server) SetBudget(n int) { s.cl.leases.SetBudget(n) }
+
 // Scheduler is the server's worker pool and admission.
 func (s *Server) Scheduler() *qos.Scheduler { return s.sched }
 

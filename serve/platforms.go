@@ -28,7 +28,14 @@ type platformParts struct {
 	rates    proxy.RatePacer // OpenWhisk's per-namespace rate throttles, or nil
 }
 
-func newPlatformParts(cfg config.Config, kind invocation.Platform, sched *qos.Scheduler, m *metrics.Metrics, log *slog.Logger) (platformParts, error) {
+// limiter is where the adaptive limit applies its limit and reads what
+// is in use: the lease's side of this replica (cluster.go), which caps it.
+type limiter interface {
+	SetLimit(n int)
+	InFlight() int
+}
+
+func newPlatformParts(cfg config.Config, kind invocation.Platform, sched limiter, m *metrics.Metrics, log *slog.Logger) (platformParts, error) {
 	pc := cfg.Platforms
 	parts := platformParts{retry: proxy.RetryConfig{
 		MaxAttempts:        pc.RetryMaxAttempts,

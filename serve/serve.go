@@ -62,6 +62,7 @@ type Server struct {
 	warm    *warmpool.Pool      // warmpool.go; nil when SEQUOIA_PREWARM is off
 	engine  *cluster.Engine     // NATS JetStream: embedded, or the cluster's
 	tracer  *tracing.Tracer     // nil unless OTEL_EXPORTER_OTLP_ENDPOINT is set
+	cl      clusterParts        // cluster.go: leases, chains across replicas, shared estimates
 	// stopTracing flushes and stops the span exporter.
 	stopTracing func(context.Context) error
 	events      *events.Store // events.go: Lambda Events, durable
@@ -112,6 +113,30 @@ func New(cfg config.Config, log *slog.Logger, opts ...Option) (_ *Server, err er
 		}
 	}()
 	sc := cfg.Scheduling
+	// The NATS engine first: admission learns from it of the chains
+	// other replicas admitted (cluster.go).
+	if s.engine, err = cluster.Start(cluster.Options{Config: cfg.Cluster, Log: log,
+		MaxPayload: int32(min(64<<20, max(8<<20, cfg.Serving.MaxBodyBytes+64<<10)))}); err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			s.closeDurable()
+		}
+	}()
+	var remote qos.Remote
+	if !s.engine.Embedded() {
+		key, err := cfg.Cluster.Key()
+		if err != nil {
+			return nil, err
+		}
+		s.cl.chains = cluster.NewChains(s.engine, cluster.ChainsConfig{
+			Key: key, TTL: sc.ChainTTL, Log: log,
+			Apply: func(id string, o qos.StepOutcome) { s.sched.RemoteStep(id, o) },
+			Peers: func() int { return max(1, s.cl.leases.Replicas()) },
+		})
+		remote = s.cl.chains
+	}
 	s.sched = qos.New(qos.Config{
 		Limit:           cfg.Limits.MaxConcurrency,
 		QueueCapacity:   cfg.Limits.QueueCapacity,
@@ -127,16 +152,19 @@ func New(cfg config.Config, log *slog.Logger, opts ...Option) (_ *Server, err er
 		Headroom:        sc.AdmissionHeadroom,
 		MaxHeadroom:     sc.AdmissionHeadroomMax,
 		ShortestFirst:   sc.ShortestFirst,
+		Remote:          remote,
 		Events:          s.chainEvents(s.metrics.NewChains()),
 	})
+	s.cl.local = &localReplica{sched: s.sched}
 	s.metrics.WatchScheduler(s.sched)
 	s.metrics.WatchChains(s.sched)
 	defaultClass, _ := qos.ParseClass([]byte(sc.DefaultClass))
-	plat, err := newPlatformParts(cfg, kind, s.sched, s.metrics, log)
+	plat, err := newPlatformParts(cfg, kind, s.cl.local, s.metrics, log)
 	if err != nil {
 		return nil, err
 	}
 	s.plat = plat
+	s.cl.local.lim = plat.limit
 	up, err := platform.New(platform.Config{
 		URL:      cfg.Backend.URL,
 		Kind:     kind,
@@ -152,13 +180,12 @@ func New(cfg config.Config, log *slog.Logger, opts ...Option) (_ *Server, err er
 		return nil, err
 	}
 	s.newWarmPool(kind)
-	if s.engine, err = cluster.Start(cluster.Options{Config: cfg.Cluster, Log: log,
-		MaxPayload: int32(min(64<<20, max(8<<20, cfg.Serving.MaxBodyBytes+64<<10)))}); err != nil {
+	if err := s.newEvents(); err != nil { // events.go
 		return nil, err
 	}
-	if err := s.newEvents(); err != nil { // events.go
-		_ = s.engine.Close()
-		return nil, err
+	var pc proxy.Cluster
+	if s.cl.chains != nil {
+		pc = s.cl.chains
 	}
 	s.proxy = proxy.New(proxy.Config{
 		Decider:      s.decider,
@@ -173,9 +200,9 @@ func New(cfg config.Config, log *slog.Logger, opts ...Option) (_ *Server, err er
 		Observer:     s.observer(),
 		Tracer:       s.tracer,
 		Events:       s.eventQueue(),
+		Cluster:      pc,
 	}, s.sched, up, s.metrics, log)
 	if err := s.newDAGs(); err != nil {
-		s.closeDurable()
 		return nil, err
 	}
 	s.admin = proxy.NewAdmin(s.metrics, s.status)
@@ -184,20 +211,21 @@ func New(cfg config.Config, log *slog.Logger, opts ...Option) (_ *Server, err er
 		s.admin.EnableProfiling()
 	}
 
+	if err = s.startCluster(); err != nil { // cluster.go
+		return nil, err
+	}
 	if s.dataLn, err = net.Listen("tcp", cfg.Serving.Listen); err != nil {
-		s.closeDurable()
 		return nil, fmt.Errorf("SEQUOIA_LISTEN: %w", err)
 	}
 	if s.adminLn, err = net.Listen("tcp", cfg.Serving.AdminListen); err != nil {
 		s.dataLn.Close()
-		s.closeDurable()
 		return nil, fmt.Errorf("SEQUOIA_ADMIN_LISTEN: %w", err)
 	}
 	return s, nil
 }
 
-// closeDurable stops the event store and closes the engine, for a New
-// that fails half-way.
+// closeDurable stops the event store, leaves the cluster and closes the
+// engine, for a New that fails half-way.
 func (s *Server) closeDurable() {
 	if s.events != nil {
 		s.events.Stop(context.Background())
@@ -205,6 +233,7 @@ func (s *Server) closeDurable() {
 	if s.runs != nil {
 		s.runs.Close()
 	}
+	s.stopCluster()
 	_ = s.engine.Close()
 }
 
@@ -226,7 +255,7 @@ func (s *Server) Run(ctx context.Context) error {
 	g.Go(func() error { return s.policy.Run(gctx) })
 	g.Go(func() error { return s.runWarmPool(gctx.Done()) })
 	g.Go(func() error { return s.runSLO(gctx.Done()) })
-	s.admin.SetReady(true)
+	g.Go(func() error { s.readyOnceJoined(gctx); return nil }) // cluster.go
 
 	var lost error // work abandoned in flight at shutdown: the exit code says so
 	g.Go(func() error {
@@ -254,6 +283,7 @@ func (s *Server) Run(ctx context.Context) error {
 		}
 		s.up.Close()
 		s.sched.Close()
+		s.stopCluster() // the lease goes back at once
 		if err := s.engine.Close(); err != nil {
 			s.log.Warn("shutdown: NATS", "err", err)
 		}
@@ -316,7 +346,7 @@ func (s *Server) status() any {
 		Reserved *proxy.ReservedCaps `json:"reserved_caps,omitempty"`
 		Snapshot *policySeen         `json:"policy_snapshot,omitempty"`
 		SLO      *sloStatus          `json:"slo,omitempty"` // slo.go
-		Cluster  cluster.Status      `json:"cluster"`
+		Cluster  clusterStatus       `json:"cluster"`
 		Events   *events.Status      `json:"events,omitempty"`
 		Journal  events.RunsStatus   `json:"dag_journal"`
 		Config   map[string]any      `json:"config"`
@@ -339,7 +369,7 @@ func (s *Server) status() any {
 				Timeout: s.sched.QueueTimeout().String(),
 			},
 		},
-		Cluster: s.engine.Status(),
+		Cluster: s.clusterStatus(),
 		Events:  s.eventsStatus(),
 		Journal: s.runs.Status(),
 		Config:  config,

@@ -31,6 +31,7 @@ commands:
             coldstart: cold starts in a burst without and with the warm pool, and a steady run
             dags: DAG orchestration overhead and a burst of runs
             events: durable Lambda Events: acceptance cost, SIGKILLs during delivery, an async DAG run killed mid-run
+            cluster: replicas sharing one budget against one replica, a SIGKILL, a NATS outage
   version   the build: module version, Go version, VCS revision
 
 'sequoia <command> --help' describes a command and its flags.

@@ -29,6 +29,7 @@ const benchUsage = `usage: sequoia bench chains [flags]
        sequoia bench coldstart [flags]
        sequoia bench dags [flags]
        sequoia bench events [flags]
+       sequoia bench cluster [flags]
 
 chains: bursts function chains at an emulated platform three ways
 (directly, through HAProxy with maxconn = the platform limit, through
@@ -41,6 +42,8 @@ burst of runs of a 3-node DAG.
 events: Lambda Event acceptance with the durable store against the
 in-memory queue, sequoia SIGKILLed during delivery (embedded, and two
 replicas on an external NATS), an async DAG run SIGKILLed mid-run.
+cluster: replicas sharing one budget behind a round-robin balancer, against
+one replica on W1, then a SIGKILL of a replica and a NATS outage mid-stream.
 
 'sequoia bench NAME --help' lists a benchmark's flags (docs/benchmarks.md).
 `
@@ -69,7 +72,7 @@ Progress goes to standard error.
 // to standard error.
 func Run(ctx context.Context, args []string, out io.Writer) error {
 	if len(args) == 0 {
-		return cli.Usagef("bench", "want a benchmark name: chains, coldstart, dags or events")
+		return cli.Usagef("bench", "want a benchmark name: chains, coldstart, dags, events or cluster")
 	}
 	switch args[0] {
 	case "chains":
@@ -80,11 +83,13 @@ func Run(ctx context.Context, args []string, out io.Writer) error {
 		return runBenchDags(ctx, args[1:], out, os.Stderr) // bench_dags.go
 	case "events":
 		return runBenchEvents(ctx, args[1:], out, os.Stderr) // bench_events.go
+	case "cluster":
+		return runBenchCluster(ctx, args[1:], out, os.Stderr) // bench_cluster.go
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(out, benchUsage)
 		return nil
 	}
-	return cli.Usagef("bench", "unknown benchmark %q: want chains, coldstart, dags or events", args[0])
+	return cli.Usagef("bench", "unknown benchmark %q: want chains, coldstart, dags, events or cluster", args[0])
 }
 
 // benchSpec is the chain-burst benchmark's workload.

@@ -242,7 +242,7 @@ func benchDags(ctx context.Context, b dagBenchSpec, progress io.Writer) (dagBenc
 	}
 	rep.ASL = asl
 
-	srv.Scheduler().SetLimit(b.BurstCap)
+	srv.SetBudget(b.BurstCap)
 	emu.SetLimit(b.BurstCap)
 	for _, deadline := range []time.Duration{0, b.Deadline} {
 		fmt.Fprintf(progress, "burst        %d runs, deadline %v...\n", b.Burst, deadline)

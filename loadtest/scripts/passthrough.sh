@@ -18,6 +18,13 @@
 # emulator on CPU 1, as a sidecar with a core of its own would: needs
 # taskset and two CPUs.
 #
+# With CLUSTER=1 a second sequoia runs in cluster mode (sequoia-cl): on a
+# NATS JetStream server (the nats-server of go.mod, built here) with a
+# second, idle replica of its cluster beside it, so that it shares its
+# budget by lease and puts an admission ticket on every chain id it
+# assigns. The last line then compares its CPU per request with the
+# replica alone (the embedded NATS) of the same run.
+#
 # SEQUOIA_* variables set in the environment reach sequoia (e.g.
 # SEQUOIA_ADAPTIVE=false to measure without the adaptive limit). The
 # latency signal is off by default here (SEQUOIA_ADAPTIVE_TOLERANCE=0):
@@ -54,6 +61,22 @@ SEQUOIA_LISTEN=127.0.0.1:18080 SEQUOIA_ADMIN_LISTEN=127.0.0.1:19090 SEQUOIA_BACK
   SEQUOIA_STATE_DIR="$TMP/state" "${PROXYCPU[@]}" "$BIN" serve & PIDS+=($!)
 PID[18080]=$! NAME[18080]=sequoia
 PORTS=(18080)
+if [ "${CLUSTER:-0}" = 1 ]; then
+  go build -o "$TMP/nats-server" github.com/nats-io/nats-server/v2
+  "${LOADCPU[@]}" "$TMP/nats-server" -a 127.0.0.1 -p 14222 -js -sd "$TMP/nats" >/dev/null 2>&1 & PIDS+=($!)
+  for _ in $(seq 100); do (echo >/dev/tcp/127.0.0.1/14222) 2>/dev/null && break; sleep 0.05; done
+  for port in 18084 18085; do
+    SEQUOIA_ADAPTIVE_TOLERANCE=${SEQUOIA_ADAPTIVE_TOLERANCE:-0} \
+    SEQUOIA_LISTEN=127.0.0.1:$port SEQUOIA_ADMIN_LISTEN=127.0.0.1:$((port + 1000)) SEQUOIA_BACKEND=openwhisk \
+      SEQUOIA_BACKEND_URL=http://127.0.0.1:18081 SEQUOIA_MAX_CONCURRENCY=1000 SEQUOIA_LOG_LEVEL=warn \
+      SEQUOIA_NATS_URL=nats://127.0.0.1:14222 SEQUOIA_CLUSTER=passthrough \
+      SEQUOIA_STATE_DIR="$TMP/state-$port" "${PROXYCPU[@]}" "$BIN" serve 2>"$TMP/sequoia-$port.log" & PIDS+=($!)
+    PID[$port]=$!
+  done
+  NAME[18084]=sequoia-cl
+  unset 'PID[18085]' # the idle replica: not measured
+  PORTS+=(18084)
+fi
 if HAPROXY=$(command -v haproxy); then
   cat >"$TMP/haproxy.cfg" <<CFG
 global
@@ -169,8 +192,13 @@ best=
 for p in "${PORTS[@]}"; do
   m=$(median <<<"${ALL[$p]}")
   printf "median cpu µs/req %-8s %8.1f\n" "${NAME[$p]}" "$m"
-  if [ "$p" != 18080 ] && { [ -z "$best" ] || (( $(echo "$m < $best" | bc -l) )); }; then best=$m; bestname=${NAME[$p]}; fi
+  if [ "$p" != 18080 ] && [ "$p" != 18084 ] && { [ -z "$best" ] || (( $(echo "$m < $best" | bc -l) )); }; then best=$m; bestname=${NAME[$p]}; fi
 done
+if [ "${CLUSTER:-0}" = 1 ]; then
+  printf "sequoia in cluster mode / alone: %.2fx cpu per request\n" \
+    "$(echo "$(median <<<"${ALL[18084]}") / $(median <<<"${ALL[18080]}")" | bc -l)"
+  curl -s 127.0.0.1:19084/metrics 2>/dev/null | grep -E '^sequoia_cluster_(nats_operations_total\{op="[a-z_]+",path="request"\}|replicas) ' | awk '{s[$1 ~ /replicas/ ? "replicas" : "request-path NATS operations"] += $2} END {for (k in s) printf "sequoia-cl %s: %d\n", k, s[k]}'
+fi
 if [ -n "$best" ]; then
   printf "sequoia / best peer (%s): %.2fx cpu per request\n" "$bestname" "$(echo "$(median <<<"${ALL[18080]}") / $best" | bc -l)"
 fi
