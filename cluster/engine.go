@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sequoia-qos/sequoia/config"
 )
@@ -32,6 +33,7 @@ type Engine struct {
 	lock    *dirLock       // the state directory's, with the embedded server
 	nc      *nats.Conn
 	js      jetstream.JetStream
+	ops     *prometheus.CounterVec // NATS operations made (kv.go)
 
 	connected atomic.Bool
 	mu        sync.Mutex
@@ -50,7 +52,11 @@ type Options struct {
 	// StoreMax bounds the embedded server's file store in bytes; 0: the
 	// server's default (a share of the disk).
 	StoreMax int64
-	Log      *slog.Logger
+	// MaxPayload bounds one message, with the embedded server (an Event's
+	// request, a DAG node's output); 0: 8 MiB. An external NATS has its
+	// own max_payload (1 MiB by default).
+	MaxPayload int32
+	Log        *slog.Logger
 }
 
 // Start starts the embedded server, or connects to the external one. With
@@ -58,7 +64,7 @@ type Options struct {
 // keeps reconnecting in the background (Connected says false): a
 // temporary outage must not stop sequoia.
 func Start(o Options) (*Engine, error) {
-	e := &Engine{cfg: o.Config, replica: o.Replica, log: o.Log, since: time.Now()}
+	e := &Engine{cfg: o.Config, replica: o.Replica, log: o.Log, since: time.Now(), ops: newOpsCounter()}
 	if e.log == nil {
 		e.log = slog.New(slog.DiscardHandler)
 	}
@@ -79,7 +85,7 @@ func Start(o Options) (*Engine, error) {
 	}
 	var urls string
 	if e.cfg.NatsURL == "" {
-		if err := e.startEmbedded(o.StoreMax); err != nil {
+		if err := e.startEmbedded(o.StoreMax, o.MaxPayload); err != nil {
 			return nil, err
 		}
 		urls = e.srv.ClientURL()
@@ -119,7 +125,7 @@ func Start(o Options) (*Engine, error) {
 // startEmbedded starts the in-process server with JetStream on a file
 // store under the state directory, which it locks against a second
 // sequoia.
-func (e *Engine) startEmbedded(storeMax int64) error {
+func (e *Engine) startEmbedded(storeMax int64, maxPayload int32) error {
 	dir := e.cfg.StateDirectory()
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("SEQUOIA_STATE_DIR=%s: %w", dir, err)
@@ -128,15 +134,28 @@ func (e *Engine) startEmbedded(storeMax int64) error {
 	if err != nil {
 		return fmt.Errorf("SEQUOIA_STATE_DIR=%s: %w", dir, err)
 	}
-	srv, err := server.NewServer(&server.Options{
+	if maxPayload <= 0 {
+		maxPayload = 8 << 20
+	}
+	opts := &server.Options{
 		ServerName:        "sequoia-" + e.cfg.Name,
 		DontListen:        true,
 		JetStream:         true,
 		StoreDir:          dir,
 		JetStreamMaxStore: storeMax,
+		MaxPayload:        maxPayload,
 		NoSigs:            true,
 		NoLog:             true,
-	})
+	}
+	// Every write reaches the files before it is acknowledged; fsync runs
+	// every interval, or on every write (SEQUOIA_STATE_SYNC=always).
+	always, every, err := e.cfg.SyncPolicy()
+	if err != nil {
+		lock.release()
+		return fmt.Errorf("SEQUOIA_STATE_SYNC=%s: %w", e.cfg.StateSync, err)
+	}
+	opts.SyncAlways, opts.SyncInterval = always, every
+	srv, err := server.NewServer(opts)
 	if err != nil {
 		lock.release()
 		return fmt.Errorf("cluster: embedded NATS: %w", err)
@@ -203,6 +222,15 @@ func (e *Engine) Conn() *nats.Conn { return e.nc }
 
 // JetStream is the JetStream context on Conn.
 func (e *Engine) JetStream() jetstream.JetStream { return e.js }
+
+// StateDir is the embedded server's directory (SEQUOIA_STATE_DIR, locked
+// by this process); "" with an external NATS.
+func (e *Engine) StateDir() string {
+	if e.srv == nil {
+		return ""
+	}
+	return e.cfg.StateDirectory()
+}
 
 // Embedded says whether the server runs in this process.
 func (e *Engine) Embedded() bool { return e.srv != nil }

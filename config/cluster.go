@@ -1,11 +1,15 @@
 package config
 
 import (
+	"bytes"
+	"errors"
+	"fmt"
 	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"time"
 )
 
 // Cluster configures the engine sequoia keeps shared and durable state on:
@@ -13,29 +17,62 @@ import (
 // cluster that replicas of one deployment share.
 type Cluster struct {
 	// NatsURL is the external NATS servers to use, comma-separated
-	// (nats://a:4222,nats://b:4222). Empty: an embedded NATS JetStream
-	// server with no listener, its files under SEQUOIA_STATE_DIR: one
+	// (`nats://a:4222,nats://b:4222`). Empty: an embedded NATS JetStream
+	// server with no listener, its files under SEQUOIA_STATE_DIR, for one
 	// replica on its own.
 	NatsURL string `env:"NATS_URL" envDefault:""`
 	// Name is the cluster's name: replicas with the same name on the same
 	// NATS share one platform budget, their chains and durable work.
 	// Several deployments may share one NATS under different names.
 	Name string `env:"CLUSTER" envDefault:"sequoia"`
-	// StateDir is where the embedded NATS server keeps its files (durable
-	// work). Empty: $XDG_STATE_HOME/sequoia, else ~/.local/state/sequoia,
-	// else a directory under the system's temporary directory. The
-	// container image sets /var/lib/sequoia, a volume in the manifests.
+	// StateDir is where the embedded NATS server keeps its files. Empty:
+	// `$XDG_STATE_HOME/sequoia`, else `~/.local/state/sequoia`, else a
+	// directory under the temporary directory (the container image sets
+	// `/var/lib/sequoia`).
 	StateDir string `env:"STATE_DIR" envDefault:""`
 	// NatsCreds is a NATS credentials file (JWT and NKey seed) for the
 	// external NATS.
 	NatsCreds string `env:"NATS_CREDS" envDefault:""`
 	// NatsCA is a PEM file of the certificate authorities that sign the
-	// external NATS servers' certificates (tls:// URLs).
+	// external NATS servers' certificates (`tls://` URLs).
 	NatsCA string `env:"NATS_CA" envDefault:""`
-	// NatsCert and NatsKey are a PEM client certificate and its key, for
-	// NATS servers that ask for one.
+	// NatsCert is a PEM client certificate for NATS servers that ask for
+	// one, with SEQUOIA_NATS_KEY.
 	NatsCert string `env:"NATS_CERT" envDefault:""`
-	NatsKey  string `env:"NATS_KEY" envDefault:""`
+	// NatsKey is the client certificate's key, a PEM file.
+	NatsKey string `env:"NATS_KEY" envDefault:""`
+	// NatsReplicas is how many NATS servers keep a copy of each of
+	// sequoia's streams and buckets (Events, dead letters, the DAG run
+	// journal) on the external NATS: 3 survives the loss of one server. 1
+	// with the embedded server.
+	NatsReplicas int `env:"NATS_REPLICAS" envDefault:"1"`
+	// StateSync is how often the embedded server forces its files to disk
+	// (fsync): a duration, or "always". Every accepted write reaches the
+	// files (the operating system) before it is acknowledged, so a crash
+	// of the process loses nothing; a crash of the machine may lose the
+	// writes of the last interval. "always" forces every write to disk
+	// before it is acknowledged, at a cost in latency measured in
+	// docs/events.md.
+	StateSync string `env:"STATE_SYNC" envDefault:"2m"`
+	// LeaseTTL bounds how long a replica's lease of the platform budget
+	// outlives its last word: the slots of a replica killed without a
+	// goodbye are in use at the others within it (they take them back
+	// two SEQUOIA_LEASE_INTERVALs short of it); a replica cut off from
+	// NATS keeps its lease until three intervals short of it, then falls
+	// back to a safe share (the budget divided by the replicas it last
+	// knew).
+	LeaseTTL time.Duration `env:"LEASE_TTL" envDefault:"5s"`
+	// LeaseInterval is how often a replica tells the others its demand
+	// and moves its lease towards its share: an idle replica's slots reach
+	// a busy one within about two intervals. At most a fifth of
+	// SEQUOIA_LEASE_TTL.
+	LeaseInterval time.Duration `env:"LEASE_INTERVAL" envDefault:"200ms"`
+	// KeyFile is a file (a mounted secret) holding the key, 32 bytes or
+	// more, that signs the admission tickets carried by the chain ids
+	// sequoia assigns, so that any replica honours a chain another
+	// admitted without a look-up. Empty: the first replica makes one and
+	// stores it in NATS for the others.
+	KeyFile string `env:"CLUSTER_KEY_FILE" envDefault:""`
 }
 
 var clusterName = regexp.MustCompile(`^[A-Za-z0-9_-]{1,32}$`)
@@ -66,9 +103,43 @@ func (c Cluster) check(bad func(name string, v any, why string)) {
 			bad(name, path, "must be a readable file")
 		}
 	}
+	if c.NatsReplicas < 1 || c.NatsReplicas > 5 {
+		bad("NATS_REPLICAS", c.NatsReplicas, "must be 1 to 5")
+	} else if c.NatsReplicas > 1 && c.NatsURL == "" {
+		bad("NATS_REPLICAS", c.NatsReplicas, "is for an external NATS cluster: set SEQUOIA_NATS_URL too (the embedded server keeps one copy)")
+	}
+	if _, _, err := c.SyncPolicy(); err != nil {
+		bad("STATE_SYNC", c.StateSync, err.Error())
+	}
 	if (c.NatsCert == "") != (c.NatsKey == "") {
 		bad("NATS_CERT", c.NatsCert, "and SEQUOIA_NATS_KEY go together")
 	}
+	if c.LeaseTTL < 500*time.Millisecond || c.LeaseTTL > time.Minute {
+		bad("LEASE_TTL", c.LeaseTTL, "must be between 500ms and 1m")
+	}
+	if c.LeaseInterval < 10*time.Millisecond || c.LeaseInterval > c.LeaseTTL/5 {
+		bad("LEASE_INTERVAL", c.LeaseInterval, "must be at least 10ms and at most a fifth of SEQUOIA_LEASE_TTL")
+	}
+	if c.KeyFile != "" {
+		if b, err := os.ReadFile(c.KeyFile); err != nil {
+			bad("CLUSTER_KEY_FILE", c.KeyFile, "must be a readable file")
+		} else if len(bytes.TrimSpace(b)) < 32 {
+			bad("CLUSTER_KEY_FILE", c.KeyFile, "must hold a key of 32 bytes or more")
+		}
+	}
+}
+
+// Key reads the ticket key from KeyFile (surrounding white space
+// trimmed); nil without a file.
+func (c Cluster) Key() ([]byte, error) {
+	if c.KeyFile == "" {
+		return nil, nil
+	}
+	b, err := os.ReadFile(c.KeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("SEQUOIA_CLUSTER_KEY_FILE: %w", err)
+	}
+	return bytes.TrimSpace(b), nil
 }
 
 // StateDirectory is the directory the embedded NATS server keeps its files
@@ -84,4 +155,20 @@ func (c Cluster) StateDirectory() string {
 		return filepath.Join(home, ".local", "state", "sequoia")
 	}
 	return filepath.Join(os.TempDir(), "sequoia-state")
+}
+
+// SyncPolicy reads StateSync: always, or the interval between two fsyncs
+// (empty: 2m, the NATS server's default).
+func (c Cluster) SyncPolicy() (always bool, every time.Duration, err error) {
+	switch c.StateSync {
+	case "always":
+		return true, 0, nil
+	case "":
+		return false, 2 * time.Minute, nil
+	}
+	d, err := time.ParseDuration(c.StateSync)
+	if err != nil || d <= 0 {
+		return false, 0, errors.New(`must be "always" or a positive duration (like 2m)`)
+	}
+	return false, d, nil
 }

@@ -3,147 +3,70 @@ package config
 import (
 	"errors"
 	"fmt"
-	"math"
-	"net"
-	"net/url"
 	"os"
 	"reflect"
+	"regexp"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/caarlos0/env/v11"
 )
 
+//go:generate go run ./refgen
+
 // Prefix is the prefix of every variable sequoia reads.
 const Prefix = "SEQUOIA_"
 
-// Serving configures the inbound servers and the process around them.
-type Serving struct {
-	// Listen is the data port's address: the platform's invoke API.
-	Listen string `env:"LISTEN" envDefault:":8080"`
-	// AdminListen is the admin port's address: metrics, health, status.
-	// Loopback by default so that metrics are not exposed by accident.
-	AdminListen string `env:"ADMIN_LISTEN" envDefault:"127.0.0.1:9090"`
-	// AdminPprof serves Go's profiler under /debug/pprof/ on the admin
-	// port, for measuring the proxy's own cost under load.
-	AdminPprof bool `env:"ADMIN_PPROF" envDefault:"false"`
-	// MaxBodyBytes bounds a request body; larger ones are answered 413.
-	// The default is Lambda's 6 MiB synchronous payload limit.
-	MaxBodyBytes int `env:"MAX_BODY_BYTES" envDefault:"6291456"`
-	// ShutdownTimeout bounds how long queued and in-flight invocations may
-	// take to finish after SIGTERM.
-	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"30s"`
-	// DrainDelay is how long /readyz fails before the listener closes, so
-	// that load balancers stop sending first.
-	DrainDelay time.Duration `env:"DRAIN_DELAY" envDefault:"0s"`
-	// LogLevel is debug, info, warn or error.
-	LogLevel string `env:"LOG_LEVEL" envDefault:"info"`
-	// LogFormat is json or text.
-	LogFormat string `env:"LOG_FORMAT" envDefault:"json"`
-}
-
-// Backend configures the platform sequoia fronts.
-type Backend struct {
-	// Kind is the platform's API: openwhisk, lambda or http (Knative and
-	// plain HTTP functions).
-	Kind string `env:"BACKEND" envDefault:"http"`
-	// URL is the platform's base URL. It is the only place sequoia ever
-	// forwards to.
-	URL string `env:"BACKEND_URL" envDefault:"http://127.0.0.1:8081"`
-	// Timeout bounds one invocation at the platform, connection included.
-	Timeout time.Duration `env:"BACKEND_TIMEOUT" envDefault:"5m"`
-	// HTTPRoute says how an http backend's function is named: by the Host
-	// header's first label, by the first path segment, or auto (Host when
-	// it is a DNS name with a dot, else the path).
-	HTTPRoute string `env:"HTTP_ROUTE" envDefault:"auto"`
-}
-
-// Limits configures the worker pool and its queue.
-type Limits struct {
-	// MaxConcurrency is the platform concurrency this proxy may use: never
-	// more invocations than this are in flight at the platform.
-	MaxConcurrency int `env:"MAX_CONCURRENCY" envDefault:"100"`
-	// QueueCapacity bounds how many invocations may wait for a slot;
-	// beyond it requests are answered 429.
-	QueueCapacity int `env:"QUEUE_CAPACITY" envDefault:"1000"`
-	// QueueTimeout bounds how long one invocation waits for a slot; past
-	// it the request is answered 503.
-	QueueTimeout time.Duration `env:"QUEUE_TIMEOUT" envDefault:"30s"`
-	// MaxFunctions bounds how many distinct functions get their own
-	// metrics series and state; the rest share the "_other" entry.
-	MaxFunctions int `env:"MAX_FUNCTIONS" envDefault:"1000"`
-}
-
-// Config is the whole configuration of `sequoia serve`.
+// Config is the whole configuration of `sequoia serve`. Each field is one
+// concern, in a file of its own; docs/configuration.md and `sequoia serve
+// --help` list the variables in this order.
 type Config struct {
-	Serving    Serving
-	Backend    Backend
-	Limits     Limits
-	Scheduling Scheduling
-	Platforms  Platforms // platforms.go
-	Policy     Policy    // policy.go
-	DAGs       DAGs      // dag.go
-	WarmPool   WarmPool  // warmpool.go
-	Cluster    Cluster   // cluster.go
-	Edge       Edge      // edge.go
-	API        API       // edge.go
-}
-
-// Scheduling configures chains, admission, classes and fairness.
-type Scheduling struct {
-	// ChainTTL is how long the active-chain table remembers a chain after
-	// its last request (a chain is also forgotten once its deadline passes).
-	ChainTTL time.Duration `env:"CHAIN_TTL" envDefault:"5m"`
-	// MaxChains bounds the active-chain table; the least recently seen
-	// chain is forgotten first.
-	MaxChains int `env:"MAX_CHAINS" envDefault:"100000"`
-	// DefaultChainDeadline is the budget of a chain whose first request has
-	// no X-Sequoia-Deadline-Ms; 0 means such chains have none and are
-	// admitted on queue capacity alone.
-	DefaultChainDeadline time.Duration `env:"DEFAULT_CHAIN_DEADLINE" envDefault:"0s"`
-	// DefaultEstimate is the assumed duration of an invocation before any
-	// has been observed.
-	DefaultEstimate time.Duration `env:"DEFAULT_ESTIMATE" envDefault:"100ms"`
-	// AdmissionHeadroom is the fraction of each chain's budget admission
-	// keeps in reserve for delays sequoia cannot observe (the callers'
-	// network, connection accept): a chain is admitted only if it is
-	// projected to finish within (1 - headroom) × its budget.
-	AdmissionHeadroom float64 `env:"ADMISSION_HEADROOM" envDefault:"0.05"`
-	// ShortestFirst orders the waiters of one class and tenant by their
-	// function's observed duration, shortest first, instead of earliest
-	// deadline first.
-	ShortestFirst bool `env:"SHORTEST_FIRST" envDefault:"false"`
-	// DefaultClass is the class of requests without a known
-	// X-Sequoia-Priority: interactive or batch.
-	DefaultClass string `env:"DEFAULT_CLASS" envDefault:"interactive"`
-	// BatchShare is the share of worker-slot grants the batch class gets
-	// while both classes wait; interactive gets the rest.
-	BatchShare float64 `env:"BATCH_SHARE" envDefault:"0.2"`
-	// TenantCap and FunctionCap bound the slots one tenant or one function
-	// may hold at once; 0 means no cap.
-	TenantCap   int `env:"TENANT_CAP" envDefault:"0"`
-	FunctionCap int `env:"FUNCTION_CAP" envDefault:"0"`
-	// MaxRate bounds invocations per second sent to the platform (e.g. 1
-	// for OpenWhisk's default 60 per minute); 0 means no bound.
-	MaxRate float64 `env:"MAX_RATE" envDefault:"0"`
+	Serving    Serving    // serving.go
+	Backend    Backend    // backend.go
+	Limits     Limits     // limits.go
+	Scheduling Scheduling // scheduling.go
+	Platforms  Platforms  // platforms.go
+	Policy     Policy     // policy.go
+	DAGs       DAGs       // dag.go
+	WarmPool   WarmPool   // warmpool.go
+	Cluster    Cluster    // cluster.go
+	Events     Events     // events.go
+	SLO        SLO        // slo.go
+	Edge       Edge       // edge.go
+	API        API        // edge.go
 }
 
 // Load reads the configuration from the environment and checks it.
 func Load() (Config, error) { return LoadFrom(os.Environ()) }
 
 // LoadFrom is Load over an explicit environment ("KEY=value" entries).
+//
+// The error lists every problem once, one per line, each about a variable
+// the environment sets where it can: an unknown SEQUOIA_ variable (with
+// the closest known name), a value that does not parse, a value that makes
+// no sense. A problem that follows from another (a value checked against a
+// variable that is itself bad) is left out, and one between a variable the
+// environment sets and a default is reported about the one it sets.
 func LoadFrom(environ []string) (Config, error) {
-	envMap := make(map[string]string, len(environ))
-	for _, kv := range environ {
-		if k, v, ok := strings.Cut(kv, "="); ok {
-			envMap[k] = v
-		}
-	}
+	envMap := environMap(environ)
+	unknown := Unknown(environ)
 	cfg, err := env.ParseAsWithOptions[Config](env.Options{Prefix: Prefix, Environment: envMap})
 	if err != nil {
-		return Config{}, explain(err, envMap)
+		return Config{}, errors.Join(append(unknown, explain(err, envMap))...)
 	}
-	return cfg, cfg.Validate()
+	errs := append(unknown, cfg.problems(envMap)...)
+	return cfg, errors.Join(errs...)
+}
+
+func environMap(environ []string) map[string]string {
+	m := make(map[string]string, len(environ))
+	for _, kv := range environ {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			m[k] = v
+		}
+	}
+	return m
 }
 
 // explain rewrites caarlos0/env's errors, which name Go fields, into ones
@@ -158,8 +81,8 @@ func explain(err error, envMap map[string]string) error {
 	for _, e := range agg.Errors {
 		var pe env.ParseError
 		if errors.As(e, &pe) {
-			if name, ok := vars[pe.Name]; ok {
-				msgs = append(msgs, fmt.Errorf("%s=%q: %w", name, envMap[name], pe.Err))
+			if v, ok := vars[pe.Name]; ok {
+				msgs = append(msgs, fmt.Errorf("%s=%q: %w", v.Name, shown(v, envMap[v.Name]), pe.Err))
 				continue
 			}
 		}
@@ -168,110 +91,138 @@ func explain(err error, envMap map[string]string) error {
 	return errors.Join(msgs...)
 }
 
-// Validate checks values that parse but make no sense.
-func (c Config) Validate() error {
-	var errs []error
-	bad := func(name string, v any, why string) {
-		errs = append(errs, fmt.Errorf("%s%s=%v: %s", Prefix, name, v, why))
-	}
-	s, b, l := c.Serving, c.Backend, c.Limits
-	for name, addr := range map[string]string{"LISTEN": s.Listen, "ADMIN_LISTEN": s.AdminListen} {
-		if _, _, err := net.SplitHostPort(addr); err != nil {
-			bad(name, addr, "not a host:port address")
-		}
-	}
-	if s.MaxBodyBytes <= 0 {
-		bad("MAX_BODY_BYTES", s.MaxBodyBytes, "must be positive")
-	}
-	if s.ShutdownTimeout < 0 {
-		bad("SHUTDOWN_TIMEOUT", s.ShutdownTimeout, "must not be negative")
-	}
-	if s.DrainDelay < 0 {
-		bad("DRAIN_DELAY", s.DrainDelay, "must not be negative")
-	}
-	switch s.LogLevel {
-	case "debug", "info", "warn", "error":
-	default:
-		bad("LOG_LEVEL", s.LogLevel, "must be debug, info, warn or error")
-	}
-	if s.LogFormat != "json" && s.LogFormat != "text" {
-		bad("LOG_FORMAT", s.LogFormat, "must be json or text")
-	}
-	switch b.Kind {
-	case "openwhisk", "lambda", "http":
-	default:
-		bad("BACKEND", b.Kind, "must be openwhisk, lambda or http")
-	}
-	if u, err := url.Parse(b.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		bad("BACKEND_URL", b.URL, "must be an absolute http:// or https:// URL")
-	} else if u.Path != "" && u.Path != "/" || u.RawQuery != "" {
-		bad("BACKEND_URL", b.URL, "must have no path or query: sequoia forwards the client's")
-	}
-	if b.Timeout <= 0 {
-		bad("BACKEND_TIMEOUT", b.Timeout, "must be positive")
-	}
-	switch b.HTTPRoute {
-	case "auto", "host", "path":
-	default:
-		bad("HTTP_ROUTE", b.HTTPRoute, "must be auto, host or path")
-	}
-	if l.MaxConcurrency <= 0 {
-		bad("MAX_CONCURRENCY", l.MaxConcurrency, "must be positive")
-	}
-	if l.QueueCapacity < 0 {
-		bad("QUEUE_CAPACITY", l.QueueCapacity, "must not be negative")
-	}
-	if l.QueueTimeout <= 0 {
-		bad("QUEUE_TIMEOUT", l.QueueTimeout, "must be positive")
-	}
-	if l.MaxFunctions <= 0 {
-		bad("MAX_FUNCTIONS", l.MaxFunctions, "must be positive")
-	}
-	sc := c.Scheduling
-	if sc.ChainTTL <= 0 {
-		bad("CHAIN_TTL", sc.ChainTTL, "must be positive")
-	}
-	if sc.MaxChains <= 0 {
-		bad("MAX_CHAINS", sc.MaxChains, "must be positive")
-	}
-	if sc.DefaultChainDeadline < 0 {
-		bad("DEFAULT_CHAIN_DEADLINE", sc.DefaultChainDeadline, "must not be negative")
-	}
-	if sc.DefaultEstimate <= 0 {
-		bad("DEFAULT_ESTIMATE", sc.DefaultEstimate, "must be positive")
-	}
-	if !(sc.AdmissionHeadroom >= 0 && sc.AdmissionHeadroom <= 0.9) {
-		bad("ADMISSION_HEADROOM", sc.AdmissionHeadroom, "must be between 0 and 0.9")
-	}
-	if sc.DefaultClass != "interactive" && sc.DefaultClass != "batch" {
-		bad("DEFAULT_CLASS", sc.DefaultClass, "must be interactive or batch")
-	}
-	if !(sc.BatchShare > 0 && sc.BatchShare < 1) {
-		bad("BATCH_SHARE", sc.BatchShare, "must be between 0 and 1, exclusive")
-	}
-	if sc.TenantCap < 0 {
-		bad("TENANT_CAP", sc.TenantCap, "must not be negative")
-	}
-	if sc.FunctionCap < 0 {
-		bad("FUNCTION_CAP", sc.FunctionCap, "must not be negative")
-	}
-	if !(sc.MaxRate >= 0) || math.IsInf(sc.MaxRate, 0) {
-		bad("MAX_RATE", sc.MaxRate, "must be a finite number, not negative")
-	}
-	c.Platforms.check(b.Kind, bad)
+// Validate checks values that parse but make no sense, as LoadFrom does
+// for a configuration it did not read from an environment.
+func (c Config) Validate() error { return errors.Join(c.problems(nil)...) }
+
+// problem is one check's complaint about one variable.
+type problem struct {
+	name  string // without the prefix
+	value any
+	why   string
+}
+
+var mentioned = regexp.MustCompile(Prefix + `([A-Z0-9_]*[A-Z0-9])`)
+
+// problems runs every concern's check and returns what it found, one error
+// per variable, in declaration order. envMap is the environment the
+// configuration was read from (nil: unknown), which decides whom a problem
+// between two variables is reported about.
+func (c Config) problems(envMap map[string]string) []error {
+	var found []problem
+	bad := func(name string, v any, why string) { found = append(found, problem{name, v, why}) }
+	c.Serving.check(bad)
+	c.Backend.check(bad)
+	c.Limits.check(bad)
+	c.Scheduling.check(bad)
+	c.Platforms.check(c.Backend.Kind, bad)
 	c.Policy.check(bad)
 	c.DAGs.check(bad)
-	c.WarmPool.check(l.MaxConcurrency, bad)
+	c.WarmPool.check(c.Limits.MaxConcurrency, bad)
 	c.Cluster.check(bad)
+	c.Events.check(bad)
+	c.SLO.check(bad)
 	c.Edge.check(bad)
 	c.API.check(bad)
-	return errors.Join(errs...)
+	return report(found, envMap)
+}
+
+// report turns the checks' problems into errors: the first problem of each
+// variable; none that mentions another variable with a problem of its own
+// (it follows from that one); a problem of a variable the environment
+// leaves at its default, reported about the variable it mentions that the
+// environment sets.
+func report(found []problem, envMap map[string]string) []error {
+	vars := variablesByName()
+	first := map[string]int{}
+	var ps []problem
+	for _, p := range found {
+		if _, ok := first[p.name]; !ok {
+			first[p.name] = len(ps)
+			ps = append(ps, p)
+		}
+	}
+	others := func(p problem) []string {
+		var out []string
+		for _, m := range mentioned.FindAllStringSubmatch(p.why, -1) {
+			if m[1] != p.name && !slices.Contains(out, m[1]) {
+				out = append(out, m[1])
+			}
+		}
+		return out
+	}
+	// A problem follows from another when it mentions a variable whose
+	// own problem does not follow from anything; iterate to a fixed point.
+	follows := make([]bool, len(ps))
+	for changed := true; changed; {
+		changed = false
+		for i, p := range ps {
+			if follows[i] {
+				continue
+			}
+			for _, o := range others(p) {
+				if j, ok := first[o]; ok && !follows[j] && !slices.Contains(others(ps[j]), p.name) {
+					follows[i], changed = true, true
+					break
+				}
+			}
+		}
+	}
+	type entry struct {
+		order int
+		err   error
+	}
+	var out []entry
+	blamed := map[string]bool{}
+	for i, p := range ps {
+		if follows[i] {
+			continue
+		}
+		name, value, why := p.name, p.value, p.why
+		if _, set := envMap[Prefix+p.name]; envMap != nil && !set {
+			for _, o := range others(p) {
+				if raw, set := envMap[Prefix+o]; set {
+					why = fmt.Sprintf("%s%s (%v, its default) %s", Prefix, p.name, p.value, p.why)
+					name, value = o, shown(vars[Prefix+o], raw)
+					break
+				}
+			}
+		}
+		if blamed[name] {
+			continue
+		}
+		blamed[name] = true
+		order := len(vars)
+		if v, ok := vars[Prefix+name]; ok {
+			order = v.index
+		}
+		out = append(out, entry{order, fmt.Errorf("%s%s=%v: %s", Prefix, name, value, why)})
+	}
+	slices.SortStableFunc(out, func(a, b entry) int { return a.order - b.order })
+	errs := make([]error, len(out))
+	for i, e := range out {
+		errs[i] = e.err
+	}
+	return errs
+}
+
+// shown is a value as errors and `sequoia config` may show it: a secret's
+// is hidden.
+func shown(v Variable, value string) string {
+	if v.Secret && value != "" {
+		return "(hidden)"
+	}
+	return value
 }
 
 // Variable describes one configuration variable.
 type Variable struct {
 	Name    string // with the prefix
 	Default string
+	// Secret marks a value that is never printed (tag `secret:"true"`).
+	Secret bool
+	field  string // the Go field's name
+	index  int
 }
 
 // Variables lists every variable Config reads, in declaration order.
@@ -279,18 +230,26 @@ func Variables() []Variable {
 	var out []Variable
 	walk(reflect.TypeFor[Config](), func(f reflect.StructField) {
 		name, _, _ := strings.Cut(f.Tag.Get("env"), ",")
-		out = append(out, Variable{Name: Prefix + name, Default: f.Tag.Get("envDefault")})
+		out = append(out, Variable{Name: Prefix + name, Default: f.Tag.Get("envDefault"),
+			Secret: f.Tag.Get("secret") == "true", field: f.Name, index: len(out)})
 	})
 	return out
 }
 
+func variablesByName() map[string]Variable {
+	m := map[string]Variable{}
+	for _, v := range Variables() {
+		m[v.Name] = v
+	}
+	return m
+}
+
 // fieldVars maps Go field names (as caarlos0/env reports them) to variables.
-func fieldVars() map[string]string {
-	m := map[string]string{}
-	walk(reflect.TypeFor[Config](), func(f reflect.StructField) {
-		name, _, _ := strings.Cut(f.Tag.Get("env"), ",")
-		m[f.Name] = Prefix + name
-	})
+func fieldVars() map[string]Variable {
+	m := map[string]Variable{}
+	for _, v := range Variables() {
+		m[v.field] = v
+	}
 	return m
 }
 

@@ -1,11 +1,15 @@
 package config
 
 import (
+	"bytes"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sequoia-qos/sequoia/config/internal/refgen"
 )
 
 func TestDefaults(t *testing.T) {
@@ -33,6 +37,8 @@ func TestBadValuesNameTheVariable(t *testing.T) {
 		{"SEQUOIA_MAX_BODY_BYTES=big", "SEQUOIA_MAX_BODY_BYTES", "big"},
 		{"SEQUOIA_LOG_LEVEL=loud", "SEQUOIA_LOG_LEVEL", "loud"},
 		{"SEQUOIA_HTTP_ROUTE=dns", "SEQUOIA_HTTP_ROUTE", "dns"},
+		{"SEQUOIA_ADMISSION_HEADROOM_MAX=0.95", "SEQUOIA_ADMISSION_HEADROOM_MAX", "0.95"},
+		{"SEQUOIA_ADMISSION_HEADROOM_MAX=0.01", "SEQUOIA_ADMISSION_HEADROOM_MAX", "0.01"},
 	}
 	for _, tt := range tests {
 		_, err := LoadFrom([]string{tt.env})
@@ -62,23 +68,61 @@ func TestFieldNamesAreUnique(t *testing.T) {
 	}
 }
 
-// TestREADMEDocumentsEveryVariable keeps the README's configuration table
-// and the structs in step: every variable has a row with its default.
-func TestREADMEDocumentsEveryVariable(t *testing.T) {
-	b, err := os.ReadFile("../README.md")
+// TestDocsDocumentEveryVariable keeps docs/configuration.md and the
+// structs in step: every variable has a row with its real default.
+func TestDocsDocumentEveryVariable(t *testing.T) {
+	b, err := os.ReadFile("../docs/configuration.md")
 	if err != nil {
 		t.Fatal(err)
 	}
-	readme := string(b)
+	doc := string(b)
 	for _, v := range Variables() {
-		row := regexp.MustCompile("(?m)^\\| `" + v.Name + "` \\| `([^`]*)` \\|")
-		m := row.FindStringSubmatch(readme)
+		row := regexp.MustCompile("(?m)^\\| `" + v.Name + "` \\| (`([^`]*)`|\\*empty\\*) \\|")
+		m := row.FindStringSubmatch(doc)
 		if m == nil {
-			t.Errorf("README has no table row for %s", v.Name)
+			t.Errorf("docs/configuration.md has no table row for %s", v.Name)
 			continue
 		}
-		if m[1] != v.Default {
-			t.Errorf("README default of %s = %q, want %q", v.Name, m[1], v.Default)
+		if m[2] != v.Default {
+			t.Errorf("docs/configuration.md: default of %s = %q, want %q", v.Name, m[2], v.Default)
+		}
+	}
+}
+
+// TestGeneratedFilesAreCurrent fails when a doc comment, tag or field
+// changed without `go generate ./config`.
+func TestGeneratedFilesAreCurrent(t *testing.T) {
+	files, err := refgen.Generate(".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range files {
+		got, err := os.ReadFile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("%s is stale: run `go generate ./config`", filepath.Clean(filepath.Join("config", name)))
+		}
+	}
+}
+
+// TestReferenceListsEveryVariable: what `serve --help` and `sequoia
+// config` print covers every variable Config reads, with its default.
+func TestReferenceListsEveryVariable(t *testing.T) {
+	var got []Variable
+	for _, c := range Reference() {
+		for _, v := range c.Variables {
+			got = append(got, Variable{Name: v.Name, Default: v.Default, Secret: v.Secret})
+		}
+	}
+	want := Variables()
+	if len(got) != len(want) {
+		t.Fatalf("reference has %d variables, Config %d", len(got), len(want))
+	}
+	for i := range want {
+		if got[i].Name != want[i].Name || got[i].Default != want[i].Default || got[i].Secret != want[i].Secret {
+			t.Errorf("reference[%d] = %+v, Config's = %+v", i, got[i], want[i])
 		}
 	}
 }

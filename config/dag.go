@@ -9,21 +9,23 @@ import (
 // start, how big they and their runs may be, and how long finished runs
 // are kept.
 type DAGs struct {
-	// DAGDir holds DAGs to register at start, one per *.json file, named
-	// after the file; empty means none (register them with PUT
-	// /sequoia/v1/dags/{name}).
+	// DAGDir is a directory of DAGs registered at start, one per `*.json`
+	// file, named after the file; an invalid one stops start-up. Empty
+	// means none (register them with `PUT /sequoia/v1/dags/{name}`).
 	DAGDir string `env:"DAG_DIR" envDefault:""`
 	// RunRetention is how long a finished run's state and output stay
-	// readable at GET /sequoia/v1/runs/{id}.
+	// readable at `GET /sequoia/v1/runs/{id}`.
 	RunRetention time.Duration `env:"RUN_RETENTION" envDefault:"10m"`
 	// MaxRuns bounds the runs in progress (more are answered 429) and,
 	// separately, the finished runs kept (the oldest is forgotten first).
 	MaxRuns int `env:"MAX_RUNS" envDefault:"10000"`
 	// MaxDAGs bounds the registered DAGs.
 	MaxDAGs int `env:"MAX_DAGS" envDefault:"1000"`
-	// DAGMaxNodes bounds the nodes of one DAG.
+	// DAGMaxNodes bounds the nodes of one DAG (and the steps of one
+	// sequence).
 	DAGMaxNodes int `env:"DAG_MAX_NODES" envDefault:"256"`
-	// DAGMaxMapWidth bounds the items one map node fans out to.
+	// DAGMaxMapWidth bounds the items one map node fans out to, the
+	// branches of a parallel, and a run's fan-out goroutines.
 	DAGMaxMapWidth int `env:"DAG_MAX_MAP_WIDTH" envDefault:"1000"`
 	// DAGMaxNodeBytes bounds a run's input and each node's output; a
 	// larger run input is answered 413.

@@ -8,16 +8,19 @@ import (
 // Policy configures the policy engine (package policy): where the Rego
 // files are and how their decisions are made.
 type Policy struct {
-	// PolicyDir holds the .rego files sequoia loads and watches (a ConfigMap
-	// volume works); empty means the defaults shipped in the binary.
+	// PolicyDir is the directory of `.rego` files sequoia loads, watches
+	// and reloads while serving (a Kubernetes ConfigMap volume works);
+	// empty means the defaults built into the binary.
 	PolicyDir string `env:"POLICY_DIR" envDefault:""`
-	// PolicyTimeout bounds one policy evaluation; past it the decision follows
-	// PolicyOnError.
+	// PolicyTimeout bounds one policy evaluation; past it the decision
+	// follows SEQUOIA_POLICY_ON_ERROR.
 	PolicyTimeout time.Duration `env:"POLICY_TIMEOUT" envDefault:"10ms"`
-	// PolicyOnError is what a failed or timed-out evaluation decides: allow
-	// (fall back to configuration) or deny (403, for strict deployments).
+	// PolicyOnError is what a failed or timed-out evaluation decides:
+	// `allow` (fall back to configuration) or `deny` (403, for strict
+	// deployments).
 	PolicyOnError string `env:"POLICY_ON_ERROR" envDefault:"allow"`
-	// PolicyCacheSize bounds the decision cache; 0 disables it.
+	// PolicyCacheSize is the number of decision cache entries; 0 disables
+	// the cache.
 	PolicyCacheSize int `env:"POLICY_CACHE_SIZE" envDefault:"10000"`
 	// PolicyRefresh is how often the live metrics snapshot that policies read
 	// is taken.

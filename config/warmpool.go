@@ -9,59 +9,63 @@ import (
 // WarmPool configures pre-warming (package warmpool): which functions are
 // kept warm, how many instances, and what the platform's keep-alive is.
 type WarmPool struct {
-	// Prewarm switches the warm pool on. Off, sequoia sends no warm-ups.
+	// Prewarm switches the warm pool on; off, sequoia sends no warm-ups.
 	Prewarm bool `env:"PREWARM" envDefault:"false"`
 	// PrewarmMin is the number of warm instances kept for every recently
-	// seen function, like provisioned concurrency; 0 keeps none warm by
-	// keep-alive (burst and chain pre-warm still act).
+	// seen function (keep-alive), like provisioned concurrency; at most
+	// SEQUOIA_MAX_CONCURRENCY. 0 keeps none warm by keep-alive (burst and
+	// chain pre-warm still act).
 	PrewarmMin int `env:"PREWARM_MIN" envDefault:"0"`
 	// PrewarmFunctions sets the warm count of named functions, overriding
-	// PrewarmMin: "shop/checkout=3,resize=1"; 0 switches every kind of
-	// pre-warm off for that function (a policy's pre-warm hint switches it
-	// back on). The names are the platform's
-	// (OpenWhisk "ns/[pkg/]action", the Lambda function name, the HTTP
+	// SEQUOIA_PREWARM_MIN, e.g. `guest/checkout=3,resize=1`; each at most
+	// SEQUOIA_MAX_CONCURRENCY. `fn=0` switches every pre-warm off for `fn`
+	// unless a policy's `prewarm` asks. Names are the platform's
+	// (OpenWhisk `ns/[pkg/]action`, the Lambda function name, the HTTP
 	// service).
 	PrewarmFunctions map[string]int `env:"PREWARM_FUNCTIONS" envDefault:"" envKeyValSeparator:"="`
-	// PrewarmBurst sends warm-ups ahead of queued demand for a function
-	// that exceeds the instances believed warm.
+	// PrewarmBurst switches burst pre-warm on: warm-ups ahead of demand
+	// that outgrew the idle instances.
 	PrewarmBurst bool `env:"PREWARM_BURST" envDefault:"true"`
-	// PrewarmChains warms the function history says comes next in a chain
-	// when a step starts.
+	// PrewarmChains switches chain pre-warm on: warm the function history
+	// says comes next in a chain when a step starts.
 	PrewarmChains bool `env:"PREWARM_CHAINS" envDefault:"true"`
-	// PrewarmBurstFunctions and PrewarmChainsFunctions switch burst and
-	// chain pre-warm per function, overriding PrewarmBurst and
-	// PrewarmChains: "shop/checkout=false,resize=true". Chain pre-warm is
-	// switched by the function it would warm (the next step's). A
-	// policy's pre-warm hint switches both on for its function.
-	PrewarmBurstFunctions  map[string]bool `env:"PREWARM_BURST_FUNCTIONS" envDefault:"" envKeyValSeparator:"="`
+	// PrewarmBurstFunctions switches burst pre-warm per function,
+	// overriding SEQUOIA_PREWARM_BURST, e.g.
+	// `guest/checkout=false,resize=true`; a policy's `prewarm` hint
+	// switches it on.
+	PrewarmBurstFunctions map[string]bool `env:"PREWARM_BURST_FUNCTIONS" envDefault:"" envKeyValSeparator:"="`
+	// PrewarmChainsFunctions switches chain pre-warm per function (the
+	// function that would be warmed, the next step's), overriding
+	// SEQUOIA_PREWARM_CHAINS; a policy's `prewarm` hint switches it on.
 	PrewarmChainsFunctions map[string]bool `env:"PREWARM_CHAINS_FUNCTIONS" envDefault:"" envKeyValSeparator:"="`
 	// PlatformKeepAlive is how long the platform keeps an idle instance
 	// (OpenWhisk's default is 10 minutes; Lambda's is not documented and
-	// varies, commonly 5 to 15 minutes).
+	// varies); it drives the warm estimate and keep-alive rounds.
 	PlatformKeepAlive time.Duration `env:"PLATFORM_KEEPALIVE" envDefault:"10m"`
-	// PrewarmMaxFunctions bounds the functions the warm pool remembers;
-	// the least recently seen is forgotten first.
+	// PrewarmMaxFunctions is the number of functions the warm pool
+	// remembers; the least recently seen is forgotten first.
 	PrewarmMaxFunctions int `env:"PREWARM_MAX_FUNCTIONS" envDefault:"1000"`
 	// PrewarmHeadroom is the fraction of the concurrency limit (at least
 	// one slot) that warm-ups always leave free for arriving invocations.
 	PrewarmHeadroom float64 `env:"PREWARM_HEADROOM" envDefault:"0.1"`
 	// PrewarmHold is how long a warm-up first asks the function to hold
-	// its instance (payload "sequoia_warmup_hold_ms", whole milliseconds)
-	// so that concurrent warm-ups land on distinct instances. The pool
-	// then adapts it per function from the round trips of each round of
-	// warm-ups, within PrewarmHoldMin and PrewarmHoldMax; with all three
+	// its instance (payload `sequoia_warmup_hold_ms`), so that concurrent
+	// warm-ups land on distinct instances. The pool then adapts it per
+	// function from each round's round trips, between
+	// SEQUOIA_PREWARM_HOLD_MIN and SEQUOIA_PREWARM_HOLD_MAX; with all three
 	// equal the hold is fixed.
 	PrewarmHold time.Duration `env:"PREWARM_HOLD" envDefault:"25ms"`
-	// PrewarmHoldMin and PrewarmHoldMax bound the adaptive hold. The
-	// minimum is a floor against spikes no round has shown yet (an
-	// adaptive hold is 1ms at least); the maximum bounds what a slow or
-	// jittery network may cost, and must stay below the keep-alive.
+	// PrewarmHoldMin is the lowest hold the pool may adapt a function's
+	// warm-ups to: a floor against spikes no round has shown yet.
 	PrewarmHoldMin time.Duration `env:"PREWARM_HOLD_MIN" envDefault:"1ms"`
+	// PrewarmHoldMax is the highest adaptive hold, bounding what a slow or
+	// jittery network may cost; at least SEQUOIA_PREWARM_HOLD and below
+	// SEQUOIA_PLATFORM_KEEPALIVE.
 	PrewarmHoldMax time.Duration `env:"PREWARM_HOLD_MAX" envDefault:"250ms"`
-	// PrewarmBackoff is the first pause in warming a function whose
-	// warm-up failed, doubled on each further failure up to
-	// PrewarmMaxBackoff.
-	PrewarmBackoff    time.Duration `env:"PREWARM_BACKOFF" envDefault:"1s"`
+	// PrewarmBackoff is the pause in warming a function after a failed
+	// warm-up, doubled on each further failure.
+	PrewarmBackoff time.Duration `env:"PREWARM_BACKOFF" envDefault:"1s"`
+	// PrewarmMaxBackoff is the longest such pause.
 	PrewarmMaxBackoff time.Duration `env:"PREWARM_MAX_BACKOFF" envDefault:"5m"`
 }
 

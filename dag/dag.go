@@ -21,6 +21,7 @@ const (
 	Parallel Kind = "parallel" // its branches at once, outputs as an array
 	Map      Kind = "map"      // one flow per item of an array, outputs as an array
 	Choice   Kind = "choice"   // the first flow whose rule holds, else the default
+	Batch    Kind = "batch"    // gathers items, invokes its function once per batch
 )
 
 // DAG is a workflow: named nodes, entered at Start. Every node may name a
@@ -55,6 +56,22 @@ type Node struct {
 
 	Steps    []string `json:"steps,omitempty"`    // sequence
 	Branches []string `json:"branches,omitempty"` // parallel
+
+	// MinSuccesses makes a parallel or a map a k-of-n: it finishes at
+	// the k-th branch (item) to succeed, with their k outputs in branch
+	// order; branches not started never start, queued invocations leave
+	// their queue, and it fails once k successes are out of reach. 0:
+	// every branch must succeed.
+	MinSuccesses int `json:"min_successes,omitempty"`
+
+	// Batch: items that reach the node, from this run and every other
+	// run of the DAG, are gathered until MaxItems are there or MaxWaitMs
+	// passed since the first; Function is then invoked once with the
+	// JSON array of them. An array answer of the same length gives each
+	// item its element; any other answer goes to every item whole.
+	MaxItems  int   `json:"max_items,omitempty"`
+	MaxWaitMs int64 `json:"max_wait_ms,omitempty"`
+	batch     *batcher
 
 	// Map: Items selects the array (pointer or path; empty: the whole
 	// input), Do is the flow run per item, MaxConcurrency bounds the
@@ -213,11 +230,11 @@ func (d *DAG) validateNode(name string, n *Node, lim Limits) error {
 		return bad("null node")
 	}
 	switch n.Kind {
-	case Task, Sequence, Parallel, Map, Choice:
+	case Task, Sequence, Parallel, Map, Choice, Batch:
 	case "":
-		return bad("no kind (want task, sequence, parallel, map or choice)")
+		return bad("no kind (want task, sequence, parallel, map, choice or batch)")
 	default:
-		return bad("unknown kind %q (want task, sequence, parallel, map or choice)", n.Kind)
+		return bad("unknown kind %q (want task, sequence, parallel, map, choice or batch)", n.Kind)
 	}
 	ref := func(what, to string) error {
 		if to == "" {
@@ -237,15 +254,31 @@ func (d *DAG) validateNode(name string, n *Node, lim Limits) error {
 	if n.input, err = compileSelector(n.Input); err != nil {
 		return bad("input: %v", err)
 	}
-	if n.Kind != Task && (n.Function != "" || n.Qualifier != "" || n.TimeoutMs != 0 || n.Retry != nil) {
-		return bad("function, qualifier, timeout_ms and retry are for task nodes, not %s", n.Kind)
+	if n.Kind != Task && n.Kind != Batch && (n.Function != "" || n.Qualifier != "" || n.TimeoutMs != 0 || n.Retry != nil) {
+		return bad("function, qualifier, timeout_ms and retry are for task and batch nodes, not %s", n.Kind)
 	}
 	if n.Kind != Sequence && len(n.Steps) > 0 || n.Kind != Parallel && len(n.Branches) > 0 ||
 		n.Kind != Map && (n.Items != "" || n.Do != "" || n.MaxConcurrency != 0) ||
-		n.Kind != Choice && (len(n.Choices) > 0 || n.Default != "") {
+		n.Kind != Choice && (len(n.Choices) > 0 || n.Default != "") ||
+		n.Kind != Batch && (n.MaxItems != 0 || n.MaxWaitMs != 0) {
 		return bad("has fields of another kind than %q", n.Kind)
 	}
+	if n.MinSuccesses != 0 && n.Kind != Parallel && n.Kind != Map {
+		return bad("min_successes is for parallel and map nodes, not %s", n.Kind)
+	}
+	if n.MinSuccesses < 0 {
+		return bad("min_successes must not be negative")
+	}
 	switch n.Kind {
+	case Batch:
+		if lim.MaxMapWidth > 0 && n.MaxItems > lim.MaxMapWidth || n.MaxItems < 1 {
+			return bad("max_items must be between 1 and the map width limit of %d", lim.MaxMapWidth)
+		}
+		if n.MaxWaitMs < 1 || n.MaxWaitMs > 60000 {
+			return bad("max_wait_ms must be between 1 and 60000")
+		}
+		n.batch = &batcher{}
+		fallthrough
 	case Task:
 		if !validFunction(n.Function) {
 			return bad("task needs a function: letters, digits and _ - . : @, segments separated by '/'")
@@ -282,6 +315,9 @@ func (d *DAG) validateNode(name string, n *Node, lim Limits) error {
 		}
 		if len(n.Branches) == 0 {
 			return bad("empty parallel: branches names no node")
+		}
+		if n.MinSuccesses > len(n.Branches) {
+			return bad("min_successes %d is more than its %d branches", n.MinSuccesses, len(n.Branches))
 		}
 		for i, s := range n.Branches {
 			if err := ref(fmt.Sprintf("branches[%d]", i), s); err != nil {
@@ -442,6 +478,12 @@ func (pl *planner) flow(name string) Plan {
 	case Task:
 		e := pl.est(n.Function)
 		p = Plan{Critical: e, Work: e, Steps: 1}
+	case Batch:
+		// The wait for the batch to fill is on the critical path but
+		// holds no slot; the call counts whole for every run (an upper
+		// bound: it is shared).
+		e := pl.est(n.Function)
+		p = Plan{Critical: time.Duration(n.MaxWaitMs)*time.Millisecond + e, Work: e, Steps: 1}
 	case Sequence:
 		for _, s := range n.Steps {
 			p = p.then(pl.flow(s))
@@ -488,7 +530,7 @@ func (d *DAG) PlanInput(est func(fn string) time.Duration, input any) Plan {
 		}
 		var p Plan
 		switch n.Kind {
-		case Task:
+		case Task, Batch:
 			return flow(name)
 		case Sequence:
 			p = known(n.Steps[0], in)

@@ -1,6 +1,7 @@
-// Package dag owns DAG runs: function workflows (sequence, parallel, map,
-// choice) that sequoia drives through its own queues, so that a run that
-// was admitted is never dropped half-way.
+// Package dag owns DAG runs: function workflows that sequoia drives
+// through its own queues, so that a run that was admitted is never dropped
+// half-way. A workflow is either sequoia's DAG JSON (sequence, parallel,
+// map, choice, k-of-n, batch) or an Amazon States Language state machine.
 //
 // Goals. A run is one chain for the scheduler (package qos): admitted as a
 // whole, before any of its functions runs, when its critical path
@@ -32,6 +33,22 @@
 //     and, in an expirable LRU, the finished ones; Start admits a run
 //     through the Scheduler interface (qos.Scheduler.AdmitRun) and runs it
 //     on its own goroutine.
+//   - fanout.go: every fan-out runs its branches in a scope of their own
+//     (a context; scopeWatch is the scheduler's Watcher and Withdrawer of
+//     their invocations), so that a failure, or a k-of-n's k-th success
+//     (min_successes), stops its siblings and nothing else. A k-of-n
+//     branch's last task reports its success while it still holds its slot
+//     (nodeInvoker), so that no branch queued behind it is invoked.
+//   - batch.go: a batch node gathers items from every run of its DAG and
+//     invokes its function once per batch, as a continuation of the
+//     waiting run with the earliest deadline.
+//   - asl*.go: state machines. ParseASL (asl.go) compiles and checks one
+//     (StateError names the state and field); asl_path.go compiles paths
+//     (github.com/theory/jsonpath, RFC 9535) and payload templates;
+//     asl_intrinsic.go the intrinsic functions; asl_choice.go the Choice
+//     rules; asl_run.go runs a machine on a Run, its Tasks through the same
+//     invoke as a DAG's; asl_plan.go is admission's estimate. The AWS
+//     documentation's examples are in testdata/asl.
 //   - Run (run.go) executes: flow follows Next; fanOut is the fan-out and
 //     counter fan-in of parallel and map (map's width capped by
 //     max_concurrency; a run's fan-out goroutines, nested ones included,
@@ -41,6 +58,17 @@
 //     Scheduler.Do with the proxy's platform client. The first failure,
 //     a cancel or the deadline stops the run: queued invocations leave
 //     their queue (Run is their qos.Watcher), nothing more is invoked.
+//   - Journal (journal.go) makes async runs (RunRequest.Durable) outlive
+//     the process: Start records the run (RunRecord: the DAG's source, the
+//     input, the deadline) before it returns, each task's output is
+//     recorded under its instance key (the node's path through the flows
+//     that entered it, with an index per sequence step, branch and map
+//     item) before the next node starts, and the end once it ended.
+//     Resume runs a record again, answering the recorded tasks from the
+//     journal; Suspend (shutdown) and Yield (cut off from the journal)
+//     stop durable runs where they are, their tasks at the platform
+//     finished and recorded. Package events implements Journal on NATS
+//     JetStream.
 //
 // Usage:
 //
@@ -49,6 +77,8 @@
 //		"a": {"kind": "task", "function": "extract", "next": "b"},
 //		"b": {"kind": "map", "items": "/rows", "do": "t", "max_concurrency": 10},
 //		"t": {"kind": "task", "function": "transform", "retry": {"max_attempts": 3}}}}`))
+//	err = svc.Put("hello", []byte(`{"StartAt": "Hi", "States": {
+//		"Hi": {"Type": "Task", "Resource": "arn:aws:lambda:us-east-1:123456789012:function:hello", "End": true}}}`))
 //	run, err := svc.Start("etl", dag.RunRequest{Input: input, Budget: 2 * time.Second})
 //	<-run.Done()
 //	status, output, failure := run.Result()

@@ -1,10 +1,12 @@
 package dag
 
 import (
+	"context"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -26,6 +28,10 @@ const (
 	Failed    Status = "failed"
 	Canceled  Status = "canceled"
 	TimedOut  Status = "deadline_exceeded"
+	// Suspended: a journaled run this process stopped at shutdown, left
+	// in the journal as running, to be resumed by another replica or the
+	// next start.
+	Suspended Status = "suspended"
 )
 
 // Node states.
@@ -41,6 +47,7 @@ const (
 var (
 	ErrCanceled = errors.New("dag: run canceled")
 	ErrDeadline = errors.New("dag: run deadline passed")
+	errSuspend  = errors.New("dag: run suspended at shutdown")
 )
 
 // Failure is why a run failed: the node and what happened there.
@@ -50,7 +57,14 @@ type Failure struct {
 	// Status is the platform's HTTP status when the function or the
 	// platform answered with an error, 0 otherwise.
 	Status int `json:"status,omitempty"`
-	err    error
+	// ErrorName and Cause are a state machine's error (Step Functions'
+	// Error and Cause): a function's error type, States.TaskFailed,
+	// States.Timeout, a Fail state's Error, ...
+	ErrorName string `json:"error_name,omitempty"`
+	Cause     string `json:"cause,omitempty"`
+	err       error
+	errType   string // the function's own error name, when its answer gave one
+	body      string // the function's or the platform's answer, for an ASL Cause
 }
 
 func (f *Failure) Error() string {
@@ -70,18 +84,28 @@ type Run struct {
 	Created  time.Time
 	Deadline time.Time // zero: none
 
-	dag   *DAG
-	svc   *Service
-	class uint8
-	auth  []byte
+	dag     *DAG
+	machine *Machine // a state machine's run instead (asl_run.go)
+	asl     *aslRun
+	svc     *Service
+	class   uint8
+	auth    []byte
+	// durable: an async run, journaled (Config.Journal); replay holds the
+	// outputs of the tasks it completed before a resume, by instance key.
+	durable bool
+	replay  map[string]json.RawMessage
 
 	bytes       atomic.Int64 // outputs so far
 	workers     atomic.Int64 // fan-out goroutines running
 	peakWorkers atomic.Int64
 	abort       chan struct{}
-	once        sync.Once
-	done        chan struct{}
-	timer       *time.Timer
+	// ctx is the run's root scope, cancelled when abort closes; fan-outs
+	// derive their branches' scopes from it (scope.go).
+	ctx    context.Context
+	cancel context.CancelFunc
+	once   sync.Once
+	done   chan struct{}
+	timer  *time.Timer
 
 	mu     sync.Mutex
 	cause  error // REQUIRES: mu; why abort closed
@@ -103,7 +127,10 @@ type NodeState struct {
 	FunctionMs  float64   `json:"function_ms"`       // tasks: time holding a worker slot, summed
 	QueuedMs    float64   `json:"queued_ms"`         // tasks: time waiting for one, summed
 	Error       string    `json:"error,omitempty"`
-	active      int
+	// Replayed counts the task's runs answered from the journal after the
+	// run was resumed, without invoking the function again.
+	Replayed int `json:"replayed,omitempty"`
+	active   int
 }
 
 // Done is closed when the run has ended.
@@ -129,7 +156,7 @@ func (r *Run) stop(cause error) bool {
 	}
 	r.cause = cause
 	r.mu.Unlock()
-	r.once.Do(func() { close(r.abort) })
+	r.once.Do(r.closeAbort)
 	return true
 }
 
@@ -186,6 +213,11 @@ func (r *Run) Snapshot() Snapshot {
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
+func (r *Run) closeAbort() {
+	close(r.abort)
+	r.cancel()
+}
+
 // WatchGone implements qos.Watcher: a queued invocation of the run stops
 // waiting when the run is stopped.
 func (r *Run) WatchGone() <-chan struct{} { return r.abort }
@@ -195,7 +227,13 @@ func (r *Run) StopWatch() {}
 
 // execute runs the DAG on input and records the end.
 func (r *Run) execute(input []byte) {
-	out, err := r.flow(r.dag.Start, input)
+	var out []byte
+	var err error
+	if r.machine != nil {
+		out, err = r.runMachine(input)
+	} else {
+		out, err = r.flow(r.root(), r.dag.Start, input)
+	}
 	if c := r.stopped(); c != nil && (err == nil || errors.Is(err, errStopped)) {
 		err = c
 	}
@@ -221,6 +259,8 @@ func (r *Run) finish(out []byte, err error) {
 		r.status, r.fail = Canceled, &Failure{Message: err.Error(), err: err}
 	case errors.Is(err, ErrDeadline):
 		r.status, r.fail = TimedOut, &Failure{Message: err.Error(), err: err}
+	case errors.Is(err, errSuspend):
+		r.status = Suspended
 	default:
 		r.status = Failed
 		if !errors.As(err, &r.fail) {
@@ -234,17 +274,25 @@ func (r *Run) finish(out []byte, err error) {
 	}
 	status := r.status
 	r.mu.Unlock()
-	r.once.Do(func() { close(r.abort) })
+	r.once.Do(r.closeAbort)
+	if r.durable && status != Suspended {
+		r.svc.journalEnd(r)
+	}
 	r.svc.ended(r, status)
 	close(r.done)
 }
 
 // flow runs the node name, then its Next, and so on; the last output is
-// the flow's.
-func (r *Run) flow(name string, in []byte) ([]byte, error) {
+// the flow's. sc.path is where the flow was entered (journaled runs only:
+// it makes each task's instance key).
+func (r *Run) flow(sc scope, name string, in []byte) ([]byte, error) {
 	for name != "" {
 		n := r.dag.Nodes[name]
-		out, err := r.node(name, n, in)
+		nsc := sc
+		if n.Next != "" {
+			nsc.tail = nil // not the flow's last node
+		}
+		out, err := r.node(nsc, r.instance(sc.path, name), name, n, in)
 		if err != nil {
 			return nil, err
 		}
@@ -253,13 +301,26 @@ func (r *Run) flow(name string, in []byte) ([]byte, error) {
 	return in, nil
 }
 
-// node runs one node on its input.
-func (r *Run) node(name string, n *Node, in []byte) ([]byte, error) {
-	if err := r.stopped(); err != nil {
+// instance is the key of node name entered in the flow at path: unique in
+// the run (cycles are refused, and fan-out and sequence steps add an
+// index), and the same when a resumed run passes there again. Empty for
+// runs that are not journaled.
+func (r *Run) instance(path, name string) string {
+	if !r.durable {
+		return ""
+	}
+	return path + "/" + name
+}
+
+// node runs one node on its input; key is its instance key. A failure goes
+// up to the fan-out or the run it is part of, which stops what else it
+// runs.
+func (r *Run) node(sc scope, key, name string, n *Node, in []byte) ([]byte, error) {
+	if sc.ctx.Err() != nil {
 		return nil, errStopped
 	}
 	r.enter(name)
-	out, err := r.nodeBody(name, n, in)
+	out, err := r.nodeBody(sc, key, name, n, in)
 	if err == nil && len(out) > r.svc.lim.MaxNodeBytes {
 		err = &Failure{Node: name, Message: fmt.Sprintf("output of %d bytes exceeds the per-node payload limit of %d", len(out), r.svc.lim.MaxNodeBytes)}
 	}
@@ -268,18 +329,20 @@ func (r *Run) node(name string, n *Node, in []byte) ([]byte, error) {
 			err = &Failure{Node: name, Message: fmt.Sprintf("the run's outputs reached %d bytes, over the limit of %d", total, r.svc.lim.MaxRunBytes)}
 		}
 	}
+	if ff, ok := err.(*FanFailure); ok {
+		err = &Failure{Node: name, Message: ff.Error(), err: ff} // the fan-out failed, not its last branch
+	}
 	r.exit(name, err)
 	if err != nil && !errors.Is(err, errStopped) {
 		var f *Failure
 		if !errors.As(err, &f) {
 			err = &Failure{Node: name, Message: err.Error(), err: err}
 		}
-		r.stop(err) // the first failure stops the others
 	}
 	return out, err
 }
 
-func (r *Run) nodeBody(name string, n *Node, in []byte) ([]byte, error) {
+func (r *Run) nodeBody(sc scope, key, name string, n *Node, in []byte) ([]byte, error) {
 	if !n.input.whole() || n.Kind == Choice || n.Kind == Map {
 		v, err := decode(in)
 		if err != nil {
@@ -297,28 +360,39 @@ func (r *Run) nodeBody(name string, n *Node, in []byte) ([]byte, error) {
 		case Choice:
 			for _, rule := range n.Choices {
 				if rule.holds(v) {
-					return r.flow(rule.Next, in)
+					return r.flow(sc.at(key), rule.Next, in)
 				}
 			}
-			return r.flow(n.Default, in)
+			return r.flow(sc.at(key), n.Default, in)
 		case Map:
-			return r.mapItems(name, n, v)
+			return r.mapItems(sc, key, name, n, v)
 		}
 	}
 	switch n.Kind {
 	case Task:
-		return r.task(name, n, in)
+		return r.task(sc, key, name, n, in)
+	case Batch:
+		return r.batch(sc, name, n, in)
 	case Sequence:
 		var err error
-		for _, s := range n.Steps {
-			if in, err = r.flow(s, in); err != nil {
+		for i, s := range n.Steps {
+			ssc := sc.at(r.indexed(key, i))
+			if i < len(n.Steps)-1 {
+				ssc.tail = nil
+			}
+			if in, err = r.flow(ssc, s, in); err != nil {
 				return nil, err
 			}
 		}
 		return in, nil
 	case Parallel:
-		return r.fanOut(len(n.Branches), len(n.Branches), func(i int) ([]byte, error) {
-			return r.flow(n.Branches[i], in)
+		f := fan{n: len(n.Branches), width: len(n.Branches), need: len(n.Branches)}
+		if n.MinSuccesses > 0 {
+			f.need, f.early = n.MinSuccesses, true
+			f.steps = func(i int) int { return r.plannedSteps(n.Branches[i]) }
+		}
+		return r.fanOut(sc, f, func(bsc scope, i int) ([]byte, error) {
+			return r.flow(bsc.at(r.indexed(key, i)), n.Branches[i], in)
 		})
 	}
 	return nil, &Failure{Node: name, Message: fmt.Sprintf("unknown kind %q", n.Kind)}
@@ -332,8 +406,16 @@ func pick(sel selector, v any) (any, error) {
 	return got, nil
 }
 
+// indexed is the path of the i-th flow a node at key enters.
+func (r *Run) indexed(key string, i int) string {
+	if !r.durable {
+		return ""
+	}
+	return key + "#" + strconv.Itoa(i)
+}
+
 // mapItems runs n.Do once per item of the array n.Items selects.
-func (r *Run) mapItems(name string, n *Node, v any) ([]byte, error) {
+func (r *Run) mapItems(sc scope, key, name string, n *Node, v any) ([]byte, error) {
 	got, err := pick(n.items, v)
 	if err != nil {
 		return nil, &Failure{Node: name, Message: "items " + err.Error()}
@@ -349,12 +431,21 @@ func (r *Run) mapItems(name string, n *Node, v any) ([]byte, error) {
 	if n.MaxConcurrency > 0 {
 		width = min(width, n.MaxConcurrency)
 	}
-	return r.fanOut(len(items), width, func(i int) ([]byte, error) {
+	f := fan{n: len(items), width: width, need: len(items)}
+	if k := n.MinSuccesses; k > 0 {
+		if k > len(items) {
+			return nil, &Failure{Node: name, Message: fmt.Sprintf("%d items, fewer than min_successes %d", len(items), k)}
+		}
+		f.need, f.early = k, true
+		steps := r.plannedSteps(n.Do)
+		f.steps = func(int) int { return steps }
+	}
+	return r.fanOut(sc, f, func(bsc scope, i int) ([]byte, error) {
 		b, err := json.Marshal(items[i])
 		if err != nil {
 			return nil, &Failure{Node: name, Message: err.Error()}
 		}
-		return r.flow(n.Do, b)
+		return r.flow(bsc.at(r.indexed(key, i)), n.Do, b)
 	})
 }
 
@@ -372,67 +463,6 @@ func jsonType(v any) string {
 		return "an object"
 	}
 	return "a value"
-}
-
-// fanOut runs item(0..n-1) on width goroutines (the caller's among them)
-// and joins their outputs in a JSON array. Each finished item counts down
-// a dependency counter; the one that takes it to zero wakes the caller, who
-// waits on nothing else. The first error wins.
-func (r *Run) fanOut(n, width int, item func(int) ([]byte, error)) ([]byte, error) {
-	if n == 0 {
-		return []byte("[]"), nil
-	}
-	outs := make([][]byte, n)
-	var (
-		next, left atomic.Int64
-		errOnce    sync.Once
-		first      error
-	)
-	left.Store(int64(n))
-	joined := make(chan struct{})
-	worker := func() {
-		for {
-			i := int(next.Add(1) - 1)
-			if i >= n {
-				return
-			}
-			out, err := item(i)
-			if err != nil {
-				errOnce.Do(func() { first = err })
-			}
-			outs[i] = out
-			if left.Add(-1) == 0 {
-				close(joined)
-			}
-		}
-	}
-	// The caller works too, so a run whose goroutine budget is spent
-	// still progresses, one item at a time.
-	extra := r.takeWorkers(width - 1)
-	for range extra {
-		go func() {
-			worker()
-			r.workers.Add(-1)
-		}()
-	}
-	worker()
-	<-joined
-	if first != nil {
-		return nil, first
-	}
-	size := 1 + n
-	for _, o := range outs {
-		size += len(o)
-	}
-	b := make([]byte, 0, size)
-	b = append(b, '[')
-	for i, o := range outs {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = append(b, o...)
-	}
-	return append(b, ']'), nil
 }
 
 // takeWorkers takes up to n goroutines from the run's budget (the map
@@ -488,15 +518,34 @@ func (r *Run) exit(name string, err error) {
 
 // task invokes n's function through the scheduler, trying again as n.Retry
 // says. Platform throttles (which the scheduler's limit should prevent)
-// are retried on top, a few times.
-func (r *Run) task(name string, n *Node, in []byte) ([]byte, error) {
+// are retried on top, a few times. A journaled run records the output
+// under the task's instance key; resumed, it takes the recorded output
+// instead of invoking again.
+func (r *Run) task(sc scope, key, name string, n *Node, in []byte) ([]byte, error) {
+	if out, ok := r.replay[key]; ok && r.durable && key != "" {
+		r.mu.Lock()
+		r.nodes[name].Replayed++
+		r.mu.Unlock()
+		return out, nil
+	}
+	out, err := r.withRetries(sc, name, n, in)
+	if err == nil && r.durable && key != "" {
+		// Before the next node starts: a node completed is a node that
+		// never runs again.
+		r.svc.journalNode(r, key, name, out)
+	}
+	return out, err
+}
+
+// withRetries invokes n's function until it succeeds or its retries run out.
+func (r *Run) withRetries(sc scope, name string, n *Node, in []byte) ([]byte, error) {
 	attempts, backoff := 1, time.Duration(0)
 	if n.Retry != nil {
 		attempts, backoff = n.Retry.MaxAttempts, time.Duration(n.Retry.BackoffMs)*time.Millisecond
 	}
 	throttles := 0
 	for a := 0; ; {
-		out, throttled, err := r.invoke(name, n, in)
+		out, throttled, err := r.invoke(sc, name, n, in)
 		if err == nil {
 			return out, nil
 		}
@@ -510,7 +559,7 @@ func (r *Run) task(name string, n *Node, in []byte) ([]byte, error) {
 		} else if a++; a >= attempts {
 			return nil, err
 		}
-		if !r.pause(wait) {
+		if !pause(sc, wait) {
 			return nil, errStopped
 		}
 	}
@@ -518,24 +567,27 @@ func (r *Run) task(name string, n *Node, in []byte) ([]byte, error) {
 
 const maxThrottleRetries = 5
 
-// pause waits d unless the run stops first (false).
-func (r *Run) pause(d time.Duration) bool {
+// pause waits d unless the scope ends first (false).
+func pause(sc scope, d time.Duration) bool {
 	if d <= 0 {
-		return r.stopped() == nil
+		return sc.ctx.Err() == nil
 	}
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-t.C:
 		return true
-	case <-r.abort:
+	case <-sc.ctx.Done():
 		return false
 	}
 }
 
 // invoke makes one attempt of a task at the platform, through the
-// scheduler as a continuation of the run's chain.
-func (r *Run) invoke(name string, n *Node, in []byte) (out []byte, throttled bool, err error) {
+// scheduler as a continuation of the run's chain. It waits in the queue
+// while sc lasts; a success in a k-of-n branch's tail reports itself
+// (sc.tail) before its slot is given back, so that a branch the success
+// made useless never gets that slot (scope.go).
+func (r *Run) invoke(sc scope, name string, n *Node, in []byte) (out []byte, throttled bool, err error) {
 	svc := r.svc
 	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
 	defer fasthttp.ReleaseRequest(req)
@@ -567,14 +619,12 @@ func (r *Run) invoke(name string, n *Node, in []byte) (out []byte, throttled boo
 	if !r.Deadline.IsZero() {
 		inv.QueueTimeout = time.Until(r.Deadline)
 	}
-	r.mu.Lock()
-	r.nodes[name].Invocations++
-	r.mu.Unlock()
 	svc.sched.TouchRun(r.ID) // a run longer than the chain TTL stays a chain
 	if o := svc.cfg.Observer; o != nil {
 		o.Arrived(inv)
 	}
-	waited, err := svc.sched.Do(inv, r, svc.iv)
+	iv := &nodeInvoker{iv: svc.iv, platform: svc.cfg.Platform, tail: sc.tail, run: r, node: name}
+	waited, err := svc.sched.Do(inv, scopeWatch{sc.ctx}, iv)
 	held := time.Since(inv.Arrival) - waited
 	if o := svc.cfg.Observer; o != nil {
 		o.Finished(inv, held, err)
@@ -588,7 +638,9 @@ func (r *Run) invoke(name string, n *Node, in []byte) (out []byte, throttled boo
 	r.mu.Unlock()
 	switch {
 	case errors.Is(err, qos.ErrClientGone):
-		svc.ev.NodeInvoked(false)
+		// Withdrawn (a cancelled branch, a stopped run): never invoked,
+		// its step is given back.
+		r.skipSteps(1)
 		return nil, false, errStopped
 	case errors.Is(err, qos.ErrDeadline), errors.Is(err, qos.ErrQueueTimeout) && !r.Deadline.IsZero():
 		svc.ev.NodeInvoked(false)
@@ -620,10 +672,38 @@ func (r *Run) invoke(name string, n *Node, in []byte) (out []byte, throttled boo
 	if v == platform.FunctionError {
 		what = "the function failed"
 	}
+	full := resp.Body()
+	if len(full) > maxCause {
+		full = full[:maxCause]
+	}
 	return nil, v.Throttled(), &Failure{Node: name, Status: status,
-		Message: fmt.Sprintf("%s (%d %s): %s", what, status, v, msg)}
+		Message: fmt.Sprintf("%s (%d %s): %s", what, status, v, msg),
+		errType: functionErrorType(full), body: string(full)}
 }
 
 // maxQueueWait bounds the wait for a slot of a run without a deadline:
 // long, since an admitted run is not dropped, but finite.
 const maxQueueWait = time.Hour
+
+// plannedSteps is the invocations admission planned for the flow entered
+// at name.
+func (r *Run) plannedSteps(name string) int {
+	return newPlanner(r.dag, func(string) time.Duration { return 0 }).flow(name).Steps
+}
+
+// maxCause bounds the answer kept as a failure's cause (Step Functions'
+// limit for a Cause).
+const maxCause = 32768
+
+// functionErrorType is the error name a function's error answer gives:
+// Lambda's errorType, or an "errorType" member of any platform's JSON
+// answer; "" if none.
+func functionErrorType(body []byte) string {
+	var e struct {
+		ErrorType string `json:"errorType"`
+	}
+	if json.Unmarshal(body, &e) != nil {
+		return ""
+	}
+	return e.ErrorType
+}

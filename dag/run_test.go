@@ -249,16 +249,29 @@ func TestMapOverNonArray(t *testing.T) {
 }
 
 func TestCancel(t *testing.T) {
-	r := newRig(t, 4, nil)
+	// The platform holds slow's call until the run is canceled, however
+	// long the machine takes.
+	entered, release := make(chan struct{}, 1), make(chan struct{})
+	hold := func(h fasthttp.RequestHandler) fasthttp.RequestHandler {
+		return func(ctx *fasthttp.RequestCtx) {
+			if strings.Contains(string(ctx.Path()), "slow") {
+				entered <- struct{}{}
+				<-release
+			}
+			h(ctx)
+		}
+	}
+	r := newRig(t, 4, hold)
 	r.put(t, "c", `{"start":"slow","nodes":{"slow":{"kind":"task","function":"slow","next":"after"},"after":{"kind":"task","function":"after"}}}`)
-	run, err := r.svc.Start("c", RunRequest{Input: json.RawMessage(`{"exec_ms":300}`)})
+	run, err := r.svc.Start("c", RunRequest{Input: json.RawMessage(`{}`)})
 	if err != nil {
+		close(release)
 		t.Fatal(err)
 	}
-	for run.Snapshot().Nodes["slow"].Invocations == 0 {
-		time.Sleep(time.Millisecond)
-	}
-	if !run.Cancel() {
+	<-entered
+	canceled := run.Cancel()
+	close(release)
+	if !canceled {
 		t.Fatal("Cancel of a running run returned false")
 	}
 	<-run.Done()

@@ -1,6 +1,7 @@
 package dag
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/json"
 	"errors"
@@ -12,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/golang-lru/v2/expirable"
@@ -83,10 +85,14 @@ type Config struct {
 	Decider Decider
 	// CheckTask checks a task's function and qualifier against the
 	// platform's naming rules, as its invoke API would parse them (the
-	// proxy's route parsers); a DAG with a task it refuses is invalid.
-	// nil: the generic check alone.
+	// proxy's route parsers); a DAG or state machine with a task it
+	// refuses is invalid. nil: the generic check alone.
 	CheckTask func(function, qualifier string) error
-	Log       *slog.Logger
+	// Journal keeps durable runs (async ones) so that another replica, or
+	// the next start, resumes them (journal.go). nil: none, and async runs
+	// die with the process.
+	Journal Journal
+	Log     *slog.Logger
 }
 
 // Errors of the Service.
@@ -112,14 +118,22 @@ type Service struct {
 	wg     sync.WaitGroup    // runs in progress
 
 	finished *expirable.LRU[string, *Run]
+
+	suspending atomic.Bool // journal.go
+
+	// now and wait are the clock of Wait states and retry intervals;
+	// tests replace them.
+	now  func() time.Time
+	wait func(sc scope, r *Run, d time.Duration) bool
 }
 
 // entry is a registered DAG, the JSON it was given as, and who
 // registered it ("" for SEQUOIA_DAG_DIR).
 type entry struct {
-	dag   *DAG
-	src   json.RawMessage
-	owner string
+	dag     *DAG
+	machine *Machine // a state machine instead of a DAG
+	src     json.RawMessage
+	owner   string
 }
 
 // New returns a Service that admits runs with sched and invokes their
@@ -158,6 +172,7 @@ func New(cfg Config, sched Scheduler, iv qos.Invoker) *Service {
 		s.log = slog.New(slog.DiscardHandler)
 	}
 	s.finished = expirable.NewLRU[string, *Run](cfg.MaxRuns, nil, cfg.Retention)
+	s.now, s.wait = time.Now, waitHoldingNoSlot
 	return s
 }
 
@@ -173,7 +188,13 @@ func (s *Service) PutOwned(name string, src []byte, owner string) error {
 	if !ValidName(name) {
 		return invalid("bad dag name %q (1 to 128 letters, digits, '_', '-', '.')", name)
 	}
-	d, err := s.Parse(src)
+	e := &entry{src: append(json.RawMessage(nil), src...), owner: owner}
+	var err error
+	if IsASL(src) {
+		e.machine, err = s.ParseASL(src)
+	} else {
+		e.dag, err = s.Parse(src)
+	}
 	if err != nil {
 		return err
 	}
@@ -182,7 +203,7 @@ func (s *Service) PutOwned(name string, src []byte, owner string) error {
 	if _, ok := s.dags[name]; !ok && len(s.dags) >= s.cfg.MaxDAGs {
 		return ErrTooManyDAGs
 	}
-	s.dags[name] = &entry{dag: d, src: append(json.RawMessage(nil), src...), owner: owner}
+	s.dags[name] = e
 	return nil
 }
 
@@ -206,6 +227,49 @@ func (s *Service) Parse(src []byte) (*DAG, error) {
 		}
 	}
 	return d, nil
+}
+
+// Tasks parses src as PutOwned would (a DAG, or a state machine when it
+// has StartAt and States), with the same checks, and returns the
+// functions its tasks name and their qualifiers, in a stable order. A
+// state machine's lambda:invoke tasks, whose function is a parameter, are
+// not listed.
+func (s *Service) Tasks(src []byte) (functions, qualifiers []string, err error) {
+	if IsASL(src) {
+		m, err := s.ParseASL(src)
+		if err != nil {
+			return nil, nil, err
+		}
+		for _, t := range m.tasks() {
+			functions = append(functions, t.name)
+			qualifiers = append(qualifiers, t.qualifier)
+		}
+		return functions, qualifiers, nil
+	}
+	d, err := s.Parse(src)
+	if err != nil {
+		return nil, nil, err
+	}
+	functions, qualifiers = d.Tasks()
+	return functions, qualifiers, nil
+}
+
+// ParseASL parses an Amazon States Language state machine with the
+// service's limits, and checks each Task state's function (named by its
+// Resource) with CheckTask, as Parse does a DAG's tasks.
+func (s *Service) ParseASL(src []byte) (*Machine, error) {
+	m, err := ParseASL(src, s.lim)
+	if err != nil {
+		return nil, err
+	}
+	if s.cfg.CheckTask != nil {
+		for state, t := range m.tasks() {
+			if err := s.cfg.CheckTask(t.name, t.qualifier); err != nil {
+				return nil, &StateError{State: state, Field: "Resource", Problem: fmt.Sprintf("function %q: %v", t.name, err)}
+			}
+		}
+	}
+	return m, nil
 }
 
 // Owner returns who registered DAG name ("" for none) and whether it is
@@ -276,6 +340,9 @@ type RunRequest struct {
 	// Auth is passed on to every invocation as its Authorization header
 	// (OpenWhisk's credentials); nil for none.
 	Auth []byte
+	// Durable journals the run (Config.Journal) before Start returns, so
+	// that it outlives this process: for runs answered 202.
+	Durable bool
 }
 
 // Start admits a run of DAG name and starts it. A run that cannot meet
@@ -298,21 +365,33 @@ func (s *Service) Start(name string, rr RunRequest) (*Run, error) {
 		return nil, ErrTooManyRuns
 	}
 	d := e.dag
-	budget := rr.Budget
-	if budget <= 0 {
-		budget = time.Duration(d.DeadlineMs) * time.Millisecond
-	}
-	r := &Run{ID: "run-" + strings.ToLower(rand.Text()), DAG: name, Created: time.Now(), dag: d, svc: s,
-		class: rr.Class, auth: rr.Auth, abort: make(chan struct{}), done: make(chan struct{}),
-		status: Running, nodes: make(map[string]*NodeState, len(d.Nodes))}
-	for n := range d.Nodes {
-		r.nodes[n] = &NodeState{State: statePending}
-	}
+	r := &Run{ID: "run-" + strings.ToLower(rand.Text()), DAG: name, Created: time.Now(), dag: d, machine: e.machine, svc: s,
+		class: rr.Class, auth: rr.Auth, abort: make(chan struct{}), done: make(chan struct{}), status: Running}
 	in, err := decode(rr.Input)
 	if err != nil {
 		return nil, invalid("input is not JSON: %v", err)
 	}
-	p := d.PlanInput(s.sched.Estimate, in)
+	budget := rr.Budget
+	var p Plan
+	if m := e.machine; m != nil {
+		if budget <= 0 {
+			budget = m.timeout
+		}
+		r.nodes = make(map[string]*NodeState, len(m.names))
+		for _, n := range m.names {
+			r.nodes[n] = &NodeState{State: statePending}
+		}
+		p = m.Plan(s.sched.Estimate, s.cfg.Platform, in, s.now())
+	} else {
+		if budget <= 0 {
+			budget = time.Duration(d.DeadlineMs) * time.Millisecond
+		}
+		r.nodes = make(map[string]*NodeState, len(d.Nodes))
+		for n := range d.Nodes {
+			r.nodes[n] = &NodeState{State: statePending}
+		}
+		p = d.PlanInput(s.sched.Estimate, in)
+	}
 	deadline, err := s.sched.AdmitRun(qos.RunPlan{Chain: r.ID, Class: rr.Class, Budget: budget,
 		Critical: p.Critical, Work: p.Work, Steps: p.Steps})
 	if err != nil {
@@ -320,8 +399,26 @@ func (s *Service) Start(name string, rr RunRequest) (*Run, error) {
 		return nil, err
 	}
 	r.Deadline = deadline
+	r.ctx, r.cancel = context.WithCancel(context.Background())
+	durable := rr.Durable && s.cfg.Journal != nil
+	if durable && s.suspending.Load() {
+		s.sched.EndRun(r.ID, true)
+		return nil, fmt.Errorf("%w: shutting down", ErrJournal)
+	}
+	r.durable = durable
 	s.mu.Lock()
-	s.active[r.ID] = r
+	s.active[r.ID] = r // before the journal has it: Resume never takes it for a lost run
+	s.mu.Unlock()
+	if durable {
+		if err := s.begin(r, e.src, rr.Input); err != nil { // journal.go
+			s.mu.Lock()
+			delete(s.active, r.ID)
+			s.mu.Unlock()
+			s.sched.EndRun(r.ID, true)
+			return nil, err
+		}
+	}
+	s.mu.Lock()
 	s.wg.Add(1)
 	s.mu.Unlock()
 	s.ev.RunStarted()
@@ -387,4 +484,22 @@ func (s *Service) Wait(done <-chan struct{}) bool {
 	case <-done:
 		return false
 	}
+}
+
+// touchEvery is how often a run that waits (a Wait state, a retry's
+// interval) renews its place in the scheduler's chain table, so that its
+// next invocations stay continuations however long it waits.
+const touchEvery = 20 * time.Second
+
+// waitHoldingNoSlot waits d for r, holding no worker slot, unless sc ends
+// first (false).
+func waitHoldingNoSlot(sc scope, r *Run, d time.Duration) bool {
+	for d > touchEvery {
+		if !pause(sc, touchEvery) {
+			return false
+		}
+		r.svc.sched.TouchRun(r.ID)
+		d -= touchEvery
+	}
+	return pause(sc, d)
 }

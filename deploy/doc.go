@@ -8,7 +8,9 @@
 // Helm's engine, decode every object strictly into the Kubernetes (and
 // Prometheus Operator) API types, check every SEQUOIA_* variable against
 // config.Variables and every metric the dashboard and the alert rules use
-// against what the binary registers:
+// against what the binary registers (with the example objectives of
+// slo/objectives.json loaded, so that the SLO series exist), and that the
+// SLO rules are the SRE workbook's multi-window, multi-burn-rate alerts:
 //
 //	cd deploy && go test ./...
 package deploy

@@ -18,7 +18,8 @@ func TestDockerfile(t *testing.T) {
 	if !strings.HasPrefix(final, "gcr.io/distroless/static") || !strings.HasSuffix(final, ":nonroot") {
 		t.Errorf("final stage %s: want distroless static, nonroot", final)
 	}
-	for _, want := range []string{"CGO_ENABLED=0", "./cmd/sequoia", "USER 65532:65532", `ENTRYPOINT ["/usr/local/bin/sequoia"]`, "SEQUOIA_ADMIN_LISTEN=:9090", "EXPOSE 8080 9090"} {
+	for _, want := range []string{"CGO_ENABLED=0", "./cmd/sequoia", "USER 65532:65532", `ENTRYPOINT ["/usr/local/bin/sequoia"]`, "SEQUOIA_ADMIN_LISTEN=:9090", "EXPOSE 8080 9090",
+		"ENV SEQUOIA_STATE_DIR=/var/lib/sequoia", "VOLUME /var/lib/sequoia", "--chown=65532:65532 /out/state /var/lib/sequoia"} {
 		if !strings.Contains(df, want) {
 			t.Errorf("Dockerfile lacks %q", want)
 		}

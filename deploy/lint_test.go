@@ -16,7 +16,7 @@ func TestChartLint(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, file := range []string{"", "values-sidecar.yaml"} {
+	for _, file := range []string{"", "values-sidecar.yaml", "values-sidecar-cluster.yaml"} {
 		vals := map[string]any{}
 		if file != "" {
 			if vals, err = chartutil.ReadValuesFile(filepath.Join(chartDir, file)); err != nil {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -17,6 +18,7 @@ import (
 	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
 	"helm.sh/helm/v3/pkg/releaseutil"
 	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -87,9 +89,11 @@ func TestManifestFilesDecodeStrictly(t *testing.T) {
 
 func TestOverlays(t *testing.T) {
 	want := map[string][]string{
-		"kustomize/base":             {"ConfigMap", "Deployment"},
-		"kustomize/overlays/gateway": {"ConfigMap", "Deployment", "PodDisruptionBudget", "PrometheusRule", "Service", "Service", "ServiceMonitor"},
-		"kustomize/overlays/sidecar": {"ConfigMap", "Deployment"},
+		"kustomize/base": {"ConfigMap", "Deployment"},
+		"kustomize/overlays/gateway": {"ConfigMap", "Deployment", "HorizontalPodAutoscaler", "PodDisruptionBudget",
+			"PodDisruptionBudget", "PrometheusRule", "Service", "Service", "Service", "ServiceMonitor", "StatefulSet"},
+		"kustomize/overlays/sidecar":         {"ConfigMap", "Deployment"},
+		"kustomize/overlays/sidecar-cluster": {"ConfigMap", "Deployment", "PodDisruptionBudget", "Service", "StatefulSet"},
 	}
 	for _, dir := range overlays {
 		t.Run(dir, func(t *testing.T) {
@@ -97,7 +101,7 @@ func TestOverlays(t *testing.T) {
 			if got := kinds(objs); !slices.Equal(got, want[dir]) {
 				t.Errorf("kinds = %v, want %v", got, want[dir])
 			}
-			checkObjects(t, objs, !strings.HasSuffix(dir, "sidecar"))
+			checkObjects(t, objs, !strings.Contains(dir, "sidecar"))
 		})
 	}
 }
@@ -105,10 +109,13 @@ func TestOverlays(t *testing.T) {
 func TestChartRenders(t *testing.T) {
 	c := loadChart(t)
 	want := map[string][]string{
-		"defaults":            {"ConfigMap", "Deployment", "PodDisruptionBudget", "Service", "Service"},
-		"defaults+monitoring": {"ConfigMap", "Deployment", "PodDisruptionBudget", "PrometheusRule", "Service", "Service", "ServiceMonitor"},
-		"sidecar":             {"ConfigMap", "Deployment"},
-		"sidecar+monitoring":  {"ConfigMap", "Deployment", "PodMonitor", "PrometheusRule"},
+		"defaults": {"ConfigMap", "Deployment", "HorizontalPodAutoscaler", "PodDisruptionBudget", "PodDisruptionBudget",
+			"Service", "Service", "Service", "StatefulSet"},
+		"defaults+monitoring": {"ConfigMap", "Deployment", "HorizontalPodAutoscaler", "PodDisruptionBudget", "PodDisruptionBudget",
+			"PrometheusRule", "Service", "Service", "Service", "ServiceMonitor", "StatefulSet"},
+		"sidecar":            {"ConfigMap", "Deployment"},
+		"sidecar+monitoring": {"ConfigMap", "Deployment", "PodMonitor", "PrometheusRule"},
+		"sidecar-cluster":    {"ConfigMap", "Deployment", "PodDisruptionBudget", "Service", "StatefulSet"},
 	}
 	for _, r := range renders {
 		t.Run(r.name, func(t *testing.T) {
@@ -131,6 +138,7 @@ func TestChartMatchesOverlays(t *testing.T) {
 	}{
 		{"kustomize/overlays/gateway", renders[1]},
 		{"kustomize/overlays/sidecar", renders[2]},
+		{"kustomize/overlays/sidecar-cluster", renders[4]},
 	}
 	for _, p := range pairs {
 		k, h := build(t, p.overlay), renderObjects(t, c, p.render)
@@ -145,6 +153,19 @@ func TestChartMatchesOverlays(t *testing.T) {
 		for _, pr := range [][2]*corev1.Probe{{kc.ReadinessProbe, hc.ReadinessProbe}, {kc.LivenessProbe, hc.LivenessProbe}, {kc.StartupProbe, hc.StartupProbe}} {
 			if !reflect.DeepEqual(pr[0], pr[1]) {
 				t.Errorf("%s and the chart have different probes: %+v, %+v", p.overlay, pr[0], pr[1])
+			}
+		}
+		// The same NATS: the same server arguments, probes and ports.
+		ks, hs := ofKind[appsv1.StatefulSet](k), ofKind[appsv1.StatefulSet](h)
+		if len(ks) != len(hs) {
+			t.Errorf("%s has %d StatefulSets; the chart %d", p.overlay, len(ks), len(hs))
+			continue
+		}
+		for i := range ks {
+			kn, hn := ks[i].Spec.Template.Spec.Containers[0], hs[i].Spec.Template.Spec.Containers[0]
+			if !slices.Equal(kn.Args, hn.Args) || !reflect.DeepEqual(kn.Ports, hn.Ports) || !reflect.DeepEqual(kn.StartupProbe, hn.StartupProbe) ||
+				!reflect.DeepEqual(kn.ReadinessProbe, hn.ReadinessProbe) || kn.Image != hn.Image {
+				t.Errorf("%s's NATS and the chart's differ:\n%s %v\n%s %v", p.overlay, kn.Image, kn.Args, hn.Image, hn.Args)
 			}
 		}
 	}
@@ -187,6 +208,10 @@ func TestChartRefusesBadValues(t *testing.T) {
 		{"managed variable", "config: {SEQUOIA_LISTEN: ':80'}", "set by the chart"},
 		{"not a sequoia variable", "config: {MAX_CONCURRENCY: '3'}", "SEQUOIA_* variables only"},
 		{"sidecar without app", "mode: sidecar", "sidecar mode needs your application's containers"},
+		{"replicas without cluster mode", "nats: {enabled: false}", "without cluster mode"},
+		{"state dir", "config: {SEQUOIA_STATE_DIR: /tmp}", "set by the chart"},
+		{"NATS URL beside the chart's NATS", "config: {SEQUOIA_NATS_URL: 'nats://x:4222'}", "set by the chart to its NATS"},
+		{"even NATS", "nats: {replicas: 2}", "odd number"},
 	} {
 		_, err := renderChart(c, render{name: tc.name, set: tc.set})
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -212,25 +237,70 @@ func checkObjects(t testing.TB, objs []object, gateway bool) {
 			portNames[p.Name] = true
 		}
 	}
+	// The workloads: sequoia's Deployment and the NATS StatefulSets. Each
+	// Service and PodDisruptionBudget selects one of them.
+	type workload struct {
+		name     string
+		pods     labels.Set
+		ports    map[string]bool
+		replicas int32
+	}
+	sequoiaReplicas := replicasOf(d.Spec.Replicas)
+	for _, h := range ofKind[autoscalingv2.HorizontalPodAutoscaler](objs) {
+		if h.Spec.MinReplicas != nil {
+			sequoiaReplicas = max(sequoiaReplicas, *h.Spec.MinReplicas)
+		}
+	}
+	workloads := []workload{{d.Name, podLabels, portNames, sequoiaReplicas}}
+	for _, ss := range ofKind[appsv1.StatefulSet](objs) {
+		ports := map[string]bool{}
+		for _, c := range ss.Spec.Template.Spec.Containers {
+			for _, p := range c.Ports {
+				ports[p.Name] = true
+			}
+		}
+		workloads = append(workloads, workload{ss.Name, labels.Set(ss.Spec.Template.Labels), ports, replicasOf(ss.Spec.Replicas)})
+	}
+	selected := func(what string, sel labels.Selector) *workload {
+		var found []*workload
+		for i := range workloads {
+			if sel.Matches(workloads[i].pods) {
+				found = append(found, &workloads[i])
+			}
+		}
+		if len(found) != 1 {
+			t.Errorf("%s selects %d workloads' pods, want 1", what, len(found))
+			return nil
+		}
+		return found[0]
+	}
 	services := ofKind[corev1.Service](objs)
 	for _, s := range services {
-		if !labels.SelectorFromSet(s.Spec.Selector).Matches(podLabels) || len(s.Spec.Selector) == 0 {
-			t.Errorf("Service %s selects %v; the pods are %v", s.Name, s.Spec.Selector, podLabels)
+		if len(s.Spec.Selector) == 0 {
+			t.Errorf("Service %s selects nothing", s.Name)
+			continue
+		}
+		w := selected("Service "+s.Name, labels.SelectorFromSet(s.Spec.Selector))
+		if w == nil {
+			continue
 		}
 		for _, p := range s.Spec.Ports {
-			if p.TargetPort.Type != intstr.String || !portNames[p.TargetPort.StrVal] {
-				t.Errorf("Service %s port %s targets %v, not a named port of the sequoia container", s.Name, p.Name, p.TargetPort.String())
+			if p.TargetPort.Type != intstr.String || !w.ports[p.TargetPort.StrVal] {
+				t.Errorf("Service %s port %s targets %v, not a named port of %s's containers", s.Name, p.Name, p.TargetPort.String(), w.name)
 			}
 		}
 	}
 	for _, pdb := range ofKind[policyv1.PodDisruptionBudget](objs) {
-		if sel, err := metaSelector(pdb.Spec.Selector); err != nil || !sel.Matches(podLabels) {
-			t.Errorf("PodDisruptionBudget %s does not select the pods (%v)", pdb.Name, err)
+		sel, err := metaSelector(pdb.Spec.Selector)
+		if err != nil {
+			t.Errorf("PodDisruptionBudget %s: %v", pdb.Name, err)
+			continue
 		}
-		if d.Spec.Replicas == nil || *d.Spec.Replicas < 2 {
-			t.Errorf("PodDisruptionBudget %s with fewer than 2 replicas blocks every drain", pdb.Name)
+		if w := selected("PodDisruptionBudget "+pdb.Name, sel); w != nil && w.replicas < 2 {
+			t.Errorf("PodDisruptionBudget %s over %s's %d replica(s) blocks every drain", pdb.Name, w.name, w.replicas)
 		}
 	}
+	checkCluster(t, objs, d, sequoiaReplicas)
 	for _, sm := range ofKind[monitoringv1.ServiceMonitor](objs) {
 		sel, err := metaSelector(&sm.Spec.Selector)
 		if err != nil {
@@ -514,16 +584,34 @@ func duration(t testing.TB, name string, env map[string]string) time.Duration {
 func checkRules(t testing.TB, source string, groups []monitoringv1.RuleGroup) {
 	t.Helper()
 	n := 0
+	recorded := map[string]bool{}
+	var uses []string
 	for _, g := range groups {
 		for _, r := range g.Rules {
 			n++
+			if r.Record != "" {
+				// A recording rule: a level:metric:operations name, an
+				// expression, nothing else.
+				if r.Alert != "" || r.Expr.String() == "" || len(r.Labels) > 0 || len(r.Annotations) > 0 ||
+					!regexp.MustCompile(`^sequoia:[a-z0-9_]+:[a-z0-9_]+$`).MatchString(r.Record) {
+					t.Errorf("%s: recording rule %q needs a sequoia:metric:operations name and an expr, and no alert, labels or annotations", source, r.Record)
+				}
+				recorded[r.Record] = true
+				continue
+			}
 			if r.Alert == "" || r.Expr.String() == "" || r.Labels["severity"] == "" || r.Annotations["summary"] == "" || r.Annotations["description"] == "" {
 				t.Errorf("%s: rule %q needs alert, expr, a severity label, summary and description", source, r.Alert)
 			}
+			uses = append(uses, regexp.MustCompile(`\bsequoia:[a-z0-9_]+:[a-z0-9_]+`).FindAllString(r.Expr.String(), -1)...)
 		}
 	}
 	if n == 0 {
 		t.Errorf("%s: no rules", source)
+	}
+	for _, u := range uses {
+		if !recorded[u] {
+			t.Errorf("%s: an alert uses %s, which no rule records", source, u)
+		}
 	}
 }
 

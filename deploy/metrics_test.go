@@ -36,6 +36,7 @@ var optional = map[string]func() string{
 	"SEQUOIA_ADAPTIVE":   func() string { return "true" },
 	"SEQUOIA_PREWARM":    func() string { return "true" },
 	"SEQUOIA_POLICY_DIR": func() string { p, _ := filepath.Abs("kustomize/base/policies"); return p },
+	"SEQUOIA_SLO_FILE":   func() string { p, _ := filepath.Abs("slo/objectives.json"); return p },
 }
 
 // scrapeBinary builds sequoia from the main module, starts `sequoia

@@ -17,6 +17,7 @@ import (
 	"helm.sh/helm/v3/pkg/engine"
 	"helm.sh/helm/v3/pkg/releaseutil"
 	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -30,7 +31,7 @@ import (
 // chartDir is the Helm chart; overlays are the Kustomize builds users apply.
 const chartDir = "helm/sequoia"
 
-var overlays = []string{"kustomize/base", "kustomize/overlays/gateway", "kustomize/overlays/sidecar"}
+var overlays = []string{"kustomize/base", "kustomize/overlays/gateway", "kustomize/overlays/sidecar", "kustomize/overlays/sidecar-cluster"}
 
 // object is one decoded Kubernetes object and where it came from.
 type object struct {
@@ -46,6 +47,8 @@ func (o object) String() string { return fmt.Sprintf("%s: %s/%s", o.source, o.ki
 // into. A kind missing here fails the test: every object must be typed.
 var types = map[string]func() any{
 	"apps/v1/Deployment":                      func() any { return &appsv1.Deployment{} },
+	"apps/v1/StatefulSet":                     func() any { return &appsv1.StatefulSet{} },
+	"autoscaling/v2/HorizontalPodAutoscaler":  func() any { return &autoscalingv2.HorizontalPodAutoscaler{} },
 	"v1/Service":                              func() any { return &corev1.Service{} },
 	"v1/ConfigMap":                            func() any { return &corev1.ConfigMap{} },
 	"policy/v1/PodDisruptionBudget":           func() any { return &policyv1.PodDisruptionBudget{} },
@@ -141,6 +144,7 @@ var renders = []render{
 	{name: "defaults+monitoring", apis: monitoringAPIs},
 	{name: "sidecar", valuesFile: "values-sidecar.yaml"},
 	{name: "sidecar+monitoring", valuesFile: "values-sidecar.yaml", apis: monitoringAPIs},
+	{name: "sidecar-cluster", valuesFile: "values-sidecar-cluster.yaml"},
 }
 
 func loadChart(t *testing.T) *chart.Chart {

@@ -29,11 +29,11 @@ func TestMain(m *testing.M) {
 func TestPoliciesPassPolicyCheck(t *testing.T) {
 	bin := sequoiaBinary(t)
 	dirs := []string{"kustomize/base/policies", chartDir + "/files/policies"}
-	// The README's example: deny a tenant by replacing deny.rego.
+	// docs/deployment.md's example: deny a tenant by replacing deny.rego.
 	shipped := string(readFile(t, chartDir+"/files/policies/deny.rego"))
 	deny := strings.Replace(shipped, "deny_tenants := {}", `deny_tenants := {"acme": "over its contract"}`, 1)
 	if deny == shipped {
-		t.Fatal("the shipped deny.rego has no `deny_tenants := {}` to fill in: update this test, values.yaml and the README")
+		t.Fatal("the shipped deny.rego has no `deny_tenants := {}` to fill in: update this test, values.yaml and docs/deployment.md")
 	}
 	objs := renderObjects(t, loadChart(t), render{name: "deny a tenant", set: "policies:\n  files:\n    deny.rego: |\n" + indent(deny, "      ")})
 	for _, cm := range ofKind[corev1.ConfigMap](objs) {

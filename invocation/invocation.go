@@ -56,6 +56,12 @@ type Invocation struct {
 
 	// Arrival is when the proxy received the request.
 	Arrival time.Time
+	// Received is when the request reached this host, when the proxy can
+	// tell (the kernel's time of its last bytes, asked for requests that
+	// carry X-Sequoia-Deadline-Ms), else zero. A new chain's budget runs
+	// from then: its client's clock was already running, while the
+	// request waited to be accepted and read.
+	Received time.Time
 
 	// Chain is the X-Sequoia-Chain-Id the invocation belongs to: given by
 	// the caller or assigned by the proxy.
@@ -66,6 +72,15 @@ type Invocation struct {
 	// clears it once the chain is admitted, so that a retry of the same
 	// invocation finds its chain.
 	ChainAssigned bool
+	// ChainTicket is, in a cluster, the signed admission ticket that rides
+	// on a chain id sequoia assigned ("<Chain>.<ticket>"): as received, or
+	// the one issued when this replica admits the chain; the proxy sends
+	// and answers the id with it. Empty outside a cluster.
+	ChainTicket string
+	// Cluster is the cluster's note between admission and the answer (a
+	// client-chosen id's registration, awaited before the first answer);
+	// nil outside a cluster.
+	Cluster any
 	// Budget is the chain's deadline from X-Sequoia-Deadline-Ms, counted
 	// from its first request; 0 when not given. Steps is
 	// X-Sequoia-Chain-Steps, 0 when not given. Both matter on a chain's

@@ -6,9 +6,18 @@
 // and classifies every chain by how it ended (completed, refused at entry,
 // dropped mid-chain, failed); Summary reduces the outcomes to the figures
 // the Sequoia study compares (completion counts, p50/p99 chain latency,
-// makespan). A chain is driven by its client, as a function calling the
-// next function would: step k+1 is sent when step k answers, with the same
-// X-Sequoia-Chain-Id.
+// makespan, queueing time). A chain is driven by its client, as a function
+// calling the next function would: step k+1 is sent when step k answers,
+// with the same X-Sequoia-Chain-Id (its own, or with AssignedIDs the one
+// sequoia answered its first step with). Three clients: fasthttp
+// (NewClient, a kept-alive connection per chain, bench_client.go), net/http
+// with a fresh connection per chain (ChainSpec.NetHTTP), and k6
+// (RunChainsK6 runs the embedded k6/bench_chains.js, a virtual user per
+// chain, and reads its summary back; FindK6 finds the binary
+// loadtest/k6/run.sh installs). A chain may leave out its length
+// (ChainSpec.Untold), as most clients do. Balancer (balancer.go) is a small
+// round-robin load balancer, per request, for the cluster bench where
+// HAProxy is not installed.
 //
 // Usage:
 //

@@ -26,6 +26,7 @@ var _ qos.Events = (*Chains)(nil)
 type ChainSource interface {
 	Depth(k qos.QueueKind, class uint8) int
 	ActiveChains() int
+	Headroom() float64
 }
 
 // NewChains registers the chain collectors on m's registry.
@@ -37,8 +38,10 @@ func (m *Metrics) NewChains() *Chains {
 	started := counter("chains_started_total", "Chains admitted: first requests let in by deadline-aware admission.")
 	refused := counter("chains_refused_total", "Chains refused at entry (429): they could not finish within their deadline.")
 	completed := counter("chains_completed_total", "Admitted chains whose every request was invoked.")
-	dropped := counter("chains_dropped_total", "Admitted chains dropped mid-chain: a continuation's deadline passed while it waited (504).")
-	failed := counter("chains_failed_total", "Admitted chains that ended otherwise: first step never ran, platform error, client gone.")
+	dropped := prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "chains_dropped_total",
+		Help: "Admitted chains that did work and whose client did not get its answer in time, by reason: deadline (a continuation's deadline passed while it waited: 504), late (a step answered after the chain's deadline), client_gone (the client left before its step was answered)."},
+		[]string{"class", "reason"})
+	failed := counter("chains_failed_total", "Admitted chains that ended otherwise: first step never ran (its client gone included), platform error, the caller made fewer steps than it announced.")
 	wait := prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Namespace: Namespace, Name: "queue_wait_by_class_seconds",
 		Help:    "Time invocations waited for a worker slot, by queue (chain_running, pending) and class.",
@@ -58,8 +61,12 @@ func (m *Metrics) NewChains() *Chains {
 		name := qos.ClassName(cl)
 		c.started[cl], c.refused[cl] = started.WithLabelValues(name), refused.WithLabelValues(name)
 		c.ended[cl][qos.ChainCompleted] = completed.WithLabelValues(name)
-		c.ended[cl][qos.ChainDropped] = dropped.WithLabelValues(name)
 		c.ended[cl][qos.ChainFailed] = failed.WithLabelValues(name)
+		for o := range qos.NumChainOutcomes {
+			if o.Dropped() {
+				c.ended[cl][o] = dropped.WithLabelValues(name, o.DropReason())
+			}
+		}
 		c.ratio[cl], c.duration[cl] = ratio.WithLabelValues(name), duration.WithLabelValues(name)
 		for k := range qos.NumQueues {
 			c.wait[k][cl] = wait.WithLabelValues(k.String(), name)
@@ -70,13 +77,17 @@ func (m *Metrics) NewChains() *Chains {
 }
 
 // WatchChains registers gauges that read src at scrape time: queue depth
-// by queue and class, and active chains.
+// by queue and class, active chains, and admission's headroom.
 func (m *Metrics) WatchChains(src ChainSource) {
 	depth := prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: Namespace, Name: "queue_depth_by_class",
 		Help: "Invocations waiting, by queue (chain_running, pending) and class."}, []string{"queue", "class"})
 	m.reg.MustRegister(&depthCollector{desc: depth, src: src},
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: Namespace, Name: "active_chains",
-			Help: "Chains in the active-chain table."}, func() float64 { return float64(src.ActiveChains()) }))
+			Help: "Chains started and not yet ended (a chain of unknown length ends once its caller has gone quiet)."},
+			func() float64 { return float64(src.ActiveChains()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: Namespace, Name: "admission_headroom_ratio",
+			Help: "Fraction of each chain's budget admission keeps in reserve: SEQUOIA_ADMISSION_HEADROOM, or more, learned from answers that came too late for their clients."},
+			src.Headroom))
 }
 
 // depthCollector reads the queue depths at scrape time.

@@ -24,7 +24,7 @@ type Outcome uint8
 
 // Outcomes, the values of the "outcome" label.
 const (
-	Forwarded     Outcome = iota // reached the platform; its answer was returned
+	Forwarded     Outcome = iota // reached the platform; its answer (not a throttle) was returned
 	QueueFull                    // refused: the queue was full (429)
 	QueueTimeout                 // waited longer than the queue timeout (503)
 	ClientGone                   // the client left while queued; never invoked
@@ -32,11 +32,14 @@ const (
 	ChainRefused                 // a new chain that could not finish within its deadline (429)
 	ChainDeadline                // the chain's deadline passed while queued (504)
 	PolicyDenied                 // refused by the policy (403); never invoked
-	Abandoned                    // given up at shutdown, queued (503) or at the platform (502)
+	// PlatformThrottled: the platform's throttle (429, or Knative's 503
+	// queue full) reached the client because retries did not absorb it.
+	PlatformThrottled
+	Abandoned // given up at shutdown, queued (503) or at the platform (502)
 	numOutcomes
 )
 
-var outcomeNames = [numOutcomes]string{"forwarded", "queue_full", "queue_timeout", "client_gone", "upstream_error", "chain_refused", "chain_deadline", "policy_denied", "abandoned"}
+var outcomeNames = [numOutcomes]string{"forwarded", "queue_full", "queue_timeout", "client_gone", "upstream_error", "chain_refused", "chain_deadline", "policy_denied", "platform_throttled", "abandoned"}
 
 func (o Outcome) String() string { return outcomeNames[o] }
 
@@ -101,7 +104,7 @@ func New(maxFunctions int) *Metrics {
 	})
 	m.platform = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: Namespace, Name: "platform_responses_total",
-		Help: "Responses from the platform by HTTP status code.",
+		Help: "The platform's answer each client got, by HTTP status code: one per request that reached the platform, its last attempt's (retried attempts are in sequoia_platform_attempts_total).",
 	}, []string{"code"})
 	rej := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: Namespace, Name: "rejected_requests_total",

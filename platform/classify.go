@@ -25,8 +25,10 @@ const (
 	// ThrottledConcurrency: the platform refused the call before starting
 	// it because too many are running (Lambda's concurrency
 	// TooManyRequestsException, OpenWhisk's "Too many concurrent requests
-	// in flight", Knative's 503 "pending request queue full"). Safe to
-	// retry, and a signal for the concurrency limit.
+	// in flight", Knative's 503 "pending request queue full", OpenFaaS's
+	// of-watchdog's 429 "Concurrent request limit exceeded", the Lambda
+	// Runtime Interface Emulator's empty 400 to a second call while one
+	// runs). Safe to retry, and a signal for the concurrency limit.
 	ThrottledConcurrency
 	// ThrottledRate: refused before starting because of a rate limit
 	// (Lambda's invocation-rate reasons, OpenWhisk's "Too many requests in
@@ -118,6 +120,12 @@ func Classify(kind invocation.Platform, resp *fasthttp.Response) (v Verdict, ret
 		return Unavailable, parseRetryAfter(resp.Header.PeekBytes(headerRetryAfter))
 	case status == fasthttp.StatusGatewayTimeout:
 		return Unavailable, 0
+	case status == fasthttp.StatusBadRequest && kind == invocation.Lambda && len(resp.Body()) == 0:
+		// Lambda's own 400s always say what was wrong in a JSON body; the
+		// Runtime Interface Emulator answers a call that arrives while
+		// it runs one ("ReserveFailed: AlreadyReserved") with an empty
+		// 400, before running it.
+		return ThrottledConcurrency, 0
 	}
 	switch kind {
 	case invocation.Lambda:

@@ -33,3 +33,24 @@ test_shed_off_when_disabled if {
 	count(sequoia.deny) == 0 with input as {"class": "batch", "step": 1, "snapshot": shed_slow}
 		with sequoia.shed_enabled as false
 }
+
+slo_burning := {"slos": {"checkout": {"burning": true, "budget_remaining": 0.4}}}
+
+slo_calm := {"slos": {"checkout": {"burning": false, "budget_remaining": 0.9}}}
+
+test_shed_batch_while_an_objective_burns if {
+	d := sequoia.decision with input as {"class": "batch", "step": 1, "snapshot": slo_burning}
+		with sequoia.shed_on_slos as {"checkout"}
+	d.allow == false
+	d.reason == "batch work is shed while the objective checkout burns its error budget"
+}
+
+test_shed_on_slos_spares_interactive_continuations_and_calm_objectives if {
+	count(sequoia.deny) == 0 with input as {"class": "interactive", "step": 1, "snapshot": slo_burning}
+		with sequoia.shed_on_slos as {"checkout"}
+	count(sequoia.deny) == 0 with input as {"class": "batch", "step": 2, "snapshot": slo_burning}
+		with sequoia.shed_on_slos as {"checkout"}
+	count(sequoia.deny) == 0 with input as {"class": "batch", "step": 1, "snapshot": slo_calm}
+		with sequoia.shed_on_slos as {"checkout"}
+	count(sequoia.deny) == 0 with input as {"class": "batch", "step": 1, "snapshot": slo_burning}
+}

@@ -19,7 +19,9 @@
 //     as Rego v1, compile them, check that data.sequoia.decision is
 //     defined, prepare the query, and evaluate it for fixed validation
 //     inputs, whose decisions must fit the schema (decode in
-//     decision.go). *_test.rego files are compiled and run only by Check.
+//     decision.go). A decision that does not is blamed on the
+//     contribution.NAME that set the field (blame.go), at its file and
+//     line. *_test.rego files are compiled and run only by Check.
 //   - analyse (key.go) walks the compiled policy for references to
 //     input: the decision cache keys on the fields read (and the
 //     snapshot's epoch if the snapshot is read), so that a policy that
@@ -68,7 +70,10 @@
 //     invocation's scheduling fields (Class, Budget, Steps, Priority,
 //     FunctionCap, QueueTimeout, Idempotent, Prewarm).
 //   - Check (load.go) is `sequoia policy check`: compile, validate, and
-//     run the *_test.rego files through OPA's tester.
+//     run the *_test.rego files through OPA's tester, tracing them; a
+//     failing test is reported at its failing expression with the input
+//     it gave and the values it compared, read from the trace
+//     (testreport.go).
 //
 // The decision (data.sequoia.decision) is an object whose fields are all
 // optional: allow, reason, class, priority, concurrency_cap,

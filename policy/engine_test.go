@@ -440,8 +440,9 @@ func TestCheckReportsFailingTests(t *testing.T) {
 	if n != 2 {
 		t.Errorf("ran %d tests, want 2", n)
 	}
-	if err == nil || !strings.HasPrefix(err.Error(), "p_test.rego:5: test data.sequoia.test.test_wrong failed") {
-		t.Errorf("err = %v, want the failure located at the test, p_test.rego:5", err)
+	want := "p_test.rego:6: test data.sequoia.test.test_wrong failed: data.sequoia.decision.priority == 2\n    expected: 2\n    actual:   1"
+	if err == nil || err.Error() != want {
+		t.Errorf("err = %v, want the failure located at the failing expression, with what it compared:\n%s", err, want)
 	}
 }
 

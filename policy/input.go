@@ -61,6 +61,28 @@ type Snapshot struct {
 	// snapshot is converted, so that a policy compares instead of doing
 	// arithmetic, which costs OPA microseconds per decision.
 	FairShare float64 `json:"fair_share,omitempty"`
+	// SLOs holds each service-level objective's state at its last
+	// evaluation, by name (SEQUOIA_SLO_FILE), so that a policy can act on
+	// it: shed batch work while an interactive objective burns.
+	SLOs map[string]SLOStats `json:"slos"`
+}
+
+// SLOStats is an objective's state as policies read it.
+type SLOStats struct {
+	// Burning is true while a burn-rate alert fires (the budget goes
+	// faster than the objective can afford); Breached while the budget
+	// over the whole window is spent.
+	Burning  bool `json:"burning"`
+	Breached bool `json:"breached"`
+	// BudgetRemaining is the share of the error budget left (below 0:
+	// overspent); SLI the share of good events over the window.
+	BudgetRemaining float64 `json:"budget_remaining"`
+	SLI             float64 `json:"sli"`
+	// BurnRates maps each alert window ("1h", "5m", ... scaled to the
+	// objective's window) to its burn rate.
+	BurnRates map[string]float64 `json:"burn_rates"`
+	// Alerts are the alerts firing.
+	Alerts []string `json:"alerts"`
 }
 
 // ClassStats is one class's recent queue behaviour.
@@ -112,6 +134,9 @@ func (s *Snapshot) value() (ast.Value, error) {
 	}
 	if c.Tenants == nil {
 		c.Tenants = map[string]TenantStats{}
+	}
+	if c.SLOs == nil {
+		c.SLOs = map[string]SLOStats{}
 	}
 	c.Derive()
 	raw, err := json.Marshal(&c)

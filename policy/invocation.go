@@ -58,12 +58,20 @@ func invocationType(inv *invocation.Invocation) string {
 }
 
 // stepOf numbers inv within its chain: 1 without a lookup for a chain id
-// the proxy assigned to this very request.
+// the proxy assigned to this very request; 2 at least for an id carrying
+// another replica's admission ticket (a cluster's), which is issued only
+// once the chain's first step was admitted. (The ticket is verified at
+// admission, not here: a forged one only reorders its sender's own
+// waiting first steps.)
 func (a *Invocations) stepOf(inv *invocation.Invocation) int {
 	if inv.ChainAssigned {
 		return 1
 	}
-	return a.step(inv.Chain)
+	step := a.step(inv.Chain)
+	if inv.ChainTicket != "" {
+		step = max(step, 2)
+	}
+	return step
 }
 
 // Decide evaluates the policy for inv and applies the decision. It

@@ -143,3 +143,24 @@ func TestDenyAlwaysHasAReason(t *testing.T) {
 		t.Errorf("deny %v, reason %q; want a deny saying \"denied by policy\"", deny, reason)
 	}
 }
+
+// TestTicketedChainIsAContinuation: an id carrying another replica's
+// admission ticket (a cluster's) is at least step 2, though this replica
+// has not seen the chain.
+func TestTicketedChainIsAContinuation(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "p.rego"), []byte("package sequoia\n\ndecision := {\"priority\": input.step}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	step := 1
+	a := NewInvocations(newEngine(t, Options{Dir: dir}), func(string) int { return step })
+	inv := &invocation.Invocation{Function: "f", Platform: invocation.HTTP, Chain: "sq-0123456789abcdef-1", ChainTicket: "0.2.AAAAAAAAAAAAAAAA"}
+	if deny, _ := a.Decide(inv); deny || inv.Priority != 2 {
+		t.Errorf("ticketed id unknown here: step %d, want 2", inv.Priority)
+	}
+	step = 3
+	inv = &invocation.Invocation{Function: "f", Platform: invocation.HTTP, Chain: "sq-0123456789abcdef-1", ChainTicket: "0.2.AAAAAAAAAAAAAAAA"}
+	if deny, _ := a.Decide(inv); deny || inv.Priority != 3 {
+		t.Errorf("ticketed id seen here twice: step %d, want 3", inv.Priority)
+	}
+}

@@ -74,16 +74,30 @@ type Problem struct {
 	File    string
 	Line    int
 	Message string
+	// Test is the failing Rego test's full name (data.PKG.test_NAME);
+	// empty for other problems.
+	Test string
+	// Details are further lines: for a failing test, the input it gave and
+	// the values it compared.
+	Details []string
 }
 
+// String is the problem as FILE:LINE: MESSAGE, then each detail on a line
+// of its own, indented.
 func (p Problem) String() string {
+	var s string
 	switch {
 	case p.File != "" && p.Line > 0:
-		return fmt.Sprintf("%s:%d: %s", p.File, p.Line, p.Message)
+		s = fmt.Sprintf("%s:%d: %s", p.File, p.Line, p.Message)
 	case p.File != "":
-		return p.File + ": " + p.Message
+		s = p.File + ": " + p.Message
+	default:
+		s = p.Message
 	}
-	return p.Message
+	for _, d := range p.Details {
+		s += "\n    " + d
+	}
+	return s
 }
 
 // Error is a policy that could not be loaded: every problem found.
@@ -359,6 +373,11 @@ func (p *compiled) validate(ctx context.Context) error {
 			return err
 		}
 		if _, err := p.eval(ctx, &doc.Input, ast.NewTerm(sv), nil); err != nil {
+			// The merger in decision.rego is rarely at fault: point at
+			// the contribution that set the field.
+			if blamed := p.blame(ctx, &doc.Input, ast.NewTerm(sv)); blamed != nil {
+				return blamed
+			}
 			return problem(p.decision, "validation input %d: %v", i+1, err)
 		}
 	}
@@ -384,6 +403,7 @@ func Check(ctx context.Context, files []File, classes []string) (tests int, err 
 		SetStore(inmem.New()).
 		SetModules(mods).
 		SetParallel(1).
+		EnableTracing(true). // what a failing test compared (testreport.go)
 		RunTests(ctx, nil)
 	if err != nil {
 		return 0, astProblems(err)
@@ -394,22 +414,18 @@ func Check(ctx context.Context, files []File, classes []string) (tests int, err 
 		if r.Pass() {
 			continue
 		}
-		msg := "test " + r.Package + "." + r.Name + " failed"
 		switch {
-		case r.Error != nil:
-			msg = "test " + r.Package + "." + r.Name + ": " + r.Error.Error()
 		case r.Skip:
 			continue
-		case r.FailedAt != nil:
-			msg += " at " + r.FailedAt.String()
+		case r.Error != nil:
+			p := Problem{Test: r.Package + "." + r.Name, Message: "test " + r.Package + "." + r.Name + ": " + r.Error.Error()}
+			if r.Location != nil {
+				p.File, p.Line = r.Location.File, r.Location.Row
+			}
+			failed.Problems = append(failed.Problems, p)
+		default:
+			failed.Problems = append(failed.Problems, failure(r))
 		}
-		p := Problem{Message: msg}
-		if r.FailedAt != nil && r.FailedAt.Location != nil {
-			p.File, p.Line = r.FailedAt.Location.File, r.FailedAt.Location.Row
-		} else if r.Location != nil {
-			p.File, p.Line = r.Location.File, r.Location.Row
-		}
-		failed.Problems = append(failed.Problems, p)
 	}
 	if len(failed.Problems) > 0 {
 		sort.Slice(failed.Problems, func(i, j int) bool { return failed.Problems[i].String() < failed.Problems[j].String() })

@@ -98,6 +98,7 @@ func TestPrunedDecidesAsWritten(t *testing.T) {
 	on := shippedWith(t,
 		[2]string{"sjf_enabled := false", "sjf_enabled := true"},
 		[2]string{"shed_enabled := false", "shed_enabled := true"},
+		[2]string{"shed_on_slos := set()", `shed_on_slos := {"s"}`},
 		[2]string{"caps_function_caps := {}", `caps_function_caps := {"f": 2}`},
 		[2]string{"caps_function_ranks := {}", `caps_function_ranks := {"g": 3}`},
 		[2]string{"functions_table := {}", `functions_table := {"f": {"prewarm": 1, "chain_steps": 4}}`},
@@ -107,15 +108,16 @@ func TestPrunedDecidesAsWritten(t *testing.T) {
 	snap := benchSnapshot()
 	snap.Functions["f"] = FunctionStats{P50Ms: 20}
 	snap.Classes["interactive"] = ClassStats{WaitP99Ms: 900}
+	snap.SLOs = map[string]SLOStats{"s": {Burning: true}}
 	sv := snapshotTerm(t, snap)
 	st := emptySnapshotTerm(t)
 	for name, files := range map[string][]File{"shipped": shipped, "all on": on} {
 		whole, pruned := compileBoth(t, files)
-		// caps 2, functions, sjf, 2 of the 3 deny rules (the set keeps
+		// caps 2, functions, sjf, 3 of the 4 deny rules (the set keeps
 		// one rule, never holding, so that it stays an empty set) and
 		// dags' tenant rule.
-		if name == "shipped" && pruned.pruned != 7 {
-			t.Errorf("shipped: %d rules pruned, want 7", pruned.pruned)
+		if name == "shipped" && pruned.pruned != 8 {
+			t.Errorf("shipped: %d rules pruned, want 8", pruned.pruned)
 		}
 		for _, fn := range []string{"f", "g", "old", "ns/f3"} {
 			for _, tenant := range []string{"t1", "bad", "t9"} {

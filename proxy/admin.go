@@ -60,6 +60,10 @@ func (a *Admin) EnableProfiling() {
 	a.mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 }
 
+// Handle serves pattern (a net/http pattern, like "GET /sequoia/v1/...")
+// with h on the admin port. Call it before Serve.
+func (a *Admin) Handle(pattern string, h http.HandlerFunc) { a.mux.HandleFunc(pattern, h) }
+
 // SetReady sets what /readyz answers.
 func (a *Admin) SetReady(ready bool) { a.ready.Store(ready) }
 

@@ -90,15 +90,26 @@ func (p *Proxy) serveAPI(ctx *fasthttp.RequestCtx) {
 		}
 	case strings.HasPrefix(rest, "runs/"):
 		id := rest[len("runs/"):]
-		r, ok := p.dags.Run(id)
-		if !ok {
-			p.apiError(ctx, fasthttp.StatusNotFound, "unknown_run", "sequoia: no run "+strconv.Quote(id)+" (finished runs are kept for SEQUOIA_RUN_RETENTION)")
-			return
-		}
+		r, local := p.dags.Run(id)
 		switch m {
 		case fasthttp.MethodGet:
-			writeJSON(ctx, fasthttp.StatusOK, r.Snapshot())
+			// A run of another replica, or of this one before a
+			// restart, is read from the journal.
+			snap, ok := p.dags.Snapshot(id)
+			if !ok {
+				p.apiError(ctx, fasthttp.StatusNotFound, "unknown_run", "sequoia: no run "+strconv.Quote(id)+" (finished runs are kept for SEQUOIA_RUN_RETENTION)")
+				return
+			}
+			writeJSON(ctx, fasthttp.StatusOK, snap)
 		case fasthttp.MethodDelete:
+			if !local {
+				if _, ok := p.dags.Snapshot(id); ok {
+					p.apiError(ctx, fasthttp.StatusConflict, "run_elsewhere", "sequoia: the run is held by another replica (or has ended there); cancel it there")
+					return
+				}
+				p.apiError(ctx, fasthttp.StatusNotFound, "unknown_run", "sequoia: no run "+strconv.Quote(id)+" (finished runs are kept for SEQUOIA_RUN_RETENTION)")
+				return
+			}
 			if _, ok := p.authenticate(ctx); !ok && !r.StartedWith(ctx.Request.Header.Peek(fasthttp.HeaderAuthorization)) {
 				p.unauthorized(ctx, "sequoia: cancelling a run needs a token of SEQUOIA_API_TOKEN_FILE or the Authorization the run was started with")
 				return
@@ -159,12 +170,12 @@ func (p *Proxy) writeDAG(ctx *fasthttp.RequestCtx, name, action string) {
 	var src []byte
 	if action == "put" {
 		src = ctx.PostBody()
-		d, err := p.dags.Parse(src)
+		fns, quals, err := p.dags.Tasks(src)
 		if err != nil {
 			p.apiError(ctx, fasthttp.StatusBadRequest, "invalid_dag", "sequoia: "+err.Error())
 			return
 		}
-		w.Functions, w.Tenants = p.taskTargets(d)
+		w.Functions, w.Tenants = p.taskTargets(fns, quals)
 	}
 	p.dagWrites.Lock()
 	defer p.dagWrites.Unlock()
@@ -201,10 +212,10 @@ func (p *Proxy) writeDAG(ctx *fasthttp.RequestCtx, name, action string) {
 	}
 }
 
-// taskTargets returns the functions d's tasks invoke and their tenants, as
-// the data port names them, each sorted without repeats.
-func (p *Proxy) taskTargets(d *dag.DAG) (functions, tenants []string) {
-	fns, quals := d.Tasks()
+// taskTargets returns the functions tasks invoke (fns, with their Lambda
+// qualifiers quals) and their tenants, as the data port names them, each
+// sorted without repeats.
+func (p *Proxy) taskTargets(fns, quals []string) (functions, tenants []string) {
 	for i, f := range fns {
 		fn, tenant, err := p.TaskTarget(f, quals[i])
 		if err != nil {
@@ -299,6 +310,10 @@ func (p *Proxy) startRun(ctx *fasthttp.RequestCtx, name string) {
 	if a := ctx.Request.Header.Peek(fasthttp.HeaderAuthorization); len(a) > 0 {
 		rr.Auth = append([]byte(nil), a...)
 	}
+	// A run answered 202 is journaled first: another replica, or the next
+	// start, finishes it if this process dies.
+	async := bytes.Contains(ctx.Request.Header.Peek("Prefer"), preferAsync)
+	rr.Durable = async
 	r, err := p.dags.Start(name, rr)
 	if err != nil {
 		switch {
@@ -308,9 +323,15 @@ func (p *Proxy) startRun(ctx *fasthttp.RequestCtx, name string) {
 			p.apiError(ctx, fasthttp.StatusRequestEntityTooLarge, "input_too_large", "sequoia: "+err.Error()+" (SEQUOIA_DAG_MAX_NODE_BYTES)")
 		case errors.Is(err, dag.ErrInvalid):
 			p.apiError(ctx, fasthttp.StatusBadRequest, "bad_request", "sequoia: "+err.Error())
+		case errors.Is(err, qos.ErrRefused) && neverFits(err, "run") != nil:
+			nf := neverFits(err, "run")
+			p.apiError(ctx, nf.status, nf.code, nf.message)
 		case errors.Is(err, qos.ErrRefused):
 			ctx.Response.Header.Set(fasthttp.HeaderRetryAfter, strconv.Itoa(qos.RetryAfterSeconds(err)))
 			p.apiError(ctx, fasthttp.StatusTooManyRequests, "run_refused", "sequoia: this run cannot finish within its deadline given the work admitted ahead of it; retry after Retry-After seconds")
+		case errors.Is(err, dag.ErrJournal):
+			ctx.Response.Header.Set(fasthttp.HeaderRetryAfter, "1")
+			p.apiError(ctx, fasthttp.StatusServiceUnavailable, "journal_unavailable", "sequoia: the run journal did not record the run, so it was not started; retry later")
 		case errors.Is(err, dag.ErrTooManyRuns):
 			ctx.Response.Header.Set(fasthttp.HeaderRetryAfter, "1")
 			p.apiError(ctx, fasthttp.StatusTooManyRequests, "too_many_runs", "sequoia: too many runs in progress (SEQUOIA_MAX_RUNS)")
@@ -323,7 +344,7 @@ func (p *Proxy) startRun(ctx *fasthttp.RequestCtx, name string) {
 	ctx.Response.Header.Set("Location", loc)
 	ctx.Response.Header.Set("X-Sequoia-Run-Id", r.ID)
 	ctx.Response.Header.Set("X-Sequoia-Chain-Id", r.ID)
-	if bytes.Contains(ctx.Request.Header.Peek("Prefer"), preferAsync) {
+	if async {
 		ctx.Response.Header.Set("Preference-Applied", "respond-async")
 		writeJSON(ctx, fasthttp.StatusAccepted, map[string]string{"id": r.ID, "status": string(dag.Running), "location": loc})
 		return
@@ -360,6 +381,9 @@ func (p *Proxy) runError(ctx *fasthttp.RequestCtx, status int, code, id string, 
 		}
 		if f.Status != 0 {
 			body["status"] = f.Status
+		}
+		if f.ErrorName != "" { // a state machine's Error and Cause
+			body["error_name"], body["cause"] = f.ErrorName, f.Cause
 		}
 	}
 	writeJSON(ctx, status, body)

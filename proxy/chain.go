@@ -102,7 +102,19 @@ func (p *Proxy) parseChain(req *fasthttp.Request, inv *invocation.Invocation, bu
 		inv.ChainAssigned = true
 	} else if !validChainID(id) {
 		return errBadChainID
+	} else if p.cfg.Cluster != nil {
+		if base, _, ok := p.cfg.Cluster.SplitChainID(id); ok {
+			s := string(id) // one allocation for both
+			inv.Chain, inv.ChainTicket = s[:len(base)], s[len(base)+1:]
+			return p.parseChainHeaders(h, inv)
+		}
 	}
+	inv.Chain = string(id)
+	return p.parseChainHeaders(h, inv)
+}
+
+// parseChainHeaders reads the chain headers other than the id.
+func (p *Proxy) parseChainHeaders(h *fasthttp.RequestHeader, inv *invocation.Invocation) *apiError {
 	if v := h.PeekBytes(headerDeadline); v != nil {
 		ms, ok := parsePositive(v, maxDeadlineMs)
 		if !ok {
@@ -124,6 +136,5 @@ func (p *Proxy) parseChain(req *fasthttp.Request, inv *invocation.Invocation, bu
 			inv.Class = c
 		}
 	}
-	inv.Chain = string(id)
 	return nil
 }

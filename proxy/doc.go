@@ -21,15 +21,31 @@
 //   - retry.go retries throttles (and, for idempotent requests, platform
 //     503/504s) with jittered backoff, back through the scheduler, within
 //     the invocation's deadline, and reports every answer to the adaptive
-//     limit (Feedback); events.go owns Lambda Event invocations (202 at
-//     once, then delivered in the background) and DryRun.
+//     limit (Feedback: the calls in flight when it was sent, when, and
+//     how it ended); events.go takes Lambda Event invocations (stored in
+//     Config.Events, the durable store of package events, then 202; their
+//     deliveries call Proxy.Deliver, one attempt each) and DryRun.
+//   - throttles.go accounts for the platform's throttles: every attempt by
+//     result (sequoia_platform_attempts_total), one log line per throttle
+//     episode with its counts, and the throttles relayed to clients when
+//     retries ran out (outcome platform_throttled, not forwarded).
 //   - overflow.go answers when overflow to a second platform did not help
 //     (an invocation the other API cannot carry, an overflow that throttles
 //     or refuses): the primary's refusal, in its shape, saying why; it also
-//     creates the retry, overflow and event series at start-up.
+//     creates the retry and overflow series at start-up.
 //     reserved.go learns Lambda reserved-concurrency throttles as
 //     per-function caps (Invocation.FunctionCap) that probe back up.
-//   - admin.go serves /metrics, /healthz, /readyz and /sequoia/v1/status.
+//   - tracing.go reads a request's trace headers for Config.Tracer (package
+//     tracing), which, when set, records each invocation's spans: the
+//     handler starts them, retry.go records each attempt and retry. The
+//     headers themselves are forwarded untouched.
+//   - cluster.go, in a cluster (Config.Cluster): a received chain id of
+//     sequoia's shape is split into the id and the admission ticket riding
+//     on it (Invocation.ChainTicket); the ticket admission issues for a new
+//     chain is put on the id the function receives and the answer carries;
+//     a client-chosen id's registration is awaited before the first answer.
+//   - admin.go serves /metrics, /healthz, /readyz and /sequoia/v1/status,
+//     and what serve adds with Handle (/sequoia/v1/events/dead).
 //
 // Usage:
 //

@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/valyala/fasthttp"
 
 	"github.com/sequoia-qos/sequoia/invocation"
@@ -49,7 +51,7 @@ func readBody(br *bufio.Reader, head string) string {
 	return string(b)
 }
 
-func startRawBackend(t *testing.T, mode func(c net.Conn, br *bufio.Reader, head string)) *rawBackend {
+func startRawBackend(t testing.TB, mode func(c net.Conn, br *bufio.Reader, head string)) *rawBackend {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -106,12 +108,16 @@ func edgeProxy(t *testing.T, url string, limit int, cfg Config) (string, *Proxy,
 		t.Fatal(err)
 	}
 	go p.Serve(ln) //nolint:errcheck
-	t.Cleanup(func() { _ = p.srv.Shutdown() })
+	t.Cleanup(func() {
+		_ = p.srv.Shutdown()
+		up.Close() // its kept-alive connections, which the backend's handlers wait on
+	})
 	return ln.Addr().String(), p, s, up
 }
 
-// exchange writes raw on a new connection and reads until the proxy
-// closes it or a minute passes; it returns what came back.
+// exchange writes raw on a new connection and reads one answer (or until
+// the proxy closes the connection, or a minute passes); it returns the
+// bytes that came back, "" when the connection was closed without a word.
 func exchange(t *testing.T, addr, raw string) string {
 	t.Helper()
 	c, err := net.Dial("tcp", addr)
@@ -123,8 +129,10 @@ func exchange(t *testing.T, addr, raw string) string {
 		t.Fatal(err)
 	}
 	_ = c.SetReadDeadline(time.Now().Add(time.Minute))
-	b, _ := io.ReadAll(c)
-	return string(b)
+	var got strings.Builder
+	resp := &fasthttp.Response{}
+	_ = resp.Read(bufio.NewReader(io.TeeReader(c, &got)))
+	return got.String()
 }
 
 func parseAnswer(t *testing.T, raw string) *fasthttp.Response {
@@ -368,7 +376,7 @@ func TestPlatformFailuresNamed(t *testing.T) {
 	}
 	refuseUpload := func(c net.Conn, _ *bufio.Reader, _ string) {
 		io.WriteString(c, "HTTP/1.1 413 Payload Too Large\r\nConnection: close\r\nContent-Length: 0\r\n\r\n") //nolint:errcheck
-		c.(*net.TCPConn).SetLinger(0)                                                                          //nolint:errcheck
+		c.(*net.TCPConn).SetLinger(0)                                                                         //nolint:errcheck
 		c.Close()
 	}
 	dead, err := net.Listen("tcp", "127.0.0.1:0")
@@ -506,4 +514,10 @@ func TestHeldCallsSeeClientsLeave(t *testing.T) {
 	}
 	close(gate)
 	waitFor(t, func() bool { return len(p.Held()) == 0 })
+}
+
+func testCounter(c prometheus.Counter) float64 {
+	var m dto.Metric
+	_ = c.Write(&m)
+	return m.GetCounter().GetValue()
 }

@@ -2,11 +2,15 @@ package proxy
 
 import (
 	"encoding/json"
+	"errors"
+	"fmt"
 	"strings"
+	"time"
 
 	"github.com/valyala/fasthttp"
 
 	"github.com/sequoia-qos/sequoia/invocation"
+	"github.com/sequoia-qos/sequoia/qos"
 )
 
 // apiError is an answer sequoia gives itself. Its body is rendered once,
@@ -86,6 +90,21 @@ var (
 			"sequoia: no function named; accepted: Host {service}.{namespace}.{domain} or path /{function}/...", 0}),
 	}
 )
+
+// neverFits is the answer to a chain (or DAG run, what) that admission
+// refused as never fitting (a *qos.RefusedError that is Never): 422 with
+// no Retry-After, since no retry can succeed, and what it needs against
+// what its deadline allows. It is nil for any other error.
+func neverFits(err error, what string) *apiError {
+	var r *qos.RefusedError
+	if !errors.As(err, &r) || !r.Never {
+		return nil
+	}
+	return &apiError{status: fasthttp.StatusUnprocessableEntity, code: "deadline_too_short",
+		message: fmt.Sprintf("sequoia: this %s can never finish within its deadline: its steps alone take about %v at the durations observed, "+
+			"over the %v its deadline allows (X-Sequoia-Deadline-Ms less SEQUOIA_ADMISSION_HEADROOM); retrying cannot help, give it a longer deadline",
+			what, r.Needs.Round(time.Millisecond), r.Allowed.Round(time.Millisecond))}
+}
 
 var (
 	contentTypeJSON = []byte("application/json")

@@ -83,7 +83,7 @@ func (p *Proxy) Held() []HeldCall {
 	out := make([]HeldCall, 0, len(calls))
 	for _, c := range calls {
 		age := now.Sub(c.arrival)
-		out = append(out, HeldCall{Function: c.fn, Tenant: c.ten, Age: age, AgeMs: age.Milliseconds(), ClientGone: peerGone(c.c)})
+		out = append(out, HeldCall{Function: c.fn, Tenant: c.ten, Age: age, AgeMs: age.Milliseconds(), ClientGone: connGone(c.c)})
 	}
 	slices.SortFunc(out, func(a, b HeldCall) int { return int(b.Age - a.Age) })
 	return out

@@ -7,6 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/valyala/fasthttp"
 
+	"github.com/sequoia-qos/sequoia/events"
 	"github.com/sequoia-qos/sequoia/invocation"
 	"github.com/sequoia-qos/sequoia/metrics"
 	"github.com/sequoia-qos/sequoia/platform"
@@ -76,6 +77,9 @@ func (p *Proxy) overflowFailed(primary, err error) error {
 	case errors.Is(primary, qos.ErrRefused):
 		base, outcome = errChainRefused, metrics.ChainRefused
 		retryAfter = qos.RetryAfterSeconds(primary)
+		if nf := neverFits(primary, "chain"); nf != nil {
+			base, retryAfter = nf, 0
+		}
 	case errors.Is(primary, platform.ErrUnreachable):
 		base, outcome = errUpstreamUnreachable, metrics.UpstreamError
 		retryAfter = 0
@@ -131,12 +135,13 @@ func (p *Proxy) sendOverflow(inv *invocation.Invocation, reason string) error {
 	return p.cfg.Overflow.Invoke(inv)
 }
 
-// overflowEvent sends a Lambda Event the primary cannot take now (its
-// queue is full, the work admitted ahead cannot finish in time, or it is
-// unreachable; reason is deliver's) to the overflow platform, and reports
-// whether it ran there. When the overflow cannot take it either, delivery
-// goes on at the primary, with its backoff, until SEQUOIA_EVENT_MAX_AGE.
-func (p *Proxy) overflowEvent(ev *event, reason string) bool {
+// overflowEvent sends a Lambda Event's attempt the primary cannot take now
+// (its queue is full, the work admitted ahead cannot finish in time, or it
+// is unreachable; reason is Deliver's) to the overflow platform, and
+// reports whether it answered (inv.Resp). When the overflow cannot take it
+// either, the event goes back to the store for another attempt at the
+// primary. ev hears that the attempt goes out (events.Event.Sending).
+func (p *Proxy) overflowEvent(inv *invocation.Invocation, reason string, ev *events.Event) bool {
 	if p.cfg.Overflow == nil {
 		return false
 	}
@@ -151,16 +156,16 @@ func (p *Proxy) overflowEvent(ev *event, reason string) bool {
 	default:
 		return false
 	}
-	attempt := ev.inv.Attempt
-	err := p.sendOverflow(&ev.inv, why)
-	ev.inv.Attempt = attempt
+	attempt := inv.Attempt
+	ev.Sending()
+	err := p.sendOverflow(inv, why)
+	inv.Attempt = attempt
 	if err != nil {
 		p.overflowFailure(err)
-		p.log.Warn("event invocation could not overflow", "function", ev.inv.Function, "err", err)
-		ev.resp.Reset()
+		p.log.Warn("event invocation could not overflow", "function", inv.Function, "err", err)
+		inv.Resp.Reset()
 		return false
 	}
-	p.plat.events.delivered(&ev.resp) // events.go
 	return true
 }
 
@@ -170,7 +175,7 @@ func (p *Proxy) overflowEvent(ev *event, reason string) bool {
 func (s *platformState) precreate() {
 	for _, r := range [...]string{
 		platform.ThrottledConcurrency.String(), platform.ThrottledRate.String(), platform.ThrottledFunction.String(),
-		platform.Unavailable.String(), "unreachable", "timeout", "refused", "queued",
+		platform.Unavailable.String(), "unreachable", "timeout",
 	} {
 		s.retries.WithLabelValues(r)
 	}
@@ -180,10 +185,4 @@ func (s *platformState) precreate() {
 	for _, r := range overflowFailures {
 		s.overflowFailures.WithLabelValues(r)
 	}
-	for _, o := range eventOutcomes {
-		s.events.outcome.WithLabelValues(o)
-	}
 }
-
-// eventOutcomes are the label values of sequoia_events_total (events.go).
-var eventOutcomes = [...]string{"accepted", "refused", "delivered", "function_error", "expired", "failed"}

@@ -43,10 +43,12 @@ func TestSeriesExistAtStart(t *testing.T) {
 	}
 	for name, values := range map[string][]string{
 		"sequoia_retries_total": {"throttled_concurrency", "throttled_rate", "throttled_function", "unavailable",
-			"unreachable", "timeout", "refused", "queued"},
-		"sequoia_overflow_total":          {"queue_full", "deadline", "unreachable"},
-		"sequoia_overflow_failures_total": {"untranslatable", "throttled", "refused", "unreachable"},
-		"sequoia_events_total":            {"accepted", "refused", "delivered", "function_error", "expired", "failed"},
+			"unreachable", "timeout"},
+		"sequoia_overflow_total":             {"queue_full", "deadline", "unreachable"},
+		"sequoia_overflow_failures_total":    {"untranslatable", "throttled", "refused", "unreachable"},
+		"sequoia_events_total":               {"accepted", "duplicate", "refused", "too_large", "unavailable", "delivered"},
+		"sequoia_events_retried_total":       {"function_error", "throttled_concurrency", "queued", "refused"},
+		"sequoia_events_dead_lettered_total": {"RetriesExhausted", "EventAgeExceeded", "Rejected", "Undecodable"},
 	} {
 		for _, v := range values {
 			if !got[name][v] {

@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -12,7 +13,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 	"github.com/valyala/fasthttp"
 
 	"github.com/sequoia-qos/sequoia/invocation"
@@ -80,11 +80,20 @@ func (s *scripted) count(fn string) int {
 }
 
 // fakeFeedback counts what the adaptive limit hears.
-type fakeFeedback struct{ throttles, successes, holds atomic.Int64 }
+type fakeFeedback struct {
+	throttles, successes, holds, latencies atomic.Int64
+}
 
-func (f *fakeFeedback) OnThrottle()        { f.throttles.Add(1) }
-func (f *fakeFeedback) OnSuccess()         { f.successes.Add(1) }
+func (f *fakeFeedback) InFlight() int { return 1 }
+func (f *fakeFeedback) OnThrottle()   { f.throttles.Add(1) }
+func (f *fakeFeedback) OnSuccess(fn string, inFlight int, sent time.Time) {
+	f.successes.Add(1)
+	if !sent.IsZero() {
+		f.latencies.Add(1)
+	}
+}
 func (f *fakeFeedback) Hold(time.Duration) { f.holds.Add(1) }
+func (f *fakeFeedback) Limit() int         { return 10 }
 
 func startRetryProxy(t *testing.T, kind invocation.Platform, url string, limit int, rc RetryConfig, fb Feedback) (string, *qos.Scheduler) {
 	t.Helper()
@@ -234,16 +243,23 @@ func TestRetryBudget(t *testing.T) {
 }
 
 // TestRetryReleasesSlot: a retry waits its backoff without its slot, so
-// another invocation runs meanwhile even with a single slot.
+// another invocation runs meanwhile even with a single slot. The backoff
+// is a minute, longer than the test: the first client leaves during it.
 func TestRetryReleasesSlot(t *testing.T) {
 	b := startScripted(t, map[string][]answer{"first": {lambdaThrottle, ok200}})
-	addr, sched := startRetryProxy(t, invocation.Lambda, "http://"+b.addr, 1,
-		RetryConfig{BaseBackoff: 2 * time.Second, MaxBackoff: 2 * time.Second}, nil)
-	done := make(chan *fasthttp.Response, 1)
-	go func() { done <- rawRequest(t, addr, lambdaInvoke("first")) }()
-	for b.count("first") == 0 {
-		time.Sleep(time.Millisecond)
+	addr, sched, p := startRetryProxyP(t, invocation.Lambda, "http://"+b.addr, 1,
+		RetryConfig{BaseBackoff: time.Minute, MaxBackoff: time.Minute, MaxElapsed: time.Hour}, nil)
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
 	}
+	defer c.Close()
+	if _, err := io.WriteString(c, lambdaInvoke("first")); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the first call's slot given back during its backoff", func() bool {
+		return b.count("first") == 1 && sched.InFlight() == 0
+	})
 	second := rawRequest(t, addr, lambdaInvoke("second"))
 	if second.StatusCode() != 200 {
 		t.Errorf("second: %d", second.StatusCode())
@@ -251,11 +267,14 @@ func TestRetryReleasesSlot(t *testing.T) {
 	if n := b.count("first"); n != 1 {
 		t.Errorf("first was retried (%d calls) before the second ran: the slot was held during the backoff", n)
 	}
-	if r := <-done; r.StatusCode() != 200 || b.count("first") != 2 {
-		t.Errorf("first: %d after %d calls", r.StatusCode(), b.count("first"))
-	}
-	if sched.InFlight() != 0 {
-		t.Errorf("%d slots still held", sched.InFlight())
+	// The first client leaves during its backoff: its request ends there,
+	// not retried, holding nothing.
+	c.Close()
+	eventually(t, "the first request to end as its client left", func() bool {
+		return requestsTotal(t, p, "first", "client_gone") == 1
+	})
+	if n := b.count("first"); n != 1 || sched.InFlight() != 0 || sched.Queued() != 0 {
+		t.Errorf("first: %d calls; %d slots held, %d queued", n, sched.InFlight(), sched.Queued())
 	}
 }
 
@@ -356,31 +375,36 @@ func segments(p string) int {
 }
 
 // TestLambdaEvents: an Event is answered 202 at once, then delivered by
-// sequoia as a synchronous call, retried on throttles until it runs or its
-// maximum age passes; a function error is not retried.
+// sequoia as a synchronous call (here by the default in-process queue),
+// retried on throttles until it runs or its maximum age passes; a function
+// error is retried SEQUOIA_EVENT_MAX_RETRIES times (here none).
 func TestLambdaEvents(t *testing.T) {
+	// "never" is throttled, retried at once, then throttled with a
+	// Retry-After of an hour, past its maximum age of a minute: it expires
+	// after two calls however long the machine takes.
+	hourLater := answer{429, map[string]string{"X-Amzn-ErrorType": "TooManyRequestsException", "Retry-After": "3600"}, lambdaThrottle.body}
 	b := startScripted(t, map[string][]answer{
 		"ev":     {lambdaThrottle, lambdaThrottle, ok200},
-		"never":  {lambdaThrottle},
+		"never":  {lambdaThrottle, hourLater},
 		"broken": {functionError},
 	})
 	addr, sched, p := startRetryProxyP(t, invocation.Lambda, "http://"+b.addr, 2,
-		RetryConfig{BaseBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond, EventMaxAge: 300 * time.Millisecond}, nil)
+		RetryConfig{BaseBackoff: time.Millisecond, MaxBackoff: 2 * time.Hour, EventMaxAge: time.Minute}, nil)
 	for _, fn := range []string{"ev", "never", "broken"} {
 		resp := rawRequest(t, addr, lambdaInvoke(fn, "X-Amz-Invocation-Type: Event\r\n"))
 		if resp.StatusCode() != 202 || len(resp.Body()) != 0 {
 			t.Errorf("%s: %d %q, want an empty 202", fn, resp.StatusCode(), resp.Body())
 		}
 	}
-	p.WaitEvents(nil)
+	p.MemoryEvents().Wait(nil)
 	if n := b.count("ev"); n != 3 {
 		t.Errorf("ev: %d calls, want 3 (two throttles, then delivered)", n)
 	}
 	if n := b.count("broken"); n != 1 {
-		t.Errorf("broken: %d calls, want 1 (a function error is not retried)", n)
+		t.Errorf("broken: %d calls, want 1 (no retries configured)", n)
 	}
-	if n := b.count("never"); n < 2 {
-		t.Errorf("never: %d calls, want retries until its maximum age", n)
+	if n := b.count("never"); n != 2 {
+		t.Errorf("never: %d calls, want 2: retried until its next try would pass its maximum age", n)
 	}
 	b.mu.Lock()
 	for i, typ := range b.types {
@@ -389,13 +413,18 @@ func TestLambdaEvents(t *testing.T) {
 		}
 	}
 	b.mu.Unlock()
-	for outcome, want := range map[string]float64{"accepted": 3, "delivered": 1, "function_error": 1, "expired": 1} {
-		if got := testCounter(p.plat.events.outcome.WithLabelValues(outcome)); got != want {
-			t.Errorf("events_total{outcome=%q} = %v, want %v", outcome, got, want)
+	for series, want := range map[string]float64{
+		`sequoia_events_total{outcome="accepted"}`:                      3,
+		`sequoia_events_total{outcome="delivered"}`:                     1,
+		`sequoia_events_dead_lettered_total{reason="RetriesExhausted"}`: 1,
+		`sequoia_events_dead_lettered_total{reason="EventAgeExceeded"}`: 1,
+	} {
+		if got := gathered(t, p.m.Registry(), series); got != want {
+			t.Errorf("%s = %v, want %v", series, got, want)
 		}
 	}
-	if p.PendingEvents() != 0 || sched.InFlight() != 0 {
-		t.Errorf("%d events pending, %d slots held", p.PendingEvents(), sched.InFlight())
+	if p.MemoryEvents().Pending() != 0 || sched.InFlight() != 0 {
+		t.Errorf("%d events pending, %d slots held", p.MemoryEvents().Pending(), sched.InFlight())
 	}
 
 	// DryRun runs nothing and is forwarded at once; an unknown type is 400.
@@ -408,10 +437,66 @@ func TestLambdaEvents(t *testing.T) {
 	}
 }
 
-func testCounter(c prometheus.Counter) float64 {
-	var m dto.Metric
-	_ = c.Write(&m)
-	return m.GetCounter().GetValue()
+// gathered returns the value of one series, written name{label="value"}
+// (one label at most), from reg.
+func gathered(t *testing.T, reg prometheus.Gatherer, series string) float64 {
+	t.Helper()
+	name, label, _ := strings.Cut(strings.TrimSuffix(series, "}"), "{")
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			got := ""
+			for _, l := range m.GetLabel() {
+				got = l.GetName() + "=" + strconv.Quote(l.GetValue())
+			}
+			if got == label {
+				return m.GetCounter().GetValue() + m.GetGauge().GetValue()
+			}
+		}
+	}
+	t.Fatalf("no series %s", series)
+	return 0
+}
+
+// eventually polls cond until it holds, failing t after a minute: the
+// minute bounds no speed, it turns a hang into a failure.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for end := time.Now().Add(time.Minute); !cond(); time.Sleep(time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatalf("waited a minute for %s", what)
+		}
+	}
+}
+
+// requestsTotal reads sequoia_requests_total{function=fn,outcome=outcome}.
+func requestsTotal(t *testing.T, p *Proxy, fn, outcome string) float64 {
+	t.Helper()
+	families, err := p.m.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() != "sequoia_requests_total" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			got := map[string]string{}
+			for _, l := range m.GetLabel() {
+				got[l.GetName()] = l.GetValue()
+			}
+			if got["function"] == fn && got["outcome"] == outcome {
+				return m.GetCounter().GetValue()
+			}
+		}
+	}
+	return 0
 }
 
 func TestOpenWhiskTenant(t *testing.T) {

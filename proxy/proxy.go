@@ -19,6 +19,7 @@ import (
 	"github.com/sequoia-qos/sequoia/metrics"
 	"github.com/sequoia-qos/sequoia/platform"
 	"github.com/sequoia-qos/sequoia/qos"
+	"github.com/sequoia-qos/sequoia/tracing"
 )
 
 // Scheduler is what the proxy needs of qos: run an invocation through the
@@ -67,9 +68,19 @@ type Config struct {
 	// Rates, when set, paces tenants the platform throttled for their
 	// rate (retry.go).
 	Rates RatePacer
+	// Tracer, when set, traces every invocation (OpenTelemetry); nil
+	// costs nothing.
+	Tracer *tracing.Tracer
 	// Observer, when set, hears of every invocation that goes to the
 	// scheduler (the warm pool).
 	Observer Observer
+	// Cluster, when set, carries admission tickets on the chain ids the
+	// proxy assigns and settles client-chosen ids' registrations
+	// (cluster.go): replicas of a cluster.
+	Cluster Cluster
+	// Events is where Lambda Event invocations are stored before the 202
+	// (events.go); nil: an in-process queue that loses them on exit.
+	Events EventQueue
 }
 
 // Observer hears of invocations: Arrived before one queues, Finished once
@@ -111,7 +122,8 @@ type request struct {
 	scratch []byte
 	chainID []byte // an assigned chain id is built here
 	watch   connWatch
-	shard   uint8 // its heldCalls shard
+	shard   uint8               // its heldCalls shard
+	span    *tracing.Invocation // nil unless Config.Tracer is set
 }
 
 // WatchGone implements qos.Watcher by watching the client's connection.
@@ -119,6 +131,10 @@ func (r *request) WatchGone() <-chan struct{} { return r.watch.start(r.ctx.Conn(
 
 // StopWatch implements qos.Watcher.
 func (r *request) StopWatch() { r.watch.stop() }
+
+// Gone implements qos.GoneChecker: whether the client has already closed
+// its connection, so that the answer about to be written reaches nobody.
+func (r *request) Gone() bool { return r.ctx != nil && connGone(r.ctx.Conn()) }
 
 // New returns a Proxy that runs invocations through sched and forwards them
 // with fwd.
@@ -187,6 +203,10 @@ func (p *Proxy) headerReceived(h *fasthttp.RequestHeader) fasthttp.RequestConfig
 func (p *Proxy) writeFailure(ctx *fasthttp.RequestCtx, fn *metrics.Function, err error) {
 	switch {
 	case errors.Is(err, qos.ErrRefused):
+		if e := neverFits(err, "chain"); e != nil {
+			p.writeError(ctx, e)
+			break
+		}
 		p.writeError(ctx, errChainRefused)
 		ctx.Response.Header.Set(fasthttp.HeaderRetryAfter, strconv.Itoa(qos.RetryAfterSeconds(err)))
 	case errors.Is(err, qos.ErrDeadline):
@@ -255,6 +275,7 @@ func (p *Proxy) MaxConns() int { return p.cfg.MaxConns }
 // requests in progress (queued ones included) to finish.
 func (p *Proxy) Shutdown(ctx context.Context) error {
 	p.closing.Store(true)
+	defer p.plat.episodes.flush() // throttles.go: the last episode's counts
 	return p.srv.ShutdownWithContext(ctx)
 }
 
@@ -331,10 +352,18 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 		p.reject(ctx, metrics.BadRequest, e)
 		return
 	}
-	if p.refusedByPolicy(ctx, inv, fn) {
+	if inv.Budget > 0 {
+		inv.Received = received(ctx, inv.Arrival, inv.Budget)
+	}
+	r.span = nil
+	if p.cfg.Tracer != nil {
+		r.span = p.cfg.Tracer.Start(traceCarrier{&ctx.Request.Header}, inv) // tracing.go
+	}
+	if p.refusedByPolicy(ctx, inv, fn, r.span) {
 		return
 	}
-	if p.lambdaShortcut(ctx, inv) { // Event and DryRun: events.go
+	if p.lambdaShortcut(ctx, inv, rt.function) { // Event and DryRun: events.go
+		r.span.End(inv, ctx.Response.StatusCode(), 0, nil)
 		return
 	}
 	if p.abandoning.Load() {
@@ -348,9 +377,12 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 	if p.cfg.Observer != nil {
 		p.cfg.Observer.Arrived(inv)
 	}
-	p.held.add(r)                   // held.go
-	waited, err := p.invoke(inv, r) // with retries: retry.go
+	p.held.add(r)                           // held.go
+	waited, err := p.invoke(inv, r, r.span) // with retries: retry.go
 	p.held.remove(r)
+	if inv.Cluster != nil {
+		p.cfg.Cluster.Settle(inv) // cluster.go
+	}
 	r.ctx = nil
 	atPlatform := time.Since(inv.Arrival) - waited
 	if p.cfg.Observer != nil {
@@ -360,9 +392,12 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 	oa := asOverflowAnswer(err) // overflow.go
 	switch {
 	case err == nil:
-		fn.Observe(metrics.Forwarded, atPlatform)
-		status := ctx.Response.StatusCode()
-		p.m.PlatformStatus(status)
+		o := metrics.Forwarded
+		if p.plat.relayedThrottle(p.cfg.Platform, inv) { // retry.go
+			o = metrics.PlatformThrottled
+		}
+		fn.Observe(o, atPlatform)
+		p.m.PlatformStatus(ctx.Response.StatusCode())
 		addRetryAfter(&ctx.Response)
 	case oa != nil:
 		fn.Count(oa.outcome)
@@ -371,7 +406,26 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 		fn.Count(metrics.OutcomeOf(err)) // the one mapping, shared with DAG nodes
 		p.writeFailure(ctx, fn, err)
 	}
-	ctx.Response.Header.Set("X-Sequoia-Chain-Id", inv.Chain)
+	p.answerChainID(ctx, inv, &r.chainID)
+	r.span.End(inv, ctx.Response.StatusCode(), waited, err)
+}
+
+// received is when the request of ctx, which carries a chain budget,
+// reached this host, as far as sequoia can tell: a new chain's budget runs
+// from then, since its client's clock was already running. That is when
+// the kernel received it (it may have waited to be accepted and read) or,
+// for the first request on a connection, the connection's accept if that
+// came first: the client had opened the connection to send it, and was
+// slow to. An accept longer ago than half the budget is an idle pooled
+// connection's, not this request's.
+func received(ctx *fasthttp.RequestCtx, now time.Time, budget time.Duration) time.Time {
+	at := receivedAt(ctx.Conn(), now)
+	if ctx.ConnRequestNum() == 1 {
+		if ct := ctx.ConnTime(); (at.IsZero() || ct.Before(at)) && now.Sub(ct) <= budget/2 {
+			at = ct
+		}
+	}
+	return at
 }
 
 // route parses the request into a route for the configured platform.

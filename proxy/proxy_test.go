@@ -82,8 +82,14 @@ type testProxy struct {
 
 func startProxy(t *testing.T, kind invocation.Platform, backendURL string, limit, queue int, timeout time.Duration) *testProxy {
 	t.Helper()
+	return startProxySched(t, kind, backendURL, qos.New(qos.Config{Limit: limit, QueueCapacity: queue, QueueTimeout: timeout}))
+}
+
+// startProxySched is startProxy with a scheduler of the test's own (one
+// whose admission reads a fake clock, say).
+func startProxySched(t *testing.T, kind invocation.Platform, backendURL string, s *qos.Scheduler) *testProxy {
+	t.Helper()
 	m := metrics.New(100)
-	s := qos.New(qos.Config{Limit: limit, QueueCapacity: queue, QueueTimeout: timeout})
 	up, err := platform.New(platform.Config{URL: backendURL, Kind: kind, Timeout: 10 * time.Second, MaxConns: 64})
 	if err != nil {
 		t.Fatal(err)
@@ -236,30 +242,42 @@ func TestUnreachablePlatform(t *testing.T) {
 func TestQueueFullAndTimeoutAnswers(t *testing.T) {
 	b := startBackend(t)
 	b.gate = make(chan struct{})
-	p := startProxy(t, invocation.Lambda, "http://"+b.addr, 1, 1, 50*time.Millisecond)
+	// Two proxies, so that neither answer needs a race: the 429 comes
+	// from one whose queued invocation waits a minute, the 503 from one
+	// whose queue timeout is short; in both the slot is held until the
+	// backend's gate opens.
+	full := startProxy(t, invocation.Lambda, "http://"+b.addr, 1, 1, time.Minute)
+	short := startProxy(t, invocation.Lambda, "http://"+b.addr, 1, 1, 50*time.Millisecond)
 	const raw = "POST /2015-03-31/functions/f/invocations HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n"
-	first := make(chan *fasthttp.Response)
-	go func() { first <- rawRequest(t, p.addr, raw) }()
+	served := make(chan *fasthttp.Response, 3)
+	send := func(p *testProxy) { go func() { served <- rawRequest(t, p.addr, raw) }() }
+	send(full)
 	for b.calls.Load() != 1 {
 		time.Sleep(time.Millisecond)
 	}
-	// The slot is held: the next request queues and times out (503)...
-	second := make(chan *fasthttp.Response)
-	go func() { second <- rawRequest(t, p.addr, raw) }()
-	for p.sched.Queued() != 1 {
+	// The slot is held: the next request queues, and while it waits the
+	// queue (capacity 1) is full (429)...
+	send(full)
+	for full.sched.Queued() != 1 {
 		time.Sleep(time.Millisecond)
 	}
-	// ...and while it waits, the queue (capacity 1) is full (429).
-	full := rawRequest(t, p.addr, raw)
-	timedOut := <-second
+	refused := rawRequest(t, full.addr, raw)
+	// ...and a request queued behind a held slot times out (503).
+	send(short)
+	for b.calls.Load() != 2 {
+		time.Sleep(time.Millisecond)
+	}
+	timedOut := rawRequest(t, short.addr, raw)
 	close(b.gate)
-	if r := <-first; r.StatusCode() != 201 {
-		t.Errorf("first: status %d", r.StatusCode())
+	for range 3 {
+		if r := <-served; r.StatusCode() != 201 {
+			t.Errorf("served: status %d", r.StatusCode())
+		}
 	}
 	for _, c := range []struct {
 		r      *fasthttp.Response
 		status int
-	}{{full, 429}, {timedOut, 503}} {
+	}{{refused, 429}, {timedOut, 503}} {
 		if c.r.StatusCode() != c.status {
 			t.Errorf("status = %d, want %d", c.r.StatusCode(), c.status)
 		}
@@ -270,8 +288,8 @@ func TestQueueFullAndTimeoutAnswers(t *testing.T) {
 			t.Errorf("%d content type %q", c.status, ct)
 		}
 	}
-	if n := b.calls.Load(); n != 1 {
-		t.Errorf("backend calls = %d, want 1: refused requests must not reach it", n)
+	if n := b.calls.Load(); n != 3 {
+		t.Errorf("backend calls = %d, want 3: refused requests must not reach it", n)
 	}
 }
 

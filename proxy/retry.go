@@ -12,14 +12,26 @@ import (
 	"github.com/sequoia-qos/sequoia/metrics"
 	"github.com/sequoia-qos/sequoia/platform"
 	"github.com/sequoia-qos/sequoia/qos"
+	"github.com/sequoia-qos/sequoia/tracing"
 )
 
 // Feedback is what the proxy tells the adaptive concurrency limit
 // (qos/adaptive.Limit) about each platform answer.
 type Feedback interface {
-	OnThrottle()          // a concurrency throttle
-	OnSuccess()           // anything else the platform ran or refused
-	Hold(d time.Duration) // background work accepted (202) that runs about d
+	// InFlight is the platform calls in flight as the limit counts them;
+	// read when a call is sent, itself included.
+	InFlight() int
+	// OnThrottle: a concurrency throttle, reported while the throttled
+	// call's slot is still held.
+	OnThrottle()
+	// OnSuccess: anything else the platform ran or refused, of function
+	// fn, sent at sent with inFlight in flight, answered now; sent is zero
+	// when the latency is not the function's run (202s, errors).
+	OnSuccess(fn string, inFlight int, sent time.Time)
+	// Hold: background work accepted (202) that runs about d.
+	Hold(d time.Duration)
+	// Limit is the limit now, for the throttle episodes' log.
+	Limit() int
 }
 
 // RatePacer spaces the invocations of tenants a platform throttled for
@@ -51,8 +63,13 @@ type RetryConfig struct {
 	// Event invocation; 0 means 6h, Lambda's own maximum.
 	EventMaxAge time.Duration
 	// MaxEvents bounds Event invocations accepted and not yet delivered;
-	// 0 means 10000.
-	MaxEvents int
+	// 0 means 10000. EventMaxRetries and EventRetryDelay are the retries
+	// after a function error and the wait before the first (0 means 1m).
+	// All three apply to the default in-process queue only: a
+	// Config.Events queue has its own.
+	MaxEvents       int
+	EventMaxRetries int
+	EventRetryDelay time.Duration
 	// ReservedQuiet, when positive on a Lambda platform, learns reserved-
 	// concurrency throttles as per-function caps that grow back by one
 	// every ReservedQuiet without such a throttle (reserved.go).
@@ -82,6 +99,9 @@ func (c RetryConfig) withDefaults() RetryConfig {
 	if c.MaxEvents <= 0 {
 		c.MaxEvents = 10000
 	}
+	if c.EventRetryDelay <= 0 {
+		c.EventRetryDelay = time.Minute
+	}
 	return c
 }
 
@@ -93,28 +113,37 @@ type platformState struct {
 	rates     RatePacer
 	iv        qos.Invoker   // the forwarder, reporting to feedback and rates
 	reserved  *reservedCaps // Lambda's reserved concurrency; nil: not learned
+	episodes  *throttleEpisodes
+	attempts  *attempts
 	retries   *prometheus.CounterVec
 	overflows *prometheus.CounterVec
 	// overflowFailures counts invocations the overflow did not run
 	// (overflow.go).
 	overflowFailures *prometheus.CounterVec
-	events           events
+	events           eventState // events.go
 }
 
 func (s *platformState) init(p *Proxy) {
 	s.retry = p.cfg.Retry.withDefaults()
 	s.feedback, s.rates = p.cfg.Feedback, p.cfg.Rates
-	s.iv = p.fwd
 	if s.retry.ReservedQuiet > 0 && p.cfg.Platform == invocation.Lambda {
 		s.reserved = newReservedCaps(s.retry.ReservedQuiet, nil)
 	}
-	if s.feedback != nil || s.rates != nil || s.reserved != nil {
-		s.iv = &feedbackInvoker{fwd: p.fwd, kind: p.cfg.Platform, fb: s.feedback, rates: s.rates,
-			estimate: s.retry.BackgroundEstimate, reserved: s.reserved}
+	var limit func() int
+	if s.feedback != nil {
+		limit = s.feedback.Limit
 	}
+	s.episodes = newThrottleEpisodes(p.log, throttleQuiet, limit) // throttles.go
+	s.attempts = newAttempts()
+	var fwd qos.Invoker = p.fwd
+	if p.cfg.Cluster != nil {
+		fwd = ticketInvoker{next: fwd} // cluster.go
+	}
+	s.iv = &feedbackInvoker{fwd: fwd, kind: p.cfg.Platform, fb: s.feedback, rates: s.rates,
+		estimate: s.retry.BackgroundEstimate, reserved: s.reserved, episodes: s.episodes, attempts: s.attempts}
 	s.retries = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: metrics.Namespace, Name: "retries_total",
-		Help: "Invocations sent to the platform again, by why: throttled_concurrency, throttled_rate, throttled_function, unavailable, unreachable, timeout; and Lambda Events waiting again for a slot: refused, queued.",
+		Help: "Invocations sent to the platform again, by why: throttled_concurrency, throttled_rate, throttled_function, unavailable, unreachable, timeout (Lambda Events: sequoia_events_retried_total).",
 	}, []string{"reason"})
 	s.overflows = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: metrics.Namespace, Name: "overflow_total",
@@ -124,16 +153,16 @@ func (s *platformState) init(p *Proxy) {
 	s.events.init(p)
 	s.precreate() // overflow.go
 	if p.m != nil {
-		p.m.Registry().MustRegister(s.retries, s.overflows, s.overflowFailures)
-		p.m.Registry().MustRegister(s.events.collectors()...)
+		p.m.Registry().MustRegister(s.retries, s.overflows, s.overflowFailures, s.attempts.vec)
 		if s.reserved != nil {
 			p.m.Registry().MustRegister(s.reserved.collector())
 		}
 	}
 }
 
-// feedbackInvoker forwards an invocation and reports the answer to the
-// adaptive limit while the slot is still held.
+// feedbackInvoker forwards an invocation, counts the attempt's answer and
+// reports it to the adaptive limit, the rate pacer, the learned reserved
+// caps and the throttle episodes, while the slot is still held.
 type feedbackInvoker struct {
 	fwd      qos.Invoker
 	kind     invocation.Platform
@@ -141,6 +170,8 @@ type feedbackInvoker struct {
 	rates    RatePacer // may be nil
 	estimate time.Duration
 	reserved *reservedCaps // may be nil
+	episodes *throttleEpisodes
+	attempts *attempts
 }
 
 func (f *feedbackInvoker) Invoke(inv *invocation.Invocation) error {
@@ -150,10 +181,20 @@ func (f *feedbackInvoker) Invoke(inv *invocation.Invocation) error {
 		st.inFlight.Add(1)
 		defer st.inFlight.Add(-1)
 	}
+	var sentFlight int
+	var sent time.Time
+	if f.fb != nil {
+		sentFlight, sent = f.fb.InFlight(), time.Now()
+	}
 	if err := f.fwd.Invoke(inv); err != nil {
+		f.attempts.failed(err)
 		return err
 	}
 	v, _ := platform.Classify(f.kind, inv.Resp)
+	f.attempts.answered(v)
+	if v.Throttled() {
+		f.episodes.throttled(v)
+	}
 	if v == platform.ThrottledFunction && st != nil {
 		f.reserved.throttled(st)
 	}
@@ -170,11 +211,33 @@ func (f *feedbackInvoker) Invoke(inv *invocation.Invocation) error {
 		// None says how many may run at once in the account.
 	case platform.Accepted:
 		f.fb.Hold(f.estimate)
-		f.fb.OnSuccess()
+		f.fb.OnSuccess(inv.Function, sentFlight, time.Time{})
+	case platform.Done:
+		// The latency of a 2xx is the function's run; a 4xx's is not.
+		if c := inv.Resp.StatusCode(); c < 200 || c >= 300 {
+			sent = time.Time{}
+		}
+		f.fb.OnSuccess(inv.Function, sentFlight, sent)
 	default:
-		f.fb.OnSuccess()
+		f.fb.OnSuccess(inv.Function, sentFlight, time.Time{})
 	}
 	return nil
+}
+
+// relayedThrottle reports whether inv's final answer, about to go to the
+// client, is a platform throttle the retries did not absorb, and counts it
+// in the throttle episode.
+//
+// Cost: one status read; a throttle's body is scanned.
+func (s *platformState) relayedThrottle(kind invocation.Platform, inv *invocation.Invocation) bool {
+	if c := inv.Resp.StatusCode(); c != 429 && c != 503 {
+		return false
+	}
+	if v, _ := platform.Classify(kind, inv.Resp); !v.Throttled() {
+		return false
+	}
+	s.episodes.relayed()
+	return true
 }
 
 var (
@@ -196,18 +259,18 @@ func (s *platformState) idempotent(inv *invocation.Invocation) bool {
 // always safe: the platform refused before starting. A platform 503/504,
 // an unreachable platform or a timeout may have run the function, so only
 // idempotent invocations retry them. Function errors never retry.
-func (s *platformState) retryReason(kind invocation.Platform, inv *invocation.Invocation, err error, always bool) (reason string, hint time.Duration) {
+func (s *platformState) retryReason(kind invocation.Platform, inv *invocation.Invocation, err error) (reason string, hint time.Duration) {
 	switch {
 	case err == nil:
 		v, ra := platform.Classify(kind, inv.Resp)
 		switch {
 		case v.Throttled():
 			return v.String(), ra
-		case v == platform.Unavailable && (always || s.idempotent(inv)):
+		case v == platform.Unavailable && s.idempotent(inv):
 			return v.String(), ra
 		}
 		return "", 0
-	case errors.Is(err, platform.ErrUnreachable) && (always || s.idempotent(inv)):
+	case errors.Is(err, platform.ErrUnreachable) && s.idempotent(inv):
 		return "unreachable", 0
 	case errors.Is(err, platform.ErrTimeout) && s.idempotent(inv):
 		return "timeout", 0
@@ -241,8 +304,8 @@ func (s *platformState) backoff(n int, hint time.Duration) time.Duration {
 // invocation takes no slot there. An overflow platform of another API is
 // an platform.Translator; when it cannot help, overflowFailed says why in
 // the answer (overflow.go).
-func (p *Proxy) invoke(inv *invocation.Invocation, w qos.Watcher) (time.Duration, error) {
-	waited, err := p.invokeRetrying(inv, w)
+func (p *Proxy) invoke(inv *invocation.Invocation, w qos.Watcher, span *tracing.Invocation) (time.Duration, error) {
+	waited, err := p.invokeRetrying(inv, w, span)
 	if p.cfg.Overflow == nil || err == nil {
 		return waited, err
 	}
@@ -272,7 +335,7 @@ func (p *Proxy) invoke(inv *invocation.Invocation, w qos.Watcher) (time.Duration
 // each retry goes back through the queues and waits for a slot like any
 // other invocation, and none waits past the invocation's deadline (its
 // chain's, else its arrival plus MaxElapsed).
-func (p *Proxy) invokeRetrying(inv *invocation.Invocation, w qos.Watcher) (time.Duration, error) {
+func (p *Proxy) invokeRetrying(inv *invocation.Invocation, w qos.Watcher, span *tracing.Invocation) (time.Duration, error) {
 	s := &p.plat
 	var waited time.Duration
 	policyCap := inv.FunctionCap
@@ -291,12 +354,19 @@ func (p *Proxy) invokeRetrying(inv *invocation.Invocation, w qos.Watcher) (time.
 				waited += d
 			}
 		}
+		var start time.Time
+		if span != nil {
+			start = time.Now()
+		}
 		wt, err := p.sched.Do(inv, w, s.iv)
 		waited += wt
+		if span != nil {
+			span.Attempt(inv, start, wt, time.Now(), inv.Resp.StatusCode(), err)
+		}
 		if inv.Attempt+1 >= s.retry.MaxAttempts {
 			return waited, err
 		}
-		reason, hint := s.retryReason(p.cfg.Platform, inv, err, false)
+		reason, hint := s.retryReason(p.cfg.Platform, inv, err)
 		if reason == "" {
 			return waited, err
 		}
@@ -304,6 +374,7 @@ func (p *Proxy) invokeRetrying(inv *invocation.Invocation, w qos.Watcher) (time.
 		if s.pastDeadline(inv, delay) {
 			return waited, err
 		}
+		span.Retry(reason, delay)
 		if !pause(delay, w) {
 			return waited, qos.ErrClientGone
 		}

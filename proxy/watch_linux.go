@@ -71,11 +71,12 @@ func (w *connWatch) stop() {
 	*w = connWatch{}
 }
 
-// peerGone reports whether c's peer has closed it: a peek at the socket
-// reads an end of file or an error. A connection that is already closed
-// (the handler returned meanwhile) is not counted: the runtime refuses to
-// touch its descriptor, so a reused descriptor is never peeked at.
-func peerGone(c net.Conn) bool {
+// connGone reports, without waiting, whether the client of c has closed
+// or reset the connection: a peek that finds end of file or an error.
+// Unread data (a pipelined request) or nothing yet means it is still
+// there, and so does a connection that cannot be peeked at. One system
+// call.
+func connGone(c net.Conn) bool {
 	sc, ok := c.(syscall.Conn)
 	if !ok {
 		return false
@@ -88,11 +89,35 @@ func peerGone(c net.Conn) bool {
 	_ = rc.Control(func(fd uintptr) {
 		var buf [1]byte
 		n, _, err := unix.Recvfrom(int(fd), buf[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
-		switch {
-		case errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR):
-		case err != nil || n == 0:
-			gone = true
-		}
+		gone = err == nil && n == 0 || err != nil && !errors.Is(err, unix.EAGAIN) && !errors.Is(err, unix.EINTR)
 	})
 	return gone
+}
+
+// receivedAt returns when the kernel last received data on c, which, read
+// as a request's handling starts, is when that request reached the host
+// (to the kernel's clock tick), measured back from now; zero when it
+// cannot tell. One system call. A request that waited in the accept queue
+// or in the socket's buffer has been on its client's clock all that time.
+func receivedAt(c net.Conn, now time.Time) time.Time {
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return time.Time{}
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return time.Time{}
+	}
+	var ago time.Duration
+	ok = false
+	_ = rc.Control(func(fd uintptr) {
+		ti, err := unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO)
+		if err == nil {
+			ago, ok = time.Duration(ti.Last_data_recv)*time.Millisecond, true
+		}
+	})
+	if !ok || ago > time.Minute {
+		return time.Time{}
+	}
+	return now.Add(-ago)
 }

@@ -2,7 +2,10 @@
 
 package proxy
 
-import "net"
+import (
+	"net"
+	"time"
+)
 
 // connWatch is a no-op where sockets cannot be peeked at: queued clients
 // that leave are noticed only when their wait ends.
@@ -11,6 +14,8 @@ type connWatch struct{}
 func (w *connWatch) start(net.Conn) <-chan struct{} { return nil }
 func (w *connWatch) stop()                          {}
 
-// peerGone cannot tell here: a client that left is noticed when its
-// answer is written.
-func peerGone(net.Conn) bool { return false }
+// connGone cannot tell here: a client is taken to be there.
+func connGone(net.Conn) bool { return false }
+
+// receivedAt cannot tell here.
+func receivedAt(net.Conn, time.Time) time.Time { return time.Time{} }

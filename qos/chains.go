@@ -1,9 +1,11 @@
 package qos
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"math"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -23,9 +25,19 @@ var (
 // RefusedError is ErrRefused with an estimate of when capacity frees up.
 type RefusedError struct {
 	RetryAfter time.Duration
+	// Never marks a chain that could not finish within its budget even
+	// with the platform to itself, at the durations observed so far:
+	// waiting would not help. Needs is its own work then (its steps one
+	// after another, and the rate limit), Allowed its budget less the
+	// headroom.
+	Never          bool
+	Needs, Allowed time.Duration
 }
 
 func (e *RefusedError) Error() string {
+	if e.Never {
+		return fmt.Sprintf("%v: it needs about %v alone, over the %v its deadline allows", ErrRefused, e.Needs, e.Allowed)
+	}
 	return fmt.Sprintf("%v (retry after %v)", ErrRefused, e.RetryAfter)
 }
 
@@ -35,17 +47,49 @@ func (e *RefusedError) Is(target error) bool { return target == ErrRefused }
 // ChainOutcome is how a chain ended.
 type ChainOutcome uint8
 
-// Chain outcomes.
+// Chain outcomes. ChainDropped, ChainLate and ChainGone are the three
+// ways an admitted chain is dropped: work was done for it, and its client
+// did not get what it asked for in time.
 const (
-	ChainCompleted ChainOutcome = iota // every step it made was invoked
-	ChainDropped                       // a continuation's deadline passed while it waited: work wasted
-	ChainFailed                        // ended otherwise: first step never ran, platform error, client gone
+	ChainCompleted ChainOutcome = iota // every step it made was answered in time
+	ChainDropped                       // a continuation's deadline passed while it waited (sequoia answered 504)
+	ChainFailed                        // ended otherwise: first step never ran, platform error, its caller stopped short
+	ChainLate                          // a step was answered after the chain's deadline
+	ChainGone                          // a step's client left before its answer (while queued or at the platform)
 	NumChainOutcomes
 )
 
-var outcomeNames = [NumChainOutcomes]string{"completed", "dropped", "failed"}
+var outcomeNames = [NumChainOutcomes]string{"completed", "dropped", "failed", "late", "client gone"}
 
 func (o ChainOutcome) String() string { return outcomeNames[o] }
+
+// Dropped reports whether o is one of the ways a chain is dropped.
+func (o ChainOutcome) Dropped() bool { return o == ChainDropped || o == ChainLate || o == ChainGone }
+
+// DropReason names why a dropped chain was dropped (the reason label of
+// sequoia_chains_dropped_total): "deadline", "late" or "client_gone"; ""
+// for any other outcome.
+func (o ChainOutcome) DropReason() string {
+	switch o {
+	case ChainDropped:
+		return "deadline"
+	case ChainLate:
+		return "late"
+	case ChainGone:
+		return "client_gone"
+	}
+	return ""
+}
+
+// GoneChecker is a Watcher that can also tell at once, without waiting,
+// whether its caller has left (the proxy peeks at the client's
+// connection). Do asks it when a step of a chain with a deadline ends in
+// the second half of the chain's budget: an answer to a client that left
+// is a drop, and tells admission that the client's own deadline came
+// before sequoia's.
+type GoneChecker interface {
+	Gone() bool
+}
 
 // Events is how the scheduler reports what it does; metrics implements it.
 // Methods are called on the request path and must be cheap.
@@ -81,20 +125,38 @@ type chain struct {
 	deadline  time.Time // zero: none
 	steps     int       // from X-Sequoia-Chain-Steps; 0 unknown
 	predicted time.Duration
+	headroom  float64 // admission's headroom when it was admitted
 
 	booking booking // its slot's fields: REQUIRES booking.line.mu
 	seq     uint64  // the id's counter if it is in the ring (ring.go); 0 in the table
+	// remote is set when another replica of a cluster admitted the chain
+	// (remote.go): its steps here report there.
+	remote *remoteChain
 
 	ended atomic.Bool // whoever sets it ends the chain (admission.end)
+	// settled is set when the rest of its booking was given back before
+	// it ended: a chain of unknown length that made as many steps as it
+	// was booked for, earlier than booked.
+	settled atomic.Bool
+	// quiet is set when the chain ended because its caller went quiet
+	// (quiet.go): a request for it after that shows the caller was only
+	// slow.
+	quiet atomic.Bool
 
 	done      atomic.Int32 // steps that ran
+	running   atomic.Int32 // steps holding a slot now
 	remaining atomic.Int32 // of its reserved steps, not yet dispatched
-	lastEnd   atomic.Int64 // unix nanoseconds its last step ended; 0 while one runs
+	lastEnd   atomic.Int64 // unix nanoseconds its last step ended; 0 while one waits or before the first ends
 	failed    atomic.Bool
 	expires   atomic.Int64 // in the ring: unix nanoseconds it is forgotten
 	// requests counts the chain's admitted requests (the first and its
 	// continuations), for ChainStep.
 	requests atomic.Int32
+
+	// A chain in the table is on the idle list (quiet.go) from its first
+	// step's end until it ends; watched says so, nextIdle links it.
+	watched  atomic.Bool
+	nextIdle *chain
 }
 
 // admission owns the active-chain table and the estimator, and decides
@@ -112,8 +174,24 @@ type admission struct {
 	limit func() int
 	// defaultDeadline applies to chains that give no X-Sequoia-Deadline-Ms.
 	defaultDeadline time.Duration
-	// headroom is the fraction of a budget admission keeps in reserve.
-	headroom float64
+	// hr is the fraction of a budget admission keeps in reserve, learned
+	// from the answers clients did not get in time (headroom.go).
+	hr headroom
+	// live counts the chains started and not yet ended.
+	live atomic.Int64
+	// ttl is how long a chain is remembered; the quiet bound's ceiling.
+	ttl  time.Duration
+	idle idleList // table chains that may go quiet (quiet.go)
+	// sweepMu serialises sweeps of the idle list.
+	sweepMu sync.Mutex
+	stop    chan struct{}
+	stopped sync.WaitGroup
+	close   sync.Once
+	// remote, in a cluster, knows the chains other replicas admitted
+	// (remote.go), and expiry gives back what the chains admitted here
+	// reserved and never used by their deadline; nil alone.
+	remote Remote
+	expiry *expiry
 }
 
 func newAdmission(cfg Config, limit func() int, fn flightTable) *admission {
@@ -123,8 +201,10 @@ func newAdmission(cfg Config, limit func() int, fn flightTable) *admission {
 		now:             cfg.Now,
 		limit:           limit,
 		defaultDeadline: cfg.DefaultDeadline,
-		headroom:        min(max(cfg.Headroom, 0), 0.9),
+		stop:            make(chan struct{}),
+		remote:          cfg.Remote,
 	}
+	a.hr.init(cfg.Headroom, cfg.MaxHeadroom)
 	if a.ev == nil {
 		a.ev = nopEvents{}
 	}
@@ -142,9 +222,17 @@ func newAdmission(cfg Config, limit func() int, fn flightTable) *admission {
 	if ttl <= 0 {
 		ttl = 5 * time.Minute
 	}
+	a.ttl = ttl
 	a.table = ttlcache.NewWithClock(size, ttl, a.evicted, a.now)
+	if a.remote != nil {
+		a.expiry = newExpiry(a) // remote.go
+	}
 	a.ids = NewChainIDs()
-	a.ring = newRing(size, ttl, a.now, func(c *chain) { a.evicted("", c) })
+	a.ring = newRing(size, ttl, a.now, func(c *chain) { a.evicted("", c) }, a.idleCheck)
+	if cfg.sweepEvery >= 0 {
+		a.stopped.Add(1)
+		go a.sweeper(cmp.Or(cfg.sweepEvery, quietFloor/4))
+	}
 	return a
 }
 
@@ -208,31 +296,52 @@ func (a *admission) evicted(_ string, c *chain) {
 	if c.ended.Load() {
 		return
 	}
-	o := ChainCompleted
-	if done := int(c.done.Load()); c.failed.Load() || done == 0 || c.steps > 0 && done < c.steps {
-		o = ChainFailed
-	}
-	a.end(c, o, a.now())
+	a.end(c, settled(c), a.now())
 }
 
-// end ends c with outcome o at now, unless it already ended. It takes a
-// lock (its timeline line's) only if c ends before its booking does, to
-// give the rest back (settle); the chain a table forgets long after its
-// last step takes none.
-func (a *admission) end(c *chain, o ChainOutcome, now time.Time) {
+// settled is the outcome of a chain that ends with no step of it left to
+// answer: completed, unless a step failed, none ran, or it made fewer
+// steps than it announced (its caller stopped short).
+func settled(c *chain) ChainOutcome {
+	if done := int(c.done.Load()); c.failed.Load() || done == 0 || c.steps > 0 && done < c.steps {
+		return ChainFailed
+	}
+	return ChainCompleted
+}
+
+// end ends c with outcome o at now, unless it already ended.
+func (a *admission) end(c *chain, o ChainOutcome, now time.Time) { a.endAt(c, o, now, now) }
+
+// endAt ends c with outcome o at now, its last step having ended at last
+// (its duration runs to last), unless it already ended. The rest of its
+// reservation goes: its outstanding steps, and, if it ends before its
+// booking does, the booked time left (settle), which takes its timeline
+// line's lock; the chain a table forgets long after its last step takes
+// none. A completed chain teaches its length to its entry function, and,
+// with a deadline, lets the learned headroom decay.
+func (a *admission) endAt(c *chain, o ChainOutcome, last, now time.Time) {
 	if !c.ended.CompareAndSwap(false, true) {
 		return
 	}
+	if c.remote != nil {
+		return // the replica that admitted it counts it, and booked nothing here
+	}
+	a.live.Add(-1)
 	// A booking's end only moves earlier (settle), so one already past
 	// leaves nothing to give back.
-	if c.booking.end > now.UnixNano() {
+	if c.booking.end > now.UnixNano() && !c.settled.Load() {
 		a.est.settle(c.booking, now.UnixNano())
 	}
 	a.est.outstanding.Add(-int64(c.remaining.Swap(0)))
-	if o == ChainCompleted && c.entry != nil {
-		a.est.learnSteps(c.entry, int(c.done.Load()))
+	if o == ChainCompleted {
+		if c.entry != nil {
+			a.est.learnSteps(c.entry, int(c.done.Load()))
+		}
+		if !c.deadline.IsZero() {
+			a.hr.kept()
+		}
 	}
-	a.ev.ChainEnded(c.class, o, c.predicted, now.Sub(c.start))
+	a.ev.ChainEnded(c.class, o, c.predicted, last.Sub(c.start))
 }
 
 // admit classifies inv, an invocation of the function f stands for (its
@@ -245,12 +354,17 @@ func (a *admission) admit(inv *invocation.Invocation, f *flight) (*chain, time.T
 	var c *chain
 	if inv.Chain != "" && !inv.ChainAssigned {
 		c, _ = a.lookup(inv.Chain, now)
+		if c == nil && a.remote != nil {
+			c = a.adopt(inv, now) // remote.go: a chain another replica admitted
+		}
 	}
 	if c != nil && (c.deadline.IsZero() || !now.After(c.deadline)) {
-		if last := c.lastEnd.Swap(0); last != 0 && !c.run {
-			// The caller's turnaround between two steps: the chain
-			// holds no slot meanwhile, but its deadline runs.
-			a.est.gap.add(float64(now.UnixNano() - last))
+		// The caller's turnaround between two steps: the chain holds no
+		// slot meanwhile, but its deadline runs. A chain that ended has
+		// none, unless it ended because its caller seemed quiet: then
+		// the turnaround shows how long callers may pause (quiet.go).
+		if last := c.lastEnd.Swap(0); last != 0 && !c.run && (!c.ended.Load() || c.quiet.Load()) {
+			a.est.turnaround(time.Duration(now.UnixNano() - last))
 		}
 		c.requests.Add(1)
 		inv.Continuation, inv.Deadline = true, c.deadline
@@ -263,38 +377,74 @@ func (a *admission) admit(inv *invocation.Invocation, f *flight) (*chain, time.T
 	if budget <= 0 {
 		budget = a.defaultDeadline
 	}
+	// The chain's budget runs from when its first request reached this
+	// host, if the proxy could tell: its client's clock started then (or
+	// earlier), not when sequoia got round to reading it.
+	start := now
+	if r := inv.Received; !r.IsZero() && r.Before(now) {
+		start = r
+	}
 	steps := a.est.expectedSteps(f, inv.Steps)
-	work := a.est.work(f, steps)
+	critical, slot := a.est.work(f, steps)
 	limit := a.limit()
-	bk, finish, deadline, err := a.place(limit, now, budget,
-		func(ln *timeline) (int64, int64) { return a.est.project(ln, work, steps, limit, now.UnixNano()) },
-		func(ln *timeline, start int64) booking { return a.est.reserve(ln, start, work, steps, limit) })
+	headroom := a.hr.value()
+	bk, finish, deadline, err := a.place(limit, start, now, budget, headroom,
+		func(ln *timeline) (int64, int64) {
+			return a.est.project(ln, critical, slot, steps, limit, now.UnixNano())
+		},
+		func(ln *timeline, start int64) booking { return a.est.reserve(ln, start, slot, steps, limit) })
 	if err != nil {
+		if a.est.observed(f) {
+			a.hopeless(err, budget, critical, steps)
+		}
 		a.ev.ChainRefused(inv.Class)
 		return nil, now, err
 	}
 	c = &chain{booking: bk,
-		entry: f, class: inv.Class, start: now, deadline: deadline,
-		steps: inv.Steps, predicted: time.Duration(finish - now.UnixNano()),
+		entry: f, class: inv.Class, start: start, deadline: deadline, headroom: headroom,
+		steps: inv.Steps, predicted: time.Duration(finish - start.UnixNano()),
 	}
 	c.remaining.Store(int32(steps))
 	c.requests.Store(1)
+	a.live.Add(1)
 	inv.Deadline = deadline
 	if inv.Chain != "" {
 		a.store(inv.Chain, c, inv.ChainAssigned, now)
+		if a.remote != nil {
+			a.clusterAdmitted(inv, c, steps) // remote.go: other replicas may see its steps
+		}
 		inv.ChainAssigned = false // a retry looks its chain up
 	}
 	a.ev.ChainStarted(inv.Class)
 	return c, now, nil
 }
 
-// place books a new chain on the timeline for limit worker slots: on a
-// line picked at random, or, if the chain does not fit there (fits with
-// budget refuses it), on the first other line where it fits. project
+// hopeless marks err, the refusal of a chain with budget whose own work
+// (its steps one after another on an idle platform) is alone, as never
+// fitting when that work, or its steps at the rate limit, overshoots the
+// budget less the headroom's floor (the learned headroom falls back to it,
+// so a chain that fits the floor's allowance may fit later).
+func (a *admission) hopeless(err error, budget, alone time.Duration, steps int) {
+	r, ok := err.(*RefusedError)
+	if !ok || budget <= 0 {
+		return
+	}
+	if a.est.rate() > 0 {
+		alone = max(alone, time.Duration(float64(steps)/a.est.rate()*float64(time.Second)))
+	}
+	if allowed := budget - time.Duration(a.hr.floor*float64(budget)); alone > allowed {
+		r.Never, r.Needs, r.Allowed = true, alone, allowed
+	}
+}
+
+// place books a new chain, arrived at now with budget from from, on the
+// timeline for limit worker slots: on a line picked at random, or, if the
+// chain does not fit there (fits refuses it), on the first other line
+// where it fits. project
 // gives the chain's start and finish on a locked line, reserve books it
 // there. It returns the booking, the projected finish and the deadline,
 // or the refusal with the shortest wait over every line.
-func (a *admission) place(limit int, now time.Time, budget time.Duration,
+func (a *admission) place(limit int, from, now time.Time, budget time.Duration, headroom float64,
 	project func(ln *timeline) (start, finish int64),
 	reserve func(ln *timeline, start int64) booking) (booking, int64, time.Time, error) {
 	_, lines := timelineSlots(limit)
@@ -303,7 +453,7 @@ func (a *admission) place(limit int, now time.Time, budget time.Duration,
 	for j := range lines {
 		ln := a.est.lock(first+j, limit, now.UnixNano())
 		start, finish := project(ln)
-		deadline, err := a.fits(now, budget, finish)
+		deadline, err := fits(from, budget, headroom, finish)
 		if err == nil {
 			bk := reserve(ln, start)
 			ln.mu.Unlock()
@@ -317,28 +467,30 @@ func (a *admission) place(limit int, now time.Time, budget time.Duration,
 	return booking{}, 0, time.Time{}, refused
 }
 
-// fits returns the deadline of a chain admitted at now with budget (zero:
-// none) if its projected finish leaves the headroom kept for what sequoia
-// cannot see (the caller's network and accept delays), else a
-// *RefusedError: the same chain sent later by as much as it overshoots
-// would fit, if nothing else is admitted meanwhile.
-func (a *admission) fits(now time.Time, budget time.Duration, finish int64) (time.Time, error) {
+// fits returns the deadline of a chain whose budget (zero: none) runs
+// from start if its projected finish leaves the headroom (a fraction of
+// the budget) kept for what sequoia cannot see (the caller's network and
+// accept delays, its own clock), else a *RefusedError: the same chain
+// sent later by as much as it overshoots would fit, if nothing else is
+// admitted meanwhile.
+func fits(start time.Time, budget time.Duration, headroom float64, finish int64) (time.Time, error) {
 	if budget <= 0 {
 		return time.Time{}, nil
 	}
-	deadline := now.Add(budget)
-	reserve := int64(a.headroom * float64(budget))
+	deadline := start.Add(budget)
+	reserve := int64(headroom * float64(budget))
 	if over := finish - (deadline.UnixNano() - reserve); over > 0 {
 		return time.Time{}, &RefusedError{RetryAfter: time.Duration(over)}
 	}
 	return deadline, nil
 }
 
-// dispatched records, without a lock, that a step of c, an invocation of
-// f (the flight table's entry for its function), got a worker slot: one
-// of its reserved steps, or an unplanned one (a chain longer than
-// expected), which the timeline's next reader books.
-func (a *admission) dispatched(c *chain, f *flight) {
+// dispatched records, without a lock, that a step of c got a worker
+// slot: one of its reserved steps, or an unplanned one (a chain longer
+// than expected, or one that had ended), which counts in the fluid bound
+// while it runs (unplanned true: finished must be told).
+func (a *admission) dispatched(c *chain) (unplanned bool) {
+	c.running.Add(1)
 	for {
 		r := c.remaining.Load()
 		if r <= 0 {
@@ -346,23 +498,61 @@ func (a *admission) dispatched(c *chain, f *flight) {
 		}
 		if c.remaining.CompareAndSwap(r, r-1) {
 			a.est.outstanding.Add(-1)
-			return
+			return false
 		}
 	}
-	a.est.extend(f)
+	if c.remote != nil {
+		return false // remote.go: the origin's reservation stands for it
+	}
+	a.est.unplanned.Add(1)
+	return true
 }
 
 // finished records a step of c, an invocation of f (the flight table's
 // entry for its function), that ran and ended at end: it held its slot
-// for hold. A chain of known length ends with its last step.
-func (a *admission) finished(c *chain, f *flight, hold time.Duration, ok bool, end time.Time) {
+// for hold; unplanned is what dispatched said. A step of a chain with a
+// deadline answered after it, or to a client that left (w, asked only in
+// the second half of the budget), drops the chain. A chain of known
+// length ends with its last step; any other becomes idle, and ends once
+// its caller has gone quiet (quiet.go).
+func (a *admission) finished(c *chain, f *flight, hold time.Duration, ok, unplanned bool, end time.Time, w Watcher) {
 	a.est.observe(f, hold)
+	if unplanned {
+		a.est.unplanned.Add(-1)
+	}
+	if c.remote != nil {
+		c.running.Add(-1)
+		a.reportStep(c, ok, end) // remote.go
+		return
+	}
 	if !ok {
 		c.failed.Store(true)
 	}
-	c.lastEnd.Store(end.UnixNano())
 	done := int(c.done.Add(1))
+	c.lastEnd.Store(end.UnixNano())
+	c.running.Add(-1)
+	if !c.deadline.IsZero() && !c.run && !c.ended.Load() {
+		switch {
+		case end.After(c.deadline):
+			a.missed(c, ChainLate, end)
+			return
+		case 2*end.Sub(c.start) >= c.deadline.Sub(c.start) && clientGone(w):
+			a.missed(c, ChainGone, end)
+			return
+		}
+	}
 	if c.steps <= 0 || done < c.steps {
+		if c.seq == 0 && !c.run && !c.watched.Load() && c.watched.CompareAndSwap(false, true) {
+			a.idle.push(c)
+		}
+		// A chain of unknown length that has made the steps it was
+		// booked for, sooner than booked, gives the rest back now, as a
+		// chain that said its length does when it ends: waiting until
+		// its caller has gone quiet would leave phantom work meanwhile.
+		if c.steps <= 0 && !c.run && c.remaining.Load() == 0 && c.running.Load() == 0 &&
+			c.booking.end > end.UnixNano() && c.settled.CompareAndSwap(false, true) {
+			a.est.settle(c.booking, end.UnixNano())
+		}
 		return
 	}
 	o := ChainCompleted
@@ -372,21 +562,61 @@ func (a *admission) finished(c *chain, f *flight, hold time.Duration, ok bool, e
 	a.end(c, o, end)
 }
 
+// clientGone asks w, if it can tell, whether its client left.
+func clientGone(w Watcher) bool {
+	g, ok := w.(GoneChecker)
+	return ok && g.Gone()
+}
+
+// missed drops c, a chain with a deadline, with outcome o (ChainLate,
+// ChainGone) at at, when a step's answer came too late for its client or
+// its client left, and teaches admission's headroom how much more it
+// should have kept.
+func (a *admission) missed(c *chain, o ChainOutcome, at time.Time) {
+	if c.ended.Load() {
+		return
+	}
+	a.hr.missed(c, at)
+	a.end(c, o, at)
+}
+
 // abandoned records a step of c that never ran because of err.
 func (a *admission) abandoned(c *chain, inv *invocation.Invocation, err error) {
 	if c.ended.Load() {
 		return
 	}
+	now := a.now()
+	if c.remote != nil {
+		a.reportAbandoned(c, err) // remote.go
+		return
+	}
 	if inv.Continuation {
-		if errors.Is(err, ErrDeadline) {
-			a.end(c, ChainDropped, a.now())
-		} else {
+		switch {
+		case errors.Is(err, ErrDeadline):
+			a.end(c, ChainDropped, now)
+		case errors.Is(err, ErrClientGone) && c.run:
+			// A run withdraws the invocations it no longer needs
+			// (cancelled branches) and reports its own outcome at
+			// EndRun.
+		case errors.Is(err, ErrClientGone) && !c.deadline.IsZero():
+			// Its client left while it waited, before sequoia's
+			// deadline: the client's own came first.
+			a.missed(c, ChainGone, now)
+		default:
 			c.failed.Store(true)
+			c.lastEnd.Store(now.UnixNano()) // it may go quiet now
+			if c.seq == 0 && !c.run && !c.watched.Load() && c.watched.CompareAndSwap(false, true) {
+				a.idle.push(c)
+			}
 		}
 		return
 	}
-	// The first step never ran: the chain never started.
-	a.end(c, ChainFailed, a.now())
+	// The first step never ran: the chain never started. Its client
+	// leaving while it waited says when that client gives up.
+	if errors.Is(err, ErrClientGone) && !c.deadline.IsZero() {
+		a.hr.missed(c, now)
+	}
+	a.end(c, ChainFailed, now)
 	if inv.Chain != "" {
 		a.forget(inv.Chain, c)
 	}
@@ -426,20 +656,33 @@ func (s *Scheduler) ChainStep(id string) int {
 	return int(c.requests.Load()) + 1
 }
 
-// ActiveChains returns the number of chains remembered (in the table and
-// the ring), ended ones not yet forgotten included.
-func (s *Scheduler) ActiveChains() int { return s.adm.table.Len() + int(s.adm.ring.live.Load()) }
+// ActiveChains returns the number of chains started and not yet ended: a
+// chain of known length ends with its last step, any other once its
+// caller has gone quiet (quiet.go), and any chain when it is dropped or
+// forgotten.
+func (s *Scheduler) ActiveChains() int { return int(s.adm.live.Load()) }
+
+// Headroom returns the fraction of each chain's budget admission keeps in
+// reserve now: SEQUOIA_ADMISSION_HEADROOM, or more, learned from answers
+// that came too late for their clients (headroom.go).
+func (s *Scheduler) Headroom() float64 { return s.adm.hr.value() }
 
 // ChainIDs is the generator of the chain ids the scheduler keeps in its
 // ring: a caller that assigns ids to requests without one (the proxy)
 // should take them from it.
 func (s *Scheduler) ChainIDs() *ChainIDs { return s.adm.ids }
 
-// Close stops the chain table's sweeper: chains are no longer forgotten
-// after SEQUOIA_CHAIN_TTL. Call it once the scheduler is done with.
+// Close stops the sweepers: chains are no longer forgotten after
+// SEQUOIA_CHAIN_TTL, nor ended when their callers go quiet. Call it once
+// the scheduler is done with.
 func (s *Scheduler) Close() {
 	s.adm.table.Close()
 	s.adm.ring.Close()
+	s.adm.close.Do(func() { close(s.adm.stop) })
+	s.adm.stopped.Wait()
+	if s.adm.expiry != nil {
+		s.adm.expiry.close()
+	}
 }
 
 // retryAfterSeconds rounds d up to whole seconds, at least 1, as
@@ -449,7 +692,8 @@ func retryAfterSeconds(d time.Duration) int {
 }
 
 // RetryAfterSeconds is the Retry-After value for err: the refusal's
-// estimate, or 1.
+// estimate, or 1. A refusal that is Never has none to give: callers
+// answer it without Retry-After.
 func RetryAfterSeconds(err error) int {
 	var r *RefusedError
 	if errors.As(err, &r) {

@@ -16,7 +16,13 @@ import (
 // and the chain counts as dropped.
 func TestContinuationDeadlineIsMidChainDrop(t *testing.T) {
 	ev := &recordEvents{}
-	s := New(Config{Limit: 1, QueueCapacity: 10, QueueTimeout: time.Hour, Events: ev, DefaultEstimate: time.Millisecond})
+	// Admission's clock stands still: however long the machine takes
+	// between the two steps, the second comes before the deadline and is
+	// the chain's continuation; its wait for a slot (the real clock) then
+	// outlasts the 50ms left.
+	now := time.Unix(1000, 0)
+	s := New(Config{Limit: 1, QueueCapacity: 10, QueueTimeout: time.Hour, Events: ev, DefaultEstimate: time.Millisecond,
+		Now: func() time.Time { return now }})
 	first := &invocation.Invocation{Function: "f", Chain: "c", Budget: 50 * time.Millisecond, Steps: 2}
 	if _, err := s.Do(first, nil, invokerFunc(func() {})); err != nil {
 		t.Fatalf("first step: %v", err)
@@ -157,12 +163,13 @@ func TestChainsConcurrent(t *testing.T) {
 }
 
 type countEvents struct {
-	started, completed atomic.Int64
+	started, completed, ended atomic.Int64
 }
 
 func (c *countEvents) ChainStarted(uint8) { c.started.Add(1) }
 func (c *countEvents) ChainRefused(uint8) {}
 func (c *countEvents) ChainEnded(_ uint8, o ChainOutcome, _, _ time.Duration) {
+	c.ended.Add(1)
 	if o == ChainCompleted {
 		c.completed.Add(1)
 	}

@@ -39,27 +39,56 @@
 //     chain SEQUOIA_CHAIN_TTL after it started, and decides whether a new
 //     chain may start; a chain whose deadline has passed is started anew.
 //     Continuations are never refused. Events is how it reports chains
-//     started, refused, completed, dropped and failed, and queue waits.
-//     It has no lock of its own: what each request updates (a chain's
-//     steps, the durations, the outstanding steps) is atomic, and the
-//     reservation timeline is split in lines (timeline.go), each with its
-//     own lock, taken when a chain starts (one line, picked at random) or
-//     ends before its booking; never for a continuation. Chains whose ids
-//     the scheduler's ChainIDs assigned (the proxy's, for requests that
-//     bring none) live in a ring indexed by the id's counter (ring.go):
-//     an atomic swap instead of a table insert.
+//     started, refused, completed, dropped (a continuation's deadline
+//     passed while it waited; a step answered after the deadline; a step's
+//     client gone) and failed, and queue waits. It has no lock of its own:
+//     what each request updates (a chain's steps, the durations, the
+//     outstanding steps) is atomic, and the reservation timeline is split
+//     in lines (timeline.go), each with its own lock, taken when a chain
+//     starts (one line, picked at random) or ends before its booking;
+//     never for a continuation. Chains whose ids the scheduler's ChainIDs
+//     assigned (the proxy's, for requests that bring none) live in a ring
+//     indexed by the id's counter (ring.go): an atomic swap instead of a
+//     table insert.
+//   - A chain that announced its length ends with its last step; any other
+//     ends once its caller has gone quiet (quiet.go): no step running or
+//     waiting, and the last one ended longer ago than a bound learned from
+//     the callers' turnaround (1s at least, the TTL at most), or its
+//     deadline passed. The ring's sweeper finds such chains in the ring;
+//     chains in the table go on a lock-free idle list after their first
+//     step, which a sweeper checks four times a second.
+//   - headroom (headroom.go) is the fraction of a chain's budget admission
+//     keeps for what it cannot see (the client's clock started earlier).
+//     It starts at SEQUOIA_ADMISSION_HEADROOM, never goes below it, and
+//     learns, up to SEQUOIA_ADMISSION_HEADROOM_MAX, from the chains whose
+//     clients did not get an answer in time; chains completed in time let
+//     it fade back. Whether a client left is asked of the Watcher
+//     (GoneChecker) only for steps ending in the second half of a budget.
 //   - estimator (estimate.go) learns per-function slot times (EWMA of
 //     grant-to-release, so sequoia's own overheads count; kept lock-free in
 //     the per-function flight table), chain lengths per entry function and
 //     the callers' turnaround between steps, and keeps a reservation
 //     timeline of when each slot is projected free; a fluid bound (all
 //     outstanding steps over all slots, and over the rate limit) backs it
-//     up. Steps beyond a chain's reservation are counted without a lock
-//     and booked on the timeline by its next reader.
+//     up. A step beyond its chain's reservation (unplanned) counts in the
+//     fluid bound while it holds its slot, and is never booked afterwards.
 //   - Watcher is the small interface the caller gives to learn that its
 //     client went away while queued (the proxy watches the TCP connection).
 //     A wait that ends while a grant races with it returns the grant
-//     (departure) or keeps it (timeout, deadline: the slot is used).
+//     (departure) or keeps it (timeout, deadline: the slot is used). A
+//     Watcher that is also a Withdrawer (a DAG run's cancelled branch) is
+//     asked after every grant: withdrawn, it gives the slot back
+//     uninvoked. SkipRunSteps gives back a run's reserved steps it will
+//     not make.
+//   - Remote (remote.go), in a cluster, is how admission meets the other
+//     replicas: a chain unknown here that another replica admitted (its
+//     id's ticket, or one look-up) is adopted as a continuation, books
+//     nothing (the admitting replica's reservation stands for it) and
+//     reports its steps there; reports of this replica's chains' steps
+//     run elsewhere (RemoteStep) take their reserved steps and end them;
+//     what no replica used is given back at the chain's deadline (expiry).
+//     SetRate, Committed, Estimates and Seed serve the cluster's leases
+//     and shared estimates, from the background.
 //   - Invoker is what Do calls once a slot is held: the platform client.
 //     With SEQUOIA_MAX_RATE the slot holder waits for a token first, so
 //     invocations still reach the platform in the scheduler's order.
@@ -76,4 +105,7 @@
 //	case errors.Is(err, qos.ErrQueueTimeout): // 503
 //	case errors.Is(err, qos.ErrClientGone):   // nothing to answer
 //	}
+//
+// A watcher that also implements GoneChecker lets Do count an answer to a
+// client that already left as a drop, and learn from it.
 package qos

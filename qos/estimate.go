@@ -47,39 +47,52 @@ func (e *ewma) value() (float64, bool) {
 //   - per-function durations: how long an invocation held its worker slot
 //     (grant to release, so scheduling and HTTP overheads are counted), as
 //     an EWMA, and one over all functions;
-//   - learned chain lengths per entry function, from completed chains;
+//   - learned chain lengths per entry function, from ended chains;
 //   - the callers' turnaround between a chain's steps (answer sent to next
-//     request received), which a chain's critical path pays once per step;
+//     request received), which a chain's critical path pays once per step,
+//     as an EWMA and as a slowly decaying high-water mark (how long a
+//     caller may stay quiet and still come back: quiet.go);
 //   - a reservation timeline: for each worker slot, when the work admitted
 //     so far is projected to leave it free. A new chain takes the slot that
 //     frees first and holds it for all its steps, which is how the
 //     scheduler runs chains once continuations go first;
-//   - outstanding steps: steps of admitted chains not yet dispatched, for
-//     a fluid bound (all of them spread over every slot, or over the rate
-//     limit) that catches a timeline that ran ahead of reality.
+//   - outstanding steps: steps of admitted chains not yet dispatched, and
+//     unplanned steps running now (steps beyond their chain's expected
+//     length), for a fluid bound (all of them spread over every slot, or
+//     over the rate limit) that catches a timeline that ran ahead of
+//     reality. An unplanned step counts while it holds its slot and not a
+//     moment longer: it is never booked on the timeline after the fact.
 //
 // Everything but the timeline is lock-free: the durations and chain
 // lengths (per function in the scheduler's flight table, and over all
-// functions), the turnaround and the outstanding steps are atomics. The
-// timeline (timeline.go) is split in lines, each under its own lock,
-// touched when a chain starts or ends before its booking.
+// functions), the turnaround, the outstanding and unplanned steps are
+// atomics. The timeline (timeline.go) is split in lines, each under its
+// own lock, touched when a chain starts or ends before its booking.
 type estimator struct {
 	fn          flightTable // per function: flight.slot and flight.steps
 	all         ewma
-	gap         ewma // caller turnaround between a chain's steps
+	gap         ewma    // caller turnaround between a chain's steps
+	gapHigh     highMax // its decaying high-water mark
 	outstanding atomic.Int64
-	// unplannedSteps and unplannedWork (nanoseconds) are steps dispatched
-	// beyond their chain's reservation, not yet on the timeline (book).
-	unplannedSteps, unplannedWork atomic.Int64
-	def                           time.Duration
-	rate                          float64 // invocations per second; 0 = unlimited
+	// unplanned counts the steps running now beyond their chain's
+	// reservation (a chain longer than expected).
+	unplanned atomic.Int64
+	def       time.Duration
+	// rateBits is the rate limit in invocations per second (float64
+	// bits; 0 = unlimited): a cluster lease may change it (SetRate).
+	rateBits atomic.Uint64
 
 	lines [maxLines]timeline
 }
 
 func newEstimator(def time.Duration, rate float64, fn flightTable) *estimator {
-	return &estimator{fn: fn, def: def, rate: rate}
+	e := &estimator{fn: fn, def: def}
+	e.rateBits.Store(math.Float64bits(rate))
+	return e
 }
+
+// rate is the rate limit in invocations per second; 0 = unlimited.
+func (e *estimator) rate() float64 { return math.Float64frombits(e.rateBits.Load()) }
 
 // observe records that an invocation of f (a flight table entry, nil for
 // none) held its slot for d.
@@ -115,12 +128,26 @@ func (e *estimator) durationOf(f *flight) time.Duration {
 	return e.def
 }
 
-// work is the slot time of a chain of steps invocations, the first of the
-// function f stands for, on its critical path: its first step, then each
-// later one (of any function) after the caller's turnaround.
-func (e *estimator) work(f *flight, steps int) time.Duration {
+// observed reports whether f's function (nil: any function) has been
+// observed, so that its estimate is not the configured default.
+func (e *estimator) observed(f *flight) bool {
+	if f != nil {
+		_, ok := f.slot.value()
+		return ok
+	}
+	_, ok := e.all.value()
+	return ok
+}
+
+// work is what a chain of steps invocations, the first of the function f
+// stands for, costs: critical is its duration (its first step, then each
+// later one, of any function, after the caller's turnaround), slot the
+// worker-slot time it holds (its steps alone: during a turnaround its
+// slot serves other chains).
+func (e *estimator) work(f *flight, steps int) (critical, slot time.Duration) {
 	gap, _ := e.gap.value()
-	return e.durationOf(f) + time.Duration(steps-1)*(e.durationOf(nil)+time.Duration(gap))
+	slot = e.durationOf(f) + time.Duration(steps-1)*e.durationOf(nil)
+	return slot + time.Duration(steps-1)*time.Duration(gap), slot
 }
 
 // learnSteps records that a chain entered at f's function made n
@@ -141,10 +168,38 @@ func (e *estimator) expectedSteps(f *flight, given int) int {
 	return 1
 }
 
-// extend records one unplanned step of f's function (a chain longer than
-// expected) without a lock; the next reader of the timeline books it
-// (book).
-func (e *estimator) extend(f *flight) {
-	e.unplannedWork.Add(int64(e.durationOf(f)))
-	e.unplannedSteps.Add(1)
+// ahead is the number of steps the fluid bound spreads over the pool:
+// the outstanding steps of admitted chains and the unplanned steps
+// running now.
+func (e *estimator) ahead() float64 {
+	return float64(e.outstanding.Load() + e.unplanned.Load())
 }
+
+// turnaround records one caller turnaround between two steps of a chain.
+func (e *estimator) turnaround(d time.Duration) {
+	e.gap.add(float64(d))
+	e.gapHigh.add(float64(d))
+}
+
+// highMax is a high-water mark that decays: a sample above it replaces
+// it, and each sample below moves it 1/highDecay of the way down towards
+// that sample. One word, updated without a lock; zero until the first
+// sample.
+type highMax struct{ bits atomic.Uint64 }
+
+// highDecay: a single long turnaround keeps weight over about a thousand
+// shorter ones.
+const highDecay = 1024
+
+func (h *highMax) add(x float64) {
+	for {
+		old := h.bits.Load()
+		p := math.Float64frombits(old)
+		v := max(x, p-(p-x)/highDecay)
+		if h.bits.CompareAndSwap(old, math.Float64bits(v)) {
+			return
+		}
+	}
+}
+
+func (h *highMax) value() float64 { return math.Float64frombits(h.bits.Load()) }

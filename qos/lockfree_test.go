@@ -98,28 +98,51 @@ func TestEWMAZeroSample(t *testing.T) {
 	}
 }
 
-// TestUnplannedStepsAreBooked: steps beyond a chain's reservation, recorded
-// without the lock, are on the timeline when the next chain is admitted:
-// one that would fit a free pool is refused behind them.
-func TestUnplannedStepsAreBooked(t *testing.T) {
+// TestUnplannedStepsCountWhileRunning: a step beyond its chain's
+// reservation counts in admission's projection while it holds its slot,
+// and not once it has ended: it is never booked after the fact (before,
+// the next new chain booked every unplanned step ever run at its own
+// arrival, work long done).
+func TestUnplannedStepsCountWhileRunning(t *testing.T) {
 	var mu sync.Mutex
 	now := time.Unix(1000, 0)
 	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
 	advance := invokerFunc(func() { mu.Lock(); now = now.Add(10 * time.Millisecond); mu.Unlock() })
-	for _, unplanned := range []int{0, 3} {
-		s := New(Config{Limit: 1, QueueCapacity: 10, QueueTimeout: time.Minute, DefaultEstimate: 10 * time.Millisecond, Now: clock})
-		// A chain of unknown length: one step reserved, the rest unplanned.
-		for i := range 1 + unplanned {
-			inv := &invocation.Invocation{Function: "f", Chain: "long"}
-			if _, err := s.Do(inv, nil, advance); err != nil || inv.Continuation != (i > 0) {
-				t.Fatalf("step %d: continuation %v, err %v", i, inv.Continuation, err)
-			}
+	s := New(Config{Limit: 1, QueueCapacity: 10, QueueTimeout: time.Minute, DefaultEstimate: 10 * time.Millisecond, Now: clock})
+	defer s.Close()
+	// A chain of unknown length: one step reserved, and three unplanned
+	// ones, all ended.
+	for i := range 4 {
+		inv := &invocation.Invocation{Function: "f", Chain: "long"}
+		if _, err := s.Do(inv, nil, advance); err != nil || inv.Continuation != (i > 0) {
+			t.Fatalf("step %d: continuation %v, err %v", i, inv.Continuation, err)
 		}
-		_, err := s.Do(&invocation.Invocation{Function: "f", Chain: "new", Budget: 25 * time.Millisecond, Steps: 1}, nil, advance)
-		if refused := err != nil; refused != (unplanned > 0) {
-			t.Errorf("%d unplanned steps of 10ms ahead: new chain with a 25ms budget err = %v, want refused %v", unplanned, err, unplanned > 0)
-		}
-		s.Close()
+	}
+	if _, err := s.Do(&invocation.Invocation{Function: "f", Chain: "new", Budget: 15 * time.Millisecond, Steps: 1}, nil, advance); err != nil {
+		t.Errorf("after 3 unplanned steps that ended: a new chain that fits a free pool: err = %v, want admitted", err)
+	}
+	// One more unplanned step, held: the one slot is taken, and a new
+	// chain that needs it for 10ms of a 15ms budget is refused until it
+	// ends.
+	hold, started := make(chan struct{}), make(chan struct{})
+	go func() {
+		inv := &invocation.Invocation{Function: "f", Chain: "long"}
+		_, _ = s.Do(inv, nil, invokerFunc(func() { close(started); <-hold }))
+	}()
+	<-started
+	if n := s.adm.est.unplanned.Load(); n != 1 {
+		t.Errorf("unplanned steps running = %d, want 1", n)
+	}
+	_, err := s.Do(&invocation.Invocation{Function: "f", Chain: "next", Budget: 15 * time.Millisecond, Steps: 1}, nil, advance)
+	if !errors.Is(err, ErrRefused) {
+		t.Errorf("behind a running unplanned step: err = %v, want refused", err)
+	}
+	close(hold)
+	for s.InFlight() != 0 || s.adm.est.unplanned.Load() != 0 {
+		time.Sleep(time.Millisecond)
+	}
+	if _, err := s.Do(&invocation.Invocation{Function: "f", Chain: "next", Budget: 15 * time.Millisecond, Steps: 1}, nil, advance); err != nil {
+		t.Errorf("once it ended: err = %v, want admitted", err)
 	}
 }
 

@@ -77,18 +77,21 @@ type ring struct {
 	live  atomic.Int64
 	now   func() time.Time
 	end   func(c *chain) // ends a chain that left the ring
+	// idle checks a chain still in the ring at each sweep: it ends one
+	// whose caller went quiet (quiet.go), which stays in the ring.
+	idle func(c *chain, now int64) bool
 
 	stop    chan struct{}
 	stopped sync.WaitGroup
 	close   sync.Once
 }
 
-func newRing(size int, ttl time.Duration, now func() time.Time, end func(*chain)) *ring {
+func newRing(size int, ttl time.Duration, now func() time.Time, end func(*chain), idle func(*chain, int64) bool) *ring {
 	n := 1
 	for n < size {
 		n <<= 1
 	}
-	r := &ring{slots: make([]atomic.Pointer[chain], n), mask: uint64(n - 1), ttl: int64(ttl), now: now, end: end,
+	r := &ring{slots: make([]atomic.Pointer[chain], n), mask: uint64(n - 1), ttl: int64(ttl), now: now, end: end, idle: idle,
 		stop: make(chan struct{})}
 	r.stopped.Add(1)
 	go r.sweep(min(max(ttl/100, 10*time.Millisecond), time.Second))
@@ -166,12 +169,18 @@ func (r *ring) sweep(every time.Duration) {
 	}
 }
 
-// expire ends every chain stored longer than the TTL ago.
+// expire ends every chain stored longer than the TTL ago, and lets idle
+// check the others that have not ended.
 func (r *ring) expire() {
 	now := r.now().UnixNano()
 	for i := range r.slots {
-		if c := r.slots[i].Load(); c != nil && now > c.expires.Load() {
+		c := r.slots[i].Load()
+		switch {
+		case c == nil:
+		case now > c.expires.Load():
 			r.remove(c)
+		case r.idle != nil && !c.ended.Load():
+			r.idle(c, now)
 		}
 	}
 }

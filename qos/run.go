@@ -44,26 +44,31 @@ func (s *Scheduler) AdmitRun(p RunPlan) (time.Time, error) {
 	// projected free, and until the steps admitted ahead, spread over
 	// every slot, are done. Its critical path follows.
 	project := func(ln *timeline) (int64, int64) {
-		out := float64(a.est.outstanding.Load())
+		out := a.est.ahead()
 		ahead := int64(out * float64(a.est.duration("")) / float64(limit))
 		start := max(now.UnixNano(), ln.slots[0].free, now.UnixNano()+ahead)
 		finish := start + int64(p.Critical)
 		// And all of its own work spread over the pool, after that ahead.
 		finish = max(finish, now.UnixNano()+ahead+int64(p.Work)/int64(limit))
-		if a.est.rate > 0 {
-			finish = max(finish, now.UnixNano()+int64((out+float64(steps))/a.est.rate*float64(time.Second)))
+		if r := a.est.rate(); r > 0 {
+			finish = max(finish, now.UnixNano()+int64((out+float64(steps))/r*float64(time.Second)))
 		}
 		return start, finish
 	}
-	bk, finish, deadline, err := a.place(limit, now, budget, project,
+	headroom := a.hr.value()
+	bk, finish, deadline, err := a.place(limit, now, now, budget, headroom, project,
 		func(ln *timeline, start int64) booking { return a.est.reserve(ln, start, p.Critical, steps, limit) })
 	if err != nil {
+		if a.est.observed(nil) {
+			a.hopeless(err, budget, max(p.Critical, p.Work/time.Duration(limit)), steps)
+		}
 		a.ev.ChainRefused(p.Class)
 		return time.Time{}, err
 	}
-	c := &chain{booking: bk, class: p.Class, start: now, deadline: deadline,
+	c := &chain{booking: bk, class: p.Class, start: now, deadline: deadline, headroom: headroom,
 		predicted: time.Duration(finish - now.UnixNano()), run: true}
 	c.remaining.Store(int32(steps))
+	a.live.Add(1)
 	a.store(p.Chain, c, false, now) // ends a forgotten chain of that id, if any
 	a.ev.ChainStarted(p.Class)
 	return deadline, nil
@@ -88,5 +93,29 @@ func (s *Scheduler) TouchRun(chain string) {
 	now := a.now()
 	if c, ok := a.lookup(chain, now); ok {
 		a.renew(chain, c, now)
+	}
+}
+
+// SkipRunSteps gives back n of the steps AdmitRun reserved for the run
+// chain that it will never make (the branches a k-of-n fan-out cancelled),
+// so that admission stops counting them as work ahead of later chains.
+// It gives back no more than are still reserved. Cost: a few atomic
+// operations and the chain table's lock, briefly.
+func (s *Scheduler) SkipRunSteps(chain string, n int) {
+	a := s.adm
+	c, ok := a.lookup(chain, a.now())
+	if !ok || n <= 0 {
+		return
+	}
+	for {
+		r := c.remaining.Load()
+		k := min(int32(n), r)
+		if k <= 0 {
+			return
+		}
+		if c.remaining.CompareAndSwap(r, r-k) {
+			a.est.outstanding.Add(-int64(k))
+			return
+		}
 	}
 }

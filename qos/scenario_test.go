@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -24,17 +25,23 @@ var rewrite = flag.Bool("rewrite", false, "rewrite the expected output of testda
 //
 // Commands:
 //
-//	new limit=N [capacity=N] [batch-share=F] [tenant-cap=N] [fn-cap=N] [rate=F] [estimate=D] [headroom=F] [order=shortest-first]
+//	new limit=N [capacity=N] [batch-share=F] [tenant-cap=N] [fn-cap=N] [rate=F] [estimate=D] [headroom=F]
+//	    [max-headroom=F] [ttl=D] [order=shortest-first]
 //	observe fn=F dur=D            feed the estimator one observed invocation
 //	at t=D                        set admission's clock to D after the start
 //	arrive name=X [fn=F] [tenant=T] [chain=C] [deadline=D] [steps=N] [class=batch] [priority=N] [fn-cap=N]
 //	                              prints "X: running", "X: queued <queue>" or "X: <error>"
 //	finish name=X [status=N]      the invocation X ends; prints the names granted a slot
+//	leave name=X                  X's client goes away: a queued X ends (prints how), a
+//	                              running one is answered to nobody when it finishes
+//	sweep                         the sweepers run once: chains whose callers went quiet end
+//	admission                     chains started and not ended, and the headroom kept
 //	state                         in flight and queue depths by class
 //	events                        what the scheduler reported since the last "events"
 //
 // Admission runs on a fake clock; waits use the real one, with deadlines an
-// hour away, so that no wait in a script ends by itself.
+// hour away, so that no wait in a script ends by itself. The sweepers run
+// only when a script says so (scenarioConfig).
 func TestScenarios(t *testing.T) {
 	files, err := filepath.Glob("testdata/*.txt")
 	if err != nil || len(files) == 0 {
@@ -126,7 +133,20 @@ type call struct {
 	inv     *invocation.Invocation
 	release chan int // the status the invocation ends with
 	done    chan error
+	client  *client
+	running bool // it got a slot (the harness saw it start)
 }
+
+// client is a call's caller, as the scheduler watches it (qos.Watcher and
+// qos.GoneChecker).
+type client struct {
+	left chan struct{} // closed when it goes away
+	gone atomic.Bool
+}
+
+func (c *client) WatchGone() <-chan struct{} { return c.left }
+func (c *client) StopWatch()                 {}
+func (c *client) Gone() bool                 { return c.gone.Load() }
 
 func (h *harness) clock() time.Time {
 	h.clockMu.Lock()
@@ -135,11 +155,17 @@ func (h *harness) clock() time.Time {
 }
 
 func (h *harness) close() {
+	if h.s != nil {
+		h.s.Close()
+	}
 	for _, c := range h.calls {
 		select {
 		case c.release <- 200:
 		default:
 		}
+	}
+	if h.s != nil {
+		h.s.Close() // its sweepers: with -count=N, N×scripts of them would tick on
 	}
 }
 
@@ -177,17 +203,21 @@ func (h *harness) run(cmd string) string {
 	a := args(h.t, fields[1:])
 	switch fields[0] {
 	case "new":
-		h.close() // a scenario may start over: the last scheduler's calls end
-		h.clockMu.Lock()
+		h.close()        // a scenario may start over: the last scheduler's calls end
+		h.clockMu.Lock() // the last scheduler's calls may still read it
 		h.base = time.Now().Add(time.Hour)
 		h.now = h.base
 		h.clockMu.Unlock()
 		h.ev = &recordEvents{}
 		h.calls = map[string]*call{}
 		h.started = make(chan string, 100)
+		// The chain table's sweeper runs on the real clock (reading the
+		// script's): a TTL longer than any script keeps it from ending
+		// chains between two commands, at a moment that would depend on
+		// the machine's speed.
 		cfg := Config{
 			Limit: int(h.num(a["limit"])), QueueCapacity: 100, QueueTimeout: 10 * time.Hour,
-			Events: h.ev, Now: h.clock,
+			ChainTTL: 10 * time.Hour, Events: h.ev, Now: h.clock,
 		}
 		if v, ok := a["capacity"]; ok {
 			cfg.QueueCapacity = int(h.num(v))
@@ -210,7 +240,11 @@ func (h *harness) run(cmd string) string {
 		if v, ok := a["headroom"]; ok {
 			cfg.Headroom = h.num(v)
 		}
+		if v, ok := a["ttl"]; ok {
+			cfg.ChainTTL = h.dur(v)
+		}
 		cfg.ShortestFirst = a["order"] == "shortest-first"
+		scenarioConfig(h.t, &cfg, a)
 		h.s = New(cfg)
 		return "ok"
 	case "observe":
@@ -240,6 +274,19 @@ func (h *harness) run(cmd string) string {
 		return b.String()
 	case "events":
 		return h.ev.drain()
+	case "leave":
+		return h.leave(a)
+	case "sweep":
+		if sw, ok := any(h.s).(interface{ sweep() }); ok {
+			sw.sweep()
+		}
+		return "ok"
+	case "admission":
+		out := fmt.Sprintf("active chains %d", h.s.ActiveChains())
+		if hr, ok := any(h.s).(interface{ Headroom() float64 }); ok {
+			out += fmt.Sprintf(", headroom %.3f", hr.Headroom())
+		}
+		return out
 	}
 	h.t.Fatalf("unknown command %q", fields[0])
 	return ""
@@ -270,12 +317,12 @@ func (h *harness) arrive(a map[string]string) string {
 		}
 		inv.Class = c
 	}
-	c := &call{inv: inv, release: make(chan int, 1), done: make(chan error, 1)}
+	c := &call{inv: inv, release: make(chan int, 1), done: make(chan error, 1), client: &client{left: make(chan struct{})}}
 	h.calls[name] = c
 	before := h.s.Queued()
 	started, s := h.started, h.s // a later "new" replaces them
 	go func() {
-		_, err := s.Do(inv, nil, invokerFunc2(func() {
+		_, err := s.Do(inv, c.client, invokerFunc2(func() {
 			started <- name
 			<-c.release
 		}))
@@ -287,6 +334,7 @@ func (h *harness) arrive(a map[string]string) string {
 			if got != name {
 				h.t.Fatalf("%s started while %s arrived", got, name)
 			}
+			c.running = true
 			return name + ": running"
 		case err := <-c.done:
 			return name + ": " + describe(err)
@@ -308,6 +356,8 @@ func describe(err error) string {
 	switch {
 	case err == nil:
 		return "done"
+	case errors.As(err, &r) && r.Never:
+		return "refused, never fits: needs " + fmtDur(r.Needs) + ", allowed " + fmtDur(r.Allowed)
 	case errors.As(err, &r):
 		return "refused, retry after " + fmtDur(r.RetryAfter)
 	}
@@ -320,6 +370,9 @@ func (h *harness) finish(a map[string]string) string {
 	if c == nil {
 		h.t.Fatalf("finish %s: no such invocation", name)
 	}
+	if !c.running {
+		return name + ": not running" // refused, or still queued: nothing to finish
+	}
 	before := h.s.Queued()
 	c.release <- 200
 	if err := <-c.done; err != nil {
@@ -327,13 +380,35 @@ func (h *harness) finish(a map[string]string) string {
 	}
 	var granted []string
 	for range before - h.s.Queued() {
-		granted = append(granted, <-h.started)
+		g := <-h.started
+		h.calls[g].running = true
+		granted = append(granted, g)
 	}
 	slices.Sort(granted)
 	if len(granted) == 0 {
 		return "granted: none"
 	}
 	return "granted: " + strings.Join(granted, " ")
+}
+
+func (h *harness) leave(a map[string]string) string {
+	name := a["name"]
+	c := h.calls[name]
+	if c == nil {
+		h.t.Fatalf("leave %s: no such invocation", name)
+	}
+	c.client.gone.Store(true)
+	close(c.client.left)
+	if c.running {
+		return name + ": left"
+	}
+	select {
+	case err := <-c.done:
+		return name + ": " + describe(err)
+	case <-time.After(time.Minute):
+		h.t.Fatalf("leave %s: still queued a minute after its client left", name)
+	}
+	return ""
 }
 
 type invokerFunc2 func()

@@ -37,6 +37,15 @@ type Watcher interface {
 	StopWatch()
 }
 
+// Withdrawer is a Watcher whose caller may give up its invocation after it
+// was granted a slot but before it is invoked: a DAG run's k-of-n branch
+// that the k-th success made useless while it waited. Do asks after every
+// grant; a withdrawn invocation gives its slot back at once, is never
+// invoked, and ends with ErrClientGone.
+type Withdrawer interface {
+	Withdrawn() bool
+}
+
 // Config sizes a Scheduler.
 type Config struct {
 	Limit         int           // worker slots
@@ -62,15 +71,27 @@ type Config struct {
 	DefaultDeadline time.Duration // budget of chains without X-Sequoia-Deadline-Ms; 0 = none
 	DefaultEstimate time.Duration // an invocation's slot time before any is observed (default 100ms)
 	// Headroom is the fraction of each chain's budget admission keeps in
-	// reserve for delays it cannot observe (0 to 0.9).
-	Headroom float64
+	// reserve for delays it cannot observe (0 to 0.9): the least it keeps,
+	// and where it starts. MaxHeadroom (Headroom to 0.9; 0 means 0.5) is
+	// the most it learns to keep from answers that came too late for
+	// their clients; MaxHeadroom = Headroom keeps it fixed.
+	Headroom, MaxHeadroom float64
 	// ShortestFirst orders waiters of one class and tenant by their
 	// function's estimated duration (shortest job first) instead of by
 	// deadline. Deadlines still end waits.
 	ShortestFirst bool
 
+	// Remote, in a cluster, knows the chains other replicas admitted
+	// (remote.go); nil for a replica alone.
+	Remote Remote
+
 	Events Events           // where to report; nil for nowhere
 	Now    func() time.Time // admission's clock; nil for time.Now
+
+	// sweepEvery is how often idle chains are checked for quiet callers
+	// (0: a quarter of quietFloor; negative: never, for tests that sweep
+	// by hand).
+	sweepEvery time.Duration
 }
 
 // Scheduler is the bounded worker pool, its two queues and chain admission.
@@ -174,11 +195,16 @@ func (s *Scheduler) Do(inv *invocation.Invocation, w Watcher, iv Invoker) (time.
 		s.adm.abandoned(c, inv, err)
 		return waited, err
 	}
+	if wd, ok := w.(Withdrawer); ok && wd.Withdrawn() {
+		s.Release(inv)
+		s.adm.abandoned(c, inv, ErrClientGone)
+		return waited, ErrClientGone
+	}
 	if granted.IsZero() {
 		granted = admitted // a free slot at once: no need to read the clock again
 	}
 	tc := s.tenantFlight.GetString(inv.Tenant)
-	s.adm.dispatched(c, fc)
+	unplanned := s.adm.dispatched(c)
 	if s.lim != nil {
 		// Hold the slot while waiting for a token, so that invocations
 		// still reach the platform in the scheduler's order.
@@ -199,7 +225,7 @@ func (s *Scheduler) Do(inv *invocation.Invocation, w Watcher, iv Invoker) (time.
 	end := s.adm.now()
 	s.Release(inv)
 	ok := err == nil && (inv.Resp == nil || inv.Resp.StatusCode() < 500 && inv.Resp.StatusCode() != 429)
-	s.adm.finished(c, fc, end.Sub(granted), ok, end)
+	s.adm.finished(c, fc, end.Sub(granted), ok, unplanned, end, w)
 	return waited, err
 }
 

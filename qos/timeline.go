@@ -71,8 +71,7 @@ func firstLine(lines int) int {
 }
 
 // lock locks line i of the timeline for limit worker slots and readies it
-// at now: sized to its share, and the unplanned steps recorded since the
-// last reader booked on it. The caller unlocks ln.mu.
+// at now: sized to its share. The caller unlocks ln.mu.
 func (e *estimator) lock(i, limit int, now int64) *timeline {
 	n, k := timelineSlots(limit)
 	i %= k
@@ -83,7 +82,6 @@ func (e *estimator) lock(i, limit int, now int64) *timeline {
 		share++
 	}
 	ln.resize(share, now)
-	e.book(ln, now)
 	return ln
 }
 
@@ -97,26 +95,29 @@ func (ln *timeline) resize(n int, now int64) {
 	}
 }
 
-// project returns when a chain of steps invocations and work (estimator.work)
-// arriving now would start and finish on ln, in a pool of limit slots.
-// REQUIRES: ln.mu.
-func (e *estimator) project(ln *timeline, work time.Duration, steps, limit int, now int64) (start, finish int64) {
+// project returns when a chain of steps invocations, of duration critical
+// and slot time slot (estimator.work), arriving now would start and finish
+// on ln, in a pool of limit slots. REQUIRES: ln.mu.
+func (e *estimator) project(ln *timeline, critical, slot time.Duration, steps, limit int, now int64) (start, finish int64) {
 	limit = max(limit, 1)
 	start = max(now, ln.slots[0].free)
-	finish = start + int64(work)
-	// Fluid bounds: the steps already admitted and this chain's, spread
-	// over every slot, and over the rate limit.
-	out := float64(e.outstanding.Load())
-	fluid := now + int64((out*float64(e.duration(""))+float64(work))/float64(limit))
+	finish = start + int64(critical)
+	// Fluid bounds: the steps already admitted (and unplanned ones
+	// running) and this chain's, spread over every slot, and over the
+	// rate limit.
+	out := e.ahead()
+	fluid := now + int64((out*float64(e.duration(""))+float64(slot))/float64(limit))
 	finish = max(finish, fluid)
-	if e.rate > 0 {
-		finish = max(finish, now+int64((out+float64(steps))/e.rate*float64(time.Second)))
+	if r := e.rate(); r > 0 {
+		finish = max(finish, now+int64((out+float64(steps))/r*float64(time.Second)))
 	}
 	return start, finish
 }
 
-// reserve books a projected chain on ln, in a pool of limit slots.
-// REQUIRES: ln.mu.
+// reserve books a projected chain on ln, in a pool of limit slots: its
+// slot holds it for work, its slot time (a chain's critical path is
+// longer by its callers' turnarounds, during which its slot serves other
+// chains). REQUIRES: ln.mu.
 func (e *estimator) reserve(ln *timeline, start int64, work time.Duration, steps, limit int) booking {
 	if n, _ := timelineSlots(limit); limit > n {
 		work = time.Duration(float64(work) * float64(n) / float64(limit))
@@ -153,32 +154,6 @@ func (e *estimator) settle(b booking, now int64) {
 	sl.free = max(now, sl.free-slack)
 	sl.shifted += slack
 	heap.Fix(&b.line.slots, sl.idx)
-}
-
-// book puts the unplanned steps recorded since the last call (extend) on
-// ln at now, each on the slot that frees first, as if booked when they
-// were dispatched (they are booked later, so at most as pessimistic as
-// the time since). Beyond one round of the line, the rest is spread
-// evenly. REQUIRES: ln.mu.
-func (e *estimator) book(ln *timeline, now int64) {
-	n := e.unplannedSteps.Swap(0)
-	if n <= 0 || len(ln.slots) == 0 {
-		return
-	}
-	w := e.unplannedWork.Swap(0)
-	d := w / n
-	one := min(n, int64(len(ln.slots)))
-	for range one {
-		ln.slots[0].free = max(now, ln.slots[0].free) + d
-		heap.Fix(&ln.slots, 0)
-	}
-	if rest := n - one; rest > 0 {
-		each := rest * d / int64(len(ln.slots))
-		for _, sl := range ln.slots {
-			sl.free = max(now, sl.free) + each
-		}
-		heap.Init(&ln.slots)
-	}
 }
 
 type slotHeap []*slot

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/sequoia-qos/sequoia/dag"
+	"github.com/sequoia-qos/sequoia/events"
 	"github.com/sequoia-qos/sequoia/invocation"
 	"github.com/sequoia-qos/sequoia/metrics"
 	"github.com/sequoia-qos/sequoia/proxy"
@@ -13,8 +14,9 @@ import (
 
 // newDAGs wires DAG runs (package dag) into the server: runs are admitted
 // by the scheduler, invoke through the proxy's platform client, and are
-// served by the proxy under /sequoia/v1/. DAGs in SEQUOIA_DAG_DIR are
-// registered now.
+// served by the proxy under /sequoia/v1/; async runs are journaled on the
+// engine (events.Runs), resumed by another replica or the next start if
+// this process dies. DAGs in SEQUOIA_DAG_DIR are registered now.
 func (s *Server) newDAGs() error {
 	c := s.cfg.DAGs
 	kind, _ := invocation.ParsePlatform(s.cfg.Backend.Kind)
@@ -22,6 +24,17 @@ func (s *Server) newDAGs() error {
 	if err != nil {
 		return fmt.Errorf("SEQUOIA_BACKEND_URL: %w", err)
 	}
+	runs, err := events.OpenRuns(s.engine, events.RunsConfig{
+		MaxBytes:  s.cfg.Events.RunJournalMaxBytes,
+		Retention: c.RunRetention,
+		Lease:     s.cfg.Events.DurableLease,
+		Replicas:  s.cfg.Cluster.NatsReplicas,
+		Log:       s.log,
+	}, s.metrics.Registry())
+	if err != nil {
+		return err
+	}
+	s.runs = runs
 	var svc *dag.Service
 	ev := s.metrics.NewDAGs(func() int { return svc.Active() })
 	svc = dag.New(dag.Config{
@@ -35,6 +48,7 @@ func (s *Server) newDAGs() error {
 		Events:    ev,
 		Observer:  s.nodeObserver(), // per-function metrics, and the warm pool's chain pre-warm and warm estimate
 		Decider:   s.decider,        // a policy's deny and scheduling fields hold for nodes too
+		Journal:   runs,             // async runs outlive this process
 		// A task names a function as the data port would parse it.
 		CheckTask: func(fn, qualifier string) error { _, _, err := s.proxy.TaskTarget(fn, qualifier); return err },
 		Log:       s.log,
@@ -60,7 +74,7 @@ func (s *Server) nodeObserver() dag.Observer {
 
 type nodeObserver struct {
 	m    *metrics.Metrics
-	warm proxy.Observer // nil: the pool is off
+	warm proxy.Observer // the warm pool and the objectives' tracker; nil: neither
 }
 
 func (o nodeObserver) Arrived(inv *invocation.Invocation) {

@@ -72,7 +72,8 @@ const threeNodeDAG = `{"start":"a","nodes":{
 	"c":{"kind":"task","function":"c","input":"/input"}}}`
 
 func TestDAGAPI(t *testing.T) {
-	emu, emuAddr := startEmulator(t, emulator.Config{Limit: 50})
+	emu, emuAddr, g := startGatedEmulator(t, emulator.Config{Limit: 50})
+	defer g.openAll()
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "fromdir.json"), []byte(`{"start":"x","nodes":{"x":{"kind":"task","function":"x"}}}`), 0o644); err != nil {
 		t.Fatal(err)
@@ -132,12 +133,30 @@ func TestDAGAPI(t *testing.T) {
 		t.Errorf("failed run answered %s", b)
 	}
 
-	// Cancel an asynchronous run while its first node runs.
-	resp, _ = c.want(202, "POST", "/sequoia/v1/dags/three/runs", `{"input":{"exec_ms":400}}`, "Prefer", "respond-async")
-	_, b = c.want(200, "DELETE", resp.Header.Get("Location"), "", asOps...)
-	if !strings.Contains(b, `"status":"canceled"`) {
-		t.Errorf("cancel answered %s", b)
+	// Cancel an asynchronous run while its first node runs: the gate
+	// holds node a's call, so the run is still going when the DELETE
+	// comes, and its call outlasts the DELETE's wait (202, still
+	// running); once the call ends, the run ends canceled and nothing more
+	// runs.
+	ranB, ranC := emu.Stats().Functions["b"].Invocations, emu.Stats().Functions["c"].Invocations
+	resp, _ = c.want(202, "POST", "/sequoia/v1/dags/three/runs", `{"input":{"label":"cancel-a","hold":true}}`, "Prefer", "respond-async")
+	loc = resp.Header.Get("Location")
+	eventually(t, "node a's call held at the platform", func() bool { return g.held() == 1 })
+	if _, b = c.want(202, "DELETE", loc, "", asOps...); !strings.Contains(b, `"status":"running"`) {
+		t.Errorf("cancel with the call in flight answered %s", b)
 	}
+	g.release(t, "cancel-a")
+	eventually(t, "the canceled run to end", func() bool {
+		_, b = c.want(200, "GET", loc, "")
+		return !strings.Contains(b, `"status":"running"`)
+	})
+	if !strings.Contains(b, `"status":"canceled"`) {
+		t.Errorf("canceled run ended as %s", b)
+	}
+	if st := emu.Stats().Functions; st["b"].Invocations != ranB || st["c"].Invocations != ranC {
+		t.Errorf("nodes after a canceled one ran: b %d, c %d times", st["b"].Invocations-ranB, st["c"].Invocations-ranC)
+	}
+	c.want(409, "DELETE", loc, "", asOps...) // already ended
 
 	// Bad input.
 	before := emu.Stats().Invocations
@@ -156,10 +175,11 @@ func TestDAGAPI(t *testing.T) {
 	c.want(405, "PATCH", "/sequoia/v1/dags/three", "")
 	c.want(404, "GET", "/sequoia/v1/other", "")
 
-	// A deadline the critical path cannot meet: refused, nothing runs.
-	resp, _ = c.want(429, "POST", "/sequoia/v1/dags/three/runs", `{"input":{},"deadline_ms":1}`)
-	if resp.Header.Get("Retry-After") == "" {
-		t.Error("refusal without Retry-After")
+	// A deadline the critical path could never meet, even alone: refused
+	// for good (422, no Retry-After), nothing runs.
+	resp, b = c.want(422, "POST", "/sequoia/v1/dags/three/runs", `{"input":{},"deadline_ms":1}`)
+	if resp.Header.Get("Retry-After") != "" || !strings.Contains(b, "deadline_too_short") {
+		t.Errorf("a hopeless run: Retry-After %q, %s", resp.Header.Get("Retry-After"), b)
 	}
 	if got := emu.Stats().Invocations; got != before {
 		t.Errorf("bad inputs and a refused run made %d invocations", got-before)

@@ -52,25 +52,41 @@ func waitFor(cond func() bool) {
 	}
 }
 
-// TestQueueAnswersAgainstEmulator: with the one slot held by a slow
-// invocation, a queued invocation times out with 503 and, while it waits,
-// the full queue answers 429; both carry Retry-After and neither reaches
-// the platform.
+// heldInvoke is a Lambda invocation of "slow" that the gate holds, with
+// label.
+func heldInvoke(label string) string {
+	body := `{"label":"` + label + `","hold":true}`
+	return "POST /2015-03-31/functions/slow/invocations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n" +
+		"Content-Length: " + itoa(len(body)) + "\r\n\r\n" + body
+}
+
+// TestQueueAnswersAgainstEmulator: with the one slot held, a queued
+// invocation times out with 503 and, while one waits, the full queue
+// answers 429; both carry Retry-After and neither reaches the platform.
+// Two servers, so that neither answer needs a race: the 429 from one whose
+// queued invocation waits a minute, the 503 from one with a short queue
+// timeout; the gate holds each slot for as long as the test needs.
 func TestQueueAnswersAgainstEmulator(t *testing.T) {
-	emu, emuAddr := startEmulator(t, emulator.Config{Limit: 10})
-	s := startServer(t, "SEQUOIA_BACKEND=lambda", "SEQUOIA_BACKEND_URL=http://"+emuAddr,
-		"SEQUOIA_MAX_CONCURRENCY=1", "SEQUOIA_QUEUE_CAPACITY=1", "SEQUOIA_QUEUE_TIMEOUT=300ms")
-	addr := s.dataLn.Addr().String()
-	first := make(chan *fasthttp.Response, 1)
-	go func() { first <- send(t, addr, slowInvoke("1500")) }()
-	waitFor(func() bool { return emu.Stats().InFlight == 1 })
-	second := make(chan *fasthttp.Response, 1)
-	go func() { second <- send(t, addr, slowInvoke("1")) }()
-	waitFor(func() bool { return s.sched.Queued() == 1 })
-	full := send(t, addr, slowInvoke("1"))
-	timedOut := <-second
-	if r := <-first; r.StatusCode() != 200 {
-		t.Errorf("slow invocation: %d %s", r.StatusCode(), r.Body())
+	emu, emuAddr, g := startGatedEmulator(t, emulator.Config{Limit: 10})
+	defer g.openAll()
+	env := []string{"SEQUOIA_BACKEND=lambda", "SEQUOIA_BACKEND_URL=http://" + emuAddr,
+		"SEQUOIA_MAX_CONCURRENCY=1", "SEQUOIA_QUEUE_CAPACITY=1"}
+	long := startServer(t, append(env, "SEQUOIA_QUEUE_TIMEOUT=1m")...)
+	short := startServer(t, append(env, "SEQUOIA_QUEUE_TIMEOUT=300ms")...)
+	served := make(chan *fasthttp.Response, 3)
+	go func() { served <- send(t, long.dataLn.Addr().String(), heldInvoke("long")) }()
+	eventually(t, "the first call held at the platform", func() bool { return g.held() == 1 })
+	go func() { served <- send(t, long.dataLn.Addr().String(), slowInvoke("1")) }()
+	eventually(t, "the second call queued", func() bool { return long.sched.Queued() == 1 })
+	full := send(t, long.dataLn.Addr().String(), slowInvoke("1"))
+	go func() { served <- send(t, short.dataLn.Addr().String(), heldInvoke("short")) }()
+	eventually(t, "the short server's call held at the platform", func() bool { return g.held() == 2 })
+	timedOut := send(t, short.dataLn.Addr().String(), slowInvoke("1"))
+	g.openAll()
+	for range 3 {
+		if r := <-served; r.StatusCode() != 200 {
+			t.Errorf("served invocation: %d %s", r.StatusCode(), r.Body())
+		}
 	}
 	for _, c := range []struct {
 		r    *fasthttp.Response
@@ -83,21 +99,22 @@ func TestQueueAnswersAgainstEmulator(t *testing.T) {
 			t.Errorf("%d without Retry-After", c.want)
 		}
 	}
-	if n := emu.Stats().Invocations; n != 1 {
-		t.Errorf("platform invocations = %d, want 1", n)
+	if n := emu.Stats().Invocations; n != 3 {
+		t.Errorf("platform invocations = %d, want 3 (the refused ones never reach it)", n)
 	}
 }
 
 // TestDisconnectedClientNeverInvoked: a client that hangs up while queued
 // is never invoked on the platform.
 func TestDisconnectedClientNeverInvoked(t *testing.T) {
-	emu, emuAddr := startEmulator(t, emulator.Config{Limit: 10})
+	emu, emuAddr, g := startGatedEmulator(t, emulator.Config{Limit: 10})
+	defer g.openAll()
 	s := startServer(t, "SEQUOIA_BACKEND=lambda", "SEQUOIA_BACKEND_URL=http://"+emuAddr,
 		"SEQUOIA_MAX_CONCURRENCY=1", "SEQUOIA_QUEUE_TIMEOUT=1m")
 	addr := s.dataLn.Addr().String()
 	first := make(chan *fasthttp.Response, 1)
-	go func() { first <- send(t, addr, slowInvoke("300")) }()
-	waitFor(func() bool { return emu.Stats().InFlight == 1 })
+	go func() { first <- send(t, addr, heldInvoke("first")) }()
+	eventually(t, "the first call held at the platform", func() bool { return g.held() == 1 })
 	for range 3 {
 		c, err := net.Dial("tcp", addr)
 		if err != nil {
@@ -110,6 +127,7 @@ func TestDisconnectedClientNeverInvoked(t *testing.T) {
 		c.Close()
 		waitFor(func() bool { return s.sched.Queued() == 0 })
 	}
+	g.openAll()
 	if r := <-first; r.StatusCode() != 200 {
 		t.Fatalf("first: %d", r.StatusCode())
 	}

@@ -30,6 +30,11 @@ func StartLocalPlatform(what string, cfg emulator.Config) (*emulator.Emulator, s
 // benches do. env is applied over those defaults (later entries win). It
 // returns the server and a func that stops it and waits for it to end.
 func StartLocal(ctx context.Context, platformAddr string, log *slog.Logger, env ...string) (*Server, func(), error) {
+	return StartLocalWith(ctx, platformAddr, log, nil, env...)
+}
+
+// StartLocalWith is StartLocal with options for New.
+func StartLocalWith(ctx context.Context, platformAddr string, log *slog.Logger, opts []Option, env ...string) (*Server, func(), error) {
 	// A state directory of its own, so that a demo or bench runs beside a
 	// sequoia serve of the same user; removed when it stops.
 	state, err := os.MkdirTemp("", "sequoia-local-")
@@ -48,7 +53,7 @@ func StartLocal(ctx context.Context, platformAddr string, log *slog.Logger, env 
 		os.RemoveAll(state)
 		return nil, nil, err
 	}
-	srv, err := New(cfg, log)
+	srv, err := New(cfg, log, opts...)
 	if err != nil {
 		os.RemoveAll(state)
 		return nil, nil, err
@@ -64,6 +69,11 @@ func (s *Server) DataAddr() string { return s.dataLn.Addr().String() }
 
 // AdminAddr is the admin port's address.
 func (s *Server) AdminAddr() string { return s.adminLn.Addr().String() }
+
+// SetBudget changes SEQUOIA_MAX_CONCURRENCY while serving, for benches
+// that shrink the platform under a running server: the lease (alone, the
+// whole budget) follows before it returns.
+func (s *Server) SetBudget(n int) { s.cl.leases.SetBudget(n) }
 
 // Scheduler is the server's worker pool and admission.
 func (s *Server) Scheduler() *qos.Scheduler { return s.sched }
@@ -81,9 +91,13 @@ func (s *Server) Config() config.Config { return s.cfg }
 const StatusListLimit = statusListLimit
 
 // Close releases what New opened, for a server that was built but never
-// run: its listeners and the NATS engine. Run releases them itself.
+// run: its listeners, the event store and the NATS engine. Run releases
+// them itself.
 func (s *Server) Close() {
 	s.dataLn.Close()
 	s.adminLn.Close()
-	_ = s.engine.Close()
+	s.closeDurable()
+	if s.sloNotify != nil {
+		s.sloNotify.Close()
+	}
 }

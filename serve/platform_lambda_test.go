@@ -127,7 +127,11 @@ func TestLambdaSDKInvocationTypes(t *testing.T) {
 func TestLambdaSDKBurstNoErrors(t *testing.T) {
 	const limit, burst = 8, 120
 	emu, emuAddr := startEmulator(t, emulator.Config{Limit: limit, ExecTime: 15 * time.Millisecond})
-	s := startServer(t, "SEQUOIA_BACKEND=lambda", "SEQUOIA_BACKEND_URL=http://"+emuAddr, "SEQUOIA_MAX_CONCURRENCY=12")
+	// The limit does not probe back up during the test (it would after a
+	// quiet second, which a slow machine's burst can outlast): once
+	// lowered, it stays lowered.
+	s := startServer(t, "SEQUOIA_BACKEND=lambda", "SEQUOIA_BACKEND_URL=http://"+emuAddr, "SEQUOIA_MAX_CONCURRENCY=12",
+		"SEQUOIA_ADAPTIVE_QUIET=1h")
 	c := lambdaClient(s.dataLn.Addr().String(), 0) // the SDK's default retryer: any retry would show
 
 	var failed, retried atomic.Int64
@@ -193,16 +197,19 @@ func TestLambdaSDKBurstNoErrors(t *testing.T) {
 // TestLambdaSDKDecodesSequoiaErrors: sequoia's own refusals reach the SDK
 // as Lambda's own errors.
 func TestLambdaSDKDecodesSequoiaErrors(t *testing.T) {
-	emu, emuAddr := startEmulator(t, emulator.Config{Limit: 5})
+	// The gate holds the slow call, and with it the only slot, until the
+	// refusal has been read.
+	_, emuAddr, g := startGatedEmulator(t, emulator.Config{Limit: 5})
+	defer g.openAll()
 	s := startServer(t, "SEQUOIA_BACKEND=lambda", "SEQUOIA_BACKEND_URL=http://"+emuAddr,
 		"SEQUOIA_MAX_CONCURRENCY=1", "SEQUOIA_QUEUE_CAPACITY=0")
 	c := lambdaClient(s.dataLn.Addr().String(), 1)
 	done := make(chan error, 1)
 	go func() {
-		_, err := c.Invoke(context.Background(), &lambda.InvokeInput{FunctionName: aws.String("slow"), Payload: []byte(`{"exec_ms":800}`)})
+		_, err := c.Invoke(context.Background(), &lambda.InvokeInput{FunctionName: aws.String("slow"), Payload: []byte(`{"label":"slow","hold":true}`)})
 		done <- err
 	}()
-	waitFor(func() bool { return emu.Stats().InFlight == 1 })
+	eventually(t, "the slow call held at the platform", func() bool { return g.held() == 1 })
 	_, err := c.Invoke(context.Background(), &lambda.InvokeInput{FunctionName: aws.String("other"), Payload: []byte(`{}`)})
 	var tmr *types.TooManyRequestsException
 	if !errors.As(err, &tmr) {
@@ -213,6 +220,7 @@ func TestLambdaSDKDecodesSequoiaErrors(t *testing.T) {
 		t.Errorf("TooManyRequestsException reason %q retry-after %q message %q",
 			tmr.Reason, aws.ToString(tmr.RetryAfterSeconds), aws.ToString(tmr.Message))
 	}
+	g.openAll()
 	if err := <-done; err != nil {
 		t.Errorf("slow call: %v", err)
 	}

@@ -107,18 +107,21 @@ func TestOpenWhiskJSClientBurst(t *testing.T) {
 // client as an OpenWhisk error with sequoia's message.
 func TestOpenWhiskJSClientDecodesSequoiaErrors(t *testing.T) {
 	needOWClient(t)
-	emu, emuAddr := startEmulator(t, emulator.Config{Limit: 5})
+	// The gate holds the slow call, and with it the only slot, while node
+	// starts and the client is refused.
+	_, emuAddr, g := startGatedEmulator(t, emulator.Config{Limit: 5})
+	defer g.openAll()
 	s := startServer(t, "SEQUOIA_BACKEND=openwhisk", "SEQUOIA_BACKEND_URL=http://"+emuAddr,
 		"SEQUOIA_MAX_CONCURRENCY=1", "SEQUOIA_QUEUE_CAPACITY=0")
 	addr := s.dataLn.Addr().String()
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		raw := `{"exec_ms":3000}`
+		raw := `{"label":"slow","hold":true}`
 		send(t, addr, "POST /api/v1/namespaces/guest/actions/slow?blocking=true HTTP/1.1\r\nHost: x\r\n"+
 			"Content-Type: application/json\r\nContent-Length: "+itoa(len(raw))+"\r\n\r\n"+raw)
 	}()
-	waitFor(func() bool { return emu.Stats().InFlight == 1 })
+	eventually(t, "the slow call held at the platform", func() bool { return g.held() == 1 })
 	got := owClient(t, addr, "other", "error")
 	e, _ := got["error"].(map[string]any)
 	if e == nil {
@@ -130,5 +133,6 @@ func TestOpenWhiskJSClientDecodesSequoiaErrors(t *testing.T) {
 	if body, _ := e["body"].(map[string]any); body["code"] != "queue_full" {
 		t.Errorf("error body %v, want OpenWhisk's {error, code}", e["body"])
 	}
+	g.openAll()
 	<-done
 }

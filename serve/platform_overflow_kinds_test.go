@@ -46,9 +46,13 @@ func primaryNeverRan(t *testing.T, primary *emulator.Emulator, fns ...string) {
 	}
 }
 
-// holdPrimary takes the primary's only slot for a while with a Lambda or
-// OpenWhisk call, so that the next invocation finds the queue full and
-// overflows; it returns when the primary runs it.
+// untilShutdown is a payload that runs until its emulator shuts down.
+const untilShutdown = `{"exec_ms":600000}`
+
+// holdPrimary takes the primary's only slot with a Lambda or OpenWhisk
+// call (raw, with the untilShutdown payload) that runs until the test ends,
+// so that the next invocation finds the queue full and overflows whatever
+// the machine's speed; it returns when the primary runs it.
 func holdPrimary(t *testing.T, primary *emulator.Emulator, addr, raw string) {
 	t.Helper()
 	done := make(chan struct{})
@@ -56,7 +60,7 @@ func holdPrimary(t *testing.T, primary *emulator.Emulator, addr, raw string) {
 		defer close(done)
 		send(t, addr, raw)
 	}()
-	t.Cleanup(func() { <-done })
+	t.Cleanup(func() { _ = primary.Shutdown(); <-done })
 	waitFor(func() bool { return primary.Stats().InFlight == 1 })
 }
 
@@ -71,7 +75,7 @@ func lambdaRaw(function, body string) string {
 func TestOverflowLambdaToOpenWhisk(t *testing.T) {
 	primary, second, _, addr := fullPrimary(t, "lambda", "openwhisk", 5, "SEQUOIA_OVERFLOW_OPENWHISK_AUTH="+overflowOWKey,
 		"SEQUOIA_OVERFLOW_FUNCTIONS=mapped=/guest/tools/mapped-action, pinned:7=pinned-v7")
-	holdPrimary(t, primary, addr, lambdaRaw("slow", `{"exec_ms":3000}`))
+	holdPrimary(t, primary, addr, lambdaRaw("slow", untilShutdown))
 	c := lambdaClient(addr, 1)
 	ctx := context.Background()
 
@@ -132,7 +136,7 @@ func TestOverflowLambdaToOpenWhisk(t *testing.T) {
 // read each answer as OpenWhisk's own.
 func TestOverflowOpenWhiskToLambda(t *testing.T) {
 	primary, second, _, addr := fullPrimary(t, "openwhisk", "lambda", 5, "SEQUOIA_OVERFLOW_FUNCTIONS=guest/odd.name=odd-name")
-	holdPrimary(t, primary, addr, owRaw("slow", `{"exec_ms":4000}`))
+	holdPrimary(t, primary, addr, owRaw("slow", untilShutdown))
 
 	resp := send(t, addr, owRaw("hello", `{"n":1}`))
 	var res map[string]any
@@ -207,7 +211,7 @@ func TestOverflowOpenWhiskToLambda(t *testing.T) {
 // http functions by path.
 func TestOverflowOpenWhiskToHTTP(t *testing.T) {
 	primary, second, _, addr := fullPrimary(t, "openwhisk", "http", 5)
-	holdPrimary(t, primary, addr, owRaw("slow", `{"exec_ms":2000}`))
+	holdPrimary(t, primary, addr, owRaw("slow", untilShutdown))
 	resp := send(t, addr, owRaw("img/resize", `{"w":3}`))
 	if resp.StatusCode() != 200 || !strings.Contains(string(resp.Body()), `"function":"img-resize"`) ||
 		!strings.Contains(string(resp.Body()), `"input":{"w":3}`) {
@@ -246,8 +250,8 @@ func TestOverflowLambdaPrimaryUnreachableToHTTP(t *testing.T) {
 // with a Retry-After, saying so; nothing ran.
 func TestOverflowThrottledToo(t *testing.T) {
 	primary, second, secondAddr, addr := fullPrimary(t, "lambda", "openwhisk", 1, "SEQUOIA_OVERFLOW_OPENWHISK_AUTH="+overflowOWKey)
-	holdPrimary(t, primary, addr, lambdaRaw("slow", `{"exec_ms":2000}`))
-	holdPrimary(t, second, secondAddr, owRaw("other", `{"exec_ms":2000}`)) // another caller of the overflow platform
+	holdPrimary(t, primary, addr, lambdaRaw("slow", untilShutdown))
+	holdPrimary(t, second, secondAddr, owRaw("other", untilShutdown)) // another caller of the overflow platform
 	_, err := lambdaClient(addr, 1).Invoke(context.Background(), &lambda.InvokeInput{FunctionName: aws.String("quick"), Payload: []byte(`{}`)})
 	var tooMany *types.TooManyRequestsException
 	if !errors.As(err, &tooMany) || !strings.Contains(tooMany.ErrorMessage(), "throttling too") || aws.ToString(tooMany.RetryAfterSeconds) == "" {
@@ -296,7 +300,7 @@ func TestOverflowLambdaEvents(t *testing.T) {
 	second, secondAddr := startEmulator(t, emulator.Config{Limit: 5})
 	s := startServer(t, "SEQUOIA_BACKEND=lambda", "SEQUOIA_BACKEND_URL=http://"+freeAddr(t),
 		"SEQUOIA_OVERFLOW_URL=http://"+secondAddr, "SEQUOIA_OVERFLOW_BACKEND=openwhisk",
-		"SEQUOIA_OVERFLOW_OPENWHISK_AUTH="+overflowOWKey)
+		"SEQUOIA_OVERFLOW_OPENWHISK_AUTH="+overflowOWKey, "SEQUOIA_EVENT_MAX_RETRIES=0")
 	c := lambdaClient(s.dataLn.Addr().String(), 1)
 	for _, fn := range []string{"bg", "bgfail"} {
 		payload := `{"k":1}`
@@ -309,14 +313,14 @@ func TestOverflowLambdaEvents(t *testing.T) {
 			t.Fatalf("Event %s: %v %v", fn, out, err)
 		}
 	}
-	waitFor(func() bool { return s.proxy.PendingEvents() == 0 })
+	waitEventsDone(t, s)
 	st := second.Stats()
 	if st.Functions["_/bg"].Completed != 1 || st.Functions["_/bgfail"].Invocations != 1 {
 		t.Errorf("overflow ran bg %d times and bgfail %d times, want 1 and 1", st.Functions["_/bg"].Completed, st.Functions["_/bgfail"].Invocations)
 	}
 	_, text := httpGet(t, "http://"+s.adminLn.Addr().String()+"/metrics")
-	for _, m := range []string{`sequoia_events_total{outcome="delivered"} 1`, `sequoia_events_total{outcome="function_error"} 1`,
-		`sequoia_overflow_total{reason="unreachable"} 2`, `sequoia_events_total{outcome="expired"} 0`} {
+	for _, m := range []string{`sequoia_events_total{outcome="delivered"} 1`, `sequoia_events_dead_lettered_total{reason="RetriesExhausted"} 1`,
+		`sequoia_overflow_total{reason="unreachable"} 2`, `sequoia_events_dead_lettered_total{reason="EventAgeExceeded"} 0`} {
 		if !strings.Contains(text, m) {
 			t.Errorf("/metrics has no %s", m)
 		}

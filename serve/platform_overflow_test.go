@@ -19,14 +19,17 @@ func owRaw(action, body string) string {
 // to queue, the next invocation runs at the overflow platform instead of
 // being refused.
 func TestOverflowWhenQueueFull(t *testing.T) {
-	primary, primaryAddr := startEmulator(t, emulator.Config{Limit: 5})
+	// The gate holds the slow call, and with it the only slot, until the
+	// overflowed call has run.
+	primary, primaryAddr, g := startGatedEmulator(t, emulator.Config{Limit: 5})
+	defer g.openAll()
 	second, secondAddr := startEmulator(t, emulator.Config{Limit: 5})
 	s := startServer(t, "SEQUOIA_BACKEND=openwhisk", "SEQUOIA_BACKEND_URL=http://"+primaryAddr,
 		"SEQUOIA_OVERFLOW_URL=http://"+secondAddr, "SEQUOIA_MAX_CONCURRENCY=1", "SEQUOIA_QUEUE_CAPACITY=0")
 	addr := s.dataLn.Addr().String()
 	done := make(chan *fasthttp.Response, 1)
-	go func() { done <- send(t, addr, owRaw("slow", `{"exec_ms":1000}`)) }()
-	waitFor(func() bool { return primary.Stats().InFlight == 1 })
+	go func() { done <- send(t, addr, owRaw("slow", `{"label":"slow","hold":true}`)) }()
+	eventually(t, "the slow call held at the primary", func() bool { return g.held() == 1 })
 	resp := send(t, addr, owRaw("quick", `{}`))
 	if resp.StatusCode() != 200 || !strings.Contains(string(resp.Body()), `"function":"guest/quick"`) {
 		t.Errorf("overflowed call: %d %s", resp.StatusCode(), resp.Body())
@@ -40,8 +43,9 @@ func TestOverflowWhenQueueFull(t *testing.T) {
 	if n := primary.Stats().Functions["guest/quick"].Invocations; n != 0 {
 		t.Errorf("primary ran quick %d times, want 0", n)
 	}
-	if r := <-done; r.StatusCode() != 200 {
-		t.Errorf("slow: %d", r.StatusCode())
+	g.openAll()
+	if r := <-done; r.StatusCode() != 200 || primary.Stats().Functions["guest/slow"].Completed != 1 {
+		t.Errorf("slow: %d, ran %d times at the primary", r.StatusCode(), primary.Stats().Functions["guest/slow"].Completed)
 	}
 	// The status page names the overflow platform and its API.
 	_, st := httpGet(t, "http://"+s.adminLn.Addr().String()+"/sequoia/v1/status")

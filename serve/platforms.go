@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"time"
 
@@ -27,7 +28,14 @@ type platformParts struct {
 	rates    proxy.RatePacer // OpenWhisk's per-namespace rate throttles, or nil
 }
 
-func newPlatformParts(cfg config.Config, kind invocation.Platform, sched *qos.Scheduler, m *metrics.Metrics) (platformParts, error) {
+// limiter is where the adaptive limit applies its limit and reads what
+// is in use: the lease's side of this replica (cluster.go), which caps it.
+type limiter interface {
+	SetLimit(n int)
+	InFlight() int
+}
+
+func newPlatformParts(cfg config.Config, kind invocation.Platform, sched limiter, m *metrics.Metrics, log *slog.Logger) (platformParts, error) {
 	pc := cfg.Platforms
 	parts := platformParts{retry: proxy.RetryConfig{
 		MaxAttempts:        pc.RetryMaxAttempts,
@@ -38,6 +46,8 @@ func newPlatformParts(cfg config.Config, kind invocation.Platform, sched *qos.Sc
 		BackgroundEstimate: pc.BackgroundEstimate,
 		EventMaxAge:        pc.EventMaxAge,
 		MaxEvents:          pc.MaxEvents,
+		EventMaxRetries:    cfg.Events.EventMaxRetries, // for InMemoryEvents only
+		EventRetryDelay:    cfg.Events.EventRetryDelay,
 	}}
 	if kind == invocation.Lambda {
 		u, err := url.Parse(cfg.Backend.URL)
@@ -68,12 +78,18 @@ func newPlatformParts(cfg config.Config, kind invocation.Platform, sched *qos.Sc
 		parts.retry.ReservedQuiet = pc.AdaptiveQuiet
 	}
 	if pc.Adaptive {
+		tolerance := pc.AdaptiveTolerance
+		if tolerance == 0 {
+			tolerance = -1 // off
+		}
 		parts.limit = adaptive.New(adaptive.Config{
-			Ceiling:  cfg.Limits.MaxConcurrency,
-			Backoff:  pc.AdaptiveBackoff,
-			Cooldown: pc.AdaptiveCooldown,
-			Quiet:    pc.AdaptiveQuiet,
-		}, sched.SetLimit, sched.InFlight)
+			Ceiling:   cfg.Limits.MaxConcurrency,
+			Initial:   pc.AdaptiveInitial,
+			Backoff:   pc.AdaptiveBackoff,
+			Cooldown:  pc.AdaptiveCooldown,
+			Quiet:     pc.AdaptiveQuiet,
+			Tolerance: tolerance,
+		}, sched.SetLimit, sched.InFlight, log)
 		parts.feedback = parts.limit
 		m.Registry().MustRegister(parts.limit.Collectors(metrics.Namespace)...)
 	}
@@ -126,12 +142,9 @@ func adaptiveStatus(l *adaptive.Limit, ceiling int) any {
 	if l == nil {
 		return map[string]any{"enabled": false, "ceiling": ceiling}
 	}
-	return map[string]any{
-		"enabled":         true,
-		"ceiling":         ceiling,
-		"limit":           l.Limit(),
-		"effective_limit": l.Effective(),
-		"background_held": l.Held(),
-		"throttles":       l.Throttles(),
-	}
+	return struct {
+		Enabled bool `json:"enabled"`
+		Ceiling int  `json:"ceiling"`
+		adaptive.Status
+	}{true, ceiling, l.Status()}
 }

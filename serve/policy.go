@@ -29,6 +29,7 @@ func (s *Server) newPolicy() error {
 		Snapshot: func() policy.Snapshot {
 			snap := s.policySnapshot()
 			stats.fill(&snap)
+			s.sloSnapshot(&snap) // slo.go
 			return snap
 		},
 		Registerer: s.metrics.Registry(),

@@ -14,23 +14,28 @@ import (
 
 	"github.com/sequoia-qos/sequoia/invocation"
 	"github.com/sequoia-qos/sequoia/loadtest/emulator"
+	"github.com/sequoia-qos/sequoia/metrics"
 )
 
 // End-to-end tests that the shipped scheduling policies change the order
 // in which `sequoia serve` sends work to a `sequoia emulate` platform.
 // Each runs the same scenario with a policy setting on and off and
-// compares: orders, counts and peaks, never wall-clock bounds. Queues are
-// built before they drain (the tests wait for the scheduler's queue
-// depth), and the scheduler's limit is small, so that the order does not
-// depend on the machine's speed. The snapshot is refreshed by the test
-// (SEQUOIA_POLICY_REFRESH is an hour), so decisions see a known state.
+// compares: orders, counts and peaks, never wall-clock bounds. Nothing
+// depends on the machine's speed: the requests that take the slots are
+// held at a gate in front of the platform until the queues are built (the
+// tests wait for the scheduler's queue depth); the order compared is the
+// one in which requests reached the platform, one slot dispatching them
+// one after another; and peaks are counted at the gate. The snapshot is
+// refreshed by the test (SEQUOIA_POLICY_REFRESH is an hour), so decisions
+// see a known state.
 
 // policyRig is a sequoia, with a copy of the shipped policies edited by
-// edit, in front of an emulator.
+// edit, in front of a gated emulator.
 type policyRig struct {
 	t   *testing.T
 	s   *Server
 	emu *emulator.Emulator
+	g   *gate // nil: no gate
 
 	wg    sync.WaitGroup
 	mu    sync.Mutex
@@ -39,7 +44,7 @@ type policyRig struct {
 
 func startPolicyRig(t *testing.T, backend string, edit func(name, src string) string, env ...string) *policyRig {
 	t.Helper()
-	emu, emuAddr := startEmulator(t, emulator.Config{Limit: 20, ExecTime: time.Millisecond})
+	emu, emuAddr, g := startGatedEmulator(t, emulator.Config{Limit: 20, ExecTime: time.Millisecond})
 	s := startServer(t, append([]string{
 		"SEQUOIA_BACKEND=" + backend, "SEQUOIA_BACKEND_URL=http://" + emuAddr,
 		"SEQUOIA_HTTP_ROUTE=path", "SEQUOIA_POLICY_DIR=" + copyShipped(t, edit),
@@ -47,8 +52,8 @@ func startPolicyRig(t *testing.T, backend string, edit func(name, src string) st
 		"SEQUOIA_POLICY_REFRESH=1h", "SEQUOIA_QUEUE_TIMEOUT=1m",
 		"SEQUOIA_ADAPTIVE=false", "SEQUOIA_PREWARM=false", // the limit stays put; no warm-ups take slots
 	}, env...)...)
-	r := &policyRig{t: t, s: s, emu: emu}
-	t.Cleanup(r.wg.Wait)
+	r := &policyRig{t: t, s: s, emu: emu, g: g}
+	t.Cleanup(func() { g.openAll(); r.wg.Wait() })
 	return r
 }
 
@@ -67,8 +72,18 @@ func edit(t *testing.T, file, old, new string) func(name, src string) string {
 
 // send invokes, in the background, the function at path (an http route,
 // "/fn/", or an OpenWhisk namespace and action, "ns/fn") running for
-// execMs at the platform, and records label when it is answered 200.
+// execMs at the platform, labelled label, and records label when it is
+// answered 200.
 func (r *policyRig) send(label, path string, execMs int) {
+	r.post(label, path, fmt.Sprintf(`{"exec_ms": %d, "label": %q}`, execMs, label))
+}
+
+// hold is send for a request the gate holds until released.
+func (r *policyRig) hold(label, path string) {
+	r.post(label, path, fmt.Sprintf(`{"label": %q, "hold": true}`, label))
+}
+
+func (r *policyRig) post(label, path, body string) {
 	url := "http://" + r.s.dataLn.Addr().String()
 	if ns, fn, ok := strings.Cut(path, "/"); ok && ns != "" {
 		url += "/api/v1/namespaces/" + ns + "/actions/" + fn + "?blocking=true&result=true"
@@ -76,7 +91,7 @@ func (r *policyRig) send(label, path string, execMs int) {
 		url += path
 	}
 	r.wg.Go(func() {
-		resp, err := http.Post(url, "application/json", strings.NewReader(fmt.Sprintf(`{"exec_ms": %d}`, execMs)))
+		resp, err := http.Post(url, "application/json", strings.NewReader(body))
 		if err != nil {
 			r.t.Error(err)
 			return
@@ -96,9 +111,9 @@ func (r *policyRig) send(label, path string, execMs int) {
 // waiters.
 func (r *policyRig) waitSched(inFlight, queued int) {
 	r.t.Helper()
-	for r.s.sched.InFlight() != inFlight || r.s.sched.Queued() != queued {
-		time.Sleep(time.Millisecond)
-	}
+	eventually(r.t, fmt.Sprintf("%d in flight and %d queued", inFlight, queued), func() bool {
+		return r.s.sched.InFlight() == inFlight && r.s.sched.Queued() == queued
+	})
 }
 
 // waitTenants waits until the scheduler counts exactly want's slots held
@@ -106,9 +121,9 @@ func (r *policyRig) waitSched(inFlight, queued int) {
 // before its tenant's count goes up, so InFlight alone can run ahead.
 func (r *policyRig) waitTenants(want map[string]int) {
 	r.t.Helper()
-	for !maps.Equal(maps.Collect(r.s.sched.TenantsInFlight()), want) {
-		time.Sleep(time.Millisecond)
-	}
+	eventually(r.t, fmt.Sprintf("tenants in flight %v", want), func() bool {
+		return maps.Equal(maps.Collect(r.s.sched.TenantsInFlight()), want)
+	})
 }
 
 // answered waits for every request sent and returns the labels in the
@@ -118,6 +133,14 @@ func (r *policyRig) answered() []string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return slices.Clone(r.order)
+}
+
+// arrived waits for every request sent and returns the labels of those
+// sent after the first `after` to reach the platform, in the order they
+// reached it.
+func (r *policyRig) arrived(after int) []string {
+	r.wg.Wait()
+	return r.g.order()[after:]
 }
 
 // priority is the priority the running policy gives a first step of fn
@@ -135,13 +158,14 @@ func (r *policyRig) priority(tenant, fn string) int {
 // 1, the platform never runs two of it at once while other functions use
 // the other slots; without the cap, the same burst runs it 4 at a time.
 func TestPolicyCapsEndToEnd(t *testing.T) {
-	burst := func(t *testing.T, caps string) (capped, free int64) {
+	burst := func(t *testing.T, caps string) (capped, free int) {
 		r := startPolicyRig(t, "http", edit(t, "caps.rego", "caps_function_caps := {}", "caps_function_caps := "+caps),
 			"SEQUOIA_MAX_CONCURRENCY=4")
 		// The capped function's burst first, so that it could take every
-		// slot; then the others.
+		// slot; then the others. Each is held at the platform until all
+		// are in flight or queued.
 		for i := range 5 {
-			r.send(fmt.Sprint("capped", i), "/capped/", 150)
+			r.hold(fmt.Sprint("capped", i), "/capped/")
 		}
 		if caps == "{}" {
 			r.waitSched(4, 1)
@@ -149,15 +173,16 @@ func TestPolicyCapsEndToEnd(t *testing.T) {
 			r.waitSched(1, 4)
 		}
 		for i := range 6 {
-			r.send(fmt.Sprint("free", i), "/free/", 100)
+			r.hold(fmt.Sprint("free", i), "/free/")
 		}
+		r.waitSched(4, 7) // four in flight: capped ones, or the capped one and three free
+		r.g.openAll()
 		if got := len(r.answered()); got != 11 {
 			t.Fatalf("%d of 11 answered", got)
 		}
-		st := r.emu.Stats()
-		return st.Functions["capped"].PeakConcurrency, st.Functions["free"].PeakConcurrency
+		return r.g.peak("/capped/"), r.g.peak("/free/")
 	}
-	var capped, free, uncapped int64
+	var capped, free, uncapped int
 	t.Run("cap", func(t *testing.T) {
 		capped, free = burst(t, `{"capped": 1}`)
 		if capped != 1 || free < 2 {
@@ -185,21 +210,22 @@ func TestPolicyStrictPriorityEndToEnd(t *testing.T) {
 		}
 		r := startPolicyRig(t, backend, edit(t, "caps.rego", "caps_function_ranks := {}", "caps_function_ranks := "+ranks),
 			"SEQUOIA_MAX_CONCURRENCY=1")
-		r.send("blocker", bulk, 300)
+		r.hold("blocker", bulk)
 		r.waitSched(1, 0)
 		for i := range 6 {
-			r.send(fmt.Sprint("bulk", i), bulk, 40)
+			r.send(fmt.Sprint("bulk", i), bulk, 1)
 		}
 		r.waitSched(1, 6)
 		for i := range 3 {
-			r.send(fmt.Sprint("urgent", i), urgent, 40)
+			r.send(fmt.Sprint("urgent", i), urgent, 1)
 		}
 		r.waitSched(1, 9)
-		order := r.answered()
-		if len(order) != 10 {
-			t.Fatalf("answered %v, want 10", order)
+		r.g.release(t, "blocker")
+		order := r.arrived(1) // after the blocker
+		if len(order) != 9 {
+			t.Fatalf("reached the platform after the blocker %v, want 9", order)
 		}
-		return order[1:] // after the blocker
+		return order
 	}
 	urgentFirst := func(order []string) int {
 		n := 0
@@ -227,7 +253,7 @@ func TestPolicyStrictPriorityEndToEnd(t *testing.T) {
 			t.Errorf("order %v: without a rank, %d urgent overtook the flood", unranked, n)
 		}
 	})
-	t.Logf("answered after the blocker, ranked: %v; unranked: %v", ranked, unranked)
+	t.Logf("reached the platform after the blocker, ranked: %v; unranked: %v", ranked, unranked)
 }
 
 // TestPolicySJFEndToEnd: with sjf.rego on, once the functions' p50s are
@@ -237,7 +263,7 @@ func TestPolicyStrictPriorityEndToEnd(t *testing.T) {
 func TestPolicySJFEndToEnd(t *testing.T) {
 	type result struct {
 		order               []string
-		shortMean, longMean float64 // mean position in the order answered
+		shortMean, longMean float64 // mean position in the order served
 		shortPrio, longPrio int
 	}
 	run := func(t *testing.T, on bool) result {
@@ -246,33 +272,41 @@ func TestPolicySJFEndToEnd(t *testing.T) {
 			setting = "sjf_enabled := true"
 		}
 		r := startPolicyRig(t, "http", edit(t, "sjf.rego", "sjf_enabled := false", setting), "SEQUOIA_MAX_CONCURRENCY=1")
-		// Observe both functions' durations, one at a time.
+		// Both functions run (so that they count as active), and their
+		// durations are observed: a few real invocations, and many more
+		// fed to the request metrics, so that the p50s are 1ms and 120ms
+		// (sjf's buckets below 50ms and below 500ms) whatever the machine
+		// made of the real ones.
 		for range 3 {
 			r.send("warm", "/short/", 1)
 			r.answered()
 			r.send("warm", "/long/", 120)
 			r.answered()
 		}
+		for fn, d := range map[string]time.Duration{"short": time.Millisecond, "long": 120 * time.Millisecond} {
+			for range 20 {
+				r.s.metrics.Function([]byte(fn)).Observe(metrics.Forwarded, d)
+			}
+		}
 		r.s.policy.Refresh()
 		var res result
 		res.shortPrio, res.longPrio = r.priority("", "short"), r.priority("", "long")
 
-		r.mu.Lock()
-		r.order = nil
-		r.mu.Unlock()
-		r.send("blocker", "/long/", 300)
+		before := len(r.g.order())
+		r.hold("blocker", "/long/")
 		r.waitSched(1, 0)
 		for i := range 5 {
-			r.send(fmt.Sprint("long", i), "/long/", 120)
+			r.send(fmt.Sprint("long", i), "/long/", 1)
 			r.waitSched(1, 2*i+1)
 			r.send(fmt.Sprint("short", i), "/short/", 1)
 			r.waitSched(1, 2*i+2)
 		}
-		order := r.answered()
-		if len(order) != 11 {
-			t.Fatalf("answered %v, want 11", order)
+		r.g.release(t, "blocker")
+		order := r.arrived(before + 1)
+		if len(order) != 10 {
+			t.Fatalf("reached the platform after the blocker %v, want 10", order)
 		}
-		res.order = order[1:]
+		res.order = order
 		var s, l float64
 		for i, label := range res.order {
 			if strings.HasPrefix(label, "short") {
@@ -306,7 +340,7 @@ func TestPolicySJFEndToEnd(t *testing.T) {
 			t.Errorf("order %v: want arrival order (long0 first, short ones later on average)", off.order)
 		}
 	})
-	t.Logf("mean position answered (0-9) after the blocker: with sjf short %.1f, long %.1f (priorities %d, %d); without short %.1f, long %.1f",
+	t.Logf("mean position served (0-9) after the blocker: with sjf short %.1f, long %.1f (priorities %d, %d); without short %.1f, long %.1f",
 		on.shortMean, on.longMean, on.shortPrio, on.longPrio, off.shortMean, off.longMean)
 }
 
@@ -320,31 +354,34 @@ func TestPolicyFairShareEndToEnd(t *testing.T) {
 		r := startPolicyRig(t, "openwhisk",
 			edit(t, "chains.rego", "chains_over_share_priority := -10", "chains_over_share_priority := "+priority),
 			"SEQUOIA_MAX_CONCURRENCY=4")
-		// Tenant a holds 3 of the 4 slots, b holds 1; they end one after
-		// another, a's first.
-		for i, ms := range []int{300, 600, 900} {
-			r.send(fmt.Sprint("hold-a", i), "a/hold", ms)
+		// Tenant a holds 3 of the 4 slots, b holds 1, all held at the
+		// platform.
+		for i := range 3 {
+			r.hold(fmt.Sprint("hold-a", i), "a/hold")
 		}
 		r.waitSched(3, 0)
-		r.send("hold-b", "b/hold", 1200)
+		r.hold("hold-b", "b/hold")
 		r.waitSched(4, 0)
 		r.waitTenants(map[string]int{"a": 3, "b": 1})
 		r.s.policy.Refresh()
 		a, b = r.priority("a", "work"), r.priority("b", "work")
 		// Then each queues two new chains, a's first.
-		r.send("a1", "a/work", 50)
+		before := len(r.g.order())
+		r.send("a1", "a/work", 1)
 		r.waitSched(4, 1)
-		r.send("a2", "a/work", 50)
+		r.send("a2", "a/work", 1)
 		r.waitSched(4, 2)
-		r.send("b1", "b/work", 50)
+		r.send("b1", "b/work", 1)
 		r.waitSched(4, 3)
-		r.send("b2", "b/work", 50)
+		r.send("b2", "b/work", 1)
 		r.waitSched(4, 4)
-		for _, label := range r.answered() {
-			if !strings.HasPrefix(label, "hold") {
-				order = append(order, label)
-			}
-		}
+		// One slot comes back: the queued chains run through it one after
+		// another, in the scheduler's order.
+		r.g.release(t, "hold-a0")
+		eventually(t, "the four new chains at the platform", func() bool { return len(r.g.order()) == before+4 })
+		order = r.g.order()[before:]
+		r.g.openAll()
+		r.wg.Wait()
 		return order, a, b
 	}
 	var with, without []string
@@ -368,7 +405,7 @@ func TestPolicyFairShareEndToEnd(t *testing.T) {
 			t.Errorf("order %v, want %v", without, want)
 		}
 	})
-	t.Logf("new chains answered, tenant a holding 3 of 4 slots: with the penalty %v, without %v", with, without)
+	t.Logf("new chains at the platform, tenant a holding 3 of 4 slots: with the penalty %v, without %v", with, without)
 }
 
 // TestPolicySnapshotColdStartRateLive: in `sequoia serve` with the warm

@@ -1,8 +1,12 @@
 package serve
 
 import (
+	"time"
+
 	"github.com/sequoia-qos/sequoia/invocation"
+	"github.com/sequoia-qos/sequoia/platform"
 	"github.com/sequoia-qos/sequoia/proxy"
+	"github.com/sequoia-qos/sequoia/qos/adaptive"
 	"github.com/sequoia-qos/sequoia/warmpool"
 )
 
@@ -31,17 +35,62 @@ func (s *Server) newWarmPool(kind invocation.Platform) {
 		Backoff:        w.PrewarmBackoff,
 		MaxBackoff:     w.PrewarmMaxBackoff,
 		Log:            s.log,
-	}, s.sched, s.up)
+	}, s.sched, s.warmupInvoker(kind))
 	s.warm.SetReporter(s.metrics.NewWarmPool(s.warm.Warm))
 }
 
-// observer is what the proxy reports invocations to: the warm pool, or
-// nothing.
-func (s *Server) observer() proxy.Observer {
-	if s.warm == nil {
-		return nil
+// warmupInvoker is what the warm pool sends warm-ups with: the platform
+// client, reporting to the adaptive limit when there is one. Warm-ups are
+// platform calls like any other: a throttled one bounds the limit, and
+// those the platform runs let the limit grow out of its slow start while
+// nothing else runs (else a pool started at SEQUOIA_ADAPTIVE_INITIAL could
+// never warm more instances than that). Their round trip is the hold, not
+// a run: no latency sample.
+func (s *Server) warmupInvoker(kind invocation.Platform) warmpool.Invoker {
+	if s.plat.limit == nil {
+		return s.up
 	}
-	return s.warm
+	return warmupFeedback{up: s.up, kind: kind, limit: s.plat.limit}
+}
+
+type warmupFeedback struct {
+	up    warmpool.Invoker
+	kind  invocation.Platform
+	limit *adaptive.Limit
+}
+
+func (w warmupFeedback) Invoke(inv *invocation.Invocation) error {
+	n := w.limit.InFlight()
+	if err := w.up.Invoke(inv); err != nil {
+		return err
+	}
+	switch v, _ := platform.Classify(w.kind, inv.Resp); v {
+	case platform.ThrottledConcurrency:
+		w.limit.OnThrottle()
+	case platform.ThrottledRate, platform.ThrottledFunction, platform.Unavailable:
+	default:
+		w.limit.OnSuccess(inv.Function, n, time.Time{})
+	}
+	return nil
+}
+
+// observer is what the proxy and DAG nodes report invocations to: the
+// warm pool and the objectives' tracker, either, or nothing.
+func (s *Server) observer() proxy.Observer {
+	var o observers // slo.go
+	if s.warm != nil {
+		o = append(o, s.warm)
+	}
+	if s.slo != nil {
+		o = append(o, s.slo)
+	}
+	switch len(o) {
+	case 0:
+		return nil
+	case 1:
+		return o[0]
+	}
+	return o
 }
 
 // warmStatus is the warm pool's section of /sequoia/v1/status: the

@@ -22,7 +22,7 @@ func TestWarmPoolSeesDAGsAndEvents(t *testing.T) {
 		`{"start":"a","nodes":{"a":{"kind":"task","function":"a","next":"b"},"b":{"kind":"task","function":"b"}}}`, asOps...)
 	c.want(200, "POST", "/sequoia/v1/dags/ab/runs", `{"input":{}}`)
 	c.want(202, "POST", "/2015-03-31/functions/ev/invocations", `{}`, "X-Amz-Invocation-Type", "Event")
-	s.proxy.WaitEvents(nil) // delivered
+	waitEventsDone(t, s)
 	if n := emu.Stats().Functions["ev"].Invocations; n != 1 {
 		t.Fatalf("the emulator ran ev %d times, want 1", n)
 	}

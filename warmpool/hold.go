@@ -78,6 +78,10 @@ const (
 	holdMargin = 2
 )
 
+// ignoreAfter is how many checked rounds in a row must come back sooner
+// than their hold for the function to be taken to ignore it.
+const ignoreAfter = 3
+
 // round is the warm-ups of one function that one warmLocked call sent
 // together (two or more).
 type round struct {
@@ -114,12 +118,22 @@ func (p *Pool) answeredLocked(r *round, a answer) verdict {
 	if r.pending--; r.pending > 0 {
 		return unchecked
 	}
-	v, need := r.check(p.signal.Load())
+	v, need, early := r.check(p.signal.Load())
 	if v == unchecked {
 		return v
 	}
 	f := r.f
 	f.rounds[v-unverified]++
+	switch {
+	case v == verified:
+		f.earlyRun = 0
+	case early:
+		f.early++
+		if f.earlyRun++; f.earlyRun == ignoreAfter {
+			p.cfg.Log.Warn("function ignores sequoia_warmup_hold_ms: its warm-ups answer sooner than the hold, so they land on one instance and only one stays warm",
+				"function", f.name, "hold", r.hold, "rounds_in_a_row", f.earlyRun)
+		}
+	}
 	if need >= f.need { // the first round too: need starts at 0
 		f.need = need
 	} else {
@@ -140,9 +154,10 @@ func (p *Pool) answeredLocked(r *round, a answer) verdict {
 }
 
 // check judges a round whose warm-ups have all answered, and returns the
-// hold it needed (its span less its hold). signal says whether the
-// platform flags cold starts (an answer without the flag is then warm).
-func (r *round) check(signal bool) (verdict, time.Duration) {
+// hold it needed (its span less its hold) and whether a warm warm-up came
+// back sooner than its hold. signal says whether the platform flags cold
+// starts (an answer without the flag is then warm).
+func (r *round) check(signal bool) (verdict, time.Duration, bool) {
 	f := r.f
 	// Without the signal, a warm-up expected cold paid a cold start if its
 	// round trip beyond the hold is far above the lowest recent one; the
@@ -182,15 +197,20 @@ func (r *round) check(signal bool) (verdict, time.Duration) {
 		held = held && a.answered.Sub(a.sent) >= r.hold
 	}
 	if n < 2 {
-		return unchecked, 0
+		return unchecked, 0, false
 	}
 	span := last.Sub(first)
 	need := max(span-r.hold, 0)
 	if held && span < 2*r.hold {
-		return verified, need
+		return verified, need, false
 	}
-	return unverified, need
+	return unverified, need, !held
 }
+
+// ignoresHoldLocked reports whether f's warm-ups have come back sooner
+// than their hold in ignoreAfter checked rounds in a row.
+// REQUIRES: f.mu.
+func (f *function) ignoresHoldLocked() bool { return f.earlyRun >= ignoreAfter }
 
 // wholeMs rounds d up to whole milliseconds: the hold is sent as an
 // integer.

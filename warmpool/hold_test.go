@@ -33,25 +33,27 @@ func TestRoundCheck(t *testing.T) {
 		signal  bool // the platform flags cold starts
 		want    verdict
 		need    time.Duration
+		early   bool
 	}{
-		{"close together", 10 * ms, []answer{warm(0, 11), warm(1, 12), warm(2, 13)}, true, verified, 3 * ms},
-		{"span of twice the hold", 10 * ms, []answer{warm(0, 11), warm(5, 20)}, true, unverified, 10 * ms},
-		{"a late send", 10 * ms, []answer{warm(0, 11), warm(30, 41)}, true, unverified, 31 * ms},
-		{"a cold start is left out", 10 * ms, []answer{warm(0, 11), warm(1, 12), cold(0, 512)}, true, verified, 2 * ms},
-		{"a failure is left out", 10 * ms, []answer{warm(0, 11), warm(1, 12), failed(0, 90)}, true, verified, 2 * ms},
-		{"one warm: nothing to check", 10 * ms, []answer{warm(0, 11), cold(0, 512), cold(1, 513)}, true, unchecked, 0},
-		{"answered sooner than the hold: the function does not hold", 10 * ms, []answer{warm(0, 2), warm(1, 3)}, true, unverified, 0},
-		{"no hold: nothing holds", 0, []answer{warm(0, 1), warm(0, 1)}, true, unverified, 1 * ms},
-		{"signal seen: no flag is warm, however late", 10 * ms, []answer{silent(0, 11), fresh(1, 12), fresh(1, 515)}, true, unverified, 505 * ms},
-		{"no signal: an expected cold start, by round trip, is left out", 10 * ms, []answer{silent(0, 12), fresh(1, 12), fresh(1, 515)}, false, verified, 2 * ms},
-		{"no signal: a late warm-up expected warm counts", 10 * ms, []answer{silent(0, 12), silent(1, 12), silent(1, 515)}, false, unverified, 505 * ms},
-		{"no signal, all alike: all warm", 10 * ms, []answer{fresh(0, 40), fresh(1, 41)}, false, unverified, 31 * ms},
+		{"close together", 10 * ms, []answer{warm(0, 11), warm(1, 12), warm(2, 13)}, true, verified, 3 * ms, false},
+		{"span of twice the hold", 10 * ms, []answer{warm(0, 11), warm(5, 20)}, true, unverified, 10 * ms, false},
+		{"a late send", 10 * ms, []answer{warm(0, 11), warm(30, 41)}, true, unverified, 31 * ms, false},
+		{"a cold start is left out", 10 * ms, []answer{warm(0, 11), warm(1, 12), cold(0, 512)}, true, verified, 2 * ms, false},
+		{"a failure is left out", 10 * ms, []answer{warm(0, 11), warm(1, 12), failed(0, 90)}, true, verified, 2 * ms, false},
+		{"one warm: nothing to check", 10 * ms, []answer{warm(0, 11), cold(0, 512), cold(1, 513)}, true, unchecked, 0, false},
+		{"answered sooner than the hold: the function does not hold", 10 * ms, []answer{warm(0, 2), warm(1, 3)}, true, unverified, 0, true},
+		{"one answered sooner than the hold", 10 * ms, []answer{warm(0, 11), warm(1, 3)}, true, unverified, 1 * ms, true},
+		{"no hold: nothing holds", 0, []answer{warm(0, 1), warm(0, 1)}, true, unverified, 1 * ms, false},
+		{"signal seen: no flag is warm, however late", 10 * ms, []answer{silent(0, 11), fresh(1, 12), fresh(1, 515)}, true, unverified, 505 * ms, false},
+		{"no signal: an expected cold start, by round trip, is left out", 10 * ms, []answer{silent(0, 12), fresh(1, 12), fresh(1, 515)}, false, verified, 2 * ms, false},
+		{"no signal: a late warm-up expected warm counts", 10 * ms, []answer{silent(0, 12), silent(1, 12), silent(1, 515)}, false, unverified, 505 * ms, false},
+		{"no signal, all alike: all warm", 10 * ms, []answer{fresh(0, 40), fresh(1, 41)}, false, unverified, 31 * ms, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := &round{f: &function{}, hold: tc.hold, answers: tc.answers}
-			got, need := r.check(tc.signal)
-			if got != tc.want || need != tc.need {
-				t.Errorf("verdict %d, need %v; want %d, %v", got, need, tc.want, tc.need)
+			got, need, early := r.check(tc.signal)
+			if got != tc.want || need != tc.need || early != tc.early {
+				t.Errorf("verdict %d, need %v, early %v; want %d, %v, %v", got, need, early, tc.want, tc.need, tc.early)
 			}
 		})
 	}
@@ -253,4 +255,82 @@ func TestAdaptiveHoldFallsAndKeepsNWarm(t *testing.T) {
 		t.Errorf("a burst of %d after %+v rounds at a %d ms hold paid %d cold starts, want 0", n, fs.Rounds, fs.HoldMs, got)
 	}
 	t.Logf("hold %d ms, need %.3f ms, rounds %+v, %d warm-ups", fs.HoldMs, *fs.NeedMs, fs.Rounds, st.Warmups)
+}
+
+// TestIgnoresHoldDetected: a function whose rounds of warm-ups come back
+// sooner than their hold, three checked rounds in a row, is taken to
+// ignore sequoia_warmup_hold_ms; a verified round clears it, and rounds
+// that are early but not in a row do not set it.
+func TestIgnoresHoldDetected(t *testing.T) {
+	const ms = time.Millisecond
+	t0 := time.Unix(1e9, 0)
+	round := func(f *function) *round { return &round{f: f, why: KeepAlive, hold: 20 * ms, pending: 2} }
+	at := func(d time.Duration) answer {
+		return answer{sent: t0, answered: t0.Add(d), ok: true, known: true}
+	}
+	sched := qos.New(qos.Config{Limit: 10, QueueCapacity: 10, QueueTimeout: time.Minute})
+	p := New(Config{Platform: invocation.OpenWhisk, Hold: 20 * ms, HoldMin: 20 * ms, HoldMax: 20 * ms}, sched, &fakeInvoker{})
+	defer p.Close()
+	f := p.function("guest/fn", 0)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	feed := func(d time.Duration) {
+		r := round(f)
+		p.answeredLocked(r, at(d))
+		p.answeredLocked(r, at(d))
+	}
+	for i, step := range []struct {
+		answered time.Duration
+		want     bool
+	}{
+		{ms, false}, {ms, false}, {ms, true}, // three early in a row
+		{ms, true},
+		{21 * ms, false},                                        // verified: it held this time
+		{ms, false}, {ms, false}, {21 * ms, false}, {ms, false}, // never three in a row
+	} {
+		feed(step.answered)
+		if got := f.ignoresHoldLocked(); got != step.want {
+			t.Errorf("round %d (answered after %v): ignores hold %v, want %v", i, step.answered, got, step.want)
+		}
+	}
+	if f.early != 7 {
+		t.Errorf("early rounds %d, want 7", f.early)
+	}
+}
+
+// TestIgnoresHoldOnTheEmulator keeps 3 instances of a function warm on an
+// emulator whose function ignores the hold: its warm-ups land on one
+// instance, and the pool's status says the function ignores the hold.
+// Against the same function honouring it, the status says nothing.
+func TestIgnoresHoldOnTheEmulator(t *testing.T) {
+	for _, ignore := range []bool{true, false} {
+		emu, addr, up, sched := emulated(t, emulator.Config{Limit: 20, ExecTime: 10 * time.Millisecond,
+			ColdStart: 50 * time.Millisecond, KeepAlive: time.Minute, IgnoreHold: ignore})
+		// A hold far above a loopback round trip, so that a warm-up
+		// that ignores it answers sooner however loaded the machine.
+		const hold = 200 * time.Millisecond
+		p := New(Config{Platform: invocation.OpenWhisk, Min: 3, KeepAlive: time.Minute, Hold: hold,
+			HoldMin: hold, HoldMax: hold}, sched, up)
+		burstAt(t, p, addr, 1)
+		// Keep-alive rounds, each sent as a redo would be: the instances
+		// are believed to expire now.
+		for range 6 {
+			f := p.function("guest/fn", 0)
+			f.mu.Lock()
+			f.redo = true
+			f.mu.Unlock()
+			p.Tick()
+			p.sending.Wait()
+		}
+		st := p.Status(10)
+		p.Close()
+		if len(st.List) != 1 {
+			t.Fatalf("status lists %d functions", len(st.List))
+		}
+		fs := st.List[0]
+		t.Logf("ignore=%v: status %+v; emulator warm instances %d", ignore, fs, emu.Stats().Functions["guest/fn"].WarmInstances)
+		if fs.IgnoresHold != ignore {
+			t.Errorf("function ignoring the hold: %v; status ignores_hold %v", ignore, fs.IgnoresHold)
+		}
+	}
 }

@@ -53,6 +53,11 @@ type FunctionStatus struct {
 	// may have shared some (the hold was too short for the round trips,
 	// or the function did not hold).
 	Rounds RoundCounts `json:"rounds"`
+	// IgnoresHold: its warm-ups came back sooner than their hold in
+	// several checked rounds in a row, none verified: the function does
+	// not honour sequoia_warmup_hold_ms, so its warm-ups land on one
+	// instance and only one stays warm whatever Min says.
+	IgnoresHold bool `json:"ignores_hold"`
 }
 
 // HoldRange is the warm-up hold's configuration.
@@ -67,6 +72,9 @@ type HoldRange struct {
 type RoundCounts struct {
 	Verified   int64 `json:"verified"`
 	Unverified int64 `json:"unverified"`
+	// Early are the unverified rounds in which a warm-up came back
+	// sooner than its hold.
+	Early int64 `json:"answered_before_hold"`
 }
 
 // WarmupCounts are warm-ups by reason.
@@ -114,16 +122,17 @@ func (p *Pool) functionStatus(f *function, now time.Time) FunctionStatus {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	fs := FunctionStatus{
-		Function:   f.name,
-		Warm:       f.instancesLive(now, p.cfg.KeepAlive),
-		Min:        p.wantLocked(f),
-		Burst:      switched(f, p.cfg.BurstFunctions, p.cfg.Burst) && !p.offLocked(f),
-		Chain:      switched(f, p.cfg.ChainFunctions, p.cfg.Chains) && !p.offLocked(f),
-		Warmups:    WarmupCounts{KeepAlive: f.sent[KeepAlive], Burst: f.sent[Burst], Chain: f.sent[Chain]},
-		ColdStarts: f.cold,
-		Failures:   f.fails,
-		HoldMs:     f.hold.Milliseconds(),
-		Rounds:     RoundCounts{Unverified: f.rounds[0], Verified: f.rounds[1]},
+		Function:    f.name,
+		Warm:        f.instancesLive(now, p.cfg.KeepAlive),
+		Min:         p.wantLocked(f),
+		Burst:       switched(f, p.cfg.BurstFunctions, p.cfg.Burst) && !p.offLocked(f),
+		Chain:       switched(f, p.cfg.ChainFunctions, p.cfg.Chains) && !p.offLocked(f),
+		Warmups:     WarmupCounts{KeepAlive: f.sent[KeepAlive], Burst: f.sent[Burst], Chain: f.sent[Chain]},
+		ColdStarts:  f.cold,
+		Failures:    f.fails,
+		HoldMs:      f.hold.Milliseconds(),
+		Rounds:      RoundCounts{Unverified: f.rounds[0], Verified: f.rounds[1], Early: f.early},
+		IgnoresHold: f.ignoresHoldLocked(),
 	}
 	if f.rounds != [2]int64{} { // need measured
 		ms := float64(f.need.Microseconds()) / 1000

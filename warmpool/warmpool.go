@@ -176,6 +176,11 @@ type function struct {
 	excess     latencyFloor
 	rounds     [2]int64
 	redo       bool
+	// early counts the checked rounds in which a warm warm-up came back
+	// sooner than its hold; earlyRun those in a row, with no round
+	// verified since. From ignoreAfter in a row the function is taken to
+	// ignore sequoia_warmup_hold_ms (hold.go).
+	early, earlyRun int64
 }
 
 // New returns a Pool that takes slots from slots and sends warm-ups with iv.

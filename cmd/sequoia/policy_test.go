@@ -28,7 +28,7 @@ func TestPolicyCheckShipped(t *testing.T) {
 	if err := runPolicy(context.Background(), []string{"check", copyShipped(t, nil)}, &out); err != nil {
 		t.Fatalf("check: %v\n%s", err, out.String())
 	}
-	if !strings.HasPrefix(out.String(), "ok: 14 files, ") {
+	if !strings.HasPrefix(out.String(), "ok: 16 files, ") {
 		t.Errorf("output %q", out.String())
 	}
 }
@@ -135,5 +135,43 @@ func TestPolicyEval(t *testing.T) {
 		if err := runPolicy(context.Background(), args, &out); err == nil {
 			t.Errorf("policy %v: no error", args)
 		}
+	}
+}
+
+// TestPolicyCheckAddedPolicy: with a policy added to a copy of the shipped
+// ones, the shipped tests of the whole decision fail; check says so, with
+// what they expected and got, and that they pass without the added file.
+// A misspelt field is reported at the added file's line.
+func TestPolicyCheckAddedPolicy(t *testing.T) {
+	dir := copyShipped(t, nil)
+	write := func(src string) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(dir, "mine.rego"), []byte(src), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("package sequoia\n\ncontribution.mine := {\"priority\": 5}\n")
+	var out bytes.Buffer
+	if err := runPolicy(context.Background(), []string{"check", dir}, &out); err == nil {
+		t.Fatalf("check passed:\n%s", out.String())
+	}
+	got := out.String()
+	for _, want := range []string{
+		filepath.Join(dir, "decision_test.rego") + ":35: test data.sequoia_test.test_priorities_add failed: d.priority == 2100",
+		"\n    expected: 2100\n    actual:   2105\n    a shipped test of the shipped policies alone: it passes without mine.rego",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("output lacks %q:\n%s", want, got)
+		}
+	}
+
+	write("package sequoia\n\ncontribution.mine := {\n\t\"priority\": 5,\n\t\"priorty\": 5,\n}\n")
+	out.Reset()
+	_ = runPolicy(context.Background(), []string{"check", dir}, &out)
+	if want := filepath.Join(dir, "mine.rego") + ":5: contribution.mine sets decision.priorty: unknown field"; !strings.Contains(out.String(), want) {
+		t.Errorf("output lacks %q:\n%s", want, out.String())
+	}
+	if strings.Contains(out.String(), "decision.rego:") {
+		t.Errorf("output blames the merge:\n%s", out.String())
 	}
 }

@@ -15,7 +15,8 @@
 // The summary ("... repeated": N, "interval") is written when the interval
 // of the first suppressed record ends, by a timer, so a burst that stops is
 // still summed up. Handlers made by WithAttrs and WithGroup share their
-// parent's counts.
+// parent's counts. Messages given to New as always pass every time: lines
+// kept one per event on purpose (sequoia's Lambda Event redeliveries).
 //
 // Usage:
 //

@@ -16,6 +16,9 @@ type Handler struct {
 // state is shared by a Handler and those derived from it.
 type state struct {
 	every time.Duration
+	// always are messages every record of which passes: records kept one
+	// per event on purpose (a count read from the log).
+	always map[string]bool
 
 	mu     sync.Mutex
 	kinds  map[kind]*window // REQUIRES: mu
@@ -39,9 +42,13 @@ type window struct {
 }
 
 // New returns a Handler that writes to next and lets one record of each
-// kind through per interval every.
-func New(next slog.Handler, every time.Duration) *Handler {
-	s := &state{every: every, kinds: map[kind]*window{}}
+// kind through per interval every; every record whose message is one of
+// always passes.
+func New(next slog.Handler, every time.Duration, always ...string) *Handler {
+	s := &state{every: every, kinds: map[kind]*window{}, always: map[string]bool{}}
+	for _, m := range always {
+		s.always[m] = true
+	}
 	s.done = sync.NewCond(&s.mu)
 	return &Handler{next: next, state: s}
 }
@@ -55,6 +62,9 @@ func (h *Handler) Enabled(ctx context.Context, level slog.Level) bool {
 // counts it.
 func (h *Handler) Handle(ctx context.Context, r slog.Record) error {
 	s := h.state
+	if s.always[r.Message] {
+		return h.next.Handle(ctx, r)
+	}
 	k := kind{r.Level, r.Message}
 	now := r.Time
 	if now.IsZero() {

@@ -123,3 +123,31 @@ func TestConcurrentUse(t *testing.T) {
 		t.Errorf("%d records accounted for, want 4000", total)
 	}
 }
+
+// TestAlwaysPasses: records whose message New was told to let through all
+// pass, one line each, beside a kind that is summarised.
+func TestAlwaysPasses(t *testing.T) {
+	var out lines
+	h := New(slog.NewJSONHandler(&out, nil), time.Hour, "event redelivered")
+	log := slog.New(h)
+	for i := range 50 {
+		log.Info("event redelivered", "seq", i)
+		log.Warn("platform unreachable")
+	}
+	h.Close()
+	n := 0
+	for _, r := range out.records(t) {
+		if r["msg"] == "event redelivered" {
+			if r["seq"] != float64(n) {
+				t.Errorf("line %d = %v", n, r)
+			}
+			n++
+		}
+	}
+	if n != 50 {
+		t.Errorf("%d redelivery lines, want all 50", n)
+	}
+	if recs := out.records(t); len(recs) != 52 {
+		t.Errorf("%d lines, want 52 (50, the first warning, its summary)", len(recs))
+	}
+}

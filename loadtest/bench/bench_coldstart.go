@@ -17,6 +17,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/schollz/progressbar/v3"
 
+	"github.com/sequoia-qos/sequoia/internal/cli"
 	"github.com/sequoia-qos/sequoia/loadtest"
 	"github.com/sequoia-qos/sequoia/loadtest/emulator"
 	"github.com/sequoia-qos/sequoia/serve"
@@ -159,8 +160,6 @@ type coldReport struct {
 
 func runBenchColdstart(ctx context.Context, args []string, out, progress io.Writer) error {
 	fs := flag.NewFlagSet("bench coldstart", flag.ContinueOnError)
-	fs.SetOutput(out)
-	fs.Usage = func() { fmt.Fprint(out, coldstartUsage); fs.PrintDefaults() }
 	var b coldSpec
 	var asJSON bool
 	fs.IntVar(&b.Chains, "chains", 20, "chains in each burst")
@@ -171,15 +170,31 @@ func runBenchColdstart(ctx context.Context, args []string, out, progress io.Writ
 	fs.DurationVar(&b.KeepAlive, "keepalive", 2*time.Second, "the platform's keep-alive (and SEQUOIA_PLATFORM_KEEPALIVE)")
 	fs.DurationVar(&b.Idle, "idle", 0, "idle time before the burst (0: twice the keep-alive plus one second)")
 	fs.IntVar(&b.Prewarm, "prewarm", 0, "SEQUOIA_PREWARM_MIN with the warm pool (0: the burst's chains)")
-	fs.DurationVar(&b.Steady, "steady", 3*time.Minute, "length of the steady run (0 skips it)")
+	fs.DurationVar(&b.Steady, "steady", 10*time.Minute, "length of the steady run (0 skips it); the goal is judged over at least 10 minutes, to amortise the first fill")
 	fs.IntVar(&b.SteadyPrewarm, "steady-prewarm", -1, "SEQUOIA_PREWARM_MIN in the steady run (-1: -prewarm)")
-	fs.DurationVar(&b.SteadyKeepAlive, "steady-keepalive", 0, "the platform's keep-alive in the steady run (0: -keepalive)")
+	fs.DurationVar(&b.SteadyKeepAlive, "steady-keepalive", time.Minute, "the platform's keep-alive in the steady run (0: -keepalive); the goal is judged at a real platform's, at least a minute (OpenWhisk keeps 10)")
 	fs.Float64Var(&b.Rate, "rate", 5, "chains per second in the steady run")
 	fs.DurationVar(&b.BurstEvery, "burst-every", 30*time.Second, "a burst of -chains chains this often in the steady run")
-	fs.BoolVar(&b.SteadyBaseline, "steady-baseline", false, "run the steady run without the pool too, first, and report what the pool adds to occupied slot-time")
+	fs.BoolVar(&b.SteadyBaseline, "steady-baseline", true, "run the steady run without the pool too, first, and report what the pool adds to occupied slot-time (the net measure)")
+	short := fs.Bool("short", false, "a quick run for CI, seconds long: 4 chains, limit 10, 10ms calls, 100ms cold starts, 400ms keep-alive, a 2s steady run at 4 chains/s with a burst every second (explicit flags still apply); its steady figures are not the goal's")
 	fs.BoolVar(&asJSON, "json", false, "print the report as JSON")
-	if err := fs.Parse(args); err != nil {
+	if help, err := cli.Parse(fs, coldstartUsage, args, out); help || err != nil {
 		return err
+	}
+	if fs.NArg() > 0 {
+		return cli.Usagef("bench coldstart", "unexpected argument %q", fs.Arg(0))
+	}
+	if *short {
+		set := map[string]bool{}
+		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+		for name, v := range map[string]string{
+			"chains": "4", "limit": "10", "exec": "10ms", "cold-start": "100ms", "keepalive": "400ms",
+			"steady": "2s", "steady-keepalive": "400ms", "rate": "4", "burst-every": "1s",
+		} {
+			if !set[name] {
+				_ = fs.Set(name, v)
+			}
+		}
 	}
 	if b.Idle == 0 {
 		b.Idle = 2*b.KeepAlive + time.Second
@@ -195,7 +210,7 @@ func runBenchColdstart(ctx context.Context, args []string, out, progress io.Writ
 	}
 	if b.Chains <= 0 || b.Steps <= 0 || b.Limit <= 0 || b.Exec < 0 || b.ColdStart < 0 || b.KeepAlive <= 0 ||
 		b.Idle < 0 || b.Prewarm < 0 || b.Prewarm > b.Limit || b.SteadyPrewarm > b.Limit || b.Steady < 0 || b.Rate <= 0 || b.BurstEvery <= 0 {
-		return fmt.Errorf("bench coldstart: -chains, -steps, -limit, -keepalive, -rate and -burst-every must be positive; -prewarm and -steady-prewarm at most -limit; the rest not negative")
+		return cli.Usagef("bench coldstart", "-chains, -steps, -limit, -keepalive, -rate and -burst-every must be positive; -prewarm and -steady-prewarm at most -limit; the rest not negative")
 	}
 	rep, err := benchColdstart(ctx, b, progress)
 	if err != nil {
@@ -541,10 +556,20 @@ func printColdstart(out io.Writer, rep coldReport) {
 			fmt.Fprintf(out, "warm-up hold: %.2f ms on average, settled at %s; rounds verified %d, not verified %d\n",
 				float64(h.Mean)/float64(time.Millisecond), h.settled(), h.Rounds.Verified, h.Rounds.Unverified)
 		}
-		fmt.Fprintf(out, "warm-ups ≤ 5%% of invocation slots, by slot-time: %s\n", verdict(st.SlotTimeShare <= 0.05))
+		share := verdict(st.SlotTimeShare <= 0.05)
+		if s.Steady < 10*time.Minute || s.SteadyKeepAlive < time.Minute {
+			share += " (not the goal's run: it needs -steady >= 10m and -steady-keepalive >= 1m)"
+		}
+		fmt.Fprintf(out, "warm-ups ≤ 5%% of invocation slots, by slot-time: %s\n", share)
 		if base := rep.SteadyBaseline; base != nil {
 			fmt.Fprintf(out, "without the pool: %d cold starts, %s occupied; the pool added %.1f%% of the occupied slot-time (p99 %s without, %s with)\n",
 				base.ColdStarts, sec(base.RealSlotTime), 100*rep.NetSlotTime, ms(base.P99), ms(st.P99))
+			goalRun := s.Steady >= 10*time.Minute && s.SteadyKeepAlive >= time.Minute
+			judged := "not the goal's run (it needs -steady >= 10m and -steady-keepalive >= 1m)"
+			if goalRun {
+				judged = verdict(rep.NetSlotTime <= 0)
+			}
+			fmt.Fprintf(out, "net slot-time (what the pool adds less the cold starts it saves) <= 0: %s\n", judged)
 		}
 	}
 }

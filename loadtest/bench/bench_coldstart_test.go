@@ -18,16 +18,16 @@ func TestBenchColdstartSmall(t *testing.T) {
 		t.Skip("runs for several seconds")
 	}
 	var out bytes.Buffer
-	err := runBenchColdstart(context.Background(), []string{
-		"-chains", "4", "-limit", "10", "-exec", "10ms", "-cold-start", "100ms", "-keepalive", "400ms",
-		"-steady", "2s", "-burst-every", "1s", "-rate", "4", "-steady-baseline", "--json",
-	}, &out, io.Discard)
+	err := runBenchColdstart(context.Background(), []string{"-short", "--json"}, &out, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var rep coldReport
 	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
 		t.Fatalf("--json output %q: %v", out.String(), err)
+	}
+	if sp := rep.Spec; sp.Chains != 4 || sp.Steady != 2*time.Second || sp.SteadyKeepAlive != 400*time.Millisecond || !sp.SteadyBaseline {
+		t.Errorf("-short ran %+v, want 4 chains, a 2s steady run at a 400ms keep-alive, with the baseline", sp)
 	}
 	if len(rep.Rows) != 2 || rep.Rows[0].WarmPool || !rep.Rows[1].WarmPool {
 		t.Fatalf("rows = %+v, want without then with the pool", rep.Rows)

@@ -7,6 +7,8 @@ import (
 	"io"
 	"strings"
 	"testing"
+
+	"github.com/sequoia-qos/sequoia/loadtest"
 )
 
 // TestBenchChainsSmall runs `sequoia bench chains --json` on a small
@@ -71,5 +73,76 @@ func TestBenchChainsHeadroom(t *testing.T) {
 	err = runBenchChains(context.Background(), []string{"-headroom", "1.5"}, io.Discard, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "SEQUOIA_ADMISSION_HEADROOM") {
 		t.Errorf("-headroom 1.5: err = %v, want one naming SEQUOIA_ADMISSION_HEADROOM", err)
+	}
+}
+
+// TestBenchChainsClientsAndScenarios runs every client and scenario on a
+// small workload without deadlines (so that every chain completes, however
+// slow the machine): a row per measured burst, every chain accounted for
+// by the client and by sequoia's own counters, the untold scenario's
+// chains all ended once their callers went quiet, and k6 skipped with a
+// note when it is missing (run when it is installed).
+func TestBenchChainsClientsAndScenarios(t *testing.T) {
+	clients, k6 := "fasthttp,nethttp,k6", "/nonexistent/k6"
+	if bin, err := loadtest.FindK6(""); err == nil {
+		k6 = bin
+	}
+	var out bytes.Buffer
+	err := runBenchChains(context.Background(), []string{
+		"-chains", "20", "-limit", "4", "-exec", "5ms", "-deadline", "0", "-targets", "sequoia",
+		"-clients", clients, "-scenarios", "burst,untold,bursts", "-bursts", "2", "-untold", "10",
+		"-k6", k6, "--json",
+	}, &out, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep benchReport
+	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
+		t.Fatalf("--json output %q: %v", out.String(), err)
+	}
+	type key struct {
+		scenario, client string
+	}
+	bursts := map[key]int{}
+	for _, r := range rep.Rows {
+		k := key{r.Scenario, r.Client}
+		if r.Client == "k6" && k6 == "/nonexistent/k6" {
+			if !strings.Contains(r.Skipped, "k6 is missing") {
+				t.Errorf("%v: %+v, want skipped as missing", k, r)
+			}
+			bursts[k]++
+			continue
+		}
+		if r.Skipped != "" {
+			t.Errorf("%v burst %d skipped: %s", k, r.Burst, r.Skipped)
+			continue
+		}
+		bursts[k]++
+		if r.Completed != 20 || r.Dropped != 0 || r.Refused != 0 || r.Failed != 0 {
+			t.Errorf("%v burst %d: %+v; want all 20 completed without a deadline", k, r.Burst, r.Summary)
+		}
+		if r.Queue == nil || r.Queue.Answered.Requests != 40 || r.Queue.All.Requests != 40 {
+			t.Errorf("%v burst %d: queueing %+v, want 40 answered requests", k, r.Burst, r.Queue)
+		}
+		if c := r.Sequoia; c == nil || c.Completed != 20 || c.Refused != 0 || c.Failed != 0 || c.Dropped["late"]+c.Dropped["client_gone"]+c.Dropped["deadline"] != 0 {
+			t.Errorf("%v burst %d: sequoia counted %+v, want 20 completed and nothing else", k, r.Burst, r.Sequoia)
+		}
+		if r.Scenario == "untold" && r.ActiveAfter != 0 {
+			t.Errorf("%v: %d chains still active after the untold ones' callers went quiet, want 0", k, r.ActiveAfter)
+		}
+	}
+	for _, c := range strings.Split(clients, ",") {
+		for s, n := range map[string]int{"burst": 1, "untold": 1, "bursts": 2} {
+			if c == "k6" && k6 == "/nonexistent/k6" {
+				n = 1 // one skipped row
+			}
+			if got := bursts[key{s, c}]; got != n {
+				t.Errorf("%s %s: %d rows, want %d", s, c, got, n)
+			}
+		}
+	}
+	err = runBenchChains(context.Background(), []string{"-clients", "curl"}, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), `unknown client "curl"`) {
+		t.Errorf("-clients curl: err = %v, want it named", err)
 	}
 }

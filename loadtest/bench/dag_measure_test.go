@@ -58,6 +58,14 @@ func TestBenchDags(t *testing.T) {
 			t.Errorf("%s: min %v, p50 %v, p90 %v out of order", r.DAG, r.Min, r.P50, r.P90)
 		}
 	}
+	if len(rep.ASL) != 4 || rep.ASL[0].Machine != "asl-task3" || rep.ASL[1].Machine != "asl-map6" || rep.ASL[1].States != 7 {
+		t.Errorf("state machine rows %+v", rep.ASL)
+	}
+	for _, r := range rep.ASL {
+		if r.RunP50 <= 0 || r.DirectP50 <= 0 || r.Overhead != r.RunP50-r.DirectP50 {
+			t.Errorf("state machine row %+v", r)
+		}
+	}
 	if len(rep.Bursts) != 2 {
 		t.Fatalf("bursts %+v", rep.Bursts)
 	}

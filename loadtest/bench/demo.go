@@ -8,6 +8,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/sequoia-qos/sequoia/internal/cli"
 	"github.com/sequoia-qos/sequoia/loadtest"
 	"github.com/sequoia-qos/sequoia/loadtest/emulator"
 	"github.com/sequoia-qos/sequoia/serve"
@@ -20,11 +21,19 @@ type demoSpec struct {
 	spread               time.Duration
 }
 
+const demoUsage = `usage: sequoia demo [flags]
+
+Starts an emulated platform and sequoia on free loopback ports, starts
+-chains chains of -steps steps within -spread, first directly at the
+platform and then through sequoia, and prints the comparison: chains
+completed, refused at entry, dropped mid-chain, client 429s, latency and
+makespan. Finishes within a minute at the defaults.
+`
+
 // Demo runs `sequoia demo`: an emulated platform and sequoia on loopback,
 // a burst of chains at each, and the comparison printed to out.
 func Demo(ctx context.Context, args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
-	fs.SetOutput(out)
 	var d demoSpec
 	fs.IntVar(&d.chains, "chains", 300, "two-step chains in the burst")
 	fs.IntVar(&d.steps, "steps", 2, "invocations per chain")
@@ -32,11 +41,14 @@ func Demo(ctx context.Context, args []string, out io.Writer) error {
 	fs.DurationVar(&d.exec, "exec", 50*time.Millisecond, "execution time of each invocation")
 	fs.DurationVar(&d.coldStart, "cold-start", 100*time.Millisecond, "cold start of each new instance")
 	fs.DurationVar(&d.spread, "spread", 500*time.Millisecond, "window over which the chains start")
-	if err := fs.Parse(args); err != nil {
+	if help, err := cli.Parse(fs, demoUsage, args, out); help || err != nil {
 		return err
 	}
+	if fs.NArg() > 0 {
+		return cli.Usagef("demo", "unexpected argument %q", fs.Arg(0))
+	}
 	if d.chains <= 0 || d.steps <= 0 || d.limit <= 0 || d.exec < 0 || d.coldStart < 0 || d.spread < 0 {
-		return fmt.Errorf("demo: -chains, -steps and -limit must be positive, -exec, -cold-start and -spread not negative")
+		return cli.Usagef("demo", "-chains, -steps and -limit must be positive, -exec, -cold-start and -spread not negative")
 	}
 	rows, err := demo(ctx, d, out)
 	if err != nil {

@@ -6,7 +6,10 @@
 //
 // Organisation: demo.go is the embedded default; bench.go the chain-burst
 // benchmark (chains) and the dispatch by name; bench_coldstart.go the warm
-// pool's (coldstart); bench_dags.go DAG orchestration overhead (dags).
+// pool's (coldstart); bench_dags.go DAG orchestration overhead (dags);
+// bench_cluster.go cluster mode (cluster): one replica against N separate
+// processes of the sequoia binary behind a round-robin balancer, then a
+// SIGKILL of a replica and a NATS outage.
 // The clients and their summaries are in package loadtest.
 //
 // Usage:

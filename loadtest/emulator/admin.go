@@ -23,6 +23,9 @@ type Settings struct {
 	KeepAliveMs   float64 `json:"keepalive_ms"`
 	RatePerMinute int     `json:"rate_per_minute"`
 	FailWarmups   bool    `json:"fail_warmups"`
+	// Mode and Queue are fixed at start (sequoia emulate --mode, --queue).
+	Mode  string `json:"mode"`
+	Queue int    `json:"queue"`
 }
 
 func (e *Emulator) settings() Settings {
@@ -34,6 +37,8 @@ func (e *Emulator) settings() Settings {
 		KeepAliveMs:   durationToMs(c.KeepAlive),
 		RatePerMinute: c.RatePerMinute,
 		FailWarmups:   c.FailWarmups,
+		Mode:          c.Mode.String(),
+		Queue:         c.Queue,
 	}
 }
 

@@ -24,7 +24,11 @@
 // running (cold starts, background runs and warm-ups included), answered
 // beyond it with the platform's own throttle (OpenWhisk's 429 "Too many
 // concurrent requests in flight", Lambda's 429 TooManyRequestsException,
-// Knative's 503 "pending request queue full"); an optional per-minute rate
+// Knative's 503 "pending request queue full"), or, in Config.Mode, the
+// way a function runtime does (mode.go): refuse (OpenFaaS of-watchdog's
+// 429 with max_inflight), queue (Knative's queue-proxy: wait first come
+// first served up to Config.Queue, then 503) or serial (the Lambda Runtime
+// Interface Emulator: one at a time, an empty 400 beyond); an optional per-minute rate
 // limit per OpenWhisk namespace; per-function warm instances that expire
 // after a keep-alive; a cold start for each new instance; an execution time
 // a payload may override ({"exec_ms": 120}) and a failure a payload may ask
@@ -52,6 +56,9 @@
 //     and Shutdown.
 //   - pool.go is one function: its idle instances under its own mutex,
 //     expired lazily when an instance is taken.
+//   - mode.go holds the runtime modes: ModeQueue's waiting calls (a FIFO
+//     under a mutex: a released slot passes straight to the oldest) and
+//     each mode's refusal.
 //   - respond.go writes each shape's answers by appending JSON into pooled
 //     buffers; admin.go serves /emulator/; stats.go holds the counters.
 //

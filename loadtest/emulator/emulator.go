@@ -19,6 +19,11 @@ const (
 	DefaultKeepAlive = 10 * time.Minute
 )
 
+// MaxBodyBytes is the largest request body the emulator takes, Lambda's
+// limit for a synchronous invocation's payload (6 MiB); larger ones are
+// answered 413.
+const MaxBodyBytes = 6 << 20
+
 // maxDelay caps an execution time or cold start asked for by a payload or
 // the config endpoint, so a typo cannot park a slot for days.
 const maxDelay = 15 * time.Minute
@@ -33,7 +38,16 @@ type Config struct {
 	KeepAlive     time.Duration // idle instance lifetime; <=0 means 10m
 	RatePerMinute int           // per-namespace OpenWhisk rate limit; 0 = off
 	FailWarmups   bool          // warm-ups fail in the platform's format, leaving no instance
-	Logger        *slog.Logger  // may be nil
+	// Mode is how a call over Limit is answered (mode.go): the
+	// platform's throttle (the default), or a function runtime's.
+	Mode Mode
+	// Queue is how many calls ModeQueue lets wait for a slot; <= 0
+	// means 10 x Limit, Knative's queue-proxy's depth.
+	Queue int
+	// IgnoreHold makes warm-ups answer at once, ignoring
+	// sequoia_warmup_hold_ms, as a function that does not honour it.
+	IgnoreHold bool
+	Logger     *slog.Logger // may be nil
 }
 
 // DefaultConfig is the configuration of `sequoia emulate` without flags:
@@ -58,6 +72,11 @@ type Emulator struct {
 	// Settings, changeable at run time. Durations are in nanoseconds.
 	limit, execTime, coldStart, keepAlive, ratePerMinute atomic.Int64
 	failWarmups                                          atomic.Bool
+
+	mode       Mode  // fixed at New
+	ignoreHold bool  // fixed at New
+	queueCap   int64 // ModeQueue's most waiting calls, fixed at New; 0 in other modes
+	queue      waitq // ModeQueue's waiting calls
 
 	// gen is bumped by Reset; instances taken before a reset are not
 	// returned to the pool and their completions are not counted.
@@ -99,8 +118,17 @@ func New(cfg Config) *Emulator {
 		rates: make(map[string]*window),
 		now:   time.Now,
 		done:  make(chan struct{}),
+		mode:  cfg.Mode,
+
+		ignoreHold: cfg.IgnoreHold,
 	}
 	e.SetLimit(cfg.Limit)
+	if e.mode == ModeQueue {
+		e.queueCap = int64(cfg.Queue)
+		if e.queueCap <= 0 {
+			e.queueCap = 10 * e.limit.Load()
+		}
+	}
 	e.SetExecTime(cfg.ExecTime)
 	e.SetColdStart(cfg.ColdStart)
 	e.SetKeepAlive(cfg.KeepAlive)
@@ -109,6 +137,8 @@ func New(cfg Config) *Emulator {
 	e.srv = &fasthttp.Server{
 		Handler:                       e.handle,
 		Name:                          "sequoia-emulator",
+		MaxRequestBodySize:            MaxBodyBytes,
+		ErrorHandler:                  writeRequestError,
 		CloseOnShutdown:               true,
 		DisablePreParseMultipartForm:  true,
 		NoDefaultContentType:          true,
@@ -143,7 +173,7 @@ func (e *Emulator) Serve(ln net.Listener) error {
 	}
 	e.lns = append(e.lns, ln)
 	e.lnMu.Unlock()
-	e.log.Info("emulator serving", "addr", ln.Addr().String(), "limit", e.limit.Load(),
+	e.log.Info("emulator serving", "addr", ln.Addr().String(), "mode", e.mode.String(), "limit", e.limit.Load(),
 		"exec", time.Duration(e.execTime.Load()), "cold_start", time.Duration(e.coldStart.Load()),
 		"keepalive", time.Duration(e.keepAlive.Load()), "rate_per_minute", e.ratePerMinute.Load())
 	return e.srv.Serve(ln)
@@ -175,13 +205,20 @@ func (e *Emulator) Shutdown() error {
 // (fasthttputil.InmemoryListener, or a test's own fasthttp.Server).
 func (e *Emulator) Handler() fasthttp.RequestHandler { return e.handle }
 
-// SetLimit changes the account-wide concurrency limit; n <= 0 means 50.
-// Invocations already running are not affected.
+// SetLimit changes the account-wide concurrency limit; n <= 0 means 50;
+// ModeSerial keeps 1. Invocations already running are not affected; in
+// ModeQueue, waiting calls take the slots a raise frees.
 func (e *Emulator) SetLimit(n int) {
 	if n <= 0 {
 		n = DefaultLimit
 	}
+	if e.mode == ModeSerial {
+		n = 1
+	}
 	e.limit.Store(int64(n))
+	if e.mode == ModeQueue {
+		e.admitQueued()
+	}
 }
 
 // SetExecTime changes the default execution time; negative means 0.
@@ -222,6 +259,9 @@ func (e *Emulator) Config() Config {
 		KeepAlive:     time.Duration(e.keepAlive.Load()),
 		RatePerMinute: int(e.ratePerMinute.Load()),
 		FailWarmups:   e.failWarmups.Load(),
+		Mode:          e.mode,
+		Queue:         int(e.queueCap),
+		IgnoreHold:    e.ignoreHold,
 	}
 }
 
@@ -239,6 +279,8 @@ func (e *Emulator) Stats() Stats {
 	s := Stats{
 		Counters:  e.c.snapshot(),
 		Limit:     int(e.limit.Load()),
+		Mode:      e.mode.String(),
+		Waiting:   e.Waiting(),
 		Functions: make(map[string]FunctionStats, len(fns)),
 	}
 	for _, fn := range fns {
@@ -300,10 +342,11 @@ func (e *Emulator) acquire() (inFlight int64, ok bool) {
 	}
 }
 
-// release gives back a slot claimed by acquire and fn.c.enter.
+// release gives back a slot claimed by acquire (or acquireQueued) and
+// fn.c.enter.
 func (e *Emulator) release(fn *function) {
 	fn.c.inFlight.Add(-1)
-	e.c.inFlight.Add(-1)
+	e.releaseSlot()
 }
 
 // allowRate counts one request against the namespace's per-minute budget,

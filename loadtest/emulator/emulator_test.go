@@ -1,7 +1,9 @@
 package emulator
 
 import (
+	"bufio"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -88,7 +90,7 @@ func wantStatus(t *testing.T, r response, want int) {
 // eventually waits for cond, for background work that has no reply to wait on.
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(time.Minute)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)
@@ -531,7 +533,7 @@ func TestSetLimitAtRuntime(t *testing.T) {
 	if err := json.Unmarshal(r.body, &got); err != nil {
 		t.Fatal(err)
 	}
-	if want := (Settings{Limit: 2, ExecMs: 0.5, KeepAliveMs: 60000}); got != want {
+	if want := (Settings{Limit: 2, ExecMs: 0.5, KeepAliveMs: 60000, Mode: "account"}); got != want {
 		t.Errorf("settings = %+v, want %+v", got, want)
 	}
 	wantStatus(t, do(t, "POST", base+"/fn", ""), 200)
@@ -650,5 +652,35 @@ func TestStartAndHandler(t *testing.T) {
 	}
 	if err := e.Shutdown(); err != nil {
 		t.Fatalf("second Shutdown: %v", err)
+	}
+}
+
+// TestBodyLimitIsLambdas: the emulator takes a payload up to Lambda's 6 MiB
+// synchronous limit, as sequoia's SEQUOIA_MAX_BODY_BYTES default does, and
+// refuses one byte more with 413.
+func TestBodyLimitIsLambdas(t *testing.T) {
+	_, base := start(t, Config{ExecTime: time.Millisecond, ColdStart: 0})
+	url := base + "/2015-03-31/functions/big/invocations"
+	body := func(n int) string {
+		const head, tail = `{"pad":"`, `"}`
+		return head + strings.Repeat("a", n-len(head)-len(tail)) + tail
+	}
+	wantStatus(t, do(t, "POST", url, body(MaxBodyBytes)), 200)
+
+	// One byte more is refused from its Content-Length, before the body
+	// is sent (a client still writing would see the connection close).
+	conn, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "POST /2015-03-31/functions/big/invocations HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n", MaxBodyBytes+1)
+	res, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	if res.StatusCode != 413 || res.Header.Get("X-Amzn-ErrorType") != "RequestTooLargeException" {
+		t.Errorf("a body of %d bytes: status %d, %q, want 413 RequestTooLargeException", MaxBodyBytes+1, res.StatusCode, res.Header.Get("X-Amzn-ErrorType"))
 	}
 }

@@ -96,14 +96,24 @@ func (e *Emulator) handle(ctx *fasthttp.RequestCtx) {
 		writeReservedThrottle(ctx, &c)
 		return
 	}
-	inFlight, ok := e.acquire()
+	var inFlight int64
+	var ok, aborted bool
+	if e.mode == ModeQueue {
+		inFlight, ok, aborted = e.acquireQueued()
+	} else {
+		inFlight, ok = e.acquire()
+	}
 	if !ok {
 		if reserved {
 			fn.c.inFlight.Add(-1)
 		}
+		if aborted {
+			writeError(ctx, fasthttp.StatusServiceUnavailable, "emulator shutting down", c.isOpenWhisk())
+			return
+		}
 		e.c.throttles.Add(1)
 		fn.c.throttles.Add(1)
-		writeThrottle(ctx, &c, inFlight, e.limit.Load())
+		e.writeRefusal(ctx, &c, inFlight) // mode.go
 		return
 	}
 	if !reserved {
@@ -116,6 +126,9 @@ func (e *Emulator) handle(ctx *fasthttp.RequestCtx) {
 	}
 	if c.warmup {
 		exec = c.hold
+		if e.ignoreHold {
+			exec = 0
+		}
 	}
 	if !c.blocking {
 		fail, warmup := c.fail, c.warmup

@@ -1,6 +1,7 @@
 package emulator
 
 import (
+	"errors"
 	"math/rand/v2"
 	"strconv"
 	"sync"
@@ -257,6 +258,23 @@ func writeError(ctx *fasthttp.RequestCtx, status int, msg string, openWhisk bool
 		}
 		return append(b, '}')
 	})
+}
+
+// writeRequestError answers a request fasthttp could not read: a body over
+// MaxBodyBytes gets 413 in the platform's shape (Lambda's
+// RequestTooLargeException), anything else 400.
+func writeRequestError(ctx *fasthttp.RequestCtx, err error) {
+	r := parseRoute(ctx.Path(), ctx.Host())
+	if errors.Is(err, fasthttp.ErrBodyTooLarge) {
+		msg := "Request must be smaller than " + strconv.Itoa(MaxBodyBytes) + " bytes for the InvokeFunction operation"
+		if r.shape == shapeLambda {
+			writeLambdaError(ctx, fasthttp.StatusRequestEntityTooLarge, "RequestTooLargeException", msg)
+			return
+		}
+		writeError(ctx, fasthttp.StatusRequestEntityTooLarge, msg, r.isOpenWhisk())
+		return
+	}
+	writeError(ctx, fasthttp.StatusBadRequest, "malformed request: "+err.Error(), r.isOpenWhisk())
 }
 
 // writeLambdaError answers a Lambda service error that the AWS SDK decodes

@@ -29,6 +29,8 @@ type Counters struct {
 	Errors int64 `json:"errors"`
 	// WarmupErrors is the number of warm-ups failed by Config.FailWarmups.
 	WarmupErrors int64 `json:"warmup_errors"`
+	// Queued is the number of calls that waited for a slot (ModeQueue).
+	Queued int64 `json:"queued"`
 }
 
 // Stats is a snapshot of the emulator's counters, served as JSON by
@@ -37,6 +39,10 @@ type Stats struct {
 	Counters
 	// Limit is the account-wide concurrency limit in force.
 	Limit int `json:"limit"`
+	// Mode is how calls over the limit are answered (account, refuse,
+	// queue, serial); Waiting is how many wait for a slot now (queue).
+	Mode    string `json:"mode"`
+	Waiting int    `json:"waiting"`
 	// Functions holds one entry per function identity seen since start.
 	Functions map[string]FunctionStats `json:"functions"`
 }
@@ -57,6 +63,7 @@ type FunctionStats struct {
 type counters struct {
 	invocations, completed, coldStarts, warmups, warmupColdStarts  atomic.Int64
 	throttles, rateThrottles, inFlight, peak, errors, warmupErrors atomic.Int64
+	queued                                                         atomic.Int64
 }
 
 // enter counts one more invocation in flight and raises the peak.
@@ -85,6 +92,7 @@ func (c *counters) snapshot() Counters {
 		PeakConcurrency:  c.peak.Load(),
 		Errors:           c.errors.Load(),
 		WarmupErrors:     c.warmupErrors.Load(),
+		Queued:           c.queued.Load(),
 	}
 }
 
@@ -93,7 +101,7 @@ func (c *counters) snapshot() Counters {
 func (c *counters) reset() {
 	for _, v := range []*atomic.Int64{
 		&c.invocations, &c.completed, &c.coldStarts, &c.warmups, &c.warmupColdStarts,
-		&c.throttles, &c.rateThrottles, &c.errors, &c.warmupErrors,
+		&c.throttles, &c.rateThrottles, &c.errors, &c.warmupErrors, &c.queued,
 	} {
 		v.Store(0)
 	}

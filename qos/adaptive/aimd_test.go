@@ -17,11 +17,14 @@ var rewrite = flag.Bool("rewrite", false, "rewrite testdata expectations with wh
 // TestAIMDScripts runs the scripts in testdata/. Each block is a command,
 // a "----" line and the state expected after it, ending at a blank line:
 //
-//	init ceiling=50 floor=1 backoff=0.9 cooldown=100ms quiet=1s
-//	throttle at=120ms [n=3 every=10ms]
-//	success at=2s used=45 [n=100 every=1ms]
+//	init ceiling=50 [initial=10 floor=1 backoff=0.9 cooldown=100ms quiet=1s tolerance=1.5 window=100ms]
+//	throttle at=120ms [inflight=12] [n=3 every=10ms]
+//	success at=2s used=45 [fn=f rtt=40ms sent=10] [n=100 every=1ms]
 //
-// Times are offsets from the start of the script.
+// Times are offsets from the start of the script. A throttle's inflight
+// is the calls in flight when it came, itself included; a success's rtt,
+// fn and sent give a latency sample (sent: the calls in flight when it was
+// sent).
 func TestAIMDScripts(t *testing.T) {
 	files, _ := filepath.Glob("testdata/*.txt")
 	if len(files) == 0 {
@@ -107,8 +110,12 @@ func run(t *testing.T, a *AIMD, t0 time.Time, cmd string) string {
 		if args["backoff"] != "" {
 			backoff, _ = strconv.ParseFloat(args["backoff"], 64)
 		}
-		*a = NewAIMD(Config{Ceiling: num("ceiling", 0), Floor: num("floor", 0), Backoff: backoff,
-			Cooldown: dur("cooldown"), Quiet: dur("quiet")})
+		tol := 0.0
+		if args["tolerance"] != "" {
+			tol, _ = strconv.ParseFloat(args["tolerance"], 64)
+		}
+		*a = NewAIMD(Config{Ceiling: num("ceiling", 0), Floor: num("floor", 0), Initial: num("initial", 0),
+			Backoff: backoff, Cooldown: dur("cooldown"), Quiet: dur("quiet"), Tolerance: tol, Window: dur("window")})
 	case "throttle", "success":
 		at, every, n := dur("at"), dur("every"), num("n", 1)
 		changes := 0
@@ -116,13 +123,13 @@ func run(t *testing.T, a *AIMD, t0 time.Time, cmd string) string {
 			now := t0.Add(at + time.Duration(i)*every)
 			var changed bool
 			if fields[0] == "throttle" {
-				changed = a.Throttle(now)
+				changed = a.Throttle(now, num("inflight", 0))
 			} else {
 				used := a.Limit()
 				if args["used"] != "limit" {
 					used = num("used", used)
 				}
-				changed = a.Success(now, used)
+				changed = a.Success(now, used, Sample{Function: args["fn"], RTT: dur("rtt"), InFlight: num("sent", 0)})
 			}
 			if changed {
 				changes++

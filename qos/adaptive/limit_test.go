@@ -15,7 +15,7 @@ func TestLimitConcurrent(t *testing.T) {
 	var applied atomic.Int64
 	var inflight atomic.Int64
 	l := New(Config{Ceiling: 40, Cooldown: time.Nanosecond, Quiet: time.Nanosecond},
-		func(n int) { applied.Store(int64(n)) }, func() int { return int(inflight.Load()) })
+		func(n int) { applied.Store(int64(n)) }, func() int { return int(inflight.Load()) }, nil)
 	var wg sync.WaitGroup
 	for w := range 8 {
 		wg.Go(func() {
@@ -27,7 +27,7 @@ func TestLimitConcurrent(t *testing.T) {
 				case i%300 == 0:
 					l.Hold(time.Millisecond)
 				default:
-					l.OnSuccess()
+					l.OnSuccess("f", int(inflight.Load()), time.Now().Add(-time.Duration(1+i%7)*time.Millisecond))
 				}
 				if n := l.Limit(); n < 1 || n > 40 {
 					t.Errorf("limit %d out of [1, 40]", n)
@@ -37,11 +37,12 @@ func TestLimitConcurrent(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	for l.Held() != 0 {
-		time.Sleep(time.Millisecond)
-	}
-	if got, want := int(applied.Load()), l.Effective(); got != want {
-		t.Errorf("scheduler limit %d, want the effective %d", got, want)
+	// A hold's expiry gives its slot back, then applies: wait for both.
+	// (A minute bounds no speed: it turns a stale limit into a failure.)
+	for end := time.Now().Add(time.Minute); l.Held() != 0 || int(applied.Load()) != l.Effective(); time.Sleep(time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatalf("scheduler limit %d, want the effective %d (held %d)", applied.Load(), l.Effective(), l.Held())
+		}
 	}
 	if got := l.Throttles(); got != 8*2000/50 {
 		t.Errorf("throttles %d, want %d", got, 8*2000/50)
@@ -52,7 +53,7 @@ func TestLimitConcurrent(t *testing.T) {
 // the slots back when they expire; the limit never goes under 1.
 func TestHoldTakesSlots(t *testing.T) {
 	var applied atomic.Int64
-	l := New(Config{Ceiling: 3}, func(n int) { applied.Store(int64(n)) }, func() int { return 0 })
+	l := New(Config{Ceiling: 3}, func(n int) { applied.Store(int64(n)) }, func() int { return 0 }, nil)
 	l.Hold(time.Hour) // never expires within the test
 	if got := applied.Load(); got != 2 {
 		t.Errorf("after one hold: %d, want 2", got)
@@ -64,23 +65,22 @@ func TestHoldTakesSlots(t *testing.T) {
 		t.Errorf("after five holds of three slots: %d, want 1", got)
 	}
 
-	l2 := New(Config{Ceiling: 3}, func(n int) { applied.Store(int64(n)) }, func() int { return 0 })
+	l2 := New(Config{Ceiling: 3}, func(n int) { applied.Store(int64(n)) }, func() int { return 0 }, nil)
 	l2.Hold(time.Millisecond)
-	for l2.Held() != 0 {
-		time.Sleep(time.Millisecond)
-	}
-	if got := applied.Load(); got != 3 {
-		t.Errorf("after the hold expired: %d, want 3", got)
+	for end := time.Now().Add(time.Minute); l2.Held() != 0 || applied.Load() != 3; time.Sleep(time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatalf("a minute after a 1ms hold: limit %d, held %d; want 3, 0", applied.Load(), l2.Held())
+		}
 	}
 }
 
 func TestCollectors(t *testing.T) {
-	l := New(Config{Ceiling: 10}, func(int) {}, func() int { return 0 })
+	l := New(Config{Ceiling: 10}, func(int) {}, func() int { return 0 }, nil)
 	l.OnThrottle()
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(l.Collectors("sequoia")...)
 	mfs, err := reg.Gather()
-	if err != nil || len(mfs) != 4 {
+	if err != nil || len(mfs) != 6 {
 		t.Fatalf("%d families, %v", len(mfs), err)
 	}
 	for _, mf := range mfs {

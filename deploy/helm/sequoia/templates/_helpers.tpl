@@ -38,10 +38,30 @@ app.kubernetes.io/part-of: sequoia
 {{- if not (hasPrefix "SEQUOIA_" $k) -}}
 {{- fail (printf "config.%s: config holds SEQUOIA_* variables only" $k) -}}
 {{- end -}}
-{{- if has $k (list "SEQUOIA_LISTEN" "SEQUOIA_ADMIN_LISTEN" "SEQUOIA_DRAIN_DELAY" "SEQUOIA_SHUTDOWN_TIMEOUT" "SEQUOIA_POLICY_DIR") -}}
-{{- fail (printf "config.%s: set by the chart (see ports, shutdown and policies)" $k) -}}
+{{- if has $k (list "SEQUOIA_LISTEN" "SEQUOIA_ADMIN_LISTEN" "SEQUOIA_DRAIN_DELAY" "SEQUOIA_SHUTDOWN_TIMEOUT" "SEQUOIA_POLICY_DIR" "SEQUOIA_STATE_DIR") -}}
+{{- fail (printf "config.%s: set by the chart (see ports, shutdown, policies and state)" $k) -}}
+{{- end -}}
+{{- if and (has $k (list "SEQUOIA_NATS_URL" "SEQUOIA_NATS_REPLICAS")) $.Values.nats.enabled -}}
+{{- fail (printf "config.%s: set by the chart to its NATS (nats.enabled); set nats.enabled false to use another" $k) -}}
 {{- end -}}
 {{- end -}}
+{{- $cluster := or .Values.nats.enabled .Values.config.SEQUOIA_NATS_URL -}}
+{{- $replicas := ternary .Values.app.replicaCount .Values.replicaCount (eq .Values.mode "sidecar") -}}
+{{- if and (not $cluster) (or (gt (int $replicas) 1) (and (eq .Values.mode "gateway") .Values.autoscaling.enabled)) -}}
+{{- fail "more than one replica (or autoscaling) without cluster mode: each would use the whole SEQUOIA_MAX_CONCURRENCY; enable nats or set config.SEQUOIA_NATS_URL" -}}
+{{- end -}}
+{{- if and .Values.nats.enabled (or (lt (int .Values.nats.replicas) 3) (eq (mod (int .Values.nats.replicas) 2) 0)) -}}
+{{- fail "nats.replicas: JetStream needs an odd number of nodes, 3 or more" -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "sequoia.natsName" -}}
+{{- printf "%s-nats" (include "sequoia.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "sequoia.natsSelectorLabels" -}}
+app.kubernetes.io/name: {{ include "sequoia.natsName" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end -}}
 
 {{- /* The sequoia container; in sidecar mode, a native sidecar. */ -}}
@@ -80,6 +100,14 @@ app.kubernetes.io/part-of: sequoia
       value: "{{ int .Values.shutdown.timeoutSeconds }}s"
     - name: SEQUOIA_POLICY_DIR
       value: {{ .Values.policies.mountPath | quote }}
+    - name: SEQUOIA_STATE_DIR
+      value: {{ .Values.state.mountPath | quote }}
+    {{- if .Values.nats.enabled }}
+    - name: SEQUOIA_NATS_URL
+      value: "nats://{{ include "sequoia.natsName" . }}:4222"
+    - name: SEQUOIA_NATS_REPLICAS
+      value: "{{ min 3 (int .Values.nats.replicas) }}"
+    {{- end }}
     {{- range $k, $v := .Values.config }}
     - name: {{ $k }}
       value: {{ $v | toString | quote }}
@@ -116,6 +144,8 @@ app.kubernetes.io/part-of: sequoia
     - name: policies
       mountPath: {{ .Values.policies.mountPath }}
       readOnly: true
+    - name: state
+      mountPath: {{ .Values.state.mountPath }}
 {{- end -}}
 
 {{- define "sequoia.terminationGracePeriodSeconds" -}}
