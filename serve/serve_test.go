@@ -132,9 +132,9 @@ func TestAdminEndpoints(t *testing.T) {
 	if code, _ := httpGet(t, admin+"/healthz"); code != 200 {
 		t.Errorf("/healthz = %d", code)
 	}
-	if code, _ := httpGet(t, admin+"/readyz"); code != 200 {
-		t.Errorf("/readyz = %d", code)
-	}
+	// Ready once this replica holds its lease of the budget (its first
+	// round, in the background).
+	eventually(t, "/readyz to answer 200", func() bool { code, _ := httpGet(t, admin+"/readyz"); return code == 200 })
 	code, body := httpGet(t, admin+"/metrics")
 	if code != 200 {
 		t.Fatalf("/metrics = %d", code)
