@@ -521,3 +521,32 @@ func testCounter(c prometheus.Counter) float64 {
 	_ = c.Write(&m)
 	return m.GetCounter().GetValue()
 }
+
+// TestUnknownHTTPVersionRefused: fasthttp reads any HTTP/x.y request line;
+// one that is neither HTTP/1.1 nor HTTP/1.0 is answered 505 and never
+// forwarded.
+func TestUnknownHTTPVersionRefused(t *testing.T) {
+	b := startRawBackend(t, answerOK)
+	addr, _, _, _ := edgeProxy(t, "http://"+b.addr, 4, Config{Platform: invocation.HTTP})
+	for _, v := range []string{"HTTP/9.9", "HTTP/2.0", "HTTP/1.2"} {
+		resp := parseAnswer(t, exchange(t, addr, "GET /fn "+v+"\r\nHost: x\r\n\r\n"))
+		wantCode(t, resp, 505, "http_version_not_supported")
+	}
+	resp := parseAnswer(t, exchange(t, addr, "GET /fn HTTP/1.0\r\nHost: x\r\n\r\n"))
+	if resp.StatusCode() != 200 {
+		t.Errorf("HTTP/1.0: %d, want 200", resp.StatusCode())
+	}
+	select {
+	case got := <-b.got:
+		if !strings.HasPrefix(got, "GET /fn HTTP/1.") {
+			t.Errorf("the backend received %q", got)
+		}
+	default:
+		t.Error("the HTTP/1.0 request never reached the backend")
+	}
+	select {
+	case got := <-b.got:
+		t.Errorf("the backend also received %q", got)
+	default:
+	}
+}

@@ -79,6 +79,8 @@ var (
 		"sequoia: shut down before the platform answered (SEQUOIA_SHUTDOWN_TIMEOUT); the function may have run", 0})
 	errBadTarget = render(&apiError{fasthttp.StatusBadRequest, "bad_request",
 		"sequoia: only origin-form request targets (/path) are accepted; sequoia forwards only to its configured backend", 0})
+	errVersion = render(&apiError{fasthttp.StatusHTTPVersionNotSupported, "http_version_not_supported",
+		"sequoia: only HTTP/1.1 and HTTP/1.0 are accepted", 0})
 	errNoAPI = render(&apiError{fasthttp.StatusNotFound, "not_found",
 		"sequoia: no such sequoia API endpoint", 0})
 	notFoundErrors = map[invocation.Platform]*apiError{

@@ -294,6 +294,13 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 		ctx.SetConnectionClose()
 		return
 	}
+	if !ctx.Request.Header.IsHTTP11() && string(ctx.Request.Header.Protocol()) != "HTTP/1.0" {
+		// fasthttp reads any HTTP/x.y line as HTTP/1.x; one that is not
+		// is not forwarded as if it were.
+		p.reject(ctx, metrics.BadRequest, errVersion)
+		ctx.SetConnectionClose()
+		return
+	}
 	target := ctx.Request.Header.RequestURI()
 	if len(target) == 0 || target[0] != '/' {
 		// Absolute-form and authority-form targets are how forward

@@ -61,8 +61,14 @@ func StartLocalWith(ctx context.Context, platformAddr string, log *slog.Logger, 
 	sctx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- srv.Run(sctx) }()
-	return srv, func() { stop(); <-done; os.RemoveAll(state) }, nil
+	return srv, func() { stop(); srv.localErr = <-done; os.RemoveAll(state) }, nil
 }
+
+// LocalError is what Run returned for a server StartLocal started, once
+// its stop func has returned: nil, or an *AbandonedError when the
+// shutdown gave up work (the exit status sequoia serve would have had is
+// ExitCode of it).
+func (s *Server) LocalError() error { return s.localErr }
 
 // DataAddr is the data port's address.
 func (s *Server) DataAddr() string { return s.dataLn.Addr().String() }

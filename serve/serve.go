@@ -56,24 +56,26 @@ const LogRepeatInterval = 10 * time.Second
 // Server is `sequoia serve` wired together: the data port, the admin port
 // and what lies between them.
 type Server struct {
-	cfg     config.Config
-	log     *slog.Logger
-	metrics *metrics.Metrics
-	sched   *qos.Scheduler
-	up      *platform.Client
-	proxy   *proxy.Proxy
-	admin   *proxy.Admin
-	dataLn  net.Listener
-	adminLn net.Listener
-	plat    platformParts       // platforms.go
-	policy  *policy.Engine      // policy.go
-	snaps   *policyStats        // policy_snapshot.go: what the policies read
-	decider *policy.Invocations // the proxy's Decider
-	dags    *dag.Service        // dag.go
-	warm    *warmpool.Pool      // warmpool.go; nil when SEQUOIA_PREWARM is off
-	engine  *cluster.Engine     // NATS JetStream: embedded, or the cluster's
-	tracer  *tracing.Tracer     // nil unless OTEL_EXPORTER_OTLP_ENDPOINT is set
-	cl      clusterParts        // cluster.go: leases, chains across replicas, shared estimates
+	// localErr is Run's error for a server StartLocal started (local.go).
+	localErr error
+	cfg      config.Config
+	log      *slog.Logger
+	metrics  *metrics.Metrics
+	sched    *qos.Scheduler
+	up       *platform.Client
+	proxy    *proxy.Proxy
+	admin    *proxy.Admin
+	dataLn   net.Listener
+	adminLn  net.Listener
+	plat     platformParts       // platforms.go
+	policy   *policy.Engine      // policy.go
+	snaps    *policyStats        // policy_snapshot.go: what the policies read
+	decider  *policy.Invocations // the proxy's Decider
+	dags     *dag.Service        // dag.go
+	warm     *warmpool.Pool      // warmpool.go; nil when SEQUOIA_PREWARM is off
+	engine   *cluster.Engine     // NATS JetStream: embedded, or the cluster's
+	tracer   *tracing.Tracer     // nil unless OTEL_EXPORTER_OTLP_ENDPOINT is set
+	cl       clusterParts        // cluster.go: leases, chains across replicas, shared estimates
 	// stopTracing flushes and stops the span exporter.
 	stopTracing func(context.Context) error
 	events      *events.Store // events.go: Lambda Events, durable

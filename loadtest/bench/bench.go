@@ -30,11 +30,14 @@ const benchUsage = `usage: sequoia bench chains [flags]
        sequoia bench dags [flags]
        sequoia bench events [flags]
        sequoia bench cluster [flags]
+       sequoia bench chaos [flags]
 
 chains: bursts function chains at an emulated platform three ways
 (directly, through HAProxy with maxconn = the platform limit, through
 sequoia) and prints completed, refused at entry, dropped mid-chain, latency,
 queueing time and makespan, driven by several clients and scenarios.
+chaos: the reliability suite: overload, platform outage, 503s, cut
+answers, hung calls, slow connections, bad requests, shutdown under load.
 coldstart: bursts after an idle period without and with the warm pool, and
 a steady run that measures what the warm-ups cost.
 dags: orchestration overhead of a sequence and a map of DAG runs, and a
@@ -72,7 +75,7 @@ Progress goes to standard error.
 // to standard error.
 func Run(ctx context.Context, args []string, out io.Writer) error {
 	if len(args) == 0 {
-		return cli.Usagef("bench", "want a benchmark name: chains, coldstart, dags, events or cluster")
+		return cli.Usagef("bench", "want a benchmark name: chains, coldstart, dags, events, cluster or chaos")
 	}
 	switch args[0] {
 	case "chains":
@@ -85,11 +88,13 @@ func Run(ctx context.Context, args []string, out io.Writer) error {
 		return runBenchEvents(ctx, args[1:], out, os.Stderr) // bench_events.go
 	case "cluster":
 		return runBenchCluster(ctx, args[1:], out, os.Stderr) // bench_cluster.go
+	case "chaos":
+		return runBenchChaos(ctx, args[1:], out, os.Stderr) // bench_chaos.go
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(out, benchUsage)
 		return nil
 	}
-	return cli.Usagef("bench", "unknown benchmark %q: want chains, coldstart, dags, events or cluster", args[0])
+	return cli.Usagef("bench", "unknown benchmark %q: want chains, coldstart, dags, events, cluster or chaos", args[0])
 }
 
 // benchSpec is the chain-burst benchmark's workload.
