@@ -365,6 +365,10 @@ func TestPolicyFairShareEndToEnd(t *testing.T) {
 		r.waitTenants(map[string]int{"a": 3, "b": 1})
 		r.s.policy.Refresh()
 		a, b = r.priority("a", "work"), r.priority("b", "work")
+		// The slot is the scheduler's a moment before its call reaches the
+		// platform: wait for all four there, so that the order read next
+		// holds only the new chains.
+		eventually(t, "the four held calls at the platform", func() bool { return r.g.held() == 4 })
 		// Then each queues two new chains, a's first.
 		before := len(r.g.order())
 		r.send("a1", "a/work", 1)
