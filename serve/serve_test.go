@@ -306,7 +306,6 @@ func TestAdminProfiling(t *testing.T) {
 	}
 }
 
-
 // TestRunStopsRightAfterStart: a server cancelled as soon as it runs
 // (SIGTERM during start-up) stops, whether or not its data listener had
 // begun to serve.
