@@ -2,13 +2,11 @@ package policy
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
-	"github.com/open-policy-agent/opa/v1/topdown"
 )
 
 // DAG writes (registering, replacing or deleting a DAG through sequoia's
@@ -93,7 +91,7 @@ func (p *compiled) evalDAG(ctx context.Context, in *DAGInput, timeout time.Durat
 	}
 	input := ast.NewTerm(v)
 	allowed := true
-	if t, err := p.evalOne(ctx, p.dagAllowed, dagAllowedVar, input, timeout); err != nil {
+	if t, err := p.evalOne(ctx, DAGAllowedQuery, p.dagAllowed, dagAllowedVar, input, timeout, nil); err != nil {
 		return false, nil, err
 	} else if t != nil {
 		b, ok := t.Value.(ast.Boolean)
@@ -103,7 +101,7 @@ func (p *compiled) evalDAG(ctx context.Context, in *DAGInput, timeout time.Durat
 		allowed = bool(b)
 	}
 	var reasons []string
-	t, err := p.evalOne(ctx, p.dagDeny, dagDenyVar, input, timeout)
+	t, err := p.evalOne(ctx, DAGDenyQuery, p.dagDeny, dagDenyVar, input, timeout, nil)
 	if err != nil {
 		return false, nil, err
 	}
@@ -127,44 +125,6 @@ func (p *compiled) evalDAG(ctx context.Context, in *DAGInput, timeout time.Durat
 	}
 	slices.Sort(reasons)
 	return allowed && len(reasons) == 0, reasons, nil
-}
-
-// evalOne evaluates a compiled query that binds v, and returns v's value:
-// nil when the document is undefined.
-func (p *compiled) evalOne(ctx context.Context, query ast.Body, v ast.Var, input *ast.Term, timeout time.Duration) (*ast.Term, error) {
-	c := topdown.NewCancel()
-	if timeout > 0 {
-		t := time.AfterFunc(timeout, c.Cancel)
-		defer t.Stop()
-	}
-	txn, err := p.store.NewTransaction(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer p.store.Abort(ctx, txn)
-	q := topdown.NewQuery(query).
-		WithQueryCompiler(p.queryCompiler).
-		WithCompiler(p.compiler).
-		WithStore(p.store).
-		WithTransaction(txn).
-		WithInput(input).
-		WithCancel(c)
-	var result *ast.Term
-	err = q.Iter(ctx, func(qr topdown.QueryResult) error {
-		if result != nil {
-			return errors.New("more than one value")
-		}
-		result = qr[v]
-		return nil
-	})
-	if err != nil {
-		var te *topdown.Error
-		if errors.As(err, &te) && te.Code == topdown.CancelErr {
-			return nil, errTimeout
-		}
-		return nil, err
-	}
-	return result, nil
 }
 
 // compileDAG prepares the DAG-write queries of p.

@@ -294,40 +294,14 @@ var errTimeout = errors.New("timed out")
 // again: a fifth of a small policy's cost. The query itself is compiled
 // once per policy version (compile).
 func (p *compiled) eval(ctx context.Context, in *Input, snap *ast.Term, opts *Options) (Decision, error) {
-	c := topdown.NewCancel()
+	var timeout time.Duration
 	if opts != nil {
-		t := time.AfterFunc(opts.Timeout, c.Cancel)
-		defer t.Stop()
+		timeout = opts.Timeout
 	}
-	txn, err := p.store.NewTransaction(ctx)
-	if err != nil {
-		return Decision{}, err
-	}
-	defer p.store.Abort(ctx, txn)
 	vc := newEvalCache(p.consts)
 	defer vc.release()
-	q := topdown.NewQuery(p.query).
-		WithQueryCompiler(p.queryCompiler).
-		WithCompiler(p.compiler).
-		WithStore(p.store).
-		WithTransaction(txn).
-		WithInput(ast.NewTerm(in.value(snap, p.uses))).
-		WithCancel(c).
-		WithMetrics(noMetrics).
-		WithVirtualCache(vc)
-	var result *ast.Term
-	err = q.Iter(ctx, func(qr topdown.QueryResult) error {
-		if result != nil {
-			return errors.New("data.sequoia.decision has more than one value")
-		}
-		result = qr[decisionVar]
-		return nil
-	})
+	result, err := p.evalOne(ctx, Query, p.query, decisionVar, ast.NewTerm(in.value(snap, p.uses)), timeout, vc)
 	if err != nil {
-		var te *topdown.Error
-		if errors.As(err, &te) && te.Code == topdown.CancelErr {
-			return Decision{}, errTimeout
-		}
 		return Decision{}, err
 	}
 	if result == nil {
@@ -335,6 +309,59 @@ func (p *compiled) eval(ctx context.Context, in *Input, snap *ast.Term, opts *Op
 	}
 	return decode(result.Value, p.classes)
 }
+
+// evalOne evaluates query, a compiled query of the document named name
+// that binds v, for input, and returns v's value: nil when the document is
+// undefined. A positive timeout cancels it then; vc, when set, caches
+// virtual documents for it.
+func (p *compiled) evalOne(ctx context.Context, name string, query ast.Body, v ast.Var, input *ast.Term,
+	timeout time.Duration, vc *evalCache) (*ast.Term, error) {
+	c := topdown.NewCancel()
+	if timeout > 0 {
+		t := time.AfterFunc(timeout, c.Cancel)
+		defer t.Stop()
+	}
+	txn, err := p.store.NewTransaction(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer p.store.Abort(ctx, txn)
+	q := topdown.NewQuery(query).
+		WithQueryCompiler(p.queryCompiler).
+		WithCompiler(p.compiler).
+		WithStore(p.store).
+		WithTransaction(txn).
+		WithInput(input).
+		WithCancel(c).
+		WithMetrics(noMetrics)
+	if vc != nil {
+		q = q.WithVirtualCache(vc)
+	}
+	// The closure captures only got, so that it costs no more than one
+	// that reads v itself would.
+	var got topdown.QueryResult
+	err = q.Iter(ctx, func(qr topdown.QueryResult) error {
+		if got != nil {
+			return errMultiple
+		}
+		got = qr
+		return nil
+	})
+	if err != nil {
+		var te *topdown.Error
+		switch {
+		case errors.As(err, &te) && te.Code == topdown.CancelErr:
+			return nil, errTimeout
+		case err == errMultiple:
+			return nil, errors.New(name + " has more than one value")
+		}
+		return nil, err
+	}
+	return got[v], nil
+}
+
+// errMultiple stops an evaluation whose document has a second value.
+var errMultiple = errors.New("more than one value")
 
 // noMetrics: the engine keeps its own counters, and OPA's per-evaluation
 // timers cost allocations.

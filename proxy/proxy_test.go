@@ -107,19 +107,7 @@ func startProxySched(t *testing.T, kind invocation.Platform, backendURL string, 
 // rawRequest writes raw to the proxy and returns the parsed response.
 func rawRequest(t *testing.T, addr, raw string) *fasthttp.Response {
 	t.Helper()
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	if _, err := io.WriteString(c, raw); err != nil {
-		t.Fatal(err)
-	}
-	resp := &fasthttp.Response{}
-	if err := resp.Read(bufio.NewReader(c)); err != nil {
-		t.Fatalf("read response: %v", err)
-	}
-	return resp
+	return parseAnswer(t, exchange(t, addr, raw)) // edge_test.go
 }
 
 func TestForwardUnchanged(t *testing.T) {

@@ -485,21 +485,29 @@ func fits(start time.Time, budget time.Duration, headroom float64, finish int64)
 	return deadline, nil
 }
 
+// takeReserved takes one of c's reserved steps, if any is left, out of
+// the outstanding work, without a lock; it reports whether there was one.
+func (a *admission) takeReserved(c *chain) bool {
+	for {
+		r := c.remaining.Load()
+		if r <= 0 {
+			return false
+		}
+		if c.remaining.CompareAndSwap(r, r-1) {
+			a.est.outstanding.Add(-1)
+			return true
+		}
+	}
+}
+
 // dispatched records, without a lock, that a step of c got a worker
 // slot: one of its reserved steps, or an unplanned one (a chain longer
 // than expected, or one that had ended), which counts in the fluid bound
 // while it runs (unplanned true: finished must be told).
 func (a *admission) dispatched(c *chain) (unplanned bool) {
 	c.running.Add(1)
-	for {
-		r := c.remaining.Load()
-		if r <= 0 {
-			break
-		}
-		if c.remaining.CompareAndSwap(r, r-1) {
-			a.est.outstanding.Add(-1)
-			return false
-		}
+	if a.takeReserved(c) {
+		return false
 	}
 	if c.remote != nil {
 		return false // remote.go: the origin's reservation stands for it

@@ -121,16 +121,7 @@ func (s *Scheduler) RemoteStep(id string, o StepOutcome) {
 		a.end(c, ChainDropped, now)
 		return
 	}
-	for {
-		r := c.remaining.Load()
-		if r <= 0 {
-			break
-		}
-		if c.remaining.CompareAndSwap(r, r-1) {
-			a.est.outstanding.Add(-1)
-			break
-		}
-	}
+	a.takeReserved(c)
 	c.requests.Add(1)
 	c.lastEnd.Store(0) // the turnaround to the next step was not seen here
 	if o == StepFailed {

@@ -9,6 +9,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"net"
 	"os"
@@ -119,9 +120,8 @@ type faultyPlatform struct {
 	cut   atomic.Uint32 // per mille closed mid-answer
 	hang  atomic.Uint32 // per mille that never answer (until release)
 	mu    sync.Mutex
-	srv   *fasthttp.Server
-	ln    net.Listener
-	hung  chan struct{}
+	srv   *fasthttp.Server // REQUIRES: mu
+	hung  chan struct{}    // closed by release; REQUIRES: mu
 	calls atomic.Int64
 }
 
@@ -139,7 +139,7 @@ func startFaultyPlatform(exec time.Duration) (*faultyPlatform, error) {
 func (p *faultyPlatform) serve(ln net.Listener) {
 	srv := &fasthttp.Server{Handler: p.handle, Logger: silentLogger{}}
 	p.mu.Lock()
-	p.srv, p.ln = srv, ln
+	p.srv = srv
 	p.mu.Unlock()
 	go srv.Serve(ln) //nolint:errcheck
 }
@@ -153,7 +153,10 @@ func (p *faultyPlatform) handle(ctx *fasthttp.RequestCtx) {
 	r := uint32(rand.IntN(1000))
 	switch {
 	case r < p.hang.Load():
-		<-p.hung
+		p.mu.Lock()
+		hung := p.hung
+		p.mu.Unlock()
+		<-hung
 	case r < p.hang.Load()+p.fail.Load():
 		ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)
 		return
@@ -249,9 +252,14 @@ func (t *tally) add(code int, retryAfter bool) {
 }
 
 // load sends requests from n clients until ctx ends (or each has sent
-// max, if positive).
-func load(ctx context.Context, c *fasthttp.Client, url string, n, max int, t *tally) {
-	var wg sync.WaitGroup
+// max, if positive), counting the answers in t; it returns how long each
+// 2xx answer took.
+func load(ctx context.Context, c *fasthttp.Client, url string, n, max int, t *tally) []time.Duration {
+	var (
+		wg  sync.WaitGroup
+		mu  sync.Mutex
+		lat []time.Duration
+	)
 	for range n {
 		wg.Go(func() {
 			req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
@@ -261,18 +269,35 @@ func load(ctx context.Context, c *fasthttp.Client, url string, n, max int, t *ta
 				req.SetRequestURI(url)
 				req.Header.SetMethod("POST")
 				req.SetBodyString("{}")
+				start := time.Now()
 				code := 0
 				if err := c.DoTimeout(req, resp, 30*time.Second); err == nil {
 					code = resp.StatusCode()
 				}
 				t.add(code, len(resp.Header.Peek("Retry-After")) > 0)
-				if code == 429 || code == 503 {
+				switch {
+				case code >= 200 && code < 300:
+					d := time.Since(start)
+					mu.Lock()
+					lat = append(lat, d)
+					mu.Unlock()
+				case code == 429 || code == 503:
 					time.Sleep(5 * time.Millisecond) // a client that backs off a little
 				}
 			}
 		})
 	}
 	wg.Wait()
+	return lat
+}
+
+// p99 is the 99th percentile of lat (sorted in place); 0 when empty.
+func p99(lat []time.Duration) time.Duration {
+	if len(lat) == 0 {
+		return 0
+	}
+	slices.Sort(lat)
+	return lat[min(len(lat)-1, len(lat)*99/100)]
 }
 
 // probe measures the admin port's /healthz until ctx ends, returning the
@@ -287,11 +312,7 @@ func probe(ctx context.Context, admin string) time.Duration {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	if len(lat) == 0 {
-		return 0
-	}
-	slices.Sort(lat)
-	return lat[min(len(lat)-1, len(lat)*99/100)]
+	return p99(lat)
 }
 
 func rssMiB() float64 {
@@ -354,16 +375,16 @@ func chaosRun(ctx context.Context, b chaosSpec, progress io.Writer) (chaosReport
 		cancel()
 		t.stop()
 	}
-	steady := func(t *chaosTarget, d time.Duration, tl *tally) {
+	// loadFor runs n clients for d; steady, one per platform slot.
+	loadFor := func(t *chaosTarget, d time.Duration, n int, tl *tally) {
 		lctx, cancel := context.WithTimeout(ctx, d)
 		defer cancel()
-		load(lctx, client, t.base+"/fn", b.Limit, 0, tl)
+		load(lctx, client, t.base+"/fn", n, 0, tl)
 	}
+	steady := func(t *chaosTarget, d time.Duration, tl *tally) { loadFor(t, d, b.Limit, tl) }
 	err = errors.Join(
 		scenario("overload 10x", nil, func(t *chaosTarget, row *chaosRow, tl *tally) error {
-			lctx, cancel := context.WithTimeout(ctx, b.Overload)
-			defer cancel()
-			load(lctx, client, t.base+"/fn", b.Clients, 0, tl)
+			loadFor(t, b.Overload, b.Clients, tl)
 			return nil
 		}),
 		scenario("platform down", nil, func(t *chaosTarget, row *chaosRow, tl *tally) error {
@@ -493,39 +514,9 @@ func chaosRun(ctx context.Context, b chaosSpec, progress io.Writer) (chaosReport
 // othersP99 runs n clients for 5 s and returns the p99 of their
 // successful calls.
 func othersP99(ctx context.Context, client *fasthttp.Client, url string, n int, tl *tally) time.Duration {
-	var lat []time.Duration
-	var mu sync.Mutex
 	lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	var wg sync.WaitGroup
-	for range n {
-		wg.Go(func() {
-			req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
-			defer fasthttp.ReleaseRequest(req)
-			defer fasthttp.ReleaseResponse(resp)
-			for lctx.Err() == nil {
-				req.SetRequestURI(url)
-				req.Header.SetMethod("POST")
-				start := time.Now()
-				code := 0
-				if err := client.DoTimeout(req, resp, 30*time.Second); err == nil {
-					code = resp.StatusCode()
-				}
-				tl.add(code, len(resp.Header.Peek("Retry-After")) > 0)
-				if code == 200 {
-					mu.Lock()
-					lat = append(lat, time.Since(start))
-					mu.Unlock()
-				}
-			}
-		})
-	}
-	wg.Wait()
-	if len(lat) == 0 {
-		return 0
-	}
-	slices.Sort(lat)
-	return lat[len(lat)*99/100]
+	return p99(load(lctx, client, url, n, 0, tl))
 }
 
 // badRequests is the corpus the bad-request scenario sends, one a
@@ -573,15 +564,8 @@ func printChaosReport(out io.Writer, rep chaosReport) {
 	fmt.Fprintln(out)
 	for _, r := range rep.Rows {
 		if len(r.Extra) > 0 {
-			keys := slices.Sorted(func(yield func(string) bool) {
-				for k := range r.Extra {
-					if !yield(k) {
-						return
-					}
-				}
-			})
 			var parts []string
-			for _, k := range keys {
+			for _, k := range slices.Sorted(maps.Keys(r.Extra)) {
 				parts = append(parts, fmt.Sprintf("%s %v", k, r.Extra[k]))
 			}
 			fmt.Fprintf(out, "%s: %s\n", r.Scenario, strings.Join(parts, ", "))
