@@ -370,18 +370,6 @@ func (d *DAG) validateNode(name string, n *Node, lim Limits) error {
 	return nil
 }
 
-// Tasks returns the functions and qualifiers the DAG's tasks invoke, one
-// pair per task node, sorted by node name.
-func (d *DAG) Tasks() (functions, qualifiers []string) {
-	for _, name := range slices.Sorted(maps.Keys(d.Nodes)) {
-		if n := d.Nodes[name]; n.Kind == Task {
-			functions = append(functions, n.Function)
-			qualifiers = append(qualifiers, n.Qualifier)
-		}
-	}
-	return functions, qualifiers
-}
-
 // edges lists the nodes n leads to.
 func (n *Node) edges() []string {
 	out := make([]string, 0, 4)

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"iter"
 	"log/slog"
 	"maps"
 	"os"
@@ -188,16 +189,11 @@ func (s *Service) PutOwned(name string, src []byte, owner string) error {
 	if !ValidName(name) {
 		return invalid("bad dag name %q (1 to 128 letters, digits, '_', '-', '.')", name)
 	}
-	e := &entry{src: append(json.RawMessage(nil), src...), owner: owner}
-	var err error
-	if IsASL(src) {
-		e.machine, err = s.ParseASL(src)
-	} else {
-		e.dag, err = s.Parse(src)
-	}
+	e, err := s.parse(src)
 	if err != nil {
 		return err
 	}
+	e.owner = owner
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, ok := s.dags[name]; !ok && len(s.dags) >= s.cfg.MaxDAGs {
@@ -207,69 +203,69 @@ func (s *Service) PutOwned(name string, src []byte, owner string) error {
 	return nil
 }
 
-// Parse reads and validates a DAG as Put would, without registering it:
-// within the service's limits, every task's function checked by
-// Config.CheckTask.
-func (s *Service) Parse(src []byte) (*DAG, error) {
-	d, err := Parse(src, s.lim)
-	if err != nil {
-		return nil, err
+// parse reads src as a DAG or, when it has StartAt and States, a state
+// machine (asl.go), within the service's limits, and checks every task's
+// function with Config.CheckTask. It returns the entry Put registers.
+func (s *Service) parse(src []byte) (*entry, error) {
+	e := &entry{src: append(json.RawMessage(nil), src...)}
+	var err error
+	if IsASL(src) {
+		e.machine, err = ParseASL(src, s.lim)
+	} else {
+		e.dag, err = Parse(src, s.lim)
 	}
-	if s.cfg.CheckTask != nil {
-		for _, name := range slices.Sorted(maps.Keys(d.Nodes)) {
-			n := d.Nodes[name]
-			if n.Kind != Task {
-				continue
+	if err != nil || s.cfg.CheckTask == nil {
+		return e, err
+	}
+	for where, t := range e.tasks() {
+		if err := s.cfg.CheckTask(t.function, t.qualifier); err != nil {
+			problem := fmt.Sprintf("function %q: %v", t.function, err)
+			if e.machine != nil {
+				return nil, &StateError{State: where, Field: "Resource", Problem: problem}
 			}
-			if err := s.cfg.CheckTask(n.Function, n.Qualifier); err != nil {
-				return nil, &NodeError{Node: name, Problem: fmt.Sprintf("function %q: %v", n.Function, err)}
-			}
+			return nil, &NodeError{Node: where, Problem: problem}
 		}
 	}
-	return d, nil
+	return e, nil
 }
 
-// Tasks parses src as PutOwned would (a DAG, or a state machine when it
-// has StartAt and States), with the same checks, and returns the
-// functions its tasks name and their qualifiers, in a stable order. A
-// state machine's lambda:invoke tasks, whose function is a parameter, are
-// not listed.
-func (s *Service) Tasks(src []byte) (functions, qualifiers []string, err error) {
-	if IsASL(src) {
-		m, err := s.ParseASL(src)
-		if err != nil {
-			return nil, nil, err
+// task is the function a task node or Task state invokes.
+type task struct{ function, qualifier string }
+
+// tasks yields, by node or state name (sorted within each scope), the
+// functions e's tasks name: a state machine's lambda:invoke tasks, whose
+// function is a parameter, are not among them.
+func (e *entry) tasks() iter.Seq2[string, task] {
+	if e.machine != nil {
+		return func(yield func(string, task) bool) {
+			for state, t := range e.machine.tasks() {
+				if !yield(state, task{t.name, t.qualifier}) {
+					return
+				}
+			}
 		}
-		for _, t := range m.tasks() {
-			functions = append(functions, t.name)
-			qualifiers = append(qualifiers, t.qualifier)
-		}
-		return functions, qualifiers, nil
 	}
-	d, err := s.Parse(src)
+	return func(yield func(string, task) bool) {
+		for _, name := range slices.Sorted(maps.Keys(e.dag.Nodes)) {
+			if n := e.dag.Nodes[name]; n.Kind == Task && !yield(name, task{n.Function, n.Qualifier}) {
+				return
+			}
+		}
+	}
+}
+
+// Tasks parses src as Put would, with the same checks, and returns the
+// functions its tasks name and their qualifiers, in a stable order.
+func (s *Service) Tasks(src []byte) (functions, qualifiers []string, err error) {
+	e, err := s.parse(src)
 	if err != nil {
 		return nil, nil, err
 	}
-	functions, qualifiers = d.Tasks()
+	for _, t := range e.tasks() {
+		functions = append(functions, t.function)
+		qualifiers = append(qualifiers, t.qualifier)
+	}
 	return functions, qualifiers, nil
-}
-
-// ParseASL parses an Amazon States Language state machine with the
-// service's limits, and checks each Task state's function (named by its
-// Resource) with CheckTask, as Parse does a DAG's tasks.
-func (s *Service) ParseASL(src []byte) (*Machine, error) {
-	m, err := ParseASL(src, s.lim)
-	if err != nil {
-		return nil, err
-	}
-	if s.cfg.CheckTask != nil {
-		for state, t := range m.tasks() {
-			if err := s.cfg.CheckTask(t.name, t.qualifier); err != nil {
-				return nil, &StateError{State: state, Field: "Resource", Problem: fmt.Sprintf("function %q: %v", t.name, err)}
-			}
-		}
-	}
-	return m, nil
 }
 
 // Owner returns who registered DAG name ("" for none) and whether it is
