@@ -48,6 +48,7 @@ func TestEveryHelpExitsZero(t *testing.T) {
 		{}, {"serve"}, {"config"}, {"emulate"}, {"demo"}, {"version"},
 		{"policy"}, {"policy", "check"}, {"policy", "eval"},
 		{"bench"}, {"bench", "chains"}, {"bench", "coldstart"}, {"bench", "dags"},
+		{"bench", "events"}, {"bench", "cluster"}, {"bench", "chaos"},
 	} {
 		for _, h := range []string{"--help", "-h", "-help"} {
 			args := append(append([]string{}, cmd...), h)
@@ -58,7 +59,8 @@ func TestEveryHelpExitsZero(t *testing.T) {
 		}
 	}
 	// Flags are listed where a command has them.
-	for _, cmd := range [][]string{{"emulate"}, {"demo"}, {"policy", "eval"}, {"bench", "chains"}, {"bench", "coldstart"}, {"bench", "dags"}} {
+	for _, cmd := range [][]string{{"emulate"}, {"demo"}, {"policy", "eval"}, {"bench", "chains"}, {"bench", "coldstart"}, {"bench", "dags"},
+		{"bench", "events"}, {"bench", "cluster"}, {"bench", "chaos"}} {
 		out, _, _ := runBinary(t, nil, append(cmd, "--help")...)
 		if !strings.Contains(out, "\nflags:\n  -") {
 			t.Errorf("sequoia %s --help lists no flags:\n%s", strings.Join(cmd, " "), out)
@@ -87,6 +89,10 @@ func TestErrorsAreOneLine(t *testing.T) {
 		{[]string{"bench", "chains", "-headroom", "2"}, 2, "bench chains: SEQUOIA_ADMISSION_HEADROOM=2"},
 		{[]string{"bench", "coldstart", "-rate", "0"}, 2, "bench coldstart: -chains"},
 		{[]string{"bench", "dags", "-width", "0"}, 2, "bench dags: sizes must be positive"},
+		{[]string{"bench", "events", "-events", "0"}, 2, "bench events: -events, -clients and -limit must be positive"},
+		{[]string{"bench", "cluster", "-replicas", "1"}, 2, "bench cluster: -replicas must be 2 or more"},
+		{[]string{"bench", "chaos", "-limit", "0"}, 2, "bench chaos: -limit, -exec, -overload and -outage must be positive"},
+		{[]string{"bench", "chaos", "--nope"}, 2, "bench chaos: flag provided but not defined: -nope"},
 		{[]string{"policy"}, 2, "policy: no subcommand given"},
 		{[]string{"policy", "nope"}, 2, `policy: unknown subcommand "nope"`},
 		{[]string{"policy", "check"}, 2, "policy check: want exactly one directory"},

@@ -38,9 +38,8 @@ calls, slow connections that never finish their headers, a corpus of bad
 requests, and a shutdown under load whose timeout runs out. Prints one row
 per scenario: requests, what clients got, refusals without Retry-After,
 requests left without an answer, log lines, goroutines after, and the
-admin probe's p99 against its p99 before the run.
-
-Flags:
+admin probe's p99 against its p99 before the run. --json prints the
+report as JSON.
 `
 
 // chaosSpec is the suite's workload.
@@ -76,8 +75,6 @@ type chaosReport struct {
 
 func runBenchChaos(ctx context.Context, args []string, out, progress io.Writer) error {
 	fs := flag.NewFlagSet("bench chaos", flag.ContinueOnError)
-	fs.SetOutput(out)
-	fs.Usage = func() { fmt.Fprint(out, chaosUsage); fs.PrintDefaults() }
 	var b chaosSpec
 	var asJSON bool
 	fs.IntVar(&b.Limit, "limit", 8, "SEQUOIA_MAX_CONCURRENCY, the platform's concurrency")
@@ -87,7 +84,7 @@ func runBenchChaos(ctx context.Context, args []string, out, progress io.Writer) 
 	fs.IntVar(&b.SlowConns, "slow-conns", 9000, "connections that never finish their headers (this process holds both ends: at most half the file-descriptor limit)")
 	fs.IntVar(&b.Clients, "clients", 0, "concurrent clients of the overload (default 10x what the platform runs in its exec time)")
 	fs.BoolVar(&asJSON, "json", false, "print the report as JSON")
-	if err := fs.Parse(args); err != nil {
+	if help, err := cli.Parse(fs, chaosUsage, args, out); help || err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {

@@ -23,6 +23,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/sequoia-qos/sequoia/cluster/natstest"
+	"github.com/sequoia-qos/sequoia/internal/cli"
 	"github.com/sequoia-qos/sequoia/loadtest"
 	"github.com/sequoia-qos/sequoia/loadtest/emulator"
 	"github.com/sequoia-qos/sequoia/serve"
@@ -117,8 +118,6 @@ type clusterReport struct {
 
 func runBenchCluster(ctx context.Context, args []string, out, progress io.Writer) error {
 	fs := flag.NewFlagSet("bench cluster", flag.ContinueOnError)
-	fs.SetOutput(out)
-	fs.Usage = func() { fmt.Fprint(out, clusterUsage); fs.PrintDefaults() }
 	var b clusterSpec
 	var parts string
 	var asJSON bool
@@ -141,23 +140,26 @@ func runBenchCluster(ctx context.Context, args []string, out, progress io.Writer
 	fs.StringVar(&b.HAProxy, "haproxy", "/usr/sbin/haproxy", "the haproxy binary")
 	fs.StringVar(&b.Binary, "sequoia", "", "the sequoia binary the replicas run (default: this one)")
 	fs.BoolVar(&asJSON, "json", false, "print the report as JSON")
-	if err := fs.Parse(args); err != nil {
+	if help, err := cli.Parse(fs, clusterUsage, args, out); help || err != nil {
 		return err
+	}
+	if fs.NArg() > 0 {
+		return cli.Usagef("bench cluster", "unexpected argument %q", fs.Arg(0))
 	}
 	if b.Replicas < 2 || b.Chains <= 0 || b.Steps <= 0 || b.Limit < b.Replicas || b.Exec < 0 || b.Deadline <= 0 ||
 		b.LongDeadline < 0 || b.Rate <= 0 || b.Run <= 0 || b.KillAfter <= 0 || b.KillAfter >= b.Run || b.Outage < 0 ||
 		b.LeaseTTL <= 0 || b.NATSNodes < 1 {
-		return fmt.Errorf("bench cluster: -replicas must be 2 or more, -limit at least -replicas, -kill-after within -run; the rest positive")
+		return cli.Usagef("bench cluster", "-replicas must be 2 or more, -limit at least -replicas, -kill-after within -run; the rest positive")
 	}
 	if b.IDs != "client" && b.IDs != "assigned" {
-		return fmt.Errorf("bench cluster: -ids must be client or assigned")
+		return cli.Usagef("bench cluster", "-ids must be client or assigned")
 	}
 	for _, p := range strings.Split(parts, ",") {
 		switch p = strings.TrimSpace(p); p {
 		case "w1", "kill", "nats":
 			b.Parts = append(b.Parts, p)
 		default:
-			return fmt.Errorf("bench cluster: unknown part %q (want w1, kill, nats)", p)
+			return cli.Usagef("bench cluster", "unknown part %q (want w1, kill, nats)", p)
 		}
 	}
 	switch b.Balancer {

@@ -24,6 +24,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/valyala/fasthttp"
 
+	"github.com/sequoia-qos/sequoia/internal/cli"
 	"github.com/sequoia-qos/sequoia/serve"
 )
 
@@ -103,6 +104,17 @@ type eventsReport struct {
 	DAG    []dagKillRow `json:"dag,omitempty"`
 }
 
+const eventsUsage = `usage: sequoia bench events [flags]
+
+What Lambda Events accepted into the durable store cost, and whether they
+survive: accept (acceptance rate and latency against an in-memory queue in
+the same run), kill (-events accepted, sequoia SIGKILLed -kills times during
+delivery: distinct deliveries, repeats, and sequoia's own count of them),
+cluster (the same with two replicas on an external NATS, the accepting one
+killed) and dag (an async DAG run whose process is SIGKILLed mid-run).
+--json prints the report as JSON.
+`
+
 func defaultEventsBench() eventsSpec {
 	return eventsSpec{Events: 10000, Clients: 16, Rate: 5000, Kills: 3, Exec: 20 * time.Millisecond, Limit: 25, Lease: 2 * time.Second,
 		DAGTasks: 6, DAGExec: 500 * time.Millisecond, Scenarios: []string{"accept", "kill", "cluster", "dag"}}
@@ -110,7 +122,6 @@ func defaultEventsBench() eventsSpec {
 
 func runBenchEvents(ctx context.Context, args []string, out, progress io.Writer) error {
 	fs := flag.NewFlagSet("bench events", flag.ContinueOnError)
-	fs.SetOutput(out)
 	b := defaultEventsBench()
 	var scenarios string
 	var asJSON bool
@@ -126,12 +137,15 @@ func runBenchEvents(ctx context.Context, args []string, out, progress io.Writer)
 	fs.StringVar(&scenarios, "scenarios", strings.Join(b.Scenarios, ","), "accept, kill (embedded), cluster (external NATS, two replicas), dag")
 	fs.StringVar(&b.Binary, "bin", "", "the sequoia binary the kill scenarios run (default: this one)")
 	fs.BoolVar(&asJSON, "json", false, "print the report as JSON")
-	if err := fs.Parse(args); err != nil {
+	if help, err := cli.Parse(fs, eventsUsage, args, out); help || err != nil {
 		return err
+	}
+	if fs.NArg() > 0 {
+		return cli.Usagef("bench events", "unexpected argument %q", fs.Arg(0))
 	}
 	b.Scenarios = strings.Split(scenarios, ",")
 	if b.Events <= 0 || b.Clients <= 0 || b.Rate <= 0 || b.Kills < 0 || b.Limit <= 0 || b.Exec < 0 || b.Lease < time.Second || b.DAGTasks < 2 {
-		return errors.New("bench events: -events, -clients and -limit must be positive, -lease at least 1s, -dag-tasks at least 2")
+		return cli.Usagef("bench events", "-events, -clients and -limit must be positive, -lease at least 1s, -dag-tasks at least 2")
 	}
 	if b.Binary == "" {
 		exe, err := os.Executable()
