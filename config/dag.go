@@ -11,7 +11,8 @@ import (
 type DAGs struct {
 	// DAGDir is a directory of DAGs registered at start, one per `*.json`
 	// file, named after the file; an invalid one stops start-up. Empty
-	// means none (register them with `PUT /sequoia/v1/dags/{name}`).
+	// means none (register them with `PUT /sequoia/v1/dags/{name}` and a
+	// token of SEQUOIA_API_TOKEN_FILE).
 	DAGDir string `env:"DAG_DIR" envDefault:""`
 	// RunRetention is how long a finished run's state and output stay
 	// readable at `GET /sequoia/v1/runs/{id}`.

@@ -69,7 +69,7 @@ var reference = []Concern{
 		{Name: "SEQUOIA_POLICY_REFRESH", Default: "1s", Doc: "how often the live metrics snapshot that policies read is taken."},
 	}},
 	{Title: "DAGs", Doc: "DAG runs (package dag): where DAGs are loaded from at start, how big they and their runs may be, and how long finished runs are kept.", Variables: []VariableDoc{
-		{Name: "SEQUOIA_DAG_DIR", Default: "", Doc: "a directory of DAGs registered at start, one per `*.json` file, named after the file; an invalid one stops start-up. Empty means none (register them with `PUT /sequoia/v1/dags/{name}`)."},
+		{Name: "SEQUOIA_DAG_DIR", Default: "", Doc: "a directory of DAGs registered at start, one per `*.json` file, named after the file; an invalid one stops start-up. Empty means none (register them with `PUT /sequoia/v1/dags/{name}` and a token of SEQUOIA_API_TOKEN_FILE)."},
 		{Name: "SEQUOIA_RUN_RETENTION", Default: "10m", Doc: "how long a finished run's state and output stay readable at `GET /sequoia/v1/runs/{id}`."},
 		{Name: "SEQUOIA_MAX_RUNS", Default: "10000", Doc: "bounds the runs in progress (more are answered 429) and, separately, the finished runs kept (the oldest is forgotten first)."},
 		{Name: "SEQUOIA_MAX_DAGS", Default: "1000", Doc: "bounds the registered DAGs."},
