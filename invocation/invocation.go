@@ -108,6 +108,15 @@ type Invocation struct {
 	// Attempt counts the platform attempts made before this one: 0 for
 	// the first, set by the proxy's retry loop.
 	Attempt int
+	// RetryIn, set by the invoker when an attempt ends, says that the
+	// attempt will be sent again after that wait (RetryReason says why):
+	// the scheduler books it as no step of its chain (a throttle is not a
+	// run), and the next attempt's admission as no new request of it.
+	// Zero: the attempt's answer is final. The scheduler clears it when
+	// the next attempt is admitted; a caller that plans a retry and does
+	// not make it says so (qos.Scheduler.GiveUp).
+	RetryIn     time.Duration
+	RetryReason string
 
 	// Warm is the warm pool's note between Arrived and Finished (the
 	// function's state, so that Finished need not look it up); nil when

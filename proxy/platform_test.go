@@ -111,6 +111,20 @@ func startRetryProxyP(t *testing.T, kind invocation.Platform, url string, limit 
 func startProxyConfig(t *testing.T, url string, limit int, cfg Config) (string, *qos.Scheduler, *Proxy) {
 	t.Helper()
 	s := qos.New(qos.Config{Limit: limit, QueueCapacity: 100, QueueTimeout: time.Minute})
+	addr, p := startProxySchedConfig(t, url, s, cfg)
+	return addr, s, p
+}
+
+// startProxyWith starts a proxy with cfg and the scheduler s in front of
+// url and returns its address.
+func startProxyWith(t *testing.T, url string, s *qos.Scheduler, cfg Config) string {
+	t.Helper()
+	addr, _ := startProxySchedConfig(t, url, s, cfg)
+	return addr
+}
+
+func startProxySchedConfig(t *testing.T, url string, s *qos.Scheduler, cfg Config) (string, *Proxy) {
+	t.Helper()
 	up, err := platform.New(platform.Config{URL: url, Kind: cfg.Platform, Timeout: 10 * time.Second, MaxConns: 64})
 	if err != nil {
 		t.Fatal(err)
@@ -122,7 +136,7 @@ func startProxyConfig(t *testing.T, url string, limit int, cfg Config) (string, 
 	}
 	go p.Serve(ln) //nolint:errcheck
 	t.Cleanup(func() { _ = p.srv.Shutdown() })
-	return ln.Addr().String(), s, p
+	return ln.Addr().String(), p
 }
 
 func lambdaInvoke(fn string, headers ...string) string {

@@ -112,6 +112,7 @@ type platformState struct {
 	feedback  Feedback
 	rates     RatePacer
 	iv        qos.Invoker   // the forwarder, reporting to feedback and rates
+	planned   qos.Invoker   // iv, planning the retry loop's next attempt
 	reserved  *reservedCaps // Lambda's reserved concurrency; nil: not learned
 	episodes  *throttleEpisodes
 	attempts  *attempts
@@ -141,6 +142,7 @@ func (s *platformState) init(p *Proxy) {
 	}
 	s.iv = &feedbackInvoker{fwd: fwd, kind: p.cfg.Platform, fb: s.feedback, rates: s.rates,
 		estimate: s.retry.BackgroundEstimate, reserved: s.reserved, episodes: s.episodes, attempts: s.attempts}
+	s.planned = &plannedInvoker{iv: s.iv, kind: p.cfg.Platform, s: s}
 	s.retries = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: metrics.Namespace, Name: "retries_total",
 		Help: "Invocations sent to the platform again, by why: throttled_concurrency, throttled_rate, throttled_function, unavailable, unreachable, timeout (Lambda Events: sequoia_events_retried_total).",
@@ -172,6 +174,23 @@ type feedbackInvoker struct {
 	reserved *reservedCaps // may be nil
 	episodes *throttleEpisodes
 	attempts *attempts
+}
+
+// plannedInvoker is the retry loop's invoker: iv's attempt, then the plan
+// of its retry (planRetry), made while the slot is still held, so that the
+// scheduler books the attempt as what it will be (no step of its chain
+// when it is sent again). The DAG runner and the Lambda Event deliveries,
+// which retry on their own terms, use iv itself.
+type plannedInvoker struct {
+	iv   qos.Invoker
+	kind invocation.Platform
+	s    *platformState
+}
+
+func (p *plannedInvoker) Invoke(inv *invocation.Invocation) error {
+	err := p.iv.Invoke(inv)
+	p.s.planRetry(p.kind, inv, err)
+	return err
 }
 
 func (f *feedbackInvoker) Invoke(inv *invocation.Invocation) error {
@@ -349,6 +368,7 @@ func (p *Proxy) invokeRetrying(inv *invocation.Invocation, w qos.Watcher, span *
 			// deadline (then the platform answers).
 			if d := s.rates.Delay(inv.Tenant); d > 0 && !s.pastDeadline(inv, d) {
 				if !pause(d, w) {
+					p.giveUp(inv, qos.ErrClientGone) // a retry, if one was planned
 					return waited, qos.ErrClientGone
 				}
 				waited += d
@@ -358,24 +378,18 @@ func (p *Proxy) invokeRetrying(inv *invocation.Invocation, w qos.Watcher, span *
 		if span != nil {
 			start = time.Now()
 		}
-		wt, err := p.sched.Do(inv, w, s.iv)
+		wt, err := p.sched.Do(inv, w, s.planned)
 		waited += wt
 		if span != nil {
 			span.Attempt(inv, start, wt, time.Now(), inv.Resp.StatusCode(), err)
 		}
-		if inv.Attempt+1 >= s.retry.MaxAttempts {
-			return waited, err
-		}
-		reason, hint := s.retryReason(p.cfg.Platform, inv, err)
-		if reason == "" {
-			return waited, err
-		}
-		delay := s.backoff(inv.Attempt, hint)
-		if s.pastDeadline(inv, delay) {
-			return waited, err
+		delay, reason := inv.RetryIn, inv.RetryReason
+		if delay <= 0 {
+			return waited, err // planRetry made it final
 		}
 		span.Retry(reason, delay)
 		if !pause(delay, w) {
+			p.giveUp(inv, qos.ErrClientGone)
 			return waited, qos.ErrClientGone
 		}
 		s.retries.WithLabelValues(reason).Inc()
@@ -384,6 +398,35 @@ func (p *Proxy) invokeRetrying(inv *invocation.Invocation, w qos.Watcher, span *
 			inv.Resp.Reset()
 		}
 	}
+}
+
+// planRetry decides, when an attempt of inv ends with err (and, when nil,
+// inv.Resp), whether it is sent again and after how long (inv.RetryIn,
+// inv.RetryReason; zero: the answer is final): while attempts are left,
+// retryReason allows it and the wait ends before inv's deadline.
+func (s *platformState) planRetry(kind invocation.Platform, inv *invocation.Invocation, err error) {
+	inv.RetryIn, inv.RetryReason = 0, ""
+	if inv.Attempt+1 >= s.retry.MaxAttempts {
+		return
+	}
+	reason, hint := s.retryReason(kind, inv, err)
+	if reason == "" {
+		return
+	}
+	if delay := s.backoff(inv.Attempt, hint); !s.pastDeadline(inv, delay) {
+		inv.RetryIn, inv.RetryReason = delay, reason
+	}
+}
+
+// giveUp tells the scheduler that the retry inv's last attempt planned
+// will not be made, because of err.
+func (p *Proxy) giveUp(inv *invocation.Invocation, err error) {
+	if g, ok := p.sched.(interface {
+		GiveUp(*invocation.Invocation, error)
+	}); ok {
+		g.GiveUp(inv, err)
+	}
+	inv.RetryIn, inv.RetryReason = 0, ""
 }
 
 // pastDeadline reports whether waiting d from now ends past inv's

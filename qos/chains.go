@@ -358,6 +358,15 @@ func (a *admission) admit(inv *invocation.Invocation, f *flight) (*chain, time.T
 			c = a.adopt(inv, now) // remote.go: a chain another replica admitted
 		}
 	}
+	if retry := inv.RetryIn > 0; retry {
+		// Another attempt of a step that did not run (retrying): no new
+		// request of its chain, and the wait before it was no caller's.
+		inv.RetryIn, inv.RetryReason = 0, ""
+		if c != nil && (c.deadline.IsZero() || !now.After(c.deadline)) {
+			inv.Deadline = c.deadline
+			return c, now, nil
+		}
+	}
 	if c != nil && (c.deadline.IsZero() || !now.After(c.deadline)) {
 		// The caller's turnaround between two steps: the chain holds no
 		// slot meanwhile, but its deadline runs. A chain that ended has
@@ -533,7 +542,9 @@ func (a *admission) finished(c *chain, f *flight, hold time.Duration, ok, unplan
 		a.reportStep(c, ok, end) // remote.go
 		return
 	}
-	if !ok {
+	if !ok && !c.run {
+		// A run's failed node may be tried again; EndRun says whether
+		// the run failed.
 		c.failed.Store(true)
 	}
 	done := int(c.done.Add(1))
@@ -568,6 +579,31 @@ func (a *admission) finished(c *chain, f *flight, hold time.Duration, ok, unplan
 		o = ChainFailed
 	}
 	a.end(c, o, end)
+}
+
+// retrying records that a step of c got a slot (dispatched said whether
+// unplanned) and will be sent again: the platform refused it before
+// running it, or its answer is worth another attempt. It is not a step
+// that ran: neither done nor failed, its slot time teaches nothing, and a
+// reserved step it took is given back for the attempt that follows. Its
+// chain cannot go quiet meanwhile: its last end stays unset (admit reset
+// it when this step arrived).
+func (a *admission) retrying(c *chain, unplanned bool) {
+	c.running.Add(-1)
+	if unplanned {
+		a.est.unplanned.Add(-1)
+		return
+	}
+	if c.remote != nil || c.ended.Load() {
+		return
+	}
+	c.remaining.Add(1)
+	a.est.outstanding.Add(1)
+	if c.ended.Load() {
+		// It ended meanwhile: what endAt's swap may not have seen goes
+		// now.
+		a.est.outstanding.Add(-int64(c.remaining.Swap(0)))
+	}
 }
 
 // clientGone asks w, if it can tell, whether its client left.

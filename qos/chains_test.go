@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/valyala/fasthttp"
+
 	"github.com/sequoia-qos/sequoia/invocation"
 )
 
@@ -378,5 +380,69 @@ func BenchmarkDoPassthrough(b *testing.B) {
 				}
 			})
 		})
+	}
+}
+
+// retryInvoker answers each attempt with the next of its codes and plans a
+// retry (inv.RetryIn) after every attempt but the last, as the proxy's
+// retry loop does.
+type retryInvoker struct{ codes []int }
+
+func (r *retryInvoker) Invoke(inv *invocation.Invocation) error {
+	inv.Resp.SetStatusCode(r.codes[0])
+	r.codes = r.codes[1:]
+	if len(r.codes) > 0 {
+		inv.RetryIn = time.Millisecond
+	}
+	return nil
+}
+
+// TestRetriedAttemptIsNoStep: an attempt the invoker will send again is
+// no step of its chain: a told chain whose steps were each throttled
+// before they ran completes with its last step, each retry gives back the
+// reserved step it took, and GiveUp ends a chain whose planned retry is
+// not made. No outstanding or unplanned work is left behind.
+func TestRetriedAttemptIsNoStep(t *testing.T) {
+	ev := &countEvents{}
+	s := New(Config{Limit: 4, QueueCapacity: 10, QueueTimeout: time.Minute, Events: ev})
+	defer s.Close()
+	// do runs inv's attempts, checking the steps still reserved while
+	// each retry waits.
+	do := func(inv *invocation.Invocation, reserved int64, codes ...int) {
+		t.Helper()
+		iv := &retryInvoker{codes: codes}
+		for range codes {
+			inv.Resp = &fasthttp.Response{}
+			if _, err := s.Do(inv, nil, iv); err != nil {
+				t.Fatal(err)
+			}
+			if got := s.adm.est.outstanding.Load(); inv.RetryIn > 0 && got != reserved {
+				t.Fatalf("%d steps outstanding while a retry waits, want %d", got, reserved)
+			}
+			inv.Attempt++
+		}
+	}
+	do(&invocation.Invocation{Function: "a", Chain: "told", Steps: 2, Budget: time.Minute}, 2, 429, 429, 200)
+	if ev.ended.Load() != 0 {
+		t.Fatal("the chain ended after its first step")
+	}
+	if n := s.ChainStep("told"); n != 2 {
+		t.Errorf("next request is step %d, want 2", n)
+	}
+	do(&invocation.Invocation{Function: "b", Chain: "told"}, 1, 503, 200)
+	if ev.ended.Load() != 1 || ev.completed.Load() != 1 {
+		t.Fatalf("ended %d, completed %d; want the chain completed", ev.ended.Load(), ev.completed.Load())
+	}
+	// A planned retry given up: the chain (its first step never ran) ends.
+	inv := &invocation.Invocation{Function: "a", Chain: "given-up", Steps: 2, Budget: time.Minute, Resp: &fasthttp.Response{}}
+	if _, err := s.Do(inv, nil, &retryInvoker{codes: []int{429, 200}}); err != nil {
+		t.Fatal(err)
+	}
+	s.GiveUp(inv, ErrClientGone)
+	if ev.ended.Load() != 2 || s.ActiveChains() != 0 {
+		t.Errorf("ended %d, active %d; want the given-up chain ended", ev.ended.Load(), s.ActiveChains())
+	}
+	if n := s.adm.est.outstanding.Load() + s.adm.est.unplanned.Load(); n != 0 {
+		t.Errorf("outstanding and unplanned steps %d, want 0", n)
 	}
 }

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/valyala/fasthttp"
+
 	"github.com/sequoia-qos/sequoia/invocation"
 )
 
@@ -107,5 +109,27 @@ func TestRunsLearnNoChainLength(t *testing.T) {
 		if strings.HasPrefix(name, "run-") {
 			t.Fatalf("the per-function table holds the run id %q", name)
 		}
+	}
+}
+
+// TestRunRetriedNodeCompletes: a run's invocation the platform throttled
+// (or whose function failed) and that the runner tried again does not fail
+// the run: EndRun says how it ended.
+func TestRunRetriedNodeCompletes(t *testing.T) {
+	ev := &countEvents{}
+	s := New(Config{Limit: 4, QueueCapacity: 10, QueueTimeout: time.Minute, Events: ev})
+	defer s.Close()
+	if _, err := s.AdmitRun(RunPlan{Chain: "run", Budget: time.Minute, Critical: time.Millisecond, Work: time.Millisecond, Steps: 1}); err != nil {
+		t.Fatal(err)
+	}
+	for _, code := range []int{429, 200} {
+		inv := &invocation.Invocation{Function: "f", Chain: "run", Resp: &fasthttp.Response{}}
+		if _, err := s.Do(inv, nil, &retryInvoker{codes: []int{code}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.EndRun("run", false)
+	if ev.ended.Load() != 1 || ev.completed.Load() != 1 {
+		t.Errorf("ended %d, completed %d; want the run completed", ev.ended.Load(), ev.completed.Load())
 	}
 }

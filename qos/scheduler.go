@@ -224,9 +224,30 @@ func (s *Scheduler) Do(inv *invocation.Invocation, w Watcher, iv Invoker) (time.
 	cc.Add(-1)
 	end := s.adm.now()
 	s.Release(inv)
+	if inv.RetryIn > 0 && inv.Chain != "" {
+		// The invoker will send it again (a throttle, say): no step of
+		// the chain ran, and its slot time was not a run.
+		s.adm.retrying(c, unplanned)
+		return waited, err
+	}
 	ok := err == nil && (inv.Resp == nil || inv.Resp.StatusCode() < 500 && inv.Resp.StatusCode() != 429)
 	s.adm.finished(c, fc, end.Sub(granted), ok, unplanned, end, w)
 	return waited, err
+}
+
+// GiveUp records that the retry inv's last attempt planned (inv.RetryIn)
+// will not be made because of err (its client left during the wait, say):
+// that step of its chain ends as if it had never run, as Do ends one that
+// waited in vain. It does nothing when no retry is pending.
+func (s *Scheduler) GiveUp(inv *invocation.Invocation, err error) {
+	if inv.RetryIn <= 0 || inv.Chain == "" {
+		return
+	}
+	inv.RetryIn, inv.RetryReason = 0, ""
+	a := s.adm
+	if c, ok := a.lookup(inv.Chain, a.now()); ok {
+		a.abandoned(c, inv, err)
+	}
 }
 
 // Acquire takes a worker slot for inv, waiting in its queue (the
