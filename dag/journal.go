@@ -137,7 +137,7 @@ func (s *Service) Resume(rec *RunRecord, done map[string]json.RawMessage) error 
 		p = d.PlanInput(s.sched.Estimate, in)
 	}
 	if _, err := s.sched.AdmitRun(qos.RunPlan{Chain: r.ID, Class: r.class, Budget: budget,
-		Critical: p.Critical, Work: p.Work, Steps: p.Steps}); err != nil {
+		Critical: p.Critical, Work: p.Work, Steps: p.Steps, Name: r.DAG}); err != nil {
 		go r.finish(nil, ErrDeadline)
 		return nil
 	}

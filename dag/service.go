@@ -389,7 +389,7 @@ func (s *Service) Start(name string, rr RunRequest) (*Run, error) {
 		p = d.PlanInput(s.sched.Estimate, in)
 	}
 	deadline, err := s.sched.AdmitRun(qos.RunPlan{Chain: r.ID, Class: rr.Class, Budget: budget,
-		Critical: p.Critical, Work: p.Work, Steps: p.Steps})
+		Critical: p.Critical, Work: p.Work, Steps: p.Steps, Name: r.DAG})
 	if err != nil {
 		s.ev.RunRefused()
 		return nil, err

@@ -114,13 +114,13 @@ func (c *Chains) ChainStarted(class uint8) { c.started[min(class, qos.NumClasses
 func (c *Chains) ChainRefused(class uint8) { c.refused[min(class, qos.NumClasses-1)].Inc() }
 
 // ChainEnded implements qos.Events.
-func (c *Chains) ChainEnded(class uint8, o qos.ChainOutcome, predicted, actual time.Duration) {
-	class = min(class, qos.NumClasses-1)
-	c.ended[class][o].Inc()
-	if o == qos.ChainCompleted {
-		c.duration[class].Observe(actual.Seconds())
-		if predicted > 0 {
-			c.ratio[class].Observe(float64(actual) / float64(predicted))
+func (c *Chains) ChainEnded(e qos.ChainEnd) {
+	class := min(e.Class, qos.NumClasses-1)
+	c.ended[class][e.Outcome].Inc()
+	if e.Outcome == qos.ChainCompleted {
+		c.duration[class].Observe(e.Actual.Seconds())
+		if e.Predicted > 0 {
+			c.ratio[class].Observe(float64(e.Actual) / float64(e.Predicted))
 		}
 	}
 }

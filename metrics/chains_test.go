@@ -20,11 +20,11 @@ func TestChainMetrics(t *testing.T) {
 	c.ChainStarted(qos.Interactive)
 	c.ChainStarted(qos.Batch)
 	c.ChainRefused(qos.Batch)
-	c.ChainEnded(qos.Interactive, qos.ChainCompleted, 100*time.Millisecond, 120*time.Millisecond)
-	c.ChainEnded(qos.Batch, qos.ChainDropped, time.Second, 2*time.Second)
-	c.ChainEnded(qos.Batch, qos.ChainLate, time.Second, 2*time.Second)
-	c.ChainEnded(qos.Batch, qos.ChainLate, time.Second, 2*time.Second)
-	c.ChainEnded(qos.Interactive, qos.ChainGone, time.Second, 2*time.Second)
+	c.ChainEnded(qos.ChainEnd{Class: qos.Interactive, Outcome: qos.ChainCompleted, Predicted: 100 * time.Millisecond, Actual: 120 * time.Millisecond})
+	c.ChainEnded(qos.ChainEnd{Class: qos.Batch, Outcome: qos.ChainDropped, Predicted: time.Second, Actual: 2 * time.Second})
+	c.ChainEnded(qos.ChainEnd{Class: qos.Batch, Outcome: qos.ChainLate, Predicted: time.Second, Actual: 2 * time.Second})
+	c.ChainEnded(qos.ChainEnd{Class: qos.Batch, Outcome: qos.ChainLate, Predicted: time.Second, Actual: 2 * time.Second})
+	c.ChainEnded(qos.ChainEnd{Class: qos.Interactive, Outcome: qos.ChainGone, Predicted: time.Second, Actual: 2 * time.Second})
 	c.Waited(qos.ChainRunning, qos.Interactive, 5*time.Millisecond)
 	c.ChainStarted(200) // out of range: counted as the last class, no panic
 

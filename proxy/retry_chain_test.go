@@ -18,10 +18,10 @@ type outcomes struct {
 
 func (o *outcomes) ChainStarted(uint8) {}
 func (o *outcomes) ChainRefused(uint8) {}
-func (o *outcomes) ChainEnded(_ uint8, oc qos.ChainOutcome, _, _ time.Duration) {
+func (o *outcomes) ChainEnded(e qos.ChainEnd) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	o.ended[oc]++
+	o.ended[e.Outcome]++
 }
 func (o *outcomes) Waited(qos.QueueKind, uint8, time.Duration) {}
 

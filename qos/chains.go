@@ -98,20 +98,31 @@ type Events interface {
 	ChainStarted(class uint8)
 	// ChainRefused: a new chain was refused at entry.
 	ChainRefused(class uint8)
-	// ChainEnded: an admitted chain ended. predicted is admission's
-	// estimate of its duration, actual the time from its first request to
-	// its end (meaningful for completed chains).
-	ChainEnded(class uint8, o ChainOutcome, predicted, actual time.Duration)
+	// ChainEnded: an admitted chain ended.
+	ChainEnded(e ChainEnd)
 	// Waited: an invocation left queue q, granted or not, after d.
 	Waited(q QueueKind, class uint8, d time.Duration)
 }
 
+// ChainEnd is how an admitted chain ended (Events.ChainEnded).
+type ChainEnd struct {
+	Class   uint8
+	Outcome ChainOutcome
+	// Predicted is admission's estimate of its duration, Actual the time
+	// from its first request to its end (meaningful for completed
+	// chains).
+	Predicted, Actual time.Duration
+	// Tenant and Function are its first request's (a DAG run's Function
+	// is the DAG's name); either may be empty.
+	Tenant, Function string
+}
+
 type nopEvents struct{}
 
-func (nopEvents) ChainStarted(uint8)                                           {}
-func (nopEvents) ChainRefused(uint8)                                           {}
-func (nopEvents) ChainEnded(uint8, ChainOutcome, time.Duration, time.Duration) {}
-func (nopEvents) Waited(QueueKind, uint8, time.Duration)                       {}
+func (nopEvents) ChainStarted(uint8)                     {}
+func (nopEvents) ChainRefused(uint8)                     {}
+func (nopEvents) ChainEnded(ChainEnd)                    {}
+func (nopEvents) Waited(QueueKind, uint8, time.Duration) {}
 
 // chain is one active chain. What a request updates (steps done and
 // remaining, the last end, failure, the end itself) is atomic, so that a
@@ -126,6 +137,9 @@ type chain struct {
 	steps     int       // from X-Sequoia-Chain-Steps; 0 unknown
 	predicted time.Duration
 	headroom  float64 // admission's headroom when it was admitted
+	// tenant and function are its first request's (a run's function is
+	// its DAG's name), for Events.ChainEnded.
+	tenant, function string
 
 	booking booking // its slot's fields: REQUIRES booking.line.mu
 	seq     uint64  // the id's counter if it is in the ring (ring.go); 0 in the table
@@ -341,7 +355,8 @@ func (a *admission) endAt(c *chain, o ChainOutcome, last, now time.Time) {
 			a.hr.kept()
 		}
 	}
-	a.ev.ChainEnded(c.class, o, c.predicted, last.Sub(c.start))
+	a.ev.ChainEnded(ChainEnd{Class: c.class, Outcome: o, Predicted: c.predicted, Actual: last.Sub(c.start),
+		Tenant: c.tenant, Function: c.function})
 }
 
 // admit classifies inv, an invocation of the function f stands for (its
@@ -412,6 +427,7 @@ func (a *admission) admit(inv *invocation.Invocation, f *flight) (*chain, time.T
 	c = &chain{booking: bk,
 		entry: f, class: inv.Class, start: start, deadline: deadline, headroom: headroom,
 		steps: inv.Steps, predicted: time.Duration(finish - start.UnixNano()),
+		tenant: inv.Tenant, function: inv.Function,
 	}
 	c.remaining.Store(int32(steps))
 	c.requests.Store(1)

@@ -170,9 +170,9 @@ type countEvents struct {
 
 func (c *countEvents) ChainStarted(uint8) { c.started.Add(1) }
 func (c *countEvents) ChainRefused(uint8) {}
-func (c *countEvents) ChainEnded(_ uint8, o ChainOutcome, _, _ time.Duration) {
+func (c *countEvents) ChainEnded(e ChainEnd) {
 	c.ended.Add(1)
-	if o == ChainCompleted {
+	if e.Outcome == ChainCompleted {
 		c.completed.Add(1)
 	}
 }

@@ -18,6 +18,9 @@ type RunPlan struct {
 	// and Steps their number.
 	Work  time.Duration
 	Steps int
+	// Tenant and Name (the DAG's) say whose run it is when it ends
+	// (ChainEnd's Tenant and Function).
+	Tenant, Name string
 }
 
 // AdmitRun decides whether a run may start, the way a chain's first step
@@ -66,7 +69,7 @@ func (s *Scheduler) AdmitRun(p RunPlan) (time.Time, error) {
 		return time.Time{}, err
 	}
 	c := &chain{booking: bk, class: p.Class, start: now, deadline: deadline, headroom: headroom,
-		predicted: time.Duration(finish - now.UnixNano()), run: true}
+		predicted: time.Duration(finish - now.UnixNano()), run: true, tenant: p.Tenant, function: p.Name}
 	c.remaining.Store(int32(steps))
 	a.live.Add(1)
 	a.store(p.Chain, c, false, now) // ends a forgotten chain of that id, if any

@@ -440,8 +440,8 @@ func (r *recordEvents) drain() string {
 
 func (r *recordEvents) ChainStarted(c uint8) { r.add("chain started (" + ClassName(c) + ")") }
 func (r *recordEvents) ChainRefused(c uint8) { r.add("chain refused (" + ClassName(c) + ")") }
-func (r *recordEvents) ChainEnded(c uint8, o ChainOutcome, predicted, actual time.Duration) {
-	r.add(fmt.Sprintf("chain %s (%s): predicted %s, took %s", o, ClassName(c), fmtDur(predicted), fmtDur(actual)))
+func (r *recordEvents) ChainEnded(e ChainEnd) {
+	r.add(fmt.Sprintf("chain %s (%s): predicted %s, took %s", e.Outcome, ClassName(e.Class), fmtDur(e.Predicted), fmtDur(e.Actual)))
 }
 func (r *recordEvents) Waited(QueueKind, uint8, time.Duration) {}
 

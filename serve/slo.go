@@ -66,9 +66,9 @@ type chainEvents struct {
 	slo *slo.Tracker
 }
 
-func (e chainEvents) ChainEnded(class uint8, o qos.ChainOutcome, predicted, actual time.Duration) {
-	e.Chains.ChainEnded(class, o, predicted, actual)
-	e.slo.ChainEnded(class, o)
+func (e chainEvents) ChainEnded(end qos.ChainEnd) {
+	e.Chains.ChainEnded(end)
+	e.slo.ChainEnded(end)
 }
 
 func (s *Server) chainEvents(c *metrics.Chains) qos.Events {

@@ -29,7 +29,8 @@ const (
 	// callers that left are not counted either way.
 	Success Kind = "success"
 	// Chains: the share of admitted chains (and DAG runs) that were not
-	// dropped mid-chain, of a class or all.
+	// dropped (qos.ChainOutcome.Dropped), of a class, a function, a
+	// tenant, or all.
 	Chains Kind = "chains"
 )
 
@@ -40,8 +41,9 @@ type Objective struct {
 	Name string `json:"name"`
 	Kind Kind   `json:"kind"`
 	// Function and Tenant select the invocations counted (latency and
-	// success); empty: any. Class selects chains ("interactive",
-	// "batch"); empty: any.
+	// success), or the chains (by their first request's function, a DAG
+	// run's name, and tenant); empty: any. Class selects chains
+	// ("interactive", "batch"); empty: any.
 	Function string `json:"function,omitempty"`
 	Tenant   string `json:"tenant,omitempty"`
 	Class    string `json:"class,omitempty"`
@@ -141,9 +143,6 @@ func (o *Objective) check() error {
 	}
 	if !(o.Target > 0 && o.Target < 1) {
 		return errors.New("target: a share between 0 and 1, exclusive (0.999), or percentile for latency (99.9)")
-	}
-	if o.Kind == Chains && (o.Function != "" || o.Tenant != "") {
-		return errors.New("a chains objective selects by class, not function or tenant")
 	}
 	if o.Kind != Chains && o.Class != "" {
 		return errors.New("class is for chains objectives")

@@ -33,7 +33,6 @@ func TestParse(t *testing.T) {
 		`{"objectives":[{"name":"x","kind":"latency","target":0.9}]}`:                                            "threshold_ms",
 		`{"objectives":[{"name":"x","kind":"success","target":1}]}`:                                              "target",
 		`{"objectives":[{"name":"x","kind":"speed","target":0.9}]}`:                                              `kind "speed"`,
-		`{"objectives":[{"name":"x","kind":"chains","function":"f","target":0.9}]}`:                              "selects by class",
 		`{"objectives":[{"name":"x","kind":"success","target":0.9,"window":"soon"}]}`:                            `window "soon"`,
 		`{"objectives":[{"name":"x","kind":"success","target":0.9,"labels":{"slo":"y"}}]}`:                       "label name",
 		`{"objectives":[{"name":"x","kind":"success","target":0.9},{"name":"x","kind":"success","target":0.5}]}`: "used twice",
@@ -167,15 +166,33 @@ func TestLatencyBreach(t *testing.T) {
 	}
 }
 
+// TestChains: a chains objective counts the chains it selects (by class,
+// first function or DAG name, tenant); each of the three ways a chain is
+// dropped is bad, any other end good.
 func TestChains(t *testing.T) {
-	objs := mustParse(t, `{"objectives":[{"name":"c","kind":"chains","class":"interactive","target":0.9}]}`)
+	objs := mustParse(t, `{"objectives":[
+		{"name":"c","kind":"chains","class":"interactive","target":0.9},
+		{"name":"f","kind":"chains","function":"checkout","target":0.9},
+		{"name":"t","kind":"chains","tenant":"acme","class":"batch","target":0.9}]}`)
 	tr := New(Config{Objectives: objs})
-	tr.ChainEnded(qos.Interactive, qos.ChainCompleted)
-	tr.ChainEnded(qos.Interactive, qos.ChainFailed)
-	tr.ChainEnded(qos.Interactive, qos.ChainDropped)
-	tr.ChainEnded(qos.Batch, qos.ChainDropped)
-	if st := tr.Evaluate()[0]; st.Events != 3 || math.Abs(st.SLI-2.0/3) > 1e-9 {
-		t.Errorf("chains: %+v, want 2 good of 3 interactive", st)
+	end := func(class uint8, o qos.ChainOutcome, fn, tenant string) {
+		tr.ChainEnded(qos.ChainEnd{Class: class, Outcome: o, Function: fn, Tenant: tenant})
+	}
+	end(qos.Interactive, qos.ChainCompleted, "checkout", "acme")
+	end(qos.Interactive, qos.ChainFailed, "other", "")
+	end(qos.Interactive, qos.ChainDropped, "other", "")
+	end(qos.Interactive, qos.ChainLate, "checkout", "")
+	end(qos.Interactive, qos.ChainGone, "other", "acme")
+	end(qos.Batch, qos.ChainDropped, "checkout", "acme")
+	end(qos.Batch, qos.ChainCompleted, "other", "acme")
+	st := tr.Evaluate()
+	for i, want := range []struct {
+		events uint64
+		sli    float64
+	}{{5, 2.0 / 5}, {3, 1.0 / 3}, {2, 1.0 / 2}} {
+		if st[i].Events != want.events || math.Abs(st[i].SLI-want.sli) > 1e-9 {
+			t.Errorf("%s: %d events, SLI %v; want %d, %v", st[i].Name, st[i].Events, st[i].SLI, want.events, want.sli)
+		}
 	}
 }
 

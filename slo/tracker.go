@@ -278,15 +278,19 @@ func outcome(inv *invocation.Invocation, err error) (counted, ok bool) {
 	return true, v == platform.Done && inv.Resp.StatusCode() < fasthttp.StatusBadRequest
 }
 
-// ChainEnded counts an admitted chain's end (qos.Events): dropped
-// mid-chain is bad, completed or ended otherwise is good.
-func (t *Tracker) ChainEnded(class uint8, o qos.ChainOutcome) {
+// ChainEnded counts an admitted chain's end (qos.Events) for the chains
+// objectives that select it (by class, its first request's function, a
+// DAG run's name, its tenant): dropped (its deadline passed while a step
+// waited, a step answered late, its client gone) is bad; completed or
+// ended otherwise is good.
+func (t *Tracker) ChainEnded(e qos.ChainEnd) {
 	for _, ob := range t.chain {
-		if ob.class >= 0 && ob.class != int(class) {
+		if ob.class >= 0 && ob.class != int(e.Class) ||
+			ob.Function != "" && ob.Function != e.Function || ob.Tenant != "" && ob.Tenant != e.Tenant {
 			continue
 		}
 		ob.total.Add(1)
-		if o != qos.ChainDropped {
+		if !e.Outcome.Dropped() {
 			ob.good.Add(1)
 		}
 	}
