@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sequoia-qos/sequoia/policies"
+	"github.com/sequoia-qos/sequoia/slo"
 )
 
 // OnError is what a decision becomes when its evaluation fails or times
@@ -68,6 +69,10 @@ type Options struct {
 	Registerer prometheus.Registerer
 	// Log receives reloads and their failures; nil discards.
 	Log *slog.Logger
+	// SLOs, when set, takes the objectives each policy version declares
+	// (data.sequoia.slos, slos.go; nil: none) just before the version
+	// goes live; an error refuses the version as a compile error would.
+	SLOs func([]slo.Objective) error
 }
 
 // ErrEvaluation wraps an evaluation that failed or timed out; the
@@ -178,6 +183,11 @@ func (e *Engine) Reload(ctx context.Context) error {
 	var c *compiled
 	if err == nil {
 		c, err = compile(ctx, files, e.opts.Classes)
+	}
+	if err == nil && e.opts.SLOs != nil {
+		if serr := e.opts.SLOs(c.slos); serr != nil {
+			err = errSLOs(serr)
+		}
 	}
 	if err != nil {
 		e.m.reloads[reloadFailed].Inc()

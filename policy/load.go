@@ -16,6 +16,8 @@ import (
 	"github.com/open-policy-agent/opa/v1/storage"
 	"github.com/open-policy-agent/opa/v1/storage/inmem"
 	"github.com/open-policy-agent/opa/v1/tester"
+
+	"github.com/sequoia-qos/sequoia/slo"
 )
 
 // Query is the document sequoia evaluates once per invocation.
@@ -188,6 +190,8 @@ type compiled struct {
 	classes       []string
 	// dagAllowed and dagDeny are the DAG-write queries (dagwrite.go).
 	dagAllowed, dagDeny ast.Body
+	// slos are the objectives the policy declares (slos.go).
+	slos []slo.Objective
 }
 
 // compile parses, compiles and prepares the non-test files, then checks
@@ -253,6 +257,9 @@ func compileWith(ctx context.Context, files []File, classes []string, pruneDead 
 		return nil, astProblems(err)
 	}
 	if err := p.compileDAG(); err != nil {
+		return nil, err
+	}
+	if err := p.loadSLOs(ctx); err != nil {
 		return nil, err
 	}
 	if err := p.validate(ctx); err != nil {

@@ -34,6 +34,7 @@ func (s *Server) newPolicy() error {
 		},
 		Registerer: s.metrics.Registry(),
 		Log:        s.log.With("component", "policy"),
+		SLOs:       s.policySLOs, // slo.go
 	})
 	if err != nil {
 		return fmt.Errorf("SEQUOIA_POLICY_DIR: %w", err)

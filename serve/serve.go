@@ -83,8 +83,9 @@ type Server struct {
 	// memoryEvents: Events stay in the process (InMemoryEvents); events
 	// is nil.
 	memoryEvents bool
-	slo          *slo.Tracker  // slo.go; nil without SEQUOIA_SLO_FILE
-	sloNotify    *slo.Notifier // nil without SEQUOIA_SLO_WEBHOOK_URL
+	slo          *slo.Tracker    // slo.go; nil without SEQUOIA_SLO_FILE
+	sloNotify    *slo.Notifier   // nil without SEQUOIA_SLO_WEBHOOK_URL
+	sloFile      []slo.Objective // SEQUOIA_SLO_FILE's
 }
 
 // Option changes how New builds the server.

@@ -2,6 +2,7 @@ package serve
 
 import (
 	"fmt"
+	"reflect"
 	"slices"
 	"time"
 
@@ -16,16 +17,18 @@ import (
 // newSLO loads the objectives of SEQUOIA_SLO_FILE, if any, and starts the
 // webhook notifier of SEQUOIA_SLO_WEBHOOK_URL. The tracker hears every
 // invocation (observer), every chain's end (chainEvents) and is evaluated
-// by runSLO.
+// by runSLO; the policy adds the objectives it declares (policySLOs), so
+// the tracker runs with none too (an atomic load per invocation).
 func (s *Server) newSLO() error {
 	c := s.cfg.SLO
-	if c.SLOFile == "" {
-		return nil
+	var objs []slo.Objective
+	if c.SLOFile != "" {
+		var err error
+		if objs, err = slo.Load(c.SLOFile); err != nil {
+			return fmt.Errorf("SEQUOIA_SLO_FILE: %w", err)
+		}
 	}
-	objs, err := slo.Load(c.SLOFile)
-	if err != nil {
-		return fmt.Errorf("SEQUOIA_SLO_FILE: %w", err)
-	}
+	s.sloFile = objs
 	cfg := slo.Config{Objectives: objs, Interval: c.SLOInterval}
 	if c.SLOWebhookURL != "" {
 		s.sloNotify = slo.NewNotifier(slo.NotifierConfig{
@@ -38,7 +41,30 @@ func (s *Server) newSLO() error {
 	}
 	s.slo = slo.New(cfg)
 	s.metrics.Registry().MustRegister(slo.NewCollector(s.slo, s.sloNotify))
-	s.log.Info("slo objectives loaded", "file", c.SLOFile, "count", len(objs), "webhook", c.SLOWebhookURL != "")
+	if c.SLOFile != "" {
+		s.log.Info("slo objectives loaded", "file", c.SLOFile, "count", len(objs), "webhook", c.SLOWebhookURL != "")
+	}
+	return nil
+}
+
+// policySLOs tracks, besides SEQUOIA_SLO_FILE's, the objectives a policy
+// version declares (data.sequoia.slos), as it goes live; a name the file
+// uses too refuses the version.
+func (s *Server) policySLOs(objs []slo.Objective) error {
+	for _, o := range objs {
+		if slices.ContainsFunc(s.sloFile, func(f slo.Objective) bool { return f.Name == o.Name }) {
+			return fmt.Errorf("objective %q is declared in SEQUOIA_SLO_FILE too", o.Name)
+		}
+	}
+	all := slices.Concat(s.sloFile, objs)
+	if slices.EqualFunc(all, s.slo.Objectives(), func(a, b slo.Objective) bool { return reflect.DeepEqual(a, b) }) {
+		return nil
+	}
+	s.slo.Replace(all)
+	if s.sloNotify != nil {
+		s.sloNotify.SetObjectives(all)
+	}
+	s.log.Info("slo objectives loaded", "policy", len(objs), "file", len(s.sloFile))
 	return nil
 }
 
@@ -49,9 +75,6 @@ func (s *Server) SLO() *slo.Tracker { return s.slo }
 // runSLO evaluates the objectives every SEQUOIA_SLO_INTERVAL until stop
 // closes, then stops the notifier.
 func (s *Server) runSLO(stop <-chan struct{}) error {
-	if s.slo == nil {
-		return nil
-	}
 	s.slo.Run(stop)
 	if s.sloNotify != nil {
 		s.sloNotify.Close()
@@ -72,9 +95,6 @@ func (e chainEvents) ChainEnded(end qos.ChainEnd) {
 }
 
 func (s *Server) chainEvents(c *metrics.Chains) qos.Events {
-	if s.slo == nil {
-		return c
-	}
 	return chainEvents{Chains: c, slo: s.slo}
 }
 
@@ -96,7 +116,7 @@ func (o observers) Finished(inv *invocation.Invocation, latency time.Duration, e
 
 // sloSnapshot adds the objectives' states to a policy snapshot.
 func (s *Server) sloSnapshot(snap *policy.Snapshot) {
-	if s.slo == nil {
+	if s.slo.Len() == 0 {
 		return
 	}
 	snap.SLOs = make(map[string]policy.SLOStats, s.slo.Len())
@@ -116,7 +136,7 @@ type sloStatus struct {
 }
 
 func (s *Server) sloStatus() *sloStatus {
-	if s.slo == nil {
+	if s.slo.Len() == 0 && s.sloNotify == nil {
 		return nil
 	}
 	st := &sloStatus{Interval: s.slo.Interval().String(), Webhook: s.sloNotify != nil, Objectives: s.slo.States()}

@@ -1,7 +1,9 @@
 package serve
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -204,5 +206,59 @@ func TestSLOFileRefused(t *testing.T) {
 	_, err = New(cfg, slog.New(slog.DiscardHandler))
 	if err == nil || !strings.Contains(err.Error(), "SEQUOIA_SLO_FILE") || !strings.Contains(err.Error(), `objectives[0] ("x")`) {
 		t.Fatalf("New = %v, want an error naming SEQUOIA_SLO_FILE and the objective", err)
+	}
+}
+
+// TestPolicyDeclaredSLOs: the objectives a policy declares are tracked
+// beside SEQUOIA_SLO_FILE's, and follow its reloads; an objective kept
+// across a reload keeps its counts; a policy reusing a name the file
+// declares is refused and the running objectives stay.
+func TestPolicyDeclaredSLOs(t *testing.T) {
+	_, emuAddr := startEmulator(t, emulator.Config{Limit: 50})
+	file := filepath.Join(t.TempDir(), "slo.json")
+	if err := os.WriteFile(file, []byte(`{"objectives":[{"name":"all-success","kind":"success","target":0.9}]}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	declare := func(dir, slos string) {
+		t.Helper()
+		src := "package sequoia\n\nslos := " + slos + "\n"
+		if err := os.WriteFile(filepath.Join(dir, "slos.rego"), []byte(src), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dir := copyShipped(t, nil)
+	fast := `{"name": "fast-chains", "kind": "chains", "function": "fast", "target": 0.99}`
+	declare(dir, "["+fast+"]")
+	s := startServer(t, "SEQUOIA_BACKEND=http", "SEQUOIA_BACKEND_URL=http://"+emuAddr, "SEQUOIA_HTTP_ROUTE=path",
+		"SEQUOIA_SLO_FILE="+file, "SEQUOIA_POLICY_DIR="+dir, "SEQUOIA_POLICY_TIMEOUT=1m")
+	c := apiClient{t, "http://" + s.dataLn.Addr().String()}
+	names := func() []string {
+		var out []string
+		for _, st := range s.SLO().Evaluate() {
+			out = append(out, fmt.Sprintf("%s:%d", st.Name, st.Events))
+		}
+		return out
+	}
+	c.want(200, "POST", "/fast", `{"exec_ms":1}`)
+	c.want(200, "POST", "/other", `{"exec_ms":1}`)
+	// Each call is a chain of one; the fast one ends once its caller is
+	// quiet (about a second).
+	waitUntil(t, "the fast chain to end", func() bool { return slices.Equal(names(), []string{"all-success:2", "fast-chains:1"}) })
+
+	// A reload that adds one keeps the other's counts.
+	declare(dir, "["+fast+`, {"name": "other-p99", "kind": "latency", "function": "other", "percentile": 99, "threshold_ms": 1000}]`)
+	if err := s.policy.Reload(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := names(); !slices.Equal(got, []string{"all-success:2", "fast-chains:1", "other-p99:0"}) {
+		t.Errorf("after the reload: %v", got)
+	}
+	// A name the file declares: refused, nothing changes.
+	declare(dir, `[{"name": "all-success", "kind": "success", "target": 0.5}]`)
+	if err := s.policy.Reload(context.Background()); err == nil || !strings.Contains(err.Error(), `objective "all-success" is declared in SEQUOIA_SLO_FILE too`) {
+		t.Errorf("Reload = %v, want the clash named", err)
+	}
+	if got := names(); len(got) != 3 {
+		t.Errorf("after a refused reload: %v, want the three objectives still", got)
 	}
 }

@@ -43,9 +43,9 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 
 // Collect implements prometheus.Collector.
 func (c *Collector) Collect(ch chan<- prometheus.Metric) {
-	for i, st := range c.t.States() {
-		o := c.t.objs[i]
-		good, total := o.good.Load(), o.total.Load()
+	states, counts := c.t.statesCounts()
+	for i, st := range states {
+		good, total := counts[i][0], counts[i][1]
 		ch <- prometheus.MustNewConstMetric(c.events, prometheus.CounterValue, float64(good), st.Name, "good")
 		ch <- prometheus.MustNewConstMetric(c.events, prometheus.CounterValue, float64(total-good), st.Name, "bad")
 		ch <- prometheus.MustNewConstMetric(c.objective, prometheus.GaugeValue, st.Target, st.Name)

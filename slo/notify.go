@@ -128,6 +128,30 @@ func NewNotifier(cfg NotifierConfig, objs []Objective) *Notifier {
 	return n
 }
 
+// SetObjectives makes objs the objectives notified about: an objective no
+// longer among them has its firing alerts sent as resolved.
+func (n *Notifier) SetObjectives(objs []Objective) {
+	declared := map[string]bool{}
+	for _, o := range objs {
+		declared[o.Name] = true
+	}
+	var gone []State
+	n.mu.Lock()
+	for name, g := range n.groups {
+		if o, ok := n.labels[name]; ok && !declared[name] && len(g.firing) > 0 {
+			gone = append(gone, State{Name: name, Kind: o.Kind, Target: o.Target, Window: o.windowString()})
+		}
+	}
+	n.mu.Unlock()
+	n.Update(gone) // resolves their alerts, with the labels they had
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.labels = make(map[string]Objective, len(objs))
+	for _, o := range objs {
+		n.labels[o.Name] = o
+	}
+}
+
 // Close stops the notifier; a message not yet delivered is dropped.
 func (n *Notifier) Close() {
 	close(n.stop)

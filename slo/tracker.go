@@ -3,6 +3,7 @@ package slo
 import (
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"sort"
 	"sync"
@@ -142,8 +143,14 @@ type Config struct {
 // invocations and chains end, and evaluates the SLIs, error budgets,
 // burn rates and alerts at an interval.
 type Tracker struct {
-	cfg   Config
-	now   func() time.Time
+	cfg Config
+	now func() time.Time
+	set atomic.Pointer[objectiveSet] // swapped whole by Replace
+	mu  sync.Mutex                   // serialises Replace
+}
+
+// objectiveSet is the objectives tracked, indexed for the hot path.
+type objectiveSet struct {
 	objs  []*objective
 	byFn  map[string][]*objective
 	byTen map[string][]*objective
@@ -154,51 +161,93 @@ type Tracker struct {
 
 // New returns a Tracker of cfg's objectives (checked by Parse).
 func New(cfg Config) *Tracker {
-	t := &Tracker{cfg: cfg, now: cfg.Now, byFn: map[string][]*objective{}, byTen: map[string][]*objective{}}
+	t := &Tracker{cfg: cfg, now: cfg.Now}
 	if t.now == nil {
 		t.now = time.Now
 	}
 	if t.cfg.Interval <= 0 {
 		t.cfg.Interval = 30 * time.Second
 	}
+	t.set.Store(t.build(cfg.Objectives, nil))
+	return t
+}
+
+// Replace tracks objs (checked by Parse, their names unique) from now on:
+// an objective declared as before keeps its counts and history, a new
+// one starts afresh, and one no longer declared is no longer tracked.
+func (t *Tracker) Replace(objs []Objective) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.set.Store(t.build(objs, t.set.Load()))
+}
+
+// Objectives returns the objectives tracked, in declaration order.
+func (t *Tracker) Objectives() []Objective {
+	set := t.set.Load()
+	out := make([]Objective, len(set.objs))
+	for i, o := range set.objs {
+		out[i] = o.Objective
+	}
+	return out
+}
+
+// build indexes objs, taking from old the objectives declared the same.
+func (t *Tracker) build(objs []Objective, old *objectiveSet) *objectiveSet {
+	set := &objectiveSet{byFn: map[string][]*objective{}, byTen: map[string][]*objective{}}
 	start := sample{at: t.now().UnixNano()}
-	for _, o := range cfg.Objectives {
+	for _, o := range objs {
 		if o.window == 0 {
 			_ = o.check()
 		}
-		ob := &objective{Objective: o, threshold: time.Duration(o.ThresholdMs * float64(time.Millisecond)), class: -1}
-		// Short windows from one evaluation apart; the whole window in
-		// 8640 steps (5 minutes for 30 days).
-		longestShort := o.window * 6 * time.Hour / month
-		ob.fine = newHistory(t.cfg.Interval, int(longestShort/t.cfg.Interval)+2)
-		ob.coarse = newHistory(max(o.window/8640, t.cfg.Interval), 8642)
-		ob.fine.add(start)
-		ob.coarse.add(start)
-		ob.state = State{Name: o.Name, Kind: o.Kind, Target: o.Target, Window: o.windowString(), BudgetRemaining: 1, SLI: 1,
-			BurnRates: map[string]float64{}}
-		for _, w := range burnWindows {
-			ob.state.BurnRates[windowName(ob.scale(w.Long))] = 0
-			ob.state.BurnRates[windowName(ob.scale(w.Short))] = 0
+		var ob *objective
+		if old != nil {
+			for _, x := range old.objs {
+				if reflect.DeepEqual(x.Objective, o) {
+					ob = x
+					break
+				}
+			}
 		}
-		if o.Class != "" {
-			c, _ := qos.ParseClass([]byte(o.Class))
-			ob.class = int(c)
+		if ob == nil {
+			ob = t.newObjective(o, start)
 		}
-		t.objs = append(t.objs, ob)
+		set.objs = append(set.objs, ob)
 		switch {
 		case o.Kind == Chains:
-			t.chain = append(t.chain, ob)
+			set.chain = append(set.chain, ob)
 		case o.Function != "" && o.Tenant != "":
-			t.fnTen = append(t.fnTen, ob)
+			set.fnTen = append(set.fnTen, ob)
 		case o.Function != "":
-			t.byFn[o.Function] = append(t.byFn[o.Function], ob)
+			set.byFn[o.Function] = append(set.byFn[o.Function], ob)
 		case o.Tenant != "":
-			t.byTen[o.Tenant] = append(t.byTen[o.Tenant], ob)
+			set.byTen[o.Tenant] = append(set.byTen[o.Tenant], ob)
 		default:
-			t.any = append(t.any, ob)
+			set.any = append(set.any, ob)
 		}
 	}
-	return t
+	return set
+}
+
+func (t *Tracker) newObjective(o Objective, start sample) *objective {
+	ob := &objective{Objective: o, threshold: time.Duration(o.ThresholdMs * float64(time.Millisecond)), class: -1}
+	// Short windows from one evaluation apart; the whole window in 8640
+	// steps (5 minutes for 30 days).
+	longestShort := o.window * 6 * time.Hour / month
+	ob.fine = newHistory(t.cfg.Interval, int(longestShort/t.cfg.Interval)+2)
+	ob.coarse = newHistory(max(o.window/8640, t.cfg.Interval), 8642)
+	ob.fine.add(start)
+	ob.coarse.add(start)
+	ob.state = State{Name: o.Name, Kind: o.Kind, Target: o.Target, Window: o.windowString(), BudgetRemaining: 1, SLI: 1,
+		BurnRates: map[string]float64{}}
+	for _, w := range burnWindows {
+		ob.state.BurnRates[windowName(ob.scale(w.Long))] = 0
+		ob.state.BurnRates[windowName(ob.scale(w.Short))] = 0
+	}
+	if o.Class != "" {
+		c, _ := qos.ParseClass([]byte(o.Class))
+		ob.class = int(c)
+	}
+	return ob
 }
 
 func (o *Objective) windowString() string {
@@ -214,7 +263,7 @@ const model30d = "30d"
 func (t *Tracker) Interval() time.Duration { return t.cfg.Interval }
 
 // Len is the number of objectives.
-func (t *Tracker) Len() int { return len(t.objs) }
+func (t *Tracker) Len() int { return len(t.set.Load().objs) }
 
 // Arrived implements the proxy's and DAG runs' observer; nothing to do.
 func (t *Tracker) Arrived(*invocation.Invocation) {}
@@ -224,11 +273,12 @@ func (t *Tracker) Arrived(*invocation.Invocation) {}
 // objectives unless sequoia refused it on purpose or its caller left.
 // Cost with no objective for it: two map look-ups.
 func (t *Tracker) Finished(inv *invocation.Invocation, _ time.Duration, err error) {
-	if len(t.objs) == len(t.chain) {
+	set := t.set.Load()
+	if len(set.objs) == len(set.chain) {
 		return
 	}
-	fn, ten := t.byFn[inv.Function], t.byTen[inv.Tenant]
-	if len(fn)+len(ten)+len(t.any)+len(t.fnTen) == 0 {
+	fn, ten := set.byFn[inv.Function], set.byTen[inv.Tenant]
+	if len(fn)+len(ten)+len(set.any)+len(set.fnTen) == 0 {
 		return
 	}
 	latency := time.Since(inv.Arrival)
@@ -236,12 +286,12 @@ func (t *Tracker) Finished(inv *invocation.Invocation, _ time.Duration, err erro
 	if !counted {
 		return
 	}
-	for _, list := range [][]*objective{fn, ten, t.any} {
+	for _, list := range [][]*objective{fn, ten, set.any} {
 		for _, o := range list {
 			o.observe(ok, latency)
 		}
 	}
-	for _, o := range t.fnTen {
+	for _, o := range set.fnTen {
 		if o.Function == inv.Function && o.Tenant == inv.Tenant {
 			o.observe(ok, latency)
 		}
@@ -284,7 +334,7 @@ func outcome(inv *invocation.Invocation, err error) (counted, ok bool) {
 // waited, a step answered late, its client gone) is bad; completed or
 // ended otherwise is good.
 func (t *Tracker) ChainEnded(e qos.ChainEnd) {
-	for _, ob := range t.chain {
+	for _, ob := range t.set.Load().chain {
 		if ob.class >= 0 && ob.class != int(e.Class) ||
 			ob.Function != "" && ob.Function != e.Function || ob.Tenant != "" && ob.Tenant != e.Tenant {
 			continue
@@ -300,8 +350,9 @@ func (t *Tracker) ChainEnded(e qos.ChainEnd) {
 // Notify. Run calls it at the interval; tests call it on a fake clock.
 func (t *Tracker) Evaluate() []State {
 	now := t.now()
-	out := make([]State, 0, len(t.objs))
-	for _, o := range t.objs {
+	objs := t.set.Load().objs
+	out := make([]State, 0, len(objs))
+	for _, o := range objs {
 		out = append(out, o.evaluate(now))
 	}
 	if t.cfg.Notify != nil {
@@ -312,16 +363,26 @@ func (t *Tracker) Evaluate() []State {
 
 // States returns the states of the last evaluation, in declaration order.
 func (t *Tracker) States() []State {
-	out := make([]State, 0, len(t.objs))
-	for _, o := range t.objs {
+	states, _ := t.statesCounts()
+	return states
+}
+
+// statesCounts is States with each objective's cumulative good and total
+// counts, read from one set of objectives.
+func (t *Tracker) statesCounts() ([]State, [][2]uint64) {
+	objs := t.set.Load().objs
+	out := make([]State, 0, len(objs))
+	counts := make([][2]uint64, 0, len(objs))
+	for _, o := range objs {
 		o.mu.Lock()
 		s := o.state
 		s.BurnRates = cloneMap(s.BurnRates)
 		s.Alerts = slices.Clone(s.Alerts)
 		o.mu.Unlock()
 		out = append(out, s)
+		counts = append(counts, [2]uint64{o.good.Load(), o.total.Load()})
 	}
-	return out
+	return out, counts
 }
 
 func cloneMap(m map[string]float64) map[string]float64 {
