@@ -370,7 +370,7 @@ func (c *Chains) received(m *nats.Msg) {
 
 // Reports are lines of an outcome letter and a chain id: "r<id>" ran, "f"
 // failed, "d" dropped.
-var outcomeLetters = [...]byte{qos.StepRan: 'r', qos.StepFailed: 'f', qos.StepDropped: 'd'}
+var outcomeLetters = [...]byte{qos.StepRan: 'r', qos.StepFailed: 'f', qos.StepDropped: 'd', qos.StepLate: 'l', qos.StepGone: 'g'}
 
 func appendReport(b *bytes.Buffer, id string, o qos.StepOutcome) {
 	if int(o) >= len(outcomeLetters) || id == "" || strings.ContainsAny(id, "\n") {

@@ -153,12 +153,14 @@ func TestReportsRoundTrip(t *testing.T) {
 	appendReport(&b, "c1", qos.StepRan)
 	appendReport(&b, "c2", qos.StepFailed)
 	appendReport(&b, "c3", qos.StepDropped)
+	appendReport(&b, "c4", qos.StepLate)
+	appendReport(&b, "c5", qos.StepGone)
 	appendReport(&b, "bad\nid", qos.StepRan) // never sent
 	var got []string
 	n := parseReports(append(b.Bytes(), "x?\n\nrok-without-newline"...), func(id string, o qos.StepOutcome) {
 		got = append(got, string(outcomeLetters[o])+id)
 	})
-	if want := "rc1 fc2 dc3 rok-without-newline"; n != 4 || strings.Join(got, " ") != want {
+	if want := "rc1 fc2 dc3 lc4 gc5 rok-without-newline"; n != 6 || strings.Join(got, " ") != want {
 		t.Errorf("parsed %d: %v, want %q", n, got, want)
 	}
 }

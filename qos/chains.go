@@ -555,7 +555,7 @@ func (a *admission) finished(c *chain, f *flight, hold time.Duration, ok, unplan
 	}
 	if c.remote != nil {
 		c.running.Add(-1)
-		a.reportStep(c, ok, end) // remote.go
+		a.reportStep(c, ok, end, w) // remote.go
 		return
 	}
 	if !ok && !c.run {

@@ -49,6 +49,8 @@ const (
 	StepRan     StepOutcome = iota // it ran, and the platform answered
 	StepFailed                     // it failed: a platform error, a 5xx or 429, or it never got a slot
 	StepDropped                    // its chain's deadline passed while it waited
+	StepLate                       // it was answered after its chain's deadline
+	StepGone                       // its client left before its answer (with a deadline, as a local step's would be dropped)
 )
 
 // remoteChain marks a chain record that stands for a chain another replica
@@ -80,13 +82,20 @@ func (a *admission) adopt(inv *invocation.Invocation, now time.Time) *chain {
 
 // reportStep reports a step of c, a chain another replica admitted, that
 // ran here and ended at end (ok: the platform answered without a
-// failure). An answer after the chain's deadline came too late for its
-// client: the chain is dropped.
-func (a *admission) reportStep(c *chain, ok bool, end time.Time) {
+// failure), as finished judges a local one: an answer after the chain's
+// deadline, or to a client that left (w, asked in the second half of the
+// budget as this replica saw it), drops the chain.
+func (a *admission) reportStep(c *chain, ok bool, end time.Time, w Watcher) {
 	o := StepRan
 	switch {
-	case !c.deadline.IsZero() && end.After(c.deadline):
-		o = StepDropped
+	case c.deadline.IsZero():
+		if !ok {
+			o = StepFailed
+		}
+	case end.After(c.deadline):
+		o = StepLate
+	case 2*end.Sub(c.start) >= c.deadline.Sub(c.start) && clientGone(w):
+		o = StepGone
 	case !ok:
 		o = StepFailed
 	}
@@ -95,12 +104,16 @@ func (a *admission) reportStep(c *chain, ok bool, end time.Time) {
 
 // reportAbandoned reports a step of c, a chain another replica admitted,
 // that never ran here because of err: a passed deadline drops the chain,
-// anything else (a full queue, a timed-out wait, a departed client) fails
+// and so does a client that left while the step waited (when the chain
+// has a deadline); anything else (a full queue, a timed-out wait) fails
 // it.
 func (a *admission) reportAbandoned(c *chain, err error) {
 	o := StepFailed
-	if errors.Is(err, ErrDeadline) {
+	switch {
+	case errors.Is(err, ErrDeadline):
 		o = StepDropped
+	case errors.Is(err, ErrClientGone) && !c.deadline.IsZero():
+		o = StepGone
 	}
 	a.remote.Step(c.remote.RemoteChain, o)
 }
@@ -109,7 +122,11 @@ func (a *admission) reportAbandoned(c *chain, err error) {
 // this one admitted (the chain id as assigned or given here): a step that
 // ran there takes one of the chain's reserved steps as if dispatched here
 // and counts as done; the chain ends with its last told step, or dropped.
-// A chain already ended or forgotten is left alone.
+// A drop there teaches this replica's headroom, as a late answer or a
+// departed client here would: a step that waited past its deadline on
+// another replica is work this one's projection did not see (the load
+// balancer's spread), so it counts too. A chain already ended or
+// forgotten is left alone.
 func (s *Scheduler) RemoteStep(id string, o StepOutcome) {
 	a := s.adm
 	now := a.now()
@@ -117,8 +134,15 @@ func (s *Scheduler) RemoteStep(id string, o StepOutcome) {
 	if !ok || c.remote != nil || c.ended.Load() {
 		return
 	}
-	if o == StepDropped {
-		a.end(c, ChainDropped, now)
+	switch o {
+	case StepDropped:
+		a.missed(c, ChainDropped, now)
+		return
+	case StepLate:
+		a.missed(c, ChainLate, now)
+		return
+	case StepGone:
+		a.missed(c, ChainGone, now)
 		return
 	}
 	a.takeReserved(c)

@@ -37,7 +37,7 @@ func (r *testRemote) Admitted(inv *invocation.Invocation, steps int) {
 func (r *testRemote) Step(c RemoteChain, o StepOutcome) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.steps = append(r.steps, c.Origin+"/"+c.ID+":"+[]string{"ran", "failed", "dropped"}[o])
+	r.steps = append(r.steps, c.Origin+"/"+c.ID+":"+[]string{"ran", "failed", "dropped", "late", "gone"}[o])
 }
 
 // TestRemoteChainIsContinuation: a chain another replica admitted is a
@@ -243,5 +243,59 @@ func TestExpiryGivesBackAtDeadline(t *testing.T) {
 	s.adm.expiry.sweep(now.Add(2 * time.Second))
 	if got := s.adm.est.outstanding.Load(); got != 3 {
 		t.Errorf("outstanding past the first deadline = %d, want 3", got)
+	}
+}
+
+// TestRemoteStepLateOrGone: a step of a remote chain answered after its
+// deadline is reported late, one whose client left (in the second half of
+// the budget) gone, and the origin drops the chain for either, learning
+// its headroom from it as from a local miss.
+func TestRemoteStepLateOrGone(t *testing.T) {
+	now := time.Unix(1000, 0)
+	clock := func() time.Time { return now }
+	r := &testRemote{chains: map[string]RemoteChain{
+		"late": {Origin: "o", Deadline: now.Add(time.Second)},
+		"gone": {Origin: "o", Deadline: now.Add(time.Second)},
+	}}
+	s := New(Config{Limit: 2, QueueCapacity: 10, QueueTimeout: time.Hour, Remote: r, Now: clock})
+	defer s.Close()
+	// The step runs past the deadline.
+	if _, err := s.Do(&invocation.Invocation{Function: "f", Chain: "late"}, nil,
+		invokerFunc(func() { now = now.Add(2 * time.Second) })); err != nil {
+		t.Fatal(err)
+	}
+	now = time.Unix(1000, 0)
+	// Its client left while it ran, late in the budget.
+	if _, err := s.Do(&invocation.Invocation{Function: "f", Chain: "gone"}, &goneClient{},
+		invokerFunc(func() { now = now.Add(600 * time.Millisecond) })); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(r.steps, " "); got != "o/late:late o/gone:gone" {
+		t.Errorf("reports %q", got)
+	}
+
+	// At the origin.
+	ev := &recordEvents{}
+	origin := New(Config{Limit: 4, QueueCapacity: 10, QueueTimeout: time.Hour, Events: ev, Remote: &testRemote{}, Now: clock})
+	defer origin.Close()
+	for _, id := range []string{"a", "b", "c"} {
+		if _, err := origin.Do(&invocation.Invocation{Function: "f", Chain: id, Steps: 2, Budget: time.Second}, nil, invokerFunc(func() {})); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ev.drain()
+	before := origin.Headroom()
+	now = now.Add(1100 * time.Millisecond)
+	origin.RemoteStep("a", StepLate)
+	origin.RemoteStep("b", StepGone)
+	origin.RemoteStep("c", StepDropped)
+	got := ev.drain()
+	for _, want := range []string{"chain late", "chain client gone", "chain dropped"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("events %q: want %q", got, want)
+		}
+	}
+	if origin.Headroom() <= before {
+		t.Errorf("headroom %v after three drops elsewhere, want above %v", origin.Headroom(), before)
 	}
 }
