@@ -315,6 +315,9 @@ func (c *Chains) Settle(inv *invocation.Invocation) {
 	}
 }
 
+// Replicas implements qos.Remote: the live replicas, this one included.
+func (c *Chains) Replicas() int { return c.peers() }
+
 // Step implements qos.Remote: it queues the report for the chain's origin;
 // the background sends it.
 func (c *Chains) Step(rc qos.RemoteChain, o qos.StepOutcome) {

@@ -494,20 +494,31 @@ func (l *Leases) liveLocked(now time.Time, doc tableDoc, d Demand, self heartbea
 }
 
 // effectiveBudgetLocked is the budget shared out: SEQUOIA_MAX_CONCURRENCY,
-// or less when a replica's adaptive limit found the platform takes less.
+// or less when the replicas' adaptive limits found the platform takes
+// less: the median of their views (the higher of the two middle ones),
+// a replica with none counting as the budget. One replica that misread
+// the platform (a cut on latency that cold instances or its own CPU
+// caused, which a cold start's end then seems to verify) cannot shrink
+// the whole cluster's budget; what most replicas see, they share.
 //
 // REQUIRES: l.mu held.
 func (l *Leases) effectiveBudgetLocked(now time.Time) int {
-	b := l.cfg.Budget
+	views := []int{l.cfg.Budget}
 	if a := l.local.Adaptive(); a > 0 {
-		b = min(b, a)
+		views[0] = min(a, l.cfg.Budget)
 	}
 	for _, p := range l.peers {
-		if a := p.hb.Adaptive; a > 0 && now.Sub(p.heard) <= l.cfg.TTL {
-			b = min(b, a)
+		if now.Sub(p.heard) > l.cfg.TTL {
+			continue
 		}
+		v := l.cfg.Budget
+		if a := p.hb.Adaptive; a > 0 {
+			v = min(a, v)
+		}
+		views = append(views, v)
 	}
-	return max(b, 1)
+	slices.Sort(views)
+	return max(views[len(views)/2], 1)
 }
 
 // applyLocked gives the replica n slots and the matching share of the rate.

@@ -18,11 +18,12 @@ import (
 // shared by every replica of the test at the moment each is applied, so
 // that the sum's peak is the most the platform could have been driven.
 type testReplica struct {
-	mu     sync.Mutex
-	demand Demand
-	slots  int
-	sum    *atomic.Int64
-	peak   *atomic.Int64
+	mu       sync.Mutex
+	demand   Demand
+	slots    int
+	sum      *atomic.Int64
+	peak     *atomic.Int64
+	adaptive int
 }
 
 func (r *testReplica) Demand() Demand {
@@ -40,7 +41,7 @@ func (r *testReplica) Apply(n int, _ float64) {
 	}
 }
 
-func (r *testReplica) Adaptive() int { return 0 }
+func (r *testReplica) Adaptive() int { return r.adaptive }
 
 func (r *testReplica) Slots() int {
 	r.mu.Lock()
@@ -329,4 +330,40 @@ func TestLeasesStandWithoutJetStream(t *testing.T) {
 	g.replicas[2].set(func(d *Demand) { d.Pending[0] = 100 })
 	g.waitFor("the leases moving again", func(s []int) bool { return s[2] == 28 })
 	g.checkPeak()
+}
+
+// TestEffectiveBudgetIsTheMedianView: the budget shared out is the median
+// of the replicas' adaptive limits (the higher middle one; none learned
+// counts as the budget; a replica not heard within the TTL has no say):
+// one replica's view alone does not shrink the cluster's budget, most
+// replicas' does.
+func TestEffectiveBudgetIsTheMedianView(t *testing.T) {
+	now := time.Unix(1000, 0)
+	for _, tc := range []struct {
+		self  int
+		peers []int // adaptive limits heard; -1: heard too long ago, with 5
+		want  int
+	}{
+		{0, nil, 50},
+		{10, nil, 10},              // alone, its own view
+		{10, []int{0, 0}, 50},      // outvoted
+		{10, []int{20, 0}, 20},     // the median
+		{10, []int{20, 30}, 20},    // all learned less
+		{0, []int{5, -1}, 50},      // one replica (the other unheard) has no majority
+		{30, []int{5}, 30},         // two replicas: the higher view
+		{0, []int{80, 90, 70}, 50}, // views above the budget count as the budget
+	} {
+		l := &Leases{cfg: LeaseConfig{Budget: 50, TTL: 5 * time.Second}, local: &testReplica{adaptive: tc.self}, peers: map[string]*peer{}}
+		for i, a := range tc.peers {
+			p := &peer{heard: now}
+			p.hb.Adaptive = a
+			if a < 0 {
+				p.hb.Adaptive, p.heard = 5, now.Add(-time.Minute)
+			}
+			l.peers[fmt.Sprint("p", i)] = p
+		}
+		if got := l.effectiveBudgetLocked(now); got != tc.want {
+			t.Errorf("self %d, peers %v: effective budget %d, want %d", tc.self, tc.peers, got, tc.want)
+		}
+	}
 }

@@ -73,6 +73,13 @@ type Cluster struct {
 	// admitted without a look-up. Empty: the first replica makes one and
 	// stores it in NATS for the others.
 	KeyFile string `env:"CLUSTER_KEY_FILE" envDefault:""`
+	// SpreadReserve is how much a replica keeps in reserve when it admits
+	// a chain, beyond SEQUOIA_ADMISSION_HEADROOM, for the load balancer's
+	// spread of chains' later steps over the replicas, in standard
+	// deviations of that spread (docs/cluster.md): more, fewer chains
+	// dropped mid-chain and fewer admitted. 0: none. Unused by a replica
+	// alone.
+	SpreadReserve float64 `env:"CLUSTER_SPREAD_RESERVE" envDefault:"4"`
 }
 
 var clusterName = regexp.MustCompile(`^[A-Za-z0-9_-]{1,32}$`)
@@ -119,6 +126,9 @@ func (c Cluster) check(bad func(name string, v any, why string)) {
 	}
 	if c.LeaseInterval < 10*time.Millisecond || c.LeaseInterval > c.LeaseTTL/5 {
 		bad("LEASE_INTERVAL", c.LeaseInterval, "must be at least 10ms and at most a fifth of SEQUOIA_LEASE_TTL")
+	}
+	if !(c.SpreadReserve >= 0 && c.SpreadReserve <= 10) {
+		bad("CLUSTER_SPREAD_RESERVE", c.SpreadReserve, "must be between 0 and 10 (standard deviations)")
 	}
 	if c.KeyFile != "" {
 		if b, err := os.ReadFile(c.KeyFile); err != nil {

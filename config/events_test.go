@@ -40,6 +40,8 @@ func TestEventsBadValuesNameTheVariable(t *testing.T) {
 		{"SEQUOIA_NATS_REPLICAS=3", "SEQUOIA_NATS_REPLICAS"}, // embedded
 		{"SEQUOIA_STATE_SYNC=sometimes", "SEQUOIA_STATE_SYNC"},
 		{"SEQUOIA_STATE_SYNC=0s", "SEQUOIA_STATE_SYNC"},
+		{"SEQUOIA_CLUSTER_SPREAD_RESERVE=-1", "SEQUOIA_CLUSTER_SPREAD_RESERVE"},
+		{"SEQUOIA_CLUSTER_SPREAD_RESERVE=NaN", "SEQUOIA_CLUSTER_SPREAD_RESERVE"},
 	} {
 		_, err := LoadFrom([]string{tt.env})
 		if err == nil || !strings.Contains(err.Error(), tt.name) {

@@ -206,6 +206,8 @@ type admission struct {
 	// reserved and never used by their deadline; nil alone.
 	remote Remote
 	expiry *expiry
+	// spreadZ is Config.SpreadReserve (spread).
+	spreadZ float64
 }
 
 func newAdmission(cfg Config, limit func() int, fn flightTable) *admission {
@@ -217,6 +219,7 @@ func newAdmission(cfg Config, limit func() int, fn flightTable) *admission {
 		defaultDeadline: cfg.DefaultDeadline,
 		stop:            make(chan struct{}),
 		remote:          cfg.Remote,
+		spreadZ:         cfg.SpreadReserve,
 	}
 	a.hr.init(cfg.Headroom, cfg.MaxHeadroom)
 	if a.ev == nil {
@@ -412,7 +415,7 @@ func (a *admission) admit(inv *invocation.Invocation, f *flight) (*chain, time.T
 	critical, slot := a.est.work(f, steps)
 	limit := a.limit()
 	headroom := a.hr.value()
-	bk, finish, deadline, err := a.place(limit, start, now, budget, headroom,
+	bk, finish, deadline, err := a.place(limit, start, now, budget, headroom, a.spread(limit),
 		func(ln *timeline) (int64, int64) {
 			return a.est.project(ln, critical, slot, steps, limit, now.UnixNano())
 		},
@@ -467,9 +470,10 @@ func (a *admission) hopeless(err error, budget, alone time.Duration, steps int) 
 // chain does not fit there (fits refuses it), on the first other line
 // where it fits. project
 // gives the chain's start and finish on a locked line, reserve books it
-// there. It returns the booking, the projected finish and the deadline,
+// there; spread is added to the finish when checking the deadline (see
+// spread). It returns the booking, the projected finish and the deadline,
 // or the refusal with the shortest wait over every line.
-func (a *admission) place(limit int, from, now time.Time, budget time.Duration, headroom float64,
+func (a *admission) place(limit int, from, now time.Time, budget time.Duration, headroom float64, spread time.Duration,
 	project func(ln *timeline) (start, finish int64),
 	reserve func(ln *timeline, start int64) booking) (booking, int64, time.Time, error) {
 	_, lines := timelineSlots(limit)
@@ -478,7 +482,7 @@ func (a *admission) place(limit int, from, now time.Time, budget time.Duration, 
 	for j := range lines {
 		ln := a.est.lock(first+j, limit, now.UnixNano())
 		start, finish := project(ln)
-		deadline, err := fits(from, budget, headroom, finish)
+		deadline, err := fits(from, budget, headroom, finish+int64(spread))
 		if err == nil {
 			bk := reserve(ln, start)
 			ln.mu.Unlock()
@@ -490,6 +494,30 @@ func (a *admission) place(limit int, from, now time.Time, budget time.Duration, 
 		}
 	}
 	return booking{}, 0, time.Time{}, refused
+}
+
+// spread is what a replica of a cluster keeps in reserve, beyond the
+// headroom, for the balancer's spread of continuations: it booked its own
+// chains' later steps on its own timeline, but behind a balancer that
+// spreads each request, each of those lands at any of the n replicas, and
+// the steps that land here are the others' as often as its own. With a
+// steps outstanding, the steps that will run here are their number give
+// or take sqrt(a(1-1/n)) (a binomial's deviation), each a slot time on
+// one of limit slots; it keeps Config.SpreadReserve such deviations. The
+// model leaves out how unevenly the replicas admit and when the steps
+// arrive, which is why the default reserve is generous (docs/cluster.md
+// has the measurements). Alone, and in a cluster of one, it is 0.
+func (a *admission) spread(limit int) time.Duration {
+	if a.remote == nil || a.spreadZ <= 0 {
+		return 0
+	}
+	n := a.remote.Replicas()
+	ahead := float64(a.est.outstanding.Load())
+	if n < 2 || ahead <= 0 {
+		return 0
+	}
+	dev := math.Sqrt(ahead * (1 - 1/float64(n)))
+	return time.Duration(a.spreadZ * dev * float64(a.est.durationOf(nil)) / float64(max(limit, 1)))
 }
 
 // fits returns the deadline of a chain whose budget (zero: none) runs

@@ -29,6 +29,8 @@ type Remote interface {
 	Admitted(inv *invocation.Invocation, steps int)
 	// Step reports what became of a step of c run here.
 	Step(c RemoteChain, o StepOutcome)
+	// Replicas counts the live replicas, this one included.
+	Replicas() int
 }
 
 // RemoteChain is a chain another replica admitted.

@@ -2,6 +2,7 @@ package qos
 
 import (
 	"errors"
+	"math"
 	"strings"
 	"sync"
 	"testing"
@@ -18,7 +19,10 @@ type testRemote struct {
 	steps    []string
 	admitted []string
 	resolves int
+	replicas int // 0: one
 }
+
+func (r *testRemote) Replicas() int { return max(1, r.replicas) }
 
 func (r *testRemote) Resolve(inv *invocation.Invocation) (RemoteChain, bool) {
 	r.mu.Lock()
@@ -297,5 +301,42 @@ func TestRemoteStepLateOrGone(t *testing.T) {
 	}
 	if origin.Headroom() <= before {
 		t.Errorf("headroom %v after three drops elsewhere, want above %v", origin.Headroom(), before)
+	}
+}
+
+// TestSpreadMargin: in a cluster, admission keeps in reserve the
+// balancer's spread of the steps outstanding (2 deviations of a binomial,
+// in slot time over the slots): a chain that fits alone, or in a cluster
+// of one, is refused in a cluster of three with that much work ahead of
+// it, and one with room for the margin too is admitted.
+func TestSpreadMargin(t *testing.T) {
+	now := time.Unix(1000, 0)
+	for _, replicas := range []int{1, 3} {
+		r := &testRemote{replicas: replicas}
+		s := New(Config{Limit: 10, QueueCapacity: 100, QueueTimeout: time.Hour, Remote: r, SpreadReserve: 2,
+			DefaultEstimate: 100 * time.Millisecond, Now: func() time.Time { return now }})
+		// 100 steps outstanding (the first steps of admitted chains,
+		// waiting): the fluid bound spreads them over the 10 slots, 1 s.
+		s.adm.est.outstanding.Store(100)
+		want := time.Duration(0)
+		if replicas > 1 {
+			want = time.Duration(2 * math.Sqrt(100*(1-1.0/3)) * float64(100*time.Millisecond) / 10) // 163 ms
+		}
+		if got := s.adm.spread(10); got != want {
+			t.Errorf("%d replicas: spread %v, want %v", replicas, got, want)
+		}
+		f := s.fnFlight.GetString("f")
+		// A one-step chain of 100 ms, projected to finish after the
+		// 100 steps ahead and its own spread over the slots: 1.01 s.
+		tight := &invocation.Invocation{Function: "f", Chain: "tight", Steps: 1, Budget: 1100 * time.Millisecond}
+		_, _, err := s.adm.admit(tight, f)
+		if refused := err != nil; refused != (replicas > 1) {
+			t.Errorf("%d replicas: 90 ms to spare: refused %v", replicas, refused)
+		}
+		roomy := &invocation.Invocation{Function: "f", Chain: "roomy", Steps: 1, Budget: 1300 * time.Millisecond}
+		if _, _, err := s.adm.admit(roomy, f); err != nil {
+			t.Errorf("%d replicas: 290 ms to spare: %v", replicas, err)
+		}
+		s.Close()
 	}
 }

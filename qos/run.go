@@ -59,7 +59,7 @@ func (s *Scheduler) AdmitRun(p RunPlan) (time.Time, error) {
 		return start, finish
 	}
 	headroom := a.hr.value()
-	bk, finish, deadline, err := a.place(limit, now, now, budget, headroom, project,
+	bk, finish, deadline, err := a.place(limit, now, now, budget, headroom, 0, project, // a run's steps all run here
 		func(ln *timeline, start int64) booking { return a.est.reserve(ln, start, p.Critical, steps, limit) })
 	if err != nil {
 		if a.est.observed(nil) {

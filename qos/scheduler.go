@@ -82,8 +82,12 @@ type Config struct {
 	ShortestFirst bool
 
 	// Remote, in a cluster, knows the chains other replicas admitted
-	// (remote.go); nil for a replica alone.
-	Remote Remote
+	// (remote.go); nil for a replica alone. SpreadReserve is what
+	// admission keeps in reserve there for the load balancer's spread of
+	// later steps, in standard deviations of it (chains.go, spread); 0:
+	// none.
+	Remote        Remote
+	SpreadReserve float64
 
 	Events Events           // where to report; nil for nowhere
 	Now    func() time.Time // admission's clock; nil for time.Now

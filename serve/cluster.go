@@ -167,12 +167,16 @@ func (l *localReplica) Apply(slots int, rate float64) {
 // Adaptive implements cluster.Local: the adaptive limit once it has found
 // something of the platform's; 0 while it still grows from its start (a
 // replica just started must not pull the others' budget down to its
-// SEQUOIA_ADAPTIVE_INITIAL).
+// SEQUOIA_ADAPTIVE_INITIAL), and while a queueing cut waits to be
+// verified: latency that rose because the platform slowed for every call
+// (its CPU, cold instances), not because it queues, undoes the cut within
+// a window or two, and until then the cut is this replica's guess, which
+// must not shrink the whole cluster's budget.
 func (l *localReplica) Adaptive() int {
 	if l.lim == nil {
 		return 0
 	}
-	if st := l.lim.Status(); !st.SlowStart {
+	if st := l.lim.Status(); !st.SlowStart && !st.Verifying {
 		return st.Limit
 	}
 	return 0

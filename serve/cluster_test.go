@@ -250,3 +250,38 @@ func TestLeaseCapsAdaptiveLimit(t *testing.T) {
 		t.Errorf("limit without a lease = %d, want 0", got)
 	}
 }
+
+// TestUnverifiedCutNotShared: a queueing cut of the adaptive limit is this
+// replica's guess until the calls sent after it show that latency followed
+// (else it is undone): meanwhile it does not shrink the other replicas'
+// budget (Adaptive says nothing), and once it stands it does.
+func TestUnverifiedCutNotShared(t *testing.T) {
+	sched := qos.New(qos.Config{Limit: 1})
+	defer sched.Close()
+	l := &localReplica{sched: sched}
+	lim := adaptive.New(adaptive.Config{Ceiling: 100, Initial: 50, Window: time.Nanosecond}, l.SetLimit, l.InFlight, nil)
+	l.lim = lim
+	l.Apply(100, 0)
+	answered := func(n, inFlight int, rtt time.Duration) {
+		for range n {
+			lim.OnSuccess("f", inFlight, time.Now().Add(-rtt))
+		}
+	}
+	answered(6, 1, 40*time.Millisecond)    // alone: its baseline
+	answered(12, 40, 400*time.Millisecond) // 40 in flight, 10x slower: queueing
+	if st := lim.Status(); st.QueueingCuts != 1 || !st.Verifying || st.Limit >= 50 {
+		t.Fatalf("status %+v: want one cut, being verified", st)
+	}
+	if got := l.Adaptive(); got != 0 {
+		t.Errorf("an unverified cut told the others %d, want 0", got)
+	}
+	time.Sleep(60 * time.Millisecond) // the calls below were sent after the cut
+	answered(12, 4, 40*time.Millisecond)
+	st := lim.Status()
+	if st.Verifying || st.CutsUndone != 0 {
+		t.Fatalf("status %+v: want the cut verified", st)
+	}
+	if got := l.Adaptive(); got != st.Limit || got >= 50 {
+		t.Errorf("a verified cut told the others %d, want the limit %d", got, st.Limit)
+	}
+}

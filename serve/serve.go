@@ -151,7 +151,12 @@ func New(cfg config.Config, log *slog.Logger, opts ...Option) (_ *Server, err er
 		s.cl.chains = cluster.NewChains(s.engine, cluster.ChainsConfig{
 			Key: key, TTL: sc.ChainTTL, Log: log,
 			Apply: func(id string, o qos.StepOutcome) { s.sched.RemoteStep(id, o) },
-			Peers: func() int { return max(1, s.cl.leases.Replicas()) },
+			Peers: func() int {
+				if l := s.cl.leases; l != nil {
+					return max(1, l.Replicas())
+				}
+				return 1
+			},
 		})
 		remote = s.cl.chains
 	}
@@ -171,6 +176,7 @@ func New(cfg config.Config, log *slog.Logger, opts ...Option) (_ *Server, err er
 		MaxHeadroom:     sc.AdmissionHeadroomMax,
 		ShortestFirst:   sc.ShortestFirst,
 		Remote:          remote,
+		SpreadReserve:   cfg.Cluster.SpreadReserve,
 		Events:          s.chainEvents(s.metrics.NewChains()),
 	})
 	s.cl.local = &localReplica{sched: s.sched}

@@ -172,6 +172,11 @@ func NewAIMD(cfg Config) AIMD {
 // Limit returns the current limit.
 func (a *AIMD) Limit() int { return int(a.limit) }
 
+// Verifying reports whether the last queueing cut still waits for the
+// calls sent after it to show that latency followed (judge undoes it if
+// not).
+func (a *AIMD) Verifying() bool { return a.verifying }
+
 // SlowStart reports whether the limit is still in its first growth, before
 // any sign of the platform's limit.
 func (a *AIMD) SlowStart() bool { return a.slowStart }
@@ -390,6 +395,9 @@ func (a *AIMD) String() string {
 	}
 	if a.Cuts > 0 || a.Reverted > 0 {
 		s += fmt.Sprintf(" cuts=%d reverted=%d", a.Cuts, a.Reverted)
+	}
+	if a.verifying {
+		s += " verifying"
 	}
 	if a.slowStart {
 		s += " slow-start"

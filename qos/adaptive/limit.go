@@ -31,6 +31,7 @@ type Limit struct {
 	reverted  atomic.Int64
 	bound     atomic.Int64
 	slow      atomic.Bool
+	verifying atomic.Bool
 }
 
 // New returns a Limit at cfg.Initial. set applies a new limit to the
@@ -118,6 +119,7 @@ func (l *Limit) publishLocked() {
 	l.reverted.Store(int64(l.aimd.Reverted))
 	l.bound.Store(int64(l.aimd.Bound))
 	l.slow.Store(l.aimd.SlowStart())
+	l.verifying.Store(l.aimd.Verifying())
 }
 
 func round2(f float64) float64 { return float64(int(f*100+0.5)) / 100 }
@@ -193,6 +195,9 @@ type Status struct {
 	// CutsUndone, those undone because latency did not fall with it.
 	QueueingCuts int64 `json:"queueing_cuts"`
 	CutsUndone   int64 `json:"queueing_cuts_undone"`
+	// Verifying: the last queueing cut waits for the calls sent after it
+	// to show that latency followed concurrency down (else it is undone).
+	Verifying bool `json:"verifying_cut"`
 }
 
 // Status reads the limit's state. No lock.
@@ -200,7 +205,7 @@ func (l *Limit) Status() Status {
 	return Status{
 		Limit: l.Limit(), Effective: l.Effective(), Cap: l.Cap(), Held: l.Held(),
 		SlowStart: l.slow.Load(), Throttles: l.Throttles(), Bound: int(l.bound.Load()),
-		QueueingCuts: l.cuts.Load(), CutsUndone: l.reverted.Load(),
+		QueueingCuts: l.cuts.Load(), CutsUndone: l.reverted.Load(), Verifying: l.verifying.Load(),
 	}
 }
 
