@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/sequoia-qos/sequoia/invocation"
+	"github.com/sequoia-qos/sequoia/platform"
 )
 
 // Slots is the worker pool's entry for the lowest class (qos.Scheduler):
@@ -621,25 +622,10 @@ func (f *function) instancesLive(t time.Time, keepAlive time.Duration) int {
 	return n
 }
 
-// coldSignal reads the platform's own cold-start flag from a response:
-// the emulator's X-Emulator-Cold-Start header, OpenWhisk's initTime
-// annotation in a full activation record. known reports whether the
-// platform flags cold starts at all.
+// coldSignal reads the platform's own cold-start flag from inv's answer
+// (platform.ColdStart).
 func coldSignal(inv *invocation.Invocation) (cold, known bool) {
-	r := inv.Resp
-	if r == nil {
-		return false, false
-	}
-	if v := r.Header.Peek("X-Emulator-Cold-Start"); len(v) > 0 {
-		return string(v) == "1", true
-	}
-	if inv.Platform == invocation.OpenWhisk && len(r.Header.Peek("X-Openwhisk-Activation-Id")) > 0 {
-		body := r.Body()
-		if len(body) < 64<<10 && bytes.Contains(body, []byte(`"annotations"`)) {
-			return bytes.Contains(body, []byte(`"initTime"`)), true
-		}
-	}
-	return false, false
+	return platform.ColdStart(inv.Platform, inv.Resp)
 }
 
 type nopReporter struct{}
