@@ -121,7 +121,7 @@ var reference = []Concern{
 		{Name: "SEQUOIA_RUN_JOURNAL_MAX_BYTES", Default: "1073741824", Doc: "bounds the journal of async DAG runs in bytes (their requests, completed nodes' outputs, finished runs kept for SEQUOIA_RUN_RETENTION); beyond it async runs are answered 503."},
 	}},
 	{Title: "SLO", Doc: "Service-level objectives (package slo): where they are declared, how often they are evaluated, and the webhook their alerts go to.", Variables: []VariableDoc{
-		{Name: "SEQUOIA_SLO_FILE", Default: "", Doc: "a JSON file of objectives ({\"objectives\": [...]}); empty means none."},
+		{Name: "SEQUOIA_SLO_FILE", Default: "", Doc: "a JSON file of objectives ({\"objectives\": [...]}); empty means none. A policy may declare objectives too (its rule slos)."},
 		{Name: "SEQUOIA_SLO_INTERVAL", Default: "30s", Doc: "how often the objectives are evaluated: the resolution of their burn rates and the longest a breach waits to be notified."},
 		{Name: "SEQUOIA_SLO_WEBHOOK_URL", Default: "", Doc: "receives the objectives' alerts in Alertmanager's webhook format; empty means none (the alerts are still in the metrics and the status)."},
 		{Name: "SEQUOIA_SLO_WEBHOOK_REPEAT", Default: "4h", Doc: "sends an objective's firing alerts again after this long without a change; 0 means never."},

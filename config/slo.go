@@ -11,7 +11,7 @@ import (
 // to.
 type SLO struct {
 	// SLOFile is a JSON file of objectives ({"objectives": [...]}); empty
-	// means none.
+	// means none. A policy may declare objectives too (its rule slos).
 	SLOFile string `env:"SLO_FILE" envDefault:""`
 	// SLOInterval is how often the objectives are evaluated: the
 	// resolution of their burn rates and the longest a breach waits to
@@ -42,9 +42,6 @@ func (s SLO) check(bad func(name string, v any, why string)) {
 		u, err := url.Parse(s.SLOWebhookURL)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			bad("SLO_WEBHOOK_URL", s.SLOWebhookURL, "must be an http:// or https:// URL")
-		}
-		if s.SLOFile == "" {
-			bad("SLO_WEBHOOK_URL", s.SLOWebhookURL, "needs SEQUOIA_SLO_FILE: there are no objectives to alert on")
 		}
 	}
 	if s.SLOWebhookRepeat < 0 {
