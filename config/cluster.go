@@ -52,7 +52,7 @@ type Cluster struct {
 	// of the process loses nothing; a crash of the machine may lose the
 	// writes of the last interval. "always" forces every write to disk
 	// before it is acknowledged, at a cost in latency measured in
-	// docs/events.md.
+	// docs/benchmarks.md.
 	StateSync string `env:"STATE_SYNC" envDefault:"2m"`
 	// LeaseTTL bounds how long a replica's lease of the platform budget
 	// outlives its last word: the slots of a replica killed without a
