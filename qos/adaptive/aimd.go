@@ -140,6 +140,12 @@ type AIMD struct {
 	// did not follow concurrency down (the function got slower, or
 	// instances were cold), after which the baselines start over.
 	Cuts, Reverted int
+	// Unproven counts the cuts among Reverted undone because no window of
+	// calls sent at the cut's limit came within Quiet of it: the load
+	// that made the cut had ended (a burst over, a host's CPU freed), and
+	// calls sent with fewer in flight, or long after, show nothing about
+	// queueing then.
+	Unproven int
 	// Bound is the least throttle bound seen (0: none): the real limit is
 	// at most this.
 	Bound int
@@ -159,6 +165,7 @@ type window struct {
 	minRatio float64 // the least queueing ratio of the window
 	nAtMin   int     // the calls in flight when that one was sent
 	minSlowN int     // the fewest in flight a slow call was sent with; 0: none slow
+	maxN     int     // the most in flight a call was sent with
 	sumRatio float64 // for the mean
 }
 
@@ -291,6 +298,9 @@ func (a *AIMD) observe(now time.Time, s Sample) bool {
 	changed := false
 	if w := &a.win; w.n >= MinSamples && now.Sub(w.start) >= a.cfg.Window {
 		changed = a.judge(now)
+		if a.verifying && now.Add(-s.RTT).Before(a.cutAt) {
+			return changed // the cut's own window's last call: not after it
+		}
 	}
 	w := &a.win
 	if w.n == 0 {
@@ -304,15 +314,34 @@ func (a *AIMD) observe(now time.Time, s Sample) bool {
 	if ratio >= a.cfg.Tolerance && (w.minSlowN == 0 || s.InFlight < w.minSlowN) {
 		w.minSlowN = s.InFlight
 	}
+	w.maxN = max(w.maxN, s.InFlight)
 	return changed
 }
 
 // judge judges the window, complete at now, and starts the next.
 func (a *AIMD) judge(now time.Time) bool {
 	w := &a.win
-	r, nAt, slowN, n := w.minRatio, w.nAtMin, w.minSlowN, w.n
+	r, nAt, slowN, n, maxN := w.minRatio, w.nAtMin, w.minSlowN, w.n, w.maxN
 	w.n = 0
 	a.lastMean, a.lastJudged = w.sumRatio/float64(max(n, 1)), now
+	if a.verifying && (float64(maxN) < inUse*a.limit || now.Sub(a.cutAt) >= a.cfg.Quiet) {
+		// Sent with fewer in flight than the cut allows, fast answers
+		// would not show that the platform queued: the load that made
+		// the cut may have ended. Wait for a window at the cut's limit,
+		// within Quiet of the cut; none came (the traffic stopped, or
+		// stayed low), and the cut is unproven: undone.
+		if now.Sub(a.cutAt) < a.cfg.Quiet {
+			return false
+		}
+		a.verifying = false
+		a.Reverted++
+		a.Unproven++
+		if !a.throttled && a.cutFrom > a.Limit() {
+			a.limit = float64(a.cutFrom)
+			return true
+		}
+		return false
+	}
 	if a.verifying {
 		a.verifying = false
 		if r >= a.cfg.Tolerance && r > responded*a.cutRatio {

@@ -89,11 +89,12 @@ func (l *Limit) OnSuccess(fn string, inFlight int, sent time.Time) {
 		rtt = max(now.Sub(sent), 1)
 	}
 	l.mu.Lock()
-	cuts, reverted := l.aimd.Cuts, l.aimd.Reverted
+	cuts, reverted, unproven := l.aimd.Cuts, l.aimd.Reverted, l.aimd.Unproven
 	before := l.aimd.Limit()
 	changed := l.aimd.Success(now, used, Sample{Function: fn, RTT: rtt, InFlight: inFlight})
 	after := l.aimd.Limit()
 	cut, undone := l.aimd.Cuts != cuts, l.aimd.Reverted != reverted
+	unprovenNow := l.aimd.Unproven != unproven
 	ratio := l.aimd.cutRatio
 	l.publishLocked()
 	l.mu.Unlock()
@@ -104,6 +105,9 @@ func (l *Limit) OnSuccess(fn string, inFlight int, sent time.Time) {
 	case cut:
 		l.log.Info("platform is queueing: adaptive limit cut", "from", before, "to", after,
 			"latency_ratio", round2(ratio), "function", fn)
+	case undone && unprovenNow:
+		l.log.Info("no calls at the cut limit soon after it: queueing unproven; queueing cut undone",
+			"limit", after, "function", fn)
 	case undone:
 		l.log.Info("latency did not fall with concurrency: not queueing; queueing cut undone",
 			"limit", after, "function", fn)
