@@ -232,13 +232,8 @@ func (f *feedbackInvoker) Invoke(inv *invocation.Invocation) error {
 		f.fb.Hold(f.estimate)
 		f.fb.OnSuccess(inv.Function, sentFlight, time.Time{})
 	case platform.Done:
-		// The latency of a 2xx is the function's run; a 4xx's is not,
-		// and neither is a cold start's, which the platform paid once
-		// for a new instance: a burst onto new instances would read as
-		// queueing.
+		// The latency of a 2xx is the function's run; a 4xx's is not.
 		if c := inv.Resp.StatusCode(); c < 200 || c >= 300 {
-			sent = time.Time{}
-		} else if cold, _ := platform.ColdStart(f.kind, inv.Resp); cold {
 			sent = time.Time{}
 		}
 		f.fb.OnSuccess(inv.Function, sentFlight, sent)

@@ -109,23 +109,3 @@ func TestClientGoneDuringRetryWait(t *testing.T) {
 		t.Errorf("outcomes %v, want the chain failed (its first step never ran)", ev.ended)
 	}
 }
-
-// TestColdStartIsNoLatencySample: an answer the platform flags as a cold
-// start tells the adaptive limit of a success, not of the function's
-// latency: a burst onto new instances is not queueing.
-func TestColdStartIsNoLatencySample(t *testing.T) {
-	b := startScripted(t, map[string][]answer{
-		"cold": {{200, map[string]string{"X-Emulator-Cold-Start": "1"}, `{}`}},
-		"warm": {{200, map[string]string{"X-Emulator-Cold-Start": "0"}, `{}`}},
-	})
-	fb := &fakeFeedback{}
-	addr, _ := startRetryProxy(t, invocation.Lambda, "http://"+b.addr, 4, RetryConfig{}, fb)
-	rawRequest(t, addr, lambdaInvoke("cold"))
-	if fb.successes.Load() != 1 || fb.latencies.Load() != 0 {
-		t.Errorf("cold: %d successes, %d latency samples; want 1 and 0", fb.successes.Load(), fb.latencies.Load())
-	}
-	rawRequest(t, addr, lambdaInvoke("warm"))
-	if fb.successes.Load() != 2 || fb.latencies.Load() != 1 {
-		t.Errorf("warm: %d successes, %d latency samples; want 2 and 1", fb.successes.Load(), fb.latencies.Load())
-	}
-}
