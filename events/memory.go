@@ -8,9 +8,8 @@ import (
 )
 
 // Memory keeps accepted events in this process only, each delivered by a
-// goroutine of its own: they are lost when the process exits. It is how
-// sequoia accepted events before the store, kept as the baseline the
-// store's cost is measured against (sequoia bench events) and as the
+// goroutine of its own: they are lost when the process exits. It is the
+// baseline the store's cost is measured against (sequoia bench events) and as the
 // proxy's default when it is given no store (tests, library use).
 type Memory struct {
 	cfg      Config

@@ -212,7 +212,7 @@ func benchAccept(ctx context.Context, b eventsSpec) ([]acceptRow, error) {
 		name, sync, durability string
 		opts                   []serve.Option
 	}{
-		{"memory (before the store)", "", "none: lost when the process exits", []serve.Option{serve.InMemoryEvents()}},
+		{"memory (no store)", "", "none: lost when the process exits", []serve.Option{serve.InMemoryEvents()}},
 		{"JetStream, embedded", "2m", "written to the files before the 202; fsync every 2m", nil},
 		{"JetStream, embedded", "always", "fsync before the 202", nil},
 	} {
