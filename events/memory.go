@@ -9,8 +9,8 @@ import (
 
 // Memory keeps accepted events in this process only, each delivered by a
 // goroutine of its own: they are lost when the process exits. It is the
-// baseline the store's cost is measured against (sequoia bench events) and as the
-// proxy's default when it is given no store (tests, library use).
+// baseline the store's cost is measured against (sequoia bench events),
+// and the proxy's default when it is given no store (tests, library use).
 type Memory struct {
 	cfg      Config
 	m        *Metrics
