@@ -91,20 +91,14 @@ func blankCodeSpans(s string) string {
 			i++
 			continue
 		}
-		n := 0
-		for i+n < len(b) && b[i+n] == '`' {
-			n++
-		}
+		n := backticks(b, i)
 		end := -1
 		for j := i + n; j < len(b); {
 			if b[j] != '`' {
 				j++
 				continue
 			}
-			k := 0
-			for j+k < len(b) && b[j+k] == '`' {
-				k++
-			}
+			k := backticks(b, j)
 			if k == n {
 				end = j + k
 				break
@@ -123,6 +117,15 @@ func blankCodeSpans(s string) string {
 		i = end
 	}
 	return string(b)
+}
+
+// backticks is the length of the run of backticks at b[i:].
+func backticks(b []byte, i int) int {
+	n := 0
+	for i+n < len(b) && b[i+n] == '`' {
+		n++
+	}
+	return n
 }
 
 // inlineLinkRE matches a link inside a heading, whose anchor uses its text.

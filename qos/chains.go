@@ -376,7 +376,7 @@ func (a *admission) admit(inv *invocation.Invocation, f *flight) (*chain, time.T
 			c = a.adopt(inv, now) // remote.go: a chain another replica admitted
 		}
 	}
-	if retry := inv.RetryIn > 0; retry {
+	if inv.RetryIn > 0 {
 		// Another attempt of a step that did not run (retrying): no new
 		// request of its chain, and the wait before it was no caller's.
 		inv.RetryIn, inv.RetryReason = 0, ""
@@ -594,13 +594,9 @@ func (a *admission) finished(c *chain, f *flight, hold time.Duration, ok, unplan
 	done := int(c.done.Add(1))
 	c.lastEnd.Store(end.UnixNano())
 	c.running.Add(-1)
-	if !c.deadline.IsZero() && !c.run && !c.ended.Load() {
-		switch {
-		case end.After(c.deadline):
-			a.missed(c, ChainLate, end)
-			return
-		case 2*end.Sub(c.start) >= c.deadline.Sub(c.start) && clientGone(w):
-			a.missed(c, ChainGone, end)
+	if !c.run && !c.ended.Load() {
+		if o := tooLate(c, end, w); o != ChainCompleted {
+			a.missed(c, o, end)
 			return
 		}
 	}
@@ -648,6 +644,21 @@ func (a *admission) retrying(c *chain, unplanned bool) {
 		// now.
 		a.est.outstanding.Add(-int64(c.remaining.Swap(0)))
 	}
+}
+
+// tooLate judges a step of c that ended at end: answered after the
+// chain's deadline (ChainLate), or to a client that left (ChainGone; w is
+// asked only in the second half of the budget); ChainCompleted when in
+// time, or when the chain has no deadline.
+func tooLate(c *chain, end time.Time, w Watcher) ChainOutcome {
+	switch {
+	case c.deadline.IsZero():
+	case end.After(c.deadline):
+		return ChainLate
+	case 2*end.Sub(c.start) >= c.deadline.Sub(c.start) && clientGone(w):
+		return ChainGone
+	}
+	return ChainCompleted
 }
 
 // clientGone asks w, if it can tell, whether its client left.

@@ -55,6 +55,9 @@ const (
 	StepGone                       // its client left before its answer (with a deadline, as a local step's would be dropped)
 )
 
+// stepDrops are the step outcomes that drop a chain, and how.
+var stepDrops = map[StepOutcome]ChainOutcome{StepDropped: ChainDropped, StepLate: ChainLate, StepGone: ChainGone}
+
 // remoteChain marks a chain record that stands for a chain another replica
 // admitted: it is a continuation here, reports its steps to the origin,
 // and reports no chain events of its own (the origin counts the chain).
@@ -89,17 +92,15 @@ func (a *admission) adopt(inv *invocation.Invocation, now time.Time) *chain {
 // budget as this replica saw it), drops the chain.
 func (a *admission) reportStep(c *chain, ok bool, end time.Time, w Watcher) {
 	o := StepRan
-	switch {
-	case c.deadline.IsZero():
+	switch tooLate(c, end, w) {
+	case ChainLate:
+		o = StepLate
+	case ChainGone:
+		o = StepGone
+	default:
 		if !ok {
 			o = StepFailed
 		}
-	case end.After(c.deadline):
-		o = StepLate
-	case 2*end.Sub(c.start) >= c.deadline.Sub(c.start) && clientGone(w):
-		o = StepGone
-	case !ok:
-		o = StepFailed
 	}
 	a.remote.Step(c.remote.RemoteChain, o)
 }
@@ -136,15 +137,8 @@ func (s *Scheduler) RemoteStep(id string, o StepOutcome) {
 	if !ok || c.remote != nil || c.ended.Load() {
 		return
 	}
-	switch o {
-	case StepDropped:
-		a.missed(c, ChainDropped, now)
-		return
-	case StepLate:
-		a.missed(c, ChainLate, now)
-		return
-	case StepGone:
-		a.missed(c, ChainGone, now)
+	if drop, ok := stepDrops[o]; ok {
+		a.missed(c, drop, now)
 		return
 	}
 	a.takeReserved(c)

@@ -324,36 +324,25 @@ func (a *AIMD) judge(now time.Time) bool {
 	r, nAt, slowN, n, maxN := w.minRatio, w.nAtMin, w.minSlowN, w.n, w.maxN
 	w.n = 0
 	a.lastMean, a.lastJudged = w.sumRatio/float64(max(n, 1)), now
-	if a.verifying && (float64(maxN) < inUse*a.limit || now.Sub(a.cutAt) >= a.cfg.Quiet) {
-		// Sent with fewer in flight than the cut allows, fast answers
-		// would not show that the platform queued: the load that made
-		// the cut may have ended. Wait for a window at the cut's limit,
-		// within Quiet of the cut; none came (the traffic stopped, or
-		// stayed low), and the cut is unproven: undone.
-		if now.Sub(a.cutAt) < a.cfg.Quiet {
-			return false
-		}
-		a.verifying = false
-		a.Reverted++
-		a.Unproven++
-		if !a.throttled && a.cutFrom > a.Limit() {
-			a.limit = float64(a.cutFrom)
-			return true
-		}
-		return false
-	}
 	if a.verifying {
-		a.verifying = false
-		if r >= a.cfg.Tolerance && r > responded*a.cutRatio {
-			// Fewer calls in flight, no faster: not queueing.
-			a.Reverted++
-			a.epoch += 2 // every baseline starts over
-			if !a.throttled && a.cutFrom > a.Limit() {
-				a.limit = float64(a.cutFrom)
-				return true
-			}
+		switch {
+		case now.Sub(a.cutAt) >= a.cfg.Quiet:
+			// No window at the cut's limit came within Quiet of it (the
+			// traffic stopped, or stayed low): unproven.
+			a.Unproven++
+			return a.undoCut()
+		case float64(maxN) < inUse*a.limit:
+			// Sent with fewer in flight than the cut allows, fast
+			// answers would not show that the platform queued (the load
+			// that made the cut may have ended): wait for a window at
+			// the cut's limit.
 			return false
+		case r >= a.cfg.Tolerance && r > responded*a.cutRatio:
+			// Fewer calls in flight, no faster: not queueing.
+			a.epoch += 2 // every baseline starts over
+			return a.undoCut()
 		}
+		a.verifying = false
 	}
 	if r < a.cfg.Tolerance {
 		return false
@@ -373,6 +362,19 @@ func (a *AIMD) judge(now time.Time) bool {
 	a.Cuts++
 	a.Decreases++
 	return true
+}
+
+// undoCut ends the verification of the last queueing cut by undoing it:
+// the limit goes back to where the cut took it from, unless a throttle
+// came since. It reports whether the limit changed.
+func (a *AIMD) undoCut() bool {
+	a.verifying = false
+	a.Reverted++
+	if !a.throttled && a.cutFrom > a.Limit() {
+		a.limit = float64(a.cutFrom)
+		return true
+	}
+	return false
 }
 
 // ratio updates fn's baseline with rtt and returns the queueing ratio of
