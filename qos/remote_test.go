@@ -255,23 +255,23 @@ func TestExpiryGivesBackAtDeadline(t *testing.T) {
 // the budget) gone, and the origin drops the chain for either, learning
 // its headroom from it as from a local miss.
 func TestRemoteStepLateOrGone(t *testing.T) {
-	now := time.Unix(1000, 0)
-	clock := func() time.Time { return now }
+	clk := newFakeClock() // the sweepers read it too
+	clock, start := clk.now, clk.now()
 	r := &testRemote{chains: map[string]RemoteChain{
-		"late": {Origin: "o", Deadline: now.Add(time.Second)},
-		"gone": {Origin: "o", Deadline: now.Add(time.Second)},
+		"late": {Origin: "o", Deadline: start.Add(time.Second)},
+		"gone": {Origin: "o", Deadline: start.Add(time.Second)},
 	}}
 	s := New(Config{Limit: 2, QueueCapacity: 10, QueueTimeout: time.Hour, Remote: r, Now: clock})
 	defer s.Close()
 	// The step runs past the deadline.
 	if _, err := s.Do(&invocation.Invocation{Function: "f", Chain: "late"}, nil,
-		invokerFunc(func() { now = now.Add(2 * time.Second) })); err != nil {
+		invokerFunc(func() { clk.advance(2 * time.Second) })); err != nil {
 		t.Fatal(err)
 	}
-	now = time.Unix(1000, 0)
+	clk.ns.Store(start.UnixNano())
 	// Its client left while it ran, late in the budget.
 	if _, err := s.Do(&invocation.Invocation{Function: "f", Chain: "gone"}, &goneClient{},
-		invokerFunc(func() { now = now.Add(600 * time.Millisecond) })); err != nil {
+		invokerFunc(func() { clk.advance(600 * time.Millisecond) })); err != nil {
 		t.Fatal(err)
 	}
 	if got := strings.Join(r.steps, " "); got != "o/late:late o/gone:gone" {
@@ -289,7 +289,7 @@ func TestRemoteStepLateOrGone(t *testing.T) {
 	}
 	ev.drain()
 	before := origin.Headroom()
-	now = now.Add(1100 * time.Millisecond)
+	clk.advance(1100 * time.Millisecond)
 	origin.RemoteStep("a", StepLate)
 	origin.RemoteStep("b", StepGone)
 	origin.RemoteStep("c", StepDropped)
