@@ -48,6 +48,10 @@ type Config struct {
 	// keep-alive connection's wait for its next request. Zero takes 10s,
 	// 60s and 90s.
 	HeaderTimeout, BodyTimeout, IdleTimeout time.Duration
+	// RequestStartHeader names the header in which a proxy in front
+	// says when it received a request (X-Request-Start, requeststart.go):
+	// a new chain's budget runs from then if that is earlier. Empty: none.
+	RequestStartHeader []byte
 	// APIAuth, when set, authorizes writes to sequoia's own API (the DAG
 	// registry, api.go); nil refuses them all.
 	APIAuth APIAuth
@@ -361,6 +365,9 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 	}
 	if inv.Budget > 0 {
 		inv.Received = received(ctx, inv.Arrival, inv.Budget)
+		if t, ok := requestStart(ctx, p.cfg.RequestStartHeader, inv.Arrival, inv.Budget); ok && (inv.Received.IsZero() || t.Before(inv.Received)) {
+			inv.Received = t // requeststart.go
+		}
 	}
 	r.span = nil
 	if p.cfg.Tracer != nil {
