@@ -151,19 +151,27 @@ func TestAnswerToClientThatLeftIsADrop(t *testing.T) {
 	}
 }
 
-// TestReceivedAt: the kernel's record of when a request's bytes arrived
-// goes back past the time it then waited to be read.
-func TestReceivedAt(t *testing.T) {
+// listenDial listens on a loopback port and connects to it; both close
+// when t ends.
+func listenDial(t *testing.T) (net.Listener, net.Conn) {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
+	t.Cleanup(func() { ln.Close() })
 	c, err := net.Dial("tcp", ln.Addr().String())
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
+	t.Cleanup(func() { c.Close() })
+	return ln, c
+}
+
+// TestReceivedAt: the kernel's record of when a request's bytes arrived
+// goes back past the time it then waited to be read.
+func TestReceivedAt(t *testing.T) {
+	ln, c := listenDial(t)
 	s, err := ln.Accept()
 	if err != nil {
 		t.Fatal(err)
@@ -185,16 +193,7 @@ func TestReceivedAt(t *testing.T) {
 // connected and was slow to write (before or after its accept) is seen
 // from when it connected.
 func TestReceivedHandshake(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	c, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	ln, c := listenDial(t)
 	time.Sleep(200 * time.Millisecond) // connected, not yet writing
 	if _, err := c.Write([]byte("GET / HTTP/1.1\r\n\r\n")); err != nil {
 		t.Fatal(err)
