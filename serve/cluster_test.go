@@ -72,6 +72,9 @@ func owStep(t *testing.T, c *fasthttp.Client, s *Server, action, chain string, h
 	if err := c.DoTimeout(req, resp, time.Minute); err != nil {
 		t.Fatal(err)
 	}
+	if code := resp.StatusCode(); code != fasthttp.StatusOK {
+		t.Logf("%s of chain %q at %s: %d %s", action, chain, s.DataAddr(), code, resp.Body())
+	}
 	return resp.StatusCode(), string(resp.Header.Peek("X-Sequoia-Chain-Id"))
 }
 
