@@ -160,9 +160,14 @@ func TestChartAPITokens(t *testing.T) {
 		if got != want[r.name] {
 			t.Errorf("%s: tokens %+v, want %+v", r.name, got, want[r.name])
 		}
+		c, _ := sequoiaContainer(d)
+		var mounts []string
+		for _, m := range c.VolumeMounts {
+			mounts = append(mounts, m.Name)
+		}
 		if want[r.name] == (tokenSource{}) {
-			if n := secretVolumes(d); len(n) > 0 {
-				t.Errorf("%s: apiTokens off, yet Secret volumes %v", r.name, n)
+			if n := secretVolumes(d); len(n) > 0 || !slices.Equal(mounts, []string{"policies", "state"}) {
+				t.Errorf("%s: apiTokens off, yet Secret volumes %v, mounts %v", r.name, n, mounts)
 			}
 			continue
 		}

@@ -461,6 +461,11 @@ func checkDeployment(t testing.TB, d *appsv1.Deployment, objs []object, gateway 
 		t.Errorf("pod securityContext must run as a non-root user: %+v", ps)
 	}
 	for _, ct := range append(slices.Clone(d.Spec.Template.Spec.InitContainers), d.Spec.Template.Spec.Containers...) {
+		for _, m := range ct.VolumeMounts {
+			if !slices.ContainsFunc(d.Spec.Template.Spec.Volumes, func(v corev1.Volume) bool { return v.Name == m.Name }) {
+				t.Errorf("container %s mounts %s at %s, which is not a volume of the pod", ct.Name, m.Name, m.MountPath)
+			}
+		}
 		sc := ct.SecurityContext
 		if sc == nil || sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem ||
 			sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation ||
