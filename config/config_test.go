@@ -39,6 +39,8 @@ func TestBadValuesNameTheVariable(t *testing.T) {
 		{"SEQUOIA_HTTP_ROUTE=dns", "SEQUOIA_HTTP_ROUTE", "dns"},
 		{"SEQUOIA_ADMISSION_HEADROOM_MAX=0.95", "SEQUOIA_ADMISSION_HEADROOM_MAX", "0.95"},
 		{"SEQUOIA_ADMISSION_HEADROOM_MAX=0.01", "SEQUOIA_ADMISSION_HEADROOM_MAX", "0.01"},
+		{"SEQUOIA_REQUEST_START_HEADER=X Request Start", "SEQUOIA_REQUEST_START_HEADER", "X Request Start"},
+		{"SEQUOIA_REQUEST_START_HEADER=X-Start:", "SEQUOIA_REQUEST_START_HEADER", "X-Start:"},
 	}
 	for _, tt := range tests {
 		_, err := LoadFrom([]string{tt.env})

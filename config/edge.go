@@ -3,6 +3,8 @@ package config
 import (
 	"os"
 	"time"
+
+	"golang.org/x/net/http/httpguts"
 )
 
 // Edge configures what the data port allows its clients: how many
@@ -25,11 +27,25 @@ type Edge struct {
 	// IdleTimeout bounds how long a keep-alive connection may wait for its
 	// next request.
 	IdleTimeout time.Duration `env:"IDLE_TIMEOUT" envDefault:"90s"`
+	// RequestStartHeader names the header in which a proxy in front of
+	// sequoia (a load balancer, an ingress) says when it received the
+	// request: "t=" and a Unix time in seconds (with a fraction),
+	// milliseconds or microseconds, as nginx's `t=${msec}`, HAProxy's
+	// `t=%Ts%ms` or Heroku's router send it. A new chain's budget then runs
+	// from that time if it is earlier than sequoia's own reading: the
+	// client's clock was running while the proxy held the request. A time
+	// in the future, or longer ago than half the chain's budget (clocks
+	// out of step), is ignored; it can only shorten the sender's own
+	// budget. Empty: none is read.
+	RequestStartHeader string `env:"REQUEST_START_HEADER" envDefault:"X-Request-Start"`
 }
 
 func (e Edge) check(bad func(name string, v any, why string)) {
 	if e.MaxConns < 0 {
 		bad("MAX_CONNS", e.MaxConns, "must not be negative (0 sets it from the file-descriptor limit)")
+	}
+	if h := e.RequestStartHeader; h != "" && !httpguts.ValidHeaderFieldName(h) {
+		bad("REQUEST_START_HEADER", h, "not an HTTP header name")
 	}
 	for name, d := range map[string]time.Duration{"HEADER_TIMEOUT": e.HeaderTimeout, "BODY_TIMEOUT": e.BodyTimeout, "IDLE_TIMEOUT": e.IdleTimeout} {
 		if d <= 0 {

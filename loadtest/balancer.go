@@ -3,6 +3,7 @@ package loadtest
 import (
 	"errors"
 	"net"
+	"strconv"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -16,7 +17,8 @@ import (
 // (not each connection). A backend that refuses a connection is skipped,
 // the request going to the next one, and rests for a second, as HAProxy's
 // "option redispatch" with health checks does; a request already sent is
-// never sent again.
+// never sent again. It says when it received each request in
+// X-Request-Start, as HAProxy and nginx are set up to in front of sequoia.
 type Balancer struct {
 	backends []*backend
 	next     atomic.Uint64
@@ -62,6 +64,13 @@ func (b *Balancer) Close() { _ = b.srv.Shutdown() }
 
 func (b *Balancer) serve(ctx *fasthttp.RequestCtx) {
 	now := time.Now().UnixNano()
+	// When it received the request (the connection's accept, for its
+	// first), as nginx's and HAProxy's X-Request-Start say it.
+	at := ctx.Time()
+	if ctx.ConnRequestNum() == 1 {
+		at = ctx.ConnTime()
+	}
+	ctx.Request.Header.Set("X-Request-Start", "t="+strconv.FormatInt(at.UnixMilli(), 10))
 	for range len(b.backends) {
 		be := b.backends[b.next.Add(1)%uint64(len(b.backends))]
 		if be.downUntil.Load() > now {

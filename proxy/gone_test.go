@@ -151,19 +151,27 @@ func TestAnswerToClientThatLeftIsADrop(t *testing.T) {
 	}
 }
 
-// TestReceivedAt: the kernel's record of when a request's bytes arrived
-// goes back past the time it then waited to be read.
-func TestReceivedAt(t *testing.T) {
+// listenDial listens on a loopback port and connects to it; both close
+// when t ends.
+func listenDial(t *testing.T) (net.Listener, net.Conn) {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
+	t.Cleanup(func() { ln.Close() })
 	c, err := net.Dial("tcp", ln.Addr().String())
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
+	t.Cleanup(func() { c.Close() })
+	return ln, c
+}
+
+// TestReceivedAt: the kernel's record of when a request's bytes arrived
+// goes back past the time it then waited to be read.
+func TestReceivedAt(t *testing.T) {
+	ln, c := listenDial(t)
 	s, err := ln.Accept()
 	if err != nil {
 		t.Fatal(err)
@@ -174,9 +182,39 @@ func TestReceivedAt(t *testing.T) {
 	}
 	time.Sleep(200 * time.Millisecond) // the request waits, unread
 	now := time.Now()
-	at := receivedAt(s, now)
+	at, _ := receivedAt(s, now)
 	if at.IsZero() || now.Sub(at) < 150*time.Millisecond || now.Sub(at) > time.Minute {
 		t.Errorf("received %v before now, want at least the 200ms it waited", now.Sub(at))
+	}
+}
+
+// TestReceivedHandshake: on a connection nothing was answered on yet, the
+// kernel's last send is its reply to the handshake, so a client that
+// connected and was slow to write (before or after its accept) is seen
+// from when it connected.
+func TestReceivedHandshake(t *testing.T) {
+	ln, c := listenDial(t)
+	time.Sleep(200 * time.Millisecond) // connected, not yet writing
+	if _, err := c.Write([]byte("GET / HTTP/1.1\r\n\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	s, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	buf := make([]byte, 64)
+	if _, err := s.Read(buf); err != nil { // the request has arrived
+		t.Fatal(err)
+	}
+	now := time.Now()
+	at, sent := receivedAt(s, now)
+	if at.IsZero() || sent.IsZero() {
+		t.Fatalf("received %v, sent %v: want both known", at, sent)
+	}
+	if !sent.Before(at) || now.Sub(sent) < 150*time.Millisecond {
+		t.Errorf("handshake answered %v before now, request received %v before: want the handshake at least the 200ms the client waited before the request",
+			now.Sub(sent), now.Sub(at))
 	}
 }
 

@@ -48,6 +48,10 @@ type Config struct {
 	// keep-alive connection's wait for its next request. Zero takes 10s,
 	// 60s and 90s.
 	HeaderTimeout, BodyTimeout, IdleTimeout time.Duration
+	// RequestStartHeader names the header in which a proxy in front
+	// says when it received a request (X-Request-Start, requeststart.go):
+	// a new chain's budget runs from then if that is earlier. Empty: none.
+	RequestStartHeader []byte
 	// APIAuth, when set, authorizes writes to sequoia's own API (the DAG
 	// registry, api.go); nil refuses them all.
 	APIAuth APIAuth
@@ -361,6 +365,9 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 	}
 	if inv.Budget > 0 {
 		inv.Received = received(ctx, inv.Arrival, inv.Budget)
+		if t, ok := requestStart(ctx, p.cfg.RequestStartHeader, inv.Arrival, inv.Budget); ok && (inv.Received.IsZero() || t.Before(inv.Received)) {
+			inv.Received = t // requeststart.go
+		}
 	}
 	r.span = nil
 	if p.cfg.Tracer != nil {
@@ -421,15 +428,20 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 // reached this host, as far as sequoia can tell: a new chain's budget runs
 // from then, since its client's clock was already running. That is when
 // the kernel received it (it may have waited to be accepted and read) or,
-// for the first request on a connection, the connection's accept if that
-// came first: the client had opened the connection to send it, and was
-// slow to. An accept longer ago than half the budget is an idle pooled
-// connection's, not this request's.
+// for the first request on a connection, when the connection began if
+// that came first: its handshake reached the host (the kernel's last send
+// on a connection nothing was answered on yet is its reply to it), or it
+// was accepted. The client had opened the connection to send the request,
+// and was slow to. A connection begun longer ago than half the budget is
+// an idle pooled connection's, not this request's.
 func received(ctx *fasthttp.RequestCtx, now time.Time, budget time.Duration) time.Time {
-	at := receivedAt(ctx.Conn(), now)
-	if ctx.ConnRequestNum() == 1 {
-		if ct := ctx.ConnTime(); (at.IsZero() || ct.Before(at)) && now.Sub(ct) <= budget/2 {
-			at = ct
+	at, sent := receivedAt(ctx.Conn(), now)
+	if ctx.ConnRequestNum() != 1 {
+		return at
+	}
+	for _, began := range [2]time.Time{sent, ctx.ConnTime()} {
+		if !began.IsZero() && (at.IsZero() || began.Before(at)) && now.Sub(began) <= budget/2 {
+			at = began
 		}
 	}
 	return at

@@ -96,28 +96,35 @@ func connGone(c net.Conn) bool {
 
 // receivedAt returns when the kernel last received data on c, which, read
 // as a request's handling starts, is when that request reached the host
-// (to the kernel's clock tick), measured back from now; zero when it
-// cannot tell. One system call. A request that waited in the accept queue
-// or in the socket's buffer has been on its client's clock all that time.
-func receivedAt(c net.Conn, now time.Time) time.Time {
+// (to the kernel's clock tick), measured back from now, and when the host
+// last sent on c, which, before the first answer on a connection, is when
+// its handshake reached the host (the kernel's reply to it, or a TLS
+// handshake's last message): the client had begun to connect then. Zero
+// when it cannot tell. One system call. A request that waited in the
+// accept queue or in the socket's buffer has been on its client's clock
+// all that time, and so has a connection its client was slow to write on.
+func receivedAt(c net.Conn, now time.Time) (received, sent time.Time) {
 	sc, ok := c.(syscall.Conn)
 	if !ok {
-		return time.Time{}
+		return time.Time{}, time.Time{}
 	}
 	rc, err := sc.SyscallConn()
 	if err != nil {
-		return time.Time{}
+		return time.Time{}, time.Time{}
 	}
-	var ago time.Duration
-	ok = false
+	var ti *unix.TCPInfo
 	_ = rc.Control(func(fd uintptr) {
-		ti, err := unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO)
-		if err == nil {
-			ago, ok = time.Duration(ti.Last_data_recv)*time.Millisecond, true
-		}
+		ti, _ = unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO)
 	})
-	if !ok || ago > time.Minute {
-		return time.Time{}
+	if ti == nil {
+		return time.Time{}, time.Time{}
 	}
-	return now.Add(-ago)
+	ago := func(ms uint32) time.Time {
+		d := time.Duration(ms) * time.Millisecond
+		if d > time.Minute {
+			return time.Time{}
+		}
+		return now.Add(-d)
+	}
+	return ago(ti.Last_data_recv), ago(ti.Last_data_sent)
 }

@@ -18,4 +18,6 @@ func (w *connWatch) stop()                          {}
 func connGone(net.Conn) bool { return false }
 
 // receivedAt cannot tell here.
-func receivedAt(net.Conn, time.Time) time.Time { return time.Time{} }
+func receivedAt(net.Conn, time.Time) (received, sent time.Time) {
+	return time.Time{}, time.Time{}
+}

@@ -517,7 +517,7 @@ func (a *admission) spread(limit int) time.Duration {
 		return 0
 	}
 	dev := math.Sqrt(ahead * (1 - 1/float64(n)))
-	return time.Duration(a.spreadZ * dev * float64(a.est.durationOf(nil)) / float64(max(limit, 1)))
+	return time.Duration(a.spreadZ * dev * float64(a.est.drain()) / float64(max(limit, 1)))
 }
 
 // fits returns the deadline of a chain whose budget (zero: none) runs
@@ -576,8 +576,8 @@ func (a *admission) dispatched(c *chain) (unplanned bool) {
 // the second half of the budget), drops the chain. A chain of known
 // length ends with its last step; any other becomes idle, and ends once
 // its caller has gone quiet (quiet.go).
-func (a *admission) finished(c *chain, f *flight, hold time.Duration, ok, unplanned bool, end time.Time, w Watcher) {
-	a.est.observe(f, hold)
+func (a *admission) finished(c *chain, f *flight, hold time.Duration, queued, ok, unplanned bool, end time.Time, w Watcher) {
+	a.est.observe(f, hold, queued)
 	if unplanned {
 		a.est.unplanned.Add(-1)
 	}
@@ -734,7 +734,7 @@ func (s *Scheduler) Observe(fn string, d time.Duration) {
 	if fn != "" {
 		f = s.fnFlight.GetString(fn)
 	}
-	s.adm.est.observe(f, d)
+	s.adm.est.observe(f, d, false)
 }
 
 // ChainStep numbers the next request of chain id: 1 when no admitted

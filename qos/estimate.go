@@ -46,7 +46,8 @@ func (e *ewma) value() (float64, bool) {
 //
 //   - per-function durations: how long an invocation held its worker slot
 //     (grant to release, so scheduling and HTTP overheads are counted), as
-//     an EWMA, and one over all functions;
+//     an EWMA, one over all functions, and one over the invocations that
+//     waited for their slot (the pace of a full pool: drain);
 //   - learned chain lengths per entry function, from ended chains;
 //   - the callers' turnaround between a chain's steps (answer sent to next
 //     request received), which a chain's critical path pays once per step,
@@ -69,9 +70,13 @@ func (e *ewma) value() (float64, bool) {
 // atomics. The timeline (timeline.go) is split in lines, each under its
 // own lock, touched when a chain starts or ends before its booking.
 type estimator struct {
-	fn          flightTable // per function: flight.slot and flight.steps
-	all         ewma
-	gap         ewma    // caller turnaround between a chain's steps
+	fn  flightTable // per function: flight.slot and flight.steps
+	all ewma
+	gap ewma // caller turnaround between a chain's steps
+	// busy is the slot time of invocations that waited for their slot:
+	// how fast a full pool drains (more CPU and scheduling per step than
+	// a quiet pool's, as a burst has the host busy).
+	busy        ewma
 	gapHigh     highMax // its decaying high-water mark
 	outstanding atomic.Int64
 	// unplanned counts the steps running now beyond their chain's
@@ -95,8 +100,12 @@ func newEstimator(def time.Duration, rate float64, fn flightTable) *estimator {
 func (e *estimator) rate() float64 { return math.Float64frombits(e.rateBits.Load()) }
 
 // observe records that an invocation of f (a flight table entry, nil for
-// none) held its slot for d.
-func (e *estimator) observe(f *flight, d time.Duration) {
+// none) held its slot for d; queued says it had waited for the slot (the
+// pool was full).
+func (e *estimator) observe(f *flight, d time.Duration, queued bool) {
+	if queued {
+		e.busy.add(float64(d))
+	}
 	if f != nil {
 		f.slot.add(float64(d))
 	}
@@ -126,6 +135,17 @@ func (e *estimator) durationOf(f *flight) time.Duration {
 		return time.Duration(v)
 	}
 	return e.def
+}
+
+// drain is the slot time a full pool takes per step, over all functions:
+// the average of the invocations that waited for their slot, when longer
+// than the average of all.
+func (e *estimator) drain() time.Duration {
+	d := e.durationOf(nil)
+	if v, ok := e.busy.value(); ok && time.Duration(v) > d {
+		return time.Duration(v)
+	}
+	return d
 }
 
 // observed reports whether f's function (nil: any function) has been

@@ -68,7 +68,11 @@ func TestQuietRingChain(t *testing.T) {
 func TestQuietSweepConcurrent(t *testing.T) {
 	clk := newFakeClock()
 	ev := &countEvents{}
-	s := New(Config{Limit: 8, QueueCapacity: 1000, QueueTimeout: time.Minute, ChainTTL: time.Hour,
+	// The sweeper moves the fake clock 50 ms a turn as fast as it can
+	// spin: a TTL of an hour passes within a second of a fast machine's
+	// time, and would forget (and restart) chains between their steps.
+	// Ten years do not.
+	s := New(Config{Limit: 8, QueueCapacity: 1000, QueueTimeout: time.Minute, ChainTTL: 10 * 365 * 24 * time.Hour,
 		Events: ev, Now: clk.now, sweepEvery: -1})
 	defer s.Close()
 	nop := invokerFunc(func() {})

@@ -48,7 +48,7 @@ func (s *Scheduler) AdmitRun(p RunPlan) (time.Time, error) {
 	// every slot, are done. Its critical path follows.
 	project := func(ln *timeline) (int64, int64) {
 		out := a.est.ahead()
-		ahead := int64(out * float64(a.est.duration("")) / float64(limit))
+		ahead := int64(out * float64(a.est.drain()) / float64(limit))
 		start := max(now.UnixNano(), ln.slots[0].free, now.UnixNano()+ahead)
 		finish := start + int64(p.Critical)
 		// And all of its own work spread over the pool, after that ahead.

@@ -204,7 +204,8 @@ func (s *Scheduler) Do(inv *invocation.Invocation, w Watcher, iv Invoker) (time.
 		s.adm.abandoned(c, inv, ErrClientGone)
 		return waited, ErrClientGone
 	}
-	if granted.IsZero() {
+	queued := !granted.IsZero()
+	if !queued {
 		granted = admitted // a free slot at once: no need to read the clock again
 	}
 	tc := s.tenantFlight.GetString(inv.Tenant)
@@ -235,7 +236,7 @@ func (s *Scheduler) Do(inv *invocation.Invocation, w Watcher, iv Invoker) (time.
 		return waited, err
 	}
 	ok := err == nil && (inv.Resp == nil || inv.Resp.StatusCode() < 500 && inv.Resp.StatusCode() != 429)
-	s.adm.finished(c, fc, end.Sub(granted), ok, unplanned, end, w)
+	s.adm.finished(c, fc, end.Sub(granted), queued, ok, unplanned, end, w)
 	return waited, err
 }
 

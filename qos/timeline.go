@@ -106,7 +106,7 @@ func (e *estimator) project(ln *timeline, critical, slot time.Duration, steps, l
 	// running) and this chain's, spread over every slot, and over the
 	// rate limit.
 	out := e.ahead()
-	fluid := now + int64((out*float64(e.duration(""))+float64(slot))/float64(limit))
+	fluid := now + int64((out*float64(e.drain())+float64(slot))/float64(limit))
 	finish = max(finish, fluid)
 	if r := e.rate(); r > 0 {
 		finish = max(finish, now+int64((out+float64(steps))/r*float64(time.Second)))

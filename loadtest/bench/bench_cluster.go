@@ -502,6 +502,7 @@ defaults
     timeout queue 5m
 frontend chains
     bind %s
+    http-request set-header X-Request-Start t=%%Ts%%ms
     default_backend sequoia
 backend sequoia
     balance roundrobin
