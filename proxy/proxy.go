@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"log/slog"
@@ -48,6 +49,9 @@ type Config struct {
 	// keep-alive connection's wait for its next request. Zero takes 10s,
 	// 60s and 90s.
 	HeaderTimeout, BodyTimeout, IdleTimeout time.Duration
+	// DefaultDeadline is the budget of a chain whose first request names
+	// none (the scheduler's qos.Config.DefaultDeadline); 0: none.
+	DefaultDeadline time.Duration
 	// RequestStartHeader names the header in which a proxy in front
 	// says when it received a request (X-Request-Start, requeststart.go):
 	// a new chain's budget runs from then if that is earlier. Empty: none.
@@ -363,18 +367,20 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 		p.reject(ctx, metrics.BadRequest, e)
 		return
 	}
-	if inv.Budget > 0 {
-		inv.Received = received(ctx, inv.Arrival, inv.Budget)
-		if t, ok := requestStart(ctx, p.cfg.RequestStartHeader, inv.Arrival, inv.Budget); ok && (inv.Received.IsZero() || t.Before(inv.Received)) {
-			inv.Received = t // requeststart.go
-		}
-	}
 	r.span = nil
 	if p.cfg.Tracer != nil {
 		r.span = p.cfg.Tracer.Start(traceCarrier{&ctx.Request.Header}, inv) // tracing.go
 	}
 	if p.refusedByPolicy(ctx, inv, fn, r.span) {
 		return
+	}
+	// The budget, if any (the request's, the policy's or the default),
+	// runs from when the request reached this host, if that is earlier.
+	if budget := cmp.Or(inv.Budget, p.cfg.DefaultDeadline); budget > 0 {
+		inv.Received = received(ctx, inv.Arrival, budget)
+		if t, ok := requestStart(ctx, p.cfg.RequestStartHeader, inv.Arrival, budget); ok && (inv.Received.IsZero() || t.Before(inv.Received)) {
+			inv.Received = t // requeststart.go
+		}
 	}
 	if p.lambdaShortcut(ctx, inv, rt.function) { // Event and DryRun: events.go
 		r.span.End(inv, ctx.Response.StatusCode(), 0, nil)

@@ -116,3 +116,43 @@ func TestRequestStartShortensBudget(t *testing.T) {
 		}
 	}
 }
+
+// deadlineDecider gives every chain a budget, as a policy's
+// chain_deadline_ms does.
+type deadlineDecider time.Duration
+
+func (d deadlineDecider) Decide(inv *invocation.Invocation) (bool, string) {
+	inv.Budget = time.Duration(d)
+	return false, ""
+}
+
+// TestRequestStartWithoutDeadlineHeader: a budget the client did not send,
+// the policy's or the default one, runs from when the proxy in front
+// received the request too.
+func TestRequestStartWithoutDeadlineHeader(t *testing.T) {
+	b := startBackend(t)
+	for _, c := range []struct {
+		name  string
+		cfg   Config
+		qdef  time.Duration // the scheduler's default deadline
+		start time.Duration // how long before the proxy in front received it
+		want  int
+	}{
+		{"policy's 10s, received 4s before", Config{Decider: deadlineDecider(10 * time.Second)}, 0, 4 * time.Second, 429},
+		{"policy's 10s, received 1s before", Config{Decider: deadlineDecider(10 * time.Second)}, 0, time.Second, 201},
+		{"default 10s, received 4s before", Config{DefaultDeadline: 10 * time.Second}, 10 * time.Second, 4 * time.Second, 429},
+		{"default 10s, received 1s before", Config{DefaultDeadline: 10 * time.Second}, 10 * time.Second, time.Second, 201},
+	} {
+		s := qos.New(qos.Config{Limit: 1, QueueCapacity: 10, QueueTimeout: time.Minute, DefaultDeadline: c.qdef})
+		s.Observe("guest/a", 3*time.Second) // a two-step chain: 6 s of work
+		cfg := c.cfg
+		cfg.Platform, cfg.MaxBodyBytes, cfg.RequestStartHeader = invocation.OpenWhisk, 1024, []byte("X-Request-Start")
+		addr := startProxyWith(t, "http://"+b.addr, s, cfg)
+		resp := rawRequest(t, addr, "POST /api/v1/namespaces/guest/actions/a HTTP/1.1\r\nHost: x\r\n"+
+			"X-Sequoia-Chain-Steps: 2\r\nX-Request-Start: "+fmt.Sprintf("t=%d", time.Now().Add(-c.start).UnixMilli())+
+			"\r\nContent-Length: 0\r\n\r\n")
+		if got := resp.StatusCode(); got != c.want {
+			t.Errorf("%s: status %d, want %d", c.name, got, c.want)
+		}
+	}
+}

@@ -446,3 +446,39 @@ func TestRetriedAttemptIsNoStep(t *testing.T) {
 		t.Errorf("outstanding and unplanned steps %d, want 0", n)
 	}
 }
+
+// TestQueuedHoldIsFullPoolPace: only an invocation that waited for its
+// slot is a sample of the full pool's pace; one that found a slot free
+// is not.
+func TestQueuedHoldIsFullPoolPace(t *testing.T) {
+	s := New(Config{Limit: 1, QueueCapacity: 10, QueueTimeout: time.Minute})
+	release := make(chan struct{})
+	first := make(chan struct{})
+	done := make(chan error, 2)
+	go func() {
+		_, err := s.Do(&invocation.Invocation{Function: "f"}, nil, invokerFunc(func() { close(first); <-release }))
+		done <- err
+	}()
+	<-first
+	go func() {
+		_, err := s.Do(&invocation.Invocation{Function: "f"}, nil, invokerFunc(func() {}))
+		done <- err
+	}()
+	for end := time.Now().Add(time.Minute); s.Queued() == 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatal("the second invocation never queued")
+		}
+	}
+	close(release)
+	for range 2 {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := s.adm.est.busyN.Load(); n != 1 {
+		t.Errorf("%d samples of the full pool's pace, want 1 (the invocation that waited)", n)
+	}
+	if _, ok := s.adm.est.busy.value(); !ok {
+		t.Error("no full pool's pace after an invocation that waited")
+	}
+}

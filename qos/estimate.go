@@ -18,13 +18,17 @@ const ewmaAlpha = 0.05
 
 var negZeroBits = math.Float64bits(math.Copysign(0, -1))
 
-func (e *ewma) add(x float64) {
+func (e *ewma) add(x float64) { e.addAt(x, ewmaAlpha) }
+
+// addAt moves the average alpha of the way towards x (the first sample
+// sets it).
+func (e *ewma) addAt(x, alpha float64) {
 	for {
 		old := e.bits.Load()
 		v := x
 		if old != 0 {
 			p := math.Float64frombits(old)
-			v = p + ewmaAlpha*(x-p)
+			v = p + alpha*(x-p)
 		}
 		b := math.Float64bits(v)
 		if b == 0 {
@@ -75,8 +79,11 @@ type estimator struct {
 	gap ewma // caller turnaround between a chain's steps
 	// busy is the slot time of invocations that waited for their slot:
 	// how fast a full pool drains (more CPU and scheduling per step than
-	// a quiet pool's, as a burst has the host busy).
+	// a quiet pool's, as a burst has the host busy); busyN counts its
+	// samples, up to busySamples: the plain mean of the first ones, the
+	// EWMA after.
 	busy        ewma
+	busyN       atomic.Int64
 	gapHigh     highMax // its decaying high-water mark
 	outstanding atomic.Int64
 	// unplanned counts the steps running now beyond their chain's
@@ -104,7 +111,11 @@ func (e *estimator) rate() float64 { return math.Float64frombits(e.rateBits.Load
 // pool was full).
 func (e *estimator) observe(f *flight, d time.Duration, queued bool) {
 	if queued {
-		e.busy.add(float64(d))
+		n := e.busyN.Load()
+		if n < busySamples {
+			n = e.busyN.Add(1)
+		}
+		e.busy.addAt(float64(d), max(ewmaAlpha, 1/float64(n)))
 	}
 	if f != nil {
 		f.slot.add(float64(d))
@@ -137,12 +148,17 @@ func (e *estimator) durationOf(f *flight) time.Duration {
 	return e.def
 }
 
+// busySamples is how many invocations that waited for their slot the
+// full pool's pace needs before admission uses it: the EWMA's memory, so
+// that one slow outlier (a pause, a cold start) is not the pace.
+const busySamples = int64(1 / ewmaAlpha)
+
 // drain is the slot time a full pool takes per step, over all functions:
-// the average of the invocations that waited for their slot, when longer
-// than the average of all.
+// the average of the invocations that waited for their slot, once there
+// are busySamples of them and when longer than the average of all.
 func (e *estimator) drain() time.Duration {
 	d := e.durationOf(nil)
-	if v, ok := e.busy.value(); ok && time.Duration(v) > d {
+	if v, ok := e.busy.value(); ok && e.busyN.Load() >= busySamples && time.Duration(v) > d {
 		return time.Duration(v)
 	}
 	return d

@@ -248,7 +248,22 @@ func (h *harness) run(cmd string) string {
 		h.s = New(cfg)
 		return "ok"
 	case "observe":
-		h.s.Observe(a["fn"], h.dur(a["dur"]))
+		if v, ok := a["queued"]; ok {
+			// That many invocations that waited for their slot (a
+			// full pool) held it that long.
+			f := h.s.fnFlight.GetString(a["fn"])
+			for range int(h.num(v)) {
+				h.s.adm.est.observe(f, h.dur(a["dur"]), true)
+			}
+			return fmt.Sprintf("estimate %s: %s, full pool's pace %s", a["fn"], fmtDur(h.s.Estimate(a["fn"])), fmtDur(h.s.adm.est.drain()))
+		}
+		n := 1
+		if v, ok := a["n"]; ok {
+			n = int(h.num(v))
+		}
+		for range n {
+			h.s.Observe(a["fn"], h.dur(a["dur"]))
+		}
 		return fmt.Sprintf("estimate %s: %s", a["fn"], fmtDur(h.s.Estimate(a["fn"])))
 	case "at":
 		h.clockMu.Lock()
