@@ -9,8 +9,10 @@
 // Prometheus Operator) API types, check every SEQUOIA_* variable against
 // config.Variables and every metric the dashboard and the alert rules use
 // against what the binary registers (with the example objectives of
-// slo/objectives.json loaded, so that the SLO series exist), and that the
-// SLO rules are the SRE workbook's multi-window, multi-burn-rate alerts:
+// slo/objectives.json loaded, so that the SLO series exist), check that the
+// SLO rules are the SRE workbook's multi-window, multi-burn-rate alerts,
+// and that the API token file (the chart's apiTokens, the optional
+// api-tokens component) is a read-only Secret volume sequoia can read:
 //
 //	cd deploy && go test ./...
 package deploy

@@ -10,18 +10,30 @@ import (
 )
 
 // TestChartLint runs what `helm lint --strict` runs, with the default and
-// the sidecar values: warnings fail too.
+// the sidecar values, and with API tokens: warnings fail too.
 func TestChartLint(t *testing.T) {
 	kv, err := chartutil.ParseKubeVersion("v1.33.0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, file := range []string{"", "values-sidecar.yaml", "values-sidecar-cluster.yaml"} {
+	for _, tc := range []struct{ file, set string }{
+		{"", ""}, {"values-sidecar.yaml", ""}, {"values-sidecar-cluster.yaml", ""},
+		{"", "apiTokens: {existingSecret: sequoia-api-tokens}"},
+	} {
+		file := tc.file
 		vals := map[string]any{}
 		if file != "" {
 			if vals, err = chartutil.ReadValuesFile(filepath.Join(chartDir, file)); err != nil {
 				t.Fatal(err)
 			}
+		}
+		if tc.set != "" {
+			v, err := chartutil.ReadValues([]byte(tc.set))
+			if err != nil {
+				t.Fatal(err)
+			}
+			vals = chartutil.CoalesceTables(v, vals)
+			file += " + " + tc.set
 		}
 		l := lint.AllWithKubeVersion(chartDir, vals, "sequoia", kv)
 		for _, m := range l.Messages {

@@ -116,6 +116,9 @@ func TestChartRenders(t *testing.T) {
 		"sidecar":            {"ConfigMap", "Deployment"},
 		"sidecar+monitoring": {"ConfigMap", "Deployment", "PodMonitor", "PrometheusRule"},
 		"sidecar-cluster":    {"ConfigMap", "Deployment", "PodDisruptionBudget", "Service", "StatefulSet"},
+		"defaults+apiTokens": {"ConfigMap", "Deployment", "HorizontalPodAutoscaler", "PodDisruptionBudget", "PodDisruptionBudget",
+			"Service", "Service", "Service", "StatefulSet"},
+		"sidecar+apiTokens": {"ConfigMap", "Deployment"},
 	}
 	for _, r := range renders {
 		t.Run(r.name, func(t *testing.T) {
@@ -212,6 +215,12 @@ func TestChartRefusesBadValues(t *testing.T) {
 		{"state dir", "config: {SEQUOIA_STATE_DIR: /tmp}", "set by the chart"},
 		{"NATS URL beside the chart's NATS", "config: {SEQUOIA_NATS_URL: 'nats://x:4222'}", "set by the chart to its NATS"},
 		{"even NATS", "nats: {replicas: 2}", "odd number"},
+		{"token file in config", "config: {SEQUOIA_API_TOKEN_FILE: /etc/tokens}", "apiTokens.existingSecret"},
+		{"token key a path", "apiTokens: {existingSecret: s, key: a/b}", "apiTokens.key"},
+		{"token key dot-dot", "apiTokens: {existingSecret: s, key: ..data}", "apiTokens.key"},
+		{"token mount relative", "apiTokens: {existingSecret: s, mountPath: tokens}", "absolute path"},
+		{"token mount on the policies", "apiTokens: {existingSecret: s, mountPath: /etc/sequoia/policies/}", "overlaps"},
+		{"token mount above the state", "apiTokens: {existingSecret: s, mountPath: /var/lib}", "overlaps"},
 	} {
 		_, err := renderChart(c, render{name: tc.name, set: tc.set})
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -380,6 +389,10 @@ func checkDeployment(t testing.TB, d *appsv1.Deployment, objs []object, gateway 
 		}
 		loadEnv["SEQUOIA_POLICY_DIR"] = dir
 	}
+	// Likewise for the token file the Secret volume holds.
+	if f := checkAPITokens(t, d, c, env); f != "" {
+		loadEnv["SEQUOIA_API_TOKEN_FILE"] = f
+	}
 	if _, err := config.LoadFrom(environ(loadEnv)); err != nil {
 		t.Errorf("sequoia would refuse this configuration: %v", err)
 	}
@@ -448,6 +461,11 @@ func checkDeployment(t testing.TB, d *appsv1.Deployment, objs []object, gateway 
 		t.Errorf("pod securityContext must run as a non-root user: %+v", ps)
 	}
 	for _, ct := range append(slices.Clone(d.Spec.Template.Spec.InitContainers), d.Spec.Template.Spec.Containers...) {
+		for _, m := range ct.VolumeMounts {
+			if !slices.ContainsFunc(d.Spec.Template.Spec.Volumes, func(v corev1.Volume) bool { return v.Name == m.Name }) {
+				t.Errorf("container %s mounts %s at %s, which is not a volume of the pod", ct.Name, m.Name, m.MountPath)
+			}
+		}
 		sc := ct.SecurityContext
 		if sc == nil || sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem ||
 			sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation ||

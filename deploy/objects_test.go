@@ -106,26 +106,36 @@ func decodeObject(source string, doc []byte) (object, error) {
 // build runs kustomize on dir and decodes what it emits.
 func build(t *testing.T, dir string) []object {
 	t.Helper()
+	out, err := kustomize(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// kustomize runs kustomize on dir (relative to this module or absolute)
+// and decodes what it emits.
+func kustomize(dir string) ([]object, error) {
 	m, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(filesys.MakeFsOnDisk(), dir)
 	if err != nil {
-		t.Fatalf("kustomize build %s: %v", dir, err)
+		return nil, fmt.Errorf("kustomize build %s: %w", dir, err)
 	}
 	var out []object
 	for _, r := range m.Resources() {
 		doc, err := r.AsYAML()
 		if err != nil {
-			t.Fatalf("kustomize build %s: %v", dir, err)
+			return nil, fmt.Errorf("kustomize build %s: %w", dir, err)
 		}
 		o, err := decodeObject(dir, doc)
 		if err != nil {
-			t.Fatal(err)
+			return nil, err
 		}
 		out = append(out, o)
 	}
 	if len(out) == 0 {
-		t.Fatalf("kustomize build %s: no objects", dir)
+		return nil, fmt.Errorf("kustomize build %s: no objects", dir)
 	}
-	return out
+	return out, nil
 }
 
 // render is one way of rendering the chart.
@@ -145,6 +155,8 @@ var renders = []render{
 	{name: "sidecar", valuesFile: "values-sidecar.yaml"},
 	{name: "sidecar+monitoring", valuesFile: "values-sidecar.yaml", apis: monitoringAPIs},
 	{name: "sidecar-cluster", valuesFile: "values-sidecar-cluster.yaml"},
+	{name: "defaults+apiTokens", set: "apiTokens: {existingSecret: sequoia-api-tokens}"},
+	{name: "sidecar+apiTokens", valuesFile: "values-sidecar.yaml", set: "apiTokens: {existingSecret: my-app-tokens, key: api.tokens, mountPath: /var/run/sequoia/tokens/}"},
 }
 
 func loadChart(t *testing.T) *chart.Chart {

@@ -41,6 +41,9 @@ app.kubernetes.io/part-of: sequoia
 {{- if has $k (list "SEQUOIA_LISTEN" "SEQUOIA_ADMIN_LISTEN" "SEQUOIA_DRAIN_DELAY" "SEQUOIA_SHUTDOWN_TIMEOUT" "SEQUOIA_POLICY_DIR" "SEQUOIA_STATE_DIR") -}}
 {{- fail (printf "config.%s: set by the chart (see ports, shutdown, policies and state)" $k) -}}
 {{- end -}}
+{{- if eq $k "SEQUOIA_API_TOKEN_FILE" -}}
+{{- fail "config.SEQUOIA_API_TOKEN_FILE: set by the chart; put the tokens in a Secret and set apiTokens.existingSecret (and apiTokens.key)" -}}
+{{- end -}}
 {{- if and (has $k (list "SEQUOIA_NATS_URL" "SEQUOIA_NATS_REPLICAS")) $.Values.nats.enabled -}}
 {{- fail (printf "config.%s: set by the chart to its NATS (nats.enabled); set nats.enabled false to use another" $k) -}}
 {{- end -}}
@@ -49,6 +52,26 @@ app.kubernetes.io/part-of: sequoia
 {{- $replicas := ternary .Values.app.replicaCount .Values.replicaCount (eq .Values.mode "sidecar") -}}
 {{- if and (not $cluster) (or (gt (int $replicas) 1) (and (eq .Values.mode "gateway") .Values.autoscaling.enabled)) -}}
 {{- fail "more than one replica (or autoscaling) without cluster mode: each would use the whole SEQUOIA_MAX_CONCURRENCY; enable nats or set config.SEQUOIA_NATS_URL" -}}
+{{- end -}}
+{{- with .Values.apiTokens -}}
+{{- if .existingSecret -}}
+{{- if not (regexMatch "^[-._a-zA-Z0-9]+$" (toString .key)) -}}
+{{- fail (printf "apiTokens.key %q: a Secret key (letters, digits, '-', '_', '.')" (toString .key)) -}}
+{{- end -}}
+{{- if or (eq (toString .key) ".") (eq (toString .key) "..") (hasPrefix ".." (toString .key)) -}}
+{{- fail (printf "apiTokens.key %q: a file name of its own (no '..' prefix)" (toString .key)) -}}
+{{- end -}}
+{{- if not (isAbs (toString .mountPath)) -}}
+{{- fail (printf "apiTokens.mountPath %q: an absolute path" (toString .mountPath)) -}}
+{{- end -}}
+{{- $dir := clean .mountPath -}}
+{{- range $other := list $.Values.policies.mountPath $.Values.state.mountPath -}}
+{{- $o := clean $other -}}
+{{- if or (eq $dir $o) (hasPrefix (printf "%s/" $dir) $o) (hasPrefix (printf "%s/" $o) $dir) -}}
+{{- fail (printf "apiTokens.mountPath %s: overlaps %s (policies or state): the Secret needs a directory of its own" $dir $o) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
 {{- end -}}
 {{- if and .Values.nats.enabled (or (lt (int .Values.nats.replicas) 3) (eq (mod (int .Values.nats.replicas) 2) 0)) -}}
 {{- fail "nats.replicas: JetStream needs an odd number of nodes, 3 or more" -}}
@@ -108,6 +131,11 @@ app.kubernetes.io/instance: {{ .Release.Name }}
     - name: SEQUOIA_NATS_REPLICAS
       value: "{{ min 3 (int .Values.nats.replicas) }}"
     {{- end }}
+    {{- with .Values.apiTokens }}{{ if .existingSecret }}
+    # DAG writes need a bearer token of this file (the Secret apiTokens.existingSecret).
+    - name: SEQUOIA_API_TOKEN_FILE
+      value: {{ printf "%s/%s" (clean .mountPath) .key | quote }}
+    {{- end }}{{ end }}
     {{- range $k, $v := .Values.config }}
     - name: {{ $k }}
       value: {{ $v | toString | quote }}
@@ -146,6 +174,12 @@ app.kubernetes.io/instance: {{ .Release.Name }}
       readOnly: true
     - name: state
       mountPath: {{ .Values.state.mountPath }}
+    {{- if .Values.apiTokens.existingSecret }}
+    # The whole Secret, no subPath: a subPath mount never sees a rotated token.
+    - name: api-tokens
+      mountPath: {{ clean .Values.apiTokens.mountPath }}
+      readOnly: true
+    {{- end }}
 {{- end -}}
 
 {{- define "sequoia.terminationGracePeriodSeconds" -}}
