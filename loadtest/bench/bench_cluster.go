@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -70,11 +71,13 @@ type clusterSpec struct {
 	Outage       time.Duration `json:"outage_beyond_ttl_ns"`
 	LeaseTTL     time.Duration `json:"lease_ttl_ns"`
 	NATSNodes    int           `json:"nats_nodes"`
-	Balancer     string        `json:"balancer"`
-	IDs          string        `json:"ids"`
-	Parts        []string      `json:"parts"`
-	HAProxy      string        `json:"-"`
-	Binary       string        `json:"-"`
+	// NATSReplicas is the replicas' SEQUOIA_NATS_REPLICAS.
+	NATSReplicas int      `json:"nats_replicas"`
+	Balancer     string   `json:"balancer"`
+	IDs          string   `json:"ids"`
+	Parts        []string `json:"parts"`
+	HAProxy      string   `json:"-"`
+	Binary       string   `json:"-"`
 }
 
 // clusterRow is one run's figures.
@@ -134,6 +137,7 @@ func runBenchCluster(ctx context.Context, args []string, out, progress io.Writer
 	fs.DurationVar(&b.Outage, "outage", 2*time.Second, "how much longer than the lease TTL NATS stays away")
 	fs.DurationVar(&b.LeaseTTL, "lease-ttl", 5*time.Second, "SEQUOIA_LEASE_TTL")
 	fs.IntVar(&b.NATSNodes, "nats-nodes", 3, "NATS servers in the JetStream cluster (1 for a single server)")
+	fs.IntVar(&b.NATSReplicas, "nats-replicas", 0, "SEQUOIA_NATS_REPLICAS (0: -nats-nodes, as the manifests keep a copy on each)")
 	fs.StringVar(&b.Balancer, "balancer", "auto", "haproxy, builtin, or auto (haproxy when installed)")
 	fs.StringVar(&b.IDs, "ids", "client", "chain ids: client (each chain chooses its own: one look-up per chain and replica) or assigned (sequoia's, with a ticket: no look-up)")
 	fs.StringVar(&parts, "parts", "w1,kill,nats", "comma-separated parts to run")
@@ -148,8 +152,8 @@ func runBenchCluster(ctx context.Context, args []string, out, progress io.Writer
 	}
 	if b.Replicas < 2 || b.Chains <= 0 || b.Steps <= 0 || b.Limit < b.Replicas || b.Exec < 0 || b.Deadline <= 0 ||
 		b.LongDeadline < 0 || b.Rate <= 0 || b.Run <= 0 || b.KillAfter <= 0 || b.KillAfter >= b.Run || b.Outage < 0 ||
-		b.LeaseTTL <= 0 || b.NATSNodes < 1 {
-		return cli.Usagef("bench cluster", "-replicas must be 2 or more, -limit at least -replicas, -kill-after within -run; the rest positive")
+		b.LeaseTTL <= 0 || b.NATSNodes < 1 || b.NATSReplicas < 0 || b.NATSReplicas > b.NATSNodes {
+		return cli.Usagef("bench cluster", "-replicas must be 2 or more, -limit at least -replicas, -kill-after within -run, -nats-replicas at most -nats-nodes; the rest positive")
 	}
 	if b.IDs != "client" && b.IDs != "assigned" {
 		return cli.Usagef("bench cluster", "-ids must be client or assigned")
@@ -439,7 +443,8 @@ func (cb *clusterBench) startCluster(ctx context.Context, tag string, n int) ([]
 	for i := range n {
 		var env []string
 		if n > 1 {
-			env = append(env, "SEQUOIA_NATS_URL="+cb.nats.URL())
+			env = append(env, "SEQUOIA_NATS_URL="+cb.nats.URL(),
+				"SEQUOIA_NATS_REPLICAS="+strconv.Itoa(cmp.Or(cb.spec.NATSReplicas, cb.spec.NATSNodes)))
 		}
 		r, err := cb.startReplica(ctx, fmt.Sprintf("%s-%d", tag, i), env...)
 		if err != nil {
@@ -715,11 +720,19 @@ func (cb *clusterBench) stream(ctx context.Context, what string) (clusterRow, er
 			time.Sleep(50 * time.Millisecond)
 		}
 		back := time.Now() // the servers start again: NATS returns
-		if err := cb.nats.Restart(); err != nil {
-			fmt.Fprintf(cb.progress, "%-22s NATS did not come back: %v\n", what, err)
-			return
-		}
-		fmt.Fprintf(cb.progress, "%-22s NATS back (JetStream ready after %v)\n", what, time.Since(back).Round(time.Millisecond))
+		// The replicas are watched from the servers' start, not from
+		// when JetStream's meta group has a leader again (Restart waits
+		// for that): a bucket on one server needs no election.
+		restarted := make(chan struct{})
+		go func() {
+			defer close(restarted)
+			if err := cb.nats.Restart(); err != nil {
+				fmt.Fprintf(cb.progress, "%-22s NATS did not come back: %v\n", what, err)
+				return
+			}
+			fmt.Fprintf(cb.progress, "%-22s NATS back (JetStream ready after %v)\n", what, time.Since(back).Round(time.Millisecond))
+		}()
+		defer func() { <-restarted }()
 		for time.Since(back) < time.Minute && ctx.Err() == nil {
 			if sum, fb, ok := applied(rs); ok && sum == b.Limit && !fb {
 				row.FullAgain = time.Since(back)
@@ -743,8 +756,8 @@ func (cb *clusterBench) stream(ctx context.Context, what string) (clusterRow, er
 
 func printCluster(out io.Writer, rep clusterReport) {
 	s := rep.Spec
-	fmt.Fprintf(out, "sequoia bench cluster: %d replicas behind %s (round-robin per request), NATS JetStream of %d node(s); %s chain ids\n",
-		s.Replicas, s.Balancer, s.NATSNodes, s.IDs)
+	fmt.Fprintf(out, "sequoia bench cluster: %d replicas behind %s (round-robin per request), NATS JetStream of %d node(s) keeping %d copies; %s chain ids\n",
+		s.Replicas, s.Balancer, s.NATSNodes, cmp.Or(s.NATSReplicas, s.NATSNodes), s.IDs)
 	fmt.Fprintf(out, "platform limit %d = SEQUOIA_MAX_CONCURRENCY (one replica: all of it; the cluster: shared), %v per invocation, lease TTL %v\n\n",
 		s.Limit, s.Exec, s.LeaseTTL)
 	ms := func(d time.Duration) string {
