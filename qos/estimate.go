@@ -74,9 +74,10 @@ func (e *ewma) value() (float64, bool) {
 // atomics. The timeline (timeline.go) is split in lines, each under its
 // own lock, touched when a chain starts or ends before its booking.
 type estimator struct {
-	fn  flightTable // per function: flight.slot and flight.steps
-	all ewma
-	gap ewma // caller turnaround between a chain's steps
+	fn      flightTable // per function: flight.slot and flight.steps
+	all     ewma
+	gap     ewma    // caller turnaround between a chain's steps
+	gapHigh highMax // its decaying high-water mark
 	// busy is the slot time of invocations that waited for their slot:
 	// how fast a full pool drains (more CPU and scheduling per step than
 	// a quiet pool's, as a burst has the host busy); busyN counts its
@@ -84,7 +85,6 @@ type estimator struct {
 	// EWMA after.
 	busy        ewma
 	busyN       atomic.Int64
-	gapHigh     highMax // its decaying high-water mark
 	outstanding atomic.Int64
 	// unplanned counts the steps running now beyond their chain's
 	// reservation (a chain longer than expected).
