@@ -314,10 +314,7 @@ func TestChecksCatchBrokenTokenMounts(t *testing.T) {
 		ms := d.Spec.Template.Spec.Containers[0].VolumeMounts
 		return &ms[slices.IndexFunc(ms, func(m corev1.VolumeMount) bool { return m.Name == tokenVolume(d).Name })]
 	}
-	mutations := map[string]struct {
-		mutate func(*appsv1.Deployment)
-		want   string
-	}{
+	mutations := map[string]deploymentMutation{
 		"writable mount":   {func(d *appsv1.Deployment) { tokenMount(d).ReadOnly = false }, "read-only"},
 		"subPath mount":    {func(d *appsv1.Deployment) { tokenMount(d).SubPath = "tokens" }, "subPath"},
 		"file elsewhere":   {func(d *appsv1.Deployment) { setEnv(d, "SEQUOIA_API_TOKEN_FILE", "/etc/tokens/tokens") }, "nothing mounted"},
@@ -338,18 +335,5 @@ func TestChecksCatchBrokenTokenMounts(t *testing.T) {
 			s.Containers = append(s.Containers, corev1.Container{Name: "other", VolumeMounts: []corev1.VolumeMount{*tokenMount(d)}})
 		}, "mounts sequoia's API tokens"},
 	}
-	for name, m := range mutations {
-		objs := build(t, dir)
-		m.mutate(ofKind[appsv1.Deployment](objs)[0])
-		r := &recorder{TB: t}
-		r.run(func() { checkObjects(r, objs, true) })
-		if !slices.ContainsFunc(r.errs, func(e string) bool { return strings.Contains(e, m.want) }) {
-			t.Errorf("%s: no error mentioning %q; got %q", name, m.want, r.errs)
-		}
-	}
-	r := &recorder{TB: t}
-	r.run(func() { checkObjects(r, build(t, dir), true) })
-	if len(r.errs) > 0 {
-		t.Errorf("the gateway overlay with the component fails its own checks: %q", r.errs)
-	}
+	checkMutations(t, dir, mutations)
 }

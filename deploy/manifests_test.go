@@ -719,10 +719,7 @@ func (r *recorder) run(check func()) {
 // The checks catch what they are for: each mutation of the gateway
 // overlay's Deployment must be reported.
 func TestChecksCatchBrokenManifests(t *testing.T) {
-	mutations := map[string]struct {
-		mutate func(*appsv1.Deployment)
-		want   string
-	}{
+	mutations := map[string]deploymentMutation{
 		"admin on loopback": {func(d *appsv1.Deployment) { setEnv(d, "SEQUOIA_ADMIN_LISTEN", "127.0.0.1:9090") }, "loopback"},
 		"grace too short": {func(d *appsv1.Deployment) {
 			g := int64(30)
@@ -755,8 +752,23 @@ func TestChecksCatchBrokenManifests(t *testing.T) {
 			d.Spec.Template.Spec.Volumes[0].ConfigMap.Name = "other"
 		}, "not among the objects"},
 	}
+	checkMutations(t, "kustomize/overlays/gateway", mutations)
+}
+
+// deploymentMutation breaks a Deployment in a way the checks must report
+// with an error mentioning want.
+type deploymentMutation struct {
+	mutate func(*appsv1.Deployment)
+	want   string
+}
+
+// checkMutations builds the kustomization in dir once per mutation,
+// applies it to the first Deployment and wants checkObjects to report it;
+// the unmutated build must pass the same checks.
+func checkMutations(t *testing.T, dir string, mutations map[string]deploymentMutation) {
+	t.Helper()
 	for name, m := range mutations {
-		objs := build(t, "kustomize/overlays/gateway")
+		objs := build(t, dir)
 		m.mutate(ofKind[appsv1.Deployment](objs)[0])
 		r := &recorder{TB: t}
 		r.run(func() { checkObjects(r, objs, true) })
@@ -764,11 +776,10 @@ func TestChecksCatchBrokenManifests(t *testing.T) {
 			t.Errorf("%s: no error mentioning %q; got %q", name, m.want, r.errs)
 		}
 	}
-	// And the unmutated overlay passes the same run.
 	r := &recorder{TB: t}
-	r.run(func() { checkObjects(r, build(t, "kustomize/overlays/gateway"), true) })
+	r.run(func() { checkObjects(r, build(t, dir), true) })
 	if len(r.errs) > 0 {
-		t.Errorf("the gateway overlay fails its own checks: %q", r.errs)
+		t.Errorf("%s fails its own checks: %q", dir, r.errs)
 	}
 }
 
