@@ -230,7 +230,7 @@ func TestReceivedFirstRequestOnConnection(t *testing.T) {
 		Handler: func(ctx *fasthttp.RequestCtx) {
 			budget := time.Duration(ctx.QueryArgs().GetUintOrZero("budget_ms")) * time.Millisecond
 			now := time.Now()
-			got <- now.Sub(received(ctx, now, budget))
+			got <- now.Sub(received(ctx, nil, now, budget))
 		},
 		ConnState: func(_ net.Conn, s fasthttp.ConnState) {
 			if s == fasthttp.StateNew {

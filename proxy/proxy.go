@@ -377,10 +377,7 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 	// The budget, if any (the request's, the policy's or the default),
 	// runs from when the request reached this host, if that is earlier.
 	if budget := cmp.Or(inv.Budget, p.cfg.DefaultDeadline); budget > 0 {
-		inv.Received = received(ctx, inv.Arrival, budget)
-		if t, ok := requestStart(ctx, p.cfg.RequestStartHeader, inv.Arrival, budget); ok && (inv.Received.IsZero() || t.Before(inv.Received)) {
-			inv.Received = t // requeststart.go
-		}
+		inv.Received = received(ctx, p.cfg.RequestStartHeader, inv.Arrival, budget)
 	}
 	if p.lambdaShortcut(ctx, inv, rt.function) { // Event and DryRun: events.go
 		r.span.End(inv, ctx.Response.StatusCode(), 0, nil)
@@ -432,24 +429,28 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 
 // received is when the request of ctx, which carries a chain budget,
 // reached this host, as far as sequoia can tell: a new chain's budget runs
-// from then, since its client's clock was already running. That is when
-// the kernel received it (it may have waited to be accepted and read) or,
-// for the first request on a connection, when the connection began if
-// that came first: its handshake reached the host (the kernel's last send
-// on a connection nothing was answered on yet is its reply to it), or it
-// was accepted. The client had opened the connection to send the request,
-// and was slow to. A connection begun longer ago than half the budget is
-// an idle pooled connection's, not this request's.
-func received(ctx *fasthttp.RequestCtx, now time.Time, budget time.Duration) time.Time {
+// from then, since its client's clock was already running. That is the
+// earliest of: when the kernel received it (it may have waited to be
+// accepted and read); for the first request on a connection, when the
+// connection began, as its handshake reached the host (the kernel's last
+// send on a connection nothing was answered on yet is its reply to it) or
+// as it was accepted, since the client had opened it to send the request
+// and was slow to; and when a proxy in front received it, as the header
+// named startHeader says (requeststart.go). A time after now, or longer
+// ago than half the budget, is not this request's (an idle pooled
+// connection, clocks out of step).
+func received(ctx *fasthttp.RequestCtx, startHeader []byte, now time.Time, budget time.Duration) time.Time {
 	at, sent := receivedAt(ctx.Conn(), now)
-	if ctx.ConnRequestNum() != 1 {
-		return at
-	}
-	for _, began := range [2]time.Time{sent, ctx.ConnTime()} {
-		if !began.IsZero() && (at.IsZero() || began.Before(at)) && now.Sub(began) <= budget/2 {
-			at = began
+	earlier := func(t time.Time) {
+		if !t.IsZero() && !t.After(now) && now.Sub(t) <= budget/2 && (at.IsZero() || t.Before(at)) {
+			at = t
 		}
 	}
+	if ctx.ConnRequestNum() == 1 {
+		earlier(sent)
+		earlier(ctx.ConnTime())
+	}
+	earlier(requestStart(ctx, startHeader))
 	return at
 }
 
