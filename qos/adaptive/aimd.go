@@ -292,14 +292,16 @@ func (a *AIMD) observe(now time.Time, s Sample) bool {
 	if !ok {
 		return false
 	}
-	if a.verifying && now.Add(-s.RTT).Before(a.cutAt) {
-		return false // sent before the cut: says nothing about it
+	// A call sent before the cut being verified says nothing about it.
+	beforeCut := func() bool { return a.verifying && now.Add(-s.RTT).Before(a.cutAt) }
+	if beforeCut() {
+		return false
 	}
 	changed := false
 	if w := &a.win; w.n >= MinSamples && now.Sub(w.start) >= a.cfg.Window {
 		changed = a.judge(now)
-		if a.verifying && now.Add(-s.RTT).Before(a.cutAt) {
-			return changed // the cut's own window's last call: not after it
+		if beforeCut() {
+			return changed // the cut's own window's last call
 		}
 	}
 	w := &a.win
