@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -154,6 +153,9 @@ func runBenchCluster(ctx context.Context, args []string, out, progress io.Writer
 		b.LongDeadline < 0 || b.Rate <= 0 || b.Run <= 0 || b.KillAfter <= 0 || b.KillAfter >= b.Run || b.Outage < 0 ||
 		b.LeaseTTL <= 0 || b.NATSNodes < 1 || b.NATSReplicas < 0 || b.NATSReplicas > b.NATSNodes {
 		return cli.Usagef("bench cluster", "-replicas must be 2 or more, -limit at least -replicas, -kill-after within -run, -nats-replicas at most -nats-nodes; the rest positive")
+	}
+	if b.NATSReplicas == 0 {
+		b.NATSReplicas = b.NATSNodes
 	}
 	if b.IDs != "client" && b.IDs != "assigned" {
 		return cli.Usagef("bench cluster", "-ids must be client or assigned")
@@ -444,7 +446,7 @@ func (cb *clusterBench) startCluster(ctx context.Context, tag string, n int) ([]
 		var env []string
 		if n > 1 {
 			env = append(env, "SEQUOIA_NATS_URL="+cb.nats.URL(),
-				"SEQUOIA_NATS_REPLICAS="+strconv.Itoa(cmp.Or(cb.spec.NATSReplicas, cb.spec.NATSNodes)))
+				"SEQUOIA_NATS_REPLICAS="+strconv.Itoa(cb.spec.NATSReplicas))
 		}
 		r, err := cb.startReplica(ctx, fmt.Sprintf("%s-%d", tag, i), env...)
 		if err != nil {
@@ -722,7 +724,8 @@ func (cb *clusterBench) stream(ctx context.Context, what string) (clusterRow, er
 		back := time.Now() // the servers start again: NATS returns
 		// The replicas are watched from the servers' start, not from
 		// when JetStream's meta group has a leader again (Restart waits
-		// for that): a bucket on one server needs no election.
+		// for that): they may take their leases back before, through
+		// each other's heartbeats on plain NATS.
 		restarted := make(chan struct{})
 		go func() {
 			defer close(restarted)
@@ -757,7 +760,7 @@ func (cb *clusterBench) stream(ctx context.Context, what string) (clusterRow, er
 func printCluster(out io.Writer, rep clusterReport) {
 	s := rep.Spec
 	fmt.Fprintf(out, "sequoia bench cluster: %d replicas behind %s (round-robin per request), NATS JetStream of %d node(s) keeping %d copies; %s chain ids\n",
-		s.Replicas, s.Balancer, s.NATSNodes, cmp.Or(s.NATSReplicas, s.NATSNodes), s.IDs)
+		s.Replicas, s.Balancer, s.NATSNodes, s.NATSReplicas, s.IDs)
 	fmt.Fprintf(out, "platform limit %d = SEQUOIA_MAX_CONCURRENCY (one replica: all of it; the cluster: shared), %v per invocation, lease TTL %v\n\n",
 		s.Limit, s.Exec, s.LeaseTTL)
 	ms := func(d time.Duration) string {
