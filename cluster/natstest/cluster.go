@@ -132,10 +132,13 @@ func (c *Cluster) waitReady() error {
 		}
 	}
 	for {
+		// The meta leader places a replicated stream only on the peers it
+		// has current stats from: until it has them from every node, an
+		// R3 stream is refused (no suitable peers for placement).
 		ready, leader := true, len(c.Nodes) == 1
 		for _, srv := range running {
 			ready = ready && srv.JetStreamIsCurrent()
-			leader = leader || srv.JetStreamIsLeader()
+			leader = leader || (srv.JetStreamIsLeader() && len(srv.JetStreamClusterPeers()) == len(running))
 		}
 		if ready && leader {
 			return nil

@@ -2,6 +2,7 @@ package natstest
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -26,8 +27,18 @@ func TestClusterReplicatesAndSurvivesRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := kv.Put(ctx, "k", []byte("v")); err != nil {
-		t.Fatal(err)
+	// The bucket's stream has a leader when CreateKeyValue returns, but the
+	// server this client is on may not yet know of its subscription (route
+	// interest travels on its own): until then a put has no responder.
+	for {
+		_, err := kv.Put(ctx, "k", []byte("v"))
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, jetstream.ErrNoStreamResponse) || ctx.Err() != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 	st, err := kv.Status(ctx)
 	if err != nil || st.(*jetstream.KeyValueBucketStatus).StreamInfo().Config.Replicas != 3 {
