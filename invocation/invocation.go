@@ -56,13 +56,6 @@ type Invocation struct {
 
 	// Arrival is when the proxy received the request.
 	Arrival time.Time
-	// Received is when the request reached this host, when the proxy can
-	// tell (the kernel's time of its last bytes, asked for requests that
-	// carry X-Sequoia-Deadline-Ms), else zero. A new chain's budget runs
-	// from then: its client's clock was already running, while the
-	// request waited to be accepted and read.
-	Received time.Time
-
 	// Chain is the X-Sequoia-Chain-Id the invocation belongs to: given by
 	// the caller or assigned by the proxy.
 	Chain string

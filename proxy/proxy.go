@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"bytes"
-	"cmp"
 	"context"
 	"errors"
 	"log/slog"
@@ -49,9 +48,6 @@ type Config struct {
 	// keep-alive connection's wait for its next request. Zero takes 10s,
 	// 60s and 90s.
 	HeaderTimeout, BodyTimeout, IdleTimeout time.Duration
-	// DefaultDeadline is the budget of a chain whose first request names
-	// none (the scheduler's qos.Config.DefaultDeadline); 0: none.
-	DefaultDeadline time.Duration
 	// RequestStartHeader names the header in which a proxy in front
 	// says when it received a request (X-Request-Start, requeststart.go):
 	// a new chain's budget runs from then if that is earlier. Empty: none.
@@ -130,6 +126,7 @@ type request struct {
 	scratch []byte
 	chainID []byte // an assigned chain id is built here
 	watch   connWatch
+	start   []byte              // the proxy's Config.RequestStartHeader
 	shard   uint8               // its heldCalls shard
 	span    *tracing.Invocation // nil unless Config.Tracer is set
 }
@@ -139,6 +136,13 @@ func (r *request) WatchGone() <-chan struct{} { return r.watch.start(r.ctx.Conn(
 
 // StopWatch implements qos.Watcher.
 func (r *request) StopWatch() { r.watch.stop() }
+
+// Received implements qos.Receiver: when the request reached this host,
+// for a new chain with the given budget (the request's, the policy's or
+// the default); asked only then, it costs a continuation nothing.
+func (r *request) Received(budget time.Duration) time.Time {
+	return received(r.ctx, r.start, time.Now(), budget)
+}
 
 // Gone implements qos.GoneChecker: whether the client has already closed
 // its connection, so that the answer about to be written reaches nobody.
@@ -374,11 +378,6 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 	if p.refusedByPolicy(ctx, inv, fn, r.span) {
 		return
 	}
-	// The budget, if any (the request's, the policy's or the default),
-	// runs from when the request reached this host, if that is earlier.
-	if budget := cmp.Or(inv.Budget, p.cfg.DefaultDeadline); budget > 0 {
-		inv.Received = received(ctx, p.cfg.RequestStartHeader, inv.Arrival, budget)
-	}
 	if p.lambdaShortcut(ctx, inv, rt.function) { // Event and DryRun: events.go
 		r.span.End(inv, ctx.Response.StatusCode(), 0, nil)
 		return
@@ -390,7 +389,7 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 		p.writeError(ctx, errShuttingDown)
 		return
 	}
-	r.ctx = ctx
+	r.ctx, r.start = ctx, p.cfg.RequestStartHeader
 	if p.cfg.Observer != nil {
 		p.cfg.Observer.Arrived(inv)
 	}

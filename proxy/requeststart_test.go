@@ -140,8 +140,8 @@ func TestRequestStartWithoutDeadlineHeader(t *testing.T) {
 	}{
 		{"policy's 10s, received 4s before", Config{Decider: deadlineDecider(10 * time.Second)}, 0, 4 * time.Second, 429},
 		{"policy's 10s, received 1s before", Config{Decider: deadlineDecider(10 * time.Second)}, 0, time.Second, 201},
-		{"default 10s, received 4s before", Config{DefaultDeadline: 10 * time.Second}, 10 * time.Second, 4 * time.Second, 429},
-		{"default 10s, received 1s before", Config{DefaultDeadline: 10 * time.Second}, 10 * time.Second, time.Second, 201},
+		{"default 10s, received 4s before", Config{}, 10 * time.Second, 4 * time.Second, 429},
+		{"default 10s, received 1s before", Config{}, 10 * time.Second, time.Second, 201},
 	} {
 		s := qos.New(qos.Config{Limit: 1, QueueCapacity: 10, QueueTimeout: time.Minute, DefaultDeadline: c.qdef})
 		s.Observe("guest/a", 3*time.Second) // a two-step chain: 6 s of work

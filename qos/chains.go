@@ -91,6 +91,18 @@ type GoneChecker interface {
 	Gone() bool
 }
 
+// Receiver is a Watcher that can tell when its request reached this host
+// (the proxy asks the kernel, and a proxy in front's X-Request-Start),
+// if that was before it was read; zero if it cannot. A new chain's budget
+// runs from then: its client's clock was already running while the
+// request waited to be accepted and read. Admission asks only for a new
+// chain with a budget, so that a continuation costs nothing; budget is
+// that chain's, and a time longer ago than half of it is not the
+// request's.
+type Receiver interface {
+	Received(budget time.Duration) time.Time
+}
+
 // Events is how the scheduler reports what it does; metrics implements it.
 // Methods are called on the request path and must be cheap.
 type Events interface {
@@ -367,7 +379,7 @@ func (a *admission) endAt(c *chain, o ChainOutcome, last, now time.Time) {
 // and, for a new chain, decides whether it may start. It sets
 // inv.Continuation and inv.Deadline, and returns the time it read: a
 // continuation takes no lock, a new chain one line of the timeline's.
-func (a *admission) admit(inv *invocation.Invocation, f *flight) (*chain, time.Time, error) {
+func (a *admission) admit(inv *invocation.Invocation, f *flight, w Watcher) (*chain, time.Time, error) {
 	now := a.now()
 	var c *chain
 	if inv.Chain != "" && !inv.ChainAssigned {
@@ -408,8 +420,10 @@ func (a *admission) admit(inv *invocation.Invocation, f *flight) (*chain, time.T
 	// host, if the proxy could tell: its client's clock started then (or
 	// earlier), not when sequoia got round to reading it.
 	start := now
-	if r := inv.Received; !r.IsZero() && r.Before(now) {
-		start = r
+	if rc, ok := w.(Receiver); ok && budget > 0 {
+		if r := rc.Received(budget); !r.IsZero() && r.Before(now) {
+			start = r
+		}
 	}
 	steps := a.est.expectedSteps(f, inv.Steps)
 	critical, slot := a.est.work(f, steps)

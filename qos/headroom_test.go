@@ -159,3 +159,70 @@ func TestGoneAskedLateInBudget(t *testing.T) {
 		t.Errorf("headroom %v after a drop, want it learned above 0", s.Headroom())
 	}
 }
+
+// receivedClient is a Watcher whose request reached the host ago before
+// it was read, counting how often it was asked and with which budget.
+type receivedClient struct {
+	ago     time.Duration
+	now     func() time.Time
+	asked   int
+	budgets []time.Duration
+}
+
+func (r *receivedClient) WatchGone() <-chan struct{} { return nil }
+func (r *receivedClient) StopWatch()                 {}
+func (r *receivedClient) Received(budget time.Duration) time.Time {
+	r.asked++
+	r.budgets = append(r.budgets, budget)
+	return r.now().Add(-r.ago)
+}
+
+// TestReceivedAskedForNewChainsOnly: when its request reached the host is
+// asked (a system call in the proxy) only for the first step of a chain
+// with a budget, the request's or the default one, and that chain's
+// deadline runs from then.
+func TestReceivedAskedForNewChainsOnly(t *testing.T) {
+	now := time.Unix(1000, 0)
+	clock := func() time.Time { return now }
+	s := New(Config{Limit: 1, QueueCapacity: 1, QueueTimeout: time.Minute, DefaultEstimate: time.Millisecond,
+		Now: clock, DefaultDeadline: time.Minute})
+	defer s.Close()
+	r := &receivedClient{ago: time.Second, now: clock}
+	do := func(inv *invocation.Invocation) {
+		t.Helper()
+		if _, err := s.Do(inv, r, invokerFunc(func() {})); err != nil {
+			t.Fatal(err)
+		}
+	}
+	first := &invocation.Invocation{Function: "f", Chain: "c", Steps: 3, Budget: 10 * time.Second}
+	do(first)
+	if want := now.Add(9 * time.Second); !first.Deadline.Equal(want) {
+		t.Errorf("deadline %v after the request reached the host a second early, want %v", first.Deadline.Sub(now), want.Sub(now))
+	}
+	do(&invocation.Invocation{Function: "f", Chain: "c"})
+	do(&invocation.Invocation{Function: "f", Chain: "c", Budget: 10 * time.Second})
+	if r.asked != 1 || r.budgets[0] != 10*time.Second {
+		t.Fatalf("asked %d times (budgets %v) for a new chain and two continuations, want once with 10s", r.asked, r.budgets)
+	}
+	// The default budget of a chain that names none.
+	do(&invocation.Invocation{Function: "f", Chain: "d", Steps: 2})
+	if r.asked != 2 || r.budgets[1] != time.Minute {
+		t.Errorf("asked %d times (budgets %v), want a second time with the default 1m", r.asked, r.budgets)
+	}
+}
+
+// TestReceivedNotAskedWithoutBudget: a chain without a budget has no
+// deadline to run from anywhere, so nobody is asked.
+func TestReceivedNotAskedWithoutBudget(t *testing.T) {
+	now := time.Unix(1000, 0)
+	s := New(Config{Limit: 1, QueueCapacity: 1, QueueTimeout: time.Minute, DefaultEstimate: time.Millisecond,
+		Now: func() time.Time { return now }})
+	defer s.Close()
+	r := &receivedClient{ago: time.Second, now: func() time.Time { return now }}
+	if _, err := s.Do(&invocation.Invocation{Function: "f", Chain: "c", Steps: 2}, r, invokerFunc(func() {})); err != nil {
+		t.Fatal(err)
+	}
+	if r.asked != 0 {
+		t.Errorf("asked %d times for a chain without a budget, want 0", r.asked)
+	}
+}

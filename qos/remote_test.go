@@ -159,7 +159,7 @@ func TestCommitted(t *testing.T) {
 		t.Fatalf("committed before any chain = %d", n)
 	}
 	for _, id := range []string{"a", "b"} {
-		if _, _, err := s.adm.admit(&invocation.Invocation{Function: "f", Chain: id, Steps: 2, Budget: time.Hour}, s.fnFlight.GetString("f")); err != nil {
+		if _, _, err := s.adm.admit(&invocation.Invocation{Function: "f", Chain: id, Steps: 2, Budget: time.Hour}, s.fnFlight.GetString("f"), nil); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -233,7 +233,7 @@ func TestExpiryGivesBackAtDeadline(t *testing.T) {
 		id     string
 		budget time.Duration
 	}{{"soon", time.Second}, {"later", time.Hour}} {
-		if _, _, err := s.adm.admit(&invocation.Invocation{Function: "f", Chain: tc.id, Steps: 3, Budget: tc.budget}, s.fnFlight.GetString("f")); err != nil {
+		if _, _, err := s.adm.admit(&invocation.Invocation{Function: "f", Chain: tc.id, Steps: 3, Budget: tc.budget}, s.fnFlight.GetString("f"), nil); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -329,12 +329,12 @@ func TestSpreadMargin(t *testing.T) {
 		// A one-step chain of 100 ms, projected to finish after the
 		// 100 steps ahead and its own spread over the slots: 1.01 s.
 		tight := &invocation.Invocation{Function: "f", Chain: "tight", Steps: 1, Budget: 1100 * time.Millisecond}
-		_, _, err := s.adm.admit(tight, f)
+		_, _, err := s.adm.admit(tight, f, nil)
 		if refused := err != nil; refused != (replicas > 1) {
 			t.Errorf("%d replicas: 90 ms to spare: refused %v", replicas, refused)
 		}
 		roomy := &invocation.Invocation{Function: "f", Chain: "roomy", Steps: 1, Budget: 1300 * time.Millisecond}
-		if _, _, err := s.adm.admit(roomy, f); err != nil {
+		if _, _, err := s.adm.admit(roomy, f, nil); err != nil {
 			t.Errorf("%d replicas: 290 ms to spare: %v", replicas, err)
 		}
 		s.Close()

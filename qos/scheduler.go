@@ -185,7 +185,7 @@ func (s *Scheduler) Do(inv *invocation.Invocation, w Watcher, iv Invoker) (time.
 	// atomic adds below, no lock (inflight.go); admission learns and reads
 	// the function's averages through the same entry.
 	fc := s.fnFlight.GetString(inv.Function)
-	c, admitted, err := s.adm.admit(inv, fc)
+	c, admitted, err := s.adm.admit(inv, fc, w)
 	if err != nil {
 		return 0, err
 	}

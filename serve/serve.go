@@ -239,7 +239,6 @@ func New(cfg config.Config, log *slog.Logger, opts ...Option) (_ *Server, err er
 		BodyTimeout:        cfg.Edge.BodyTimeout,
 		IdleTimeout:        cfg.Edge.IdleTimeout,
 		RequestStartHeader: []byte(cfg.Edge.RequestStartHeader),
-		DefaultDeadline:    cfg.Scheduling.DefaultChainDeadline,
 		APIAuth:            auth,
 		DefaultClass:       defaultClass,
 		Retry:              plat.retry,
