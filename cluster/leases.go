@@ -288,8 +288,11 @@ func (l *Leases) round() {
 		// the slots given away, except those admitted chains are
 		// booked on, which go once their work is done; the table
 		// keeps the lease until what is in flight fits.
+		// What they are booked on is read on the lease they were
+		// admitted against: the scheduler counts no more than its limit.
+		committed := l.local.Demand().Committed
 		l.applyLocked(want)
-		use = min(cur, max(want, l.local.Demand().Committed))
+		use = min(cur, max(want, committed))
 		l.applyLocked(use)
 		write = use
 		if l.local.Demand().InFlight > use {

@@ -26,10 +26,14 @@ type testReplica struct {
 	adaptive int
 }
 
+// Demand is what was set, with the slots booked counted as the
+// scheduler counts them: at most the slots applied.
 func (r *testReplica) Demand() Demand {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.demand
+	d := r.demand
+	d.Committed = min(d.Committed, r.slots)
+	return d
 }
 
 func (r *testReplica) Apply(n int, _ float64) {
