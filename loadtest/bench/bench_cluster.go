@@ -320,7 +320,8 @@ func (cb *clusterBench) startReplica(ctx context.Context, name string, env ...st
 		}
 		select {
 		case <-r.done:
-			return nil, fmt.Errorf("bench cluster: replica %s exited at start (see %s)", name, logf.Name())
+			// The bench's directory goes when it ends: say what the log said.
+			return nil, fmt.Errorf("bench cluster: replica %s exited at start (%v): %s", name, cmd.ProcessState, lastLines(logf.Name(), 10))
 		default:
 		}
 		if time.Now().After(end) {
@@ -795,9 +796,22 @@ func printCluster(out io.Writer, rep clusterReport) {
 	}
 }
 
+// lastLines returns the last n lines of the file at path, or what went
+// wrong reading it.
+func lastLines(path string, n int) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err.Error()
+	}
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
+}
+
 // chainCounts sums, over the replicas, how chains of other replicas were
-// found and how client-chosen ids were registered (so far), for the
-// progress output.
+// found, how client-chosen ids were registered, and the chains each
+// replica counted dropped (by reason) or failed where it admitted them
+// (so far: the warm-up's chains have no deadline), for the progress
+// output: sequoia's own view beside what the clients saw.
 func chainCounts(rs []*replica) string {
 	sums := map[string]float64{}
 	for _, r := range rs {
@@ -808,12 +822,14 @@ func chainCounts(rs []*replica) string {
 		b, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
 		for _, line := range strings.Split(string(b), "\n") {
-			for _, m := range []string{"sequoia_cluster_remote_chains_total", "sequoia_cluster_chain_registrations_total"} {
+			for _, m := range []string{"sequoia_cluster_remote_chains_total", "sequoia_cluster_chain_registrations_total",
+				"sequoia_chains_dropped_total", "sequoia_chains_failed_total"} {
 				if strings.HasPrefix(line, m+"{") {
 					name, v, _ := strings.Cut(line, " ")
 					f, _ := strconv.ParseFloat(v, 64)
 					if f > 0 {
-						sums[strings.TrimPrefix(name, "sequoia_cluster_")] += f
+						name = strings.TrimPrefix(strings.TrimPrefix(name, "sequoia_cluster_"), "sequoia_")
+						sums[name] += f
 					}
 				}
 			}
