@@ -31,7 +31,9 @@ type Edge struct {
 	// sequoia (a load balancer, an ingress) says when it received the
 	// request: "t=" and a Unix time in seconds (with a fraction),
 	// milliseconds or microseconds, as nginx's `t=${msec}`, HAProxy's
-	// `t=%Ts%ms` or Heroku's router send it. A new chain's budget then runs
+	// `t=%[date(0,ms)]` or Heroku's router send it (not HAProxy's
+	// `t=%Ts%ms`: on a kept-alive connection that is when the previous
+	// request ended). A new chain's budget then runs
 	// from that time if it is earlier than sequoia's own reading: the
 	// client's clock was running while the proxy held the request. A time
 	// in the future, or longer ago than half the chain's budget (clocks

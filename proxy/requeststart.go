@@ -21,7 +21,7 @@ func requestStart(ctx *fasthttp.RequestCtx, h []byte) time.Time {
 
 // parseRequestStart reads an X-Request-Start value: an optional "t=" and
 // a Unix time in seconds with a fraction (nginx's `t=${msec}`), or whole
-// seconds, milliseconds (HAProxy's `t=%Ts%ms`), microseconds or
+// seconds, milliseconds (HAProxy's `t=%[date(0,ms)]`), microseconds or
 // nanoseconds, told apart by magnitude as the APM agents that read this
 // header do. Anything else is not a time.
 func parseRequestStart(v []byte) (time.Time, bool) {

@@ -17,7 +17,7 @@ func TestParseRequestStart(t *testing.T) {
 		want time.Time
 	}{
 		{"t=1796475600.423", at},                     // nginx t=${msec}
-		{"t=1796475600423", at},                      // milliseconds (HAProxy t=%Ts%ms, Heroku)
+		{"t=1796475600423", at},                      // milliseconds (HAProxy t=%[date(0,ms)], Heroku)
 		{"1796475600423000", at},                     // microseconds, no t=
 		{"t=1796475600423000000", at},                // nanoseconds
 		{" t=1796475600 ", at.Truncate(time.Second)}, // whole seconds, spaces

@@ -510,7 +510,7 @@ defaults
     timeout queue 5m
 frontend chains
     bind %s
-    http-request set-header X-Request-Start t=%%Ts%%ms
+    http-request set-header X-Request-Start t=%%[date(0,ms)]
     default_backend sequoia
 backend sequoia
     balance roundrobin
