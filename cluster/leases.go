@@ -56,6 +56,7 @@ type Leases struct {
 	// excluded (for the adaptive limit's "in use").
 	clusterInFlight atomic.Int64
 	replicas        atomic.Int64 // live replicas, this one included
+	effective       atomic.Int64 // the budget shared out, as last computed
 
 	mu       sync.Mutex
 	peers    map[string]*peer // REQUIRES mu
@@ -255,6 +256,7 @@ func (l *Leases) round() {
 	l.lastN = len(live)
 	l.replicas.Store(int64(len(live)))
 	l.budget = l.effectiveBudgetLocked(now)
+	l.effective.Store(int64(l.budget))
 	shares := allocate(l.budget, needs)
 	l.target = shares[l.e.replica]
 	cur := doc.Leases[l.e.replica]
@@ -558,6 +560,11 @@ func (l *Leases) Joined() bool {
 // ClusterInFlight returns the invocations in flight at the other replicas,
 // as last heard. Cost: one atomic load.
 func (l *Leases) ClusterInFlight() int { return int(l.clusterInFlight.Load()) }
+
+// EffectiveBudget returns the budget shared out as last computed: the
+// median of the replicas' views of what the platform takes (0 before the
+// first round).
+func (l *Leases) EffectiveBudget() int { return int(l.effective.Load()) }
 
 // Replicas returns the live replicas, this one included, as last counted.
 func (l *Leases) Replicas() int { return int(l.replicas.Load()) }

@@ -49,6 +49,7 @@ func (s *Server) startCluster() error {
 		Origin: originOf(s.sched.ChainIDs().Prefix()),
 	}, c.local, s.log)
 	c.local.leases = c.leases
+	c.local.budget = c.leases.EffectiveBudget
 	if c.chains != nil {
 		c.chains.SetOrigin(originOf(s.sched.ChainIDs().Prefix()))
 		if err := c.chains.Start(cc.LeaseTTL); err != nil {
@@ -126,12 +127,16 @@ func (s *Server) clusterStatus() clusterStatus {
 // localReplica is this replica as the leases see it: the scheduler's
 // demand, and where a lease is applied. The scheduler's limit is the
 // lease, capped by the adaptive limit (what the platform was found to
-// take: the lease is its cap, SetCap) less the slots held for background
-// work; the rate is the lease's share of SEQUOIA_MAX_RATE.
+// take: the lease is its cap, SetCap) unless the other replicas outvoted
+// it (ownLimit), less the slots held for background work; the rate is the
+// lease's share of SEQUOIA_MAX_RATE.
 type localReplica struct {
 	sched  *qos.Scheduler
 	lim    *adaptive.Limit // nil when SEQUOIA_ADAPTIVE is off
 	leases *cluster.Leases // nil until the leases start
+	// budget is the cluster's effective budget (Leases.EffectiveBudget);
+	// nil until the leases start.
+	budget func() int
 
 	mu    sync.Mutex
 	slots int
@@ -206,12 +211,29 @@ func (l *localReplica) InFlight() int {
 func (l *localReplica) applyLocked() {
 	n := l.slots
 	if l.lim != nil && n > 0 {
-		n = min(n, l.lim.Effective())
+		n = min(n, l.ownLimit())
 	}
 	l.sched.SetLimit(n)
 	if l.rate > 0 {
 		l.sched.SetRate(l.rate)
 	}
+}
+
+// ownLimit is what this replica's adaptive limit allows it (less the
+// background holds). A limit that still grows in slow start, or a cut
+// still being verified, holds. A standing cut that the other replicas
+// outvoted does not: the cluster's budget, the median of the replicas'
+// views, is above it, so most of them find the platform takes more. Such
+// a cut is one replica's misreading (its own CPU starved, cold instances
+// whose end seemed to verify it); held to it, the replica would sit on a
+// lease it cannot use while its share of the chains waits. The leases
+// still never sum above the cluster's budget.
+func (l *localReplica) ownLimit() int {
+	st := l.lim.Status()
+	if l.budget != nil && !st.SlowStart && !st.Verifying && st.Limit < l.budget() {
+		return max(1, l.slots-st.Held)
+	}
+	return st.Effective
 }
 
 // learner is what this replica learned, shared with the others.

@@ -288,3 +288,54 @@ func TestUnverifiedCutNotShared(t *testing.T) {
 		t.Errorf("a verified cut told the others %d, want the limit %d", got, st.Limit)
 	}
 }
+
+// TestOutvotedCutDoesNotHold: a standing queueing cut caps this replica
+// while the cluster's budget (the median of the replicas' views) agrees
+// with it; once the others outvote it (the budget is above it), the
+// replica runs on its whole lease. A cut still being verified holds
+// either way, so that the calls sent after it can show whether latency
+// followed.
+func TestOutvotedCutDoesNotHold(t *testing.T) {
+	sched := qos.New(qos.Config{Limit: 1})
+	defer sched.Close()
+	budget := 0
+	l := &localReplica{sched: sched, budget: func() int { return budget }}
+	lim := adaptive.New(adaptive.Config{Ceiling: 100, Initial: 50, Window: time.Nanosecond}, l.SetLimit, l.InFlight, nil)
+	l.lim = lim
+	l.Apply(30, 0)
+	answered := func(n, inFlight int, rtt time.Duration) {
+		for range n {
+			lim.OnSuccess("f", inFlight, time.Now().Add(-rtt))
+		}
+	}
+	answered(6, 1, 40*time.Millisecond)    // alone: its baseline
+	answered(12, 40, 400*time.Millisecond) // 40 in flight, 10x slower: queueing
+	st := lim.Status()
+	if st.QueueingCuts != 1 || !st.Verifying || st.Limit >= 30 {
+		t.Fatalf("status %+v: want one cut below the lease, being verified", st)
+	}
+	budget = 100 // the others see the platform take all of it
+	l.Apply(30, 0)
+	if got := sched.Limit(); got != st.Limit {
+		t.Errorf("limit while the cut is verified = %d, want the cut's %d", got, st.Limit)
+	}
+	time.Sleep(60 * time.Millisecond) // the calls below were sent after the cut
+	answered(12, 4, 40*time.Millisecond)
+	if st = lim.Status(); st.Verifying || st.CutsUndone != 0 {
+		t.Fatalf("status %+v: want the cut verified", st)
+	}
+	budget = st.Limit // most replicas found the same
+	l.Apply(30, 0)
+	if got := sched.Limit(); got != st.Limit {
+		t.Errorf("limit with the cluster agreeing = %d, want the cut's %d", got, st.Limit)
+	}
+	budget = 100 // outvoted
+	l.Apply(30, 0)
+	if got := sched.Limit(); got != 30 {
+		t.Errorf("limit with the cut outvoted = %d, want the lease 30", got)
+	}
+	lim.Hold(time.Hour)
+	if got := sched.Limit(); got != 29 {
+		t.Errorf("limit outvoted with one slot held for background work = %d, want 29", got)
+	}
+}
