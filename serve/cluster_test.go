@@ -241,30 +241,33 @@ func TestLeaseCapsAdaptiveLimit(t *testing.T) {
 		t.Errorf("a limit still in slow start told the others %d, want 0 (nothing learned)", l.Adaptive())
 	}
 	l.Apply(10, 0)
-	if got := sched.Limit(); got != 10 {
-		t.Errorf("limit on a lease of 10 = %d, want 10", got)
-	}
+	wantLimit(t, sched, 10, "on a lease of 10")
 	lim.Hold(time.Hour)
-	if got := sched.Limit(); got != 9 {
-		t.Errorf("limit with one slot held = %d, want 9", got)
-	}
+	wantLimit(t, sched, 9, "with one slot held")
 	l.Apply(0, 0)
-	if got := sched.Limit(); got != 0 {
-		t.Errorf("limit without a lease = %d, want 0", got)
+	wantLimit(t, sched, 0, "without a lease")
+}
+
+// wantLimit checks the scheduler's limit, in the state what says.
+func wantLimit(t *testing.T, sched *qos.Scheduler, want int, what string) {
+	t.Helper()
+	if got := sched.Limit(); got != want {
+		t.Errorf("limit %s = %d, want %d", what, got, want)
 	}
 }
 
-// TestUnverifiedCutNotShared: a queueing cut of the adaptive limit is this
-// replica's guess until the calls sent after it show that latency followed
-// (else it is undone): meanwhile it does not shrink the other replicas'
-// budget (Adaptive says nothing), and once it stands it does.
-func TestUnverifiedCutNotShared(t *testing.T) {
+// cutReplica is a replica on a lease of the given slots (budget: the
+// cluster's, nil for none), whose adaptive limit (ceiling 100, from 50)
+// has just cut on queueing: calls answered at 40 ms alone, then at 400 ms
+// with 40 in flight. answered reports more calls.
+func cutReplica(t *testing.T, lease int, budget func() int) (*localReplica, *adaptive.Limit, func(n, inFlight int, rtt time.Duration)) {
+	t.Helper()
 	sched := qos.New(qos.Config{Limit: 1})
-	defer sched.Close()
-	l := &localReplica{sched: sched}
+	t.Cleanup(sched.Close)
+	l := &localReplica{sched: sched, budget: budget}
 	lim := adaptive.New(adaptive.Config{Ceiling: 100, Initial: 50, Window: time.Nanosecond}, l.SetLimit, l.InFlight, nil)
 	l.lim = lim
-	l.Apply(100, 0)
+	l.Apply(lease, 0)
 	answered := func(n, inFlight int, rtt time.Duration) {
 		for range n {
 			lim.OnSuccess("f", inFlight, time.Now().Add(-rtt))
@@ -272,6 +275,15 @@ func TestUnverifiedCutNotShared(t *testing.T) {
 	}
 	answered(6, 1, 40*time.Millisecond)    // alone: its baseline
 	answered(12, 40, 400*time.Millisecond) // 40 in flight, 10x slower: queueing
+	return l, lim, answered
+}
+
+// TestUnverifiedCutNotShared: a queueing cut of the adaptive limit is this
+// replica's guess until the calls sent after it show that latency followed
+// (else it is undone): meanwhile it does not shrink the other replicas'
+// budget (Adaptive says nothing), and once it stands it does.
+func TestUnverifiedCutNotShared(t *testing.T) {
+	l, lim, answered := cutReplica(t, 100, nil)
 	if st := lim.Status(); st.QueueingCuts != 1 || !st.Verifying || st.Limit >= 50 {
 		t.Fatalf("status %+v: want one cut, being verified", st)
 	}
@@ -296,29 +308,16 @@ func TestUnverifiedCutNotShared(t *testing.T) {
 // either way, so that the calls sent after it can show whether latency
 // followed.
 func TestOutvotedCutDoesNotHold(t *testing.T) {
-	sched := qos.New(qos.Config{Limit: 1})
-	defer sched.Close()
 	budget := 0
-	l := &localReplica{sched: sched, budget: func() int { return budget }}
-	lim := adaptive.New(adaptive.Config{Ceiling: 100, Initial: 50, Window: time.Nanosecond}, l.SetLimit, l.InFlight, nil)
-	l.lim = lim
-	l.Apply(30, 0)
-	answered := func(n, inFlight int, rtt time.Duration) {
-		for range n {
-			lim.OnSuccess("f", inFlight, time.Now().Add(-rtt))
-		}
-	}
-	answered(6, 1, 40*time.Millisecond)    // alone: its baseline
-	answered(12, 40, 400*time.Millisecond) // 40 in flight, 10x slower: queueing
+	l, lim, answered := cutReplica(t, 30, func() int { return budget })
+	sched := l.sched
 	st := lim.Status()
 	if st.QueueingCuts != 1 || !st.Verifying || st.Limit >= 30 {
 		t.Fatalf("status %+v: want one cut below the lease, being verified", st)
 	}
 	budget = 100 // the others see the platform take all of it
 	l.Apply(30, 0)
-	if got := sched.Limit(); got != st.Limit {
-		t.Errorf("limit while the cut is verified = %d, want the cut's %d", got, st.Limit)
-	}
+	wantLimit(t, sched, st.Limit, "while the cut is verified")
 	time.Sleep(60 * time.Millisecond) // the calls below were sent after the cut
 	answered(12, 4, 40*time.Millisecond)
 	if st = lim.Status(); st.Verifying || st.CutsUndone != 0 {
@@ -326,16 +325,10 @@ func TestOutvotedCutDoesNotHold(t *testing.T) {
 	}
 	budget = st.Limit // most replicas found the same
 	l.Apply(30, 0)
-	if got := sched.Limit(); got != st.Limit {
-		t.Errorf("limit with the cluster agreeing = %d, want the cut's %d", got, st.Limit)
-	}
+	wantLimit(t, sched, st.Limit, "with the cluster agreeing")
 	budget = 100 // outvoted
 	l.Apply(30, 0)
-	if got := sched.Limit(); got != 30 {
-		t.Errorf("limit with the cut outvoted = %d, want the lease 30", got)
-	}
+	wantLimit(t, sched, 30, "with the cut outvoted")
 	lim.Hold(time.Hour)
-	if got := sched.Limit(); got != 29 {
-		t.Errorf("limit outvoted with one slot held for background work = %d, want 29", got)
-	}
+	wantLimit(t, sched, 29, "outvoted with one slot held for background work")
 }
