@@ -53,6 +53,11 @@ func (r *Run) batch(sc scope, name string, n *Node, in []byte) ([]byte, error) {
 	g.items = append(g.items, in)
 	g.waiters = append(g.waiters, w)
 	full := len(g.items) >= n.MaxItems
+	if full {
+		// The next item starts a new batch, before this one is flushed:
+		// between this unlock and flush's lock it would join this one.
+		b.cur = nil
+	}
 	b.mu.Unlock()
 	if full {
 		g.timer.Stop()

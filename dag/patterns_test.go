@@ -3,6 +3,7 @@ package dag
 import (
 	"encoding/json"
 	"errors"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -181,6 +182,31 @@ func TestBatchAcrossRuns(t *testing.T) {
 		unmarshal(t, out, &got)
 		if got.Item.Run != i || got.Batch != 3 {
 			t.Errorf("run %d got %s: want its own item of a batch of 3", i, out)
+		}
+	}
+}
+
+// TestBatchNeverOverfills: items that arrive together, more than a batch
+// holds, never make a batch larger than max_items (an item arriving while
+// a full batch is being sent starts the next one).
+func TestBatchNeverOverfills(t *testing.T) {
+	r := newRig(t, 8, nil)
+	r.put(t, "m", `{"start":"m","nodes":{"m":{"kind":"map","do":"b"},"b":{"kind":"batch","function":"agg","max_items":3,"max_wait_ms":2000}}}`)
+	items := make([]string, 60)
+	for i := range items {
+		items[i] = strconv.Itoa(i)
+	}
+	_, st, out, f := r.run(t, "m", "["+strings.Join(items, ",")+"]")
+	if st != Succeeded {
+		t.Fatalf("status %s (%v)", st, f)
+	}
+	var got []result
+	unmarshal(t, out, &got)
+	for _, g := range got {
+		var batch []int
+		unmarshal(t, g.Input, &batch)
+		if len(batch) > 3 {
+			t.Fatalf("an item in a batch of %d: %s", len(batch), g.Input)
 		}
 	}
 }
