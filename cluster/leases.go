@@ -63,7 +63,6 @@ type Leases struct {
 	lease    int              // this replica's entry, as last read or written
 	applied  int              // the slots given to Local.Apply
 	target   int              // its share, as last computed
-	budget   int              // the effective budget, as last computed
 	joined   bool             // the table has given it a lease once
 	fallback bool
 	fellBack time.Time // when it fell back
@@ -255,9 +254,9 @@ func (l *Leases) round() {
 	live, needs := l.liveLocked(now, doc, d, hb)
 	l.lastN = len(live)
 	l.replicas.Store(int64(len(live)))
-	l.budget = l.effectiveBudgetLocked(now)
-	l.effective.Store(int64(l.budget))
-	shares := allocate(l.budget, needs)
+	budget := l.effectiveBudgetLocked(now)
+	l.effective.Store(int64(budget))
+	shares := allocate(budget, needs)
 	l.target = shares[l.e.replica]
 	cur := doc.Leases[l.e.replica]
 	l.lease = cur
@@ -281,7 +280,7 @@ func (l *Leases) round() {
 	switch {
 	case l.target > cur:
 		want = max(cur, min(l.target, l.cfg.Budget-others)) // what is free
-	case l.target < cur && (cur-l.target >= max(1, l.cfg.Budget/20) || others+cur > l.budget):
+	case l.target < cur && (cur-l.target >= max(1, l.cfg.Budget/20) || others+cur > budget):
 		want = l.target
 	}
 	use, write := want, want
@@ -655,7 +654,7 @@ func (l *Leases) Status() LeaseStatus {
 	now := time.Now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	st := LeaseStatus{Budget: l.cfg.Budget, Effective: l.budget, Rate: l.cfg.Rate, Lease: l.lease, Applied: l.applied,
+	st := LeaseStatus{Budget: l.cfg.Budget, Effective: l.EffectiveBudget(), Rate: l.cfg.Rate, Lease: l.lease, Applied: l.applied,
 		Target: l.target, Fallback: l.fallback, LastRound: l.lastOK, TTL: l.cfg.TTL.String(),
 		Interval: l.cfg.Interval.String(), Grown: l.changes[0], Shrunk: l.changes[1], ConfirmedByPeers: l.byPeers}
 	if l.fallback {

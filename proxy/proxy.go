@@ -173,7 +173,8 @@ func New(cfg Config, sched Scheduler, fwd Forwarder, m *metrics.Metrics, log *sl
 	p.tenants = intern.New(cfg.MaxTenants, func(s string) string { return s }, "_other")
 	var shards atomic.Uint32
 	p.reqs.New = func() any {
-		return &request{scratch: make([]byte, 0, 128), shard: uint8(shards.Add(1) % heldShards)}
+		return &request{scratch: make([]byte, 0, 128), shard: uint8(shards.Add(1) % heldShards),
+			start: p.cfg.RequestStartHeader}
 	}
 	p.plat.init(p)
 	p.edge.init(p)
@@ -389,7 +390,7 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 		p.writeError(ctx, errShuttingDown)
 		return
 	}
-	r.ctx, r.start = ctx, p.cfg.RequestStartHeader
+	r.ctx = ctx
 	if p.cfg.Observer != nil {
 		p.cfg.Observer.Arrived(inv)
 	}

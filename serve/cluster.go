@@ -48,8 +48,7 @@ func (s *Server) startCluster() error {
 		TTL: cc.LeaseTTL, Interval: cc.LeaseInterval,
 		Origin: originOf(s.sched.ChainIDs().Prefix()),
 	}, c.local, s.log)
-	c.local.leases = c.leases
-	c.local.budget = c.leases.EffectiveBudget
+	c.local.peers = c.leases
 	if c.chains != nil {
 		c.chains.SetOrigin(originOf(s.sched.ChainIDs().Prefix()))
 		if err := c.chains.Start(cc.LeaseTTL); err != nil {
@@ -131,12 +130,9 @@ func (s *Server) clusterStatus() clusterStatus {
 // it (ownLimit), less the slots held for background work; the rate is the
 // lease's share of SEQUOIA_MAX_RATE.
 type localReplica struct {
-	sched  *qos.Scheduler
-	lim    *adaptive.Limit // nil when SEQUOIA_ADAPTIVE is off
-	leases *cluster.Leases // nil until the leases start
-	// budget is the cluster's effective budget (Leases.EffectiveBudget);
-	// nil until the leases start.
-	budget func() int
+	sched *qos.Scheduler
+	lim   *adaptive.Limit // nil when SEQUOIA_ADAPTIVE is off
+	peers peersView       // the leases; nil until they start
 
 	mu    sync.Mutex
 	slots int
@@ -201,8 +197,8 @@ func (l *localReplica) SetLimit(int) {
 // its view of the platform's, which they share).
 func (l *localReplica) InFlight() int {
 	n := l.sched.InFlight()
-	if l.leases != nil {
-		n += l.leases.ClusterInFlight()
+	if l.peers != nil {
+		n += l.peers.ClusterInFlight()
 	}
 	return n
 }
@@ -229,11 +225,18 @@ func (l *localReplica) applyLocked() {
 // lease it cannot use while its share of the chains waits. The leases
 // still never sum above the cluster's budget.
 func (l *localReplica) ownLimit() int {
-	st := l.lim.Status()
-	if l.budget != nil && !st.SlowStart && !st.Verifying && st.Limit < l.budget() {
-		return max(1, l.slots-st.Held)
+	if a := l.Adaptive(); a > 0 && l.peers != nil && a < l.peers.EffectiveBudget() {
+		return max(1, l.slots-l.lim.Held())
 	}
-	return st.Effective
+	return l.lim.Effective()
+}
+
+// peersView is what the leases (cluster.Leases) tell a replica of the
+// others: their invocations in flight, as last heard, and the budget
+// shared out, the median of everyone's view of the platform.
+type peersView interface {
+	ClusterInFlight() int
+	EffectiveBudget() int
 }
 
 // learner is what this replica learned, shared with the others.

@@ -256,15 +256,15 @@ func wantLimit(t *testing.T, sched *qos.Scheduler, want int, what string) {
 	}
 }
 
-// cutReplica is a replica on a lease of the given slots (budget: the
-// cluster's, nil for none), whose adaptive limit (ceiling 100, from 50)
+// cutReplica is a replica on a lease of the given slots (peers: the
+// cluster's view, nil for none), whose adaptive limit (ceiling 100, from 50)
 // has just cut on queueing: calls answered at 40 ms alone, then at 400 ms
 // with 40 in flight. answered reports more calls.
-func cutReplica(t *testing.T, lease int, budget func() int) (*localReplica, *adaptive.Limit, func(n, inFlight int, rtt time.Duration)) {
+func cutReplica(t *testing.T, lease int, peers peersView) (*localReplica, *adaptive.Limit, func(n, inFlight int, rtt time.Duration)) {
 	t.Helper()
 	sched := qos.New(qos.Config{Limit: 1})
 	t.Cleanup(sched.Close)
-	l := &localReplica{sched: sched, budget: budget}
+	l := &localReplica{sched: sched, peers: peers}
 	lim := adaptive.New(adaptive.Config{Ceiling: 100, Initial: 50, Window: time.Nanosecond}, l.SetLimit, l.InFlight, nil)
 	l.lim = lim
 	l.Apply(lease, 0)
@@ -301,6 +301,13 @@ func TestUnverifiedCutNotShared(t *testing.T) {
 	}
 }
 
+// fixedPeers is the others as a test sets them: none in flight, and the
+// cluster's budget.
+type fixedPeers struct{ budget int }
+
+func (p *fixedPeers) ClusterInFlight() int { return 0 }
+func (p *fixedPeers) EffectiveBudget() int { return p.budget }
+
 // TestOutvotedCutDoesNotHold: a standing queueing cut caps this replica
 // while the cluster's budget (the median of the replicas' views) agrees
 // with it; once the others outvote it (the budget is above it), the
@@ -308,14 +315,14 @@ func TestUnverifiedCutNotShared(t *testing.T) {
 // either way, so that the calls sent after it can show whether latency
 // followed.
 func TestOutvotedCutDoesNotHold(t *testing.T) {
-	budget := 0
-	l, lim, answered := cutReplica(t, 30, func() int { return budget })
+	peers := &fixedPeers{}
+	l, lim, answered := cutReplica(t, 30, peers)
 	sched := l.sched
 	st := lim.Status()
 	if st.QueueingCuts != 1 || !st.Verifying || st.Limit >= 30 {
 		t.Fatalf("status %+v: want one cut below the lease, being verified", st)
 	}
-	budget = 100 // the others see the platform take all of it
+	peers.budget = 100 // the others see the platform take all of it
 	l.Apply(30, 0)
 	wantLimit(t, sched, st.Limit, "while the cut is verified")
 	time.Sleep(60 * time.Millisecond) // the calls below were sent after the cut
@@ -323,10 +330,10 @@ func TestOutvotedCutDoesNotHold(t *testing.T) {
 	if st = lim.Status(); st.Verifying || st.CutsUndone != 0 {
 		t.Fatalf("status %+v: want the cut verified", st)
 	}
-	budget = st.Limit // most replicas found the same
+	peers.budget = st.Limit // most replicas found the same
 	l.Apply(30, 0)
 	wantLimit(t, sched, st.Limit, "with the cluster agreeing")
-	budget = 100 // outvoted
+	peers.budget = 100 // outvoted
 	l.Apply(30, 0)
 	wantLimit(t, sched, 30, "with the cut outvoted")
 	lim.Hold(time.Hour)
